@@ -1,0 +1,2 @@
+// Placeholder until the checksum benchmark lands.
+fn main() {}

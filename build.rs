@@ -1,0 +1,70 @@
+//! Finds DPDK (>= 22.11) with pkg-config, generates the FFI bindings with bindgen (narrow allowlists) and compiles
+//! the C shim for what bindgen cannot see (thread-locals, macros, static inline burst/alloc calls).
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/dpdk/shim.c");
+    println!("cargo:rerun-if-changed=src/dpdk/shim.h");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let dpdk = match pkg_config::Config::new()
+        .atleast_version("22.11")
+        .cargo_metadata(true)
+        .probe("libdpdk")
+    {
+        Ok(lib) => lib,
+        Err(e) => {
+            println!(
+                "cargo:warning=DPDK >= 22.11 not found ({e}); run scripts/install-deps.sh to install it"
+            );
+            eprintln!("error: DPDK >= 22.11 not found: run scripts/install-deps.sh");
+            std::process::exit(1);
+        }
+    };
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+
+    // pkg-config drops `-include rte_config.h`; the wrapper header includes it first instead.
+    let mut clang_args: Vec<String> = vec!["-march=corei7".into()];
+    for p in &dpdk.include_paths {
+        clang_args.push(format!("-I{}", p.display()));
+    }
+
+    let bindings = bindgen::Builder::default()
+        .header("src/dpdk/shim.h")
+        .clang_args(&clang_args)
+        .allowlist_function(
+            "shim_.*|rte_eal_.*|rte_eth_.*|rte_pktmbuf_pool_create|rte_pktmbuf_free_bulk|rte_mempool_free|\
+             rte_mempool_avail_count|rte_mempool_in_use_count|rte_lcore_count|rte_socket_id|rte_strerror|\
+             rte_thread_register|rte_thread_unregister|rte_get_tsc_hz|rte_tel_.*|rte_telemetry_.*|\
+             rte_pdump_init|rte_pdump_uninit|rte_dev_probe|rte_mempool_lookup|rte_exit",
+        )
+        .allowlist_type("rte_mbuf|rte_mempool|rte_eth_.*|rte_ether_addr|rte_tel_data")
+        .allowlist_var("RTE_ETH_.*|RTE_MBUF_.*|RTE_MAX_ETHPORTS|RTE_MAX_LCORE|RTE_PKTMBUF_HEADROOM|RTE_TEL_.*")
+        .opaque_type("rte_l2tpv2_combined_msg_hdr|rte_arp_ipv4|rte_arp_hdr")
+        .clang_macro_fallback()
+        .clang_macro_fallback_build_dir(&out)
+        .derive_default(true)
+        .layout_tests(false)
+        .generate_comments(false)
+        .prepend_enum_name(false)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .generate()
+        .expect("bindgen failed on DPDK headers");
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("cannot write bindings.rs");
+
+    let mut cc = cc::Build::new();
+    cc.file("src/dpdk/shim.c")
+        .flag("-march=corei7")
+        .flag_if_supported("-Wno-unused-parameter")
+        .opt_level(3);
+    for p in &dpdk.include_paths {
+        cc.include(p);
+    }
+    for (k, v) in &dpdk.defines {
+        cc.define(k, v.as_deref());
+    }
+    cc.compile("greway_shim");
+}

@@ -1,0 +1,67 @@
+//! THE ONLY FFI MODULE. Safe RAII wrappers over DPDK 22.11: [`Eal`], [`Mempool`], [`Port`], [`Mbuf`], bursts.
+//!
+//! Contract: every other module is safe Rust. Per-packet mbuf operations (data, prepend, adj, append, trim,
+//! headroom) are done in Rust on the mbuf's own fields — no FFI call per packet; bursts (rx, tx, bulk free) are
+//! one FFI call each. C return codes become `Result<_, DpdkError>` carrying the `rte_errno` text.
+pub mod eal;
+pub mod error;
+pub mod mbuf;
+pub mod mempool;
+pub mod port;
+pub mod sys;
+
+pub use eal::{register_thread, tsc_hz, unregister_thread, Eal};
+pub use error::DpdkError;
+pub use mbuf::{Burst, Drain, Mbuf};
+pub use mempool::Mempool;
+pub use port::{LinkStatus, Port, PortConfig, PortStats};
+
+use std::fmt;
+
+/// An ethdev port id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+/// A queue index on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId(pub u16);
+/// An EAL logical core id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LcoreId(pub u32);
+
+impl fmt::Display for PortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port{}", self.0)
+    }
+}
+impl fmt::Display for QueueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "q{}", self.0)
+    }
+}
+impl fmt::Display for LcoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lcore{}", self.0)
+    }
+}
+
+/// Read the CPU's time-stamp counter (the clock DPDK's `rte_rdtsc` reads).
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no memory effects and is available on every x86_64 CPU.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: a plain call into DPDK's inline rdtsc through the shim.
+        unsafe { sys::shim_rdtsc() }
+    }
+}
+
+/// DPDK's own `rte_raw_cksum` (through the shim): the checksum benchmark's baseline. Returns the folded,
+/// uncomplemented one's-complement sum in host byte order, as DPDK does.
+pub fn raw_cksum(data: &[u8]) -> u16 {
+    // SAFETY: the pointer and length describe a live slice; rte_raw_cksum only reads it.
+    unsafe { sys::shim_raw_cksum(data.as_ptr().cast(), data.len()) }
+}
