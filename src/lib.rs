@@ -4,4 +4,5 @@
 //! (the only FFI) -> `control`, `app`, `cli`. See ../shared/design/architecture.md.
 pub mod buf;
 pub mod dpdk;
+pub mod stats;
 pub mod wire;
