@@ -90,16 +90,17 @@ impl Lpm6 {
     }
 
     fn from_unsorted(mut routes: Vec<(u8, u128, u32)>) -> Result<Self, LpmError> {
-        // Stable: equal prefixes keep input order, so the last is painted last and wins.
+        // Stable sort: among equal prefixes the input order is kept.
         routes.sort_by_key(|&(len, addr, _)| (len, addr));
-        let mut distinct = 0;
-        let mut prev = None;
-        for &(len, addr, _) in &routes {
-            if prev != Some((len, addr)) {
-                distinct += 1;
-                prev = Some((len, addr));
+        // Keep one route per prefix, with the value of the last one given.
+        routes.dedup_by(|later, kept| {
+            let same = (later.0, later.1) == (kept.0, kept.1);
+            if same {
+                kept.2 = later.2;
             }
-        }
+            same
+        });
+        let distinct = routes.len();
         Self::build_sorted(routes.into_iter(), distinct, None)
     }
 
@@ -200,19 +201,41 @@ impl Lpm6 {
     }
 
     /// Looks up every address of `addrs` into the same position of `out`, [`BURST`] at a time,
-    /// issuing all root loads of a burst before walking the groups.
+    /// level by level: all root loads of a burst, then the depth-1 group loads of those still
+    /// extended, and so on, so the cache misses of the burst's walks overlap instead of forming
+    /// one dependent chain per address.
     ///
     /// # Panics
     /// If `addrs` and `out` differ in length.
     pub fn lookup_bulk(&self, addrs: &[u128], out: &mut [Option<u32>]) {
         assert_eq!(addrs.len(), out.len(), "lookup_bulk: length mismatch");
         for (a, o) in addrs.chunks(BURST).zip(out.chunks_mut(BURST)) {
-            let mut e0 = [0u32; BURST];
-            for (e, &addr) in e0.iter_mut().zip(a) {
+            let mut e = [0u32; BURST];
+            let mut extended = false;
+            for (e, &addr) in e.iter_mut().zip(a) {
                 *e = self.root[(addr >> (128 - ROOT_BITS)) as usize];
+                extended |= *e & EXTENDED != 0;
             }
-            for ((o, &e), &addr) in o.iter_mut().zip(&e0).zip(a) {
-                *o = self.resolve(e, addr);
+            let mut shift = 128 - ROOT_BITS;
+            while extended {
+                // Groups at depth 14 (shift 0) never hold extended entries.
+                shift -= 8;
+                extended = false;
+                for (e, &addr) in e.iter_mut().zip(a) {
+                    if *e & EXTENDED != 0 {
+                        let i =
+                            (((*e & VALUE_MASK) as usize) << 8) | ((addr >> shift) & 0xff) as usize;
+                        *e = self.groups[i];
+                        extended |= *e & EXTENDED != 0;
+                    }
+                }
+            }
+            for (o, &e) in o.iter_mut().zip(&e) {
+                *o = if e & VALID != 0 {
+                    Some(e & VALUE_MASK)
+                } else {
+                    None
+                };
             }
         }
     }
