@@ -14,11 +14,17 @@
 //!   (like `rte_lpm6`): at most 15 dependent loads, `1 + ceil((len - 16) / 8)` for a match of
 //!   length `len > 16`.
 //!
+//! Measured once (release, 2 shared cores under load, 4 KiB pages): `Lpm4` with 1M routes and
+//! random addresses ~20-25 ns per lookup single or in bursts of 32, bound by TLB and cache misses
+//! on the 64 MiB `tbl24` (backing it with huge pages is the datapath's business); `Lpm6` with
+//! ~9k routes (23k groups) ~50 ns single, ~40 ns bulk; with 180k routes (460k groups, 450 MiB)
+//! ~310 ns single, ~115 ns bulk, where each trie level is a dependent cache miss.
+//!
 //! Both map a prefix to a next-hop value `u32 <=` [`lpm::MAX_NEXT_HOP`] (2^30 - 1); the caller
 //! decides what it means (tunnel index, next-hop index). Longer prefixes win; for the same
 //! prefix given twice the last one wins. Host bits beyond the prefix length are ignored.
 pub mod lpm;
 pub mod lpm6;
 
-pub use lpm::{Lpm4, Lpm4Builder, LpmError, MAX_NEXT_HOP};
+pub use lpm::{Lpm4, Lpm4Builder, LpmError, BURST, MAX_NEXT_HOP};
 pub use lpm6::{Lpm6, Lpm6Builder};
