@@ -5,4 +5,5 @@
 pub mod buf;
 pub mod dpdk;
 pub mod stats;
+pub mod tunnel;
 pub mod wire;

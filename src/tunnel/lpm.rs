@@ -1,0 +1,689 @@
+//! IPv4 longest-prefix match, DIR-24-8 (the `rte_lpm` layout, in safe Rust).
+//!
+//! # Layout
+//! - `tbl24`: 2^24 `u32` entries (64 MiB), indexed by the top 24 bits of the address. It is
+//!   allocated zeroed (`calloc`), so the kernel only backs the pages that routes touch.
+//! - `tbl8`: groups of 256 `u32` entries, one group per /24 that holds a prefix longer than /24,
+//!   indexed by the low 8 bits of the address.
+//!
+//! An entry is `VALID (bit 31) | EXTENDED (bit 30) | value (bits 0..30)`. In `tbl24`, an extended
+//! entry's value is a `tbl8` group index; otherwise it is a next hop. `tbl8` entries are never
+//! extended. A lookup is thus one `tbl24` load and at most one `tbl8` load.
+//!
+//! # Build
+//! Routes are sorted by (prefix length, network) and painted shortest first: every prefix
+//! overwrites the whole range it covers, so longer prefixes win whatever the insertion order.
+//! Because every prefix longer than /24 comes after every prefix of /24 or shorter, a range
+//! painted in `tbl24` never covers an extended entry, and a new `tbl8` group starts as 256 copies
+//! of the `tbl24` entry it replaces (the covering shorter route, or "no route").
+//! Cost: `O(n log n)` for the sort plus, per distinct prefix of length `l`, `2^(24 - l)` writes
+//! (`l <= 24`) or `2^(32 - l)` writes (`l > 24`); at most `2^24` writes per prefix length.
+//!
+//! # Limits
+//! - Next hops are `u32 <=` [`MAX_NEXT_HOP`] (2^30 - 1); larger ones are rejected.
+//! - Prefix lengths are `0..=32`; host bits beyond the length are ignored (`10.1.2.3/8` is
+//!   `10.0.0.0/8`).
+//! - The same prefix given twice: the last one wins (builders: `insert` replaces).
+//! - Memory: 64 MiB virtual for `tbl24` (resident only where routes are) plus 1 KiB per `tbl8`
+//!   group, i.e. per distinct /24 holding a longer prefix (at most 2^24 groups = 16 GiB; cap it
+//!   with [`Lpm4Builder::with_max_tbl8_groups`]).
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+/// Largest next-hop value a table can store (30 bits).
+pub const MAX_NEXT_HOP: u32 = VALUE_MASK;
+
+pub(crate) const VALID: u32 = 1 << 31;
+pub(crate) const EXTENDED: u32 = 1 << 30;
+pub(crate) const VALUE_MASK: u32 = EXTENDED - 1;
+
+/// Number of addresses (or burst slots) handled per pass by the bulk lookups.
+pub const BURST: usize = 32;
+
+const TBL24_LEN: usize = 1 << 24;
+
+/// Why a route table could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LpmError {
+    /// The prefix length exceeds the address width (32 for IPv4, 128 for IPv6).
+    #[error("prefix length {len} exceeds {max}")]
+    PrefixLen { len: u8, max: u8 },
+    /// The next hop does not fit in 30 bits.
+    #[error("next hop {next_hop} exceeds {}", MAX_NEXT_HOP)]
+    NextHop { next_hop: u32 },
+    /// More second-level groups are needed than allowed (or encodable).
+    #[error("more than {max} tbl8 groups needed")]
+    Tbl8Exhausted { max: usize },
+}
+
+pub(crate) fn check_next_hop(next_hop: u32) -> Result<(), LpmError> {
+    if next_hop > MAX_NEXT_HOP {
+        Err(LpmError::NextHop { next_hop })
+    } else {
+        Ok(())
+    }
+}
+
+/// Network address of `addr/len` (host bits cleared); `len <= 32`.
+#[inline]
+fn mask4(addr: u32, len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        addr & (u32::MAX << (32 - u32::from(len)))
+    }
+}
+
+/// An immutable IPv4 longest-prefix-match table (DIR-24-8). See the module docs.
+pub struct Lpm4 {
+    tbl24: Box<[u32; TBL24_LEN]>,
+    tbl8: Box<[u32]>,
+    routes: usize,
+}
+
+impl fmt::Debug for Lpm4 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lpm4")
+            .field("routes", &self.routes)
+            .field("tbl8_groups", &self.tbl8_groups())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lpm4 {
+    /// Builds a table from `(network, prefix length, next hop)` triples, in any order.
+    /// For a prefix given more than once, the last one wins.
+    pub fn new(routes: &[(Ipv4Addr, u8, u32)]) -> Result<Self, LpmError> {
+        let mut sorted = Vec::with_capacity(routes.len());
+        for &(addr, len, nh) in routes {
+            if len > 32 {
+                return Err(LpmError::PrefixLen { len, max: 32 });
+            }
+            check_next_hop(nh)?;
+            sorted.push((len, mask4(u32::from(addr), len), nh));
+        }
+        Self::from_unsorted(sorted, None)
+    }
+
+    /// Builds a table from `(network, next hop)` pairs, in any order; the last duplicate wins.
+    pub fn from_nets(routes: &[(Ipv4Net, u32)]) -> Result<Self, LpmError> {
+        let mut sorted = Vec::with_capacity(routes.len());
+        for &(net, nh) in routes {
+            check_next_hop(nh)?;
+            let len = net.prefix_len();
+            sorted.push((len, mask4(u32::from(net.addr()), len), nh));
+        }
+        Self::from_unsorted(sorted, None)
+    }
+
+    fn from_unsorted(
+        mut routes: Vec<(u8, u32, u32)>,
+        max_groups: Option<usize>,
+    ) -> Result<Self, LpmError> {
+        // Stable sort: among equal prefixes the input order is kept.
+        routes.sort_by_key(|&(len, addr, _)| (len, addr));
+        // Keep one route per prefix, with the value of the last one given.
+        routes.dedup_by(|later, kept| {
+            let same = (later.0, later.1) == (kept.0, kept.1);
+            if same {
+                kept.2 = later.2;
+            }
+            same
+        });
+        let distinct = routes.len();
+        Self::build_sorted(routes.into_iter(), distinct, max_groups)
+    }
+
+    /// Paints routes sorted by (length, network) ascending; all already validated and masked.
+    fn build_sorted(
+        routes: impl Iterator<Item = (u8, u32, u32)>,
+        distinct: usize,
+        max_groups: Option<usize>,
+    ) -> Result<Self, LpmError> {
+        let max_groups = max_groups.unwrap_or(TBL24_LEN).min(TBL24_LEN);
+        let tbl24: Box<[u32; TBL24_LEN]> = vec![0u32; TBL24_LEN]
+            .into_boxed_slice()
+            .try_into()
+            .expect("tbl24 has 2^24 entries");
+        let mut table = Lpm4 {
+            tbl24,
+            tbl8: Box::new([]),
+            routes: distinct,
+        };
+        let mut tbl8: Vec<u32> = Vec::new();
+        for (len, addr, nh) in routes {
+            let entry = VALID | nh;
+            if len <= 24 {
+                let start = (addr >> 8) as usize;
+                let n = 1usize << (24 - len);
+                table.tbl24[start..start + n].fill(entry);
+            } else {
+                let i24 = (addr >> 8) as usize;
+                let e = table.tbl24[i24];
+                let group = if e & EXTENDED != 0 {
+                    (e & VALUE_MASK) as usize
+                } else {
+                    let group = tbl8.len() >> 8;
+                    if group >= max_groups {
+                        return Err(LpmError::Tbl8Exhausted { max: max_groups });
+                    }
+                    tbl8.resize(tbl8.len() + 256, e);
+                    table.tbl24[i24] = EXTENDED | group as u32;
+                    group
+                };
+                let start = (group << 8) | (addr & 0xff) as usize;
+                let n = 1usize << (32 - len);
+                tbl8[start..start + n].fill(entry);
+            }
+        }
+        table.tbl8 = tbl8.into_boxed_slice();
+        Ok(table)
+    }
+
+    /// Next hop of the longest prefix containing `addr` (host byte order), if any.
+    #[inline]
+    pub fn lookup(&self, addr: u32) -> Option<u32> {
+        self.resolve(self.tbl24[(addr >> 8) as usize], addr)
+    }
+
+    /// [`Lpm4::lookup`] on an [`Ipv4Addr`].
+    #[inline]
+    pub fn lookup_addr(&self, addr: Ipv4Addr) -> Option<u32> {
+        self.lookup(u32::from(addr))
+    }
+
+    /// Second half of a lookup, given the `tbl24` entry of `addr`.
+    #[inline(always)]
+    fn resolve(&self, e24: u32, addr: u32) -> Option<u32> {
+        let e = if e24 & EXTENDED != 0 {
+            self.tbl8[(((e24 & VALUE_MASK) as usize) << 8) | (addr & 0xff) as usize]
+        } else {
+            e24
+        };
+        if e & VALID != 0 {
+            Some(e & VALUE_MASK)
+        } else {
+            None
+        }
+    }
+
+    /// Looks up every address of `addrs` into the same position of `out`, [`BURST`] at a time:
+    /// all `tbl24` loads of a burst are issued before any `tbl8` load, so their cache misses
+    /// overlap.
+    ///
+    /// # Panics
+    /// If `addrs` and `out` differ in length.
+    pub fn lookup_bulk(&self, addrs: &[u32], out: &mut [Option<u32>]) {
+        assert_eq!(addrs.len(), out.len(), "lookup_bulk: length mismatch");
+        for (a, o) in addrs.chunks(BURST).zip(out.chunks_mut(BURST)) {
+            let mut e24 = [0u32; BURST];
+            for (e, &addr) in e24.iter_mut().zip(a) {
+                *e = self.tbl24[(addr >> 8) as usize];
+            }
+            for ((o, &e), &addr) in o.iter_mut().zip(&e24).zip(a) {
+                *o = self.resolve(e, addr);
+            }
+        }
+    }
+
+    /// Fixed-size burst lookup (e.g. `N = 32`), same two-phase order as [`Lpm4::lookup_bulk`].
+    #[inline]
+    pub fn lookup_burst<const N: usize>(&self, addrs: &[u32; N]) -> [Option<u32>; N] {
+        let e24: [u32; N] = std::array::from_fn(|i| self.tbl24[(addrs[i] >> 8) as usize]);
+        std::array::from_fn(|i| self.resolve(e24[i], addrs[i]))
+    }
+
+    /// Number of distinct prefixes in the table.
+    pub fn len(&self) -> usize {
+        self.routes
+    }
+
+    /// True if the table holds no route.
+    pub fn is_empty(&self) -> bool {
+        self.routes == 0
+    }
+
+    /// Number of `tbl8` groups (1 KiB each) in use.
+    pub fn tbl8_groups(&self) -> usize {
+        self.tbl8.len() >> 8
+    }
+
+    /// Bytes allocated (virtual; `tbl24` pages not touched by any route stay unbacked).
+    pub fn memory_bytes(&self) -> usize {
+        (TBL24_LEN + self.tbl8.len()) * std::mem::size_of::<u32>()
+    }
+}
+
+/// Collects IPv4 routes (insert, replace, remove) and builds [`Lpm4`] tables from them.
+#[derive(Debug, Clone, Default)]
+pub struct Lpm4Builder {
+    /// (prefix length, network) -> next hop; iterates in build order.
+    routes: BTreeMap<(u8, u32), u32>,
+    max_tbl8_groups: Option<usize>,
+}
+
+impl Lpm4Builder {
+    /// An empty builder with no `tbl8` group cap (beyond the 2^24 that can exist).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes [`Lpm4Builder::build`] fail with [`LpmError::Tbl8Exhausted`] if more than `max`
+    /// `tbl8` groups (1 KiB each) would be needed.
+    pub fn with_max_tbl8_groups(mut self, max: usize) -> Self {
+        self.max_tbl8_groups = Some(max);
+        self
+    }
+
+    /// Adds or replaces `addr/len` (host bits ignored); returns the replaced next hop.
+    pub fn insert(
+        &mut self,
+        addr: Ipv4Addr,
+        len: u8,
+        next_hop: u32,
+    ) -> Result<Option<u32>, LpmError> {
+        if len > 32 {
+            return Err(LpmError::PrefixLen { len, max: 32 });
+        }
+        check_next_hop(next_hop)?;
+        Ok(self
+            .routes
+            .insert((len, mask4(u32::from(addr), len)), next_hop))
+    }
+
+    /// [`Lpm4Builder::insert`] for an [`Ipv4Net`].
+    pub fn insert_net(&mut self, net: Ipv4Net, next_hop: u32) -> Result<Option<u32>, LpmError> {
+        self.insert(net.addr(), net.prefix_len(), next_hop)
+    }
+
+    /// Removes `addr/len` (host bits ignored); returns its next hop if it was present.
+    pub fn remove(&mut self, addr: Ipv4Addr, len: u8) -> Option<u32> {
+        if len > 32 {
+            return None;
+        }
+        self.routes.remove(&(len, mask4(u32::from(addr), len)))
+    }
+
+    /// Next hop of exactly `addr/len`, if present (no longest-prefix match).
+    pub fn get(&self, addr: Ipv4Addr, len: u8) -> Option<u32> {
+        if len > 32 {
+            return None;
+        }
+        self.routes
+            .get(&(len, mask4(u32::from(addr), len)))
+            .copied()
+    }
+
+    /// Number of distinct prefixes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True if no route was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Builds an immutable table from the current routes (the builder is left as is).
+    pub fn build(&self) -> Result<Lpm4, LpmError> {
+        Lpm4::build_sorted(
+            self.routes
+                .iter()
+                .map(|(&(len, addr), &nh)| (len, addr, nh)),
+            self.routes.len(),
+            self.max_tbl8_groups,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ip(s: &str) -> u32 {
+        u32::from(s.parse::<Ipv4Addr>().unwrap())
+    }
+
+    fn r(s: &str, len: u8, nh: u32) -> (Ipv4Addr, u8, u32) {
+        (s.parse().unwrap(), len, nh)
+    }
+
+    /// Linear-scan reference: longest matching prefix, last one among equals.
+    fn naive(routes: &[(Ipv4Addr, u8, u32)], addr: u32) -> Option<u32> {
+        let mut best: Option<(u8, u32)> = None;
+        for &(a, len, nh) in routes {
+            if mask4(addr, len) == mask4(u32::from(a), len) && best.is_none_or(|(l, _)| len >= l) {
+                best = Some((len, nh));
+            }
+        }
+        best.map(|(_, nh)| nh)
+    }
+
+    #[test]
+    fn empty_table_matches_nothing() {
+        let t = Lpm4::new(&[]).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(0), None);
+        assert_eq!(t.lookup(u32::MAX), None);
+        assert_eq!(t.lookup(ip("10.1.2.3")), None);
+        assert_eq!(t.tbl8_groups(), 0);
+    }
+
+    #[test]
+    fn default_route() {
+        let t = Lpm4::new(&[r("0.0.0.0", 0, 7)]).unwrap();
+        for a in [0, 1, ip("10.0.0.1"), ip("255.255.255.255"), 0x8000_0000] {
+            assert_eq!(t.lookup(a), Some(7));
+        }
+        // Host bits of a /0 are ignored.
+        let t = Lpm4::new(&[r("1.2.3.4", 0, 9)]).unwrap();
+        assert_eq!(t.lookup(ip("200.1.1.1")), Some(9));
+    }
+
+    #[test]
+    fn host_routes_and_default() {
+        let t = Lpm4::new(&[
+            r("10.0.0.1", 32, 1),
+            r("0.0.0.0", 0, 100),
+            r("10.0.0.255", 32, 2),
+            r("255.255.255.255", 32, 3),
+            r("0.0.0.0", 32, 4),
+        ])
+        .unwrap();
+        assert_eq!(t.lookup(ip("10.0.0.1")), Some(1));
+        assert_eq!(t.lookup(ip("10.0.0.255")), Some(2));
+        assert_eq!(t.lookup(ip("10.0.0.0")), Some(100));
+        assert_eq!(t.lookup(ip("10.0.0.2")), Some(100));
+        assert_eq!(t.lookup(ip("10.0.0.254")), Some(100));
+        assert_eq!(t.lookup(u32::MAX), Some(3));
+        assert_eq!(t.lookup(u32::MAX - 1), Some(100));
+        assert_eq!(t.lookup(0), Some(4));
+        assert_eq!(t.lookup(1), Some(100));
+        // 10.0.0.0/24 and 255.255.255.0/24 and 0.0.0.0/24 each got one group.
+        assert_eq!(t.tbl8_groups(), 3);
+        assert_eq!(t.len(), 5);
+    }
+
+    #[test]
+    fn nested_prefixes_any_order() {
+        let routes = [
+            r("10.0.0.0", 8, 1),
+            r("10.1.0.0", 16, 2),
+            r("10.1.2.0", 24, 3),
+            r("10.1.2.128", 25, 4),
+            r("10.1.2.192", 26, 5),
+            r("10.1.2.200", 30, 6),
+            r("10.1.2.201", 32, 7),
+        ];
+        let probes = [
+            ("9.255.255.255", None),
+            ("10.0.0.0", Some(1)),
+            ("10.255.255.255", Some(1)),
+            ("10.1.0.0", Some(2)),
+            ("10.1.1.255", Some(2)),
+            ("10.1.2.0", Some(3)),
+            ("10.1.2.127", Some(3)),
+            ("10.1.2.128", Some(4)),
+            ("10.1.2.191", Some(4)),
+            ("10.1.2.192", Some(5)),
+            ("10.1.2.199", Some(5)),
+            ("10.1.2.200", Some(6)),
+            ("10.1.2.201", Some(7)),
+            ("10.1.2.202", Some(6)),
+            ("10.1.2.203", Some(6)),
+            ("10.1.2.204", Some(5)),
+            ("10.1.2.255", Some(5)),
+            ("10.1.3.0", Some(2)),
+            ("10.2.0.0", Some(1)),
+            ("11.0.0.0", None),
+        ];
+        // Every rotation and the reversal give the same table.
+        let mut orders: Vec<Vec<_>> = (0..routes.len())
+            .map(|k| {
+                let mut v = routes.to_vec();
+                v.rotate_left(k);
+                v
+            })
+            .collect();
+        orders.push(routes.iter().rev().copied().collect());
+        for order in &orders {
+            let t = Lpm4::new(order).unwrap();
+            for (a, want) in probes {
+                assert_eq!(t.lookup(ip(a)), want, "{a} in {order:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn boundaries_around_24() {
+        let t = Lpm4::new(&[
+            r("192.168.1.0", 24, 24),
+            r("192.168.2.0", 23, 23),
+            r("192.168.1.0", 25, 25),
+            r("192.168.1.255", 32, 32),
+        ])
+        .unwrap();
+        assert_eq!(t.lookup(ip("192.168.0.255")), None);
+        assert_eq!(t.lookup(ip("192.168.1.0")), Some(25));
+        assert_eq!(t.lookup(ip("192.168.1.127")), Some(25));
+        assert_eq!(t.lookup(ip("192.168.1.128")), Some(24));
+        assert_eq!(t.lookup(ip("192.168.1.254")), Some(24));
+        assert_eq!(t.lookup(ip("192.168.1.255")), Some(32));
+        assert_eq!(t.lookup(ip("192.168.2.0")), Some(23));
+        assert_eq!(t.lookup(ip("192.168.3.255")), Some(23));
+        assert_eq!(t.lookup(ip("192.168.4.0")), None);
+        assert_eq!(t.tbl8_groups(), 1);
+    }
+
+    #[test]
+    fn every_length_25_to_32_in_tbl8() {
+        // 172.16.5.0/24 covered by /16; then one prefix of each length 25..=32 nested at .0.
+        let mut routes = vec![r("172.16.0.0", 16, 16)];
+        for len in 25..=32u8 {
+            routes.push(r("172.16.5.0", len, u32::from(len)));
+        }
+        let t = Lpm4::new(&routes).unwrap();
+        assert_eq!(t.tbl8_groups(), 1);
+        assert_eq!(t.lookup(ip("172.16.5.0")), Some(32));
+        for len in 25..32u8 {
+            // The first address covered by /len but not by /(len+1).
+            let a = ip("172.16.5.0") + (1 << (32 - len - 1));
+            assert_eq!(t.lookup(a), Some(u32::from(len)), "/{len}");
+        }
+        assert_eq!(t.lookup(ip("172.16.5.128")), Some(16));
+        assert_eq!(t.lookup(ip("172.16.5.255")), Some(16));
+        assert_eq!(t.lookup(ip("172.16.4.0")), Some(16));
+        for a in 0..=255u32 {
+            let addr = ip("172.16.5.0") + a;
+            assert_eq!(t.lookup(addr), naive(&routes, addr));
+        }
+    }
+
+    #[test]
+    fn tbl8_group_without_covering_route() {
+        let t = Lpm4::new(&[r("8.8.8.8", 32, 1), r("8.8.8.16", 28, 2)]).unwrap();
+        assert_eq!(t.lookup(ip("8.8.8.8")), Some(1));
+        assert_eq!(t.lookup(ip("8.8.8.7")), None);
+        assert_eq!(t.lookup(ip("8.8.8.16")), Some(2));
+        assert_eq!(t.lookup(ip("8.8.8.31")), Some(2));
+        assert_eq!(t.lookup(ip("8.8.8.32")), None);
+        assert_eq!(t.lookup(ip("8.8.9.8")), None);
+    }
+
+    #[test]
+    fn duplicates_last_wins_and_host_bits_ignored() {
+        let t = Lpm4::new(&[
+            r("10.0.0.0", 8, 1),
+            r("10.9.9.9", 8, 2),
+            r("10.1.1.1", 32, 3),
+            r("10.1.1.1", 32, 4),
+        ])
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.lookup(ip("10.200.0.0")), Some(2));
+        assert_eq!(t.lookup(ip("10.1.1.1")), Some(4));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(
+            Lpm4::new(&[r("1.0.0.0", 33, 1)]).unwrap_err(),
+            LpmError::PrefixLen { len: 33, max: 32 }
+        );
+        assert_eq!(
+            Lpm4::new(&[r("1.0.0.0", 8, MAX_NEXT_HOP + 1)]).unwrap_err(),
+            LpmError::NextHop {
+                next_hop: MAX_NEXT_HOP + 1
+            }
+        );
+        let t = Lpm4::new(&[r("1.0.0.0", 8, MAX_NEXT_HOP)]).unwrap();
+        assert_eq!(t.lookup(ip("1.2.3.4")), Some(MAX_NEXT_HOP));
+        let mut b = Lpm4Builder::new().with_max_tbl8_groups(1);
+        b.insert("1.1.1.1".parse().unwrap(), 32, 1).unwrap();
+        b.insert("1.1.1.2".parse().unwrap(), 32, 2).unwrap();
+        assert!(b.build().is_ok());
+        b.insert("1.1.2.1".parse().unwrap(), 32, 3).unwrap();
+        assert_eq!(b.build().unwrap_err(), LpmError::Tbl8Exhausted { max: 1 });
+        assert!(b.insert("1.1.1.1".parse().unwrap(), 40, 1).is_err());
+        assert!(b.insert("1.1.1.1".parse().unwrap(), 4, u32::MAX).is_err());
+    }
+
+    #[test]
+    fn builder_insert_replace_remove() {
+        let mut b = Lpm4Builder::new();
+        assert_eq!(b.insert_net("10.0.0.0/8".parse().unwrap(), 1), Ok(None));
+        assert_eq!(b.insert_net("10.1.0.0/16".parse().unwrap(), 2), Ok(None));
+        assert_eq!(b.insert_net("10.1.2.3/16".parse().unwrap(), 3), Ok(Some(2)));
+        assert_eq!(b.get("10.1.0.0".parse().unwrap(), 16), Some(3));
+        let t1 = b.build().unwrap();
+        assert_eq!(t1.lookup(ip("10.1.5.5")), Some(3));
+        assert_eq!(b.remove("10.1.9.9".parse().unwrap(), 16), Some(3));
+        assert_eq!(b.remove("10.1.9.9".parse().unwrap(), 16), None);
+        assert_eq!(b.len(), 1);
+        let t2 = b.build().unwrap();
+        assert_eq!(t2.lookup(ip("10.1.5.5")), Some(1));
+        // The earlier table is unaffected.
+        assert_eq!(t1.lookup(ip("10.1.5.5")), Some(3));
+    }
+
+    #[test]
+    fn from_nets_matches_new() {
+        let nets: Vec<(Ipv4Net, u32)> = [
+            ("0.0.0.0/0", 0),
+            ("10.0.0.0/8", 1),
+            ("10.1.2.128/25", 2),
+            ("10.1.2.129/32", 3),
+        ]
+        .iter()
+        .map(|&(n, h)| (n.parse().unwrap(), h))
+        .collect();
+        let t = Lpm4::from_nets(&nets).unwrap();
+        assert_eq!(t.lookup(ip("1.1.1.1")), Some(0));
+        assert_eq!(t.lookup(ip("10.1.2.127")), Some(1));
+        assert_eq!(t.lookup(ip("10.1.2.128")), Some(2));
+        assert_eq!(t.lookup(ip("10.1.2.129")), Some(3));
+        assert_eq!(t.lookup_addr("10.1.2.130".parse().unwrap()), Some(2));
+    }
+
+    #[test]
+    fn bulk_and_burst_agree_with_lookup() {
+        let t = Lpm4::new(&[
+            r("0.0.0.0", 1, 1),
+            r("10.0.0.0", 8, 2),
+            r("10.0.0.64", 26, 3),
+            r("10.0.0.65", 32, 4),
+        ])
+        .unwrap();
+        let addrs: Vec<u32> = (0..100u32)
+            .map(|i| ip("10.0.0.0") + i)
+            .chain((0..50u32).map(|i| i.wrapping_mul(0x9e37_79b9)))
+            .collect();
+        let mut out = vec![None; addrs.len()];
+        t.lookup_bulk(&addrs, &mut out);
+        for (a, o) in addrs.iter().zip(&out) {
+            assert_eq!(*o, t.lookup(*a));
+        }
+        let burst: [u32; 32] = addrs[50..82].try_into().unwrap();
+        let got = t.lookup_burst(&burst);
+        for (a, o) in burst.iter().zip(got) {
+            assert_eq!(o, t.lookup(*a));
+        }
+        t.lookup_bulk(&[], &mut []);
+    }
+
+    /// Random route sets biased towards nested prefixes: each address is one of a few bases with
+    /// some low bits flipped. A third of the sets have no prefix shorter than /8 and a third none
+    /// shorter than /16, which keeps most cases from touching all 64 MiB of `tbl24`.
+    fn routes_strategy() -> impl Strategy<Value = Vec<(Ipv4Addr, u8, u32)>> {
+        (
+            prop::collection::vec(any::<u32>(), 1..5),
+            prop_oneof![Just(0u8), Just(8u8), Just(16u8)],
+            prop::collection::vec(
+                (
+                    any::<usize>(),
+                    any::<u32>(),
+                    0u32..=32,
+                    0u8..=32,
+                    0u32..1000,
+                ),
+                0..300,
+            ),
+        )
+            .prop_map(|(bases, min_len, raw)| {
+                raw.into_iter()
+                    .map(|(b, noise, bits, len, nh)| {
+                        let len = min_len + len % (33 - min_len);
+                        let low = if bits == 0 {
+                            0
+                        } else {
+                            u32::MAX >> (32 - bits)
+                        };
+                        let addr = bases[b % bases.len()] ^ (noise & low);
+                        (Ipv4Addr::from(addr), len, nh)
+                    })
+                    .collect()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        #[test]
+        fn matches_linear_scan(routes in routes_strategy(), random in prop::collection::vec(any::<u32>(), 64)) {
+            let t = Lpm4::new(&routes).unwrap();
+            let mut probes = random;
+            for &(a, len, _) in &routes {
+                let net = mask4(u32::from(a), len);
+                let last = net | !mask4(u32::MAX, len);
+                probes.extend([net, last, net.wrapping_sub(1), last.wrapping_add(1), u32::from(a)]);
+                if len < 32 {
+                    // Just inside, on the far side of the next bit.
+                    probes.push(net | (1 << (31 - len)));
+                }
+            }
+            for &a in &probes {
+                prop_assert_eq!(t.lookup(a), naive(&routes, a), "addr {}", Ipv4Addr::from(a));
+            }
+            let mut out = vec![None; probes.len()];
+            t.lookup_bulk(&probes, &mut out);
+            for (&a, &o) in probes.iter().zip(&out) {
+                prop_assert_eq!(o, naive(&routes, a));
+            }
+            // The builder (replace semantics) gives the same table.
+            let mut b = Lpm4Builder::new();
+            for &(a, len, nh) in &routes {
+                b.insert(a, len, nh).unwrap();
+            }
+            let t2 = b.build().unwrap();
+            prop_assert_eq!(t2.len(), t.len());
+            prop_assert_eq!(t2.tbl8_groups(), t.tbl8_groups());
+            for &a in &probes {
+                prop_assert_eq!(t2.lookup(a), t.lookup(a));
+            }
+        }
+    }
+}

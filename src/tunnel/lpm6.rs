@@ -1,0 +1,594 @@
+//! IPv6 longest-prefix match: a 2^16-entry first level plus a multibit trie of 8-bit strides
+//! (the `rte_lpm6` idea with a smaller first level), in safe Rust.
+//!
+//! # Layout
+//! - `root`: 2^16 `u32` entries (256 KiB) indexed by address bits 0..16 (most significant).
+//! - `groups`: groups of 256 `u32` entries; a group at depth `d >= 1` is indexed by address bits
+//!   `16 + 8(d-1) .. 16 + 8d`. Depth 14 (bits 120..128) is the last.
+//!
+//! Entries are encoded as in [`super::lpm`]: `VALID | EXTENDED | value`, an extended entry's
+//! value being a group index. A prefix of length `l` lives in the root if `l <= 16`, else in the
+//! group at depth `ceil((l - 16) / 8)`, where it fills `2^(16 + 8d - l)` entries.
+//!
+//! # Complexity
+//! - Lookup: `1 + ceil((l - 16) / 8)` dependent loads for a best match of length `l > 16` (or
+//!   for the deepest group on the address's path), so at most 15; 1 for tables of prefixes
+//!   `<= /16`, 5 for `/48`, 7 for `/64`, 15 for `/128`.
+//! - Build: sort (`O(n log n)`), then shortest prefix first painting, as for [`super::lpm::Lpm4`]
+//!   (longer prefixes win regardless of input order; the last duplicate wins).
+//! - Memory: 256 KiB + 1 KiB per group. A prefix of length `l > 16` needs up to
+//!   `ceil((l - 16) / 8)` groups that it does not share with other prefixes: a million random
+//!   unrelated /128s would need ~14 GiB, so cap groups with [`Lpm6Builder::with_max_groups`] when
+//!   the input is untrusted. Prefixes that share their upper bits share groups (a /48 site with
+//!   many /64s costs one group per distinct /56 plus a few).
+//!
+//! # Limits
+//! Next hops `<=` [`super::lpm::MAX_NEXT_HOP`] (2^30 - 1); prefix lengths `0..=128`, host bits
+//! ignored; at most 2^30 groups (far beyond memory).
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv6Addr;
+
+use ipnet::Ipv6Net;
+
+use super::lpm::{check_next_hop, LpmError, BURST, EXTENDED, VALID, VALUE_MASK};
+
+const ROOT_BITS: u32 = 16;
+const ROOT_LEN: usize = 1 << ROOT_BITS;
+const MAX_GROUPS: usize = VALUE_MASK as usize + 1;
+
+/// Network address of `addr/len` (host bits cleared); `len <= 128`.
+#[inline]
+fn mask6(addr: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        addr & (u128::MAX << (128 - u32::from(len)))
+    }
+}
+
+/// An immutable IPv6 longest-prefix-match table. See the module docs.
+pub struct Lpm6 {
+    root: Box<[u32; ROOT_LEN]>,
+    groups: Box<[u32]>,
+    routes: usize,
+}
+
+impl fmt::Debug for Lpm6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lpm6")
+            .field("routes", &self.routes)
+            .field("groups", &self.groups())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lpm6 {
+    /// Builds a table from `(network, prefix length, next hop)` triples, in any order.
+    /// For a prefix given more than once, the last one wins.
+    pub fn new(routes: &[(Ipv6Addr, u8, u32)]) -> Result<Self, LpmError> {
+        let mut sorted = Vec::with_capacity(routes.len());
+        for &(addr, len, nh) in routes {
+            if len > 128 {
+                return Err(LpmError::PrefixLen { len, max: 128 });
+            }
+            check_next_hop(nh)?;
+            sorted.push((len, mask6(u128::from(addr), len), nh));
+        }
+        Self::from_unsorted(sorted)
+    }
+
+    /// Builds a table from `(network, next hop)` pairs, in any order; the last duplicate wins.
+    pub fn from_nets(routes: &[(Ipv6Net, u32)]) -> Result<Self, LpmError> {
+        let mut sorted = Vec::with_capacity(routes.len());
+        for &(net, nh) in routes {
+            check_next_hop(nh)?;
+            let len = net.prefix_len();
+            sorted.push((len, mask6(u128::from(net.addr()), len), nh));
+        }
+        Self::from_unsorted(sorted)
+    }
+
+    fn from_unsorted(mut routes: Vec<(u8, u128, u32)>) -> Result<Self, LpmError> {
+        // Stable sort: among equal prefixes the input order is kept.
+        routes.sort_by_key(|&(len, addr, _)| (len, addr));
+        // Keep one route per prefix, with the value of the last one given.
+        routes.dedup_by(|later, kept| {
+            let same = (later.0, later.1) == (kept.0, kept.1);
+            if same {
+                kept.2 = later.2;
+            }
+            same
+        });
+        let distinct = routes.len();
+        Self::build_sorted(routes.into_iter(), distinct, None)
+    }
+
+    /// Paints routes sorted by (length, network) ascending; all already validated and masked.
+    fn build_sorted(
+        routes: impl Iterator<Item = (u8, u128, u32)>,
+        distinct: usize,
+        max_groups: Option<usize>,
+    ) -> Result<Self, LpmError> {
+        let max_groups = max_groups.unwrap_or(MAX_GROUPS).min(MAX_GROUPS);
+        let mut root: Box<[u32; ROOT_LEN]> = vec![0u32; ROOT_LEN]
+            .into_boxed_slice()
+            .try_into()
+            .expect("root has 2^16 entries");
+        let mut groups: Vec<u32> = Vec::new();
+        for (len, addr, nh) in routes {
+            let entry = VALID | nh;
+            let len = u32::from(len);
+            let top = (addr >> (128 - ROOT_BITS)) as usize;
+            if len <= ROOT_BITS {
+                let n = 1usize << (ROOT_BITS - len);
+                root[top..top + n].fill(entry);
+                continue;
+            }
+            // Index (into `root` at depth 0, else into `groups`) of the entry on the path.
+            let mut slot = top;
+            let mut in_root = true;
+            let mut end = ROOT_BITS; // address bits consumed up to and including `slot`'s table
+            loop {
+                let e = if in_root { root[slot] } else { groups[slot] };
+                let group = if e & EXTENDED != 0 {
+                    (e & VALUE_MASK) as usize
+                } else {
+                    let group = groups.len() >> 8;
+                    if group >= max_groups {
+                        return Err(LpmError::Tbl8Exhausted { max: max_groups });
+                    }
+                    groups.resize(groups.len() + 256, e);
+                    let ext = EXTENDED | group as u32;
+                    if in_root {
+                        root[slot] = ext;
+                    } else {
+                        groups[slot] = ext;
+                    }
+                    group
+                };
+                end += 8;
+                let byte = ((addr >> (128 - end)) & 0xff) as usize;
+                let idx = (group << 8) | byte;
+                if len <= end {
+                    let n = 1usize << (end - len);
+                    groups[idx..idx + n].fill(entry);
+                    break;
+                }
+                slot = idx;
+                in_root = false;
+            }
+        }
+        Ok(Lpm6 {
+            root,
+            groups: groups.into_boxed_slice(),
+            routes: distinct,
+        })
+    }
+
+    /// Next hop of the longest prefix containing `addr` (as a big-endian `u128`), if any.
+    #[inline]
+    pub fn lookup(&self, addr: u128) -> Option<u32> {
+        self.resolve(self.root[(addr >> (128 - ROOT_BITS)) as usize], addr)
+    }
+
+    /// [`Lpm6::lookup`] on an [`Ipv6Addr`].
+    #[inline]
+    pub fn lookup_addr(&self, addr: Ipv6Addr) -> Option<u32> {
+        self.lookup(u128::from(addr))
+    }
+
+    /// [`Lpm6::lookup`] on the 16 address bytes as found in a packet.
+    #[inline]
+    pub fn lookup_bytes(&self, addr: &[u8; 16]) -> Option<u32> {
+        self.lookup(u128::from_be_bytes(*addr))
+    }
+
+    /// Rest of a lookup, given the root entry of `addr`.
+    #[inline(always)]
+    fn resolve(&self, mut e: u32, addr: u128) -> Option<u32> {
+        let mut shift = 128 - ROOT_BITS;
+        while e & EXTENDED != 0 {
+            // Groups at depth 14 (shift 0) never hold extended entries, so this never underflows.
+            shift -= 8;
+            e = self.groups[(((e & VALUE_MASK) as usize) << 8) | ((addr >> shift) & 0xff) as usize];
+        }
+        if e & VALID != 0 {
+            Some(e & VALUE_MASK)
+        } else {
+            None
+        }
+    }
+
+    /// Looks up every address of `addrs` into the same position of `out`, [`BURST`] at a time,
+    /// level by level: all root loads of a burst, then the depth-1 group loads of those still
+    /// extended, and so on, so the cache misses of the burst's walks overlap instead of forming
+    /// one dependent chain per address.
+    ///
+    /// # Panics
+    /// If `addrs` and `out` differ in length.
+    pub fn lookup_bulk(&self, addrs: &[u128], out: &mut [Option<u32>]) {
+        assert_eq!(addrs.len(), out.len(), "lookup_bulk: length mismatch");
+        for (a, o) in addrs.chunks(BURST).zip(out.chunks_mut(BURST)) {
+            let mut e = [0u32; BURST];
+            let mut extended = false;
+            for (e, &addr) in e.iter_mut().zip(a) {
+                *e = self.root[(addr >> (128 - ROOT_BITS)) as usize];
+                extended |= *e & EXTENDED != 0;
+            }
+            let mut shift = 128 - ROOT_BITS;
+            while extended {
+                // Groups at depth 14 (shift 0) never hold extended entries.
+                shift -= 8;
+                extended = false;
+                for (e, &addr) in e.iter_mut().zip(a) {
+                    if *e & EXTENDED != 0 {
+                        let i =
+                            (((*e & VALUE_MASK) as usize) << 8) | ((addr >> shift) & 0xff) as usize;
+                        *e = self.groups[i];
+                        extended |= *e & EXTENDED != 0;
+                    }
+                }
+            }
+            for (o, &e) in o.iter_mut().zip(&e) {
+                *o = if e & VALID != 0 {
+                    Some(e & VALUE_MASK)
+                } else {
+                    None
+                };
+            }
+        }
+    }
+
+    /// Number of distinct prefixes in the table.
+    pub fn len(&self) -> usize {
+        self.routes
+    }
+
+    /// True if the table holds no route.
+    pub fn is_empty(&self) -> bool {
+        self.routes == 0
+    }
+
+    /// Number of 256-entry groups (1 KiB each) in use.
+    pub fn groups(&self) -> usize {
+        self.groups.len() >> 8
+    }
+
+    /// Bytes allocated for the table.
+    pub fn memory_bytes(&self) -> usize {
+        (ROOT_LEN + self.groups.len()) * std::mem::size_of::<u32>()
+    }
+}
+
+/// Collects IPv6 routes (insert, replace, remove) and builds [`Lpm6`] tables from them.
+#[derive(Debug, Clone, Default)]
+pub struct Lpm6Builder {
+    /// (prefix length, network) -> next hop; iterates in build order.
+    routes: BTreeMap<(u8, u128), u32>,
+    max_groups: Option<usize>,
+}
+
+impl Lpm6Builder {
+    /// An empty builder with no group cap (beyond the 2^30 encodable).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes [`Lpm6Builder::build`] fail with [`LpmError::Tbl8Exhausted`] if more than `max`
+    /// groups (1 KiB each) would be needed.
+    pub fn with_max_groups(mut self, max: usize) -> Self {
+        self.max_groups = Some(max);
+        self
+    }
+
+    /// Adds or replaces `addr/len` (host bits ignored); returns the replaced next hop.
+    pub fn insert(
+        &mut self,
+        addr: Ipv6Addr,
+        len: u8,
+        next_hop: u32,
+    ) -> Result<Option<u32>, LpmError> {
+        if len > 128 {
+            return Err(LpmError::PrefixLen { len, max: 128 });
+        }
+        check_next_hop(next_hop)?;
+        Ok(self
+            .routes
+            .insert((len, mask6(u128::from(addr), len)), next_hop))
+    }
+
+    /// [`Lpm6Builder::insert`] for an [`Ipv6Net`].
+    pub fn insert_net(&mut self, net: Ipv6Net, next_hop: u32) -> Result<Option<u32>, LpmError> {
+        self.insert(net.addr(), net.prefix_len(), next_hop)
+    }
+
+    /// Removes `addr/len` (host bits ignored); returns its next hop if it was present.
+    pub fn remove(&mut self, addr: Ipv6Addr, len: u8) -> Option<u32> {
+        if len > 128 {
+            return None;
+        }
+        self.routes.remove(&(len, mask6(u128::from(addr), len)))
+    }
+
+    /// Next hop of exactly `addr/len`, if present (no longest-prefix match).
+    pub fn get(&self, addr: Ipv6Addr, len: u8) -> Option<u32> {
+        if len > 128 {
+            return None;
+        }
+        self.routes
+            .get(&(len, mask6(u128::from(addr), len)))
+            .copied()
+    }
+
+    /// Number of distinct prefixes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True if no route was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Builds an immutable table from the current routes (the builder is left as is).
+    pub fn build(&self) -> Result<Lpm6, LpmError> {
+        Lpm6::build_sorted(
+            self.routes
+                .iter()
+                .map(|(&(len, addr), &nh)| (len, addr, nh)),
+            self.routes.len(),
+            self.max_groups,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::lpm::MAX_NEXT_HOP;
+    use proptest::prelude::*;
+
+    fn ip(s: &str) -> u128 {
+        u128::from(s.parse::<Ipv6Addr>().unwrap())
+    }
+
+    fn r(s: &str, len: u8, nh: u32) -> (Ipv6Addr, u8, u32) {
+        (s.parse().unwrap(), len, nh)
+    }
+
+    fn naive(routes: &[(Ipv6Addr, u8, u32)], addr: u128) -> Option<u32> {
+        let mut best: Option<(u8, u32)> = None;
+        for &(a, len, nh) in routes {
+            if mask6(addr, len) == mask6(u128::from(a), len) && best.is_none_or(|(l, _)| len >= l) {
+                best = Some((len, nh));
+            }
+        }
+        best.map(|(_, nh)| nh)
+    }
+
+    #[test]
+    fn empty_and_default() {
+        let t = Lpm6::new(&[]).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(0), None);
+        assert_eq!(t.lookup(u128::MAX), None);
+        let t = Lpm6::new(&[r("::", 0, 5)]).unwrap();
+        assert_eq!(t.lookup(0), Some(5));
+        assert_eq!(t.lookup(u128::MAX), Some(5));
+        assert_eq!(t.lookup(ip("2001:db8::1")), Some(5));
+        assert_eq!(t.groups(), 0);
+    }
+
+    #[test]
+    fn host_routes() {
+        let t = Lpm6::new(&[
+            r("2001:db8::1", 128, 1),
+            r("::", 0, 100),
+            r("2001:db8::2", 128, 2),
+            r("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 128, 3),
+            r("::", 128, 4),
+        ])
+        .unwrap();
+        assert_eq!(t.lookup(ip("2001:db8::1")), Some(1));
+        assert_eq!(t.lookup(ip("2001:db8::2")), Some(2));
+        assert_eq!(t.lookup(ip("2001:db8::3")), Some(100));
+        assert_eq!(t.lookup(ip("2001:db8::")), Some(100));
+        assert_eq!(t.lookup(u128::MAX), Some(3));
+        assert_eq!(t.lookup(u128::MAX - 1), Some(100));
+        assert_eq!(t.lookup(0), Some(4));
+        assert_eq!(t.lookup(1), Some(100));
+        assert_eq!(t.lookup_bytes(&ip("2001:db8::2").to_be_bytes()), Some(2));
+        // The two 2001:db8:: hosts share their 14-group path.
+        assert_eq!(t.groups(), 14 * 3);
+    }
+
+    #[test]
+    fn nested_prefixes_any_order() {
+        let routes = [
+            r("2001::", 16, 16),
+            r("2001:db8::", 32, 32),
+            r("2001:db8:1::", 48, 48),
+            r("2001:db8:1:2::", 64, 64),
+            r("2001:db8:1:2::", 63, 63),
+            r("2001:db8:1:2:8000::", 65, 65),
+            r("2001:db8:1:2::ff00", 120, 120),
+            r("2001:db8:1:2::ff01", 128, 128),
+            r("2000::", 3, 3),
+            r("2001:db8:1:ff::", 60, 60),
+        ];
+        let probes = [
+            "::",
+            "2000::",
+            "3fff:ffff::",
+            "4000::",
+            "2001::",
+            "2001:ffff::",
+            "2001:db8::",
+            "2001:db8:1::",
+            "2001:db8:1:1::",
+            "2001:db8:1:2::",
+            "2001:db8:1:3::",
+            "2001:db8:1:4::",
+            "2001:db8:1:2:7fff:ffff:ffff:ffff",
+            "2001:db8:1:2:8000::",
+            "2001:db8:1:2:ffff:ffff:ffff:ffff",
+            "2001:db8:1:2::feff",
+            "2001:db8:1:2::ff00",
+            "2001:db8:1:2::ff01",
+            "2001:db8:1:2::ff02",
+            "2001:db8:1:2::ffff",
+            "2001:db8:1:2::1:0",
+            "2001:db8:1:f0::",
+            "2001:db8:1:ff::",
+            "2001:db8:1:ff:ffff::",
+            "2001:db8:1:100::",
+        ];
+        let mut orders: Vec<Vec<_>> = (0..routes.len())
+            .map(|k| {
+                let mut v = routes.to_vec();
+                v.rotate_left(k);
+                v
+            })
+            .collect();
+        orders.push(routes.iter().rev().copied().collect());
+        for order in &orders {
+            let t = Lpm6::new(order).unwrap();
+            for p in probes {
+                assert_eq!(t.lookup(ip(p)), naive(&routes, ip(p)), "{p} in {order:?}");
+            }
+        }
+        let t = Lpm6::new(&routes).unwrap();
+        assert_eq!(t.lookup(ip("2001:db8:1:2::ff01")), Some(128));
+        assert_eq!(t.lookup(ip("2001:db8:1:2::ff02")), Some(120));
+        assert_eq!(t.lookup(ip("2001:db8:1:2::1:0")), Some(64));
+        assert_eq!(t.lookup(ip("2001:db8:1:3::")), Some(63));
+        assert_eq!(t.lookup(ip("2001:db8:1:4::")), Some(48));
+        assert_eq!(t.lookup(ip("2001:db8:1:2:8000::")), Some(65));
+        assert_eq!(t.lookup(ip("2001:db8:1:ff:ffff::")), Some(60));
+        assert_eq!(t.lookup(ip("2001:ffff::")), Some(16));
+        assert_eq!(t.lookup(ip("3fff::")), Some(3));
+        assert_eq!(t.lookup(ip("4000::")), None);
+    }
+
+    #[test]
+    fn every_length_at_stride_edges() {
+        // One prefix of every length nested at the same address: each length must win exactly
+        // on the addresses that differ from the base in the bit just past it.
+        let base = ip("2001:db8:aaaa:5555:1234:5678:9abc:def0");
+        let routes: Vec<_> = (0..=128u8)
+            .map(|l| (Ipv6Addr::from(mask6(base, l)), l, u32::from(l)))
+            .collect();
+        let t = Lpm6::new(&routes).unwrap();
+        assert_eq!(t.lookup(base), Some(128));
+        for l in 0..128u8 {
+            let a = base ^ (1u128 << (127 - l));
+            assert_eq!(t.lookup(a), Some(u32::from(l)), "/{l}");
+        }
+    }
+
+    #[test]
+    fn duplicates_bulk_builder_and_errors() {
+        let t = Lpm6::new(&[r("2001:db8::", 32, 1), r("2001:db8:ffff::", 32, 2)]).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(ip("2001:db8::1")), Some(2));
+        assert_eq!(
+            Lpm6::new(&[r("::", 129, 1)]).unwrap_err(),
+            LpmError::PrefixLen { len: 129, max: 128 }
+        );
+        assert!(Lpm6::new(&[r("::", 1, MAX_NEXT_HOP + 1)]).is_err());
+
+        let nets: Vec<(Ipv6Net, u32)> = vec![
+            ("2001:db8::/32".parse().unwrap(), 1),
+            ("2001:db8:1::/48".parse().unwrap(), 2),
+        ];
+        let t = Lpm6::from_nets(&nets).unwrap();
+        assert_eq!(t.lookup_addr("2001:db8:1::5".parse().unwrap()), Some(2));
+        assert_eq!(t.lookup_addr("2001:db8:2::5".parse().unwrap()), Some(1));
+        let addrs: Vec<u128> = (0..70u128).map(|i| ip("2001:db8::") + (i << 80)).collect();
+        let mut out = vec![None; addrs.len()];
+        t.lookup_bulk(&addrs, &mut out);
+        for (a, o) in addrs.iter().zip(&out) {
+            assert_eq!(*o, t.lookup(*a));
+        }
+
+        let mut b = Lpm6Builder::new().with_max_groups(2);
+        assert_eq!(b.insert_net("2001:db8::/32".parse().unwrap(), 1), Ok(None));
+        assert_eq!(b.insert("2001:db8::".parse().unwrap(), 32, 3), Ok(Some(1)));
+        assert_eq!(b.get("2001:db8::".parse().unwrap(), 32), Some(3));
+        assert_eq!(b.build().unwrap().groups(), 2);
+        b.insert("2001:db8::".parse().unwrap(), 48, 4).unwrap();
+        assert_eq!(b.build().unwrap_err(), LpmError::Tbl8Exhausted { max: 2 });
+        assert_eq!(b.remove("2001:db8::".parse().unwrap(), 48), Some(4));
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.build().unwrap().lookup(ip("2001:db8::1")), Some(3));
+    }
+
+    fn routes_strategy() -> impl Strategy<Value = Vec<(Ipv6Addr, u8, u32)>> {
+        (
+            prop::collection::vec(any::<u128>(), 1..5),
+            prop::collection::vec(
+                (
+                    any::<usize>(),
+                    any::<u128>(),
+                    0u32..=128,
+                    0u8..=128,
+                    0u32..1000,
+                ),
+                0..200,
+            ),
+        )
+            .prop_map(|(bases, raw)| {
+                raw.into_iter()
+                    .map(|(b, noise, bits, len, nh)| {
+                        let low = if bits == 0 {
+                            0
+                        } else {
+                            u128::MAX >> (128 - bits)
+                        };
+                        (
+                            Ipv6Addr::from(bases[b % bases.len()] ^ (noise & low)),
+                            len,
+                            nh,
+                        )
+                    })
+                    .collect()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        #[test]
+        fn matches_linear_scan(routes in routes_strategy(), random in prop::collection::vec(any::<u128>(), 64)) {
+            let t = Lpm6::new(&routes).unwrap();
+            let mut probes = random;
+            for &(a, len, _) in &routes {
+                let net = mask6(u128::from(a), len);
+                let last = net | !mask6(u128::MAX, len);
+                probes.extend([net, last, net.wrapping_sub(1), last.wrapping_add(1), u128::from(a)]);
+                if len < 128 {
+                    probes.push(net | (1 << (127 - len)));
+                }
+            }
+            for &a in &probes {
+                prop_assert_eq!(t.lookup(a), naive(&routes, a), "addr {}", Ipv6Addr::from(a));
+            }
+            let mut out = vec![None; probes.len()];
+            t.lookup_bulk(&probes, &mut out);
+            for (&a, &o) in probes.iter().zip(&out) {
+                prop_assert_eq!(o, naive(&routes, a));
+            }
+            let mut b = Lpm6Builder::new();
+            for &(a, len, nh) in &routes {
+                b.insert(a, len, nh).unwrap();
+            }
+            let t2 = b.build().unwrap();
+            prop_assert_eq!(t2.len(), t.len());
+            prop_assert_eq!(t2.groups(), t.groups());
+            for &a in &probes {
+                prop_assert_eq!(t2.lookup(a), t.lookup(a));
+            }
+        }
+    }
+}
