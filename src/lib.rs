@@ -3,6 +3,7 @@
 //! Layers (each may import only those below it): `wire` -> `stats`, `tunnel` -> `datapath` -> `dpdk`
 //! (the only FFI) -> `control`, `app`, `cli`. See ../shared/design/architecture.md.
 pub mod buf;
+pub mod datapath;
 pub mod dpdk;
 pub mod stats;
 pub mod tunnel;

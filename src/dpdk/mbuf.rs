@@ -269,6 +269,27 @@ impl<const N: usize> Burst<N> {
         self.len
     }
 
+    /// Receive up to `n` (at most N) packets.
+    #[inline(always)]
+    pub fn rx_n(&mut self, port: u16, queue: u16, n: usize) -> usize {
+        debug_assert!(self.len == 0);
+        let n = n.min(N) as u16;
+        // SAFETY: ptrs has room for N >= n pointers; the PMD fills the first returned count with owned mbufs.
+        let got = unsafe { sys::shim_eth_rx_burst(port, queue, self.ptrs.as_mut_ptr(), n) };
+        self.len = usize::from(got);
+        self.len
+    }
+
+    /// Sum of the packet lengths held.
+    #[inline(always)]
+    pub fn total_len(&self) -> usize {
+        self.ptrs[..self.len]
+            .iter()
+            // SAFETY: slots below len are valid owned mbufs.
+            .map(|&p| unsafe { (*p).pkt_len } as usize)
+            .sum()
+    }
+
     /// Transmit as many as the queue takes; the rest stay (moved to the front) for a retry or `free_all`.
     #[inline(always)]
     pub fn tx(&mut self, port: u16, queue: u16) -> usize {

@@ -1,0 +1,115 @@
+//! The control thread's side of the stats handoff: keep the newest cumulative snapshot of each worker, sum
+//! them on demand, and render the once-a-second live line.
+use crate::config::Config;
+use crate::stats::{new_latency_histogram, Counters, DropReason, LatencySummary, Snapshot};
+use hdrhistogram::Histogram;
+use std::time::Instant;
+
+/// The newest snapshot of every worker.
+pub struct Aggregator {
+    latest: Vec<Counters>,
+    hists: Vec<Histogram<u64>>,
+}
+
+impl Aggregator {
+    pub fn new(workers: usize, ports: usize, tunnels: usize) -> Self {
+        Aggregator {
+            latest: (0..workers).map(|_| Counters::new(ports, tunnels)).collect(),
+            hists: (0..workers).map(|_| new_latency_histogram()).collect(),
+        }
+    }
+
+    /// Take a worker's snapshot (cumulative: it replaces the previous one).
+    pub fn absorb(&mut self, s: &Snapshot) {
+        if let Some(c) = self.latest.get_mut(s.worker) {
+            c.clone_from(&s.counters);
+            self.hists[s.worker].reset();
+            let _ = self.hists[s.worker].add(&s.latency_ns);
+        }
+    }
+
+    /// Sum over workers.
+    pub fn total(&self) -> Counters {
+        let mut t = self.latest[0].clone();
+        for c in &self.latest[1..] {
+            t.merge(c);
+        }
+        t
+    }
+
+    /// Merged latency histogram.
+    pub fn latency(&self) -> Histogram<u64> {
+        let mut h = new_latency_histogram();
+        for x in &self.hists {
+            let _ = h.add(x);
+        }
+        h
+    }
+}
+
+/// Renders `greway run`'s once-a-second line from successive totals.
+pub struct LiveLine {
+    names: Vec<String>,
+    prev: Option<(Instant, Counters)>,
+}
+
+impl LiveLine {
+    pub fn new(cfg: &Config) -> Self {
+        LiveLine {
+            names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            prev: None,
+        }
+    }
+
+    /// One compact line: per port pps and Gbit/s in/out, drops by reason (per second), total drops.
+    pub fn line(&mut self, now_total: &Counters) -> String {
+        let now = Instant::now();
+        let mut s = String::new();
+        let (dt, prev) = match &self.prev {
+            Some((t, c)) => (now.duration_since(*t).as_secs_f64().max(1e-6), c.clone()),
+            None => (1.0, Counters::new(now_total.ports.len(), now_total.tunnels.len())),
+        };
+        for (i, name) in self.names.iter().enumerate() {
+            let (a, b) = (now_total.ports.get(i).copied().unwrap_or_default(), prev.ports.get(i).copied().unwrap_or_default());
+            let rx_pps = (a.rx - b.rx) as f64 / dt;
+            let tx_pps = (a.tx - b.tx) as f64 / dt;
+            let rx_gbps = (a.rx_bytes - b.rx_bytes) as f64 * 8.0 / dt / 1e9;
+            let tx_gbps = (a.tx_bytes - b.tx_bytes) as f64 * 8.0 / dt / 1e9;
+            s.push_str(&format!(
+                "{name}: rx {} ({rx_gbps:.2} Gb/s) tx {} ({tx_gbps:.2} Gb/s) | ",
+                fmt_rate(rx_pps),
+                fmt_rate(tx_pps)
+            ));
+        }
+        let mut drops: Vec<(&str, u64)> = DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), now_total.drops[*r as usize] - prev.drops[*r as usize]))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        drops.sort_by(|a, b| b.1.cmp(&a.1));
+        s.push_str(&format!("drops {}", now_total.total_drops()));
+        for (n, d) in drops.iter().take(4) {
+            s.push_str(&format!(" {n}+{d}"));
+        }
+        self.prev = Some((now, now_total.clone()));
+        s
+    }
+
+    /// Append latency percentiles to a line.
+    pub fn with_latency(line: String, l: &LatencySummary) -> String {
+        format!(
+            "{line} | lat p50 {:.1}us p99 {:.1}us p99.9 {:.1}us",
+            l.p50_us, l.p99_us, l.p999_us
+        )
+    }
+}
+
+fn fmt_rate(pps: f64) -> String {
+    if pps >= 1e6 {
+        format!("{:.2} Mpps", pps / 1e6)
+    } else if pps >= 1e3 {
+        format!("{:.1} kpps", pps / 1e3)
+    } else {
+        format!("{pps:.0} pps")
+    }
+}

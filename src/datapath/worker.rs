@@ -1,0 +1,218 @@
+//! The poll-mode worker loop: rx burst -> process each packet in place -> per-port tx bursts -> tx, with
+//! refused packets freed and counted, a latency histogram per worker, and a snapshot handoff to the control
+//! thread at a fixed cadence. No locks, allocation or syscalls on the hot path (the optional adaptive idle
+//! sleep is the one deliberate syscall, and only when the queues stay empty).
+use super::{Processor, Verdict};
+use crate::buf::PacketBuf;
+use crate::dpdk::{self, Burst, Mbuf};
+use crate::stats::{new_latency_histogram, Counters, DropReason, Snapshot};
+use crossbeam::queue::ArrayQueue;
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The largest burst the worker handles (config `burst` is capped to it).
+pub const MAX_BURST: usize = 256;
+
+/// One port as a worker sees it: its own rx queue (if it polls the port) and its own tx queue.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerPort {
+    pub port_id: u16,
+    /// None: another worker polls this port (it has fewer rx queues than workers).
+    pub rx_queue: Option<u16>,
+    pub tx_queue: u16,
+}
+
+/// The lock-free channels between a worker and the control thread.
+pub struct WorkerChannels {
+    /// Worker -> control: cumulative snapshots.
+    pub snapshots: Arc<ArrayQueue<Box<Snapshot>>>,
+    /// Control -> worker: emptied snapshot boxes for reuse (no allocation on the worker).
+    pub recycled: Arc<ArrayQueue<Box<Snapshot>>>,
+    /// Control -> worker: packets the control thread wants sent (ARP requests, keepalives, held packets).
+    pub inject: Arc<ArrayQueue<(usize, Mbuf)>>,
+}
+
+/// Everything a worker needs; moved into its thread.
+pub struct WorkerSetup {
+    pub index: usize,
+    pub ports: Vec<WorkerPort>,
+    pub burst: usize,
+    pub idle_sleep_us: u32,
+    pub tsc_hz: u64,
+    pub stop: Arc<AtomicBool>,
+    /// TSC of the last received packet (any worker), for `--exit-idle-ms`.
+    pub last_rx_tsc: Arc<AtomicU64>,
+    pub channels: WorkerChannels,
+    pub n_tunnels: usize,
+}
+
+/// Snapshots per second handed to the control thread.
+const SNAPSHOTS_PER_SEC: u64 = 10;
+
+/// Run the poll loop until `stop` is set; returns the final counters (also pushed as a last snapshot).
+pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Histogram<u64>) {
+    let nports = setup.ports.len();
+    let burst = setup.burst.clamp(1, MAX_BURST);
+    let mut counters = Counters::new(nports, setup.n_tunnels);
+    let mut hist: Histogram<u64> = new_latency_histogram();
+    let mut rx: Burst<MAX_BURST> = Burst::new();
+    let mut tx: Vec<Burst<MAX_BURST>> = (0..nports).map(|_| Burst::new()).collect();
+    let ns_per_tick = 1e9 / setup.tsc_hz.max(1) as f64;
+    let snapshot_every = setup.tsc_hz / SNAPSHOTS_PER_SEC;
+    let mut next_snapshot = dpdk::rdtsc() + snapshot_every;
+    let mut idle_rounds: u32 = 0;
+    let mut sleep_us: u32 = 0;
+
+    while !setup.stop.load(Ordering::Relaxed) {
+        // Relaxed: the flag carries no data; the worker only needs to see it eventually.
+        counters.polls += 1;
+        let mut got_any = false;
+        for (pi, wp) in setup.ports.iter().enumerate() {
+            let Some(q) = wp.rx_queue else { continue };
+            let n = rx.rx_n(wp.port_id, q, burst);
+            if n == 0 {
+                continue;
+            }
+            got_any = true;
+            let t_rx = dpdk::rdtsc();
+            proc.begin_burst(t_rx);
+            for i in 0..n {
+                // The next packet's first cache line is usually the next miss: start loading it now.
+                if i + 1 < n {
+                    rx.get_mut(i + 1).prefetch_data();
+                }
+            }
+            for mut m in rx.drain() {
+                let len = m.pkt_len() as u64;
+                counters.ports[pi].rx += 1;
+                counters.ports[pi].rx_bytes += len;
+                match proc.process(&mut m, pi, &mut counters) {
+                    Verdict::Tx(out) => {
+                        if let Err(m) = tx[out].push(m) {
+                            // A full tx burst: flush it now and retry once.
+                            flush(&setup.ports[out], &mut tx[out], out, &mut counters, &mut hist, t_rx, ns_per_tick);
+                            if tx[out].push(m).is_err() {
+                                counters.drop_pkt(DropReason::TxFull);
+                            }
+                        }
+                    }
+                    Verdict::Drop(r) => {
+                        counters.drop_pkt(r);
+                        drop(m);
+                    }
+                    Verdict::Hold => proc.hold(m, &mut counters),
+                }
+            }
+            for out in 0..nports {
+                flush(&setup.ports[out], &mut tx[out], out, &mut counters, &mut hist, t_rx, ns_per_tick);
+            }
+            // Relaxed: a coarse "last activity" clock read by the control thread.
+            setup.last_rx_tsc.fetch_max(t_rx, Ordering::Relaxed);
+        }
+        // Work the processor deferred (handoff rings, reorder timeouts) and packets from the control thread.
+        let now = dpdk::rdtsc();
+        let mut extra = false;
+        proc.poll_deferred(now, &mut |out, m| {
+            extra = true;
+            if let Err(m) = tx[out].push(m) {
+                drop(m);
+                return false;
+            }
+            true
+        }, &mut counters);
+        while let Some((out, m)) = setup.channels.inject.pop() {
+            extra = true;
+            if out < nports && tx[out].push(m).is_ok() {
+                continue;
+            }
+            counters.drop_pkt(DropReason::TxFull);
+        }
+        if extra {
+            for out in 0..nports {
+                flush(&setup.ports[out], &mut tx[out], out, &mut counters, &mut hist, now, ns_per_tick);
+            }
+        }
+
+        if !got_any {
+            counters.empty_polls += 1;
+            if setup.idle_sleep_us > 0 {
+                idle_rounds += 1;
+                // Like l3fwd-power: after a run of empty polls, sleep, doubling up to the configured bound.
+                if idle_rounds > 300 {
+                    sleep_us = (sleep_us.max(1) * 2).min(setup.idle_sleep_us);
+                    std::thread::sleep(std::time::Duration::from_micros(u64::from(sleep_us)));
+                }
+            }
+        } else {
+            idle_rounds = 0;
+            sleep_us = 0;
+        }
+
+        if now >= next_snapshot {
+            next_snapshot = now + snapshot_every;
+            publish(&setup, &counters, &hist);
+        }
+    }
+    // Final drain: retry what the queues refused for a short while, then free and count it.
+    for out in 0..nports {
+        for _ in 0..1000 {
+            if tx[out].is_empty() {
+                break;
+            }
+            tx[out].tx(setup.ports[out].port_id, setup.ports[out].tx_queue);
+        }
+        let left = tx[out].free_all();
+        counters.drops[DropReason::TxFull as usize] += left as u64;
+    }
+    proc.finish(&mut counters);
+    publish(&setup, &counters, &hist);
+    (counters, hist)
+}
+
+#[inline(always)]
+fn flush(
+    wp: &WorkerPort,
+    b: &mut Burst<MAX_BURST>,
+    out: usize,
+    counters: &mut Counters,
+    hist: &mut Histogram<u64>,
+    t_rx: u64,
+    ns_per_tick: f64,
+) {
+    if b.is_empty() {
+        return;
+    }
+    let bytes = b.total_len();
+    let n = b.len();
+    let sent = b.tx(wp.port_id, wp.tx_queue);
+    let refused = b.len();
+    let refused_bytes = if refused > 0 { b.total_len() } else { 0 };
+    if refused > 0 {
+        // The egress queue is full: drop (counted) rather than stall the poll loop.
+        b.free_all();
+        counters.drops[DropReason::TxFull as usize] += refused as u64;
+    }
+    debug_assert_eq!(sent + refused, n);
+    counters.ports[out].tx += sent as u64;
+    counters.ports[out].tx_bytes += (bytes - refused_bytes) as u64;
+    if sent > 0 {
+        let lat_ns = ((dpdk::rdtsc().saturating_sub(t_rx)) as f64 * ns_per_tick) as u64;
+        let _ = hist.record_n(lat_ns.max(1), sent as u64);
+        counters.latency_samples += sent as u64;
+    }
+}
+
+fn publish(setup: &WorkerSetup, counters: &Counters, hist: &Histogram<u64>) {
+    // No free box: skip this tick rather than allocate on the hot path.
+    let Some(mut snap) = setup.channels.recycled.pop() else {
+        return;
+    };
+    snap.worker = setup.index;
+    snap.counters.clone_from(counters);
+    snap.latency_ns.reset();
+    let _ = snap.latency_ns.add(hist);
+    if let Err(s) = setup.channels.snapshots.push(snap) {
+        let _ = setup.channels.recycled.push(s);
+    }
+}
