@@ -388,3 +388,16 @@ pub fn print_summary(r: &Report) {
         );
     }
 }
+
+/// EAL leaves /var/run/dpdk/PREFIX behind even with --no-shconf: remove it after a clean exit.
+pub fn remove_runtime_dir(cfg: &Config, extra: &[String]) {
+    let args = eal_args(cfg, extra);
+    let prefix = args
+        .iter()
+        .position(|a| a == "--file-prefix")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--file-prefix=").map(str::to_string)))
+        .unwrap_or_else(|| "rte".to_string());
+    let dir = std::path::Path::new("/var/run/dpdk").join(prefix);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -117,5 +117,6 @@ fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<()> {
         log::info!("final counters written to {}", p.display());
     }
     drop(rt);
+    app::remove_runtime_dir(cfg, &opts.extra_eal_args);
     Ok(())
 }

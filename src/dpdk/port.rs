@@ -123,7 +123,9 @@ impl Port {
         if let Some(mtu) = cfg.mtu {
             // SAFETY: valid port id.
             let rc = unsafe { sys::rte_eth_dev_set_mtu(p, mtu) };
-            if rc < 0 {
+            if rc == -(libc::ENOTSUP) {
+                log::debug!("{name}: the device keeps its own MTU (set_mtu not supported)");
+            } else if rc < 0 {
                 log::warn!(
                     "{name}: cannot set MTU {mtu}: {}",
                     DpdkError::from_errno("set_mtu", rc).message

@@ -1,0 +1,136 @@
+//! Shared helpers of the integration tests: pcap files in and out, running the real `greway` binary on real
+//! DPDK virtual ports with a per-test EAL file prefix, reading `--stats-json`.
+#![allow(dead_code)]
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::DataLink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// The built binary under test.
+pub fn greway_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_greway"))
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("greway-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Write Ethernet frames to a pcap file.
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let f = std::fs::File::create(path).unwrap();
+    let hdr = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(f, hdr).unwrap();
+    for (i, fr) in frames.iter().enumerate() {
+        let ts = Duration::from_micros(i as u64);
+        w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr)).unwrap();
+    }
+}
+
+/// Read every frame of a pcap file.
+pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut r = PcapReader::new(f).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.unwrap().data.into_owned());
+    }
+    out
+}
+
+/// EAL arguments for a test: no hugepages, no PCI, one worker core, a unique file prefix.
+pub fn eal_args(tag: &str) -> String {
+    format!(
+        r#"["-l", "0-1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--file-prefix", "gwt-{tag}-{}", "--log-level", "3"]"#,
+        std::process::id()
+    )
+}
+
+/// Run `greway run --config CFG --exit-idle-ms 300 --stats-json OUT`; returns the process output and the JSON.
+pub fn run_greway(dir: &Path, config: &str, extra: &[&str]) -> (Output, serde_json::Value) {
+    let cfg = dir.join("greway.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let stats = dir.join("stats.json");
+    let out = Command::new(greway_bin())
+        .args(["run", "--quiet", "--config"])
+        .arg(&cfg)
+        .args(["--exit-idle-ms", "300", "--stats-json"])
+        .arg(&stats)
+        .args(extra)
+        .output()
+        .expect("run greway");
+    assert!(
+        out.status.success(),
+        "greway failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats json")).expect("valid json");
+    (out, json)
+}
+
+/// A 64-byte-ish UDP/IPv4 frame (valid IPv4 header checksum, zero UDP checksum).
+pub fn udp4_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], sport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = 20 + 8 + payload.len();
+    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let ck = ipv4_checksum(&ip);
+    ip[10] = (ck >> 8) as u8;
+    ip[11] = ck as u8;
+    f.extend_from_slice(&ip);
+    let ulen = 8 + payload.len();
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&[0x07, 0xd0, (ulen >> 8) as u8, ulen as u8, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An independent RFC 1071 checksum for test fixtures.
+pub fn ipv4_checksum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// The directory holding the tcpdump project's GRE captures (`shared/` beside the repository).
+pub fn peer_captures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peer-captures")
+}
+
+/// Run tshark on a pcap with `-T fields`; fails the test with a clear message if tshark is missing.
+pub fn tshark_fields(pcap: &Path, filter: Option<&str>, fields: &[&str], extra: &[&str]) -> Vec<Vec<String>> {
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(pcap).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
+    c.args(extra);
+    if let Some(f) = filter {
+        c.args(["-Y", f]);
+    }
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    let out = c.output().expect("tshark is required by the test suite (scripts/install-deps.sh installs it)");
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
