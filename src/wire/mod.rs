@@ -1,2 +1,124 @@
 //! Packet views and representations: pure Rust, no DPDK, no `unsafe` outside `checksum/simd`.
+//!
+//! Contract, for every protocol module (modelled on smoltcp's `wire`):
+//! - `Packet<T: AsRef<[u8]>>` (or `Frame`) is a zero-copy view. `new_checked` runs `check_len` once; after it,
+//!   no accessor panics. `new_unchecked` skips the check (accessors may then panic on short buffers).
+//!   Setters exist only where `T: AsMut<[u8]>`.
+//! - `*Repr` is the typed, host-order summary. `parse` never panics, whatever the bytes; `emit` writes straight
+//!   into a caller-provided buffer, never allocates, and panics only if the buffer is shorter than
+//!   `header_len()`/`buffer_len()` (the caller reserved that room; this is a programming error, not input).
+//! - Errors are small `Copy` values naming the layer, the length needed and the length present, because the hot
+//!   path turns them into drop counters.
 pub mod checksum;
+
+pub mod arp;
+pub mod ethernet;
+pub mod gre;
+pub mod icmpv4;
+pub mod icmpv6;
+pub mod ipv4;
+pub mod ipv6;
+
+pub use ethernet::MacAddr;
+pub use gre::{GreError, GreRepr};
+
+/// Which header an [`Error`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    Ethernet,
+    Vlan,
+    Arp,
+    Ipv4,
+    Ipv6,
+    Ipv6Extension,
+    Icmpv4,
+    Icmpv6,
+    Gre,
+    CiscoMetaData,
+}
+
+impl core::fmt::Display for Layer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match self {
+            Layer::Ethernet => "Ethernet",
+            Layer::Vlan => "802.1Q",
+            Layer::Arp => "ARP",
+            Layer::Ipv4 => "IPv4",
+            Layer::Ipv6 => "IPv6",
+            Layer::Ipv6Extension => "IPv6 extension header",
+            Layer::Icmpv4 => "ICMPv4",
+            Layer::Icmpv6 => "ICMPv6",
+            Layer::Gre => "GRE",
+            Layer::CiscoMetaData => "Cisco MetaData",
+        };
+        f.write_str(name)
+    }
+}
+
+/// A parse error: small and `Copy`, so the data path can match on it and count it without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The buffer ends before a field the header says is there.
+    #[error("{layer}: truncated, {needed} bytes needed, {actual} present")]
+    Truncated {
+        layer: Layer,
+        needed: usize,
+        actual: usize,
+    },
+    /// A field holds a value this implementation does not accept; `reason` names the field and the rule.
+    #[error("{layer}: malformed: {reason}")]
+    Malformed { layer: Layer, reason: &'static str },
+    /// The checksum does not verify.
+    #[error("{layer}: bad checksum")]
+    BadChecksum { layer: Layer },
+    /// GRE has its own variants because RFC 2784/2890 receiver rules each need a distinct drop reason.
+    #[error(transparent)]
+    Gre(#[from] GreError),
+}
+
+impl Error {
+    /// The layer the error is about.
+    pub fn layer(&self) -> Layer {
+        match self {
+            Error::Truncated { layer, .. }
+            | Error::Malformed { layer, .. }
+            | Error::BadChecksum { layer } => *layer,
+            Error::Gre(_) => Layer::Gre,
+        }
+    }
+}
+
+/// Shorthand used by every module's `check_len`.
+#[inline]
+pub(crate) fn need(layer: Layer, needed: usize, actual: usize) -> Result<(), Error> {
+    if actual < needed {
+        Err(Error::Truncated {
+            layer,
+            needed,
+            actual,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_small_and_print_the_lengths() {
+        assert!(
+            core::mem::size_of::<Error>() <= 32,
+            "{}",
+            core::mem::size_of::<Error>()
+        );
+        let e = Error::Truncated {
+            layer: Layer::Ipv4,
+            needed: 20,
+            actual: 7,
+        };
+        assert_eq!(e.to_string(), "IPv4: truncated, 20 bytes needed, 7 present");
+        assert_eq!(e.layer(), Layer::Ipv4);
+    }
+}
