@@ -1916,6 +1916,22 @@ routes = ["10.20.0.0/16"]
     }
 
     #[test]
+    fn enum_and_type_errors_are_located() {
+        let text = MINIMAL.replace(
+            "name = \"inside\"\n",
+            "name = \"inside\"\nrole = \"transit\"\n",
+        );
+        let e = Config::from_str_named(&text, "m").unwrap_err();
+        assert_eq!((e.field(), e.line()), ("port[0].role", Some(8)), "{e}");
+        let text = MINIMAL.replace("key = 7", "key = \"seven\"");
+        let e = Config::from_str_named(&text, "m").unwrap_err();
+        assert_eq!((e.field(), e.line()), ("tunnel[0].key", Some(18)), "{e}");
+        let text = MINIMAL.replace("workers = [1]", "workers = [1]\nburst = 70000");
+        let e = Config::from_str_named(&text, "m").unwrap_err();
+        assert_eq!((e.field(), e.line()), ("dataplane.burst", Some(6)), "{e}");
+    }
+
+    #[test]
     fn ttl_tos_values() {
         for (v, want) in [
             ("1", Ttl::Fixed(1)),
