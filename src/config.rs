@@ -17,6 +17,14 @@
 //! turns that span into a field path. Semantic rules then run on the typed [`Config`] and report
 //! a field path; the tree turns that path into a line.
 //!
+//! Which line: the line of the offending value (for an array element, the element); for an
+//! unknown key, the key; for a missing key or a rule about a value that was left at its default
+//! (e.g. a derived tunnel MTU), the header of the table that should hold it (`[[tunnel]]`); for
+//! "needs an outside port", the first `[[port]]`; for a missing top-level table, line 1. TOML
+//! syntax errors have an empty field and the parser's line. An unreadable file has no line.
+//! A port `address` written as a single string is reported as `port[0].address`, an array
+//! element as `port[0].address[1]`.
+//!
 //! # Rules (product decisions)
 //!
 //! * Unknown keys, missing required keys, wrong types: rejected.
@@ -1889,6 +1897,38 @@ routes = ["10.20.0.0/16"]
         );
         t.key = Some(8);
         validate_tunnel_addition(&c, &t).unwrap();
+    }
+
+    #[test]
+    fn serializes_back_to_an_equal_config() {
+        let text = MINIMAL.replace(
+            "key = 7",
+            "key = 7\nttl = \"inherit\"\ntos = 8\nmac_placeholder",
+        );
+        let text = text.replace(
+            "mac_placeholder",
+            "reorder = { window = 2 }\nsequence = true",
+        );
+        let c = Config::from_str_named(&text, "m").unwrap();
+        let back = toml::to_string(&c).unwrap();
+        let c2 = Config::from_str_named(&back, "back").unwrap();
+        assert_eq!(c, c2, "{back}");
+    }
+
+    #[test]
+    fn enum_and_type_errors_are_located() {
+        let text = MINIMAL.replace(
+            "name = \"inside\"\n",
+            "name = \"inside\"\nrole = \"transit\"\n",
+        );
+        let e = Config::from_str_named(&text, "m").unwrap_err();
+        assert_eq!((e.field(), e.line()), ("port[0].role", Some(8)), "{e}");
+        let text = MINIMAL.replace("key = 7", "key = \"seven\"");
+        let e = Config::from_str_named(&text, "m").unwrap_err();
+        assert_eq!((e.field(), e.line()), ("tunnel[0].key", Some(18)), "{e}");
+        let text = MINIMAL.replace("workers = [1]", "workers = [1]\nburst = 70000");
+        let e = Config::from_str_named(&text, "m").unwrap_err();
+        assert_eq!((e.field(), e.line()), ("dataplane.burst", Some(6)), "{e}");
     }
 
     #[test]
