@@ -88,8 +88,9 @@ pub fn is_pci_address(device: &str) -> bool {
     let parts: Vec<&str> = id.split(':').collect();
     let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
     let devfn = |s: &str| {
-        s.split_once('.')
-            .is_some_and(|(d, f)| hex(d, 2) && f.len() == 1 && f.chars().all(|c| ('0'..='7').contains(&c)))
+        s.split_once('.').is_some_and(|(d, f)| {
+            hex(d, 2) && f.len() == 1 && f.chars().all(|c| ('0'..='7').contains(&c))
+        })
     };
     match parts.as_slice() {
         [dom, bus, df] => hex(dom, 4) && hex(bus, 2) && devfn(df),
@@ -202,7 +203,13 @@ impl Runtime {
 
 /// Run the gateway with processors made by `make_proc` (one per worker) until a signal, `--exit-idle-ms` or
 /// `duration`; returns the final report.
-pub fn run<P, F>(cfg: &Config, rt: &Runtime, opts: &RunOptions, stop: Arc<AtomicBool>, mut make_proc: F) -> Report
+pub fn run<P, F>(
+    cfg: &Config,
+    rt: &Runtime,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+    mut make_proc: F,
+) -> Report
 where
     P: Processor<Mbuf> + 'static,
     F: FnMut(usize) -> P,
@@ -231,7 +238,11 @@ where
             .iter()
             .map(|p| WorkerPort {
                 port_id: p.id().0,
-                rx_queue: if (w as u16) < p.rx_queues() { Some(w as u16) } else { None },
+                rx_queue: if (w as u16) < p.rx_queues() {
+                    Some(w as u16)
+                } else {
+                    None
+                },
                 tx_queue: w as u16,
             })
             .collect();
@@ -261,7 +272,9 @@ where
                 let lcore = dpdk::register_thread();
                 match lcore {
                     Ok(l) => log::info!("worker {w} on core {core} as {l}"),
-                    Err(e) => log::warn!("worker {w}: {e} (running unregistered, mempool cache bypassed)"),
+                    Err(e) => {
+                        log::warn!("worker {w}: {e} (running unregistered, mempool cache bypassed)")
+                    }
                 }
                 let out = worker::run(setup, proc);
                 dpdk::unregister_thread();
@@ -274,7 +287,9 @@ where
     // The control loop on the main thread.
     let mut agg = Aggregator::new(nworkers, rt.ports.len(), n_tunnels);
     let mut live = LiveLine::new(cfg);
-    let exit_idle_ticks = opts.exit_idle.map(|d| (d.as_secs_f64() * tsc_hz as f64) as u64);
+    let exit_idle_ticks = opts
+        .exit_idle
+        .map(|d| (d.as_secs_f64() * tsc_hz as f64) as u64);
     let mut next_live = Instant::now() + Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
@@ -287,7 +302,10 @@ where
         if let Some(t) = exit_idle_ticks {
             // Relaxed: a monotone clock value; staleness only delays the exit.
             if dpdk::rdtsc().saturating_sub(last_rx.load(Ordering::Relaxed)) > t {
-                log::info!("no packet for {:?}: stopping", opts.exit_idle.unwrap_or_default());
+                log::info!(
+                    "no packet for {:?}: stopping",
+                    opts.exit_idle.unwrap_or_default()
+                );
                 break;
             }
         }
@@ -328,12 +346,20 @@ where
             },
         );
     }
-    let drops = DropReason::ALL.iter().map(|r| (r.name(), total.drops[*r as usize])).collect();
+    let drops = DropReason::ALL
+        .iter()
+        .map(|r| (r.name(), total.drops[*r as usize]))
+        .collect();
     let tunnels = cfg
         .tunnels
         .iter()
         .enumerate()
-        .map(|(i, t)| (t.name.clone(), total.tunnels.get(i).copied().unwrap_or_default()))
+        .map(|(i, t)| {
+            (
+                t.name.clone(),
+                total.tunnels.get(i).copied().unwrap_or_default(),
+            )
+        })
         .collect();
     Report {
         ports,
@@ -356,21 +382,41 @@ pub fn port_roles(cfg: &Config) -> Vec<PortRole> {
 }
 
 /// Run with the processor the config asks for.
-pub fn run_configured(cfg: &Config, rt: &Runtime, opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<Report, AppError> {
+pub fn run_configured(
+    cfg: &Config,
+    rt: &Runtime,
+    opts: &RunOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<Report, AppError> {
     Ok(run(cfg, rt, opts, stop, |_| crate::datapath::CrossConnect))
 }
 
 /// Print the final counters (the human form of `--stats-json`).
 pub fn print_summary(r: &Report) {
-    println!("greway: ran {:.2} s with {} worker(s)", r.duration_s, r.workers);
+    println!(
+        "greway: ran {:.2} s with {} worker(s)",
+        r.duration_s, r.workers
+    );
     for (name, p) in &r.ports {
         println!(
             "  port {name:<10} rx {:>12} pkts {:>14} bytes | tx {:>12} pkts {:>14} bytes",
             p.rx, p.rx_bytes, p.tx, p.tx_bytes
         );
     }
-    let drops: Vec<String> = r.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
-    println!("  drops: {}", if drops.is_empty() { "none".to_string() } else { drops.join(" ") });
+    let drops: Vec<String> = r
+        .drops
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    println!(
+        "  drops: {}",
+        if drops.is_empty() {
+            "none".to_string()
+        } else {
+            drops.join(" ")
+        }
+    );
     for (name, t) in &r.tunnels {
         println!(
             "  tunnel {name:<10} encap {} decap {} drops {} keepalives rx {} reflected {}",
@@ -384,7 +430,11 @@ pub fn print_summary(r: &Report) {
     if r.latency.count > 0 {
         println!(
             "  latency: p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, max {:.2} us ({} samples)",
-            r.latency.p50_us, r.latency.p99_us, r.latency.p999_us, r.latency.max_us, r.latency.count
+            r.latency.p50_us,
+            r.latency.p99_us,
+            r.latency.p999_us,
+            r.latency.max_us,
+            r.latency.count
         );
     }
 }
@@ -396,7 +446,10 @@ pub fn remove_runtime_dir(cfg: &Config, extra: &[String]) {
         .iter()
         .position(|a| a == "--file-prefix")
         .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--file-prefix=").map(str::to_string)))
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--file-prefix=").map(str::to_string))
+        })
         .unwrap_or_else(|| "rte".to_string());
     let dir = std::path::Path::new("/var/run/dpdk").join(prefix);
     let _ = std::fs::remove_dir_all(dir);

@@ -535,6 +535,19 @@ pub struct DataplaneCfg {
     /// 0 = busy poll; N > 0 = after empty polls back off to sleeps of up to N microseconds.
     #[serde(default)]
     pub idle_sleep_us: u32,
+    /// `gateway` (default): GRE encapsulation/decapsulation; `forward`: a plain cross-connect of ports 0 and 1
+    /// (testpmd io-style baseline).
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// What the workers do with packets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Gateway,
+    Forward,
 }
 
 fn default_burst() -> u16 {

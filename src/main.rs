@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "greway", version, about = "Kernel-bypass GRE tunnel gateway on DPDK")]
+#[command(
+    name = "greway",
+    version,
+    about = "Kernel-bypass GRE tunnel gateway on DPDK"
+)]
 struct Cli {
     /// Log level: error, warn, info, debug, trace (or RUST_LOG).
     #[arg(long, global = true, default_value = "info")]

@@ -7,12 +7,28 @@ use common::*;
 fn cross_connect_forwards_every_packet_and_leaks_no_mbuf() {
     let dir = scratch("forward");
     let a: Vec<Vec<u8>> = (0..500u16)
-        .map(|i| udp4_frame([2, 0, 0, 0, 0, 0x10], [2, 0, 0, 0, 0, 1], [10, 0, 0, 2], [10, 20, 0, 1], i, &[i as u8; 22]))
+        .map(|i| {
+            udp4_frame(
+                [2, 0, 0, 0, 0, 0x10],
+                [2, 0, 0, 0, 0, 1],
+                [10, 0, 0, 2],
+                [10, 20, 0, 1],
+                i,
+                &[i as u8; 22],
+            )
+        })
         .collect();
     let b: Vec<Vec<u8>> = (0..321u16)
         .map(|i| {
             let len = 1 + (usize::from(i) * 7) % 1400;
-            udp4_frame([2, 0, 0, 0, 0, 0x20], [2, 0, 0, 0, 0, 2], [192, 0, 2, 9], [10, 0, 0, 2], i, &vec![0xab; len])
+            udp4_frame(
+                [2, 0, 0, 0, 0, 0x20],
+                [2, 0, 0, 0, 0, 2],
+                [192, 0, 2, 9],
+                [10, 0, 0, 2],
+                i,
+                &vec![0xab; len],
+            )
         })
         .collect();
     write_pcap(&dir.join("a.pcap"), &a);
@@ -41,11 +57,31 @@ address = "192.0.2.1/24"
     assert_eq!(s["ports"]["outside"]["tx"], 500);
     assert_eq!(s["ports"]["outside"]["rx"], 321);
     assert_eq!(s["ports"]["inside"]["tx"], 321);
-    assert_eq!(s["ports"]["inside"]["hw"]["ipackets"], 500, "device counters agree");
-    assert_eq!(s["mempool"]["free_at_start"], s["mempool"]["free_at_end"], "no mbuf leaked: {s}");
-    assert!(s["drops"].as_object().unwrap().values().all(|v| v == 0), "no drops: {s}");
-    assert_eq!(read_pcap(&dir.join("out-outside.pcap")), a, "inside frames leave outside unchanged");
-    assert_eq!(read_pcap(&dir.join("out-inside.pcap")), b, "outside frames leave inside unchanged");
-    assert_eq!(s["latency"]["count"], 821, "every forwarded packet has a latency sample");
+    assert_eq!(
+        s["ports"]["inside"]["hw"]["ipackets"], 500,
+        "device counters agree"
+    );
+    assert_eq!(
+        s["mempool"]["free_at_start"], s["mempool"]["free_at_end"],
+        "no mbuf leaked: {s}"
+    );
+    assert!(
+        s["drops"].as_object().unwrap().values().all(|v| v == 0),
+        "no drops: {s}"
+    );
+    assert_eq!(
+        read_pcap(&dir.join("out-outside.pcap")),
+        a,
+        "inside frames leave outside unchanged"
+    );
+    assert_eq!(
+        read_pcap(&dir.join("out-inside.pcap")),
+        b,
+        "outside frames leave inside unchanged"
+    );
+    assert_eq!(
+        s["latency"]["count"], 821,
+        "every forwarded packet has a latency sample"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,7 +14,9 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn new(workers: usize, ports: usize, tunnels: usize) -> Self {
         Aggregator {
-            latest: (0..workers).map(|_| Counters::new(ports, tunnels)).collect(),
+            latest: (0..workers)
+                .map(|_| Counters::new(ports, tunnels))
+                .collect(),
             hists: (0..workers).map(|_| new_latency_histogram()).collect(),
         }
     }
@@ -67,10 +69,16 @@ impl LiveLine {
         let mut s = String::new();
         let (dt, prev) = match &self.prev {
             Some((t, c)) => (now.duration_since(*t).as_secs_f64().max(1e-6), c.clone()),
-            None => (1.0, Counters::new(now_total.ports.len(), now_total.tunnels.len())),
+            None => (
+                1.0,
+                Counters::new(now_total.ports.len(), now_total.tunnels.len()),
+            ),
         };
         for (i, name) in self.names.iter().enumerate() {
-            let (a, b) = (now_total.ports.get(i).copied().unwrap_or_default(), prev.ports.get(i).copied().unwrap_or_default());
+            let (a, b) = (
+                now_total.ports.get(i).copied().unwrap_or_default(),
+                prev.ports.get(i).copied().unwrap_or_default(),
+            );
             let rx_pps = (a.rx - b.rx) as f64 / dt;
             let tx_pps = (a.tx - b.tx) as f64 / dt;
             let rx_gbps = (a.rx_bytes - b.rx_bytes) as f64 * 8.0 / dt / 1e9;
@@ -83,7 +91,12 @@ impl LiveLine {
         }
         let mut drops: Vec<(&str, u64)> = DropReason::ALL
             .iter()
-            .map(|r| (r.name(), now_total.drops[*r as usize] - prev.drops[*r as usize]))
+            .map(|r| {
+                (
+                    r.name(),
+                    now_total.drops[*r as usize] - prev.drops[*r as usize],
+                )
+            })
             .filter(|(_, n)| *n > 0)
             .collect();
         drops.sort_by(|a, b| b.1.cmp(&a.1));

@@ -91,7 +91,15 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
                     Verdict::Tx(out) => {
                         if let Err(m) = tx[out].push(m) {
                             // A full tx burst: flush it now and retry once.
-                            flush(&setup.ports[out], &mut tx[out], out, &mut counters, &mut hist, t_rx, ns_per_tick);
+                            flush(
+                                &setup.ports[out],
+                                &mut tx[out],
+                                out,
+                                &mut counters,
+                                &mut hist,
+                                t_rx,
+                                ns_per_tick,
+                            );
                             if tx[out].push(m).is_err() {
                                 counters.drop_pkt(DropReason::TxFull);
                             }
@@ -105,7 +113,15 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
                 }
             }
             for out in 0..nports {
-                flush(&setup.ports[out], &mut tx[out], out, &mut counters, &mut hist, t_rx, ns_per_tick);
+                flush(
+                    &setup.ports[out],
+                    &mut tx[out],
+                    out,
+                    &mut counters,
+                    &mut hist,
+                    t_rx,
+                    ns_per_tick,
+                );
             }
             // Relaxed: a coarse "last activity" clock read by the control thread.
             setup.last_rx_tsc.fetch_max(t_rx, Ordering::Relaxed);
@@ -113,14 +129,18 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
         // Work the processor deferred (handoff rings, reorder timeouts) and packets from the control thread.
         let now = dpdk::rdtsc();
         let mut extra = false;
-        proc.poll_deferred(now, &mut |out, m| {
-            extra = true;
-            if let Err(m) = tx[out].push(m) {
-                drop(m);
-                return false;
-            }
-            true
-        }, &mut counters);
+        proc.poll_deferred(
+            now,
+            &mut |out, m| {
+                extra = true;
+                if let Err(m) = tx[out].push(m) {
+                    drop(m);
+                    return false;
+                }
+                true
+            },
+            &mut counters,
+        );
         while let Some((out, m)) = setup.channels.inject.pop() {
             extra = true;
             if out < nports && tx[out].push(m).is_ok() {
@@ -130,7 +150,15 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
         }
         if extra {
             for out in 0..nports {
-                flush(&setup.ports[out], &mut tx[out], out, &mut counters, &mut hist, now, ns_per_tick);
+                flush(
+                    &setup.ports[out],
+                    &mut tx[out],
+                    out,
+                    &mut counters,
+                    &mut hist,
+                    now,
+                    ns_per_tick,
+                );
             }
         }
 

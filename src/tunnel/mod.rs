@@ -25,6 +25,7 @@
 //! prefix given twice the last one wins. Host bits beyond the prefix length are ignored.
 pub mod lpm;
 pub mod lpm6;
+pub mod table;
 
 pub use lpm::{Lpm4, Lpm4Builder, LpmError, BURST, MAX_NEXT_HOP};
 pub use lpm6::{Lpm6, Lpm6Builder};

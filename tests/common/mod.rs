@@ -30,7 +30,8 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = PcapWriter::with_header(f, hdr).unwrap();
     for (i, fr) in frames.iter().enumerate() {
         let ts = Duration::from_micros(i as u64);
-        w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr)).unwrap();
+        w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr))
+            .unwrap();
     }
 }
 
@@ -74,18 +75,39 @@ pub fn run_greway(dir: &Path, config: &str, extra: &[&str]) -> (Output, serde_js
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats json")).expect("valid json");
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats json"))
+            .expect("valid json");
     (out, json)
 }
 
 /// A 64-byte-ish UDP/IPv4 frame (valid IPv4 header checksum, zero UDP checksum).
-pub fn udp4_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], sport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp4_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&dst_mac);
     f.extend_from_slice(&src_mac);
     f.extend_from_slice(&[0x08, 0x00]);
     let total = 20 + 8 + payload.len();
-    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ];
     ip.extend_from_slice(&src);
     ip.extend_from_slice(&dst);
     let ck = ipv4_checksum(&ip);
@@ -117,9 +139,16 @@ pub fn peer_captures() -> PathBuf {
 }
 
 /// Run tshark on a pcap with `-T fields`; fails the test with a clear message if tshark is missing.
-pub fn tshark_fields(pcap: &Path, filter: Option<&str>, fields: &[&str], extra: &[&str]) -> Vec<Vec<String>> {
+pub fn tshark_fields(
+    pcap: &Path,
+    filter: Option<&str>,
+    fields: &[&str],
+    extra: &[&str],
+) -> Vec<Vec<String>> {
     let mut c = Command::new("tshark");
-    c.arg("-r").arg(pcap).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
+    c.arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
     c.args(extra);
     if let Some(f) = filter {
         c.args(["-Y", f]);
@@ -127,8 +156,14 @@ pub fn tshark_fields(pcap: &Path, filter: Option<&str>, fields: &[&str], extra: 
     for f in fields {
         c.args(["-e", f]);
     }
-    let out = c.output().expect("tshark is required by the test suite (scripts/install-deps.sh installs it)");
-    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = c
+        .output()
+        .expect("tshark is required by the test suite (scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split('|').map(str::to_string).collect())

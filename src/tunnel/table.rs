@@ -1,0 +1,465 @@
+//! The immutable forwarding state workers read: ports, tunnels with precomputed encapsulation templates, route
+//! tables (LPM), neighbours. The control thread builds a new [`Tables`] on every change and publishes it
+//! (arc-swap); workers pick it up between bursts. Route LPMs are shared by `Arc` between generations, so a
+//! neighbour change does not rebuild them.
+use super::lpm::{Lpm4, LpmError};
+use super::lpm6::Lpm6;
+use crate::config::{Config, PortRole, Tos, Ttl, TunnelCfg};
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+/// A small, fast hasher for fixed-size keys (FxHash): the decap lookup is per packet.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Longest headers an encapsulation adds: Ethernet 14 + IPv6 40 + GRE 16.
+pub const MAX_ENCAP_HEADER: usize = 14 + 40 + 16;
+
+/// A port as the datapath sees it.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub name: String,
+    pub role: PortRole,
+    pub mac: [u8; 6],
+    pub v4: Vec<(Ipv4Addr, u8)>,
+    pub v6: Vec<(Ipv6Addr, u8)>,
+    pub mtu: u16,
+}
+
+impl PortInfo {
+    /// The first IPv4 address (source of ICMP errors and ARP).
+    pub fn first_v4(&self) -> Option<Ipv4Addr> {
+        self.v4.first().map(|a| a.0)
+    }
+    pub fn first_v6(&self) -> Option<Ipv6Addr> {
+        self.v6
+            .iter()
+            .find(|a| !is_link_local(&a.0))
+            .or(self.v6.first())
+            .map(|a| a.0)
+    }
+}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// Run-time state of a tunnel shared between workers and the control thread.
+#[derive(Debug, Default)]
+pub struct TunnelState {
+    /// False once keepalives were missed `retries` times. Relaxed loads/stores: a flag, no data behind it.
+    pub up: AtomicBool,
+    /// TSC of the last keepalive reply seen (written by workers, read by control).
+    pub last_keepalive_tsc: AtomicU64,
+}
+
+/// One tunnel, ready for the fast path.
+#[derive(Debug, Clone)]
+pub struct Tunnel {
+    pub index: u32,
+    pub name: String,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub ikey: Option<u32>,
+    pub okey: Option<u32>,
+    pub checksum: bool,
+    pub sequence: bool,
+    pub ttl: Ttl,
+    pub tos: Tos,
+    /// Largest inner packet (bytes of the inner IP packet).
+    pub mtu: u16,
+    pub keepalive: Option<(u32, u32)>,
+    pub allowed_sources: Option<Vec<IpNet>>,
+    /// Egress port for the outer packet and its next hop (the remote, or the route's gateway).
+    pub out_port: usize,
+    pub next_hop: IpAddr,
+    /// True when the next hop's MAC is known and `template` is complete.
+    pub resolved: bool,
+    /// Ethernet + outer IP + GRE header with every constant field filled; per-packet fields are patched.
+    pub template: [u8; MAX_ENCAP_HEADER],
+    pub header_len: usize,
+    /// Offsets within the template.
+    pub gre_off: usize,
+    pub key_off: usize,
+    pub seq_off: usize,
+    pub state: Arc<TunnelState>,
+}
+
+impl Tunnel {
+    pub fn outer_v6(&self) -> bool {
+        self.local.is_ipv6()
+    }
+    /// GRE header length.
+    pub fn gre_len(&self) -> usize {
+        self.header_len - self.gre_off
+    }
+    /// Whether keepalives gate traffic and the tunnel is down.
+    #[inline]
+    pub fn is_down(&self) -> bool {
+        self.keepalive.is_some() && !self.state.up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Identity of a tunnel on receive: (our address, peer address, key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DecapKey {
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub key: Option<u32>,
+}
+
+/// A route of the outer or inside network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub port: usize,
+    /// None: directly connected (the destination itself is the next hop).
+    pub via: Option<IpAddr>,
+}
+
+/// The route tables: rebuilt only when routes or tunnels change.
+#[derive(Debug)]
+pub struct RouteTables {
+    /// Inner destination -> tunnel index.
+    pub encap4: Lpm4,
+    pub encap6: Lpm6,
+    /// Destination -> index into `routes` (configured routes plus connected subnets).
+    pub routes4: Lpm4,
+    pub routes6: Lpm6,
+    pub routes: Vec<Route>,
+}
+
+/// A neighbour entry: MAC on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Neighbor {
+    pub port: usize,
+    pub mac: [u8; 6],
+    /// Static entries never age.
+    pub is_static: bool,
+}
+
+/// Everything a worker reads per packet. Immutable once published.
+#[derive(Debug)]
+pub struct Tables {
+    pub ports: Vec<PortInfo>,
+    pub tunnels: Vec<Tunnel>,
+    pub decap: FxMap<DecapKey, u32>,
+    /// (local, remote) pairs with any tunnel: tells a key mismatch from an unknown peer.
+    pub peers: FxMap<(IpAddr, IpAddr), u32>,
+    pub routes: Arc<RouteTables>,
+    pub neighbors: FxMap<IpAddr, Neighbor>,
+    /// Our own addresses (any port) and the tunnel endpoints.
+    pub local4: Vec<Ipv4Addr>,
+    pub local6: Vec<Ipv6Addr>,
+    pub generation: u64,
+}
+
+/// Building tables failed (after config validation this means a resource limit).
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("route table: {0}")]
+    Lpm(#[from] LpmError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Build the route tables from the config's tunnels, routes and connected subnets.
+pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
+    let mut e4 = Vec::new();
+    let mut e6 = Vec::new();
+    for (i, t) in cfg.tunnels.iter().enumerate() {
+        for r in &t.routes {
+            match r {
+                IpNet::V4(n) => e4.push((*n, i as u32)),
+                IpNet::V6(n) => e6.push((*n, i as u32)),
+            }
+        }
+    }
+    let mut routes = Vec::new();
+    let mut r4 = Vec::new();
+    let mut r6 = Vec::new();
+    // Connected subnets first; configured routes after, so a configured route for the same prefix wins.
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        for a in &p.addresses {
+            let idx = routes.len() as u32;
+            routes.push(Route {
+                port: pi,
+                via: None,
+            });
+            match a.trunc() {
+                IpNet::V4(n) => r4.push((n, idx)),
+                IpNet::V6(n) => r6.push((n, idx)),
+            }
+        }
+    }
+    for r in &cfg.routes {
+        let port = cfg
+            .ports
+            .iter()
+            .position(|p| p.name == r.port)
+            .ok_or_else(|| {
+                TableError::Other(format!("route {}: unknown port {}", r.prefix, r.port))
+            })?;
+        let idx = routes.len() as u32;
+        routes.push(Route { port, via: r.via });
+        match r.prefix.trunc() {
+            IpNet::V4(n) => r4.push((n, idx)),
+            IpNet::V6(n) => r6.push((n, idx)),
+        }
+    }
+    Ok(RouteTables {
+        encap4: Lpm4::from_nets(&e4)?,
+        encap6: Lpm6::from_nets(&e6)?,
+        routes4: Lpm4::from_nets(&r4)?,
+        routes6: Lpm6::from_nets(&r6)?,
+        routes,
+    })
+}
+
+/// Static neighbours from the config.
+pub fn static_neighbors(cfg: &Config) -> FxMap<IpAddr, Neighbor> {
+    let mut m = FxMap::default();
+    for n in &cfg.neighbors {
+        if let Some(port) = cfg.ports.iter().position(|p| p.name == n.port) {
+            m.insert(
+                n.ip,
+                Neighbor {
+                    port,
+                    mac: n.mac.0,
+                    is_static: true,
+                },
+            );
+        }
+    }
+    m
+}
+
+/// Ports as the datapath sees them, with their effective MACs.
+pub fn port_infos(cfg: &Config, macs: &[[u8; 6]]) -> Vec<PortInfo> {
+    cfg.ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortInfo {
+            name: p.name.clone(),
+            role: p.role(),
+            mac: p
+                .mac
+                .map(|m| m.0)
+                .or(macs.get(i).copied())
+                .unwrap_or([0; 6]),
+            v4: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a {
+                    IpNet::V4(n) => Some((n.addr(), n.prefix_len())),
+                    _ => None,
+                })
+                .collect(),
+            v6: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a {
+                    IpNet::V6(n) => Some((n.addr(), n.prefix_len())),
+                    _ => None,
+                })
+                .collect(),
+            mtu: p.mtu,
+        })
+        .collect()
+}
+
+impl RouteTables {
+    /// Route lookup: (egress port, next-hop address).
+    #[inline]
+    pub fn next_hop(&self, dst: IpAddr) -> Option<(usize, IpAddr)> {
+        let idx = match dst {
+            IpAddr::V4(a) => self.routes4.lookup(u32::from(a)),
+            IpAddr::V6(a) => self.routes6.lookup(u128::from(a)),
+        }?;
+        let r = self.routes[idx as usize];
+        Some((r.port, r.via.unwrap_or(dst)))
+    }
+}
+
+/// Build the whole table generation.
+pub fn build_tables(
+    cfg: &Config,
+    ports: Vec<PortInfo>,
+    routes: Arc<RouteTables>,
+    neighbors: FxMap<IpAddr, Neighbor>,
+    states: &[Arc<TunnelState>],
+    generation: u64,
+) -> Tables {
+    let mut decap = FxMap::default();
+    let mut peers = FxMap::default();
+    let mut tunnels = Vec::with_capacity(cfg.tunnels.len());
+    for (i, tc) in cfg.tunnels.iter().enumerate() {
+        let state = states
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(TunnelState::default()));
+        let t = build_tunnel(cfg, i as u32, tc, &ports, &routes, &neighbors, state);
+        decap.insert(
+            DecapKey {
+                local: t.local,
+                remote: t.remote,
+                key: t.ikey,
+            },
+            i as u32,
+        );
+        peers.insert((t.local, t.remote), i as u32);
+        tunnels.push(t);
+    }
+    let mut local4 = Vec::new();
+    let mut local6 = Vec::new();
+    for p in &ports {
+        local4.extend(p.v4.iter().map(|a| a.0));
+        local6.extend(p.v6.iter().map(|a| a.0));
+    }
+    Tables {
+        ports,
+        tunnels,
+        decap,
+        peers,
+        routes,
+        neighbors,
+        local4,
+        local6,
+        generation,
+    }
+}
+
+fn build_tunnel(
+    cfg: &Config,
+    index: u32,
+    tc: &TunnelCfg,
+    ports: &[PortInfo],
+    routes: &RouteTables,
+    neighbors: &FxMap<IpAddr, Neighbor>,
+    state: Arc<TunnelState>,
+) -> Tunnel {
+    let (out_port, next_hop) = routes.next_hop(tc.remote).unwrap_or_else(|| {
+        // No route: fall back to the port that owns `local`, next hop = remote (validated configs always route).
+        let p = cfg
+            .ports
+            .iter()
+            .position(|p| p.has_address(tc.local))
+            .unwrap_or(0);
+        (p, tc.remote)
+    });
+    let nb = neighbors.get(&next_hop).filter(|n| n.port == out_port);
+    let mut tpl = [0u8; MAX_ENCAP_HEADER];
+    // Ethernet.
+    if let Some(n) = nb {
+        tpl[0..6].copy_from_slice(&n.mac);
+    }
+    tpl[6..12].copy_from_slice(&ports.get(out_port).map(|p| p.mac).unwrap_or_default());
+    let ip_off = 14;
+    let gre_off = match (tc.local, tc.remote) {
+        (IpAddr::V4(l), IpAddr::V4(r)) => {
+            tpl[12..14].copy_from_slice(&[0x08, 0x00]);
+            let ip = &mut tpl[ip_off..ip_off + 20];
+            ip[0] = 0x45;
+            ip[8] = match tc.ttl {
+                Ttl::Fixed(t) => t,
+                Ttl::Inherit => 64,
+            };
+            ip[9] = 47;
+            ip[12..16].copy_from_slice(&l.octets());
+            ip[16..20].copy_from_slice(&r.octets());
+            ip_off + 20
+        }
+        (l, r) => {
+            let (IpAddr::V6(l), IpAddr::V6(r)) = (l, r) else {
+                unreachable!("validated: local and remote are of one family")
+            };
+            tpl[12..14].copy_from_slice(&[0x86, 0xdd]);
+            let ip = &mut tpl[ip_off..ip_off + 40];
+            ip[0] = 0x60;
+            ip[6] = 47;
+            ip[7] = match tc.ttl {
+                Ttl::Fixed(t) => t,
+                Ttl::Inherit => 64,
+            };
+            ip[8..24].copy_from_slice(&l.octets());
+            ip[24..40].copy_from_slice(&r.octets());
+            ip_off + 40
+        }
+    };
+    let mut flags: u16 = 0;
+    let mut off = gre_off + 4;
+    if tc.checksum {
+        flags |= 0x8000;
+        off += 4;
+    }
+    let key_off = off;
+    if let Some(k) = tc.out_key() {
+        flags |= 0x2000;
+        tpl[off..off + 4].copy_from_slice(&k.to_be_bytes());
+        off += 4;
+    }
+    let seq_off = off;
+    if tc.sequence {
+        flags |= 0x1000;
+        off += 4;
+    }
+    tpl[gre_off..gre_off + 2].copy_from_slice(&flags.to_be_bytes());
+    Tunnel {
+        index,
+        name: tc.name.clone(),
+        local: tc.local,
+        remote: tc.remote,
+        ikey: tc.in_key(),
+        okey: tc.out_key(),
+        checksum: tc.checksum,
+        sequence: tc.sequence,
+        ttl: tc.ttl,
+        tos: tc.tos,
+        mtu: tc.effective_mtu(cfg),
+        keepalive: tc.keepalive.map(|k| (k.interval_s, k.retries)),
+        allowed_sources: tc.allowed_sources.clone(),
+        out_port,
+        next_hop,
+        resolved: nb.is_some(),
+        template: tpl,
+        header_len: off,
+        gre_off,
+        key_off,
+        seq_off,
+        state,
+    }
+}
