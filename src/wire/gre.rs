@@ -508,6 +508,40 @@ impl GreRepr {
     }
 }
 
+/// Write the inner packet of a Cisco GRE keepalive into `buf[..20 + 4 + (key ? 4 : 0)]` and return its length:
+/// an IPv4 header from `peer` to `us` (protocol GRE, TTL 255, DSCP CS6 as Cisco IOS sends it) and a GRE header
+/// with protocol 0 and the tunnel's key. The caller sends it as the payload of the ordinary outer GRE header
+/// (protocol IPv4) to `peer`, which routes it back as the keepalive reply. Panics if `buf` is shorter.
+pub fn emit_cisco_keepalive_inner(
+    peer: core::net::Ipv4Addr,
+    us: core::net::Ipv4Addr,
+    ident: u16,
+    key: Option<u32>,
+    buf: &mut [u8],
+) -> usize {
+    use super::ipv4::{protocol as ip_protocol, Ipv4Repr};
+    let gre = GreRepr {
+        checksum: false,
+        key,
+        sequence: None,
+        protocol: protocol::KEEPALIVE,
+    };
+    let ip = Ipv4Repr {
+        src_addr: peer,
+        dst_addr: us,
+        protocol: ip_protocol::GRE,
+        payload_len: gre.header_len() as u16,
+        ttl: 255,
+        dscp_ecn: 0xC0,
+        ident,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    let at = ip.emit(buf);
+    at + gre.emit(&mut buf[at..])
+}
+
 /// The Cisco MetaData shim at the start of a GRE payload with protocol 0x8909.
 ///
 /// What the bytes of `various_gre.pcap` show (Cisco IOS 15.5, matching Wireshark's `dissect_cmd_gre`), 8 bytes:
@@ -884,6 +918,25 @@ mod tests {
             CiscoMetaData::parse(&bad),
             Err(Error::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn cisco_keepalive_inner_packet_matches_the_capture() {
+        // various_gre.pcap frame 11, after the metadata shim: 10.172.64.6 -> 10.172.64.7, GRE key 0x28, proto 0.
+        let captured = [
+            0x45, 0xc0, 0x00, 0x1c, 0x00, 0xa3, 0x00, 0x00, 0xff, 0x2f, 0x24, 0xeb, 0x0a, 0xac,
+            0x40, 0x06, 0x0a, 0xac, 0x40, 0x07, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x28,
+        ];
+        let mut out = [0u8; 28];
+        let len = emit_cisco_keepalive_inner(
+            core::net::Ipv4Addr::new(10, 172, 64, 6),
+            core::net::Ipv4Addr::new(10, 172, 64, 7),
+            0xa3,
+            Some(0x28),
+            &mut out,
+        );
+        assert_eq!(len, 28);
+        assert_eq!(out, captured);
     }
 
     fn any_repr() -> impl Strategy<Value = GreRepr> {
