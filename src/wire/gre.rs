@@ -40,18 +40,20 @@
 //!   "enhanced GRE" of PPTP (RFC 2637 section 4.1): recognised and reported as [`GreError::Pptp`] carrying its
 //!   call id, payload length, sequence and acknowledgment numbers, never decapsulated. Any other version is
 //!   [`GreError::UnsupportedVersion`].
-//! - RFC 2784 section 2.2: "the Checksum field contains the IP (one's complement) checksum sum of the all the
+//! - RFC 2784 section 2.5: "The Checksum field contains the IP (one's complement) checksum sum of the all the
 //!   16 bit words in the GRE header and the payload packet. For purposes of computing the checksum, the value
-//!   of the checksum field is zero." Reserved1 "MUST be transmitted as zero" and is ignored on receipt.
-//!   [`Packet::verify_checksum`] checks it; the caller decides whether a bad one is a drop.
-//! - RFC 2890 section 2: optional fields appear in the order Checksum(+Reserved1), Key, Sequence Number; a
-//!   header whose flags announce fields the buffer does not hold is [`GreError::Truncated`] with the length
-//!   needed and present.
-//! - RFC 2890 section 2.2: sequence numbers are compared with serial number arithmetic (RFC 1982);
-//!   see [`seq_is_later`] and [`RECEIVER_INITIAL_SEQUENCE`]. Whether an out-of-order packet is dropped is
-//!   the tunnel layer's decision.
+//!   of the checksum field is zero." Section 2.6: Reserved1 "MUST be transmitted as zero"; it is ignored on
+//!   receipt. [`Packet::verify_checksum`] checks the checksum; the caller decides whether a bad one is a drop.
+//! - RFC 2890 section 2: the optional fields appear in the order Checksum(+Reserved1), Key, Sequence Number.
+//!   A header whose flags announce fields the buffer does not hold is [`GreError::Truncated`] with the length
+//!   needed and the length present.
+//! - RFC 2890 section 2.2 compares sequence numbers with serial number arithmetic (RFC 1982): see
+//!   [`seq_is_later`]. Senders number the first packet 0; a receiver starting from
+//!   [`RECEIVER_INITIAL_SEQUENCE`] (2^32 - 1) accepts it as later. Whether an out-of-order packet is dropped
+//!   is the tunnel layer's decision, not this module's.
 //!
-//! Cisco MetaData (protocol 0x8909) payloads start with a shim; see [`CiscoMetaData::parse`].
+//! Cisco keepalives (protocol 0, see [`protocol::KEEPALIVE`]) and the Cisco MetaData shim (protocol 0x8909,
+//! see [`CiscoMetaData::parse`]) are documented from `shared/peer-captures/various_gre.pcap`.
 
 use super::checksum;
 use super::{need, Error, Layer};
@@ -91,7 +93,10 @@ mod field {
 
 /// Protocol Type values (an EtherType, RFC 2784 section 2.4) that greway knows by name.
 pub mod protocol {
-    /// Cisco GRE keepalive: the payload is an IPv4 packet carrying a GRE header addressed back to the sender.
+    /// Cisco GRE keepalive. The sender wraps, in its ordinary outer GRE header (protocol IPv4, or 0x8909 with
+    /// the metadata shim), an IPv4 packet addressed from the peer back to itself whose own GRE header has
+    /// protocol 0 and no payload. The peer decapsulates it like any packet and routes the inner packet back,
+    /// so the sender receives GRE with protocol 0: the reply (various_gre.pcap frames 11 and 12).
     pub const KEEPALIVE: u16 = 0x0000;
     pub const IPV4: u16 = 0x0800;
     pub const IPV6: u16 = 0x86DD;
@@ -503,6 +508,40 @@ impl GreRepr {
     }
 }
 
+/// Write the inner packet of a Cisco GRE keepalive into `buf[..20 + 4 + (key ? 4 : 0)]` and return its length:
+/// an IPv4 header from `peer` to `us` (protocol GRE, TTL 255, DSCP CS6 as Cisco IOS sends it) and a GRE header
+/// with protocol 0 and the tunnel's key. The caller sends it as the payload of the ordinary outer GRE header
+/// (protocol IPv4) to `peer`, which routes it back as the keepalive reply. Panics if `buf` is shorter.
+pub fn emit_cisco_keepalive_inner(
+    peer: core::net::Ipv4Addr,
+    us: core::net::Ipv4Addr,
+    ident: u16,
+    key: Option<u32>,
+    buf: &mut [u8],
+) -> usize {
+    use super::ipv4::{protocol as ip_protocol, Ipv4Repr};
+    let gre = GreRepr {
+        checksum: false,
+        key,
+        sequence: None,
+        protocol: protocol::KEEPALIVE,
+    };
+    let ip = Ipv4Repr {
+        src_addr: peer,
+        dst_addr: us,
+        protocol: ip_protocol::GRE,
+        payload_len: gre.header_len() as u16,
+        ttl: 255,
+        dscp_ecn: 0xC0,
+        ident,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    let at = ip.emit(buf);
+    at + gre.emit(&mut buf[at..])
+}
+
 /// The Cisco MetaData shim at the start of a GRE payload with protocol 0x8909.
 ///
 /// What the bytes of `various_gre.pcap` show (Cisco IOS 15.5, matching Wireshark's `dissect_cmd_gre`), 8 bytes:
@@ -879,6 +918,25 @@ mod tests {
             CiscoMetaData::parse(&bad),
             Err(Error::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn cisco_keepalive_inner_packet_matches_the_capture() {
+        // various_gre.pcap frame 11, after the metadata shim: 10.172.64.6 -> 10.172.64.7, GRE key 0x28, proto 0.
+        let captured = [
+            0x45, 0xc0, 0x00, 0x1c, 0x00, 0xa3, 0x00, 0x00, 0xff, 0x2f, 0x24, 0xeb, 0x0a, 0xac,
+            0x40, 0x06, 0x0a, 0xac, 0x40, 0x07, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x28,
+        ];
+        let mut out = [0u8; 28];
+        let len = emit_cisco_keepalive_inner(
+            core::net::Ipv4Addr::new(10, 172, 64, 6),
+            core::net::Ipv4Addr::new(10, 172, 64, 7),
+            0xa3,
+            Some(0x28),
+            &mut out,
+        );
+        assert_eq!(len, 28);
+        assert_eq!(out, captured);
     }
 
     fn any_repr() -> impl Strategy<Value = GreRepr> {
