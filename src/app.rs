@@ -1,8 +1,12 @@
 //! Wiring: EAL init from the config, mempool, ports, pinned worker threads, the control loop (stats merge, live
 //! line, exit conditions), and an orderly shutdown with a final report.
-use crate::config::{Config, PortRole};
+use crate::buf::PacketBuf;
+use crate::config::{Config, Mode, PortRole};
+use crate::control::plane::{ControlPlane, Notice, Outgoing};
 use crate::control::{Aggregator, LiveLine};
+use crate::datapath::gateway::{Gateway, Shared};
 use crate::datapath::worker::{self, WorkerChannels, WorkerPort, WorkerSetup};
+use crate::datapath::CrossConnect;
 use crate::datapath::Processor;
 use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, PortId};
 use crate::stats::{new_latency_histogram, Counters, DropReason, LatencySummary, Snapshot};
@@ -13,6 +17,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Control -> worker ring of frames to send: (port index, frame).
+pub type InjectRing = Arc<ArrayQueue<(usize, Mbuf)>>;
 
 /// Options of `greway run` beyond the config file.
 #[derive(Clone, Debug, Default)]
@@ -209,6 +216,7 @@ pub fn run<P, F>(
     opts: &RunOptions,
     stop: Arc<AtomicBool>,
     mut make_proc: F,
+    hook: &mut dyn FnMut(&[InjectRing]),
 ) -> Report
 where
     P: Processor<Mbuf> + 'static,
@@ -291,8 +299,10 @@ where
         .exit_idle
         .map(|d| (d.as_secs_f64() * tsc_hz as f64) as u64);
     let mut next_live = Instant::now() + Duration::from_secs(1);
+    let injects: Vec<InjectRing> = chans.iter().map(|c| c.2.clone()).collect();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
+        hook(&injects);
         for (snapshots, recycled, _) in &chans {
             while let Some(s) = snapshots.pop() {
                 agg.absorb(&s);
@@ -388,7 +398,32 @@ pub fn run_configured(
     opts: &RunOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<Report, AppError> {
-    Ok(run(cfg, rt, opts, stop, |_| crate::datapath::CrossConnect))
+    match cfg.dataplane.mode {
+        Mode::Forward => Ok(run(cfg, rt, opts, stop, |_| CrossConnect, &mut |_| {})),
+        Mode::Gateway => {
+            let tsc_hz = dpdk::tsc_hz();
+            let nworkers = cfg.dataplane.workers.len();
+            let mut cp = ControlPlane::new(cfg, &rt.macs, Instant::now(), dpdk::rdtsc())
+                .map_err(|e| AppError::Setup(e.to_string()))?;
+            let shared: Shared<Mbuf> = Shared::new(cp.tables(), nworkers);
+            let mut ctl = GatewayControl {
+                shared: shared.clone(),
+                pool: rt.pool.clone(),
+                next_tick: Instant::now(),
+                tsc_hz,
+                nworkers,
+            };
+            let mut hook = |inject: &[InjectRing]| ctl.poll(&mut cp, inject);
+            Ok(run(
+                cfg,
+                rt,
+                opts,
+                stop,
+                |w| Gateway::new(w, nworkers, shared.clone(), tsc_hz),
+                &mut hook,
+            ))
+        }
+    }
 }
 
 /// Print the final counters (the human form of `--stats-json`).
@@ -453,4 +488,63 @@ pub fn remove_runtime_dir(cfg: &Config, extra: &[String]) {
         .unwrap_or_else(|| "rte".to_string());
     let dir = std::path::Path::new("/var/run/dpdk").join(prefix);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The control thread's gateway duties, called every loop iteration (10 ms).
+struct GatewayControl {
+    shared: Shared<Mbuf>,
+    pool: Arc<Mempool>,
+    next_tick: Instant,
+    tsc_hz: u64,
+    nworkers: usize,
+}
+
+impl GatewayControl {
+    fn poll(&mut self, cp: &mut ControlPlane, inject: &[InjectRing]) {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        while let Some(e) = self.shared.events.pop() {
+            if let Some(o) = cp.on_event(e, now) {
+                out.push(o);
+            }
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + Duration::from_millis(100);
+            let (frames, notices) = cp.tick(now, dpdk::rdtsc(), self.tsc_hz);
+            out.extend(frames);
+            for n in notices {
+                match n {
+                    Notice::TunnelUp(t) => log::info!("tunnel {t} is up"),
+                    Notice::TunnelDown(t) => log::warn!("tunnel {t} is down (keepalives missed)"),
+                }
+            }
+        }
+        if cp.take_dirty() {
+            self.shared.tables.store(Arc::new(cp.tables()));
+        }
+        for o in out {
+            let (bytes, dest) = match o {
+                Outgoing::Frame { port, bytes } => (bytes, Ok(port)),
+                Outgoing::Encap { tunnel, bytes } => (bytes, Err(tunnel)),
+            };
+            let Some(mut m) = self.pool.alloc() else {
+                log::warn!("control: mempool empty, frame not sent");
+                continue;
+            };
+            match m.append(bytes.len()) {
+                Some(buf) => buf.copy_from_slice(&bytes),
+                None => continue,
+            }
+            // A full ring drops the frame (freed here); the next tick sends another.
+            match dest {
+                Ok(port) => {
+                    let _ = inject[0].push((port, m));
+                }
+                Err(tunnel) => {
+                    let owner = tunnel as usize % self.nworkers;
+                    let _ = self.shared.handoff[owner].push((tunnel, m));
+                }
+            }
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! The control thread's side of the stats handoff: keep the newest cumulative snapshot of each worker, sum
 //! them on demand, and render the once-a-second live line.
+pub mod plane;
+
 use crate::config::Config;
 use crate::stats::{new_latency_histogram, Counters, DropReason, LatencySummary, Snapshot};
 use hdrhistogram::Histogram;
@@ -99,7 +101,7 @@ impl LiveLine {
             })
             .filter(|(_, n)| *n > 0)
             .collect();
-        drops.sort_by(|a, b| b.1.cmp(&a.1));
+        drops.sort_by_key(|d| std::cmp::Reverse(d.1));
         s.push_str(&format!("drops {}", now_total.total_drops()));
         for (n, d) in drops.iter().take(4) {
             s.push_str(&format!(" {n}+{d}"));

@@ -1,5 +1,6 @@
 //! The datapath: what happens to each packet. The poll loop (`worker`) is DPDK-specific; every decision is made
 //! by a [`Processor`] written against [`PacketBuf`], so the rules run on plain byte buffers in tests.
+pub mod gateway;
 pub mod worker;
 
 use crate::buf::PacketBuf;
@@ -52,3 +53,6 @@ impl<B: PacketBuf> Processor<B> for CrossConnect {
         Verdict::Tx(in_port ^ 1)
     }
 }
+
+#[cfg(test)]
+mod tests;

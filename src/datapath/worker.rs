@@ -112,17 +112,14 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
                     Verdict::Hold => proc.hold(m, &mut counters),
                 }
             }
-            for out in 0..nports {
-                flush(
-                    &setup.ports[out],
-                    &mut tx[out],
-                    out,
-                    &mut counters,
-                    &mut hist,
-                    t_rx,
-                    ns_per_tick,
-                );
-            }
+            flush_all(
+                &setup.ports,
+                &mut tx,
+                &mut counters,
+                &mut hist,
+                t_rx,
+                ns_per_tick,
+            );
             // Relaxed: a coarse "last activity" clock read by the control thread.
             setup.last_rx_tsc.fetch_max(t_rx, Ordering::Relaxed);
         }
@@ -149,17 +146,14 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
             counters.drop_pkt(DropReason::TxFull);
         }
         if extra {
-            for out in 0..nports {
-                flush(
-                    &setup.ports[out],
-                    &mut tx[out],
-                    out,
-                    &mut counters,
-                    &mut hist,
-                    now,
-                    ns_per_tick,
-                );
-            }
+            flush_all(
+                &setup.ports,
+                &mut tx,
+                &mut counters,
+                &mut hist,
+                now,
+                ns_per_tick,
+            );
         }
 
         if !got_any {
@@ -183,19 +177,32 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
         }
     }
     // Final drain: retry what the queues refused for a short while, then free and count it.
-    for out in 0..nports {
+    for (wp, b) in setup.ports.iter().zip(tx.iter_mut()) {
         for _ in 0..1000 {
-            if tx[out].is_empty() {
+            if b.is_empty() {
                 break;
             }
-            tx[out].tx(setup.ports[out].port_id, setup.ports[out].tx_queue);
+            b.tx(wp.port_id, wp.tx_queue);
         }
-        let left = tx[out].free_all();
+        let left = b.free_all();
         counters.drops[DropReason::TxFull as usize] += left as u64;
     }
     proc.finish(&mut counters);
     publish(&setup, &counters, &hist);
     (counters, hist)
+}
+
+fn flush_all(
+    ports: &[WorkerPort],
+    tx: &mut [Burst<MAX_BURST>],
+    counters: &mut Counters,
+    hist: &mut Histogram<u64>,
+    t_rx: u64,
+    ns_per_tick: f64,
+) {
+    for (out, (wp, b)) in ports.iter().zip(tx.iter_mut()).enumerate() {
+        flush(wp, b, out, counters, hist, t_rx, ns_per_tick);
+    }
 }
 
 #[inline(always)]

@@ -58,8 +58,6 @@ pub enum DropReason {
     OuterFragment,
     /// An IP fragment we cannot handle on this path.
     Fragment,
-    /// ICMP error suppressed by the rate limiter.
-    IcmpRateLimited,
     /// ARP/ND packet not for us, or malformed.
     ArpIgnored,
     /// The egress queue did not take the packet.
@@ -72,13 +70,15 @@ pub enum DropReason {
     LocalUnhandled,
     /// Handoff ring to the owner worker of a sequenced tunnel was full.
     HandoffFull,
-    /// Keepalive consumed (counted here to account for every packet; not an error).
+    /// Keepalive reply consumed (not an error: accounts for every packet).
     KeepaliveConsumed,
+    /// ARP reply / neighbour advertisement consumed after learning from it (not an error).
+    NeighborLearned,
 }
 
 impl DropReason {
     /// Number of reasons (size of counter arrays).
-    pub const COUNT: usize = DropReason::KeepaliveConsumed as usize + 1;
+    pub const COUNT: usize = DropReason::NeighborLearned as usize + 1;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -105,7 +105,6 @@ impl DropReason {
         DropReason::SpoofedSource,
         DropReason::OuterFragment,
         DropReason::Fragment,
-        DropReason::IcmpRateLimited,
         DropReason::ArpIgnored,
         DropReason::TxFull,
         DropReason::NoHeadroom,
@@ -113,6 +112,7 @@ impl DropReason {
         DropReason::LocalUnhandled,
         DropReason::HandoffFull,
         DropReason::KeepaliveConsumed,
+        DropReason::NeighborLearned,
     ];
 
     /// The snake_case name used in JSON, Prometheus labels and logs.
@@ -141,7 +141,6 @@ impl DropReason {
             DropReason::SpoofedSource => "spoofed_source",
             DropReason::OuterFragment => "outer_fragment",
             DropReason::Fragment => "fragment",
-            DropReason::IcmpRateLimited => "icmp_rate_limited",
             DropReason::ArpIgnored => "arp_ignored",
             DropReason::TxFull => "tx_full",
             DropReason::NoHeadroom => "no_headroom",
@@ -149,6 +148,7 @@ impl DropReason {
             DropReason::LocalUnhandled => "local_unhandled",
             DropReason::HandoffFull => "handoff_full",
             DropReason::KeepaliveConsumed => "keepalive_consumed",
+            DropReason::NeighborLearned => "neighbor_learned",
         }
     }
 }
@@ -185,6 +185,10 @@ pub struct Counters {
     /// Worker loop iterations and those that received nothing (for the idle ratio).
     pub polls: u64,
     pub empty_polls: u64,
+    /// ICMP errors sent (the offending packet became the error) and suppressed by the rate limiter (dropped
+    /// under the offending packet's reason).
+    pub icmp_errors_sent: u64,
+    pub icmp_errors_suppressed: u64,
 }
 
 impl Counters {
@@ -196,6 +200,8 @@ impl Counters {
             latency_samples: 0,
             polls: 0,
             empty_polls: 0,
+            icmp_errors_sent: 0,
+            icmp_errors_suppressed: 0,
         }
     }
 
@@ -239,6 +245,8 @@ impl Counters {
         self.latency_samples += o.latency_samples;
         self.polls += o.polls;
         self.empty_polls += o.empty_polls;
+        self.icmp_errors_sent += o.icmp_errors_sent;
+        self.icmp_errors_suppressed += o.icmp_errors_suppressed;
     }
 
     /// Total drops.

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::Arc;
 
 /// A small, fast hasher for fixed-size keys (FxHash): the decap lookup is per packet.
@@ -79,13 +79,31 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
 
-/// Run-time state of a tunnel shared between workers and the control thread.
-#[derive(Debug, Default)]
+/// Run-time state of a tunnel shared between workers and the control thread. It lives as long as the tunnel,
+/// across table generations, so sequence numbers continue when another tunnel is added or removed.
+#[derive(Debug)]
 pub struct TunnelState {
     /// False once keepalives were missed `retries` times. Relaxed loads/stores: a flag, no data behind it.
     pub up: AtomicBool,
     /// TSC of the last keepalive reply seen (written by workers, read by control).
     pub last_keepalive_tsc: AtomicU64,
+    /// Next sequence number to send. Single writer: the tunnel's owner worker (plain load + store, Relaxed:
+    /// no other data is published through it).
+    pub tx_seq: AtomicU32,
+    /// Last sequence number delivered (RFC 2890 receiver state, starts at 2^32-1). Single writer: the worker
+    /// whose rx queue the tunnel's packets hash to (RSS on the outer addresses keeps a tunnel on one queue).
+    pub rx_seq: AtomicU32,
+}
+
+impl Default for TunnelState {
+    fn default() -> Self {
+        TunnelState {
+            up: AtomicBool::new(true),
+            last_keepalive_tsc: AtomicU64::new(0),
+            tx_seq: AtomicU32::new(0),
+            rx_seq: AtomicU32::new(crate::wire::gre::RECEIVER_INITIAL_SEQUENCE),
+        }
+    }
 }
 
 /// One tunnel, ready for the fast path.

@@ -1,0 +1,330 @@
+//! The gateway's control plane, as pure logic: it owns the configuration-derived state (ports, routes,
+//! neighbours, tunnel states), absorbs worker events (neighbours seen, next hops to resolve), ages learned
+//! neighbours, drives Cisco keepalives and tunnel up/down, and says which frames to send. `app` turns those
+//! frames into mbufs; tests drive it directly.
+use crate::config::Config;
+use crate::datapath::gateway::Event;
+use crate::tunnel::table::{
+    build_routes, build_tables, port_infos, static_neighbors, FxMap, Neighbor, PortInfo,
+    RouteTables, TableError, Tables, TunnelState,
+};
+use crate::wire::gre;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Learned neighbours expire after this long without being seen again.
+pub const NEIGHBOR_TIMEOUT: Duration = Duration::from_secs(300);
+/// Tunnel next hops are re-resolved this often, which also refreshes them before they age out.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// At most one resolution request per target per second.
+pub const RESOLVE_HOLDOFF: Duration = Duration::from_secs(1);
+
+/// A frame the control plane wants sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A complete Ethernet frame for port index `port` (ARP request, neighbour solicitation).
+    Frame { port: usize, bytes: Vec<u8> },
+    /// An IP packet (behind a 14-byte Ethernet placeholder) to encapsulate into tunnel `tunnel` by its owner
+    /// worker (keepalives: they take the tunnel's key and sequence numbers like data).
+    Encap { tunnel: u32, bytes: Vec<u8> },
+}
+
+/// State changes worth a log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    TunnelUp(String),
+    TunnelDown(String),
+}
+
+pub struct ControlPlane {
+    cfg: Config,
+    ports: Vec<PortInfo>,
+    routes: Arc<RouteTables>,
+    neighbors: FxMap<IpAddr, Neighbor>,
+    learned_at: HashMap<IpAddr, Instant>,
+    states: Vec<Arc<TunnelState>>,
+    generation: u64,
+    last_resolve: HashMap<IpAddr, Instant>,
+    next_keepalive: Vec<Instant>,
+    next_refresh: Instant,
+    started_tsc: u64,
+    keepalive_ident: u16,
+    dirty: bool,
+}
+
+impl ControlPlane {
+    /// Build from a validated config and the ports' MACs (index order of `cfg.ports`).
+    pub fn new(
+        cfg: &Config,
+        macs: &[[u8; 6]],
+        now: Instant,
+        now_tsc: u64,
+    ) -> Result<Self, TableError> {
+        let routes = Arc::new(build_routes(cfg)?);
+        let states: Vec<Arc<TunnelState>> = cfg
+            .tunnels
+            .iter()
+            .map(|_| Arc::new(TunnelState::default()))
+            .collect();
+        for s in &states {
+            s.last_keepalive_tsc.store(now_tsc, Ordering::Relaxed);
+        }
+        Ok(ControlPlane {
+            cfg: cfg.clone(),
+            ports: port_infos(cfg, macs),
+            routes,
+            neighbors: static_neighbors(cfg),
+            learned_at: HashMap::new(),
+            next_keepalive: cfg.tunnels.iter().map(|_| now).collect(),
+            states,
+            generation: 0,
+            last_resolve: HashMap::new(),
+            next_refresh: now,
+            started_tsc: now_tsc,
+            keepalive_ident: 0,
+            dirty: false,
+        })
+    }
+
+    /// A new table generation from the current state.
+    pub fn tables(&mut self) -> Tables {
+        self.generation += 1;
+        build_tables(
+            &self.cfg,
+            self.ports.clone(),
+            self.routes.clone(),
+            self.neighbors.clone(),
+            &self.states,
+            self.generation,
+        )
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn tunnel_states(&self) -> &[Arc<TunnelState>] {
+        &self.states
+    }
+
+    /// Replace the configuration (runtime tunnel/route changes): tunnels that keep their name keep their state
+    /// (sequence numbers, keepalive clock).
+    pub fn reconfigure(
+        &mut self,
+        cfg: Config,
+        now: Instant,
+        now_tsc: u64,
+    ) -> Result<(), TableError> {
+        let routes = Arc::new(build_routes(&cfg)?);
+        let mut states = Vec::new();
+        let mut next = Vec::new();
+        for t in &cfg.tunnels {
+            match self.cfg.tunnels.iter().position(|o| o.name == t.name) {
+                Some(i) => {
+                    states.push(self.states[i].clone());
+                    next.push(self.next_keepalive[i]);
+                }
+                None => {
+                    let s = Arc::new(TunnelState::default());
+                    s.last_keepalive_tsc.store(now_tsc, Ordering::Relaxed);
+                    states.push(s);
+                    next.push(now);
+                }
+            }
+        }
+        self.routes = routes;
+        self.states = states;
+        self.next_keepalive = next;
+        self.cfg = cfg;
+        Ok(())
+    }
+
+    /// Absorb a worker event; returns a frame to send (a resolution request). Neighbour changes mark the tables
+    /// dirty ([`ControlPlane::take_dirty`]).
+    pub fn on_event(&mut self, e: Event, now: Instant) -> Option<Outgoing> {
+        match e {
+            Event::Neighbor { port, ip, mac } => {
+                if self.neighbors.get(&ip).is_some_and(|n| n.is_static) {
+                    return None;
+                }
+                self.learned_at.insert(ip, now);
+                let n = Neighbor {
+                    port,
+                    mac,
+                    is_static: false,
+                };
+                if self.neighbors.insert(ip, n) != Some(n) {
+                    self.dirty = true;
+                }
+                None
+            }
+            Event::Resolve { port, ip } => self.resolve(port, ip, now),
+        }
+    }
+
+    fn resolve(&mut self, port: usize, ip: IpAddr, now: Instant) -> Option<Outgoing> {
+        if self
+            .last_resolve
+            .get(&ip)
+            .is_some_and(|t| now.duration_since(*t) < RESOLVE_HOLDOFF)
+        {
+            return None;
+        }
+        self.last_resolve.insert(ip, now);
+        let p = self.ports.get(port)?;
+        match ip {
+            IpAddr::V4(target) => Some(Outgoing::Frame {
+                port,
+                bytes: arp_request(p.mac, p.first_v4()?, target),
+            }),
+            IpAddr::V6(target) => Some(Outgoing::Frame {
+                port,
+                bytes: neighbor_solicitation(p.mac, p.first_v6()?, target),
+            }),
+        }
+    }
+
+    /// Periodic work: age neighbours, refresh tunnel next hops, send keepalives, judge tunnel state.
+    /// Returns the frames to send and state changes; [`ControlPlane::take_dirty`] says whether to republish.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        now_tsc: u64,
+        tsc_hz: u64,
+    ) -> (Vec<Outgoing>, Vec<Notice>) {
+        let mut out = Vec::new();
+        let mut notices = Vec::new();
+        let before = self.neighbors.len();
+        let learned_at = &self.learned_at;
+        self.neighbors.retain(|ip, n| {
+            n.is_static
+                || learned_at
+                    .get(ip)
+                    .is_some_and(|t| now.duration_since(*t) < NEIGHBOR_TIMEOUT)
+        });
+        if self.neighbors.len() != before {
+            self.dirty = true;
+        }
+        if now >= self.next_refresh {
+            self.next_refresh = now + REFRESH_INTERVAL;
+            let hops: Vec<(usize, IpAddr)> = self
+                .cfg
+                .tunnels
+                .iter()
+                .filter_map(|t| self.routes.next_hop(t.remote))
+                .collect();
+            for (port, ip) in hops {
+                if !self.neighbors.get(&ip).is_some_and(|n| n.is_static) {
+                    if let Some(f) = self.resolve(port, ip, now) {
+                        out.push(f);
+                    }
+                }
+            }
+        }
+        for i in 0..self.cfg.tunnels.len() {
+            let (ka, local, remote, okey) = {
+                let t = &self.cfg.tunnels[i];
+                match t.keepalive {
+                    Some(k) => (k, t.local, t.remote, t.out_key()),
+                    None => continue,
+                }
+            };
+            let interval = Duration::from_secs(u64::from(ka.interval_s.max(1)));
+            if now >= self.next_keepalive[i] {
+                self.next_keepalive[i] = now + interval;
+                if let (IpAddr::V4(local), IpAddr::V4(remote)) = (local, remote) {
+                    out.push(Outgoing::Encap {
+                        tunnel: i as u32,
+                        bytes: self.keepalive_packet(local, remote, okey),
+                    });
+                }
+            }
+            // Down after `retries` intervals without a reply; up again on the first reply.
+            let st = &self.states[i];
+            let last = st
+                .last_keepalive_tsc
+                .load(Ordering::Relaxed)
+                .max(self.started_tsc);
+            let silent = now_tsc.saturating_sub(last);
+            let limit = u64::from(ka.interval_s.max(1)) * u64::from(ka.retries.max(1)) * tsc_hz;
+            let up = silent <= limit;
+            if st.up.swap(up, Ordering::Relaxed) != up {
+                let name = self.cfg.tunnels[i].name.clone();
+                notices.push(if up {
+                    Notice::TunnelUp(name)
+                } else {
+                    Notice::TunnelDown(name)
+                });
+            }
+        }
+        (out, notices)
+    }
+
+    /// The inner packet of our keepalive, behind a 14-byte Ethernet placeholder (IPv4 ethertype).
+    fn keepalive_packet(&mut self, local: Ipv4Addr, remote: Ipv4Addr, key: Option<u32>) -> Vec<u8> {
+        let mut b = vec![0u8; 14 + 20 + 8];
+        b[12] = 0x08;
+        self.keepalive_ident = self.keepalive_ident.wrapping_add(1);
+        let n =
+            gre::emit_cisco_keepalive_inner(remote, local, self.keepalive_ident, key, &mut b[14..]);
+        b.truncate(14 + n);
+        b
+    }
+
+    /// True (once) when the tables changed since the last call.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Current neighbours (for `ctl` and tests).
+    pub fn neighbors(&self) -> &FxMap<IpAddr, Neighbor> {
+        &self.neighbors
+    }
+}
+
+/// A broadcast ARP request (RFC 826) for `target` from `mac`/`ip`.
+pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut f = vec![0u8; 42];
+    f[0..6].fill(0xff);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&[0x08, 0x06]);
+    f[14..22].copy_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f[22..28].copy_from_slice(&mac);
+    f[28..32].copy_from_slice(&ip.octets());
+    f[38..42].copy_from_slice(&target.octets());
+    f
+}
+
+/// A neighbour solicitation (RFC 4861 4.3) for `target` to its solicited-node multicast address.
+pub fn neighbor_solicitation(mac: [u8; 6], ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = [
+        0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+    ];
+    let mut f = vec![0u8; 14 + 40 + 32];
+    f[0..6].copy_from_slice(&[0x33, 0x33, 0xff, t[13], t[14], t[15]]);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let ip6 = &mut f[14..54];
+    ip6[0] = 0x60;
+    ip6[4..6].copy_from_slice(&32u16.to_be_bytes());
+    ip6[6] = 58;
+    ip6[7] = 255;
+    ip6[8..24].copy_from_slice(&ip.octets());
+    ip6[24..40].copy_from_slice(&group);
+    let icmp = &mut f[54..86];
+    icmp[0] = 135;
+    icmp[8..24].copy_from_slice(&t);
+    icmp[24] = 1;
+    icmp[25] = 1;
+    icmp[26..32].copy_from_slice(&mac);
+    let mut ps = crate::wire::checksum::sum(&ip.octets(), 0);
+    ps = crate::wire::checksum::sum(&group, ps);
+    ps = crate::wire::checksum::sum(&[0, 0, 0, 32, 0, 0, 0, 58], ps);
+    let ck = !crate::wire::checksum::fold(crate::wire::checksum::sum(&f[54..86], ps));
+    f[56..58].copy_from_slice(&ck.to_be_bytes());
+    f
+}

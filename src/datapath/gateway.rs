@@ -1,0 +1,1256 @@
+//! The GRE gateway: every rule a tunnel gateway applies to a packet, on any [`PacketBuf`].
+//!
+//! Inside port, IPv4/IPv6 to a tunnel route -> encapsulate in place (RFC 2784/2890 header, outer IPv4 or IPv6
+//! per RFC 7676, TTL/TOS fixed or inherited, ECN by RFC 6040 normal mode, DF copied) and send out of the
+//! tunnel's port. Outside port, GRE to one of our addresses -> receiver rules, tunnel match on (local, remote,
+//! key), checksum and sequence checks, RFC 6040 decapsulation, TTL decrement, and routing to the inside.
+//! ARP / ND for our addresses, ICMP echo to our addresses, ICMP errors (fragmentation needed / packet too big /
+//! time exceeded, token-bucket limited) and Cisco keepalives are answered in place: no allocation per packet.
+//! Every packet ends as a [`Verdict::Tx`] or a [`Verdict::Drop`] with its reason.
+use super::{Processor, Verdict};
+use crate::buf::PacketBuf;
+use crate::config::{PortRole, Tos, Ttl};
+use crate::stats::{Counters, DropReason};
+use crate::tunnel::table::{Neighbor, Tables, Tunnel, MAX_ENCAP_HEADER};
+use crate::wire::checksum;
+use crate::wire::gre::{self, GreError};
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+const ETH: usize = 14;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_ARP: u16 = 0x0806;
+const PROTO_ICMP: u8 = 1;
+const PROTO_GRE: u8 = 47;
+const PROTO_ICMPV6: u8 = 58;
+
+/// Control-plane work a worker asks the control thread to do (it never blocks on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A neighbour's MAC was seen (ARP request/reply, ND solicitation/advertisement).
+    Neighbor {
+        port: usize,
+        ip: IpAddr,
+        mac: [u8; 6],
+    },
+    /// A packet needed this next hop and its MAC is unknown: resolve it.
+    Resolve { port: usize, ip: IpAddr },
+}
+
+/// What all workers share: the published tables, the event ring to the control thread, and one handoff ring
+/// per worker for packets of sequenced tunnels that worker owns.
+pub struct Shared<B> {
+    pub tables: Arc<ArcSwap<Tables>>,
+    pub events: Arc<ArrayQueue<Event>>,
+    pub handoff: Vec<Arc<ArrayQueue<(u32, B)>>>,
+}
+
+impl<B> Clone for Shared<B> {
+    fn clone(&self) -> Self {
+        Shared {
+            tables: self.tables.clone(),
+            events: self.events.clone(),
+            handoff: self.handoff.clone(),
+        }
+    }
+}
+
+impl<B> Shared<B> {
+    /// Shared state for `workers` workers around an initial table.
+    pub fn new(tables: Tables, workers: usize) -> Self {
+        Shared {
+            tables: Arc::new(ArcSwap::from_pointee(tables)),
+            events: Arc::new(ArrayQueue::new(4096)),
+            handoff: (0..workers)
+                .map(|_| Arc::new(ArrayQueue::new(4096)))
+                .collect(),
+        }
+    }
+}
+
+/// A token bucket in TSC ticks: `rate` tokens per second, at most `burst` saved.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    tokens: f64,
+    burst: f64,
+    per_tick: f64,
+    last: u64,
+}
+
+impl TokenBucket {
+    pub fn new(rate_per_s: f64, burst: f64, tsc_hz: u64) -> Self {
+        TokenBucket {
+            tokens: burst,
+            burst,
+            per_tick: rate_per_s / tsc_hz.max(1) as f64,
+            last: 0,
+        }
+    }
+    /// Take a token at time `now` (TSC); false when empty.
+    pub fn take(&mut self, now: u64) -> bool {
+        if self.last != 0 {
+            self.tokens = (self.tokens + now.saturating_sub(self.last) as f64 * self.per_tick)
+                .min(self.burst);
+        }
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Per-worker gateway: the table generation it reads plus its private state. One per worker thread.
+pub struct Gateway<B> {
+    tables: Arc<Tables>,
+    w: Worker<B>,
+}
+
+/// The mutable per-worker part, kept apart from the tables so the hot path borrows both without cloning.
+struct Worker<B> {
+    worker: usize,
+    nworkers: usize,
+    shared: Shared<B>,
+    ip_ident: u16,
+    icmp_limit: TokenBucket,
+    now: u64,
+    tsc_hz: u64,
+    /// Set by `process` when it returns `Hold` for a handoff: (owner worker, tunnel index).
+    pending_handoff: Option<(usize, u32)>,
+}
+
+#[inline(always)]
+fn be16(d: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+#[inline(always)]
+fn put16(d: &mut [u8], at: usize, v: u16) {
+    d[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for one 16-bit word changing from `old` to `new`.
+#[inline(always)]
+pub fn csum_update16(hc: u16, old: u16, new: u16) -> u16 {
+    let s = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    !checksum::fold(s)
+}
+
+/// The IPv4 header checksum of `hdr` (the checksum field must be zero, or it is included).
+#[inline(always)]
+fn ipv4_header_checksum(hdr: &[u8]) -> u16 {
+    checksum::checksum(hdr)
+}
+
+impl<B: PacketBuf> Gateway<B> {
+    /// A gateway for worker `worker` of `nworkers`. ICMP errors are limited to 1000/s (burst 100) per worker.
+    pub fn new(worker: usize, nworkers: usize, shared: Shared<B>, tsc_hz: u64) -> Self {
+        let tables = shared.tables.load_full();
+        Gateway {
+            tables,
+            w: Worker {
+                worker,
+                nworkers: nworkers.max(1),
+                shared,
+                ip_ident: (worker as u16).wrapping_mul(0x3d1),
+                icmp_limit: TokenBucket::new(1000.0, 100.0, tsc_hz),
+                now: 0,
+                tsc_hz,
+                pending_handoff: None,
+            },
+        }
+    }
+
+    /// The tables this worker currently reads.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Entry point per packet.
+    #[inline]
+    pub fn handle(&mut self, pkt: &mut B, in_port: usize, c: &mut Counters) -> Verdict {
+        self.w.handle(&self.tables, pkt, in_port, c)
+    }
+
+    /// Encapsulate the IP packet at offset 14 into tunnel `ti` as a router hop (TTL decremented after the
+    /// MTU check); tests and the handoff path.
+    pub fn encap(&mut self, pkt: &mut B, in_port: usize, ti: u32, c: &mut Counters) -> Verdict {
+        self.w.encap(&self.tables, pkt, in_port, ti, true, c)
+    }
+}
+
+impl<B: PacketBuf> Worker<B> {
+    fn event(&self, e: Event) {
+        // A full ring drops the event: the control thread is behind; the next packet asks again.
+        let _ = self.shared.events.push(e);
+    }
+
+    fn owner_of(&self, t: &Tunnel) -> usize {
+        t.index as usize % self.nworkers
+    }
+
+    #[inline]
+    fn is_local4(&self, tables: &Tables, a: [u8; 4]) -> bool {
+        let a = Ipv4Addr::from(a);
+        tables.local4.contains(&a)
+    }
+
+    #[inline]
+    fn is_local6(&self, tables: &Tables, a: [u8; 16]) -> bool {
+        let a = Ipv6Addr::from(a);
+        tables.local6.contains(&a)
+    }
+
+    /// Entry point per packet.
+    pub fn handle(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        let d = pkt.data();
+        if d.len() < ETH {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        match be16(d, 12) {
+            ETHERTYPE_IPV4 => self.ipv4_in(tables, pkt, in_port, c),
+            ETHERTYPE_IPV6 => self.ipv6_in(tables, pkt, in_port, c),
+            ETHERTYPE_ARP => self.arp_in(tables, pkt, in_port),
+            _ => Verdict::Drop(DropReason::UnsupportedEthertype),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // IPv4 in
+    // ---------------------------------------------------------------------------------------------------------
+
+    /// Validate the IPv4 header at ETH; returns (header length, total length).
+    #[inline]
+    fn check_ipv4(d: &[u8]) -> Result<(usize, usize), DropReason> {
+        if d.len() < ETH + 20 {
+            return Err(DropReason::Truncated);
+        }
+        let ip = &d[ETH..];
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        if ip[0] >> 4 != 4 || ihl < 20 {
+            return Err(DropReason::BadIpHeader);
+        }
+        let total = usize::from(be16(ip, 2));
+        if total < ihl || ip.len() < ihl {
+            return Err(DropReason::BadIpHeader);
+        }
+        if ip.len() < total {
+            return Err(DropReason::Truncated);
+        }
+        // RFC 1812 5.2.2: a router MUST verify the header checksum.
+        if checksum::fold(checksum::sum(&ip[..ihl], 0)) != 0xffff {
+            return Err(DropReason::BadIpHeader);
+        }
+        Ok((ihl, total))
+    }
+
+    fn ipv4_in(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        let (ihl, total) = match Self::check_ipv4(pkt.data()) {
+            Ok(v) => v,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let d = pkt.data();
+        let dst: [u8; 4] = d[ETH + 16..ETH + 20].try_into().expect("4 bytes");
+        let proto = d[ETH + 9];
+        if self.is_local4(tables, dst) {
+            return match proto {
+                PROTO_GRE => self.decap(tables, pkt, ihl, total, false, c),
+                PROTO_ICMP => self.icmp4_local(tables, pkt, in_port, ihl, total),
+                _ => Verdict::Drop(DropReason::LocalUnhandled),
+            };
+        }
+        if tables.ports[in_port].role != PortRole::Inside {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        // Trailing Ethernet padding is not part of the packet.
+        let excess = pkt.pkt_len() - ETH - total;
+        if excess > 0 && !pkt.trim(excess) {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        self.route_ip(tables, pkt, in_port, true, c)
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // IPv6 in
+    // ---------------------------------------------------------------------------------------------------------
+
+    #[inline]
+    fn check_ipv6(d: &[u8]) -> Result<usize, DropReason> {
+        if d.len() < ETH + 40 {
+            return Err(DropReason::Truncated);
+        }
+        if d[ETH] >> 4 != 6 {
+            return Err(DropReason::BadIpHeader);
+        }
+        let plen = usize::from(be16(d, ETH + 4));
+        if d.len() < ETH + 40 + plen {
+            return Err(DropReason::Truncated);
+        }
+        Ok(40 + plen)
+    }
+
+    fn ipv6_in(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        let total = match Self::check_ipv6(pkt.data()) {
+            Ok(v) => v,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let d = pkt.data();
+        let dst: [u8; 16] = d[ETH + 24..ETH + 40].try_into().expect("16 bytes");
+        let next = d[ETH + 6];
+        let solicited_node = dst[0] == 0xff && dst[1] == 0x02 && dst[11] == 1 && dst[12] == 0xff;
+        if self.is_local6(tables, dst)
+            || solicited_node
+            || dst == [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        {
+            return match next {
+                PROTO_GRE if !solicited_node => self.decap(tables, pkt, 40, total, true, c),
+                PROTO_ICMPV6 => self.icmp6_local(tables, pkt, in_port, total),
+                _ => Verdict::Drop(DropReason::LocalUnhandled),
+            };
+        }
+        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
+            // Multicast and link-local are not routed.
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        if tables.ports[in_port].role != PortRole::Inside {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        let excess = pkt.pkt_len() - ETH - total;
+        if excess > 0 && !pkt.trim(excess) {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        self.route_ip(tables, pkt, in_port, true, c)
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Forwarding of an IP packet (Ethernet header at 0, IP at ETH, exact length)
+    // ---------------------------------------------------------------------------------------------------------
+
+    /// Route an IP packet as a router hop: decrement TTL (ICMP time exceeded at zero), then encapsulate into
+    /// the tunnel its destination routes to, or send it to an inside neighbour.
+    fn route_ip(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        decrement: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        let d = pkt.data();
+        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        if decrement {
+            let ttl = if v4 { d[ETH + 8] } else { d[ETH + 7] };
+            if ttl <= 1 {
+                return self.icmp_error(tables, pkt, in_port, IcmpKind::TimeExceeded, c);
+            }
+        }
+        let d = pkt.data();
+        let rt = &tables.routes;
+        let tunnel = if v4 {
+            let dst = u32::from_be_bytes(d[ETH + 16..ETH + 20].try_into().expect("4"));
+            rt.encap4.lookup(dst)
+        } else {
+            let dst = u128::from_be_bytes(d[ETH + 24..ETH + 40].try_into().expect("16"));
+            rt.encap6.lookup(dst)
+        };
+        if let Some(ti) = tunnel {
+            return self.encap(tables, pkt, in_port, ti, decrement, c);
+        }
+        let dst: IpAddr = if v4 {
+            IpAddr::V4(Ipv4Addr::from(
+                <[u8; 4]>::try_from(&d[ETH + 16..ETH + 20]).expect("4"),
+            ))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(
+                <[u8; 16]>::try_from(&d[ETH + 24..ETH + 40]).expect("16"),
+            ))
+        };
+        let Some((port, nh)) = rt.next_hop(dst) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        // Plain IP only ever leaves through an inside port: nothing crosses the transport side unencapsulated.
+        if tables.ports[port].role != PortRole::Inside {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        if decrement {
+            decrement_ttl(pkt.data_mut());
+        }
+        self.l2_rewrite(tables, pkt, port, nh)
+    }
+
+    /// Write the Ethernet header for `port` toward next hop `nh`.
+    fn l2_rewrite(&mut self, tables: &Tables, pkt: &mut B, port: usize, nh: IpAddr) -> Verdict {
+        let Some(Neighbor { mac, .. }) = tables.neighbors.get(&nh).copied() else {
+            self.event(Event::Resolve { port, ip: nh });
+            return Verdict::Drop(DropReason::NoNeighbor);
+        };
+        let src = tables.ports[port].mac;
+        let d = pkt.data_mut();
+        d[0..6].copy_from_slice(&mac);
+        d[6..12].copy_from_slice(&src);
+        Verdict::Tx(port)
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Encapsulation
+    // ---------------------------------------------------------------------------------------------------------
+
+    /// Encapsulate the IP packet at ETH into tunnel `ti` (TTL already handled).
+    pub fn encap(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        ti: u32,
+        decrement: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        let t = &tables.tunnels[ti as usize];
+        if t.is_down() {
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::TunnelDown);
+        }
+        let d = pkt.data();
+        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        let inner_len = pkt.pkt_len() - ETH;
+        if inner_len > usize::from(t.mtu) {
+            let df = !v4 || d[ETH + 6] & 0x40 != 0;
+            if df {
+                c.tunnels[ti as usize].drops += 1;
+                return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(t.mtu), c);
+            }
+            // DF clear: fragment the inner packet (RFC 791) into tunnel-MTU pieces; this path needs extra
+            // buffers, which the in-place datapath does not allocate.
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::TooBig);
+        }
+        if !t.resolved {
+            self.event(Event::Resolve {
+                port: t.out_port,
+                ip: t.next_hop,
+            });
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::NoNeighbor);
+        }
+        if t.sequence && self.owner_of(t) != self.worker {
+            // RFC 2890 order on the wire: only the owner numbers and sends this tunnel's packets.
+            self.pending_handoff = Some((self.owner_of(t), ti));
+            return Verdict::Hold;
+        }
+        if decrement {
+            // After the MTU check: an ICMP error quotes the packet as it was received.
+            decrement_ttl(pkt.data_mut());
+        }
+        let d = pkt.data();
+        let (tos_in, ttl_in, df) = if v4 {
+            (d[ETH + 1], d[ETH + 8], d[ETH + 6] & 0x40 != 0)
+        } else {
+            (((be16(d, ETH) >> 4) & 0xff) as u8, d[ETH + 7], true)
+        };
+        // RFC 6040 normal mode: the outer ECN field is a copy of the inner one. DSCP inherited or fixed.
+        let tos = match t.tos {
+            Tos::Inherit => tos_in,
+            Tos::Fixed(v) => (v & 0xfc) | (tos_in & 0x03),
+        };
+        let ttl = match t.ttl {
+            Ttl::Fixed(v) => v,
+            Ttl::Inherit => ttl_in,
+        };
+        let hl = t.header_len;
+        debug_assert!(hl <= MAX_ENCAP_HEADER);
+        if pkt.prepend(hl - ETH).is_none() {
+            return Verdict::Drop(DropReason::NoHeadroom);
+        }
+        let outer_len = inner_len + hl - ETH;
+        let ident = self.ip_ident;
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        let d = pkt.data_mut();
+        d[..hl].copy_from_slice(&t.template[..hl]);
+        if t.outer_v6() {
+            let ip = &mut d[ETH..ETH + 40];
+            ip[0] = 0x60 | (tos >> 4);
+            ip[1] = tos << 4;
+            put16(ip, 4, (outer_len - 40) as u16);
+            ip[7] = ttl;
+        } else {
+            let ip = &mut d[ETH..ETH + 20];
+            ip[1] = tos;
+            put16(ip, 2, outer_len as u16);
+            put16(ip, 4, ident);
+            ip[6] = if df { 0x40 } else { 0 };
+            ip[8] = ttl;
+            let ck = ipv4_header_checksum(ip);
+            put16(ip, 10, ck);
+        }
+        put16(
+            d,
+            t.gre_off + 2,
+            if v4 { ETHERTYPE_IPV4 } else { ETHERTYPE_IPV6 },
+        );
+        if t.sequence {
+            // Single writer (the owner worker): load + store, no read-modify-write contention.
+            let seq = t.state.tx_seq.load(Ordering::Relaxed);
+            t.state.tx_seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+            d[t.seq_off..t.seq_off + 4].copy_from_slice(&seq.to_be_bytes());
+        }
+        if t.checksum {
+            // RFC 2784 2.5: one's complement of the sum of the GRE header and payload, checksum field zero.
+            let gre_off = t.gre_off;
+            let s = if pkt.is_contiguous() {
+                checksum::fold(checksum::sum(&pkt.data()[gre_off..], 0))
+            } else {
+                let mut acc = checksum::Accumulator::new();
+                let mut first = true;
+                pkt.for_each_segment(&mut |seg| {
+                    if first {
+                        acc.add(&seg[gre_off..]);
+                        first = false;
+                    } else {
+                        acc.add(seg);
+                    }
+                });
+                acc.finish()
+            };
+            put16(pkt.data_mut(), gre_off + 4, !s);
+        }
+        let tc = &mut c.tunnels[ti as usize];
+        tc.encap += 1;
+        tc.encap_bytes += inner_len as u64;
+        Verdict::Tx(t.out_port)
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Decapsulation
+    // ---------------------------------------------------------------------------------------------------------
+
+    fn decap(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        ihl: usize,
+        total: usize,
+        outer_v6: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        if !pkt.is_contiguous() {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        let d = pkt.data();
+        let (local, remote, outer_ecn) = if outer_v6 {
+            let dst: [u8; 16] = d[ETH + 24..ETH + 40].try_into().expect("16");
+            let src: [u8; 16] = d[ETH + 8..ETH + 24].try_into().expect("16");
+            (
+                IpAddr::from(dst),
+                IpAddr::from(src),
+                ((be16(d, ETH) >> 4) & 0x03) as u8,
+            )
+        } else {
+            // Outer fragments would need reassembly before the GRE header can be read.
+            if be16(d, ETH + 6) & 0x3fff != 0 {
+                return Verdict::Drop(DropReason::OuterFragment);
+            }
+            let dst: [u8; 4] = d[ETH + 16..ETH + 20].try_into().expect("4");
+            let src: [u8; 4] = d[ETH + 12..ETH + 16].try_into().expect("4");
+            (IpAddr::from(dst), IpAddr::from(src), d[ETH + 1] & 0x03)
+        };
+        let gre_bytes = &d[ETH + ihl..ETH + total];
+        let g = match gre::Packet::new_checked(gre_bytes) {
+            Ok(g) => g,
+            Err(e) => {
+                return Verdict::Drop(match e {
+                    GreError::Truncated { .. } => DropReason::Truncated,
+                    GreError::RoutingOrRecursion { .. } => DropReason::GreReservedBits,
+                    GreError::Pptp(_) => DropReason::Pptp,
+                    GreError::UnsupportedVersion { .. } => DropReason::BadGreVersion,
+                })
+            }
+        };
+        let key = g.key();
+        let Some(&ti) = tables
+            .decap
+            .get(&crate::tunnel::table::DecapKey { local, remote, key })
+        else {
+            // Never decapsulate for strangers; tell a wrong key from an unknown peer.
+            return Verdict::Drop(if tables.peers.contains_key(&(local, remote)) {
+                DropReason::KeyMismatch
+            } else {
+                DropReason::UnknownTunnel
+            });
+        };
+        let t = &tables.tunnels[ti as usize];
+        let tdrop = |c: &mut Counters, r: DropReason| {
+            c.tunnels[ti as usize].drops += 1;
+            Verdict::Drop(r)
+        };
+        if g.has_checksum() {
+            if !g.verify_checksum() {
+                return tdrop(c, DropReason::BadChecksum);
+            }
+        } else if t.checksum {
+            return tdrop(c, DropReason::MissingChecksum);
+        }
+        let proto = g.protocol();
+        let mut off = ETH + ihl + g.header_len();
+        let seq = g.sequence();
+        if proto == gre::protocol::KEEPALIVE {
+            return self.keepalive_in(tables, pkt, t, off, ETH + total, c);
+        }
+        if t.sequence {
+            let Some(s) = seq else {
+                return tdrop(c, DropReason::MissingSequence);
+            };
+            // RFC 2890 2.2: deliver only packets later than the last delivered one.
+            let last = t.state.rx_seq.load(Ordering::Relaxed);
+            if !gre::seq_is_later(s, last) {
+                return tdrop(c, DropReason::LateSequence);
+            }
+            t.state.rx_seq.store(s, Ordering::Relaxed);
+        }
+        let inner_type = match proto {
+            gre::protocol::IPV4 | gre::protocol::IPV6 => proto,
+            gre::protocol::CISCO_METADATA => {
+                match gre::CiscoMetaData::parse(&d[off..ETH + total]) {
+                    Ok(m)
+                        if m.inner_ethertype == ETHERTYPE_IPV4
+                            || m.inner_ethertype == ETHERTYPE_IPV6 =>
+                    {
+                        off += m.shim_len;
+                        m.inner_ethertype
+                    }
+                    Ok(_) => return tdrop(c, DropReason::UnsupportedGreProtocol),
+                    Err(_) => return tdrop(c, DropReason::Truncated),
+                }
+            }
+            _ => return tdrop(c, DropReason::UnsupportedGreProtocol),
+        };
+        let end = ETH + total;
+        // Strip everything before the inner packet but leave room for a fresh Ethernet header.
+        let strip = off - ETH;
+        let trail = pkt.pkt_len() - end;
+        if !pkt.adj(strip) || (trail > 0 && !pkt.trim(trail)) {
+            return tdrop(c, DropReason::Truncated);
+        }
+        put16(pkt.data_mut(), 12, inner_type);
+        let inner_ok = if inner_type == ETHERTYPE_IPV4 {
+            Self::check_ipv4(pkt.data()).map(|(_, tot)| tot)
+        } else {
+            Self::check_ipv6(pkt.data())
+        };
+        let inner_total = match inner_ok {
+            Ok(v) => v,
+            Err(r) => return tdrop(c, r),
+        };
+        let excess = pkt.pkt_len() - ETH - inner_total;
+        if excess > 0 && !pkt.trim(excess) {
+            return tdrop(c, DropReason::Truncated);
+        }
+        let d = pkt.data();
+        let (isrc, idst): (IpAddr, IpAddr) = if inner_type == ETHERTYPE_IPV4 {
+            (
+                IpAddr::from(<[u8; 4]>::try_from(&d[ETH + 12..ETH + 16]).expect("4")),
+                IpAddr::from(<[u8; 4]>::try_from(&d[ETH + 16..ETH + 20]).expect("4")),
+            )
+        } else {
+            (
+                IpAddr::from(<[u8; 16]>::try_from(&d[ETH + 8..ETH + 24]).expect("16")),
+                IpAddr::from(<[u8; 16]>::try_from(&d[ETH + 24..ETH + 40]).expect("16")),
+            )
+        };
+        if inner_type == ETHERTYPE_IPV4
+            && d[ETH + 9] == PROTO_GRE
+            && isrc == t.local
+            && idst == t.remote
+        {
+            // A Cisco keepalive from the peer: the inner packet goes back to the peer as it is (reflection),
+            // only for a configured tunnel (we got here through the tunnel match) and only to its remote.
+            c.tunnels[ti as usize].keepalives_rx += 1;
+            c.tunnels[ti as usize].keepalives_reflected += 1;
+            let Some((port, nh)) = tables.routes.next_hop(t.remote) else {
+                return tdrop(c, DropReason::NoRoute);
+            };
+            return self.l2_rewrite(tables, pkt, port, nh);
+        }
+        if let Some(allowed) = &t.allowed_sources {
+            if !allowed.iter().any(|n| n.contains(&isrc)) {
+                return tdrop(c, DropReason::SpoofedSource);
+            }
+        }
+        if tables.tunnels.iter().any(|x| x.local == idst) {
+            // A tunnel packet addressed to a tunnel endpoint of ours would loop (RFC 2784 has no TTL of its own).
+            return tdrop(c, DropReason::TunnelLoop);
+        }
+        // RFC 6040 section 4.2 decapsulation (normal mode): outer CE with inner Not-ECT -> drop; outer CE with
+        // inner ECT -> inner CE; otherwise the inner field stands.
+        if outer_ecn == 0b11 {
+            let d = pkt.data_mut();
+            if inner_type == ETHERTYPE_IPV4 {
+                let ecn = d[ETH + 1] & 0x03;
+                if ecn == 0 {
+                    return tdrop(c, DropReason::EcnCeOnNotEct);
+                }
+                if ecn != 0b11 {
+                    let old = be16(d, ETH);
+                    d[ETH + 1] |= 0x03;
+                    let ck = csum_update16(be16(d, ETH + 10), old, be16(d, ETH));
+                    put16(d, ETH + 10, ck);
+                }
+            } else {
+                let ecn = ((be16(d, ETH) >> 4) & 0x03) as u8;
+                if ecn == 0 {
+                    return tdrop(c, DropReason::EcnCeOnNotEct);
+                }
+                d[ETH + 1] |= 0x30;
+            }
+        }
+        let tc = &mut c.tunnels[ti as usize];
+        tc.decap += 1;
+        tc.decap_bytes += inner_total as u64;
+        let in_port = t.out_port;
+        self.route_ip(tables, pkt, in_port, true, c)
+    }
+
+    /// Cisco keepalives (GRE protocol 0). A peer's keepalive carries an inner IPv4+GRE packet addressed back
+    /// to the peer: forward it (reflect). An empty one is our own keepalive coming back: the tunnel is alive.
+    fn keepalive_in(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        t: &Tunnel,
+        off: usize,
+        end: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        let ti = t.index as usize;
+        let d = pkt.data();
+        let payload = &d[off..end];
+        if payload.len() < 20 || payload[0] >> 4 != 4 {
+            t.state
+                .last_keepalive_tsc
+                .store(self.now.max(1), Ordering::Relaxed);
+            c.tunnels[ti].keepalives_rx += 1;
+            return Verdict::Drop(DropReason::KeepaliveConsumed);
+        }
+        // The inner packet must go back to the tunnel's peer, from our tunnel address: reflect nothing else.
+        let idst = IpAddr::from(<[u8; 4]>::try_from(&payload[16..20]).expect("4"));
+        let isrc = IpAddr::from(<[u8; 4]>::try_from(&payload[12..16]).expect("4"));
+        if idst != t.remote || isrc != t.local || payload[9] != PROTO_GRE {
+            c.tunnels[ti].drops += 1;
+            return Verdict::Drop(DropReason::UnsupportedGreProtocol);
+        }
+        let trail = pkt.pkt_len() - end;
+        if !pkt.adj(off - ETH) || (trail > 0 && !pkt.trim(trail)) {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        put16(pkt.data_mut(), 12, ETHERTYPE_IPV4);
+        if Self::check_ipv4(pkt.data()).is_err() {
+            c.tunnels[ti].drops += 1;
+            return Verdict::Drop(DropReason::BadIpHeader);
+        }
+        c.tunnels[ti].keepalives_rx += 1;
+        c.tunnels[ti].keepalives_reflected += 1;
+        let Some((port, nh)) = tables.routes.next_hop(t.remote) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        self.l2_rewrite(tables, pkt, port, nh)
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Local: ARP, ICMP echo, ND
+    // ---------------------------------------------------------------------------------------------------------
+
+    fn arp_in(&mut self, tables: &Tables, pkt: &mut B, in_port: usize) -> Verdict {
+        let d = pkt.data();
+        if d.len() < ETH + 28 {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        let a = &d[ETH..ETH + 28];
+        if be16(a, 0) != 1 || be16(a, 2) != ETHERTYPE_IPV4 || a[4] != 6 || a[5] != 4 {
+            return Verdict::Drop(DropReason::ArpIgnored);
+        }
+        let op = be16(a, 6);
+        let sha: [u8; 6] = a[8..14].try_into().expect("6");
+        let spa: [u8; 4] = a[14..18].try_into().expect("4");
+        let tpa: [u8; 4] = a[24..28].try_into().expect("4");
+        let port = &tables.ports[in_port];
+        let ours = port.v4.iter().any(|x| x.0.octets() == tpa);
+        let sender_on_link = port.v4.iter().any(|(a, l)| {
+            ipnet::Ipv4Net::new(*a, *l).is_ok_and(|n| n.contains(&Ipv4Addr::from(spa)))
+        });
+        if sender_on_link && spa != [0; 4] && sha[0] & 1 == 0 {
+            let known = tables.neighbors.get(&IpAddr::from(spa)).map(|n| n.mac);
+            if known != Some(sha) && (ours || op == 2) {
+                self.event(Event::Neighbor {
+                    port: in_port,
+                    ip: IpAddr::from(spa),
+                    mac: sha,
+                });
+            }
+        }
+        if op != 1 || !ours {
+            return Verdict::Drop(if op == 2 {
+                DropReason::NeighborLearned
+            } else {
+                DropReason::ArpIgnored
+            });
+        }
+        let mac = port.mac;
+        let d = pkt.data_mut();
+        d[0..6].copy_from_slice(&sha);
+        d[6..12].copy_from_slice(&mac);
+        let a = &mut d[ETH..ETH + 28];
+        put16(a, 6, 2);
+        a[18..24].copy_from_slice(&sha);
+        a[24..28].copy_from_slice(&spa);
+        a[8..14].copy_from_slice(&mac);
+        a[14..18].copy_from_slice(&tpa);
+        Verdict::Tx(in_port)
+    }
+
+    fn icmp4_local(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        ihl: usize,
+        total: usize,
+    ) -> Verdict {
+        let d = pkt.data();
+        if total < ihl + 8 {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        if d[ETH + ihl] != 8 {
+            return Verdict::Drop(DropReason::LocalUnhandled);
+        }
+        let excess = pkt.pkt_len() - ETH - total;
+        if excess > 0 && !pkt.trim(excess) {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        if checksum::fold(checksum::sum(&pkt.data()[ETH + ihl..], 0)) != 0xffff {
+            return Verdict::Drop(DropReason::BadChecksum);
+        }
+        let mac = tables.ports[in_port].mac;
+        let d = pkt.data_mut();
+        // Echo reply: swap addresses, type 8 -> 0 (RFC 1624 update of the ICMP checksum), fresh TTL.
+        let (eth, rest) = d.split_at_mut(6);
+        eth.copy_from_slice(&rest[..6]);
+        d[6..12].copy_from_slice(&mac);
+        let ip = &mut d[ETH..];
+        let mut src = [0u8; 4];
+        src.copy_from_slice(&ip[12..16]);
+        ip.copy_within(16..20, 12);
+        ip[16..20].copy_from_slice(&src);
+        ip[8] = 64;
+        put16(ip, 10, 0);
+        let ck = ipv4_header_checksum(&ip[..ihl]);
+        put16(ip, 10, ck);
+        let icmp = &mut ip[ihl..];
+        let old = be16(icmp, 0);
+        icmp[0] = 0;
+        let ck = csum_update16(be16(icmp, 2), old, be16(icmp, 0));
+        put16(icmp, 2, ck);
+        Verdict::Tx(in_port)
+    }
+
+    fn icmp6_local(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        total: usize,
+    ) -> Verdict {
+        let excess = pkt.pkt_len() - ETH - total;
+        if excess > 0 && !pkt.trim(excess) {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        let d = pkt.data();
+        if total < 48 {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        let src: [u8; 16] = d[ETH + 8..ETH + 24].try_into().expect("16");
+        let dst: [u8; 16] = d[ETH + 24..ETH + 40].try_into().expect("16");
+        let icmp = &d[ETH + 40..ETH + total];
+        let plen = icmp.len() as u32;
+        let ps = icmpv6_pseudo(&src, &dst, plen);
+        if checksum::fold(checksum::sum(icmp, ps)) != 0xffff {
+            return Verdict::Drop(DropReason::BadChecksum);
+        }
+        let mac = tables.ports[in_port].mac;
+        match icmp[0] {
+            128 if self.is_local6(tables, dst) => {
+                let d = pkt.data_mut();
+                let (eth, rest) = d.split_at_mut(6);
+                eth.copy_from_slice(&rest[..6]);
+                d[6..12].copy_from_slice(&mac);
+                d[ETH + 8..ETH + 24].copy_from_slice(&dst);
+                d[ETH + 24..ETH + 40].copy_from_slice(&src);
+                d[ETH + 7] = 64;
+                // Swapping src and dst leaves the pseudo-header sum unchanged: only the type changes.
+                let old = be16(d, ETH + 40);
+                d[ETH + 40] = 129;
+                let ck = csum_update16(be16(d, ETH + 42), old, be16(d, ETH + 40));
+                put16(d, ETH + 42, ck);
+                Verdict::Tx(in_port)
+            }
+            135 => self.nd_solicit(tables, pkt, in_port, src, total),
+            136 => {
+                // Neighbour advertisement: learn the target's link-layer address (RFC 4861 7.2.5).
+                if d[ETH + 7] == 255 && icmp.len() >= 24 {
+                    let target: [u8; 16] = icmp[8..24].try_into().expect("16");
+                    if let Some(ll) = nd_option(&icmp[24..], 2) {
+                        self.event(Event::Neighbor {
+                            port: in_port,
+                            ip: IpAddr::from(target),
+                            mac: ll,
+                        });
+                    }
+                }
+                Verdict::Drop(DropReason::NeighborLearned)
+            }
+            _ => Verdict::Drop(DropReason::LocalUnhandled),
+        }
+    }
+
+    /// RFC 4861 7.2.4: answer a solicitation for one of our addresses with a solicited advertisement carrying
+    /// our link-layer address; learn the solicitor's address from its option.
+    fn nd_solicit(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        src: [u8; 16],
+        total: usize,
+    ) -> Verdict {
+        let d = pkt.data();
+        let icmp = &d[ETH + 40..ETH + total];
+        if d[ETH + 7] != 255 || icmp.len() < 24 || icmp[1] != 0 {
+            return Verdict::Drop(DropReason::ArpIgnored);
+        }
+        let target: [u8; 16] = icmp[8..24].try_into().expect("16");
+        let port = &tables.ports[in_port];
+        if !port.v6.iter().any(|a| a.0.octets() == target) {
+            return Verdict::Drop(DropReason::ArpIgnored);
+        }
+        let sll = nd_option(&icmp[24..], 1);
+        let unspecified = src == [0; 16];
+        if let (Some(mac), false) = (sll, unspecified) {
+            self.event(Event::Neighbor {
+                port: in_port,
+                ip: IpAddr::from(src),
+                mac,
+            });
+        }
+        let mac = port.mac;
+        let req_mac: [u8; 6] = d[6..12].try_into().expect("6");
+        // The advertisement is 24 bytes + an 8-byte target link-layer option.
+        let want = ETH + 40 + 32;
+        let have = pkt.pkt_len();
+        if have < want {
+            if pkt.append(want - have).is_none() {
+                return Verdict::Drop(DropReason::NoHeadroom);
+            }
+        } else if have > want && !pkt.trim(have - want) {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        let dst6: [u8; 16] = if unspecified {
+            // RFC 4861 7.2.4: to all-nodes when the solicitation came from the unspecified address.
+            [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        } else {
+            src
+        };
+        let d = pkt.data_mut();
+        if unspecified {
+            d[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+        } else {
+            d[0..6].copy_from_slice(&req_mac);
+        }
+        d[6..12].copy_from_slice(&mac);
+        let ip = &mut d[ETH..];
+        put16(ip, 4, 32);
+        ip[6] = PROTO_ICMPV6;
+        ip[7] = 255;
+        ip[8..24].copy_from_slice(&target);
+        ip[24..40].copy_from_slice(&dst6);
+        let icmp = &mut ip[40..72];
+        icmp[0] = 136;
+        icmp[1] = 0;
+        put16(icmp, 2, 0);
+        // Flags: Solicited (unless to all-nodes) and Override.
+        icmp[4] = if unspecified { 0x20 } else { 0x60 };
+        icmp[5..8].fill(0);
+        icmp[8..24].copy_from_slice(&target);
+        icmp[24] = 2;
+        icmp[25] = 1;
+        icmp[26..32].copy_from_slice(&mac);
+        let ps = icmpv6_pseudo(&target, &dst6, 32);
+        let ck = !checksum::fold(checksum::sum(icmp, ps));
+        put16(icmp, 2, ck);
+        Verdict::Tx(in_port)
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // ICMP errors, in place
+    // ---------------------------------------------------------------------------------------------------------
+
+    /// Turn the offending packet into an ICMP error back to its source (rate limited), then route it.
+    fn icmp_error(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        kind: IcmpKind,
+        c: &mut Counters,
+    ) -> Verdict {
+        let drop_reason = match kind {
+            IcmpKind::TooBig(_) => DropReason::TooBig,
+            IcmpKind::TimeExceeded => DropReason::TtlExpired,
+        };
+        // The packet becomes the ICMP error (a tx); when the limiter says no, it is dropped under its reason.
+        if !self.icmp_limit.take(self.now) {
+            c.icmp_errors_suppressed += 1;
+            return Verdict::Drop(drop_reason);
+        }
+        if !pkt.is_contiguous() {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        let d = pkt.data();
+        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        let port = &tables.ports[in_port];
+        let src_mac: [u8; 6] = d[6..12].try_into().expect("6");
+        if v4 {
+            let Some(me) = port.first_v4().or_else(|| tables.local4.first().copied()) else {
+                return Verdict::Drop(drop_reason);
+            };
+            let orig_src: [u8; 4] = d[ETH + 12..ETH + 16].try_into().expect("4");
+            // Never answer an ICMP error with one (RFC 1122 3.2.2), nor a fragment other than the first.
+            if d[ETH + 9] == PROTO_ICMP {
+                let ihl = usize::from(d[ETH] & 0x0f) * 4;
+                let t = d.get(ETH + ihl).copied().unwrap_or(0);
+                if !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18) {
+                    return Verdict::Drop(drop_reason);
+                }
+            }
+            if be16(d, ETH + 6) & 0x1fff != 0 {
+                return Verdict::Drop(drop_reason);
+            }
+            // RFC 1812 4.3.2.3: as much of the original as fits in 576 bytes.
+            let quote = (pkt.pkt_len() - ETH).min(576 - 28);
+            let excess = pkt.pkt_len() - ETH - quote;
+            if (excess > 0 && !pkt.trim(excess)) || pkt.prepend(28).is_none() {
+                return Verdict::Drop(DropReason::NoHeadroom);
+            }
+            let d = pkt.data_mut();
+            d[0..6].copy_from_slice(&src_mac);
+            d[6..12].copy_from_slice(&port.mac);
+            put16(d, 12, ETHERTYPE_IPV4);
+            let total = 28 + quote;
+            let ip = &mut d[ETH..ETH + 20];
+            ip.copy_from_slice(&[
+                0x45, 0, 0, 0, 0, 0, 0, 0, 64, PROTO_ICMP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]);
+            put16(ip, 2, total as u16);
+            ip[12..16].copy_from_slice(&me.octets());
+            ip[16..20].copy_from_slice(&orig_src);
+            let ck = ipv4_header_checksum(ip);
+            put16(ip, 10, ck);
+            let icmp = &mut d[ETH + 20..];
+            match kind {
+                IcmpKind::TooBig(mtu) => {
+                    icmp[0..8].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
+                    put16(icmp, 6, mtu);
+                }
+                IcmpKind::TimeExceeded => icmp[0..8].copy_from_slice(&[11, 0, 0, 0, 0, 0, 0, 0]),
+            }
+            let ck = checksum::checksum(icmp);
+            put16(icmp, 2, ck);
+        } else {
+            let Some(me) = port.first_v6().or_else(|| tables.local6.first().copied()) else {
+                return Verdict::Drop(drop_reason);
+            };
+            let orig_src: [u8; 16] = d[ETH + 8..ETH + 24].try_into().expect("16");
+            if d[ETH + 6] == PROTO_ICMPV6 && d.get(ETH + 40).is_some_and(|t| *t < 128) {
+                return Verdict::Drop(drop_reason);
+            }
+            // RFC 4443 2.4(c): as much of the invoking packet as fits in the minimum IPv6 MTU.
+            let quote = (pkt.pkt_len() - ETH).min(1280 - 48);
+            let excess = pkt.pkt_len() - ETH - quote;
+            if (excess > 0 && !pkt.trim(excess)) || pkt.prepend(48).is_none() {
+                return Verdict::Drop(DropReason::NoHeadroom);
+            }
+            let d = pkt.data_mut();
+            d[0..6].copy_from_slice(&src_mac);
+            d[6..12].copy_from_slice(&port.mac);
+            put16(d, 12, ETHERTYPE_IPV6);
+            let plen = (8 + quote) as u16;
+            let ip = &mut d[ETH..ETH + 40];
+            ip[0..8].copy_from_slice(&[0x60, 0, 0, 0, 0, 0, PROTO_ICMPV6, 64]);
+            put16(ip, 4, plen);
+            ip[8..24].copy_from_slice(&me.octets());
+            ip[24..40].copy_from_slice(&orig_src);
+            let icmp = &mut d[ETH + 40..];
+            match kind {
+                IcmpKind::TooBig(mtu) => {
+                    icmp[0..8].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
+                    icmp[4..8].copy_from_slice(&u32::from(mtu).to_be_bytes());
+                }
+                IcmpKind::TimeExceeded => icmp[0..8].copy_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]),
+            }
+            let ps = icmpv6_pseudo(&me.octets(), &orig_src, u32::from(plen));
+            let ck = !checksum::fold(checksum::sum(icmp, ps));
+            put16(icmp, 2, ck);
+        }
+        c.icmp_errors_sent += 1;
+        // Back toward the sender: the source is behind the port the packet came in on, or behind a tunnel.
+        let src_role = tables.ports[in_port].role;
+        if src_role == PortRole::Inside {
+            Verdict::Tx(in_port)
+        } else {
+            self.route_ip(tables, pkt, in_port, false, c)
+        }
+    }
+}
+
+/// Decrement the TTL / hop limit of the IP packet at ETH (caller checked it is > 1), updating the IPv4 header
+/// checksum incrementally (RFC 1624).
+#[inline]
+fn decrement_ttl(d: &mut [u8]) {
+    if be16(d, 12) == ETHERTYPE_IPV4 {
+        let old = be16(d, ETH + 8);
+        d[ETH + 8] -= 1;
+        let new = be16(d, ETH + 8);
+        let ck = csum_update16(be16(d, ETH + 10), old, new);
+        put16(d, ETH + 10, ck);
+    } else {
+        d[ETH + 7] -= 1;
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum IcmpKind {
+    TooBig(u16),
+    TimeExceeded,
+}
+
+/// The ICMPv6 pseudo-header sum (RFC 8200 8.1).
+fn icmpv6_pseudo(src: &[u8; 16], dst: &[u8; 16], len: u32) -> u32 {
+    let mut s = checksum::sum(src, 0);
+    s = checksum::sum(dst, u32::from(checksum::fold(s)));
+    let mut tail = [0u8; 8];
+    tail[0..4].copy_from_slice(&len.to_be_bytes());
+    tail[7] = PROTO_ICMPV6;
+    checksum::sum(&tail, u32::from(checksum::fold(s)))
+}
+
+/// Find an ND option of `kind` with a 6-byte link-layer address (RFC 4861 4.6.1).
+fn nd_option(mut opts: &[u8], kind: u8) -> Option<[u8; 6]> {
+    while opts.len() >= 8 {
+        let len = usize::from(opts[1]) * 8;
+        if len == 0 || len > opts.len() {
+            return None;
+        }
+        if opts[0] == kind && len >= 8 {
+            return opts[2..8].try_into().ok();
+        }
+        opts = &opts[len..];
+    }
+    None
+}
+
+impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
+    #[inline]
+    fn begin_burst(&mut self, now_tsc: u64) {
+        self.w.now = now_tsc;
+        // Pick up a newly published table between bursts (an atomic load; the Arc clone only on change).
+        let cur = self.w.shared.tables.load();
+        if cur.generation != self.tables.generation {
+            self.tables = arc_swap::Guard::into_inner(cur);
+        }
+    }
+
+    #[inline]
+    fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict {
+        self.handle(pkt, in_port, counters)
+    }
+
+    fn hold(&mut self, pkt: B, counters: &mut Counters) {
+        match self.w.pending_handoff.take() {
+            Some((owner, ti)) => {
+                if self.w.shared.handoff[owner].push((ti, pkt)).is_err() {
+                    counters.drop_pkt(DropReason::HandoffFull);
+                }
+            }
+            None => counters.drop_pkt(DropReason::LocalUnhandled),
+        }
+    }
+
+    fn poll_deferred(
+        &mut self,
+        now_tsc: u64,
+        emit: &mut dyn FnMut(usize, B) -> bool,
+        counters: &mut Counters,
+    ) {
+        self.begin_burst(now_tsc);
+        let ring = self.w.shared.handoff[self.w.worker].clone();
+        for _ in 0..256 {
+            let Some((ti, mut pkt)) = ring.pop() else {
+                break;
+            };
+            if ti as usize >= self.tables.tunnels.len() {
+                counters.drop_pkt(DropReason::UnknownTunnel);
+                continue;
+            }
+            // The sending worker already handled TTL and MTU; only the owner's numbering and sending is left.
+            match self.encap(&mut pkt, 0, ti, counters) {
+                Verdict::Tx(p) => {
+                    if !emit(p, pkt) {
+                        counters.drop_pkt(DropReason::TxFull);
+                    }
+                }
+                Verdict::Drop(r) => counters.drop_pkt(r),
+                Verdict::Hold => counters.drop_pkt(DropReason::HandoffFull),
+            }
+        }
+    }
+
+    fn finish(&mut self, counters: &mut Counters) {
+        while let Some((_, pkt)) = self.w.shared.handoff[self.w.worker].pop() {
+            drop(pkt);
+            counters.drop_pkt(DropReason::HandoffFull);
+        }
+    }
+}
+
+/// Time in TSC ticks for `ms` milliseconds.
+pub fn ms_to_ticks(ms: u64, tsc_hz: u64) -> u64 {
+    ms * tsc_hz / 1000
+}
+
+impl<B> Gateway<B> {
+    /// TSC frequency this gateway was built with.
+    pub fn tsc_hz(&self) -> u64 {
+        self.w.tsc_hz
+    }
+}

@@ -1,0 +1,1047 @@
+//! Every gateway rule on plain byte buffers (no EAL): frames are built here independently, the results are
+//! checked with the `wire` parsers and an independent checksum.
+use super::gateway::{Event, Gateway, Shared};
+use super::{Processor, Verdict};
+use crate::buf::VecBuf;
+use crate::config::Config;
+use crate::control::plane::{ControlPlane, Outgoing};
+use crate::stats::{Counters, DropReason};
+use crate::wire::gre;
+use std::time::Instant;
+
+const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
+const IN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const OUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+const INSIDE: usize = 0;
+const OUTSIDE: usize = 1;
+
+fn config(tunnel_extra: &str) -> Config {
+    let text = format!(
+        r#"
+[eal]
+args = ["-l", "0-1"]
+[dataplane]
+workers = [1]
+[[port]]
+name = "inside"
+device = "net_null0"
+address = ["10.0.0.1/24", "2001:db8:1::1/64"]
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "outside"
+device = "net_null1"
+address = ["192.0.2.1/24", "2001:db8:ffff::1/64"]
+mac = "02:00:00:00:00:02"
+[[tunnel]]
+name = "t1"
+local = "192.0.2.1"
+remote = "198.51.100.7"
+routes = ["10.20.0.0/16", "2001:db8:20::/48"]
+{tunnel_extra}
+[[tunnel]]
+name = "t6"
+local = "2001:db8:ffff::1"
+remote = "2001:db8:eeee::7"
+key = 6
+routes = ["10.60.0.0/16"]
+[[neighbor]]
+port = "outside"
+ip = "192.0.2.254"
+mac = "02:00:00:00:00:fe"
+[[neighbor]]
+port = "outside"
+ip = "2001:db8:ffff::fe"
+mac = "02:00:00:00:00:fe"
+[[neighbor]]
+port = "inside"
+ip = "10.0.0.2"
+mac = "02:00:00:00:00:0a"
+[[neighbor]]
+port = "inside"
+ip = "2001:db8:1::2"
+mac = "02:00:00:00:00:0a"
+[[route]]
+prefix = "0.0.0.0/0"
+via = "192.0.2.254"
+port = "outside"
+[[route]]
+prefix = "2001:db8:eeee::/48"
+via = "2001:db8:ffff::fe"
+port = "outside"
+"#
+    );
+    Config::from_str_named(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Rig {
+    gw: Gateway<VecBuf>,
+    cp: ControlPlane,
+    shared: Shared<VecBuf>,
+    c: Counters,
+}
+
+fn rig_n(
+    tunnel_extra: &str,
+    workers: usize,
+) -> (Vec<Gateway<VecBuf>>, Shared<VecBuf>, ControlPlane, Counters) {
+    let cfg = config(tunnel_extra);
+    let mut cp = ControlPlane::new(&cfg, &[IN_MAC, OUT_MAC], Instant::now(), 1).unwrap();
+    let shared = Shared::new(cp.tables(), workers);
+    let gws = (0..workers)
+        .map(|w| Gateway::new(w, workers, shared.clone(), 1_000_000_000))
+        .collect();
+    let c = Counters::new(2, cfg.tunnels.len());
+    (gws, shared, cp, c)
+}
+
+fn rig(tunnel_extra: &str) -> Rig {
+    let (mut gws, shared, cp, c) = rig_n(tunnel_extra, 1);
+    let mut gw = gws.remove(0);
+    Processor::<VecBuf>::begin_burst(&mut gw, 1_000);
+    Rig { gw, cp, shared, c }
+}
+
+impl Rig {
+    fn run(&mut self, frame: &[u8], port: usize) -> (Verdict, Vec<u8>) {
+        let mut b = VecBuf::new(frame);
+        let v = self.gw.handle(&mut b, port, &mut self.c);
+        (v, b.to_vec())
+    }
+}
+
+fn csum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+/// IPv4 header + payload with a valid header checksum.
+fn ipv4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    ttl: u8,
+    tos: u8,
+    df: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let total = 20 + payload.len();
+    let mut h = vec![
+        0x45,
+        tos,
+        (total >> 8) as u8,
+        total as u8,
+        0x12,
+        0x34,
+        if df { 0x40 } else { 0 },
+        0,
+        ttl,
+        proto,
+        0,
+        0,
+    ];
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    let ck = csum(&h);
+    h[10..12].copy_from_slice(&ck.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, hop: u8, tc: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x60 | (tc >> 4), tc << 4, 0, 0];
+    h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    h.push(next);
+    h.push(hop);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    h.extend_from_slice(payload);
+    h
+}
+
+fn v6(s: &str) -> [u8; 16] {
+    s.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}
+
+fn udp_payload(n: usize) -> Vec<u8> {
+    let mut p = vec![0x13, 0x88, 0x07, 0xd0, 0, (8 + n) as u8, 0, 0];
+    p.extend((0..n).map(|i| i as u8));
+    p
+}
+
+fn inside_v4(dst: [u8; 4], ttl: u8, tos: u8, df: bool, n: usize) -> Vec<u8> {
+    let mut f = eth(IN_MAC, HOST_MAC, 0x0800);
+    f.extend(ipv4([10, 0, 0, 2], dst, 17, ttl, tos, df, &udp_payload(n)));
+    f
+}
+
+/// A GRE packet from the peer of t1 (outer 198.51.100.7 -> 192.0.2.1).
+fn outer_gre(gre_hdr: &[u8], inner: &[u8], outer_tos: u8) -> Vec<u8> {
+    let mut g = gre_hdr.to_vec();
+    g.extend_from_slice(inner);
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    f.extend(ipv4(
+        [198, 51, 100, 7],
+        [192, 0, 2, 1],
+        47,
+        60,
+        outer_tos,
+        false,
+        &g,
+    ));
+    f
+}
+
+fn gre_hdr(
+    csum_on: bool,
+    key: Option<u32>,
+    seq: Option<u32>,
+    proto: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut flags = 0u16;
+    let mut h = Vec::new();
+    if csum_on {
+        flags |= 0x8000;
+    }
+    if key.is_some() {
+        flags |= 0x2000;
+    }
+    if seq.is_some() {
+        flags |= 0x1000;
+    }
+    h.extend_from_slice(&flags.to_be_bytes());
+    h.extend_from_slice(&proto.to_be_bytes());
+    if csum_on {
+        h.extend_from_slice(&[0, 0, 0, 0]);
+    }
+    if let Some(k) = key {
+        h.extend_from_slice(&k.to_be_bytes());
+    }
+    if let Some(s) = seq {
+        h.extend_from_slice(&s.to_be_bytes());
+    }
+    if csum_on {
+        let mut all = h.clone();
+        all.extend_from_slice(payload);
+        let ck = csum(&all);
+        h[4..6].copy_from_slice(&ck.to_be_bytes());
+    }
+    h
+}
+
+fn inner_from_remote(dst: [u8; 4], ttl: u8, tos: u8) -> Vec<u8> {
+    ipv4([10, 20, 0, 5], dst, 17, ttl, tos, false, &udp_payload(18))
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Encapsulation
+// -------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn encap_ipv4_with_key_checksum_sequence() {
+    let mut r = rig("key = 1001\nchecksum = true\nsequence = true\nttl = 64");
+    let frame = inside_v4([10, 20, 1, 1], 17, 0x02, true, 18);
+    for expect_seq in 0..3u32 {
+        let (v, out) = r.run(&frame, INSIDE);
+        assert_eq!(v, Verdict::Tx(OUTSIDE));
+        assert_eq!(&out[0..6], &GW_MAC, "next hop MAC");
+        assert_eq!(&out[6..12], &OUT_MAC);
+        assert_eq!(&out[12..14], &[0x08, 0x00]);
+        let ip = &out[14..34];
+        assert_eq!(ip[0], 0x45);
+        assert_eq!(
+            usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+            out.len() - 14
+        );
+        assert_eq!(ip[6] & 0x40, 0x40, "DF copied from the inner header");
+        assert_eq!(ip[8], 64, "fixed TTL");
+        assert_eq!(ip[9], 47);
+        assert_eq!(ip[1], 0x02, "ECN ECT(0) copied (RFC 6040 normal mode)");
+        assert_eq!(&ip[12..16], &[192, 0, 2, 1]);
+        assert_eq!(&ip[16..20], &[198, 51, 100, 7]);
+        assert_eq!(csum(ip), 0, "outer header checksum valid");
+        let g = gre::Packet::new_checked(&out[34..]).unwrap();
+        assert_eq!(g.protocol(), 0x0800);
+        assert_eq!(g.key(), Some(1001));
+        assert_eq!(
+            g.sequence(),
+            Some(expect_seq),
+            "RFC 2890: first packet 0, then +1"
+        );
+        assert!(g.verify_checksum(), "GRE checksum valid");
+        assert_eq!(csum(&out[34..]), 0, "independent GRE checksum check");
+        let inner = g.payload();
+        assert_eq!(inner[8], 16, "inner TTL decremented by one router hop");
+        assert_eq!(csum(&inner[..20]), 0, "inner header checksum updated");
+        assert_eq!(&inner[20..], &frame[34..], "payload untouched");
+    }
+    assert_eq!(r.c.tunnels[0].encap, 3);
+}
+
+#[test]
+fn encap_inherits_ttl_and_dscp_and_fixed_tos_keeps_ecn() {
+    let mut r = rig("ttl = \"inherit\"\ntos = \"inherit\"");
+    let (v, out) = r.run(&inside_v4([10, 20, 1, 1], 33, 0xb9, false, 10), INSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    assert_eq!(out[14 + 8], 32, "outer TTL = inner TTL after decrement");
+    assert_eq!(out[14 + 1], 0xb9, "TOS inherited");
+    assert_eq!(out[14 + 6] & 0x40, 0, "DF clear copied");
+    assert_eq!(gre::Packet::new_checked(&out[34..]).unwrap().key(), None);
+
+    let mut r = rig("tos = 0x20");
+    let (_, out) = r.run(&inside_v4([10, 20, 1, 1], 33, 0x03, false, 10), INSIDE);
+    assert_eq!(
+        out[14 + 1],
+        0x23,
+        "fixed DSCP, ECN (CE) copied per RFC 6040 normal mode"
+    );
+}
+
+#[test]
+fn encap_ipv6_inner_over_ipv4_outer() {
+    let mut r = rig("key = 7");
+    let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+    f.extend(ipv6(
+        v6("2001:db8:1::2"),
+        v6("2001:db8:20::9"),
+        17,
+        9,
+        0x01,
+        &udp_payload(30),
+    ));
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    let ip = &out[14..34];
+    assert_eq!(ip[6] & 0x40, 0x40, "IPv6 inner: outer DF set");
+    assert_eq!(ip[1] & 3, 1, "ECN copied from the traffic class");
+    let g = gre::Packet::new_checked(&out[34..]).unwrap();
+    assert_eq!(g.protocol(), 0x86dd);
+    assert_eq!(g.payload()[7], 8, "inner hop limit decremented");
+}
+
+#[test]
+fn encap_ipv4_inner_over_ipv6_outer() {
+    let mut r = rig("");
+    let (v, out) = r.run(&inside_v4([10, 60, 0, 1], 20, 0, false, 12), INSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
+    let ip = &out[14..54];
+    assert_eq!(ip[0] >> 4, 6);
+    assert_eq!(ip[6], 47, "next header GRE");
+    assert_eq!(
+        usize::from(u16::from_be_bytes([ip[4], ip[5]])),
+        out.len() - 54
+    );
+    assert_eq!(&ip[8..24], &v6("2001:db8:ffff::1"));
+    assert_eq!(&ip[24..40], &v6("2001:db8:eeee::7"));
+    let g = gre::Packet::new_checked(&out[54..]).unwrap();
+    assert_eq!(g.key(), Some(6));
+    assert_eq!(g.protocol(), 0x0800);
+}
+
+#[test]
+fn too_big_with_df_gets_frag_needed_with_the_tunnel_mtu() {
+    let mut r = rig("mtu = 1400");
+    let frame = inside_v4([10, 20, 1, 1], 64, 0, true, 1500 - 28);
+    let (v, out) = r.run(&frame, INSIDE);
+    assert_eq!(
+        v,
+        Verdict::Tx(INSIDE),
+        "the ICMP error goes back to the sender"
+    );
+    assert_eq!(&out[0..6], &HOST_MAC);
+    assert_eq!(&out[6..12], &IN_MAC);
+    let ip = &out[14..34];
+    assert_eq!(csum(ip), 0);
+    assert_eq!(ip[9], 1);
+    assert_eq!(
+        &ip[12..16],
+        &[10, 0, 0, 1],
+        "from the gateway's inside address"
+    );
+    assert_eq!(&ip[16..20], &[10, 0, 0, 2], "to the sender");
+    assert_eq!(
+        usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+        out.len() - 14
+    );
+    assert!(out.len() - 14 <= 576, "RFC 1812: at most 576 bytes");
+    let icmp = &out[34..];
+    assert_eq!(
+        (icmp[0], icmp[1]),
+        (3, 4),
+        "destination unreachable, fragmentation needed"
+    );
+    assert_eq!(
+        u16::from_be_bytes([icmp[6], icmp[7]]),
+        1400,
+        "next-hop MTU = tunnel MTU"
+    );
+    assert_eq!(csum(icmp), 0, "ICMP checksum valid");
+    assert_eq!(&icmp[8..28], &frame[14..34], "quotes the original header");
+    assert_eq!(r.c.icmp_errors_sent, 1);
+}
+
+#[test]
+fn too_big_ipv6_gets_packet_too_big() {
+    let mut r = rig("mtu = 1280");
+    let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+    f.extend(ipv6(
+        v6("2001:db8:1::2"),
+        v6("2001:db8:20::9"),
+        17,
+        9,
+        0,
+        &udp_payload(1300),
+    ));
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    let ip = &out[14..54];
+    assert_eq!(&ip[8..24], &v6("2001:db8:1::1"));
+    assert_eq!(&ip[24..40], &v6("2001:db8:1::2"));
+    let icmp = &out[54..];
+    assert_eq!(icmp[0], 2, "packet too big");
+    assert_eq!(u32::from_be_bytes(icmp[4..8].try_into().unwrap()), 1280);
+    assert!(out.len() - 14 <= 1280);
+    let r6 = crate::wire::icmpv6::Packet::new_checked(icmp).unwrap();
+    let _ = r6;
+    // Independent ICMPv6 checksum with the pseudo-header.
+    let mut ps = Vec::new();
+    ps.extend_from_slice(&ip[8..40]);
+    ps.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+    ps.extend_from_slice(&[0, 0, 0, 58]);
+    ps.extend_from_slice(icmp);
+    assert_eq!(csum(&ps), 0);
+}
+
+#[test]
+fn too_big_without_df_is_dropped_and_counted() {
+    let mut r = rig("mtu = 1400");
+    let (v, _) = r.run(&inside_v4([10, 20, 1, 1], 64, 0, false, 1500 - 28), INSIDE);
+    assert_eq!(v, Verdict::Drop(DropReason::TooBig));
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded() {
+    let mut r = rig("");
+    let (v, out) = r.run(&inside_v4([10, 20, 1, 1], 1, 0, false, 10), INSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(out[34], 11, "time exceeded");
+    assert_eq!(csum(&out[34..]), 0);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let mut r = rig("");
+    let f = inside_v4([10, 20, 1, 1], 1, 0, false, 10);
+    let mut sent = 0;
+    for _ in 0..300 {
+        if r.run(&f, INSIDE).0 == Verdict::Tx(INSIDE) {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 100, "burst of 100, no refill at a fixed clock");
+    assert_eq!(r.c.icmp_errors_suppressed, 200);
+}
+
+#[test]
+fn no_route_and_no_neighbor_are_counted_and_resolution_is_requested() {
+    let mut r = rig("");
+    let (v, _) = r.run(&inside_v4([172, 16, 0, 1], 64, 0, false, 10), INSIDE);
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::NoRoute),
+        "non-tunnel traffic never leaves unencapsulated"
+    );
+    // A tunnel whose next hop has no static neighbour.
+    let mut cfg_extra = rig("");
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    f.extend(ipv4(
+        [198, 51, 100, 7],
+        [192, 0, 2, 1],
+        47,
+        60,
+        0,
+        false,
+        &{
+            let mut g = gre_hdr(false, None, None, 0x0800, &[]);
+            g.extend(inner_from_remote([10, 0, 0, 77], 30, 0));
+            g
+        },
+    ));
+    let (v, _) = cfg_extra.run(&f, OUTSIDE);
+    assert_eq!(v, Verdict::Drop(DropReason::NoNeighbor));
+    let e = cfg_extra.shared.events.pop().expect("a resolve event");
+    assert_eq!(
+        e,
+        Event::Resolve {
+            port: INSIDE,
+            ip: "10.0.0.77".parse().unwrap()
+        }
+    );
+    match cfg_extra.cp.on_event(e, Instant::now()) {
+        Some(Outgoing::Frame { port, bytes }) => {
+            assert_eq!(port, INSIDE);
+            let a = crate::wire::arp::Packet::new_checked(&bytes[14..]).unwrap();
+            let rep = crate::wire::arp::ArpRepr::parse(&a).unwrap();
+            assert_eq!(format!("{:?}", rep.target_protocol_addr), "10.0.0.77");
+        }
+        other => panic!("expected an ARP request, got {other:?}"),
+    }
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Decapsulation
+// -------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn decap_valid_packet_to_the_inside_host() {
+    let mut r = rig("key = 1001\nchecksum = true\nsequence = true");
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
+    for seq in [0u32, 1, 5] {
+        let f = outer_gre(
+            &gre_hdr(true, Some(1001), Some(seq), 0x0800, &inner),
+            &inner,
+            0,
+        );
+        let (v, out) = r.run(&f, OUTSIDE);
+        assert_eq!(v, Verdict::Tx(INSIDE), "seq {seq}");
+        assert_eq!(&out[0..6], &HOST_MAC);
+        assert_eq!(&out[6..12], &IN_MAC);
+        assert_eq!(&out[12..14], &[0x08, 0]);
+        let mut expect = inner.clone();
+        expect[8] -= 1;
+        let ck = u16::from_be_bytes([expect[10], expect[11]]);
+        let _ = ck;
+        expect[10..12].fill(0);
+        let ck = csum(&expect[..20]);
+        expect[10..12].copy_from_slice(&ck.to_be_bytes());
+        assert_eq!(
+            &out[14..],
+            &expect[..],
+            "inner packet identical but for TTL and its checksum"
+        );
+    }
+    assert_eq!(r.c.tunnels[0].decap, 3);
+}
+
+#[test]
+fn decap_receiver_rules_each_have_their_reason() {
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
+    let cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
+        (
+            "wrong key",
+            gre_hdr(true, Some(1), Some(0), 0x0800, &inner),
+            DropReason::KeyMismatch,
+        ),
+        (
+            "no key",
+            gre_hdr(true, None, Some(0), 0x0800, &inner),
+            DropReason::KeyMismatch,
+        ),
+        (
+            "missing checksum",
+            gre_hdr(false, Some(1001), Some(0), 0x0800, &inner),
+            DropReason::MissingChecksum,
+        ),
+        (
+            "missing sequence",
+            gre_hdr(true, Some(1001), None, 0x0800, &inner),
+            DropReason::MissingSequence,
+        ),
+        (
+            "unsupported type",
+            gre_hdr(true, Some(1001), Some(0), 0x2000, &inner),
+            DropReason::UnsupportedGreProtocol,
+        ),
+        (
+            "version 1 (PPTP)",
+            {
+                let mut h = gre_hdr(false, Some(1001), Some(0), 0x880b, &inner);
+                h[1] |= 1;
+                h
+            },
+            DropReason::Pptp,
+        ),
+        (
+            "version 2",
+            {
+                let mut h = gre_hdr(false, None, None, 0x0800, &inner);
+                h[1] |= 2;
+                h
+            },
+            DropReason::BadGreVersion,
+        ),
+        (
+            "routing bit",
+            {
+                let mut h = gre_hdr(false, None, None, 0x0800, &inner);
+                h[0] |= 0x40;
+                h
+            },
+            DropReason::GreReservedBits,
+        ),
+    ];
+    for (what, hdr, reason) in cases {
+        let mut r = rig("key = 1001\nchecksum = true\nsequence = true");
+        let (v, _) = r.run(&outer_gre(&hdr, &inner, 0), OUTSIDE);
+        assert_eq!(v, Verdict::Drop(reason), "{what}");
+    }
+    // Bad checksum.
+    let mut r = rig("key = 1001\nchecksum = true\nsequence = true");
+    let mut h = gre_hdr(true, Some(1001), Some(0), 0x0800, &inner);
+    h[4] ^= 0x55;
+    assert_eq!(
+        r.run(&outer_gre(&h, &inner, 0), OUTSIDE).0,
+        Verdict::Drop(DropReason::BadChecksum)
+    );
+    // Truncated optional fields.
+    let h = gre_hdr(true, Some(1001), Some(0), 0x0800, &[]);
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    f.extend(ipv4(
+        [198, 51, 100, 7],
+        [192, 0, 2, 1],
+        47,
+        60,
+        0,
+        false,
+        &h[..10],
+    ));
+    assert_eq!(r.run(&f, OUTSIDE).0, Verdict::Drop(DropReason::Truncated));
+    // Unknown peer.
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    let mut g = gre_hdr(false, None, None, 0x0800, &inner);
+    g.extend_from_slice(&inner);
+    f.extend(ipv4([203, 0, 113, 9], [192, 0, 2, 1], 47, 60, 0, false, &g));
+    assert_eq!(
+        r.run(&f, OUTSIDE).0,
+        Verdict::Drop(DropReason::UnknownTunnel)
+    );
+}
+
+#[test]
+fn decap_sequence_drops_late_and_duplicate_packets() {
+    let mut r = rig("sequence = true");
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
+    let mut results = Vec::new();
+    for seq in [0u32, 1, 1, 3, 2, 4, u32::MAX] {
+        let f = outer_gre(&gre_hdr(false, None, Some(seq), 0x0800, &inner), &inner, 0);
+        results.push(r.run(&f, OUTSIDE).0);
+    }
+    let late = Verdict::Drop(DropReason::LateSequence);
+    let ok = Verdict::Tx(INSIDE);
+    assert_eq!(results, vec![ok, ok, late, ok, late, ok, late]);
+}
+
+#[test]
+fn decap_ecn_rfc6040() {
+    let mut r = rig("");
+    // Outer CE, inner Not-ECT: drop.
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0x00);
+    let f = outer_gre(&gre_hdr(false, None, None, 0x0800, &inner), &inner, 0x03);
+    assert_eq!(
+        r.run(&f, OUTSIDE).0,
+        Verdict::Drop(DropReason::EcnCeOnNotEct)
+    );
+    // Outer CE, inner ECT(0): inner becomes CE, checksum still valid.
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0x02);
+    let f = outer_gre(&gre_hdr(false, None, None, 0x0800, &inner), &inner, 0x03);
+    let (v, out) = r.run(&f, OUTSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(out[15] & 3, 3);
+    assert_eq!(csum(&out[14..34]), 0);
+    // Outer ECT(0), inner Not-ECT: inner stays.
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0x00);
+    let f = outer_gre(&gre_hdr(false, None, None, 0x0800, &inner), &inner, 0x02);
+    let (_, out) = r.run(&f, OUTSIDE);
+    assert_eq!(out[15] & 3, 0);
+}
+
+#[test]
+fn decap_anti_spoofing_loop_and_ttl() {
+    let mut r = rig("allowed_sources = [\"10.20.0.0/16\"]");
+    let bad = ipv4(
+        [10, 99, 0, 5],
+        [10, 0, 0, 2],
+        17,
+        30,
+        0,
+        false,
+        &udp_payload(4),
+    );
+    let f = outer_gre(&gre_hdr(false, None, None, 0x0800, &bad), &bad, 0);
+    assert_eq!(
+        r.run(&f, OUTSIDE).0,
+        Verdict::Drop(DropReason::SpoofedSource)
+    );
+    let mut r = rig("");
+    let looped = ipv4(
+        [10, 20, 0, 5],
+        [192, 0, 2, 1],
+        47,
+        30,
+        0,
+        false,
+        &udp_payload(4),
+    );
+    let f = outer_gre(&gre_hdr(false, None, None, 0x0800, &looped), &looped, 0);
+    assert_eq!(r.run(&f, OUTSIDE).0, Verdict::Drop(DropReason::TunnelLoop));
+    // TTL 1 after decap: time exceeded goes back into the tunnel toward the inner source.
+    let inner = inner_from_remote([10, 0, 0, 2], 1, 0);
+    let f = outer_gre(&gre_hdr(false, None, None, 0x0800, &inner), &inner, 0);
+    let (v, out) = r.run(&f, OUTSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE), "encapsulated back to the peer");
+    let g = gre::Packet::new_checked(&out[34..]).unwrap();
+    let icmp_ip = g.payload();
+    assert_eq!(icmp_ip[9], 1);
+    assert_eq!(&icmp_ip[16..20], &[10, 20, 0, 5]);
+    assert_eq!(icmp_ip[20], 11);
+}
+
+#[test]
+fn decap_ipv6_outer() {
+    let mut r = rig("");
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
+    let mut g = gre_hdr(false, Some(6), None, 0x0800, &inner);
+    g.extend_from_slice(&inner);
+    let mut f = eth(OUT_MAC, GW_MAC, 0x86dd);
+    f.extend(ipv6(
+        v6("2001:db8:eeee::7"),
+        v6("2001:db8:ffff::1"),
+        47,
+        60,
+        0,
+        &g,
+    ));
+    let (v, out) = r.run(&f, OUTSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(&out[14 + 12..14 + 16], &[10, 20, 0, 5]);
+    assert_eq!(r.c.tunnels[1].decap, 1);
+}
+
+#[test]
+fn ethernet_padding_is_not_decapsulated() {
+    let mut r = rig("");
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
+    let mut f = outer_gre(&gre_hdr(false, None, None, 0x0800, &inner), &inner, 0);
+    f.extend_from_slice(&[0xee; 6]);
+    let (_, out) = r.run(&f, OUTSIDE);
+    assert_eq!(out.len(), 14 + inner.len());
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Local services
+// -------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn arp_request_for_our_address_gets_a_reply_and_teaches_the_sender() {
+    let mut r = rig("");
+    let mut f = eth([0xff; 6], HOST_MAC, 0x0806);
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&HOST_MAC);
+    f.extend_from_slice(&[10, 0, 0, 9]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    let a = crate::wire::arp::ArpRepr::parse(
+        &crate::wire::arp::Packet::new_checked(&out[14..]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(format!("{:?}", a.sender_protocol_addr), "10.0.0.1");
+    assert_eq!(a.sender_hardware_addr.0, IN_MAC);
+    assert_eq!(a.target_hardware_addr.0, HOST_MAC);
+    assert_eq!(&out[0..6], &HOST_MAC);
+    assert_eq!(
+        r.shared.events.pop(),
+        Some(Event::Neighbor {
+            port: INSIDE,
+            ip: "10.0.0.9".parse().unwrap(),
+            mac: HOST_MAC
+        })
+    );
+    // For someone else: ignored.
+    f[38..42].copy_from_slice(&[10, 0, 0, 50]);
+    assert_eq!(r.run(&f, INSIDE).0, Verdict::Drop(DropReason::ArpIgnored));
+}
+
+#[test]
+fn learned_neighbor_is_published_and_used() {
+    let mut r = rig("");
+    r.cp.on_event(
+        Event::Neighbor {
+            port: INSIDE,
+            ip: "10.0.0.77".parse().unwrap(),
+            mac: [2, 0, 0, 0, 0, 0x77],
+        },
+        Instant::now(),
+    );
+    assert!(r.cp.take_dirty());
+    r.shared.tables.store(std::sync::Arc::new(r.cp.tables()));
+    Processor::<VecBuf>::begin_burst(&mut r.gw, 2_000);
+    let inner = inner_from_remote([10, 0, 0, 77], 30, 0);
+    let (v, out) = r.run(
+        &outer_gre(&gre_hdr(false, None, None, 0x0800, &inner), &inner, 0),
+        OUTSIDE,
+    );
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(&out[0..6], &[2, 0, 0, 0, 0, 0x77]);
+}
+
+#[test]
+fn ping_of_the_gateway_v4_and_v6() {
+    let mut r = rig("");
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    icmp.extend_from_slice(b"abcdefgh");
+    let ck = csum(&icmp);
+    icmp[2..4].copy_from_slice(&ck.to_be_bytes());
+    let mut f = eth(IN_MAC, HOST_MAC, 0x0800);
+    f.extend(ipv4([10, 0, 0, 2], [10, 0, 0, 1], 1, 64, 0, false, &icmp));
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(&out[14 + 12..14 + 20], &[10, 0, 0, 1, 10, 0, 0, 2]);
+    assert_eq!(out[34], 0, "echo reply");
+    assert_eq!(csum(&out[14..34]), 0);
+    assert_eq!(csum(&out[34..]), 0);
+    assert_eq!(
+        &out[38..],
+        &icmp[4..],
+        "identifier, sequence and data echoed"
+    );
+
+    let src = v6("2001:db8:1::2");
+    let dst = v6("2001:db8:1::1");
+    let mut icmp = vec![128, 0, 0, 0, 0, 7, 0, 1, 1, 2, 3];
+    let mut ps = src.to_vec();
+    ps.extend_from_slice(&dst);
+    ps.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+    ps.extend_from_slice(&[0, 0, 0, 58]);
+    ps.extend_from_slice(&icmp);
+    let ck = csum(&ps);
+    icmp[2..4].copy_from_slice(&ck.to_be_bytes());
+    let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+    f.extend(ipv6(src, dst, 58, 64, 0, &icmp));
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(out[54], 129);
+    let mut ps = out[22..54].to_vec();
+    ps.extend_from_slice(&((out.len() - 54) as u32).to_be_bytes());
+    ps.extend_from_slice(&[0, 0, 0, 58]);
+    ps.extend_from_slice(&out[54..]);
+    assert_eq!(csum(&ps), 0, "ICMPv6 checksum valid");
+}
+
+#[test]
+fn neighbor_solicitation_for_our_address_gets_an_advertisement() {
+    let mut r = rig("");
+    let src = v6("2001:db8:1::2");
+    let target = v6("2001:db8:1::1");
+    let group = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1];
+    let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&target);
+    ns.extend_from_slice(&[1, 1]);
+    ns.extend_from_slice(&HOST_MAC);
+    let mut ps = src.to_vec();
+    ps.extend_from_slice(&group);
+    ps.extend_from_slice(&(ns.len() as u32).to_be_bytes());
+    ps.extend_from_slice(&[0, 0, 0, 58]);
+    ps.extend_from_slice(&ns);
+    let ck = csum(&ps);
+    ns[2..4].copy_from_slice(&ck.to_be_bytes());
+    let mut f = eth([0x33, 0x33, 0xff, 0, 0, 1], HOST_MAC, 0x86dd);
+    f.extend(ipv6(src, group, 58, 255, 0, &ns));
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    let ip = &out[14..54];
+    let icmp = &out[54..];
+    let na = crate::wire::icmpv6::Packet::new_checked(icmp).unwrap();
+    let repr = crate::wire::icmpv6::Icmpv6Repr::parse(
+        &na,
+        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap()),
+        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap()),
+    )
+    .expect("a valid neighbour advertisement (checksum included)");
+    let text = format!("{repr:?}");
+    assert!(text.contains("NeighborAdvert"), "{text}");
+    assert!(text.contains("solicited: true"), "{text}");
+    assert_eq!(ip[7], 255);
+    assert_eq!(&out[0..6], &HOST_MAC);
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Keepalives and sequencing with several workers
+// -------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn keepalive_from_peer_is_reflected_and_our_reply_marks_alive() {
+    let mut r = rig("key = 40\nkeepalive = { interval_s = 10, retries = 3 }");
+    // The peer's keepalive: GRE(IPv4) carrying IP(us -> peer) / GRE(protocol 0).
+    let mut ka_inner = vec![0u8; 28];
+    let n = gre::emit_cisco_keepalive_inner(
+        "198.51.100.7".parse().unwrap(),
+        "192.0.2.1".parse().unwrap(),
+        1,
+        Some(40),
+        &mut ka_inner,
+    );
+    ka_inner.truncate(n);
+    // emit_cisco_keepalive_inner(peer, us) builds IP(peer -> us); the peer builds it from its side.
+    let mut from_peer = vec![0u8; 28];
+    let n = gre::emit_cisco_keepalive_inner(
+        "192.0.2.1".parse().unwrap(),
+        "198.51.100.7".parse().unwrap(),
+        1,
+        Some(40),
+        &mut from_peer,
+    );
+    from_peer.truncate(n);
+    let f = outer_gre(
+        &gre_hdr(false, Some(40), None, 0x0800, &from_peer),
+        &from_peer,
+        0,
+    );
+    let (v, out) = r.run(&f, OUTSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE), "reflected");
+    assert_eq!(&out[0..6], &GW_MAC);
+    assert_eq!(
+        &out[14..],
+        &from_peer[..],
+        "the inner packet goes back unchanged"
+    );
+    assert_eq!(r.c.tunnels[0].keepalives_reflected, 1);
+    // The reply to our own keepalive: IP(peer -> us) / GRE(protocol 0) with nothing behind it.
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    f.extend_from_slice(&ka_inner);
+    Processor::<VecBuf>::begin_burst(&mut r.gw, 5_000);
+    assert_eq!(
+        r.run(&f, OUTSIDE).0,
+        Verdict::Drop(DropReason::KeepaliveConsumed)
+    );
+    assert_eq!(r.c.tunnels[0].keepalives_rx, 2);
+    let st = &r.cp.tunnel_states()[0];
+    assert_eq!(
+        st.last_keepalive_tsc
+            .load(std::sync::atomic::Ordering::Relaxed),
+        5_000
+    );
+}
+
+#[test]
+fn keepalives_are_sent_and_missed_ones_take_the_tunnel_down() {
+    let mut r = rig("key = 40\nkeepalive = { interval_s = 1, retries = 2 }");
+    let t0 = Instant::now();
+    let hz = 1_000_000_000u64;
+    let (out, notices) = r.cp.tick(t0, 1, hz);
+    let ka = out
+        .iter()
+        .find_map(|o| match o {
+            Outgoing::Encap { tunnel: 0, bytes } => Some(bytes.clone()),
+            _ => None,
+        })
+        .expect("a keepalive for tunnel 0");
+    assert!(notices.is_empty());
+    // The owner worker encapsulates it like data: outer GRE(IPv4, key 40) + IP(peer -> us) + GRE(0).
+    let mut b = VecBuf::new(&ka);
+    assert_eq!(r.gw.encap(&mut b, 0, 0, &mut r.c), Verdict::Tx(OUTSIDE));
+    let out = b.to_vec();
+    let g = gre::Packet::new_checked(&out[34..]).unwrap();
+    assert_eq!(g.key(), Some(40));
+    let inner = g.payload();
+    assert_eq!(&inner[12..16], &[198, 51, 100, 7]);
+    assert_eq!(&inner[16..20], &[192, 0, 2, 1]);
+    assert_eq!(
+        gre::Packet::new_checked(&inner[20..]).unwrap().protocol(),
+        0
+    );
+    // 3 s without a reply > 1 s x 2 retries: down; traffic is dropped.
+    let (_, notices) = r.cp.tick(t0, 3 * hz, hz);
+    assert_eq!(
+        notices,
+        vec![crate::control::plane::Notice::TunnelDown("t1".into())]
+    );
+    let (v, _) = r.run(&inside_v4([10, 20, 1, 1], 64, 0, false, 10), INSIDE);
+    assert_eq!(v, Verdict::Drop(DropReason::TunnelDown));
+    // A reply arrives: up again.
+    r.cp.tunnel_states()[0]
+        .last_keepalive_tsc
+        .store(3 * hz, std::sync::atomic::Ordering::Relaxed);
+    let (_, notices) = r.cp.tick(t0, 3 * hz + 10, hz);
+    assert_eq!(
+        notices,
+        vec![crate::control::plane::Notice::TunnelUp("t1".into())]
+    );
+}
+
+#[test]
+fn sequenced_tunnel_with_two_workers_numbers_in_order_on_its_owner() {
+    let (mut gws, _shared, _cp, mut c) = rig_n("sequence = true", 2);
+    let frame = inside_v4([10, 20, 1, 1], 64, 0, false, 10);
+    let mut gw1 = gws.pop().unwrap();
+    let mut gw0 = gws.pop().unwrap();
+    // Tunnel 0 is owned by worker 0: worker 1 hands its packets over.
+    let mut b = VecBuf::new(&frame);
+    assert_eq!(gw1.handle(&mut b, INSIDE, &mut c), Verdict::Hold);
+    Processor::<VecBuf>::hold(&mut gw1, b, &mut c);
+    let mut b = VecBuf::new(&frame);
+    assert_eq!(gw0.handle(&mut b, INSIDE, &mut c), Verdict::Tx(OUTSIDE));
+    let first = gre::Packet::new_checked(&b.to_vec()[34..])
+        .unwrap()
+        .sequence();
+    let mut sent = Vec::new();
+    Processor::<VecBuf>::poll_deferred(
+        &mut gw0,
+        10,
+        &mut |p, b: VecBuf| {
+            sent.push((p, b.to_vec()));
+            true
+        },
+        &mut c,
+    );
+    assert_eq!(first, Some(0));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, OUTSIDE);
+    assert_eq!(
+        gre::Packet::new_checked(&sent[0].1[34..])
+            .unwrap()
+            .sequence(),
+        Some(1)
+    );
+}
+
+#[test]
+fn non_ip_and_truncated_frames_are_counted() {
+    let mut r = rig("");
+    assert_eq!(
+        r.run(&[0u8; 10], INSIDE).0,
+        Verdict::Drop(DropReason::Truncated)
+    );
+    assert_eq!(
+        r.run(&eth(IN_MAC, HOST_MAC, 0x88cc), INSIDE).0,
+        Verdict::Drop(DropReason::UnsupportedEthertype)
+    );
+    let mut f = inside_v4([10, 20, 1, 1], 64, 0, false, 10);
+    f[14 + 10] ^= 1;
+    assert_eq!(
+        r.run(&f, INSIDE).0,
+        Verdict::Drop(DropReason::BadIpHeader),
+        "bad header checksum"
+    );
+    let f = inside_v4([10, 20, 1, 1], 64, 0, false, 10);
+    assert_eq!(
+        r.run(&f[..30], INSIDE).0,
+        Verdict::Drop(DropReason::Truncated)
+    );
+}
