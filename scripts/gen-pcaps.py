@@ -4,8 +4,8 @@
     dpdk-config/pcap/inside.pcap   plain IPv4 from host 10.0.0.2 on the inside port
     dpdk-config/pcap/outside.pcap  GRE from the tunnel peer 198.51.100.7 (tunnel "site-b") on the outside port
 
-Each frame is labelled in the table printed at the end (and in the comment next to it below) with what a
-gateway should do with it. The output is deterministic: fixed timestamps, IP ids and payloads, so running the
+The script prints one line per frame saying what a gateway should do with it (the same labels are in the code
+below). The output is deterministic: fixed timestamps, IP ids and payloads, so running the
 script again gives byte-identical files.
 
 Usage: /usr/bin/python3 scripts/gen-pcaps.py [OUTDIR]   (default: dpdk-config/pcap next to this script)
