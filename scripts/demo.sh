@@ -95,6 +95,7 @@ for f in "$STATS" "$OUT"/demo-inside.pcap "$OUT"/demo-outside.pcap "$LOG"; do
 done
 
 tshark_q() { tshark "$@" 2>/dev/null | grep -v '^Running as user' || true; }
+table() { if command -v column >/dev/null 2>&1; then column -t -s $'\t'; else cat; fi; }
 count() { tshark_q -r "$1" -Y "$2" -T fields -e frame.number | wc -l; }
 for side in outside inside; do
     f=$OUT/demo-$side.pcap
@@ -117,7 +118,9 @@ for side in outside inside; do
         echo "$f: $total frames; $from_tunnel plain IPv4 from 10.20.0.0/16, $gre still GRE, $arp ARP replies," \
             "$echo_rep ICMP echo replies (tshark)"
     fi
-    echo "first packets (tshark -r $f -c 5):"
-    tshark_q -r "$f" -c 5 | sed 's/^/  /'
+    echo "first packets (tshark -r $f -c 5; ip.src/ip.dst list outer,inner for GRE):"
+    tshark_q -r "$f" -c 5 -T fields -E header=y -E occurrence=a -E aggregator=, \
+        -e frame.number -e frame.len -e eth.src -e eth.dst -e ip.src -e ip.dst -e gre.key \
+        -e gre.sequence_number -e _ws.col.Protocol -e _ws.col.Info | table | sed 's/^/  /'
 done
 echo "======================================================================================"
