@@ -169,3 +169,6 @@ pub fn tshark_fields(
         .map(|l| l.split('|').map(str::to_string).collect())
         .collect()
 }
+
+/// The table of bad-config fixtures (tests/fixtures/bad-configs/) and their expected errors.
+pub mod bad_configs;
