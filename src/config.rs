@@ -1044,6 +1044,17 @@ fn check_ports(cfg: &Config) -> Check {
                 "device must not be empty: give vdev arguments (net_pcap0,...) or a PCI address",
             ));
         }
+        // Input files a vdev reads must exist before EAL starts: say which field names a missing one.
+        for kv in dev.split(',').skip(1) {
+            if let Some(path) = kv.strip_prefix("rx_pcap=") {
+                if !std::path::Path::new(path).exists() {
+                    return Err(issue(
+                        format!("{at}.device"),
+                        format!("rx_pcap file {path} does not exist (paths are relative to the working directory)"),
+                    ));
+                }
+            }
+        }
         if let Some(j) = devices.insert(dev, i) {
             return Err(issue(
                 format!("{at}.device"),

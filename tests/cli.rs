@@ -211,8 +211,10 @@ address = "192.0.2.1/24"
     ]);
     let prefix = format!("gwt-{tag}-{}", std::process::id());
     let _ = std::fs::remove_dir_all(runtime_dir(&prefix));
-    // The config is valid, so this is a run-time failure (exit 1), reported by EAL's pcap driver.
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    // A missing input file is a configuration error: exit 2 before EAL starts, naming the field.
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(text(&o.stderr).contains("port[0].device"), "{}", show(&o));
+    assert!(!runtime_dir(&prefix).exists(), "EAL must not have started");
     let err = text(&o.stderr);
     let named = err
         .lines()
