@@ -19,9 +19,10 @@
 use super::Variant;
 use core::arch::x86_64::*;
 
-/// Bytes summed into 32-bit lanes before widening into the `i64` total. Per lane the bound is
-/// `CHUNK / 16 * 65536` (SSE2, the narrowest vector) = 2^30 < 2^31.
-const CHUNK: usize = 256 * 1024;
+/// Bytes summed into 32-bit lanes before widening into the `i64` total. A lane gains at most 65536 in magnitude
+/// per vector, so after a chunk a lane is bounded by `CHUNK / V * 65536` for `V`-byte vectors, and the sum of all
+/// `V / 4` lanes by `CHUNK * 16384` = 2^30 < 2^31 whatever `V`: lanes *and* their horizontal sum fit an `i32`.
+const CHUNK: usize = 64 * 1024;
 
 /// Bias removed from each word by `xor 0x8000`, added back per word.
 const BIAS: i64 = 32768;
@@ -123,13 +124,13 @@ fn le_tail(tail: &[u8]) -> u64 {
     acc
 }
 
-/// `i32` lanes summed into an `i64` (lanes may be negative because of the bias).
-#[inline(always)]
+/// `i32` lanes summed (lanes may be negative because of the bias; no overflow within a [`CHUNK`]).
+#[inline]
+#[target_feature(enable = "sse2")]
 fn hsum_128(v: __m128i) -> i64 {
-    let mut lanes = [0i32; 4];
-    // SAFETY: `lanes` is 16 writable bytes; `storeu` has no alignment requirement. SSE2 is baseline on x86_64.
-    unsafe { _mm_storeu_si128(lanes.as_mut_ptr().cast(), v) };
-    lanes.iter().map(|&x| i64::from(x)).sum()
+    let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
+    let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v));
+    i64::from(_mm_cvtsi128_si32(v))
 }
 
 /// SSE2 kernel: 16-byte vectors, four accumulators (64 bytes per iteration), scalar tail.
@@ -249,13 +250,11 @@ unsafe fn le_avx2(data: &[u8]) -> u64 {
     total as u64 + tail_sum
 }
 
-/// `i32` lanes of a 512-bit accumulator summed into an `i64`.
+/// `i32` lanes of a 512-bit accumulator summed (no overflow within a [`CHUNK`]).
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn hsum_512(v: __m512i) -> i64 {
-    let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
-    let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(v));
-    _mm512_reduce_add_epi64(_mm512_add_epi64(lo, hi))
+    i64::from(_mm512_reduce_add_epi32(v))
 }
 
 /// Generates a 64-byte-vector kernel; `$acc(acc, biased)` accumulates one biased vector into `acc`.
@@ -289,23 +288,36 @@ macro_rules! avx512_kernel {
                     a2 = step(a2, v2);
                     a3 = step(a3, v3);
                 }
-                let mut vecs = blocks.remainder().chunks_exact(64);
-                for v in &mut vecs {
-                    // SAFETY: `v` is exactly 64 bytes.
-                    let x = unsafe { _mm512_loadu_si512(v.as_ptr().cast()) };
-                    a1 = step(a1, x);
+                // The remainder (< 256 bytes): up to three whole vectors and a masked tail, each into its own
+                // accumulator so they do not serialise on one dependency chain; no scalar tail.
+                let rest = blocks.remainder();
+                let full = rest.len() / 64;
+                let tail = rest.len() % 64;
+                let p = rest.as_ptr();
+                // SAFETY (the three loads below): `rest` holds `full` whole 64-byte vectors, and each load is guarded
+                // by `full` covering it, so every byte read is in bounds.
+                if full >= 1 {
+                    a0 = step(a0, unsafe { _mm512_loadu_si512(p.cast()) });
                 }
-                let tail = vecs.remainder();
-                if !tail.is_empty() {
-                    // `tail.len() < 64`, so the shift is in range and selects exactly the tail's bytes.
-                    let mask: __mmask64 = (1u64 << tail.len()) - 1;
-                    // SAFETY: a masked load neither reads nor faults on bytes whose mask bit is clear (AVX-512
-                    // fault suppression); the set bits cover `tail`, which is in bounds. Cleared lanes are zero,
-                    // i.e. the zero padding of RFC 1071 for an odd last byte.
-                    let x = unsafe { _mm512_maskz_loadu_epi8(mask, tail.as_ptr().cast()) };
-                    a2 = step(a2, x);
+                if full >= 2 {
+                    a1 = step(a1, unsafe { _mm512_loadu_si512(p.add(64).cast()) });
                 }
-                let words = chunk.len().div_ceil(64) as i64 * 32;
+                if full >= 3 {
+                    a2 = step(a2, unsafe { _mm512_loadu_si512(p.add(128).cast()) });
+                }
+                if tail != 0 {
+                    // `tail < 64`: the shift is in range and the mask selects exactly the tail's bytes.
+                    let mask: __mmask64 = (1u64 << tail) - 1;
+                    // SAFETY: `p + 64 * full` is inside `rest` (tail bytes follow the whole vectors). A masked load
+                    // neither reads nor faults on bytes whose mask bit is clear (AVX-512 fault suppression), and the
+                    // set bits cover exactly the tail. Cleared lanes load as zero: the zero padding of an odd last
+                    // byte (RFC 1071).
+                    let x = unsafe { _mm512_maskz_loadu_epi8(mask, p.add(64 * full).cast()) };
+                    a3 = step(a3, x);
+                }
+                // Every vector, the zero-padded tail included, carried the -32768 bias in all 32 of its words.
+                let nvec = chunk.len() / 256 * 4 + full + usize::from(tail != 0);
+                let words = nvec as i64 * 32;
                 let acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
                 total += hsum_512(acc) + BIAS * words;
             }
@@ -315,7 +327,7 @@ macro_rules! avx512_kernel {
 }
 
 avx512_kernel!(
-    /// AVX-512BW kernel: 64-byte vectors, `vpmaddwd` + `vpaddd`, four accumulators, masked-load tail.
+    /// AVX-512BW kernel: 64-byte vectors, `vpmaddwd` + `vpaddd`, four accumulators, masked-load remainder.
     ///
     /// # Safety
     /// The CPU must support AVX-512F and AVX-512BW.
