@@ -24,6 +24,10 @@ use core::arch::x86_64::*;
 /// `V / 4` lanes by `CHUNK * 16384` = 2^30 < 2^31 whatever `V`: lanes *and* their horizontal sum fit an `i32`.
 const CHUNK: usize = 64 * 1024;
 
+/// Shortest input for which the AVX-512 kernels align their loads with a masked head vector: below it, the extra
+/// vector costs more than the cache-line splits it avoids.
+const ALIGN_MIN: usize = 512;
+
 /// Bias removed from each word by `xor 0x8000`, added back per word.
 const BIAS: i64 = 32768;
 
@@ -216,15 +220,42 @@ unsafe fn le_avx2(data: &[u8]) -> u64 {
             a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_xor_si256(v2, bias), ones));
             a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_xor_si256(v3, bias), ones));
         }
-        let mut vecs = blocks.remainder().chunks_exact(32);
-        let mut nvec = chunk.len() / 128 * 4;
-        for v in &mut vecs {
-            // SAFETY: `v` is exactly 32 bytes.
-            let x = unsafe { _mm256_loadu_si256(v.as_ptr().cast()) };
-            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_xor_si256(x, bias), ones));
-            nvec += 1;
+        // Remainder (< 128 bytes): up to three whole vectors, each into its own accumulator so they do not
+        // serialise on one dependency chain.
+        let mut rest = blocks.remainder();
+        let full = rest.len() / 32;
+        let p = rest.as_ptr();
+        // SAFETY (the three loads below): `rest` holds `full` whole 32-byte vectors, and each load is guarded by
+        // `full` covering it, so every byte read is in bounds.
+        if full >= 1 {
+            a0 = _mm256_add_epi32(
+                a0,
+                _mm256_madd_epi16(
+                    _mm256_xor_si256(unsafe { _mm256_loadu_si256(p.cast()) }, bias),
+                    ones,
+                ),
+            );
         }
-        let mut rest = vecs.remainder();
+        if full >= 2 {
+            a1 = _mm256_add_epi32(
+                a1,
+                _mm256_madd_epi16(
+                    _mm256_xor_si256(unsafe { _mm256_loadu_si256(p.add(32).cast()) }, bias),
+                    ones,
+                ),
+            );
+        }
+        if full >= 3 {
+            a2 = _mm256_add_epi32(
+                a2,
+                _mm256_madd_epi16(
+                    _mm256_xor_si256(unsafe { _mm256_loadu_si256(p.add(64).cast()) }, bias),
+                    ones,
+                ),
+            );
+        }
+        let nvec = chunk.len() / 128 * 4 + full;
+        rest = &rest[full * 32..];
         let acc = _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3));
         let mut acc = _mm_add_epi32(
             _mm256_castsi256_si128(acc),
@@ -259,17 +290,54 @@ fn hsum_512(v: __m512i) -> i64 {
 
 /// Generates a 64-byte-vector kernel; `$acc(acc, biased)` accumulates one biased vector into `acc`.
 macro_rules! avx512_kernel {
-    ($(#[$doc:meta])* $name:ident, $features:literal, $acc:expr) => {
+    ($(#[$doc:meta])* $name:ident, $body:ident, $features:literal, $acc:expr) => {
         $(#[$doc])*
         #[target_feature(enable = $features)]
         unsafe fn $name(data: &[u8]) -> u64 {
+            let mis = data.as_ptr() as usize % 64;
+            if mis == 0 || data.len() < ALIGN_MIN {
+                // SAFETY: same features as this function, which the caller guarantees.
+                return unsafe { $body(data, _mm512_setzero_si512(), 0) };
+            }
+            // Head alignment (see `ALIGN_MIN`): the bytes before the next 64-byte boundary are loaded from that
+            // line with a mask, so every word is paired by *address* parity and every later load is aligned.
+            let base = data.as_ptr().wrapping_sub(mis);
+            // SAFETY: the mask sets exactly the bits of bytes `base + mis .. base + 64`, which are `data[..64 - mis]`,
+            // in bounds because `data.len() >= ALIGN_MIN > 64`. A masked load neither reads nor faults on bytes whose
+            // mask bit is clear (AVX-512 fault suppression), and `base` is formed with `wrapping_sub`, so no
+            // out-of-bounds pointer offset is created.
+            let x = unsafe { _mm512_maskz_loadu_epi8(u64::MAX << mis, base.cast()) };
+            let head = $acc(_mm512_setzero_si512(), _mm512_xor_si512(x, _mm512_set1_epi16(i16::MIN)), _mm512_set1_epi16(1));
+            // SAFETY: same features as this function, which the caller guarantees.
+            let le = unsafe { $body(&data[64 - mis..], head, 1) };
+            // Words were paired from an even (64-byte aligned) address: if `data` starts at an odd one, its own
+            // pairing is the byte-swapped one (RFC 1071 section 2(B)).
+            if mis % 2 == 1 {
+                u64::from(super::fold64(le).swap_bytes())
+            } else {
+                le
+            }
+        }
+
+        /// The loop of the kernel above: `carry` (holding `carry_vecs` biased vectors) seeds the first chunk.
+        ///
+        /// # Safety
+        /// Same CPU features as the kernel above.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $body(data: &[u8], carry: __m512i, carry_vecs: usize) -> u64 {
             let bias = _mm512_set1_epi16(i16::MIN);
             let ones = _mm512_set1_epi16(1);
             let step = |acc: __m512i, v: __m512i| -> __m512i { $acc(acc, _mm512_xor_si512(v, bias), ones) };
+            let (mut carry, mut carry_vecs) = (carry, carry_vecs);
             let mut total: i64 = 0;
             for chunk in data.chunks(CHUNK) {
-                let (mut a0, mut a1, mut a2, mut a3) =
-                    (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512());
+                let (mut a0, mut a1, mut a2) = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512());
+                // One extra vector in the first chunk keeps every lane within the `CHUNK` bound.
+                let mut a3 = carry;
+                carry = _mm512_setzero_si512();
+                let extra = carry_vecs;
+                carry_vecs = 0;
                 let mut blocks = chunk.chunks_exact(256);
                 for b in &mut blocks {
                     let p = b.as_ptr();
@@ -316,7 +384,7 @@ macro_rules! avx512_kernel {
                     a3 = step(a3, x);
                 }
                 // Every vector, the zero-padded tail included, carried the -32768 bias in all 32 of its words.
-                let nvec = chunk.len() / 256 * 4 + full + usize::from(tail != 0);
+                let nvec = chunk.len() / 256 * 4 + full + usize::from(tail != 0) + extra;
                 let words = nvec as i64 * 32;
                 let acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
                 total += hsum_512(acc) + BIAS * words;
@@ -332,6 +400,7 @@ avx512_kernel!(
     /// # Safety
     /// The CPU must support AVX-512F and AVX-512BW.
     le_avx512bw,
+    le_avx512bw_body,
     "avx512f,avx512bw",
     |acc, v, ones| _mm512_add_epi32(acc, _mm512_madd_epi16(v, ones))
 );
@@ -342,6 +411,7 @@ avx512_kernel!(
     /// # Safety
     /// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
     le_avx512vnni,
+    le_avx512vnni_body,
     "avx512f,avx512bw,avx512vnni",
     |acc, v, ones| _mm512_dpwssd_epi32(acc, v, ones)
 );
