@@ -24,9 +24,12 @@ use core::arch::x86_64::*;
 /// `V / 4` lanes by `CHUNK * 16384` = 2^30 < 2^31 whatever `V`: lanes *and* their horizontal sum fit an `i32`.
 const CHUNK: usize = 64 * 1024;
 
-/// Shortest input for which the AVX-512 kernels align their loads with a masked head vector: below it, the extra
-/// vector costs more than the cache-line splits it avoids.
+/// Shortest input for which the AVX-512 kernels first align their loads with a masked head vector: below it the
+/// head costs more than the cache-line splits it avoids (measured on Zen 4: +45% at 9000 B, -30% at 256 B).
 const ALIGN_MIN: usize = 512;
+
+/// The same for AVX2, whose head is scalar (up to 31 bytes) and so pays off later (+7% at 9000 B, -10% at 1500 B).
+const ALIGN_MIN_AVX2: usize = 2048;
 
 /// Bias removed from each word by `xor 0x8000`, added back per word.
 const BIAS: i64 = 32768;
@@ -103,7 +106,7 @@ fn finish(le: u64, initial: u32) -> u32 {
     acc as u32
 }
 
-/// Little-endian sum of a short tail (< 64 bytes) with plain loads, congruent mod 0xffff: a 32-bit little-endian
+/// Little-endian sum of a short head or tail (< 64 bytes) with plain loads, congruent mod 0xffff: a 32-bit little-endian
 /// value `lo + 65536 * hi` is congruent to `lo + hi`.
 #[inline(always)]
 fn le_tail(tail: &[u8]) -> u64 {
@@ -186,12 +189,37 @@ unsafe fn le_sse2(data: &[u8]) -> u64 {
     total as u64 + tail_sum
 }
 
-/// AVX2 kernel: 32-byte vectors, four accumulators (128 bytes per iteration), scalar tail.
+/// AVX2 kernel: 32-byte vectors, four accumulators (128 bytes per iteration), scalar tail. Inputs of at least
+/// `ALIGN_MIN_AVX2` bytes first sum a scalar head up to a 32-byte boundary so that no load splits a cache line.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 unsafe fn le_avx2(data: &[u8]) -> u64 {
+    let mis = data.as_ptr() as usize % 32;
+    if mis == 0 || data.len() < ALIGN_MIN_AVX2 {
+        // SAFETY: same features as this function, which the caller guarantees.
+        return unsafe { le_avx2_body(data) };
+    }
+    let (head, rest) = data.split_at(32 - mis);
+    // SAFETY: same features as this function, which the caller guarantees.
+    let r = unsafe { le_avx2_body(rest) };
+    // After an odd-length head, `rest` pairs its bytes the other way round (RFC 1071 section 2(B)).
+    let r = if head.len() % 2 == 1 {
+        u64::from(super::fold64(r).swap_bytes())
+    } else {
+        r
+    };
+    le_tail(head) + r
+}
+
+/// The loop of [`le_avx2`], on any alignment.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn le_avx2_body(data: &[u8]) -> u64 {
     let bias = _mm256_set1_epi16(i16::MIN);
     let ones = _mm256_set1_epi16(1);
     let mut total: i64 = 0;
