@@ -94,8 +94,8 @@ pub fn available_variants() -> Vec<Variant> {
     }
 }
 
-/// The entry point of `variant`, or `None` if this CPU cannot run it.
-fn entry(variant: Variant) -> Option<SumFn> {
+/// The entry point of `variant`, or `None` if this CPU cannot run it (feature detection, uncached).
+fn detect_entry(variant: Variant) -> Option<SumFn> {
     #[cfg(target_arch = "x86_64")]
     {
         simd::entry(variant)
@@ -107,6 +107,17 @@ fn entry(variant: Variant) -> Option<SumFn> {
             _ => None,
         }
     }
+}
+
+/// Every variant's entry point, detected once, indexed by `Variant as usize`.
+fn entries() -> &'static [Option<SumFn>; Variant::ALL.len()] {
+    static ENTRIES: OnceLock<[Option<SumFn>; Variant::ALL.len()]> = OnceLock::new();
+    ENTRIES.get_or_init(|| Variant::ALL.map(detect_entry))
+}
+
+/// The entry point of `variant`, or `None` if this CPU cannot run it.
+fn entry(variant: Variant) -> Option<SumFn> {
+    entries()[variant as usize]
 }
 
 /// The variant [`sum`] dispatches to, detected once.
