@@ -13,6 +13,12 @@
 //! vector, and chunks of [`CHUNK`] bytes are widened into an `i64` total, so no 32-bit lane can overflow whatever
 //! the length.
 //!
+//! Edges: AVX-512 ends with a masked load (no scalar tail) and sums inputs of up to 64 bytes with one masked vector;
+//! SSE2/AVX2 use plain 64-bit loads below 32 bytes and for their tail. Long inputs first align their loads to the
+//! vector size (a split cache line costs a second L1 access): AVX-512 loads the head from the aligned line below
+//! with a mask, so words are paired by address parity and the total is byte-swapped once if `data` starts at an odd
+//! address; AVX2 sums a scalar head and byte-swaps the rest's sum after an odd-length head.
+//!
 //! Kernels are `#[target_feature]` functions: calling one is sound only once the CPU feature was detected. The safe
 //! entry points handed out by [`entry`] are only reachable through that detection.
 
@@ -106,8 +112,8 @@ fn finish(le: u64, initial: u32) -> u32 {
     acc as u32
 }
 
-/// Little-endian sum of a short input, head or tail with plain 64-bit loads, congruent mod 0xffff: a 32-bit little-endian
-/// value `lo + 65536 * hi` is congruent to `lo + hi`.
+/// Little-endian sum of a short input, head or tail with plain 64-bit loads, congruent mod 0xffff: a 32-bit
+/// little-endian value `lo + 65536 * hi` is congruent to `lo + hi`.
 #[inline(always)]
 fn le_tail(tail: &[u8]) -> u64 {
     let mut acc = 0u64;
