@@ -142,10 +142,14 @@ pub fn csum_update16(hc: u16, old: u16, new: u16) -> u16 {
     !checksum::fold(s)
 }
 
-/// The IPv4 header checksum of `hdr` (the checksum field must be zero, or it is included).
+/// The IPv4 header checksum of `hdr` (the checksum field must be zero, or it is included). 20-byte headers
+/// take the fixed-size routine.
 #[inline(always)]
 fn ipv4_header_checksum(hdr: &[u8]) -> u16 {
-    checksum::checksum(hdr)
+    match <&[u8; 20]>::try_from(hdr) {
+        Ok(h) => checksum::ipv4_header_checksum(h),
+        Err(_) => checksum::checksum(hdr),
+    }
 }
 
 impl<B: PacketBuf> Gateway<B> {

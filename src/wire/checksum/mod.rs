@@ -8,11 +8,154 @@
 //! - Chained buffers: use [`Accumulator`], which tracks odd-length segment boundaries (RFC 1071 section 2(B):
 //!   a segment that starts at an odd offset contributes its byte-swapped sum).
 //!
-//! The implementation is chosen once, at first use, by CPU feature detection (see `simd.rs`).
+//! The implementation is chosen once, at first use, by CPU feature detection (see `simd.rs`): [`sum`] then costs
+//! one atomic load and one indirect call. [`sum_with`] runs a named [`Variant`] (tests, benchmarks), and
+//! [`measure_gbps`] times one for `greway bench checksum`.
+//!
+//! Fixed-size and incremental helpers live in `header.rs`: [`ipv4_header_checksum`] (straight-line, no dispatch),
+//! RFC 1624 incremental updates ([`update16`], [`update_ttl`], [`update_total_length`]) and the pseudo-header sums
+//! that seed `initial` for UDP/TCP/ICMPv6 ([`pseudo_header_v4`], [`pseudo_header_v6`]).
 
+mod header;
+mod measure;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+#[cfg(test)]
+mod tests;
 
+use std::fmt;
+use std::sync::OnceLock;
+
+pub use header::{
+    ipv4_header_checksum, ipv4_header_checksum_skip_field, ipv4_header_valid, pseudo_header_v4,
+    pseudo_header_v6, update16, update_total_length, update_ttl,
+};
+pub use measure::measure_gbps;
 pub use scalar::sum as scalar_sum;
+
+/// A `sum` implementation: `fn(data, initial) -> u32` with the module contract.
+type SumFn = fn(&[u8], u32) -> u32;
+
+/// An implementation of [`sum`], named for tests, benchmarks and `greway bench checksum`.
+///
+/// Declaration order is expected speed order: [`best_variant`] is the last available one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Variant {
+    /// The portable reference in `scalar.rs`.
+    Scalar,
+    /// 128-bit `pmaddwd`.
+    Sse2,
+    /// 256-bit `vpmaddwd`.
+    Avx2,
+    /// 512-bit `vpmaddwd`, masked-load tail.
+    Avx512bw,
+    /// 512-bit fused `vpdpwssd` (AVX-512 VNNI), masked-load tail.
+    Avx512vnni,
+}
+
+impl Variant {
+    /// Every variant, available or not, in speed order.
+    pub const ALL: [Variant; 5] = [
+        Variant::Scalar,
+        Variant::Sse2,
+        Variant::Avx2,
+        Variant::Avx512bw,
+        Variant::Avx512vnni,
+    ];
+
+    /// Lower-case name as printed by `greway bench checksum` (`avx512vnni`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Scalar => "scalar",
+            Variant::Sse2 => "sse2",
+            Variant::Avx2 => "avx2",
+            Variant::Avx512bw => "avx512bw",
+            Variant::Avx512vnni => "avx512vnni",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The variants this CPU can run, slowest first; always starts with [`Variant::Scalar`].
+pub fn available_variants() -> Vec<Variant> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd::detected()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        vec![Variant::Scalar]
+    }
+}
+
+/// The entry point of `variant`, or `None` if this CPU cannot run it (feature detection, uncached).
+fn detect_entry(variant: Variant) -> Option<SumFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd::entry(variant)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        match variant {
+            Variant::Scalar => Some(scalar::sum as SumFn),
+            _ => None,
+        }
+    }
+}
+
+/// Every variant's entry point, detected once, indexed by `Variant as usize`.
+fn entries() -> &'static [Option<SumFn>; Variant::ALL.len()] {
+    static ENTRIES: OnceLock<[Option<SumFn>; Variant::ALL.len()]> = OnceLock::new();
+    ENTRIES.get_or_init(|| Variant::ALL.map(detect_entry))
+}
+
+/// The entry point of `variant`, or `None` if this CPU cannot run it.
+fn entry(variant: Variant) -> Option<SumFn> {
+    entries()[variant as usize]
+}
+
+/// The variant [`sum`] dispatches to, detected once.
+fn best() -> &'static (Variant, SumFn) {
+    static BEST: OnceLock<(Variant, SumFn)> = OnceLock::new();
+    BEST.get_or_init(|| {
+        let v = available_variants()
+            .into_iter()
+            .max()
+            .unwrap_or(Variant::Scalar);
+        (v, entry(v).unwrap_or(scalar::sum))
+    })
+}
+
+/// The fastest variant this CPU runs: the one [`sum`] uses.
+pub fn best_variant() -> Variant {
+    best().0
+}
+
+/// [`sum`] computed by a named variant.
+///
+/// # Panics
+/// If this CPU cannot run `variant` (check [`available_variants`]).
+pub fn sum_with(variant: Variant, data: &[u8], initial: u32) -> u32 {
+    match entry(variant) {
+        Some(f) => f(data, initial),
+        None => panic!("checksum variant {variant} is not available on this CPU"),
+    }
+}
+
+/// Fold a 64-bit accumulator into 16 bits with end-around carry (same residue mod 0xffff, zero only if zero).
+#[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn fold64(mut s: u64) -> u16 {
+    s = (s & 0xffff_ffff) + (s >> 32);
+    s = (s & 0xffff_ffff) + (s >> 32);
+    fold(s as u32)
+}
 
 /// Fold a 32-bit accumulator into 16 bits with end-around carry.
 #[inline(always)]
@@ -25,7 +168,7 @@ pub fn fold(mut s: u32) -> u16 {
 /// One's-complement sum of `data` added to `initial` (see the module contract).
 #[inline]
 pub fn sum(data: &[u8], initial: u32) -> u32 {
-    scalar::sum(data, initial)
+    (best().1)(data, initial)
 }
 
 /// The Internet checksum of `data`: the complement of the folded one's-complement sum.
@@ -42,6 +185,7 @@ pub struct Accumulator {
 }
 
 impl Accumulator {
+    /// An empty sum.
     pub fn new() -> Self {
         Self::default()
     }
