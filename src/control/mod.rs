@@ -1,6 +1,9 @@
 //! The control thread's side of the stats handoff: keep the newest cumulative snapshot of each worker, sum
 //! them on demand, and render the once-a-second live line.
+pub mod ctl;
+pub mod http;
 pub mod plane;
+pub mod status;
 
 use crate::config::Config;
 use crate::stats::{new_latency_histogram, Counters, DropReason, LatencySummary, Snapshot};
@@ -32,10 +35,11 @@ impl Aggregator {
         }
     }
 
-    /// Sum over workers.
+    /// Sum over workers (tunnels matched by id).
     pub fn total(&self) -> Counters {
-        let mut t = self.latest[0].clone();
-        for c in &self.latest[1..] {
+        let ports = self.latest.first().map_or(0, |c| c.ports.len());
+        let mut t = Counters::new(ports, 0);
+        for c in &self.latest {
             t.merge(c);
         }
         t
@@ -55,6 +59,7 @@ impl Aggregator {
 pub struct LiveLine {
     names: Vec<String>,
     prev: Option<(Instant, Counters)>,
+    prev_hist: Option<Histogram<u64>>,
 }
 
 impl LiveLine {
@@ -62,6 +67,7 @@ impl LiveLine {
         LiveLine {
             names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
             prev: None,
+            prev_hist: None,
         }
     }
 
@@ -108,6 +114,32 @@ impl LiveLine {
         }
         self.prev = Some((now, now_total.clone()));
         s
+    }
+
+    /// The full live line: [`LiveLine::line`], tunnels up/down, and the latency percentiles of the packets
+    /// forwarded since the previous line (from the cumulative histogram `hist`).
+    pub fn full(
+        &mut self,
+        now_total: &Counters,
+        hist: &Histogram<u64>,
+        tunnels_up: usize,
+        tunnels_down: usize,
+    ) -> String {
+        let mut s = self.line(now_total);
+        s.push_str(&format!(" | tunnels {tunnels_up} up {tunnels_down} down"));
+        let mut delta = hist.clone();
+        if let Some(p) = &self.prev_hist {
+            if delta.subtract(p).is_err() {
+                delta = hist.clone();
+            }
+        }
+        self.prev_hist = Some(hist.clone());
+        if delta.is_empty() {
+            s.push_str(" | lat -");
+            s
+        } else {
+            LiveLine::with_latency(s, &LatencySummary::of(&delta))
+        }
     }
 
     /// Append latency percentiles to a line.

@@ -1239,6 +1239,10 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         }
     }
 
+    fn tunnel_ids(&self) -> Option<&Arc<[u64]>> {
+        Some(&self.tables.tunnel_ids)
+    }
+
     fn finish(&mut self, counters: &mut Counters) {
         while let Some((_, pkt)) = self.w.shared.handoff[self.w.worker].pop() {
             drop(pkt);

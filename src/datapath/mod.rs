@@ -38,6 +38,11 @@ pub trait Processor<B: PacketBuf>: Send {
         _counters: &mut Counters,
     ) {
     }
+    /// Run-unique ids of the tunnels of the table in use (index order), when the processor has tunnels: the
+    /// worker re-lays out its per-tunnel counters when this changes ([`Counters::relayout`]).
+    fn tunnel_ids(&self) -> Option<&std::sync::Arc<[u64]>> {
+        None
+    }
     /// The worker is stopping: free or count whatever is held.
     fn finish(&mut self, _counters: &mut Counters) {}
 }

@@ -204,6 +204,9 @@ pub struct Tables {
     pub local4: Vec<Ipv4Addr>,
     pub local6: Vec<Ipv6Addr>,
     pub generation: u64,
+    /// Run-unique id of each tunnel (`tunnel_ids[i]` for `tunnels[i]`), never reused within a run: workers
+    /// key their per-tunnel counters by it so runtime additions and removals do not mix counters up.
+    pub tunnel_ids: Arc<[u64]>,
 }
 
 /// Building tables failed (after config validation this means a resource limit).
@@ -378,6 +381,7 @@ pub fn build_tables(
         local4,
         local6,
         generation,
+        tunnel_ids: (0..cfg.tunnels.len() as u64).collect(),
     }
 }
 
