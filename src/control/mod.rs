@@ -160,3 +160,52 @@ fn fmt_rate(pps: f64) -> String {
         format!("{pps:.0} pps")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_latency_histogram;
+
+    #[test]
+    fn live_line_shows_rates_tunnels_and_interval_latency() {
+        let cfg: Config = include_str!("../../dpdk-config/demo.toml").parse().unwrap();
+        let mut live = LiveLine::new(&cfg);
+        let mut c = Counters::new(2, 1);
+        c.ports[0].rx = 1000;
+        c.drop_pkt(DropReason::NoRoute);
+        let mut h = new_latency_histogram();
+        h.record_n(2_000, 100).unwrap();
+        let l = live.full(&c, &h, 1, 0);
+        assert!(l.contains("inside: rx"), "{l}");
+        assert!(l.contains("drops 1 no_route+1"), "{l}");
+        assert!(l.contains("tunnels 1 up 0 down"), "{l}");
+        assert!(l.contains("lat p50 2.0us p99 2.0us p99.9 2.0us"), "{l}");
+        // The next line shows only the packets of its own interval.
+        h.record_n(50_000, 10).unwrap();
+        let l = live.full(&c, &h, 0, 1);
+        assert!(l.contains("lat p50 50.0us"), "{l}");
+        assert!(l.contains("tunnels 0 up 1 down"), "{l}");
+        let l = live.full(&c, &h, 0, 1);
+        assert!(l.ends_with("| lat -"), "nothing forwarded: {l}");
+    }
+
+    #[test]
+    fn aggregator_sums_workers_by_tunnel_id() {
+        let mut agg = Aggregator::new(2, 1, 2);
+        let mut c0 = Counters::new(1, 2);
+        c0.tunnels[1].encap = 5;
+        let mut c1 = Counters::new(1, 2);
+        c1.relayout(&vec![1u64].into());
+        c1.tunnels[0].encap = 7;
+        for (w, c) in [(0, c0), (1, c1)] {
+            agg.absorb(&Snapshot {
+                worker: w,
+                counters: c,
+                latency_ns: new_latency_histogram(),
+            });
+        }
+        let t = agg.total();
+        assert_eq!(t.tunnel_by_id(1).unwrap().encap, 12);
+        assert_eq!(t.tunnel_by_id(0).unwrap().encap, 0);
+    }
+}
