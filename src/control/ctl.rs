@@ -106,9 +106,16 @@ impl CtlServer {
         status: Arc<ArcSwap<Status>>,
     ) -> std::io::Result<(CtlServer, Receiver<Pending>)> {
         if path.exists() {
-            // Only replace a socket (a leftover of a previous run), never another kind of file.
+            // Only replace a dead socket (a leftover of a previous run): never another kind of file, and never
+            // the socket of a gateway that is still running.
             use std::os::unix::fs::FileTypeExt;
             if std::fs::metadata(path)?.file_type().is_socket() {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "another greway is listening on it",
+                    ));
+                }
                 std::fs::remove_file(path)?;
             }
         }
@@ -267,7 +274,15 @@ mod tests {
         let r = call(&path, &Request::TunnelShow).unwrap();
         assert_eq!(r.error.as_deref(), Some("nope"));
         loop_side.join().unwrap();
+        let second = CtlServer::start(&path, Arc::new(ArcSwap::from_pointee(Status::default())));
+        assert!(second.is_err(), "a live socket is not taken over");
         drop(srv);
         assert!(!path.exists());
+        // A stale socket file (no listener) is replaced.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let (again, _rx) =
+            CtlServer::start(&path, Arc::new(ArcSwap::from_pointee(Status::default()))).unwrap();
+        drop(again);
     }
 }
