@@ -488,6 +488,45 @@ routes = ["10.20.0.0/16"]
     assert!(ok);
     let (ok, _, _) = ctl(&sock, &["route", "del", "--prefix", "10.50.0.0/16"]);
     assert!(ok);
+    let (ok, _, err) = ctl(
+        &sock,
+        &[
+            "route",
+            "add",
+            "--prefix",
+            "203.0.113.0/24",
+            "--port",
+            "outside",
+            "--via",
+            "192.0.2.254",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (_, v, _) = ctl(&sock, &["route", "show"]);
+    assert!(
+        v["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["prefix"] == "203.0.113.0/24" && r["port"] == "outside"),
+        "{v}"
+    );
+    let (ok, _, err) = ctl(
+        &sock,
+        &[
+            "route",
+            "add",
+            "--prefix",
+            "203.0.114.0/24",
+            "--port",
+            "nope",
+        ],
+    );
+    assert!(!ok && err.contains("route"), "unknown port refused: {err}");
+    let (ok, _, err) = ctl(&sock, &["route", "del", "--prefix", "203.0.113.0/24"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = ctl(&sock, &["route", "del", "--prefix", "203.0.113.0/24"]);
+    assert!(!ok && err.contains("no route"), "{err}");
     let after = encap_a();
 
     let s = finish(child, &dir);

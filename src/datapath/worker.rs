@@ -201,10 +201,13 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
 #[inline(always)]
 fn sync_tunnel_layout<P: Processor<Mbuf>>(proc: &P, counters: &mut Counters) {
     if let Some(ids) = proc.tunnel_ids() {
-        if !Arc::ptr_eq(ids, &counters.tunnel_ids) && ids[..] != counters.tunnel_ids[..] {
-            counters.relayout(ids);
-        } else if !Arc::ptr_eq(ids, &counters.tunnel_ids) {
-            counters.tunnel_ids = ids.clone();
+        if !Arc::ptr_eq(ids, &counters.tunnel_ids) {
+            if ids[..] != counters.tunnel_ids[..] {
+                counters.relayout(ids);
+            } else {
+                // Same tunnels (a neighbour change, or the first table): adopt the pointer, keep the counters.
+                counters.tunnel_ids = ids.clone();
+            }
         }
     }
 }
