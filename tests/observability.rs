@@ -107,8 +107,20 @@ port = "outside"
     )
 }
 
+/// A gateway running in the background; killed if the test fails before [`finish`].
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `greway run` in the background with `--stats-json DIR/stats.json`.
-fn spawn_greway(dir: &Path, cfg: &str, args: &[&str]) -> Child {
+fn spawn_greway(dir: &Path, cfg: &str, args: &[&str]) -> Running {
     let path = dir.join("greway.toml");
     std::fs::write(&path, cfg).unwrap();
     Command::new(greway_bin())
@@ -120,12 +132,24 @@ fn spawn_greway(dir: &Path, cfg: &str, args: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(|c| Running(Some(c)))
         .expect("spawn greway")
 }
 
+/// Ask the gateway to stop (SIGINT, as Ctrl-C): it stops the workers and writes its final report.
+fn interrupt(g: &Running) {
+    let id = g.0.as_ref().expect("running").id();
+    let ok = Command::new("kill")
+        .args(["-INT", &id.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -INT {id}");
+}
+
 /// Wait for the gateway to exit successfully; its final `--stats-json`.
-fn finish(child: Child, dir: &Path) -> Value {
-    let out = child.wait_with_output().unwrap();
+fn finish(mut g: Running, dir: &Path) -> Value {
+    let out = g.0.take().expect("running").wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "greway failed: {}\nstdout:\n{}\nstderr:\n{}",
@@ -291,7 +315,8 @@ routes = ["10.20.0.0/16"]
 "#,
         &format!("[control]\nsocket = \"{}\"\n", sock.display()),
     );
-    let child = spawn_greway(&dir, &cfg, &["--duration-s", "4"]);
+    // --duration-s bounds a stuck run; the test stops it with SIGINT once it has seen what it needs.
+    let child = spawn_greway(&dir, &cfg, &["--duration-s", "60"]);
     let total_in = (inside.len() + outside.len()) as u64;
     // The control thread's view while the gateway runs: every packet accounted for.
     let mut live = Value::Null;
@@ -305,6 +330,7 @@ routes = ["10.20.0.0/16"]
         live = v;
         seen
     });
+    interrupt(&child);
     let fin = finish(child, &dir);
     for s in [&live, &fin] {
         assert_eq!(s["ports"]["inside"]["rx"], inside.len() as u64, "{s}");
@@ -395,7 +421,7 @@ routes = ["10.20.0.0/16"]
 "#,
         &format!("[control]\nsocket = \"{}\"\n", sock.display()),
     );
-    let child = spawn_greway(&dir, &cfg, &["--duration-s", "5"]);
+    let child = spawn_greway(&dir, &cfg, &["--duration-s", "60"]);
     wait_for("the control socket", || ctl(&sock, &["stats"]).0);
     let encap_a = || {
         ctl(&sock, &["stats"]).1["tunnels"]["a"]["encap"]
@@ -528,7 +554,8 @@ routes = ["10.20.0.0/16"]
     let (ok, _, err) = ctl(&sock, &["route", "del", "--prefix", "203.0.113.0/24"]);
     assert!(!ok && err.contains("no route"), "{err}");
     let after = encap_a();
-
+    wait_for("more traffic after the changes", || encap_a() > after);
+    interrupt(&child);
     let s = finish(child, &dir);
     let a = &s["tunnels"]["a"];
     let rx = s["ports"]["inside"]["rx"].as_u64().unwrap();
@@ -601,7 +628,7 @@ routes = ["10.20.0.0/16"]
 "#,
         &format!("[metrics]\nprometheus = \"127.0.0.1:{port}\"\n"),
     );
-    let child = spawn_greway(&dir, &cfg, &["--duration-s", "6"]);
+    let child = spawn_greway(&dir, &cfg, &["--duration-s", "60"]);
     let url = format!("http://127.0.0.1:{port}/metrics");
     let mut text = String::new();
     wait_for("the Prometheus endpoint with every packet counted", || {
@@ -677,6 +704,7 @@ routes = ["10.20.0.0/16"]
     let la = query("/greway/latency");
     assert_eq!(la["latency/count"], 31, "{la}");
     assert!(la["latency/p99_ns"].as_u64().unwrap() >= la["latency/p50_ns"].as_u64().unwrap());
+    interrupt(&child);
     let s = finish(child, &dir);
     assert_eq!(s["tunnels"]["site-b"]["encap"], 30);
     let _ = std::fs::remove_dir_all(&dir);
