@@ -24,6 +24,7 @@ const ETH: usize = 14;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_VLAN: u16 = 0x8100;
 const PROTO_ICMP: u8 = 1;
 const PROTO_GRE: u8 = 47;
 const PROTO_ICMPV6: u8 = 58;
@@ -223,7 +224,17 @@ impl<B: PacketBuf> Worker<B> {
         if d.len() < ETH {
             return Verdict::Drop(DropReason::Truncated);
         }
-        match be16(d, 12) {
+        let mut ethertype = be16(d, 12);
+        if ethertype == ETHERTYPE_VLAN {
+            // Access-port semantics: a single 802.1Q tag is accepted and removed; replies leave untagged.
+            if d.len() < ETH + 4 {
+                return Verdict::Drop(DropReason::Truncated);
+            }
+            pkt.data_mut().copy_within(0..12, 4);
+            pkt.adj(4);
+            ethertype = be16(pkt.data(), 12);
+        }
+        match ethertype {
             ETHERTYPE_IPV4 => self.ipv4_in(tables, pkt, in_port, c),
             ETHERTYPE_IPV6 => self.ipv6_in(tables, pkt, in_port, c),
             ETHERTYPE_ARP => self.arp_in(tables, pkt, in_port),
@@ -366,6 +377,15 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         let d = pkt.data();
         let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        // No multicast or broadcast routing (and so no ICMP errors about them, RFC 1812 4.3.2.7).
+        let group = if v4 {
+            d[ETH + 16] >= 224
+        } else {
+            d[ETH + 24] == 0xff
+        };
+        if group {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
         if decrement {
             let ttl = if v4 { d[ETH + 8] } else { d[ETH + 7] };
             if ttl <= 1 {

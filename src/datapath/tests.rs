@@ -1045,3 +1045,19 @@ fn non_ip_and_truncated_frames_are_counted() {
         Verdict::Drop(DropReason::Truncated)
     );
 }
+
+#[test]
+fn a_single_vlan_tag_is_accepted_and_removed() {
+    let mut r = rig("");
+    let plain = inside_v4([10, 20, 1, 1], 64, 0, false, 10);
+    let mut tagged = plain[..12].to_vec();
+    tagged.extend_from_slice(&[0x81, 0x00, 0x04, 0xbd]);
+    tagged.extend_from_slice(&plain[12..]);
+    let (v1, o1) = r.run(&plain, INSIDE);
+    let (v2, o2) = r.run(&tagged, INSIDE);
+    assert_eq!(v1, v2);
+    // Identical but for the outer IP ident (one per packet) and so the outer header checksum.
+    assert_eq!(o1.len(), o2.len());
+    assert_eq!(&o1[..18], &o2[..18]);
+    assert_eq!(&o1[34..], &o2[34..]);
+}
