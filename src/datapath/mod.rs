@@ -1,6 +1,9 @@
 //! The datapath: what happens to each packet. The poll loop (`worker`) is DPDK-specific; every decision is made
 //! by a [`Processor`] written against [`PacketBuf`], so the rules run on plain byte buffers in tests.
+pub mod frag;
 pub mod gateway;
+pub mod reorder;
+pub mod testkit;
 pub mod worker;
 
 use crate::buf::PacketBuf;

@@ -199,6 +199,8 @@ pub struct Counters {
     /// under the offending packet's reason).
     pub icmp_errors_sent: u64,
     pub icmp_errors_suppressed: u64,
+    /// Extra packets made by fragmenting inner IPv4 packets larger than a tunnel MTU (DF clear).
+    pub fragments_created: u64,
 }
 
 impl Clone for Counters {
@@ -237,6 +239,7 @@ impl Counters {
             empty_polls: 0,
             icmp_errors_sent: 0,
             icmp_errors_suppressed: 0,
+            fragments_created: 0,
         }
     }
 
@@ -316,6 +319,7 @@ impl Counters {
         self.empty_polls += o.empty_polls;
         self.icmp_errors_sent += o.icmp_errors_sent;
         self.icmp_errors_suppressed += o.icmp_errors_suppressed;
+        self.fragments_created += o.fragments_created;
     }
 
     /// Total drops.

@@ -117,6 +117,8 @@ pub struct Tunnel {
     pub okey: Option<u32>,
     pub checksum: bool,
     pub sequence: bool,
+    /// RFC 2890 reordering: (window, timeout in ms).
+    pub reorder: Option<(usize, u32)>,
     pub ttl: Ttl,
     pub tos: Tos,
     /// Largest inner packet (bytes of the inner IP packet).
@@ -469,6 +471,7 @@ fn build_tunnel(
         okey: tc.out_key(),
         checksum: tc.checksum,
         sequence: tc.sequence,
+        reorder: tc.reorder.map(|r| (usize::from(r.window), r.timeout_ms)),
         ttl: tc.ttl,
         tos: tc.tos,
         mtu: tc.effective_mtu(cfg),
