@@ -1265,7 +1265,25 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         // Pick up a newly published table between bursts (an atomic load; the Arc clone only on change).
         let cur = self.w.shared.tables.load();
         if cur.generation != self.tables.generation {
-            self.tables = arc_swap::Guard::into_inner(cur);
+            let new = arc_swap::Guard::into_inner(cur);
+            if self.w.reorder.iter().any(|r| !r.is_empty())
+                && new.tunnel_ids[..] != self.tables.tunnel_ids[..]
+            {
+                // Tunnels moved: carry the reordering buffers over by run-unique tunnel id.
+                let mut old = std::mem::take(&mut self.w.reorder);
+                self.w
+                    .reorder
+                    .resize_with(new.tunnels.len(), Default::default);
+                for (oi, buf) in old.iter_mut().enumerate() {
+                    let id = self.tables.tunnel_ids.get(oi);
+                    if let Some(ni) = id.and_then(|id| new.tunnel_ids.iter().position(|x| x == id))
+                    {
+                        std::mem::swap(&mut self.w.reorder[ni], buf);
+                    }
+                    // A deleted tunnel's held packets are freed with `old`.
+                }
+            }
+            self.tables = new;
         }
     }
 
