@@ -45,13 +45,38 @@ pub struct WorkerSetup {
     pub last_rx_tsc: Arc<AtomicU64>,
     pub channels: WorkerChannels,
     pub n_tunnels: usize,
+    /// TSC at which the measurement window opens (`--warmup-s`): the worker notes its tx count and resets its
+    /// latency histogram there. 0: the window opens when the loop starts.
+    pub window_start_tsc: u64,
+}
+
+/// A worker's own measurement window: from `window_start_tsc` (or the loop start) to the loop's end, timed by
+/// the TSC of the core it busy-polls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Window {
+    /// TSC ticks in the window.
+    pub ticks: u64,
+    /// Packets sent (all ports) in the window.
+    pub tx_pkts: u64,
+    /// Packets received (all ports) in the window.
+    pub rx_pkts: u64,
 }
 
 /// Snapshots per second handed to the control thread.
 const SNAPSHOTS_PER_SEC: u64 = 10;
 
-/// Run the poll loop until `stop` is set; returns the final counters (also pushed as a last snapshot).
-pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Histogram<u64>) {
+fn tx_rx_total(c: &Counters) -> (u64, u64) {
+    c.ports
+        .iter()
+        .fold((0, 0), |(t, r), p| (t + p.tx, r + p.rx))
+}
+
+/// Run the poll loop until `stop` is set; returns the final counters (also pushed as a last snapshot), the
+/// latency histogram (of the window) and the measurement window.
+pub fn run<P: Processor<Mbuf>>(
+    setup: WorkerSetup,
+    mut proc: P,
+) -> (Counters, Histogram<u64>, Window) {
     let nports = setup.ports.len();
     let burst = setup.burst.clamp(1, MAX_BURST);
     let mut counters = Counters::new(nports, setup.n_tunnels);
@@ -63,6 +88,9 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
     let mut next_snapshot = dpdk::rdtsc() + snapshot_every;
     let mut idle_rounds: u32 = 0;
     let mut sleep_us: u32 = 0;
+    // (tsc, tx, rx) when the window opened.
+    let mut window: Option<(u64, u64, u64)> = None;
+    let mut window_pending = true;
 
     while !setup.stop.load(Ordering::Relaxed) {
         // Relaxed: the flag carries no data; the worker only needs to see it eventually.
@@ -171,6 +199,13 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
             sleep_us = 0;
         }
 
+        if window_pending && now >= setup.window_start_tsc {
+            window_pending = false;
+            let (t, r) = tx_rx_total(&counters);
+            window = Some((now, t, r));
+            hist.reset();
+        }
+
         if now >= next_snapshot {
             next_snapshot = now + snapshot_every;
             publish(&setup, &counters, &hist);
@@ -187,9 +222,16 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
         let left = b.free_all();
         counters.drops[DropReason::TxFull as usize] += left as u64;
     }
+    let end = dpdk::rdtsc();
     proc.finish(&mut counters);
     publish(&setup, &counters, &hist);
-    (counters, hist)
+    let (t, r) = tx_rx_total(&counters);
+    let win = window.map_or_else(Window::default, |(t0, tx0, rx0)| Window {
+        ticks: end.saturating_sub(t0),
+        tx_pkts: t - tx0,
+        rx_pkts: r - rx0,
+    });
+    (counters, hist, win)
 }
 
 fn flush_all(

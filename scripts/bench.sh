@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# greway vs dpdk-testpmd (io forwarding) on identical virtual ports, one worker core, same run.
+#
+#   scripts/bench.sh                 every scenario, then the summary lines again
+#   scripts/bench.sh SCENARIO        one of: encap-64 encap-1k-tunnels decap-64 encap-csum-64 encap-csum-1500
+#                                    encap-seq-2workers
+#   scripts/bench.sh checksum        `greway bench checksum` (every variant and DPDK's rte_raw_cksum, same timing)
+#   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only
+#
+# Per scenario: the capture (scripts/bench.py gen) is replayed forever by net_pcap (rx_pcap=FILE,infinite_rx=1) on
+# the port the traffic enters; the other port is net_null with no-rx=1 (its tx frees the packets). greway and
+# `dpdk-testpmd --forward-mode=io --nb-cores=1` get the same two vdevs, alternating PAIRS times; medians are
+# reported. greway's rate, cycles/packet and latency come from the worker's own TSC window after WARMUP seconds
+# (`greway run --warmup-s`); testpmd's rate is the median of its per-second Tx-pps after the same warm-up.
+# The last line per scenario:
+#   SCENARIO greway_mpps=A testpmd_mpps=B ratio=A/B cycles_per_pkt=C p99_us=D
+# Results: out/bench.json (merged per scenario), logs and inputs in out/bench/.
+#
+# Environment: SECS (measured seconds per run, default 3), WARMUP (default 1), PAIRS (default 2),
+# GREWAY (binary, default target/release/greway, built if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=/usr/bin/python3 # has scapy
+
+SECS=${SECS:-3}
+WARMUP=${WARMUP:-1}
+PAIRS=${PAIRS:-2}
+if [[ ${1:-} == --smoke ]]; then
+    shift
+    SECS=1
+    WARMUP=0.5
+    PAIRS=1
+fi
+GREWAY=${GREWAY:-$ROOT/target/release/greway}
+OUT=$ROOT/out/bench
+JSON=$ROOT/out/bench.json
+mkdir -p "$OUT"
+
+if [[ ! -x $GREWAY ]]; then
+    cargo build --release --quiet
+fi
+
+if [[ ${1:-} == checksum ]]; then
+    "$GREWAY" --log warn bench checksum --sizes 64,1500 | tee "$OUT/checksum.txt"
+    exit 0
+fi
+
+ALL=$($PY scripts/bench.py list)
+if [[ $# -gt 0 ]]; then
+    SCENARIOS=("$@")
+    for s in "${SCENARIOS[@]}"; do
+        [[ " $ALL " == *" $s "* ]] || {
+            echo "unknown scenario $s (one of: $ALL checksum)" >&2
+            exit 2
+        }
+    done
+else
+    read -r -a SCENARIOS <<<"$ALL"
+fi
+
+# Inputs: regenerated when missing or when the generator changed.
+if [[ ! -f $OUT/.gen-stamp || scripts/bench.py -nt $OUT/.gen-stamp ]]; then
+    $PY scripts/bench.py gen "$OUT" >"$OUT/gen.log"
+    touch "$OUT/.gen-stamp"
+fi
+
+DUR=$(awk "BEGIN{print $WARMUP + $SECS}")
+# testpmd prints every second; its first periods include start-up.
+TP_SECS=$(awk "BEGIN{printf \"%d\", $WARMUP + $SECS + 2.5}")
+TP_SKIP=$(awk "BEGIN{printf \"%d\", $WARMUP + 1.5}")
+RUNID=$$
+
+cleanup_prefix() { rm -rf "/var/run/dpdk/$1"; }
+
+run_greway() { # scenario n -> out/bench/SCEN.greway.N.json
+    local s=$1 n=$2 prefix="gw-bench-$RUNID-$s-$n"
+    sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$s.toml" >"$OUT/$s.run.toml"
+    "$GREWAY" --log warn run -c "$OUT/$s.run.toml" -q --duration-s "$DUR" --warmup-s "$WARMUP" \
+        --stats-json "$OUT/$s.greway.$n.json" >"$OUT/$s.greway.$n.log" 2>&1 || {
+        echo "greway failed ($s run $n):" >&2
+        tail -20 "$OUT/$s.greway.$n.log" >&2
+        cleanup_prefix "$prefix"
+        return 1
+    }
+    cleanup_prefix "$prefix"
+}
+
+run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
+    local s=$1 n=$2 prefix="tp-bench-$RUNID-$s-$n"
+    local devs
+    mapfile -t devs < <($PY scripts/bench.py devices "$s" "$OUT")
+    # SIGINT ends testpmd cleanly (exit status 0 or 124 from timeout).
+    timeout -s INT "$TP_SECS" dpdk-testpmd -l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix "$prefix" \
+        --vdev "${devs[0]}" --vdev "${devs[1]}" -- --forward-mode=io --nb-cores=1 --burst=32 \
+        --total-num-mbufs=32768 --stats-period 1 --auto-start </dev/null >"$OUT/$s.testpmd.$n.log" 2>&1 || true
+    cleanup_prefix "$prefix"
+}
+
+LINES=()
+PARTS=()
+for s in "${SCENARIOS[@]}"; do
+    echo "== $s ($PAIRS x greway/testpmd, ${WARMUP}s warm-up + ${SECS}s)"
+    files=()
+    for ((n = 1; n <= PAIRS; n++)); do
+        run_greway "$s" "$n"
+        run_testpmd "$s" "$n"
+        files+=("$OUT/$s.greway.$n.json" "$OUT/$s.testpmd.$n.log")
+    done
+    line=$($PY scripts/bench.py summary "$s" "$OUT/$s.result.json" "$TP_SKIP" "${files[@]}")
+    echo "$line" | head -n -1
+    LINES+=("$(echo "$line" | tail -n 1)")
+    PARTS+=("$OUT/$s.result.json")
+    echo "${LINES[-1]}"
+done
+
+BENCH_MACHINE="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPUs" \
+    BENCH_COMMAND="scripts/bench.sh $*" BENCH_DATE="$(date -u +%FT%TZ)" \
+    $PY scripts/bench.py merge "$JSON" "${PARTS[@]}"
+if [[ ${#LINES[@]} -gt 1 ]]; then
+    echo "== summary (also in out/bench.json)"
+    printf '%s\n' "${LINES[@]}"
+fi
