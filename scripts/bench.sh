@@ -10,8 +10,12 @@
 # Per scenario: the capture (scripts/bench.py gen) is replayed forever by net_pcap (rx_pcap=FILE,infinite_rx=1) on
 # the port the traffic enters; the other port is net_null with no-rx=1 (its tx frees the packets). greway and
 # `dpdk-testpmd --forward-mode=io --nb-cores=1` get the same two vdevs, alternating PAIRS times; medians are
-# reported. greway's rate, cycles/packet and latency come from the worker's own TSC window after WARMUP seconds
-# (`greway run --warmup-s`); testpmd's rate is the median of its per-second Tx-pps after the same warm-up.
+# reported. greway's numbers come from the worker's own window after WARMUP seconds (`greway run --warmup-s`);
+# testpmd's from "clear port stats all" / "show port stats all" SECS apart after the same warm-up.
+# The machine is shared (other builds run on the same 2 cores), so rates are per CPU second the forwarding
+# thread actually got: greway's worker CPU time (CLOCK_THREAD_CPUTIME_ID) and testpmd's rte-worker-1 thread
+# (/proc schedstat) over the window. Mpps = packets / that CPU time, i.e. the rate with the core to ourselves;
+# cycles/packet = CPU time * TSC Hz / packets. Wall-clock rates are kept in the JSON.
 # The last line per scenario:
 #   SCENARIO greway_mpps=A testpmd_mpps=B ratio=A/B cycles_per_pkt=C p99_us=D
 # Results: out/bench.json (merged per scenario), logs and inputs in out/bench/.
@@ -66,9 +70,6 @@ if [[ ! -f $OUT/.gen-stamp || scripts/bench.py -nt $OUT/.gen-stamp ]]; then
 fi
 
 DUR=$(awk "BEGIN{print $WARMUP + $SECS}")
-# testpmd prints every second; its first periods include start-up.
-TP_SECS=$(awk "BEGIN{printf \"%d\", $WARMUP + $SECS + 2.5}")
-TP_SKIP=$(awk "BEGIN{printf \"%d\", $WARMUP + 1.5}")
 RUNID=$$
 
 cleanup_prefix() { rm -rf "/var/run/dpdk/$1"; }
@@ -87,13 +88,39 @@ run_greway() { # scenario n -> out/bench/SCEN.greway.N.json
 }
 
 run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
-    local s=$1 n=$2 prefix="tp-bench-$RUNID-$s-$n"
-    local devs
+    # Interactive testpmd driven through a fifo: start, warm up, then "clear port stats all" and "show port
+    # stats all" SECS apart, sampling the forwarding lcore thread's CPU time (/proc/.../schedstat) at both.
+    local s=$1 n=$2 prefix="tp-bench-$RUNID-$s-$n" log="$OUT/$s.testpmd.$n.log" fifo="$OUT/testpmd.fifo"
+    local devs tp tid c0 c1 t0 t1 i
     mapfile -t devs < <($PY scripts/bench.py devices "$s" "$OUT")
-    # SIGINT ends testpmd cleanly (exit status 0 or 124 from timeout).
-    timeout -s INT "$TP_SECS" dpdk-testpmd -l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix "$prefix" \
-        --vdev "${devs[0]}" --vdev "${devs[1]}" -- --forward-mode=io --nb-cores=1 --burst=32 \
-        --total-num-mbufs=32768 --stats-period 1 --auto-start </dev/null >"$OUT/$s.testpmd.$n.log" 2>&1 || true
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    dpdk-testpmd -l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix "$prefix" \
+        --vdev "${devs[0]}" --vdev "${devs[1]}" -- -i --forward-mode=io --nb-cores=1 --burst=32 \
+        --total-num-mbufs=32768 <"$fifo" >"$log" 2>&1 &
+    tp=$!
+    exec 3>"$fifo"
+    for ((i = 0; i < 300; i++)); do
+        grep -q "testpmd>" "$log" 2>/dev/null && break
+        kill -0 "$tp" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "start" >&3
+    sleep "$WARMUP"
+    tid=$(grep -l "^rte-worker-1$" /proc/"$tp"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+    c0=$(cut -d' ' -f1 "/proc/$tp/task/$tid/schedstat" 2>/dev/null || echo 0)
+    echo "clear port stats all" >&3
+    t0=$(date +%s.%N)
+    sleep "$SECS"
+    c1=$(cut -d' ' -f1 "/proc/$tp/task/$tid/schedstat" 2>/dev/null || echo 0)
+    echo "show port stats all" >&3
+    t1=$(date +%s.%N)
+    echo "stop" >&3
+    echo "quit" >&3
+    exec 3>&-
+    wait "$tp" || true
+    rm -f "$fifo"
+    echo "bench-window cpu_ns=$((c1 - c0)) wall_s=$(awk "BEGIN{print $t1 - $t0}")" >>"$log"
     cleanup_prefix "$prefix"
 }
 
@@ -107,7 +134,7 @@ for s in "${SCENARIOS[@]}"; do
         run_testpmd "$s" "$n"
         files+=("$OUT/$s.greway.$n.json" "$OUT/$s.testpmd.$n.log")
     done
-    line=$($PY scripts/bench.py summary "$s" "$OUT/$s.result.json" "$TP_SKIP" "${files[@]}")
+    line=$($PY scripts/bench.py summary "$s" "$OUT/$s.result.json" "${files[@]}")
     echo "$line" | head -n -1
     LINES+=("$(echo "$line" | tail -n 1)")
     PARTS+=("$OUT/$s.result.json")

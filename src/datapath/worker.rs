@@ -60,6 +60,22 @@ pub struct Window {
     pub tx_pkts: u64,
     /// Packets received (all ports) in the window.
     pub rx_pkts: u64,
+    /// CPU time this worker thread got in the window, in ns: on a shared machine the core is not all ours, and
+    /// this (not the TSC) is what the packets cost.
+    pub cpu_ns: u64,
+}
+
+/// The calling thread's CPU time in ns (CLOCK_THREAD_CPUTIME_ID; a vDSO call, used twice per run).
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Snapshots per second handed to the control thread.
@@ -88,8 +104,8 @@ pub fn run<P: Processor<Mbuf>>(
     let mut next_snapshot = dpdk::rdtsc() + snapshot_every;
     let mut idle_rounds: u32 = 0;
     let mut sleep_us: u32 = 0;
-    // (tsc, tx, rx) when the window opened.
-    let mut window: Option<(u64, u64, u64)> = None;
+    // (tsc, tx, rx, thread cpu ns) when the window opened.
+    let mut window: Option<(u64, u64, u64, u64)> = None;
     let mut window_pending = true;
 
     while !setup.stop.load(Ordering::Relaxed) {
@@ -202,7 +218,7 @@ pub fn run<P: Processor<Mbuf>>(
         if window_pending && now >= setup.window_start_tsc {
             window_pending = false;
             let (t, r) = tx_rx_total(&counters);
-            window = Some((now, t, r));
+            window = Some((now, t, r, thread_cpu_ns()));
             hist.reset();
         }
 
@@ -223,13 +239,15 @@ pub fn run<P: Processor<Mbuf>>(
         counters.drops[DropReason::TxFull as usize] += left as u64;
     }
     let end = dpdk::rdtsc();
+    let end_cpu = thread_cpu_ns();
     proc.finish(&mut counters);
     publish(&setup, &counters, &hist);
     let (t, r) = tx_rx_total(&counters);
-    let win = window.map_or_else(Window::default, |(t0, tx0, rx0)| Window {
+    let win = window.map_or_else(Window::default, |(t0, tx0, rx0, cpu0)| Window {
         ticks: end.saturating_sub(t0),
         tx_pkts: t - tx0,
         rx_pkts: r - rx0,
+        cpu_ns: end_cpu.saturating_sub(cpu0),
     });
     (counters, hist, win)
 }
