@@ -87,6 +87,15 @@ run_greway() { # scenario n -> out/bench/SCEN.greway.N.json
     cleanup_prefix "$prefix"
 }
 
+cpu_ns() { cut -d' ' -f1 "/proc/$1/task/$2/schedstat" 2>/dev/null || echo 0; }
+wait_log() { # file pattern: up to 10 s
+    local i
+    for ((i = 0; i < 2000; i++)); do
+        grep -q "$2" "$1" && return 0
+        sleep 0.005
+    done
+}
+
 run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
     # Interactive testpmd driven through a fifo: start, warm up, then "clear port stats all" and "show port
     # stats all" SECS apart, sampling the forwarding lcore thread's CPU time (/proc/.../schedstat) at both.
@@ -95,7 +104,7 @@ run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
     mapfile -t devs < <($PY scripts/bench.py devices "$s" "$OUT")
     rm -f "$fifo"
     mkfifo "$fifo"
-    dpdk-testpmd -l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix "$prefix" \
+    stdbuf -o0 dpdk-testpmd -l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix "$prefix" \
         --vdev "${devs[0]}" --vdev "${devs[1]}" -- -i --forward-mode=io --nb-cores=1 --burst=32 \
         --total-num-mbufs=32768 <"$fifo" >"$log" 2>&1 &
     tp=$!
@@ -108,19 +117,26 @@ run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
     echo "start" >&3
     sleep "$WARMUP"
     tid=$(grep -l "^rte-worker-1$" /proc/"$tp"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
-    c0=$(cut -d' ' -f1 "/proc/$tp/task/$tid/schedstat" 2>/dev/null || echo 0)
+    # Sample the lcore's CPU time when testpmd has executed the command (its output is in the log), not when
+    # the command was written: on a loaded machine the main thread may run it much later.
     echo "clear port stats all" >&3
+    wait_log "$log" "statistics for port 1 cleared"
+    c0=$(cpu_ns "$tp" "$tid")
     t0=$(date +%s.%N)
     sleep "$SECS"
-    c1=$(cut -d' ' -f1 "/proc/$tp/task/$tid/schedstat" 2>/dev/null || echo 0)
+    local ca cb
+    ca=$(cpu_ns "$tp" "$tid")
     echo "show port stats all" >&3
+    wait_log "$log" "NIC statistics for port 1"
+    cb=$(cpu_ns "$tp" "$tid")
+    c1=$(((ca + cb) / 2))
     t1=$(date +%s.%N)
     echo "stop" >&3
     echo "quit" >&3
     exec 3>&-
     wait "$tp" || true
     rm -f "$fifo"
-    echo "bench-window cpu_ns=$((c1 - c0)) wall_s=$(awk "BEGIN{print $t1 - $t0}")" >>"$log"
+    echo "bench-window cpu_ns=$((c1 - c0)) wall_s=$(awk "BEGIN{print $t1 - $t0}") show_cpu_ns=$((cb - ca))" >>"$log"
     cleanup_prefix "$prefix"
 }
 
