@@ -127,6 +127,7 @@ pub fn run<P: Processor<Mbuf>>(
                     rx.get_mut(i + 1).prefetch_data();
                 }
             }
+            proc.prepare_burst(rx.as_slice(), pi);
             for mut m in rx.drain() {
                 let len = m.pkt_len() as u64;
                 counters.ports[pi].rx += 1;
