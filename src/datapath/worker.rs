@@ -105,8 +105,10 @@ pub fn run<P: Processor<Mbuf>>(
     let mut idle_rounds: u32 = 0;
     let mut sleep_us: u32 = 0;
     // (tsc, tx, rx, thread cpu ns) when the window opened.
-    let mut window: Option<(u64, u64, u64, u64)> = None;
-    let mut window_pending = true;
+    // Without a warm-up the window opens now, before any packet (the histogram keeps every sample).
+    let mut window: Option<(u64, u64, u64, u64)> =
+        (setup.window_start_tsc == 0).then(|| (dpdk::rdtsc(), 0, 0, thread_cpu_ns()));
+    let mut window_pending = window.is_none();
 
     while !setup.stop.load(Ordering::Relaxed) {
         // Relaxed: the flag carries no data; the worker only needs to see it eventually.
