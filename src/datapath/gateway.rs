@@ -123,6 +123,11 @@ struct Worker<B> {
     tsc_hz: u64,
     /// Set by `process` when it returns `Hold` for a handoff: (owner worker, tunnel index).
     pending_handoff: Option<(usize, u32)>,
+    /// Last-tunnel cache of the decap match (traffic comes in trains per tunnel): the key and its tunnel. Valid
+    /// for the table generation it was filled from; cleared when the worker picks up a new one.
+    last_decap: Option<(crate::tunnel::table::DecapKey, u32)>,
+    /// Last next hop resolved by `l2_rewrite` and its MAC (same validity).
+    last_neighbor: Option<(IpAddr, [u8; 6])>,
 }
 
 #[inline(always)]
@@ -167,6 +172,8 @@ impl<B: PacketBuf> Gateway<B> {
                 now: 0,
                 tsc_hz,
                 pending_handoff: None,
+                last_decap: None,
+                last_neighbor: None,
             },
         }
     }
@@ -413,9 +420,16 @@ impl<B: PacketBuf> Worker<B> {
 
     /// Write the Ethernet header for `port` toward next hop `nh`.
     fn l2_rewrite(&mut self, tables: &Tables, pkt: &mut B, port: usize, nh: IpAddr) -> Verdict {
-        let Some(Neighbor { mac, .. }) = tables.neighbors.get(&nh).copied() else {
-            self.event(Event::Resolve { port, ip: nh });
-            return Verdict::Drop(DropReason::NoNeighbor);
+        let mac = match self.last_neighbor {
+            Some((ip, mac)) if ip == nh => mac,
+            _ => {
+                let Some(Neighbor { mac, .. }) = tables.neighbors.get(&nh).copied() else {
+                    self.event(Event::Resolve { port, ip: nh });
+                    return Verdict::Drop(DropReason::NoNeighbor);
+                };
+                self.last_neighbor = Some((nh, mac));
+                mac
+            }
         };
         let src = tables.ports[port].mac;
         let d = pkt.data_mut();
@@ -599,16 +613,21 @@ impl<B: PacketBuf> Worker<B> {
             }
         };
         let key = g.key();
-        let Some(&ti) = tables
-            .decap
-            .get(&crate::tunnel::table::DecapKey { local, remote, key })
-        else {
-            // Never decapsulate for strangers; tell a wrong key from an unknown peer.
-            return Verdict::Drop(if tables.peers.contains_key(&(local, remote)) {
-                DropReason::KeyMismatch
-            } else {
-                DropReason::UnknownTunnel
-            });
+        let dk = crate::tunnel::table::DecapKey { local, remote, key };
+        let ti = match self.last_decap {
+            Some((k, ti)) if k == dk => ti,
+            _ => {
+                let Some(&ti) = tables.decap.get(&dk) else {
+                    // Never decapsulate for strangers; tell a wrong key from an unknown peer.
+                    return Verdict::Drop(if tables.peers.contains_key(&(local, remote)) {
+                        DropReason::KeyMismatch
+                    } else {
+                        DropReason::UnknownTunnel
+                    });
+                };
+                self.last_decap = Some((dk, ti));
+                ti
+            }
         };
         let t = &tables.tunnels[ti as usize];
         let tdrop = |c: &mut Counters, r: DropReason| {
@@ -1209,6 +1228,8 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         let cur = self.w.shared.tables.load();
         if cur.generation != self.tables.generation {
             self.tables = arc_swap::Guard::into_inner(cur);
+            self.w.last_decap = None;
+            self.w.last_neighbor = None;
         }
     }
 
