@@ -98,8 +98,11 @@ SCENARIOS = {
 def devices(scenario, out):
     """(inside device, outside device): the capture replayed forever on one port, a null port without rx on
     the other (its tx frees what it is given)."""
-    cap, reader, *_ = SCENARIOS[scenario]
-    pcap = f"net_pcap0,rx_pcap={out}/{cap}.pcap,infinite_rx=1"
+    cap, reader, workers, *_ = SCENARIOS[scenario]
+    # net_pcap has one rx (and tx) queue per rx_pcap argument; greway wants a tx queue per worker on every port,
+    # so with 2 workers the capture is named twice (each queue replays it; both workers receive).
+    rx = ",".join([f"rx_pcap={out}/{cap}.pcap"] * len(workers))
+    pcap = f"net_pcap0,{rx},infinite_rx=1"
     null = "net_null0,no-rx=1"
     return (pcap, null) if reader == "inside" else (null, pcap)
 

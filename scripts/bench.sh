@@ -102,10 +102,14 @@ run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
     local s=$1 n=$2 prefix="tp-bench-$RUNID-$s-$n" log="$OUT/$s.testpmd.$n.log" fifo="$OUT/testpmd.fifo"
     local devs tp tid c0 c1 t0 t1 i
     mapfile -t devs < <($PY scripts/bench.py devices "$s" "$OUT")
+    # As many queues as greway's workers get (testpmd still forwards on its one forwarding lcore, lcore 1:
+    # lcore 0 is its main lcore).
+    local q
+    q=$($PY scripts/bench.py workers "$s")
     rm -f "$fifo"
     mkfifo "$fifo"
     stdbuf -o0 dpdk-testpmd -l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix "$prefix" \
-        --vdev "${devs[0]}" --vdev "${devs[1]}" -- -i --forward-mode=io --nb-cores=1 --burst=32 \
+        --vdev "${devs[0]}" --vdev "${devs[1]}" -- -i --forward-mode=io --nb-cores=1 --rxq="$q" --txq="$q" --burst=32 \
         --total-num-mbufs=32768 <"$fifo" >"$log" 2>&1 &
     tp=$!
     exec 3>"$fifo"
@@ -142,14 +146,25 @@ run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
 
 LINES=()
 PARTS=()
+STATUS=0
 for s in "${SCENARIOS[@]}"; do
     echo "== $s ($PAIRS x greway/testpmd, ${WARMUP}s warm-up + ${SECS}s)"
     files=()
+    failed=
     for ((n = 1; n <= PAIRS; n++)); do
-        run_greway "$s" "$n"
+        if ! run_greway "$s" "$n"; then
+            failed="$s greway failed: see out/bench/$s.greway.$n.log"
+            break
+        fi
         run_testpmd "$s" "$n"
         files+=("$OUT/$s.greway.$n.json" "$OUT/$s.testpmd.$n.log")
     done
+    if [[ -n $failed ]]; then
+        echo "$failed"
+        LINES+=("$failed")
+        STATUS=1
+        continue
+    fi
     line=$($PY scripts/bench.py summary "$s" "$OUT/$s.result.json" "${files[@]}")
     echo "$line" | head -n -1
     LINES+=("$(echo "$line" | tail -n 1)")
@@ -157,10 +172,11 @@ for s in "${SCENARIOS[@]}"; do
     echo "${LINES[-1]}"
 done
 
-BENCH_MACHINE="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPUs" \
+[[ ${#PARTS[@]} -gt 0 ]] && BENCH_MACHINE="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPUs" \
     BENCH_COMMAND="scripts/bench.sh $*" BENCH_DATE="$(date -u +%FT%TZ)" \
     $PY scripts/bench.py merge "$JSON" "${PARTS[@]}"
 if [[ ${#LINES[@]} -gt 1 ]]; then
     echo "== summary (also in out/bench.json)"
     printf '%s\n' "${LINES[@]}"
 fi
+exit $STATUS
