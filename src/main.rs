@@ -39,12 +39,21 @@ enum Cmd {
         /// Stop after N seconds.
         #[arg(long, value_name = "N")]
         duration_s: Option<f64>,
+        /// Benchmarks: open the workers' measurement window (stats JSON `bench`: Mpps, cycles/packet; latency)
+        /// after N seconds, leaving start-up out.
+        #[arg(long, value_name = "N")]
+        warmup_s: Option<f64>,
         /// No live line (it is printed once a second only when stdout is a terminal).
         #[arg(long, short)]
         quiet: bool,
         /// Extra EAL arguments, after `--`.
         #[arg(last = true, value_name = "EXTRA_EAL_ARGS")]
         eal: Vec<String>,
+    },
+    /// Micro-benchmarks that need no EAL.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
     },
     /// Validate a configuration file and exit: 0 when valid, 2 with the file, line and field when not.
     CheckConfig {
@@ -134,12 +143,56 @@ enum RouteCmd {
     Show,
 }
 
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Checksum throughput of every variant this CPU runs and of DPDK's rte_raw_cksum, on warm buffers starting
+    /// at an odd address; ends with `checksum-N best=VARIANT gbps=X rte_raw_cksum_gbps=Y ratio=X/Y` per size.
+    Checksum {
+        /// Buffer sizes in bytes.
+        #[arg(long, value_delimiter = ',', default_value = "64,1500")]
+        sizes: Vec<usize>,
+        /// Bytes summed per timed repeat (iterations = this / size).
+        #[arg(long, default_value_t = 200_000_000)]
+        bytes: u64,
+    },
+}
+
+fn bench_checksum(sizes: &[usize], bytes: u64) {
+    use greway::wire::checksum::{available_variants, best_variant, measure_fn_gbps, measure_gbps};
+    let mut summary = Vec::new();
+    for &len in sizes {
+        let iters = (bytes / len.max(1) as u64).max(1);
+        for v in available_variants() {
+            println!(
+                "checksum-{len} variant={v} gbps={:.2}",
+                measure_gbps(v, len, iters)
+            );
+        }
+        let best = best_variant();
+        let x = measure_gbps(best, len, iters);
+        let y = measure_fn_gbps(greway::dpdk::raw_cksum, len, iters);
+        summary.push(format!(
+            "checksum-{len} best={best} gbps={x:.2} rte_raw_cksum_gbps={y:.2} ratio={:.2}",
+            x / y.max(1e-9)
+        ));
+    }
+    for l in summary {
+        println!("{l}");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&cli.log))
         .format_timestamp_millis()
         .init();
     match cli.cmd {
+        Cmd::Bench {
+            what: BenchCmd::Checksum { sizes, bytes },
+        } => {
+            bench_checksum(&sizes, bytes);
+            ExitCode::SUCCESS
+        }
         Cmd::CheckConfig { file } => match Config::load(&file) {
             Ok(cfg) => {
                 println!(
@@ -162,6 +215,7 @@ fn main() -> ExitCode {
             exit_idle_ms,
             stats_json,
             duration_s,
+            warmup_s,
             quiet,
             eal,
         } => {
@@ -178,6 +232,7 @@ fn main() -> ExitCode {
                 extra_eal_args: eal,
                 live: !quiet && std::io::stdout().is_terminal(),
                 duration: duration_s.map(Duration::from_secs_f64),
+                warmup: warmup_s.map(Duration::from_secs_f64),
             };
             match run(&cfg, &opts) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -45,13 +45,54 @@ pub struct WorkerSetup {
     pub last_rx_tsc: Arc<AtomicU64>,
     pub channels: WorkerChannels,
     pub n_tunnels: usize,
+    /// TSC at which the measurement window opens (`--warmup-s`): the worker notes its tx count and resets its
+    /// latency histogram there. 0: the window opens when the loop starts.
+    pub window_start_tsc: u64,
+}
+
+/// A worker's own measurement window: from `window_start_tsc` (or the loop start) to the loop's end, timed by
+/// the TSC of the core it busy-polls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Window {
+    /// TSC ticks in the window.
+    pub ticks: u64,
+    /// Packets sent (all ports) in the window.
+    pub tx_pkts: u64,
+    /// Packets received (all ports) in the window.
+    pub rx_pkts: u64,
+    /// CPU time this worker thread got in the window, in ns: on a shared machine the core is not all ours, and
+    /// this (not the TSC) is what the packets cost.
+    pub cpu_ns: u64,
+}
+
+/// The calling thread's CPU time in ns (CLOCK_THREAD_CPUTIME_ID; a vDSO call, used twice per run).
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Snapshots per second handed to the control thread.
 const SNAPSHOTS_PER_SEC: u64 = 10;
 
-/// Run the poll loop until `stop` is set; returns the final counters (also pushed as a last snapshot).
-pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Histogram<u64>) {
+fn tx_rx_total(c: &Counters) -> (u64, u64) {
+    c.ports
+        .iter()
+        .fold((0, 0), |(t, r), p| (t + p.tx, r + p.rx))
+}
+
+/// Run the poll loop until `stop` is set; returns the final counters (also pushed as a last snapshot), the
+/// latency histogram (of the window) and the measurement window.
+pub fn run<P: Processor<Mbuf>>(
+    setup: WorkerSetup,
+    mut proc: P,
+) -> (Counters, Histogram<u64>, Window) {
     let nports = setup.ports.len();
     let burst = setup.burst.clamp(1, MAX_BURST);
     let mut counters = Counters::new(nports, setup.n_tunnels);
@@ -63,6 +104,11 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
     let mut next_snapshot = dpdk::rdtsc() + snapshot_every;
     let mut idle_rounds: u32 = 0;
     let mut sleep_us: u32 = 0;
+    // (tsc, tx, rx, thread cpu ns) when the window opened.
+    // Without a warm-up the window opens now, before any packet (the histogram keeps every sample).
+    let mut window: Option<(u64, u64, u64, u64)> =
+        (setup.window_start_tsc == 0).then(|| (dpdk::rdtsc(), 0, 0, thread_cpu_ns()));
+    let mut window_pending = window.is_none();
 
     while !setup.stop.load(Ordering::Relaxed) {
         // Relaxed: the flag carries no data; the worker only needs to see it eventually.
@@ -84,6 +130,7 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
                     rx.get_mut(i + 1).prefetch_data();
                 }
             }
+            proc.prepare_burst(rx.as_slice(), pi);
             for mut m in rx.drain() {
                 let len = m.pkt_len() as u64;
                 counters.ports[pi].rx += 1;
@@ -175,6 +222,13 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
             sleep_us = 0;
         }
 
+        if window_pending && now >= setup.window_start_tsc {
+            window_pending = false;
+            let (t, r) = tx_rx_total(&counters);
+            window = Some((now, t, r, thread_cpu_ns()));
+            hist.reset();
+        }
+
         if now >= next_snapshot {
             next_snapshot = now + snapshot_every;
             publish(&setup, &counters, &hist);
@@ -191,9 +245,18 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
         let left = b.free_all();
         counters.drops[DropReason::TxFull as usize] += left as u64;
     }
+    let end = dpdk::rdtsc();
+    let end_cpu = thread_cpu_ns();
     proc.finish(&mut counters);
     publish(&setup, &counters, &hist);
-    (counters, hist)
+    let (t, r) = tx_rx_total(&counters);
+    let win = window.map_or_else(Window::default, |(t0, tx0, rx0, cpu0)| Window {
+        ticks: end.saturating_sub(t0),
+        tx_pkts: t - tx0,
+        rx_pkts: r - rx0,
+        cpu_ns: end_cpu.saturating_sub(cpu0),
+    });
+    (counters, hist, win)
 }
 
 /// A table with another tunnel set was picked up: move the per-tunnel counters to its indices (rare; the

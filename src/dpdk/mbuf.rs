@@ -255,6 +255,12 @@ impl<const N: usize> Burst<N> {
         // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>; slots below len hold valid non-null mbufs.
         unsafe { &mut *(self.ptrs.as_mut_ptr().add(i) as *mut Mbuf) }
     }
+    /// The mbufs held, borrowed.
+    #[inline(always)]
+    pub fn as_slice(&self) -> &[Mbuf] {
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>; the first len slots hold valid non-null mbufs.
+        unsafe { std::slice::from_raw_parts(self.ptrs.as_ptr() as *const Mbuf, self.len) }
+    }
     /// Take all mbufs out, in order. Those the iterator does not yield are freed when it drops.
     pub fn drain(&mut self) -> Drain<'_, N> {
         let end = self.len;

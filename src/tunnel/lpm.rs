@@ -189,6 +189,22 @@ impl Lpm4 {
         self.resolve(self.tbl24[(addr >> 8) as usize], addr)
     }
 
+    /// Start loading the `tbl24` entry of `addr` into the cache (a batched lookup's first phase, for a caller
+    /// that works on other packets meanwhile). Never faults.
+    #[inline(always)]
+    pub fn prefetch(&self, addr: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let p = self.tbl24.as_ptr().wrapping_add((addr >> 8) as usize);
+            // SAFETY: prefetch never faults, and the index is below TBL24_LEN anyway.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = addr;
+    }
+
     /// [`Lpm4::lookup`] on an [`Ipv4Addr`].
     #[inline]
     pub fn lookup_addr(&self, addr: Ipv4Addr) -> Option<u32> {

@@ -31,7 +31,7 @@ pub use header::{
     ipv4_header_checksum, ipv4_header_checksum_skip_field, ipv4_header_valid, pseudo_header_v4,
     pseudo_header_v6, update16, update_total_length, update_ttl,
 };
-pub use measure::measure_gbps;
+pub use measure::{measure_fn_gbps, measure_gbps};
 pub use scalar::sum as scalar_sum;
 
 /// A `sum` implementation: `fn(data, initial) -> u32` with the module contract.

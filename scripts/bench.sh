@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# greway vs dpdk-testpmd (io forwarding) on identical virtual ports, one worker core, same run.
+#
+#   scripts/bench.sh                 every scenario, then the summary lines again
+#   scripts/bench.sh SCENARIO        one of: encap-64 encap-1k-tunnels decap-64 encap-csum-64 encap-csum-1500
+#                                    encap-seq-2workers
+#   scripts/bench.sh checksum        `greway bench checksum` (every variant and DPDK's rte_raw_cksum, same timing)
+#   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only
+#
+# Per scenario: the capture (scripts/bench.py gen) is replayed forever by net_pcap (rx_pcap=FILE,infinite_rx=1) on
+# the port the traffic enters; the other port is net_null with no-rx=1 (its tx frees the packets). greway and
+# `dpdk-testpmd --forward-mode=io --nb-cores=1` get the same two vdevs, alternating PAIRS times; medians are
+# reported. greway's numbers come from the worker's own window after WARMUP seconds (`greway run --warmup-s`);
+# testpmd's from "clear port stats all" / "show port stats all" SECS apart after the same warm-up.
+# The machine is shared (other builds run on the same 2 cores), so rates are per CPU second the forwarding
+# thread actually got: greway's worker CPU time (CLOCK_THREAD_CPUTIME_ID) and testpmd's rte-worker-1 thread
+# (/proc schedstat) over the window. Mpps = packets / that CPU time, i.e. the rate with the core to ourselves;
+# cycles/packet = CPU time * TSC Hz / packets. Wall-clock rates are kept in the JSON.
+# The last line per scenario:
+#   SCENARIO greway_mpps=A testpmd_mpps=B ratio=A/B cycles_per_pkt=C p99_us=D
+# Results: out/bench.json (merged per scenario), logs and inputs in out/bench/.
+#
+# Environment: SECS (measured seconds per run, default 3), WARMUP (default 1), PAIRS (default 2),
+# GREWAY (binary, default target/release/greway, built if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=/usr/bin/python3 # has scapy
+
+SECS=${SECS:-3}
+WARMUP=${WARMUP:-1}
+PAIRS=${PAIRS:-2}
+if [[ ${1:-} == --smoke ]]; then
+    shift
+    SECS=1
+    WARMUP=0.5
+    PAIRS=1
+fi
+GREWAY=${GREWAY:-$ROOT/target/release/greway}
+OUT=$ROOT/out/bench
+JSON=$ROOT/out/bench.json
+mkdir -p "$OUT"
+
+if [[ ! -x $GREWAY ]]; then
+    cargo build --release --quiet
+fi
+
+if [[ ${1:-} == checksum ]]; then
+    "$GREWAY" --log warn bench checksum --sizes 64,1500 | tee "$OUT/checksum.txt"
+    exit 0
+fi
+
+ALL=$($PY scripts/bench.py list)
+if [[ $# -gt 0 ]]; then
+    SCENARIOS=("$@")
+    for s in "${SCENARIOS[@]}"; do
+        [[ " $ALL " == *" $s "* ]] || {
+            echo "unknown scenario $s (one of: $ALL checksum)" >&2
+            exit 2
+        }
+    done
+else
+    read -r -a SCENARIOS <<<"$ALL"
+fi
+
+# Inputs: regenerated when missing or when the generator changed.
+if [[ ! -f $OUT/.gen-stamp || scripts/bench.py -nt $OUT/.gen-stamp ]]; then
+    $PY scripts/bench.py gen "$OUT" >"$OUT/gen.log"
+    touch "$OUT/.gen-stamp"
+fi
+
+DUR=$(awk "BEGIN{print $WARMUP + $SECS}")
+RUNID=$$
+
+cleanup_prefix() { rm -rf "/var/run/dpdk/$1"; }
+
+run_greway() { # scenario n -> out/bench/SCEN.greway.N.json
+    local s=$1 n=$2 prefix="gw-bench-$RUNID-$s-$n"
+    sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$s.toml" >"$OUT/$s.run.toml"
+    "$GREWAY" --log warn run -c "$OUT/$s.run.toml" -q --duration-s "$DUR" --warmup-s "$WARMUP" \
+        --stats-json "$OUT/$s.greway.$n.json" >"$OUT/$s.greway.$n.log" 2>&1 || {
+        echo "greway failed ($s run $n):" >&2
+        tail -20 "$OUT/$s.greway.$n.log" >&2
+        cleanup_prefix "$prefix"
+        return 1
+    }
+    cleanup_prefix "$prefix"
+}
+
+cpu_ns() { cut -d' ' -f1 "/proc/$1/task/$2/schedstat" 2>/dev/null || echo 0; }
+wait_log() { # file pattern: up to 10 s
+    local i
+    for ((i = 0; i < 2000; i++)); do
+        grep -q "$2" "$1" && return 0
+        sleep 0.005
+    done
+}
+
+run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
+    # Interactive testpmd driven through a fifo: start, warm up, then "clear port stats all" and "show port
+    # stats all" SECS apart, sampling the forwarding lcore thread's CPU time (/proc/.../schedstat) at both.
+    local s=$1 n=$2 prefix="tp-bench-$RUNID-$s-$n" log="$OUT/$s.testpmd.$n.log" fifo="$OUT/testpmd.fifo"
+    local devs tp tid c0 c1 t0 t1 i
+    mapfile -t devs < <($PY scripts/bench.py devices "$s" "$OUT")
+    # As many queues as greway's workers get (testpmd still forwards on its one forwarding lcore, lcore 1:
+    # lcore 0 is its main lcore).
+    local q
+    q=$($PY scripts/bench.py workers "$s")
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    stdbuf -o0 dpdk-testpmd -l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix "$prefix" \
+        --vdev "${devs[0]}" --vdev "${devs[1]}" -- -i --forward-mode=io --nb-cores=1 --rxq="$q" --txq="$q" --burst=32 \
+        --total-num-mbufs=32768 <"$fifo" >"$log" 2>&1 &
+    tp=$!
+    exec 3>"$fifo"
+    for ((i = 0; i < 300; i++)); do
+        grep -q "testpmd>" "$log" 2>/dev/null && break
+        kill -0 "$tp" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "start" >&3
+    sleep "$WARMUP"
+    tid=$(grep -l "^rte-worker-1$" /proc/"$tp"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+    # Sample the lcore's CPU time when testpmd has executed the command (its output is in the log), not when
+    # the command was written: on a loaded machine the main thread may run it much later.
+    echo "clear port stats all" >&3
+    wait_log "$log" "statistics for port 1 cleared"
+    c0=$(cpu_ns "$tp" "$tid")
+    t0=$(date +%s.%N)
+    sleep "$SECS"
+    local ca cb
+    ca=$(cpu_ns "$tp" "$tid")
+    echo "show port stats all" >&3
+    wait_log "$log" "NIC statistics for port 1"
+    cb=$(cpu_ns "$tp" "$tid")
+    c1=$(((ca + cb) / 2))
+    t1=$(date +%s.%N)
+    echo "stop" >&3
+    echo "quit" >&3
+    exec 3>&-
+    wait "$tp" || true
+    rm -f "$fifo"
+    echo "bench-window cpu_ns=$((c1 - c0)) wall_s=$(awk "BEGIN{print $t1 - $t0}") show_cpu_ns=$((cb - ca))" >>"$log"
+    cleanup_prefix "$prefix"
+}
+
+LINES=()
+PARTS=()
+STATUS=0
+for s in "${SCENARIOS[@]}"; do
+    echo "== $s ($PAIRS x greway/testpmd, ${WARMUP}s warm-up + ${SECS}s)"
+    files=()
+    failed=
+    for ((n = 1; n <= PAIRS; n++)); do
+        if ! run_greway "$s" "$n"; then
+            failed="$s greway failed: see out/bench/$s.greway.$n.log"
+            break
+        fi
+        run_testpmd "$s" "$n"
+        files+=("$OUT/$s.greway.$n.json" "$OUT/$s.testpmd.$n.log")
+    done
+    if [[ -n $failed ]]; then
+        echo "$failed"
+        LINES+=("$failed")
+        STATUS=1
+        continue
+    fi
+    line=$($PY scripts/bench.py summary "$s" "$OUT/$s.result.json" "${files[@]}")
+    echo "$line" | head -n -1
+    LINES+=("$(echo "$line" | tail -n 1)")
+    PARTS+=("$OUT/$s.result.json")
+    echo "${LINES[-1]}"
+done
+
+[[ ${#PARTS[@]} -gt 0 ]] && BENCH_MACHINE="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPUs" \
+    BENCH_COMMAND="scripts/bench.sh $*" BENCH_DATE="$(date -u +%FT%TZ)" \
+    $PY scripts/bench.py merge "$JSON" "${PARTS[@]}"
+if [[ ${#LINES[@]} -gt 1 ]]; then
+    echo "== summary (also in out/bench.json)"
+    printf '%s\n' "${LINES[@]}"
+fi
+exit $STATUS
