@@ -4,7 +4,7 @@ use crate::buf::PacketBuf;
 use crate::config::{Config, Mode, PortRole};
 use crate::control::plane::{ControlPlane, Notice, Outgoing};
 use crate::control::{Aggregator, LiveLine};
-use crate::datapath::gateway::{Gateway, Shared};
+use crate::datapath::gateway::{Gateway, Shared, KEEPALIVE_HANDOFF};
 use crate::datapath::worker::{self, WorkerChannels, WorkerPort, WorkerSetup};
 use crate::datapath::CrossConnect;
 use crate::datapath::Processor;
@@ -542,7 +542,7 @@ impl GatewayControl {
                 }
                 Err(tunnel) => {
                     let owner = tunnel as usize % self.nworkers;
-                    let _ = self.shared.handoff[owner].push((tunnel, m));
+                    let _ = self.shared.handoff[owner].push((tunnel | KEEPALIVE_HANDOFF, m));
                 }
             }
         }

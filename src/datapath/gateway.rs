@@ -123,7 +123,12 @@ struct Worker<B> {
     tsc_hz: u64,
     /// Set by `process` when it returns `Hold` for a handoff: (owner worker, tunnel index).
     pending_handoff: Option<(usize, u32)>,
+    /// Set while encapsulating one of our own keepalives (sent even when the tunnel is down).
+    keepalive_out: bool,
 }
+
+/// Handoff-ring tag: `tunnel | KEEPALIVE_HANDOFF` marks a keepalive of the control plane for that tunnel.
+pub const KEEPALIVE_HANDOFF: u32 = 1 << 31;
 
 #[inline(always)]
 fn be16(d: &[u8], at: usize) -> u16 {
@@ -167,6 +172,7 @@ impl<B: PacketBuf> Gateway<B> {
                 now: 0,
                 tsc_hz,
                 pending_handoff: None,
+                keepalive_out: false,
             },
         }
     }
@@ -186,6 +192,15 @@ impl<B: PacketBuf> Gateway<B> {
     /// MTU check); tests and the handoff path.
     pub fn encap(&mut self, pkt: &mut B, in_port: usize, ti: u32, c: &mut Counters) -> Verdict {
         self.w.encap(&self.tables, pkt, in_port, ti, true, c)
+    }
+
+    /// Encapsulate one of our keepalives into tunnel `ti`: like data, but also while the tunnel is down (the
+    /// keepalive is what brings it back up).
+    pub fn encap_keepalive(&mut self, pkt: &mut B, ti: u32, c: &mut Counters) -> Verdict {
+        self.w.keepalive_out = true;
+        let v = self.w.encap(&self.tables, pkt, 0, ti, true, c);
+        self.w.keepalive_out = false;
+        v
     }
 }
 
@@ -434,7 +449,7 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Verdict {
         let t = &tables.tunnels[ti as usize];
-        if t.is_down() {
+        if t.is_down() && !self.keepalive_out {
             c.tunnels[ti as usize].drops += 1;
             return Verdict::Drop(DropReason::TunnelDown);
         }
@@ -610,18 +625,19 @@ impl<B: PacketBuf> Worker<B> {
             c.tunnels[ti as usize].drops += 1;
             Verdict::Drop(r)
         };
-        if g.has_checksum() {
-            if !g.verify_checksum() {
-                return tdrop(c, DropReason::BadChecksum);
-            }
-        } else if t.checksum {
-            return tdrop(c, DropReason::MissingChecksum);
+        if g.has_checksum() && !g.verify_checksum() {
+            return tdrop(c, DropReason::BadChecksum);
         }
         let proto = g.protocol();
         let mut off = ETH + ihl + g.header_len();
         let seq = g.sequence();
         if proto == gre::protocol::KEEPALIVE {
+            // The reply to our keepalive is the inner header we built: key, no checksum, no sequence number
+            // (Cisco's format). It carries no data, so the tunnel's checksum requirement does not apply.
             return self.keepalive_in(tables, pkt, t, off, ETH + total, c);
+        }
+        if !g.has_checksum() && t.checksum {
+            return tdrop(c, DropReason::MissingChecksum);
         }
         if t.sequence {
             let Some(s) = seq else {
@@ -1219,15 +1235,21 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         self.begin_burst(now_tsc);
         let ring = self.w.shared.handoff[self.w.worker].clone();
         for _ in 0..256 {
-            let Some((ti, mut pkt)) = ring.pop() else {
+            let Some((tag, mut pkt)) = ring.pop() else {
                 break;
             };
+            let ti = tag & !KEEPALIVE_HANDOFF;
             if ti as usize >= self.tables.tunnels.len() {
                 counters.drop_pkt(DropReason::UnknownTunnel);
                 continue;
             }
             // The sending worker already handled TTL and MTU; only the owner's numbering and sending is left.
-            match self.encap(&mut pkt, 0, ti, counters) {
+            let v = if tag & KEEPALIVE_HANDOFF != 0 {
+                self.encap_keepalive(&mut pkt, ti, counters)
+            } else {
+                self.encap(&mut pkt, 0, ti, counters)
+            };
+            match v {
                 Verdict::Tx(p) => {
                     if !emit(p, pkt) {
                         counters.drop_pkt(DropReason::TxFull);

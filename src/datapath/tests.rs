@@ -986,6 +986,118 @@ fn keepalives_are_sent_and_missed_ones_take_the_tunnel_down() {
 }
 
 #[test]
+fn keepalive_reply_on_a_checksummed_tunnel_needs_no_gre_checksum() {
+    // Found end to end: the reply to our keepalive is the inner header we built (key, no checksum); a tunnel
+    // with `checksum = true` dropped it as missing_checksum, so keepalives never came back and the tunnel went
+    // down 3 intervals after start.
+    let mut r = rig("key = 40\nchecksum = true\nkeepalive = { interval_s = 1, retries = 3 }");
+    let mut ka = vec![0u8; 28];
+    let n = gre::emit_cisco_keepalive_inner(
+        "198.51.100.7".parse().unwrap(),
+        "192.0.2.1".parse().unwrap(),
+        1,
+        Some(40),
+        &mut ka,
+    );
+    ka.truncate(n);
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    f.extend_from_slice(&ka);
+    Processor::<VecBuf>::begin_burst(&mut r.gw, 7_000);
+    assert_eq!(
+        r.run(&f, OUTSIDE).0,
+        Verdict::Drop(DropReason::KeepaliveConsumed)
+    );
+    assert_eq!(
+        r.cp.tunnel_states()[0]
+            .last_keepalive_tsc
+            .load(std::sync::atomic::Ordering::Relaxed),
+        7_000
+    );
+    // Data without a checksum on that tunnel is still refused.
+    let inner = inner_from_remote([10, 0, 0, 2], 64, 0);
+    let f = outer_gre(&gre_hdr(false, Some(40), None, 0x0800, &inner), &inner, 0);
+    assert_eq!(
+        r.run(&f, OUTSIDE).0,
+        Verdict::Drop(DropReason::MissingChecksum)
+    );
+    // A keepalive with a wrong checksum is still refused.
+    let mut bad = gre_hdr(true, Some(40), None, 0, &[]);
+    bad[4] ^= 0xff;
+    let f = outer_gre(&bad, &[], 0);
+    assert_eq!(r.run(&f, OUTSIDE).0, Verdict::Drop(DropReason::BadChecksum));
+}
+
+#[test]
+fn keepalives_are_sent_while_the_tunnel_is_down_and_bring_it_back_with_fresh_sequence_state() {
+    // Found end to end: keepalives went through the data path's tunnel-down check, so a tunnel that went down
+    // never sent another keepalive and never came back up.
+    use super::gateway::KEEPALIVE_HANDOFF;
+    use std::sync::atomic::Ordering;
+    let mut r = rig("key = 40\nsequence = true\nkeepalive = { interval_s = 1, retries = 2 }");
+    let t0 = Instant::now();
+    let hz = 1_000_000_000u64;
+    let _ = r.cp.tick(t0, 1, hz);
+    let (_, notices) =
+        r.cp.tick(t0 + std::time::Duration::from_secs(3), 3 * hz, hz);
+    assert_eq!(
+        notices,
+        vec![crate::control::plane::Notice::TunnelDown("t1".into())]
+    );
+    let (out, _) =
+        r.cp.tick(t0 + std::time::Duration::from_secs(4), 4 * hz, hz);
+    let ka = out
+        .iter()
+        .find_map(|o| match o {
+            Outgoing::Encap { tunnel: 0, bytes } => Some(bytes.clone()),
+            _ => None,
+        })
+        .expect("a keepalive while down");
+    // Data is dropped while down ...
+    let (v, _) = r.run(&inside_v4([10, 20, 1, 1], 64, 0, false, 10), INSIDE);
+    assert_eq!(v, Verdict::Drop(DropReason::TunnelDown));
+    // ... the keepalive, handed over as the control thread does, is sent.
+    assert!(r.shared.handoff[0]
+        .push((KEEPALIVE_HANDOFF, VecBuf::new(&ka)))
+        .is_ok());
+    let mut sent = Vec::new();
+    Processor::<VecBuf>::poll_deferred(
+        &mut r.gw,
+        10,
+        &mut |p, b: VecBuf| {
+            sent.push((p, b.to_vec()));
+            true
+        },
+        &mut r.c,
+    );
+    assert_eq!(sent.len(), 1, "keepalive sent while the tunnel is down");
+    assert_eq!(sent[0].0, OUTSIDE);
+    let g = gre::Packet::new_checked(&sent[0].1[34..]).unwrap();
+    assert_eq!(g.key(), Some(40));
+    // The peer had delivered up to 1000 before it restarted; its reply brings the tunnel up and resets the
+    // receive sequence state, so its restarted numbering (from 0) is accepted.
+    let st = r.cp.tunnel_states()[0].clone();
+    st.rx_seq.store(1000, Ordering::Relaxed);
+    st.last_keepalive_tsc.store(5 * hz, Ordering::Relaxed);
+    let (_, notices) =
+        r.cp.tick(t0 + std::time::Duration::from_secs(5), 5 * hz, hz);
+    assert_eq!(
+        notices,
+        vec![crate::control::plane::Notice::TunnelUp("t1".into())]
+    );
+    assert_eq!(
+        st.rx_seq.load(Ordering::Relaxed),
+        gre::RECEIVER_INITIAL_SEQUENCE
+    );
+    let inner = inner_from_remote([10, 0, 0, 2], 64, 0);
+    let f = outer_gre(
+        &gre_hdr(false, Some(40), Some(0), 0x0800, &inner),
+        &inner,
+        0,
+    );
+    assert_eq!(r.run(&f, OUTSIDE).0, Verdict::Tx(INSIDE));
+}
+
+#[test]
 fn sequenced_tunnel_with_two_workers_numbers_in_order_on_its_owner() {
     let (mut gws, _shared, _cp, mut c) = rig_n("sequence = true", 2);
     let frame = inside_v4([10, 20, 1, 1], 64, 0, false, 10);
