@@ -2,16 +2,27 @@
 # End-to-end checks with real traffic: two greway instances as the two ends of GRE tunnels, real kernel hosts
 # in network namespaces, ping, TCP (iperf3) and tshark on the transport side.
 #
-#   netns e2e-hA                 root namespace                      netns e2e-hB
-#   +-----------+   veth    +------------------------+   veth   +-----------+
-#   | hostA eth0|-----------| e2e-ga-in    gwA       |          |           |
-#   +-----------+           |     (net_af_packet)    |          |           |
-#                           | e2e-ga-out ------------+-- ga --+ |           |
-#                           |                        |  netns  | |           |
-#                           | e2e-gb-out ------------+-- gb --+ e2e-wan     |
-#                           |     gwB                |  (br0, tshark)       |
-#                           | e2e-gb-in  ------------+----------| hostB eth0|
-#                           +------------------------+          +-----------+
+#        netns e2e-hA                                               netns e2e-hB
+#      +---------------+                                          +---------------+
+#      | hostA    eth0 |                                          | eth0    hostB |
+#      +-------+-------+                                          +-------+-------+
+#              | veth                                                     | veth
+#  - - - - - - | - - - - - - - - - - root namespace - - - - - - - - - - -|- - - - -
+#          e2e-ga-in                                                  e2e-gb-in
+#        +-----------+     greway processes (DPDK),                 +-----------+
+#        |    gwA    |     ports = net_af_packet on the veth ends   |    gwB    |
+#        +-----------+                                              +-----------+
+#          e2e-ga-out                                                 e2e-gb-out
+#              |                                                          |
+#  - - - - - - | - - - - - - - - - - - - - - - - - - - - - - - - - - - - -|- - - - -
+#              | veth                 netns e2e-wan                  veth |
+#              +------- ga -------[ br0 ]-------- gb ---------------------+
+#                        dumpcap / tshark capture here (GRE only)
+#
+#  hostA  10.1.0.2/24 10.1.6.2/24 2001:db8:1::2/64 2001:db8:16::2/64  (default routes via gwA)
+#  gwA    inside 10.1.0.1 10.1.6.1 2001:db8:1::1 2001:db8:16::1; outside 192.0.2.1/24 2001:db8:ff::1/64
+#  gwB    inside 10.2.0.1 10.2.6.1 2001:db8:2::1 2001:db8:26::1; outside 192.0.2.2/24 2001:db8:ff::2/64
+#  hostB  10.2.0.2/24 10.2.6.2/24 2001:db8:2::2/64 2001:db8:26::2/64  (default routes via gwB)
 #
 # Each gateway is a DPDK process in the root namespace whose ports are net_af_packet sockets on the root end of
 # a veth pair; the other end is in the host's or the wan namespace. Configs: dpdk-config/e2e/gw-{a,b}.toml.
