@@ -16,6 +16,7 @@ use crate::wire::checksum;
 use crate::wire::gre::{self, GreError};
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -125,6 +126,26 @@ struct Worker<B> {
     pending_handoff: Option<(usize, u32)>,
     /// Set while encapsulating one of our own keepalives (sent even when the tunnel is down).
     keepalive_out: bool,
+    /// Set by `process` when it returns `Hold` for a packet that waits for its next hop's MAC.
+    pending_neighbor: Option<Waiting>,
+    /// Packets waiting for a next hop's MAC (at most [`HOLD_MAX`], each for at most [`HOLD_MS`]): (deadline TSC,
+    /// what it waits for, packet). Released by `poll_deferred` once the neighbour is in the tables.
+    held: VecDeque<(u64, Waiting, B)>,
+}
+
+/// Packets a worker holds while their next hop is being resolved (beyond that they are dropped as
+/// `no_neighbor`), like the kernel's unresolved-neighbour queue: the first packet to a new host is not lost.
+pub const HOLD_MAX: usize = 64;
+/// How long a held packet waits for its neighbour before it is dropped as `no_neighbor`.
+pub const HOLD_MS: u64 = 1000;
+
+/// What a held packet waits for.
+#[derive(Clone, Copy, Debug)]
+enum Waiting {
+    /// A finished packet for `port` that only needs the MAC of `nh`.
+    L2 { port: usize, nh: IpAddr },
+    /// An inner packet for tunnel `ti` whose outer next hop is unresolved (encapsulated once it is).
+    Encap { in_port: usize, ti: u32 },
 }
 
 /// Handoff-ring tag: `tunnel | KEEPALIVE_HANDOFF` marks a keepalive of the control plane for that tunnel.
@@ -173,6 +194,8 @@ impl<B: PacketBuf> Gateway<B> {
                 tsc_hz,
                 pending_handoff: None,
                 keepalive_out: false,
+                pending_neighbor: None,
+                held: VecDeque::with_capacity(HOLD_MAX),
             },
         }
     }
@@ -208,6 +231,16 @@ impl<B: PacketBuf> Worker<B> {
     fn event(&self, e: Event) {
         // A full ring drops the event: the control thread is behind; the next packet asks again.
         let _ = self.shared.events.push(e);
+    }
+
+    /// Hold the packet until its neighbour is known, while there is room; else drop it.
+    fn wait_for_neighbor(&mut self, w: Waiting) -> Verdict {
+        if self.held.len() >= HOLD_MAX {
+            return Verdict::Drop(DropReason::NoNeighbor);
+        }
+        self.pending_handoff = None;
+        self.pending_neighbor = Some(w);
+        Verdict::Hold
     }
 
     fn owner_of(&self, t: &Tunnel) -> usize {
@@ -425,7 +458,7 @@ impl<B: PacketBuf> Worker<B> {
     fn l2_rewrite(&mut self, tables: &Tables, pkt: &mut B, port: usize, nh: IpAddr) -> Verdict {
         let Some(Neighbor { mac, .. }) = tables.neighbors.get(&nh).copied() else {
             self.event(Event::Resolve { port, ip: nh });
-            return Verdict::Drop(DropReason::NoNeighbor);
+            return self.wait_for_neighbor(Waiting::L2 { port, nh });
         };
         let src = tables.ports[port].mac;
         let d = pkt.data_mut();
@@ -472,12 +505,16 @@ impl<B: PacketBuf> Worker<B> {
                 port: t.out_port,
                 ip: t.next_hop,
             });
-            c.tunnels[ti as usize].drops += 1;
-            return Verdict::Drop(DropReason::NoNeighbor);
+            let v = self.wait_for_neighbor(Waiting::Encap { in_port, ti });
+            if v != Verdict::Hold {
+                c.tunnels[ti as usize].drops += 1;
+            }
+            return v;
         }
         if t.sequence && self.owner_of(t) != self.worker {
             // RFC 2890 order on the wire: only the owner numbers and sends this tunnel's packets.
             self.pending_handoff = Some((self.owner_of(t), ti));
+            self.pending_neighbor = None;
             return Verdict::Hold;
         }
         if decrement {
@@ -1216,6 +1253,15 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     }
 
     fn hold(&mut self, pkt: B, counters: &mut Counters) {
+        if let Some(w) = self.w.pending_neighbor.take() {
+            if self.w.held.len() < HOLD_MAX {
+                let deadline = self.w.now + ms_to_ticks(HOLD_MS, self.w.tsc_hz);
+                self.w.held.push_back((deadline, w, pkt));
+            } else {
+                counters.drop_pkt(DropReason::NoNeighbor);
+            }
+            return;
+        }
         match self.w.pending_handoff.take() {
             Some((owner, ti)) => {
                 if self.w.shared.handoff[owner].push((ti, pkt)).is_err() {
@@ -1233,6 +1279,9 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         counters: &mut Counters,
     ) {
         self.begin_burst(now_tsc);
+        if !self.w.held.is_empty() {
+            self.release_held(now_tsc, emit, counters);
+        }
         let ring = self.w.shared.handoff[self.w.worker].clone();
         for _ in 0..256 {
             let Some((tag, mut pkt)) = ring.pop() else {
@@ -1256,15 +1305,73 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
                     }
                 }
                 Verdict::Drop(r) => counters.drop_pkt(r),
-                Verdict::Hold => counters.drop_pkt(DropReason::HandoffFull),
+                // Waiting for the tunnel's next hop (a keepalive before the first ARP reply, say).
+                Verdict::Hold => Processor::hold(self, pkt, counters),
             }
         }
     }
 
     fn finish(&mut self, counters: &mut Counters) {
+        while let Some((_, _, pkt)) = self.w.held.pop_front() {
+            drop(pkt);
+            counters.drop_pkt(DropReason::NoNeighbor);
+        }
         while let Some((_, pkt)) = self.w.shared.handoff[self.w.worker].pop() {
             drop(pkt);
             counters.drop_pkt(DropReason::HandoffFull);
+        }
+    }
+}
+
+impl<B: PacketBuf + Send> Gateway<B> {
+    /// Send the held packets whose neighbour is now known; drop (as `no_neighbor`) those that waited too long.
+    fn release_held(
+        &mut self,
+        now: u64,
+        emit: &mut dyn FnMut(usize, B) -> bool,
+        counters: &mut Counters,
+    ) {
+        for _ in 0..self.w.held.len() {
+            let Some((deadline, w, mut pkt)) = self.w.held.pop_front() else {
+                break;
+            };
+            let v = match w {
+                Waiting::L2 { port, nh } => match self.tables.neighbors.get(&nh) {
+                    Some(n) => {
+                        let (mac, src) = (n.mac, self.tables.ports[port].mac);
+                        let d = pkt.data_mut();
+                        d[0..6].copy_from_slice(&mac);
+                        d[6..12].copy_from_slice(&src);
+                        Verdict::Tx(port)
+                    }
+                    None => Verdict::Hold,
+                },
+                Waiting::Encap { in_port, ti } => match self.tables.tunnels.get(ti as usize) {
+                    Some(t) if t.resolved => {
+                        self.w
+                            .encap(&self.tables, &mut pkt, in_port, ti, true, counters)
+                    }
+                    Some(_) => Verdict::Hold,
+                    None => Verdict::Drop(DropReason::UnknownTunnel),
+                },
+            };
+            match v {
+                Verdict::Tx(p) => {
+                    if !emit(p, pkt) {
+                        counters.drop_pkt(DropReason::TxFull);
+                    }
+                }
+                Verdict::Drop(r) => counters.drop_pkt(r),
+                // Released into a handoff to the tunnel's owner (or, as an ICMP error, held for another
+                // neighbour).
+                Verdict::Hold
+                    if self.w.pending_handoff.is_some() || self.w.pending_neighbor.is_some() =>
+                {
+                    Processor::hold(self, pkt, counters)
+                }
+                Verdict::Hold if now < deadline => self.w.held.push_back((deadline, w, pkt)),
+                Verdict::Hold => counters.drop_pkt(DropReason::NoNeighbor),
+            }
         }
     }
 }
