@@ -167,11 +167,16 @@ setup() {
     set +e
 }
 
-start_gw() { # start_gw a|b
-    local which=$1 cfg log pid
-    if [ "$which" = a ]; then cfg=$CFG_A; else cfg=$CFG_B; fi
+STARTS_B=0
+start_gw() { # start_gw a|b   (gwB's stats go to gw-b-1.json, then gw-b-2.json after the restart)
+    local which=$1 cfg log pid json
+    if [ "$which" = a ]; then cfg=$CFG_A json="$WORK/gw-a.json"; else
+        cfg=$CFG_B
+        STARTS_B=$((STARTS_B + 1))
+        json="$WORK/gw-b-$STARTS_B.json"
+    fi
     log="$WORK/gw-$which.log"
-    "$GREWAY" --log info run --config "$cfg" --quiet --stats-json "$WORK/gw-$which.json" >>"$log" 2>&1 &
+    "$GREWAY" --log info run --config "$cfg" --quiet --stats-json "$json" >>"$log" 2>&1 &
     pid=$!
     if [ "$which" = a ]; then GWA_PID=$pid; else GWB_PID=$pid; fi
     # Up once the worker thread reports in.
@@ -419,9 +424,15 @@ stop_pid "$GWA_PID"
 GWA_PID=""
 stop_pid "$GWB_PID"
 GWB_PID=""
-check "greway A: stats JSON written, no mbuf leaked, no tx_full drops" sh -c "
-    jq -e '.mempool.free_at_end == .mempool.free_at_start and .drops.tx_full == 0' '$WORK/gw-a.json' ||
-    jq -c '{mempool, drops: (.drops | with_entries(select(.value > 0)))}' '$WORK/gw-a.json'"
+stats_ok() { # stats_ok JSON: written at exit, every mbuf back in the pool, nothing refused by a tx queue
+    jq -e '.mempool.free_at_end == .mempool.free_at_start and .drops.tx_full == 0' "$1" || {
+        jq -c '{mempool, drops: (.drops | with_entries(select(.value > 0)))}' "$1"
+        return 1
+    }
+}
+check "greway A: stats JSON written, no mbuf leaked, no tx_full drops" stats_ok "$WORK/gw-a.json"
+check "greway B (first run, stopped for the keepalive check): same" stats_ok "$WORK/gw-b-1.json"
+check "greway B (after the restart): same" stats_ok "$WORK/gw-b-2.json"
 say "      gwA drops: $(jq -c '.drops | with_entries(select(.value > 0))' "$WORK/gw-a.json" 2>/dev/null)"
 say "      gwA tunnels: $(jq -c '.tunnels' "$WORK/gw-a.json" 2>/dev/null)"
 say "      TCP throughput: $THROUGHPUT"
