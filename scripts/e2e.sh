@@ -371,6 +371,20 @@ check "tshark: nothing crossed the transport side unencapsulated (only GRE, ARP,
         END { exit bad > 0 }' '$TS' | head"
 
 # ------------------------------------------------------------------------------------------------------------
+# The gateways' outside addresses, from a probe address on the wan bridge (added only now, after the captures,
+# so that the transport-side checks above saw nothing but the gateways).
+# ------------------------------------------------------------------------------------------------------------
+nsw sysctl -qw net.ipv6.conf.br0.disable_ipv6=0
+nsw ip addr add 192.0.2.254/24 dev br0
+nsw ip -6 addr add 2001:db8:ff::fe/64 dev br0 nodad
+for a in 192.0.2.1 2001:db8:ff::1; do
+    check "ping gwA's outside address $a from the wan" ping_ok "$NS_W" 3 2 "$a"
+done
+for a in 192.0.2.2 2001:db8:ff::2; do
+    check "ping gwB's outside address $a from the wan" ping_ok "$NS_W" 3 2 "$a"
+done
+
+# ------------------------------------------------------------------------------------------------------------
 # Keepalives: gwB stops -> gwA marks the tunnel down within interval x retries (1 s x 3); gwB back -> up.
 # ------------------------------------------------------------------------------------------------------------
 LOG_A="$WORK/gw-a.log"
