@@ -2,14 +2,19 @@
 //! line, exit conditions), and an orderly shutdown with a final report.
 use crate::buf::PacketBuf;
 use crate::config::{Config, Mode, PortRole};
+use crate::config::{RouteCfg, TunnelCfg};
+use crate::control::ctl::{CtlServer, Request, Response, TunnelSpec};
+use crate::control::http::MetricsServer;
 use crate::control::plane::{ControlPlane, Notice, Outgoing};
+use crate::control::status::{Status, TunnelInfo, TunnelStatus};
 use crate::control::{Aggregator, LiveLine};
 use crate::datapath::gateway::{Gateway, Shared, KEEPALIVE_HANDOFF};
 use crate::datapath::worker::{self, WorkerChannels, WorkerPort, WorkerSetup};
 use crate::datapath::CrossConnect;
 use crate::datapath::Processor;
 use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, PortId};
-use crate::stats::{new_latency_histogram, Counters, DropReason, LatencySummary, Snapshot};
+use crate::stats::{new_latency_histogram, Counters, LatencySummary, Snapshot};
+use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -50,7 +55,8 @@ pub enum AppError {
 pub struct Report {
     pub ports: BTreeMap<String, PortReport>,
     pub drops: BTreeMap<&'static str, u64>,
-    pub tunnels: BTreeMap<String, crate::stats::TunnelCounters>,
+    /// Tunnels at the end of the run (runtime additions included, removals excluded): state and counters.
+    pub tunnels: BTreeMap<String, TunnelStatus>,
     pub mempool: MempoolReport,
     pub latency: LatencySummary,
     pub workers: usize,
@@ -146,6 +152,11 @@ impl Runtime {
         let args = eal_args(cfg, extra_eal);
         log::info!("EAL args: {}", args.join(" "));
         let eal = Eal::init(&args)?;
+        // Packet capture for dpdk-dumpcap: needs a primary with hugepages and shared config.
+        match dpdk::telemetry::pdump_init() {
+            Ok(()) => log::info!("pdump server ready (dpdk-dumpcap can attach)"),
+            Err(e) => log::info!("pdump not available ({e}): dpdk-dumpcap needs hugepages"),
+        }
         let nworkers = cfg.dataplane.workers.len() as u16;
         // Per-lcore cache: DPDK's rule of thumb, capped so small pools still work.
         let cache = (cfg.dataplane.mbufs / 16).clamp(0, 256);
@@ -208,16 +219,99 @@ impl Runtime {
     }
 }
 
+/// The control thread's duties beyond stats: the gateway's control plane, or nothing (forward mode).
+pub trait ControlDuties {
+    /// Called every control loop iteration (10 ms).
+    fn poll(&mut self, inject: &[InjectRing]);
+    /// The current tunnels (name, run-unique id, state).
+    fn tunnels(&self) -> Vec<TunnelInfo>;
+    /// A `greway ctl` request other than `stats`.
+    fn request(&mut self, req: Request) -> Response;
+}
+
+/// Forward mode: no control plane.
+struct NoControlPlane;
+
+impl ControlDuties for NoControlPlane {
+    fn poll(&mut self, _inject: &[InjectRing]) {}
+    fn tunnels(&self) -> Vec<TunnelInfo> {
+        Vec::new()
+    }
+    fn request(&mut self, _req: Request) -> Response {
+        Response::err("dataplane.mode is \"forward\": no tunnels or routes to change")
+    }
+}
+
+/// How often the published status (Prometheus, telemetry, `ctl stats`) is rebuilt.
+const STATUS_EVERY: Duration = Duration::from_millis(250);
+
+/// The shared, published view of the gateway, swapped by the control loop and read by the exporters.
+#[derive(Clone)]
+pub struct Board {
+    pub status: Arc<ArcSwap<Status>>,
+    pub prometheus: Arc<ArcSwap<String>>,
+}
+
+impl Board {
+    fn new() -> Self {
+        Board {
+            status: Arc::new(ArcSwap::from_pointee(Status::default())),
+            prometheus: Arc::new(ArcSwap::from_pointee(String::new())),
+        }
+    }
+
+    fn publish(&self, st: Status) {
+        self.prometheus.store(Arc::new(st.prometheus()));
+        self.status.store(Arc::new(st));
+    }
+}
+
+/// A telemetry command: name, help, and its answer from the status.
+type TelCommand = (
+    &'static str,
+    &'static str,
+    fn(&Status) -> Vec<(String, dpdk::telemetry::TelValue)>,
+);
+
+/// Register the `/greway/*` telemetry commands, answered from the board (on DPDK's telemetry thread).
+fn register_telemetry(board: &Board) {
+    let cmds: [TelCommand; 3] = [
+        (
+            "/greway/stats",
+            "greway counters: ports, drops by reason, latency. Takes no parameters.",
+            Status::telemetry_stats,
+        ),
+        (
+            "/greway/tunnels",
+            "greway tunnels: state (up 1/0) and counters per tunnel. Takes no parameters.",
+            Status::telemetry_tunnels,
+        ),
+        (
+            "/greway/latency",
+            "greway rx-to-tx latency percentiles (ns). Takes no parameters.",
+            Status::telemetry_latency,
+        ),
+    ];
+    for (cmd, help, f) in cmds {
+        let st = board.status.clone();
+        if let Err(e) = dpdk::telemetry::register(cmd, help, Box::new(move || f(&st.load()))) {
+            log::warn!("telemetry: {e}");
+        }
+    }
+}
+
 /// Run the gateway with processors made by `make_proc` (one per worker) until a signal, `--exit-idle-ms` or
-/// `duration`; returns the final report.
+/// `duration`; returns the final report. The calling thread becomes the control thread: it merges the workers'
+/// snapshots, publishes the status (Prometheus, telemetry, `ctl stats`), runs `duties` and answers `greway
+/// ctl`.
 pub fn run<P, F>(
     cfg: &Config,
     rt: &Runtime,
     opts: &RunOptions,
     stop: Arc<AtomicBool>,
     mut make_proc: F,
-    hook: &mut dyn FnMut(&[InjectRing]),
-) -> Report
+    duties: &mut dyn ControlDuties,
+) -> Result<Report, AppError>
 where
     P: Processor<Mbuf> + 'static,
     F: FnMut(usize) -> P,
@@ -226,6 +320,33 @@ where
     let tsc_hz = dpdk::tsc_hz();
     let last_rx = Arc::new(AtomicU64::new(dpdk::rdtsc()));
     let n_tunnels = cfg.tunnels.len();
+    let port_names: Vec<String> = rt.ports.iter().map(|p| p.name().to_string()).collect();
+
+    // Control-side services first: a bad listen address fails the start, before any worker runs.
+    let board = Board::new();
+    let metrics = match &cfg.metrics {
+        Some(m) => {
+            let srv =
+                MetricsServer::start(m.prometheus, board.prometheus.clone()).map_err(|e| {
+                    AppError::Setup(format!("metrics.prometheus {}: {e}", m.prometheus))
+                })?;
+            log::info!("Prometheus metrics on http://{}/metrics", srv.addr());
+            Some(srv)
+        }
+        None => None,
+    };
+    let (ctl, ctl_rx) = match &cfg.control {
+        Some(c) => {
+            let (srv, rx) = CtlServer::start(&c.socket, board.status.clone()).map_err(|e| {
+                AppError::Setup(format!("control.socket {}: {e}", c.socket.display()))
+            })?;
+            log::info!("control socket {}", c.socket.display());
+            (Some(srv), Some(rx))
+        }
+        None => (None, None),
+    };
+    register_telemetry(&board);
+
     let mut handles = Vec::new();
     let mut chans = Vec::new();
     let started = Instant::now();
@@ -299,10 +420,16 @@ where
         .exit_idle
         .map(|d| (d.as_secs_f64() * tsc_hz as f64) as u64);
     let mut next_live = Instant::now() + Duration::from_secs(1);
+    let mut next_status = Instant::now();
     let injects: Vec<InjectRing> = chans.iter().map(|c| c.2.clone()).collect();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
-        hook(&injects);
+        duties.poll(&injects);
+        if let Some(rx) = &ctl_rx {
+            while let Ok((req, back)) = rx.try_recv() {
+                let _ = back.send(duties.request(req));
+            }
+        }
         for (snapshots, recycled, _) in &chans {
             while let Some(s) = snapshots.pop() {
                 agg.absorb(&s);
@@ -322,13 +449,33 @@ where
         if opts.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        if opts.live && Instant::now() >= next_live {
-            next_live += Duration::from_secs(1);
-            println!("{}", live.line(&agg.total()));
+        let now = Instant::now();
+        let want_live = opts.live && now >= next_live;
+        if now >= next_status || want_live {
+            next_status = now + STATUS_EVERY;
+            let total = agg.total();
+            let hist = agg.latency();
+            let st = Status::build(
+                &port_names,
+                &total,
+                &hist,
+                &duties.tunnels(),
+                nworkers,
+                started.elapsed().as_secs_f64(),
+                rt.pool.available(),
+            );
+            if want_live {
+                next_live += Duration::from_secs(1);
+                println!(
+                    "{}",
+                    live.full(&total, &hist, st.tunnels_up, st.tunnels_down)
+                );
+            }
+            board.publish(st);
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let mut total = Counters::new(rt.ports.len(), n_tunnels);
+    let mut total = Counters::new(rt.ports.len(), 0);
     let mut hist = new_latency_histogram();
     for h in handles {
         let (c, hw) = h.join().expect("worker thread panicked");
@@ -342,6 +489,18 @@ where
     }
     let duration_s = started.elapsed().as_secs_f64();
     let free_at_end = rt.pool.available();
+    let fin = Status::build(
+        &port_names,
+        &total,
+        &hist,
+        &duties.tunnels(),
+        nworkers,
+        duration_s,
+        free_at_end,
+    );
+    board.publish(fin.clone());
+    drop(ctl);
+    drop(metrics);
     let mut ports = BTreeMap::new();
     for (i, p) in rt.ports.iter().enumerate() {
         let c = total.ports[i];
@@ -356,34 +515,19 @@ where
             },
         );
     }
-    let drops = DropReason::ALL
-        .iter()
-        .map(|r| (r.name(), total.drops[*r as usize]))
-        .collect();
-    let tunnels = cfg
-        .tunnels
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            (
-                t.name.clone(),
-                total.tunnels.get(i).copied().unwrap_or_default(),
-            )
-        })
-        .collect();
-    Report {
+    Ok(Report {
         ports,
-        drops,
-        tunnels,
+        drops: fin.drops,
+        tunnels: fin.tunnels,
         mempool: MempoolReport {
             size: rt.pool.size(),
             free_at_start: rt.free_at_start,
             free_at_end,
         },
-        latency: LatencySummary::of(&hist),
+        latency: fin.latency,
         workers: nworkers,
         duration_s,
-    }
+    })
 }
 
 /// The role of each configured port, by index.
@@ -399,7 +543,7 @@ pub fn run_configured(
     stop: Arc<AtomicBool>,
 ) -> Result<Report, AppError> {
     match cfg.dataplane.mode {
-        Mode::Forward => Ok(run(cfg, rt, opts, stop, |_| CrossConnect, &mut |_| {})),
+        Mode::Forward => run(cfg, rt, opts, stop, |_| CrossConnect, &mut NoControlPlane),
         Mode::Gateway => {
             let tsc_hz = dpdk::tsc_hz();
             let nworkers = cfg.dataplane.workers.len();
@@ -407,21 +551,21 @@ pub fn run_configured(
                 .map_err(|e| AppError::Setup(e.to_string()))?;
             let shared: Shared<Mbuf> = Shared::new(cp.tables(), nworkers);
             let mut ctl = GatewayControl {
+                cp,
                 shared: shared.clone(),
                 pool: rt.pool.clone(),
                 next_tick: Instant::now(),
                 tsc_hz,
                 nworkers,
             };
-            let mut hook = |inject: &[InjectRing]| ctl.poll(&mut cp, inject);
-            Ok(run(
+            run(
                 cfg,
                 rt,
                 opts,
                 stop,
                 |w| Gateway::new(w, nworkers, shared.clone(), tsc_hz),
-                &mut hook,
-            ))
+                &mut ctl,
+            )
         }
     }
 }
@@ -453,9 +597,15 @@ pub fn print_summary(r: &Report) {
         }
     );
     for (name, t) in &r.tunnels {
+        let c = &t.counters;
         println!(
-            "  tunnel {name:<10} encap {} decap {} drops {} keepalives rx {} reflected {}",
-            t.encap, t.decap, t.drops, t.keepalives_rx, t.keepalives_reflected
+            "  tunnel {name:<10} {} encap {} decap {} drops {} keepalives rx {} reflected {}",
+            if t.up { "up" } else { "down" },
+            c.encap,
+            c.decap,
+            c.drops,
+            c.keepalives_rx,
+            c.keepalives_reflected
         );
     }
     println!(
@@ -490,8 +640,10 @@ pub fn remove_runtime_dir(cfg: &Config, extra: &[String]) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The control thread's gateway duties, called every loop iteration (10 ms).
+/// The control thread's gateway duties: worker events, keepalives and neighbours every loop iteration (10 ms),
+/// and runtime changes from `greway ctl`, validated like the file and published as a new table.
 struct GatewayControl {
+    cp: ControlPlane,
     shared: Shared<Mbuf>,
     pool: Arc<Mempool>,
     next_tick: Instant,
@@ -499,8 +651,9 @@ struct GatewayControl {
     nworkers: usize,
 }
 
-impl GatewayControl {
-    fn poll(&mut self, cp: &mut ControlPlane, inject: &[InjectRing]) {
+impl ControlDuties for GatewayControl {
+    fn poll(&mut self, inject: &[InjectRing]) {
+        let cp = &mut self.cp;
         let now = Instant::now();
         let mut out = Vec::new();
         while let Some(e) = self.shared.events.pop() {
@@ -546,5 +699,194 @@ impl GatewayControl {
                 }
             }
         }
+    }
+
+    fn tunnels(&self) -> Vec<TunnelInfo> {
+        tunnel_infos(&self.cp)
+    }
+
+    fn request(&mut self, req: Request) -> Response {
+        let cfg = self.cp.config();
+        let changed = match req {
+            Request::Stats => return Response::err("stats is answered by the socket thread"),
+            Request::TunnelShow => return Response::ok(Some(tunnels_json(&self.cp))),
+            Request::RouteShow => return Response::ok(Some(routes_json(cfg))),
+            Request::TunnelAdd { tunnel } => add_tunnel(cfg, &tunnel),
+            Request::TunnelDel { name } => {
+                let mut c = cfg.clone();
+                let before = c.tunnels.len();
+                c.tunnels.retain(|t| t.name != name);
+                if c.tunnels.len() == before {
+                    Err(format!("no tunnel named {name:?}"))
+                } else {
+                    Ok(c)
+                }
+            }
+            Request::RouteAdd {
+                prefix,
+                tunnel,
+                port,
+                via,
+            } => add_route(cfg, &prefix, tunnel, port, via),
+            Request::RouteDel { prefix } => del_route(cfg, &prefix),
+        };
+        let new = match changed.and_then(|c| {
+            crate::config::validate_runtime(&c)
+                .map(|()| c)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(c) => c,
+            Err(e) => return Response::err(e),
+        };
+        if let Err(e) = self.cp.reconfigure(new, Instant::now(), dpdk::rdtsc()) {
+            return Response::err(e.to_string());
+        }
+        // Workers pick the new table up between bursts; tunnels that kept their name keep their state and
+        // counters (run-unique ids).
+        self.cp.take_dirty();
+        self.shared.tables.store(Arc::new(self.cp.tables()));
+        log::info!(
+            "runtime change applied: {} tunnel(s), {} route(s)",
+            self.cp.config().tunnels.len(),
+            self.cp.config().routes.len()
+        );
+        Response::ok(Some(tunnels_json(&self.cp)))
+    }
+}
+
+/// Name, id and state of the control plane's tunnels. A tunnel without keepalives is always up.
+fn tunnel_infos(cp: &ControlPlane) -> Vec<TunnelInfo> {
+    cp.config()
+        .tunnels
+        .iter()
+        .zip(cp.tunnel_ids().iter())
+        .zip(cp.tunnel_states())
+        .map(|((t, id), st)| TunnelInfo {
+            name: t.name.clone(),
+            id: *id,
+            up: t.keepalive.is_none() || st.up.load(Ordering::Relaxed),
+        })
+        .collect()
+}
+
+fn tunnels_json(cp: &ControlPlane) -> serde_json::Value {
+    let infos = tunnel_infos(cp);
+    let list: Vec<serde_json::Value> = cp
+        .config()
+        .tunnels
+        .iter()
+        .zip(infos)
+        .map(|(t, i)| {
+            serde_json::json!({
+                "name": t.name,
+                "local": t.local.to_string(),
+                "remote": t.remote.to_string(),
+                "ikey": t.ikey.or(t.key),
+                "okey": t.out_key(),
+                "checksum": t.checksum,
+                "sequence": t.sequence,
+                "keepalive": t.keepalive.is_some(),
+                "routes": t.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                "up": i.up,
+            })
+        })
+        .collect();
+    serde_json::json!({ "tunnels": list })
+}
+
+fn routes_json(cfg: &Config) -> serde_json::Value {
+    let tunnel_routes: Vec<serde_json::Value> = cfg
+        .tunnels
+        .iter()
+        .flat_map(|t| {
+            t.routes
+                .iter()
+                .map(move |r| serde_json::json!({"prefix": r.to_string(), "tunnel": t.name}))
+        })
+        .collect();
+    let routes: Vec<serde_json::Value> = cfg
+        .routes
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "prefix": r.prefix.to_string(),
+                "via": r.via.map(|v| v.to_string()),
+                "port": r.port,
+            })
+        })
+        .collect();
+    serde_json::json!({ "tunnel_routes": tunnel_routes, "routes": routes })
+}
+
+fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{what}: cannot parse {s:?}"))
+}
+
+/// The config with `spec` appended, checked by [`crate::config::validate_tunnel_addition`] (the file's rules
+/// against the existing tunnels).
+fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
+    let mut t = TunnelCfg::new(
+        spec.name.clone(),
+        parse("local", &spec.local)?,
+        parse("remote", &spec.remote)?,
+    );
+    t.key = spec.key;
+    t.checksum = spec.checksum;
+    t.sequence = spec.sequence;
+    t.routes = spec
+        .routes
+        .iter()
+        .map(|r| parse("route", r))
+        .collect::<Result<_, _>>()?;
+    crate::config::validate_tunnel_addition(cfg, &t).map_err(|e| e.to_string())?;
+    let mut c = cfg.clone();
+    c.tunnels.push(t);
+    Ok(c)
+}
+
+fn add_route(
+    cfg: &Config,
+    prefix: &str,
+    tunnel: Option<String>,
+    port: Option<String>,
+    via: Option<String>,
+) -> Result<Config, String> {
+    let p: ipnet::IpNet = parse("prefix", prefix)?;
+    let mut c = cfg.clone();
+    match (tunnel, port) {
+        (Some(t), None) => {
+            let Some(tc) = c.tunnels.iter_mut().find(|x| x.name == t) else {
+                return Err(format!("no tunnel named {t:?}"));
+            };
+            tc.routes.push(p);
+        }
+        (None, Some(port)) => c.routes.push(RouteCfg {
+            prefix: p,
+            via: via.map(|v| parse("via", &v)).transpose()?,
+            port,
+        }),
+        _ => return Err("give either --tunnel NAME or --port NAME [--via IP]".into()),
+    }
+    Ok(c)
+}
+
+fn del_route(cfg: &Config, prefix: &str) -> Result<Config, String> {
+    let p: ipnet::IpNet = parse("prefix", prefix)?;
+    let mut c = cfg.clone();
+    let mut found = false;
+    for t in &mut c.tunnels {
+        let n = t.routes.len();
+        t.routes.retain(|r| *r != p);
+        found |= t.routes.len() != n;
+    }
+    let n = c.routes.len();
+    c.routes.retain(|r| r.prefix != p);
+    found |= c.routes.len() != n;
+    if found {
+        Ok(c)
+    } else {
+        Err(format!("no route {p}"))
     }
 }

@@ -38,6 +38,14 @@ pub trait PacketBuf {
     fn is_contiguous(&self) -> bool {
         self.nb_segs() == 1
     }
+    /// A new, empty buffer of the same kind (an mbuf from the same pool), for the rare paths that turn one
+    /// packet into several (fragmentation). `None` when none is available.
+    fn alloc_sibling(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// Default headroom of a [`VecBuf`], the same as DPDK's `RTE_PKTMBUF_HEADROOM`.
@@ -119,6 +127,9 @@ impl PacketBuf for VecBuf {
         }
         self.end -= n;
         true
+    }
+    fn alloc_sibling(&self) -> Option<Self> {
+        Some(VecBuf::new(&[]))
     }
 }
 

@@ -854,6 +854,12 @@ pub fn validate_tunnel_addition(cfg: &Config, t: &TunnelCfg) -> Result<(), Confi
         .map_err(|iss| ConfigError::new("<runtime>", None, iss.path, iss.msg))
 }
 
+/// Checks a whole configuration changed at run time (`greway ctl`) with the same rules as a file.
+/// The error's file is `<runtime>` and it has no line.
+pub fn validate_runtime(cfg: &Config) -> Result<(), ConfigError> {
+    validate(cfg).map_err(|iss| ConfigError::new("<runtime>", None, iss.path, iss.msg))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation
 // ---------------------------------------------------------------------------------------------

@@ -51,6 +51,87 @@ enum Cmd {
         /// The TOML configuration.
         file: PathBuf,
     },
+    /// Talk to a running gateway over its control socket (`[control] socket`): prints the JSON answer; exit 0
+    /// when the gateway accepted the request, 1 when it refused it (the reason on stderr).
+    Ctl {
+        /// The gateway's control socket.
+        #[arg(long, short)]
+        socket: PathBuf,
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// Tunnels: add, del, show.
+    Tunnel {
+        #[command(subcommand)]
+        cmd: TunnelCmd,
+    },
+    /// Routes: an inner prefix into a tunnel (--tunnel) or an underlay route out of a port (--port [--via]).
+    Route {
+        #[command(subcommand)]
+        cmd: RouteCmd,
+    },
+    /// The live counters (ports, drops by reason, tunnels with state, latency) as JSON.
+    Stats,
+}
+
+#[derive(Subcommand)]
+enum TunnelCmd {
+    /// Add a tunnel; validated like the config file. Packets of other tunnels keep flowing.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Outer source: one of our outside addresses.
+        #[arg(long)]
+        local: String,
+        /// Outer destination (the peer).
+        #[arg(long)]
+        remote: String,
+        /// GRE key, both directions.
+        #[arg(long)]
+        key: Option<u32>,
+        /// GRE checksums (RFC 2784).
+        #[arg(long)]
+        checksum: bool,
+        /// GRE sequence numbers (RFC 2890).
+        #[arg(long)]
+        sequence: bool,
+        /// An inner destination prefix routed into the tunnel (repeat for more).
+        #[arg(long = "route", value_name = "PREFIX")]
+        routes: Vec<String>,
+    },
+    /// Remove a tunnel (its routes go with it).
+    Del {
+        #[arg(long)]
+        name: String,
+    },
+    /// The tunnels with their parameters and state.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum RouteCmd {
+    Add {
+        #[arg(long)]
+        prefix: String,
+        /// Route the prefix into this tunnel.
+        #[arg(long, conflicts_with_all = ["port", "via"])]
+        tunnel: Option<String>,
+        /// Or: route it out of this port...
+        #[arg(long)]
+        port: Option<String>,
+        /// ...through this next hop (none: directly connected).
+        #[arg(long, requires = "port")]
+        via: Option<String>,
+    },
+    Del {
+        #[arg(long)]
+        prefix: String,
+    },
+    Show,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +156,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Ctl { socket, cmd } => ctl(&socket, cmd),
         Cmd::Run {
             config,
             exit_idle_ms,
@@ -104,6 +186,69 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
+    use greway::control::ctl::{call, Request, TunnelSpec};
+    let req = match cmd {
+        CtlCmd::Stats => Request::Stats,
+        CtlCmd::Tunnel { cmd } => match cmd {
+            TunnelCmd::Add {
+                name,
+                local,
+                remote,
+                key,
+                checksum,
+                sequence,
+                routes,
+            } => Request::TunnelAdd {
+                tunnel: TunnelSpec {
+                    name,
+                    local,
+                    remote,
+                    key,
+                    checksum,
+                    sequence,
+                    routes,
+                },
+            },
+            TunnelCmd::Del { name } => Request::TunnelDel { name },
+            TunnelCmd::Show => Request::TunnelShow,
+        },
+        CtlCmd::Route { cmd } => match cmd {
+            RouteCmd::Add {
+                prefix,
+                tunnel,
+                port,
+                via,
+            } => Request::RouteAdd {
+                prefix,
+                tunnel,
+                port,
+                via,
+            },
+            RouteCmd::Del { prefix } => Request::RouteDel { prefix },
+            RouteCmd::Show => Request::RouteShow,
+        },
+    };
+    match call(socket, &req) {
+        Ok(r) if r.ok => {
+            let data = r.data.unwrap_or(serde_json::Value::Null);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&data).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            eprintln!("error: {}", r.error.unwrap_or_else(|| "refused".into()));
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", socket.display());
+            ExitCode::from(1)
         }
     }
 }

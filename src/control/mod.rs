@@ -1,6 +1,9 @@
 //! The control thread's side of the stats handoff: keep the newest cumulative snapshot of each worker, sum
 //! them on demand, and render the once-a-second live line.
+pub mod ctl;
+pub mod http;
 pub mod plane;
+pub mod status;
 
 use crate::config::Config;
 use crate::stats::{new_latency_histogram, Counters, DropReason, LatencySummary, Snapshot};
@@ -32,10 +35,11 @@ impl Aggregator {
         }
     }
 
-    /// Sum over workers.
+    /// Sum over workers (tunnels matched by id).
     pub fn total(&self) -> Counters {
-        let mut t = self.latest[0].clone();
-        for c in &self.latest[1..] {
+        let ports = self.latest.first().map_or(0, |c| c.ports.len());
+        let mut t = Counters::new(ports, 0);
+        for c in &self.latest {
             t.merge(c);
         }
         t
@@ -55,6 +59,7 @@ impl Aggregator {
 pub struct LiveLine {
     names: Vec<String>,
     prev: Option<(Instant, Counters)>,
+    prev_hist: Option<Histogram<u64>>,
 }
 
 impl LiveLine {
@@ -62,6 +67,7 @@ impl LiveLine {
         LiveLine {
             names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
             prev: None,
+            prev_hist: None,
         }
     }
 
@@ -110,6 +116,32 @@ impl LiveLine {
         s
     }
 
+    /// The full live line: [`LiveLine::line`], tunnels up/down, and the latency percentiles of the packets
+    /// forwarded since the previous line (from the cumulative histogram `hist`).
+    pub fn full(
+        &mut self,
+        now_total: &Counters,
+        hist: &Histogram<u64>,
+        tunnels_up: usize,
+        tunnels_down: usize,
+    ) -> String {
+        let mut s = self.line(now_total);
+        s.push_str(&format!(" | tunnels {tunnels_up} up {tunnels_down} down"));
+        let mut delta = hist.clone();
+        if let Some(p) = &self.prev_hist {
+            if delta.subtract(p).is_err() {
+                delta = hist.clone();
+            }
+        }
+        self.prev_hist = Some(hist.clone());
+        if delta.is_empty() {
+            s.push_str(" | lat -");
+            s
+        } else {
+            LiveLine::with_latency(s, &LatencySummary::of(&delta))
+        }
+    }
+
     /// Append latency percentiles to a line.
     pub fn with_latency(line: String, l: &LatencySummary) -> String {
         format!(
@@ -126,5 +158,54 @@ fn fmt_rate(pps: f64) -> String {
         format!("{:.1} kpps", pps / 1e3)
     } else {
         format!("{pps:.0} pps")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_latency_histogram;
+
+    #[test]
+    fn live_line_shows_rates_tunnels_and_interval_latency() {
+        let cfg: Config = include_str!("../../dpdk-config/demo.toml").parse().unwrap();
+        let mut live = LiveLine::new(&cfg);
+        let mut c = Counters::new(2, 1);
+        c.ports[0].rx = 1000;
+        c.drop_pkt(DropReason::NoRoute);
+        let mut h = new_latency_histogram();
+        h.record_n(2_000, 100).unwrap();
+        let l = live.full(&c, &h, 1, 0);
+        assert!(l.contains("inside: rx"), "{l}");
+        assert!(l.contains("drops 1 no_route+1"), "{l}");
+        assert!(l.contains("tunnels 1 up 0 down"), "{l}");
+        assert!(l.contains("lat p50 2.0us p99 2.0us p99.9 2.0us"), "{l}");
+        // The next line shows only the packets of its own interval.
+        h.record_n(50_000, 10).unwrap();
+        let l = live.full(&c, &h, 0, 1);
+        assert!(l.contains("lat p50 50.0us"), "{l}");
+        assert!(l.contains("tunnels 0 up 1 down"), "{l}");
+        let l = live.full(&c, &h, 0, 1);
+        assert!(l.ends_with("| lat -"), "nothing forwarded: {l}");
+    }
+
+    #[test]
+    fn aggregator_sums_workers_by_tunnel_id() {
+        let mut agg = Aggregator::new(2, 1, 2);
+        let mut c0 = Counters::new(1, 2);
+        c0.tunnels[1].encap = 5;
+        let mut c1 = Counters::new(1, 2);
+        c1.relayout(&vec![1u64].into());
+        c1.tunnels[0].encap = 7;
+        for (w, c) in [(0, c0), (1, c1)] {
+            agg.absorb(&Snapshot {
+                worker: w,
+                counters: c,
+                latency_ns: new_latency_histogram(),
+            });
+        }
+        let t = agg.total();
+        assert_eq!(t.tunnel_by_id(1).unwrap().encap, 12);
+        assert_eq!(t.tunnel_by_id(0).unwrap().encap, 0);
     }
 }

@@ -46,6 +46,9 @@ pub struct ControlPlane {
     neighbors: FxMap<IpAddr, Neighbor>,
     learned_at: HashMap<IpAddr, Instant>,
     states: Vec<Arc<TunnelState>>,
+    /// Run-unique id of each tunnel of `cfg` (see [`Tables::tunnel_ids`]); ids are never reused.
+    ids: Arc<[u64]>,
+    next_id: u64,
     generation: u64,
     last_resolve: HashMap<IpAddr, Instant>,
     next_keepalive: Vec<Instant>,
@@ -80,6 +83,8 @@ impl ControlPlane {
             learned_at: HashMap::new(),
             next_keepalive: cfg.tunnels.iter().map(|_| now).collect(),
             states,
+            ids: (0..cfg.tunnels.len() as u64).collect(),
+            next_id: cfg.tunnels.len() as u64,
             generation: 0,
             last_resolve: HashMap::new(),
             next_refresh: now,
@@ -92,14 +97,21 @@ impl ControlPlane {
     /// A new table generation from the current state.
     pub fn tables(&mut self) -> Tables {
         self.generation += 1;
-        build_tables(
+        let mut t = build_tables(
             &self.cfg,
             self.ports.clone(),
             self.routes.clone(),
             self.neighbors.clone(),
             &self.states,
             self.generation,
-        )
+        );
+        t.tunnel_ids = self.ids.clone();
+        t
+    }
+
+    /// Run-unique ids of the current tunnels, in `config().tunnels` order.
+    pub fn tunnel_ids(&self) -> &Arc<[u64]> {
+        &self.ids
     }
 
     pub fn config(&self) -> &Config {
@@ -121,22 +133,28 @@ impl ControlPlane {
         let routes = Arc::new(build_routes(&cfg)?);
         let mut states = Vec::new();
         let mut next = Vec::new();
+        let mut ids = Vec::new();
         for t in &cfg.tunnels {
             match self.cfg.tunnels.iter().position(|o| o.name == t.name) {
                 Some(i) => {
                     states.push(self.states[i].clone());
                     next.push(self.next_keepalive[i]);
+                    ids.push(self.ids[i]);
                 }
                 None => {
                     let s = Arc::new(TunnelState::default());
                     s.last_keepalive_tsc.store(now_tsc, Ordering::Relaxed);
                     states.push(s);
                     next.push(now);
+                    ids.push(self.next_id);
+                    self.next_id += 1;
                 }
             }
         }
         self.routes = routes;
         self.states = states;
+        self.ids = ids.into();
+        self.dirty = true;
         self.next_keepalive = next;
         self.cfg = cfg;
         Ok(())

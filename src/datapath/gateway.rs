@@ -25,6 +25,7 @@ const ETH: usize = 14;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_VLAN: u16 = 0x8100;
 const PROTO_ICMP: u8 = 1;
 const PROTO_GRE: u8 = 47;
 const PROTO_ICMPV6: u8 = 58;
@@ -131,7 +132,18 @@ struct Worker<B> {
     /// Packets waiting for a next hop's MAC (at most [`HOLD_MAX`], each for at most [`HOLD_MS`]): (deadline TSC,
     /// what it waits for, packet). Released by `poll_deferred` once the neighbour is in the tables.
     held: VecDeque<(u64, Waiting, B)>,
+    /// Extra packets a rule produced (fragments) waiting for the worker's next deferred flush.
+    deferred: Vec<(usize, B)>,
+    /// RFC 2890 reordering buffers, by tunnel index.
+    reorder: Vec<super::reorder::ReorderBuf<B>>,
+    /// Set by decap when it returns `Hold` to buffer an out-of-order packet: (tunnel, sequence).
+    pending_reorder: Option<(u32, u32)>,
+    /// A packet released from a reordering buffer: its sequence number skips the hold.
+    seq_bypass: Option<u32>,
 }
+
+/// At most this many fragments per packet (a 9000-byte jumbo into a 576-byte MTU needs 17).
+const MAX_FRAGMENTS: usize = 32;
 
 /// Packets a worker holds while their next hop is being resolved (beyond that they are dropped as
 /// `no_neighbor`), like the kernel's unresolved-neighbour queue: the first packet to a new host is not lost.
@@ -196,6 +208,10 @@ impl<B: PacketBuf> Gateway<B> {
                 keepalive_out: false,
                 pending_neighbor: None,
                 held: VecDeque::with_capacity(HOLD_MAX),
+                deferred: Vec::with_capacity(64),
+                reorder: Vec::new(),
+                pending_reorder: None,
+                seq_bypass: None,
             },
         }
     }
@@ -228,6 +244,26 @@ impl<B: PacketBuf> Gateway<B> {
 }
 
 impl<B: PacketBuf> Worker<B> {
+    /// Hand a packet to the owner of its sequenced tunnel now (the `Hold` of a packet made inside a rule).
+    fn hold_now(&mut self, pkt: B, c: &mut Counters) {
+        if let Some(w) = self.pending_neighbor.take() {
+            if self.held.len() < HOLD_MAX {
+                let deadline = self.now + ms_to_ticks(HOLD_MS, self.tsc_hz);
+                self.held.push_back((deadline, w, pkt));
+            } else {
+                c.drop_pkt(DropReason::NoNeighbor);
+            }
+            return;
+        }
+        if let Some((owner, ti)) = self.pending_handoff.take() {
+            if self.shared.handoff[owner].push((ti, pkt)).is_err() {
+                c.drop_pkt(DropReason::HandoffFull);
+            }
+        } else {
+            c.drop_pkt(DropReason::LocalUnhandled);
+        }
+    }
+
     fn event(&self, e: Event) {
         // A full ring drops the event: the control thread is behind; the next packet asks again.
         let _ = self.shared.events.push(e);
@@ -271,7 +307,17 @@ impl<B: PacketBuf> Worker<B> {
         if d.len() < ETH {
             return Verdict::Drop(DropReason::Truncated);
         }
-        match be16(d, 12) {
+        let mut ethertype = be16(d, 12);
+        if ethertype == ETHERTYPE_VLAN {
+            // Access-port semantics: a single 802.1Q tag is accepted and removed; replies leave untagged.
+            if d.len() < ETH + 4 {
+                return Verdict::Drop(DropReason::Truncated);
+            }
+            pkt.data_mut().copy_within(0..12, 4);
+            pkt.adj(4);
+            ethertype = be16(pkt.data(), 12);
+        }
+        match ethertype {
             ETHERTYPE_IPV4 => self.ipv4_in(tables, pkt, in_port, c),
             ETHERTYPE_IPV6 => self.ipv6_in(tables, pkt, in_port, c),
             ETHERTYPE_ARP => self.arp_in(tables, pkt, in_port),
@@ -414,6 +460,15 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         let d = pkt.data();
         let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        // No multicast or broadcast routing (and so no ICMP errors about them, RFC 1812 4.3.2.7).
+        let group = if v4 {
+            d[ETH + 16] >= 224
+        } else {
+            d[ETH + 24] == 0xff
+        };
+        if group {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
         if decrement {
             let ttl = if v4 { d[ETH + 8] } else { d[ETH + 7] };
             if ttl <= 1 {
@@ -495,10 +550,33 @@ impl<B: PacketBuf> Worker<B> {
                 c.tunnels[ti as usize].drops += 1;
                 return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(t.mtu), c);
             }
-            // DF clear: fragment the inner packet (RFC 791) into tunnel-MTU pieces; this path needs extra
-            // buffers, which the in-place datapath does not allocate.
-            c.tunnels[ti as usize].drops += 1;
-            return Verdict::Drop(DropReason::TooBig);
+            // DF clear: fragment the inner packet (RFC 791) and encapsulate each piece; the first one goes
+            // out as this packet's verdict, the others through the deferred queue.
+            let mut rest: [Option<B>; MAX_FRAGMENTS] = Default::default();
+            let mut n = 0;
+            let res =
+                if inner_len.div_ceil(usize::from(t.mtu).saturating_sub(20) & !7) > MAX_FRAGMENTS {
+                    Err(super::frag::FragError::Unsupported)
+                } else {
+                    super::frag::fragment_ipv4(pkt, usize::from(t.mtu), &mut |f| {
+                        rest[n] = Some(f);
+                        n += 1;
+                    })
+                };
+            if res.is_err() {
+                c.tunnels[ti as usize].drops += 1;
+                return Verdict::Drop(DropReason::TooBig);
+            }
+            c.fragments_created += n as u64;
+            for f in rest.iter_mut().take(n) {
+                let mut f = f.take().expect("filled");
+                match self.encap(tables, &mut f, in_port, ti, decrement, c) {
+                    Verdict::Tx(p) => self.deferred.push((p, f)),
+                    Verdict::Drop(r) => c.drop_pkt(r),
+                    Verdict::Hold => self.hold_now(f, c),
+                }
+            }
+            return self.encap(tables, pkt, in_port, ti, decrement, c);
         }
         if !t.resolved {
             self.event(Event::Resolve {
@@ -684,6 +762,12 @@ impl<B: PacketBuf> Worker<B> {
             let last = t.state.rx_seq.load(Ordering::Relaxed);
             if !gre::seq_is_later(s, last) {
                 return tdrop(c, DropReason::LateSequence);
+            }
+            let released = self.seq_bypass.take() == Some(s);
+            if t.reorder.is_some() && !released && s != last.wrapping_add(1) {
+                // Ahead of a gap: hold it in the reordering buffer (see `reorder`).
+                self.pending_reorder = Some((ti, s));
+                return Verdict::Hold;
             }
             t.state.rx_seq.store(s, Ordering::Relaxed);
         }
@@ -1253,23 +1337,19 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     }
 
     fn hold(&mut self, pkt: B, counters: &mut Counters) {
-        if let Some(w) = self.w.pending_neighbor.take() {
-            if self.w.held.len() < HOLD_MAX {
-                let deadline = self.w.now + ms_to_ticks(HOLD_MS, self.w.tsc_hz);
-                self.w.held.push_back((deadline, w, pkt));
-            } else {
-                counters.drop_pkt(DropReason::NoNeighbor);
+        if let Some((ti, seq)) = self.w.pending_reorder.take() {
+            let t = &self.tables.tunnels[ti as usize];
+            let (window, timeout_ms) = t.reorder.unwrap_or((1, 0));
+            let last = t.state.rx_seq.load(Ordering::Relaxed);
+            let deadline = self.w.now + ms_to_ticks(u64::from(timeout_ms), self.w.tsc_hz);
+            let w = &mut self.w.reorder;
+            if w.len() <= ti as usize {
+                w.resize_with(ti as usize + 1, Default::default);
             }
+            w[ti as usize].insert(seq, last, deadline, window, pkt);
             return;
         }
-        match self.w.pending_handoff.take() {
-            Some((owner, ti)) => {
-                if self.w.shared.handoff[owner].push((ti, pkt)).is_err() {
-                    counters.drop_pkt(DropReason::HandoffFull);
-                }
-            }
-            None => counters.drop_pkt(DropReason::LocalUnhandled),
-        }
+        self.w.hold_now(pkt, counters);
     }
 
     fn poll_deferred(
@@ -1279,6 +1359,45 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         counters: &mut Counters,
     ) {
         self.begin_burst(now_tsc);
+        for (p, pkt) in self.w.deferred.drain(..) {
+            if !emit(p, pkt) {
+                counters.drop_pkt(DropReason::TxFull);
+            }
+        }
+        // Reordering buffers: release what is in order now, or whose time is up, through the whole decision
+        // again (the sequence check lets the released number through).
+        for ti in 0..self.w.reorder.len() {
+            if self.w.reorder[ti].is_empty() {
+                continue;
+            }
+            let Some(t) = self.tables.tunnels.get(ti) else {
+                for pkt in self.w.reorder[ti].drain() {
+                    drop(pkt);
+                    counters.drop_pkt(DropReason::UnknownTunnel);
+                }
+                continue;
+            };
+            let state = t.state.clone();
+            loop {
+                let last = state.rx_seq.load(Ordering::Relaxed);
+                let Some((seq, mut pkt)) = self.w.reorder[ti].pop_ready(last, now_tsc) else {
+                    break;
+                };
+                self.w.seq_bypass = Some(seq);
+                let port = t.out_port;
+                let v = self.w.handle(&self.tables, &mut pkt, port, counters);
+                self.w.seq_bypass = None;
+                match v {
+                    Verdict::Tx(p) => {
+                        if !emit(p, pkt) {
+                            counters.drop_pkt(DropReason::TxFull);
+                        }
+                    }
+                    Verdict::Drop(r) => counters.drop_pkt(r),
+                    Verdict::Hold => self.w.hold_now(pkt, counters),
+                }
+            }
+        }
         if !self.w.held.is_empty() {
             self.release_held(now_tsc, emit, counters);
         }
@@ -1311,10 +1430,24 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         }
     }
 
+    fn tunnel_ids(&self) -> Option<&Arc<[u64]>> {
+        Some(&self.tables.tunnel_ids)
+    }
+
     fn finish(&mut self, counters: &mut Counters) {
         while let Some((_, _, pkt)) = self.w.held.pop_front() {
             drop(pkt);
             counters.drop_pkt(DropReason::NoNeighbor);
+        }
+        for (_, pkt) in self.w.deferred.drain(..) {
+            drop(pkt);
+            counters.drop_pkt(DropReason::TxFull);
+        }
+        for r in &mut self.w.reorder {
+            for pkt in r.drain() {
+                drop(pkt);
+                counters.drop_pkt(DropReason::LateSequence);
+            }
         }
         while let Some((_, pkt)) = self.w.shared.handoff[self.w.worker].pop() {
             drop(pkt);

@@ -1,6 +1,9 @@
 //! The datapath: what happens to each packet. The poll loop (`worker`) is DPDK-specific; every decision is made
 //! by a [`Processor`] written against [`PacketBuf`], so the rules run on plain byte buffers in tests.
+pub mod frag;
 pub mod gateway;
+pub mod reorder;
+pub mod testkit;
 pub mod worker;
 
 use crate::buf::PacketBuf;
@@ -37,6 +40,11 @@ pub trait Processor<B: PacketBuf>: Send {
         _emit: &mut dyn FnMut(usize, B) -> bool,
         _counters: &mut Counters,
     ) {
+    }
+    /// Run-unique ids of the tunnels of the table in use (index order), when the processor has tunnels: the
+    /// worker re-lays out its per-tunnel counters when this changes ([`Counters::relayout`]).
+    fn tunnel_ids(&self) -> Option<&std::sync::Arc<[u64]>> {
+        None
     }
     /// The worker is stopping: free or count whatever is held.
     fn finish(&mut self, _counters: &mut Counters) {}

@@ -77,6 +77,7 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
             got_any = true;
             let t_rx = dpdk::rdtsc();
             proc.begin_burst(t_rx);
+            sync_tunnel_layout(&proc, &mut counters);
             for i in 0..n {
                 // The next packet's first cache line is usually the next miss: start loading it now.
                 if i + 1 < n {
@@ -126,6 +127,9 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
         // Work the processor deferred (handoff rings, reorder timeouts) and packets from the control thread.
         let now = dpdk::rdtsc();
         let mut extra = false;
+        // Pick up a new table (and lay the counters out for it) before deferred work uses it.
+        proc.begin_burst(now);
+        sync_tunnel_layout(&proc, &mut counters);
         proc.poll_deferred(
             now,
             &mut |out, m| {
@@ -190,6 +194,22 @@ pub fn run<P: Processor<Mbuf>>(setup: WorkerSetup, mut proc: P) -> (Counters, Hi
     proc.finish(&mut counters);
     publish(&setup, &counters, &hist);
     (counters, hist)
+}
+
+/// A table with another tunnel set was picked up: move the per-tunnel counters to its indices (rare; the
+/// check is a pointer comparison per burst).
+#[inline(always)]
+fn sync_tunnel_layout<P: Processor<Mbuf>>(proc: &P, counters: &mut Counters) {
+    if let Some(ids) = proc.tunnel_ids() {
+        if !Arc::ptr_eq(ids, &counters.tunnel_ids) {
+            if ids[..] != counters.tunnel_ids[..] {
+                counters.relayout(ids);
+            } else {
+                // Same tunnels (a neighbour change, or the first table): adopt the pointer, keep the counters.
+                counters.tunnel_ids = ids.clone();
+            }
+        }
+    }
 }
 
 fn flush_all(

@@ -170,6 +170,13 @@ impl PacketBuf for Mbuf {
     fn nb_segs(&self) -> usize {
         usize::from(self.m().nb_segs)
     }
+    fn alloc_sibling(&self) -> Option<Self> {
+        let pool = self.m().pool;
+        // SAFETY: `pool` is the live mempool this mbuf came from; a non-null result is a fresh mbuf we own.
+        let m = unsafe { sys::shim_pktmbuf_alloc(pool) };
+        // SAFETY: fresh mbuf, owned by nobody else.
+        NonNull::new(m).map(|p| unsafe { Mbuf::from_raw(p) })
+    }
     fn for_each_segment(&self, f: &mut dyn FnMut(&[u8])) {
         let mut p = self.0.as_ptr();
         while !p.is_null() {

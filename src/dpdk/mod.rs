@@ -9,6 +9,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod port;
 pub mod sys;
+pub mod telemetry;
 
 pub use eal::{register_thread, tsc_hz, unregister_thread, Eal};
 pub use error::DpdkError;

@@ -7,6 +7,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Why a packet was dropped. Every drop in greway has exactly one of these and a counter.
 #[repr(u8)]
@@ -174,11 +175,20 @@ pub struct TunnelCounters {
     pub keepalives_reflected: u64,
 }
 
+/// Spare per-tunnel slots a worker keeps past its table's tunnels, so a tunnel added at run time and met
+/// before the worker re-lays out its counters lands in a slot (uncounted) instead of past the end.
+pub const TUNNEL_SLACK: usize = 8;
+
 /// All counters of one worker. Written by that worker only.
-#[derive(Clone, Debug)]
+///
+/// `tunnels[i]` counts the tunnel at index `i` of the table the worker uses; `tunnel_ids[i]` is that tunnel's
+/// run-unique id (never reused within a run), so counters survive index shifts when tunnels are added or
+/// removed at run time ([`Counters::relayout`]) and merge by id, not by index.
+#[derive(Debug)]
 pub struct Counters {
     pub ports: Vec<PortCounters>,
     pub tunnels: Vec<TunnelCounters>,
+    pub tunnel_ids: Arc<[u64]>,
     pub drops: [u64; DropReason::COUNT],
     /// Packets whose TSC latency was recorded.
     pub latency_samples: u64,
@@ -189,19 +199,47 @@ pub struct Counters {
     /// under the offending packet's reason).
     pub icmp_errors_sent: u64,
     pub icmp_errors_suppressed: u64,
+    /// Extra packets made by fragmenting inner IPv4 packets larger than a tunnel MTU (DF clear).
+    pub fragments_created: u64,
+}
+
+impl Clone for Counters {
+    fn clone(&self) -> Self {
+        let mut c = Counters::new(0, 0);
+        c.clone_from(self);
+        c
+    }
+
+    /// Reuses the vectors' capacity: the worker's snapshot copy allocates nothing once warmed up.
+    fn clone_from(&mut self, o: &Self) {
+        self.ports.clone_from(&o.ports);
+        self.tunnels.clone_from(&o.tunnels);
+        if !Arc::ptr_eq(&self.tunnel_ids, &o.tunnel_ids) {
+            self.tunnel_ids = o.tunnel_ids.clone();
+        }
+        self.drops = o.drops;
+        self.latency_samples = o.latency_samples;
+        self.polls = o.polls;
+        self.empty_polls = o.empty_polls;
+        self.icmp_errors_sent = o.icmp_errors_sent;
+        self.icmp_errors_suppressed = o.icmp_errors_suppressed;
+    }
 }
 
 impl Counters {
+    /// Counters for `ports` ports and `tunnels` tunnels with ids `0..tunnels` (the configuration file's order).
     pub fn new(ports: usize, tunnels: usize) -> Self {
         Counters {
             ports: vec![PortCounters::default(); ports],
             tunnels: vec![TunnelCounters::default(); tunnels],
+            tunnel_ids: (0..tunnels as u64).collect(),
             drops: [0; DropReason::COUNT],
             latency_samples: 0,
             polls: 0,
             empty_polls: 0,
             icmp_errors_sent: 0,
             icmp_errors_suppressed: 0,
+            fragments_created: 0,
         }
     }
 
@@ -218,7 +256,27 @@ impl Counters {
         }
     }
 
-    /// Add another worker's counters into these.
+    /// Re-index the per-tunnel counters for a new table whose tunnel `i` has id `ids[i]`: counters of tunnels
+    /// that stay move to their new index, removed tunnels' counters are dropped, new tunnels start at zero.
+    /// Allocates: called by a worker only when it picks up a table with a different tunnel set.
+    pub fn relayout(&mut self, ids: &Arc<[u64]>) {
+        let mut t = vec![TunnelCounters::default(); ids.len() + TUNNEL_SLACK];
+        for (j, id) in ids.iter().enumerate() {
+            if let Some(i) = self.tunnel_ids.iter().position(|x| x == id) {
+                t[j] = self.tunnels.get(i).copied().unwrap_or_default();
+            }
+        }
+        self.tunnels = t;
+        self.tunnel_ids = ids.clone();
+    }
+
+    /// The counters of the tunnel with run-unique id `id`.
+    pub fn tunnel_by_id(&self, id: u64) -> Option<&TunnelCounters> {
+        let i = self.tunnel_ids.iter().position(|x| *x == id)?;
+        self.tunnels.get(i)
+    }
+
+    /// Add another worker's counters into these. Tunnels are matched by id (a tunnel unknown here is appended).
     pub fn merge(&mut self, o: &Counters) {
         if self.ports.len() < o.ports.len() {
             self.ports.resize(o.ports.len(), PortCounters::default());
@@ -229,8 +287,19 @@ impl Counters {
             a.tx += b.tx;
             a.tx_bytes += b.tx_bytes;
         }
-        self.ensure_tunnels(o.tunnels.len());
-        for (a, b) in self.tunnels.iter_mut().zip(&o.tunnels) {
+        // Only the first `tunnel_ids.len()` slots are meaningful (the rest is slack).
+        self.tunnels.truncate(self.tunnel_ids.len());
+        let mut ids: Vec<u64> = self.tunnel_ids.to_vec();
+        for (id, b) in o.tunnel_ids.iter().zip(&o.tunnels) {
+            let i = match ids.iter().position(|x| x == id) {
+                Some(i) => i,
+                None => {
+                    ids.push(*id);
+                    self.tunnels.push(TunnelCounters::default());
+                    ids.len() - 1
+                }
+            };
+            let a = &mut self.tunnels[i];
             a.encap += b.encap;
             a.encap_bytes += b.encap_bytes;
             a.decap += b.decap;
@@ -238,6 +307,9 @@ impl Counters {
             a.drops += b.drops;
             a.keepalives_rx += b.keepalives_rx;
             a.keepalives_reflected += b.keepalives_reflected;
+        }
+        if ids.len() != self.tunnel_ids.len() {
+            self.tunnel_ids = ids.into();
         }
         for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
@@ -247,6 +319,7 @@ impl Counters {
         self.empty_polls += o.empty_polls;
         self.icmp_errors_sent += o.icmp_errors_sent;
         self.icmp_errors_suppressed += o.icmp_errors_suppressed;
+        self.fragments_created += o.fragments_created;
     }
 
     /// Total drops.
@@ -302,6 +375,66 @@ impl LatencySummary {
     }
 }
 
+/// Upper bounds (ns) of the latency histogram buckets exported to Prometheus (plus `+Inf`).
+pub const LATENCY_BUCKETS_NS: [u64; 16] = [
+    250,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// A latency histogram in Prometheus form: cumulative counts per upper bound (ns), the sum (ns) and count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LatencyBuckets {
+    pub le_ns: Vec<(u64, u64)>,
+    pub sum_ns: u64,
+    pub count: u64,
+}
+
+impl LatencyBuckets {
+    /// Fold an HDR histogram into [`LATENCY_BUCKETS_NS`]. A value counts in a bucket when the lowest value of
+    /// its HDR bucket (3 significant digits) is within the bound.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let mut per = [0u64; LATENCY_BUCKETS_NS.len()];
+        let mut sum: u64 = 0;
+        for v in h.iter_recorded() {
+            let n = v.count_since_last_iteration();
+            let value = v.value_iterated_to();
+            let low = h.lowest_equivalent(value);
+            sum = sum.saturating_add(h.median_equivalent(value).saturating_mul(n));
+            if let Some(i) = LATENCY_BUCKETS_NS.iter().position(|b| low <= *b) {
+                per[i] += n;
+            }
+        }
+        let mut acc = 0;
+        let le_ns = LATENCY_BUCKETS_NS
+            .iter()
+            .zip(per)
+            .map(|(b, n)| {
+                acc += n;
+                (*b, acc)
+            })
+            .collect();
+        LatencyBuckets {
+            le_ns,
+            sum_ns: sum,
+            count: h.len(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +463,7 @@ mod tests {
         a.merge(&b);
         assert_eq!(a.ports[0].rx, 12);
         assert_eq!(a.tunnels.len(), 3);
+        assert_eq!(&a.tunnel_ids[..], &[0, 1, 2]);
         assert_eq!(a.tunnels[2].encap, 4);
         assert_eq!(a.drops_by_name()["bad_checksum"], 2);
         assert_eq!(a.total_drops(), 3);
@@ -345,5 +479,77 @@ mod tests {
         assert_eq!(s.count, 1000);
         assert!((s.p50_us - 500.0).abs() < 2.0, "{s:?}");
         assert!((s.p99_us - 990.0).abs() < 2.0, "{s:?}");
+    }
+
+    #[test]
+    fn relayout_keeps_counters_by_id_across_index_shifts() {
+        let mut c = Counters::new(1, 3);
+        c.tunnels[0].encap = 10;
+        c.tunnels[1].encap = 11;
+        c.tunnels[2].encap = 12;
+        // Tunnel 1 removed, tunnel 7 added: ids [0, 2, 7].
+        let ids: Arc<[u64]> = vec![0, 2, 7].into();
+        c.relayout(&ids);
+        assert_eq!(c.tunnels[0].encap, 10);
+        assert_eq!(c.tunnels[1].encap, 12);
+        assert_eq!(c.tunnels[2].encap, 0);
+        assert!(c.tunnels.len() >= 3 + TUNNEL_SLACK);
+        assert_eq!(c.tunnel_by_id(2).unwrap().encap, 12);
+        assert!(c.tunnel_by_id(1).is_none());
+    }
+
+    #[test]
+    fn merge_matches_tunnels_by_id_and_ignores_slack() {
+        let mut w0 = Counters::new(1, 2);
+        w0.tunnels[0].decap = 1;
+        w0.tunnels[1].decap = 2;
+        let mut w1 = Counters::new(1, 2);
+        w1.relayout(&vec![1u64, 5].into());
+        w1.tunnels[0].decap = 20;
+        w1.tunnels[1].decap = 50;
+        w1.tunnels[2].decap = 999; // slack: not a tunnel
+        let mut t = Counters::new(1, 0);
+        t.merge(&w0);
+        t.merge(&w1);
+        assert_eq!(&t.tunnel_ids[..], &[0, 1, 5]);
+        assert_eq!(t.tunnel_by_id(0).unwrap().decap, 1);
+        assert_eq!(t.tunnel_by_id(1).unwrap().decap, 22);
+        assert_eq!(t.tunnel_by_id(5).unwrap().decap, 50);
+        assert_eq!(t.tunnels.len(), 3);
+    }
+
+    #[test]
+    fn clone_from_reuses_and_copies_everything() {
+        let mut a = Counters::new(2, 2);
+        a.ports[1].tx = 3;
+        a.drop_pkt(DropReason::NoRoute);
+        let mut b = Counters::new(0, 0);
+        b.clone_from(&a);
+        assert_eq!(b.ports, a.ports);
+        assert_eq!(b.drops, a.drops);
+        assert_eq!(&b.tunnel_ids[..], &[0, 1]);
+    }
+
+    #[test]
+    fn latency_buckets_are_cumulative() {
+        let mut h = new_latency_histogram();
+        h.record_n(300, 5).unwrap();
+        h.record_n(3_000, 2).unwrap();
+        h.record_n(9_000_000_000, 1).unwrap();
+        let b = LatencyBuckets::of(&h);
+        assert_eq!(b.count, 8);
+        assert_eq!(b.le_ns[0], (250, 0));
+        assert_eq!(b.le_ns[1], (500, 5));
+        assert_eq!(b.le_ns[4], (5_000, 7));
+        assert_eq!(
+            b.le_ns.last().unwrap().1,
+            7,
+            "the 9 s sample is only in +Inf"
+        );
+        assert!(
+            b.sum_ns.abs_diff(9_000_000_000 + 5 * 300 + 2 * 3000) < 20_000_000,
+            "{}",
+            b.sum_ns
+        );
     }
 }

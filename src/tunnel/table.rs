@@ -117,6 +117,8 @@ pub struct Tunnel {
     pub okey: Option<u32>,
     pub checksum: bool,
     pub sequence: bool,
+    /// RFC 2890 reordering: (window, timeout in ms).
+    pub reorder: Option<(usize, u32)>,
     pub ttl: Ttl,
     pub tos: Tos,
     /// Largest inner packet (bytes of the inner IP packet).
@@ -204,6 +206,9 @@ pub struct Tables {
     pub local4: Vec<Ipv4Addr>,
     pub local6: Vec<Ipv6Addr>,
     pub generation: u64,
+    /// Run-unique id of each tunnel (`tunnel_ids[i]` for `tunnels[i]`), never reused within a run: workers
+    /// key their per-tunnel counters by it so runtime additions and removals do not mix counters up.
+    pub tunnel_ids: Arc<[u64]>,
 }
 
 /// Building tables failed (after config validation this means a resource limit).
@@ -378,6 +383,7 @@ pub fn build_tables(
         local4,
         local6,
         generation,
+        tunnel_ids: (0..cfg.tunnels.len() as u64).collect(),
     }
 }
 
@@ -465,6 +471,7 @@ fn build_tunnel(
         okey: tc.out_key(),
         checksum: tc.checksum,
         sequence: tc.sequence,
+        reorder: tc.reorder.map(|r| (usize::from(r.window), r.timeout_ms)),
         ttl: tc.ttl,
         tos: tc.tos,
         mtu: tc.effective_mtu(cfg),

@@ -1,0 +1,288 @@
+//! `greway ctl`: runtime changes and queries over a unix socket (`[control] socket = "PATH"`, mode 0600).
+//!
+//! Protocol: one JSON [`Request`] per line in, one JSON [`Response`] per line out, any number per connection.
+//! The socket thread answers `stats` from the published [`Status`]; everything else goes to the control loop
+//! (the only owner of the control plane) through a channel, and the answer comes back the same way. Changes
+//! are validated like the configuration file before they reach the control plane.
+use super::status::Status;
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A tunnel to add, as the command line gives it (addresses and prefixes as strings, checked by the server).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelSpec {
+    pub name: String,
+    pub local: String,
+    pub remote: String,
+    #[serde(default)]
+    pub key: Option<u32>,
+    #[serde(default)]
+    pub checksum: bool,
+    #[serde(default)]
+    pub sequence: bool,
+    #[serde(default)]
+    pub routes: Vec<String>,
+}
+
+/// One request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    TunnelAdd {
+        tunnel: TunnelSpec,
+    },
+    TunnelDel {
+        name: String,
+    },
+    TunnelShow,
+    /// With `tunnel`: an inner prefix routed into that tunnel. Otherwise an underlay route out of `port`
+    /// (directly connected, or `via` a next hop).
+    RouteAdd {
+        prefix: String,
+        #[serde(default)]
+        tunnel: Option<String>,
+        #[serde(default)]
+        port: Option<String>,
+        #[serde(default)]
+        via: Option<String>,
+    },
+    RouteDel {
+        prefix: String,
+    },
+    RouteShow,
+    Stats,
+}
+
+/// One answer: `ok` with optional `data`, or an `error` message.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl Response {
+    pub fn ok(data: Option<serde_json::Value>) -> Self {
+        Response {
+            ok: true,
+            error: None,
+            data,
+        }
+    }
+    pub fn err(msg: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            data: None,
+        }
+    }
+}
+
+/// A request waiting for the control loop, with the way back.
+pub type Pending = (Request, Sender<Response>);
+
+/// The socket side: a thread accepting connections. Dropping it stops the thread and removes the socket.
+pub struct CtlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CtlServer {
+    /// Bind `path` (a stale socket file is replaced), make it 0600, and serve. Requests other than `stats` are
+    /// sent to the returned receiver, which the control loop drains.
+    pub fn start(
+        path: &Path,
+        status: Arc<ArcSwap<Status>>,
+    ) -> std::io::Result<(CtlServer, Receiver<Pending>)> {
+        if path.exists() {
+            // Only replace a dead socket (a leftover of a previous run): never another kind of file, and never
+            // the socket of a gateway that is still running.
+            use std::os::unix::fs::FileTypeExt;
+            if std::fs::metadata(path)?.file_type().is_socket() {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "another greway is listening on it",
+                    ));
+                }
+                std::fs::remove_file(path)?;
+            }
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("greway-ctl".into())
+            .spawn(move || accept_loop(listener, status, tx, stop2))?;
+        Ok((
+            CtlServer {
+                path: path.to_path_buf(),
+                stop,
+                thread: Some(thread),
+            },
+            rx,
+        ))
+    }
+}
+
+impl Drop for CtlServer {
+    fn drop(&mut self) {
+        // Relaxed: the flag carries no data; the accept loop polls it every 50 ms.
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn accept_loop(
+    listener: UnixListener,
+    status: Arc<ArcSwap<Status>>,
+    tx: Sender<Pending>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                if let Err(e) = serve(s, &status, &tx, &stop) {
+                    log::debug!("ctl connection: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => {
+                log::warn!("ctl accept: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn serve(
+    s: UnixStream,
+    status: &Arc<ArcSwap<Status>>,
+    tx: &Sender<Pending>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    s.set_nonblocking(false)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut w = s.try_clone()?;
+    let r = BufReader::new(s);
+    for line in r.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::err(format!("bad request: {e}")),
+            Ok(Request::Stats) => Response::ok(serde_json::to_value(&**status.load()).ok()),
+            Ok(req) => {
+                let (rtx, rrx) = mpsc::channel();
+                if tx.send((req, rtx)).is_err() {
+                    Response::err("gateway is stopping")
+                } else {
+                    match rrx.recv_timeout(Duration::from_secs(10)) {
+                        Ok(r) => r,
+                        Err(_) => Response::err("no answer from the control loop"),
+                    }
+                }
+            }
+        };
+        let mut out = serde_json::to_string(&resp).unwrap_or_else(|_| "{\"ok\":false}".into());
+        out.push('\n');
+        w.write_all(out.as_bytes())?;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The client side: send one request, wait for its answer.
+pub fn call(path: &Path, req: &Request) -> std::io::Result<Response> {
+    let mut s = UnixStream::connect(path)?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut r = BufReader::new(s);
+    let mut ans = String::new();
+    r.read_line(&mut ans)?;
+    serde_json::from_str(&ans).map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_tagged_json() {
+        let r = Request::TunnelAdd {
+            tunnel: TunnelSpec {
+                name: "b".into(),
+                local: "192.0.2.1".into(),
+                remote: "198.51.100.9".into(),
+                key: Some(7),
+                routes: vec!["10.30.0.0/16".into()],
+                ..TunnelSpec::default()
+            },
+        };
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(j.starts_with("{\"cmd\":\"tunnel_add\""), "{j}");
+        assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<Request>("{\"cmd\":\"tunnel_del\",\"name\":\"x\"}").unwrap(),
+            Request::TunnelDel { name: "x".into() }
+        );
+    }
+
+    #[test]
+    fn server_answers_stats_and_forwards_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctl.sock");
+        let status = Arc::new(ArcSwap::from_pointee(Status {
+            workers: 3,
+            ..Status::default()
+        }));
+        let (srv, rx) = CtlServer::start(&path, status).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let st = call(&path, &Request::Stats).unwrap();
+        assert!(st.ok);
+        assert_eq!(st.data.unwrap()["workers"], 3);
+        let loop_side = std::thread::spawn(move || {
+            let (req, back) = rx.recv().unwrap();
+            assert_eq!(req, Request::TunnelShow);
+            back.send(Response::err("nope")).unwrap();
+        });
+        let r = call(&path, &Request::TunnelShow).unwrap();
+        assert_eq!(r.error.as_deref(), Some("nope"));
+        loop_side.join().unwrap();
+        let second = CtlServer::start(&path, Arc::new(ArcSwap::from_pointee(Status::default())));
+        assert!(second.is_err(), "a live socket is not taken over");
+        drop(srv);
+        assert!(!path.exists());
+        // A stale socket file (no listener) is replaced.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let (again, _rx) =
+            CtlServer::start(&path, Arc::new(ArcSwap::from_pointee(Status::default()))).unwrap();
+        drop(again);
+    }
+}

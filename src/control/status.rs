@@ -1,0 +1,470 @@
+//! What the control thread shows the outside: a [`Status`] built from the merged worker snapshots a few times a
+//! second, and its renderings (Prometheus text exposition, DPDK telemetry dictionaries, JSON for `greway ctl
+//! stats`). Everything here runs on control-side threads; workers never see it.
+use crate::dpdk::telemetry::TelValue;
+use crate::stats::{Counters, DropReason, LatencyBuckets, LatencySummary, TunnelCounters};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// One port's counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PortStatus {
+    pub rx: u64,
+    pub tx: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// One tunnel: its state and counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TunnelStatus {
+    pub up: bool,
+    #[serde(flatten)]
+    pub counters: TunnelCounters,
+}
+
+/// A tunnel as the control side knows it: name, run-unique id, whether it is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelInfo {
+    pub name: String,
+    pub id: u64,
+    pub up: bool,
+}
+
+/// The gateway's state at one instant.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    pub uptime_s: f64,
+    pub workers: usize,
+    pub ports: BTreeMap<String, PortStatus>,
+    /// Every drop reason, zero or not.
+    pub drops: BTreeMap<&'static str, u64>,
+    pub tunnels: BTreeMap<String, TunnelStatus>,
+    pub tunnels_up: usize,
+    pub tunnels_down: usize,
+    pub latency: LatencySummary,
+    pub icmp_errors_sent: u64,
+    pub icmp_errors_suppressed: u64,
+    pub mempool_available: u32,
+    #[serde(skip)]
+    pub latency_buckets: LatencyBuckets,
+}
+
+impl Status {
+    /// Build from merged counters (tunnels keyed by id), the merged histogram and the current tunnels.
+    pub fn build(
+        port_names: &[String],
+        total: &Counters,
+        hist: &Histogram<u64>,
+        tunnels: &[TunnelInfo],
+        workers: usize,
+        uptime_s: f64,
+        mempool_available: u32,
+    ) -> Status {
+        let ports = port_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let c = total.ports.get(i).copied().unwrap_or_default();
+                (
+                    n.clone(),
+                    PortStatus {
+                        rx: c.rx,
+                        tx: c.tx,
+                        rx_bytes: c.rx_bytes,
+                        tx_bytes: c.tx_bytes,
+                    },
+                )
+            })
+            .collect();
+        let drops = DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), total.drops[*r as usize]))
+            .collect();
+        let tunnels: BTreeMap<String, TunnelStatus> = tunnels
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    TunnelStatus {
+                        up: t.up,
+                        counters: total.tunnel_by_id(t.id).copied().unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
+        let tunnels_up = tunnels.values().filter(|t| t.up).count();
+        Status {
+            uptime_s,
+            workers,
+            ports,
+            drops,
+            tunnels_down: tunnels.len() - tunnels_up,
+            tunnels_up,
+            tunnels,
+            latency: LatencySummary::of(hist),
+            icmp_errors_sent: total.icmp_errors_sent,
+            icmp_errors_suppressed: total.icmp_errors_suppressed,
+            mempool_available,
+            latency_buckets: LatencyBuckets::of(hist),
+        }
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4) of this status.
+    pub fn prometheus(&self) -> String {
+        let mut o = String::with_capacity(8192);
+        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(o, "# HELP {name} {help}");
+            let _ = writeln!(o, "# TYPE {name} {kind}");
+        };
+        family(
+            &mut o,
+            "greway_uptime_seconds",
+            "gauge",
+            "Seconds since the workers started.",
+        );
+        let _ = writeln!(o, "greway_uptime_seconds {}", self.uptime_s);
+        family(
+            &mut o,
+            "greway_workers",
+            "gauge",
+            "Datapath worker threads.",
+        );
+        let _ = writeln!(o, "greway_workers {}", self.workers);
+        let port_metrics: [Family<PortStatus>; 4] = [
+            (
+                "greway_port_rx_packets_total",
+                "Packets received on the port.",
+                |p| p.rx,
+            ),
+            (
+                "greway_port_tx_packets_total",
+                "Packets sent on the port.",
+                |p| p.tx,
+            ),
+            (
+                "greway_port_rx_bytes_total",
+                "Bytes received on the port.",
+                |p| p.rx_bytes,
+            ),
+            (
+                "greway_port_tx_bytes_total",
+                "Bytes sent on the port.",
+                |p| p.tx_bytes,
+            ),
+        ];
+        for (name, help, f) in port_metrics {
+            family(&mut o, name, "counter", help);
+            for (port, p) in &self.ports {
+                let _ = writeln!(o, "{name}{{port=\"{}\"}} {}", escape(port), f(p));
+            }
+        }
+        family(
+            &mut o,
+            "greway_drops_total",
+            "counter",
+            "Packets dropped (or consumed), by reason.",
+        );
+        for (reason, n) in &self.drops {
+            let _ = writeln!(o, "greway_drops_total{{reason=\"{reason}\"}} {n}");
+        }
+        family(
+            &mut o,
+            "greway_tunnel_up",
+            "gauge",
+            "1 when the tunnel is up (no keepalive configured, or keepalives answered), 0 when down.",
+        );
+        for (t, s) in &self.tunnels {
+            let _ = writeln!(
+                o,
+                "greway_tunnel_up{{tunnel=\"{}\"}} {}",
+                escape(t),
+                u8::from(s.up)
+            );
+        }
+        let tunnel_metrics: [Family<TunnelCounters>; 7] = [
+            (
+                "greway_tunnel_encap_packets_total",
+                "Packets encapsulated into the tunnel.",
+                |c| c.encap,
+            ),
+            (
+                "greway_tunnel_encap_bytes_total",
+                "Bytes encapsulated into the tunnel (inner frames).",
+                |c| c.encap_bytes,
+            ),
+            (
+                "greway_tunnel_decap_packets_total",
+                "Packets decapsulated from the tunnel.",
+                |c| c.decap,
+            ),
+            (
+                "greway_tunnel_decap_bytes_total",
+                "Bytes decapsulated from the tunnel.",
+                |c| c.decap_bytes,
+            ),
+            (
+                "greway_tunnel_drops_total",
+                "Packets of the tunnel dropped (any reason).",
+                |c| c.drops,
+            ),
+            (
+                "greway_tunnel_keepalives_received_total",
+                "Cisco keepalives received.",
+                |c| c.keepalives_rx,
+            ),
+            (
+                "greway_tunnel_keepalives_reflected_total",
+                "Cisco keepalives reflected to the peer.",
+                |c| c.keepalives_reflected,
+            ),
+        ];
+        for (name, help, f) in tunnel_metrics {
+            family(&mut o, name, "counter", help);
+            for (t, s) in &self.tunnels {
+                let _ = writeln!(o, "{name}{{tunnel=\"{}\"}} {}", escape(t), f(&s.counters));
+            }
+        }
+        family(
+            &mut o,
+            "greway_icmp_errors_sent_total",
+            "counter",
+            "ICMP errors sent.",
+        );
+        let _ = writeln!(o, "greway_icmp_errors_sent_total {}", self.icmp_errors_sent);
+        family(
+            &mut o,
+            "greway_icmp_errors_suppressed_total",
+            "counter",
+            "ICMP errors suppressed by the rate limiter.",
+        );
+        let _ = writeln!(
+            o,
+            "greway_icmp_errors_suppressed_total {}",
+            self.icmp_errors_suppressed
+        );
+        family(
+            &mut o,
+            "greway_mempool_available_mbufs",
+            "gauge",
+            "Free mbufs in the packet pool.",
+        );
+        let _ = writeln!(
+            o,
+            "greway_mempool_available_mbufs {}",
+            self.mempool_available
+        );
+        family(
+            &mut o,
+            "greway_latency_seconds",
+            "histogram",
+            "Time from rx burst to tx of forwarded packets.",
+        );
+        let b = &self.latency_buckets;
+        for (le, n) in &b.le_ns {
+            let _ = writeln!(
+                o,
+                "greway_latency_seconds_bucket{{le=\"{}\"}} {n}",
+                *le as f64 / 1e9
+            );
+        }
+        let _ = writeln!(
+            o,
+            "greway_latency_seconds_bucket{{le=\"+Inf\"}} {}",
+            b.count
+        );
+        let _ = writeln!(o, "greway_latency_seconds_sum {}", b.sum_ns as f64 / 1e9);
+        let _ = writeln!(o, "greway_latency_seconds_count {}", b.count);
+        o
+    }
+
+    /// `/greway/stats` for DPDK telemetry: a flat dictionary (22.11 dictionaries nest only arrays) with
+    /// `/`-separated keys such as `port/inside/rx` and `drops/bad_checksum`.
+    pub fn telemetry_stats(&self) -> Vec<(String, TelValue)> {
+        let mut v = vec![
+            (
+                "uptime_ms".into(),
+                TelValue::U64((self.uptime_s * 1e3) as u64),
+            ),
+            ("workers".into(), TelValue::U64(self.workers as u64)),
+            ("tunnels_up".into(), TelValue::U64(self.tunnels_up as u64)),
+            (
+                "tunnels_down".into(),
+                TelValue::U64(self.tunnels_down as u64),
+            ),
+        ];
+        for (n, p) in &self.ports {
+            let n = tel_key(n);
+            v.push((format!("port/{n}/rx"), TelValue::U64(p.rx)));
+            v.push((format!("port/{n}/tx"), TelValue::U64(p.tx)));
+            v.push((format!("port/{n}/rx_bytes"), TelValue::U64(p.rx_bytes)));
+            v.push((format!("port/{n}/tx_bytes"), TelValue::U64(p.tx_bytes)));
+        }
+        v.push((
+            "drops/total".into(),
+            TelValue::U64(self.drops.values().sum()),
+        ));
+        for (r, n) in &self.drops {
+            v.push((format!("drops/{r}"), TelValue::U64(*n)));
+        }
+        v.extend(self.telemetry_latency());
+        v
+    }
+
+    /// `/greway/tunnels`: `NAME/up`, `NAME/encap`, ... per tunnel (names with other characters than
+    /// alphanumerics and `_` get `_` there).
+    pub fn telemetry_tunnels(&self) -> Vec<(String, TelValue)> {
+        let mut v = Vec::new();
+        for (n, t) in &self.tunnels {
+            let n = tel_key(n);
+            let c = &t.counters;
+            v.push((format!("{n}/up"), TelValue::U64(u64::from(t.up))));
+            v.push((format!("{n}/encap"), TelValue::U64(c.encap)));
+            v.push((format!("{n}/encap_bytes"), TelValue::U64(c.encap_bytes)));
+            v.push((format!("{n}/decap"), TelValue::U64(c.decap)));
+            v.push((format!("{n}/decap_bytes"), TelValue::U64(c.decap_bytes)));
+            v.push((format!("{n}/drops"), TelValue::U64(c.drops)));
+            v.push((format!("{n}/keepalives_rx"), TelValue::U64(c.keepalives_rx)));
+        }
+        v
+    }
+
+    /// `/greway/latency`: sample count and percentiles in nanoseconds.
+    pub fn telemetry_latency(&self) -> Vec<(String, TelValue)> {
+        let ns = |us: f64| TelValue::U64((us * 1e3).round() as u64);
+        vec![
+            ("latency/count".into(), TelValue::U64(self.latency.count)),
+            ("latency/p50_ns".into(), ns(self.latency.p50_us)),
+            ("latency/p99_ns".into(), ns(self.latency.p99_us)),
+            ("latency/p999_ns".into(), ns(self.latency.p999_us)),
+            ("latency/max_ns".into(), ns(self.latency.max_us)),
+        ]
+    }
+}
+
+/// A metric family of a per-port or per-tunnel counter: name, help, and how to read the value.
+type Family<T> = (&'static str, &'static str, fn(&T) -> u64);
+
+/// DPDK telemetry names allow alphanumerics, `_` and `/` only.
+fn tel_key(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Escape a Prometheus label value (backslash, double quote, newline).
+fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' => o.push_str("\\n"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_latency_histogram;
+
+    fn sample() -> Status {
+        let mut c = Counters::new(2, 2);
+        c.ports[0].rx = 10;
+        c.ports[1].tx = 9;
+        c.tunnels[1].encap = 7;
+        c.drop_pkt(DropReason::BadChecksum);
+        let mut h = new_latency_histogram();
+        h.record_n(1500, 9).unwrap();
+        Status::build(
+            &["inside".into(), "outside".into()],
+            &c,
+            &h,
+            &[
+                TunnelInfo {
+                    name: "a\"b".into(),
+                    id: 0,
+                    up: false,
+                },
+                TunnelInfo {
+                    name: "site-b".into(),
+                    id: 1,
+                    up: true,
+                },
+            ],
+            1,
+            2.5,
+            100,
+        )
+    }
+
+    #[test]
+    fn prometheus_text_has_families_labels_and_histogram() {
+        let s = sample();
+        let t = s.prometheus();
+        assert!(
+            t.contains("greway_port_rx_packets_total{port=\"inside\"} 10\n"),
+            "{t}"
+        );
+        assert!(t.contains("greway_drops_total{reason=\"bad_checksum\"} 1\n"));
+        assert!(t.contains("greway_tunnel_encap_packets_total{tunnel=\"site-b\"} 7\n"));
+        assert!(
+            t.contains("greway_tunnel_up{tunnel=\"a\\\"b\"} 0\n"),
+            "escaped: {t}"
+        );
+        assert!(t.contains("greway_tunnel_up{tunnel=\"site-b\"} 1\n"));
+        assert!(t.contains("greway_latency_seconds_bucket{le=\"+Inf\"} 9\n"));
+        assert!(
+            t.contains("greway_latency_seconds_bucket{le=\"0.000002\"} 9\n"),
+            "{t}"
+        );
+        assert!(t.contains("greway_latency_seconds_bucket{le=\"0.000001\"} 0\n"));
+        assert!(t.contains("greway_latency_seconds_count 9\n"));
+        // Every sample line belongs to a declared family and every family is declared once.
+        let mut declared = std::collections::HashSet::new();
+        for l in t.lines() {
+            if let Some(r) = l.strip_prefix("# TYPE ") {
+                assert!(declared.insert(r.split(' ').next().unwrap().to_string()));
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                let base = name
+                    .strip_suffix("_bucket")
+                    .or_else(|| name.strip_suffix("_sum"))
+                    .or_else(|| name.strip_suffix("_count"))
+                    .filter(|b| declared.contains(*b))
+                    .unwrap_or(name);
+                assert!(declared.contains(base), "undeclared {name}");
+                let value = l.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "bad value in {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn telemetry_keys_are_valid_names() {
+        let s = sample();
+        for (k, _) in s
+            .telemetry_stats()
+            .into_iter()
+            .chain(s.telemetry_tunnels())
+            .chain(s.telemetry_latency())
+        {
+            assert!(
+                k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/'),
+                "{k}"
+            );
+            assert!(k.len() < 128);
+        }
+        assert!(s
+            .telemetry_tunnels()
+            .contains(&("site_b/encap".into(), TelValue::U64(7))));
+        assert_eq!(s.tunnels_up, 1);
+        assert_eq!(s.tunnels_down, 1);
+    }
+}

@@ -1,0 +1,82 @@
+//! A ready-made gateway on plain buffers, for fuzzing and benchmarks of the pure datapath (no EAL).
+//!
+//! Ports: 0 "inside" 10.0.0.1/24 + 2001:db8:1::1/64, 1 "outside" 192.0.2.1/24 + 2001:db8:ffff::1/64.
+//! Tunnels: "t1" 192.0.2.1 -> 198.51.100.7 (key 1001, checksum, sequence; 10.20.0.0/16, 2001:db8:20::/48) and
+//! "t6" over IPv6 (key 6; 10.60.0.0/16). Static neighbours for the next hops and the host 10.0.0.2.
+use super::gateway::{Gateway, Shared};
+use crate::buf::VecBuf;
+use crate::config::Config;
+use crate::control::plane::ControlPlane;
+use crate::stats::Counters;
+use std::time::Instant;
+
+/// The configuration described in the module docs.
+pub fn demo_config() -> Config {
+    let text = r#"
+[eal]
+args = ["-l", "0-1"]
+[dataplane]
+workers = [1]
+[[port]]
+name = "inside"
+device = "net_null0"
+address = ["10.0.0.1/24", "2001:db8:1::1/64"]
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "outside"
+device = "net_null1"
+address = ["192.0.2.1/24", "2001:db8:ffff::1/64"]
+mac = "02:00:00:00:00:02"
+[[tunnel]]
+name = "t1"
+local = "192.0.2.1"
+remote = "198.51.100.7"
+key = 1001
+checksum = true
+sequence = true
+keepalive = { interval_s = 10, retries = 3 }
+routes = ["10.20.0.0/16", "2001:db8:20::/48"]
+[[tunnel]]
+name = "t6"
+local = "2001:db8:ffff::1"
+remote = "2001:db8:eeee::7"
+key = 6
+routes = ["10.60.0.0/16"]
+[[neighbor]]
+port = "outside"
+ip = "192.0.2.254"
+mac = "02:00:00:00:00:fe"
+[[neighbor]]
+port = "outside"
+ip = "2001:db8:ffff::fe"
+mac = "02:00:00:00:00:fe"
+[[neighbor]]
+port = "inside"
+ip = "10.0.0.2"
+mac = "02:00:00:00:00:0a"
+[[route]]
+prefix = "0.0.0.0/0"
+via = "192.0.2.254"
+port = "outside"
+[[route]]
+prefix = "2001:db8:eeee::/48"
+via = "2001:db8:ffff::fe"
+port = "outside"
+"#;
+    Config::from_str_named(text, "testkit").expect("the testkit config is valid")
+}
+
+/// A gateway for worker 0 of 1 over the demo config, with fresh counters.
+pub fn demo_gateway() -> (Gateway<VecBuf>, Counters) {
+    let cfg = demo_config();
+    let mut cp = ControlPlane::new(
+        &cfg,
+        &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]],
+        Instant::now(),
+        1,
+    )
+    .expect("tables build");
+    let shared = Shared::new(cp.tables(), 1);
+    let c = Counters::new(2, cfg.tunnels.len());
+    (Gateway::new(0, 1, shared, 2_000_000_000), c)
+}
