@@ -3,7 +3,8 @@
 # tests use as independent judges (tshark, scapy, iperf3). Idempotent: installs only what is missing.
 set -euo pipefail
 
-PKGS=(libdpdk-dev dpdk-dev libclang-dev clang pkg-config tshark python3-scapy iperf3 iproute2 tcpdump curl)
+PKGS=(libdpdk-dev dpdk-dev libclang-dev clang pkg-config tshark python3-scapy iperf3 iproute2 tcpdump curl
+      iputils-ping ethtool jq)
 
 missing=()
 for p in "${PKGS[@]}"; do

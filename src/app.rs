@@ -8,7 +8,7 @@ use crate::control::http::MetricsServer;
 use crate::control::plane::{ControlPlane, Notice, Outgoing};
 use crate::control::status::{Status, TunnelInfo, TunnelStatus};
 use crate::control::{Aggregator, LiveLine};
-use crate::datapath::gateway::{Gateway, Shared};
+use crate::datapath::gateway::{Gateway, Shared, KEEPALIVE_HANDOFF};
 use crate::datapath::worker::{self, WorkerChannels, WorkerPort, WorkerSetup};
 use crate::datapath::CrossConnect;
 use crate::datapath::Processor;
@@ -768,7 +768,7 @@ impl ControlDuties for GatewayControl {
                 }
                 Err(tunnel) => {
                     let owner = tunnel as usize % self.nworkers;
-                    let _ = self.shared.handoff[owner].push((tunnel, m));
+                    let _ = self.shared.handoff[owner].push((tunnel | KEEPALIVE_HANDOFF, m));
                 }
             }
         }

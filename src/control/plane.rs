@@ -270,6 +270,12 @@ impl ControlPlane {
             let limit = u64::from(ka.interval_s.max(1)) * u64::from(ka.retries.max(1)) * tsc_hz;
             let up = silent <= limit;
             if st.up.swap(up, Ordering::Relaxed) != up {
+                if up {
+                    // Back after silence: the peer may have restarted and numbers from 0 again (RFC 2890 has
+                    // no reset); without this every packet would look late for up to 2^31 sequence numbers.
+                    st.rx_seq
+                        .store(gre::RECEIVER_INITIAL_SEQUENCE, Ordering::Relaxed);
+                }
                 let name = self.cfg.tunnels[i].name.clone();
                 notices.push(if up {
                     Notice::TunnelUp(name)

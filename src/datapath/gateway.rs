@@ -16,6 +16,7 @@ use crate::wire::checksum;
 use crate::wire::gre::{self, GreError};
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -124,6 +125,13 @@ struct Worker<B> {
     tsc_hz: u64,
     /// Set by `process` when it returns `Hold` for a handoff: (owner worker, tunnel index).
     pending_handoff: Option<(usize, u32)>,
+    /// Set while encapsulating one of our own keepalives (sent even when the tunnel is down).
+    keepalive_out: bool,
+    /// Set by `process` when it returns `Hold` for a packet that waits for its next hop's MAC.
+    pending_neighbor: Option<Waiting>,
+    /// Packets waiting for a next hop's MAC (at most [`HOLD_MAX`], each for at most [`HOLD_MS`]): (deadline TSC,
+    /// what it waits for, packet). Released by `poll_deferred` once the neighbour is in the tables.
+    held: VecDeque<(u64, Waiting, B)>,
     /// Extra packets a rule produced (fragments) waiting for the worker's next deferred flush.
     deferred: Vec<(usize, B)>,
     /// RFC 2890 reordering buffers, by tunnel index.
@@ -143,6 +151,24 @@ struct Worker<B> {
 
 /// At most this many fragments per packet (a 9000-byte jumbo into a 576-byte MTU needs 17).
 const MAX_FRAGMENTS: usize = 32;
+
+/// Packets a worker holds while their next hop is being resolved (beyond that they are dropped as
+/// `no_neighbor`), like the kernel's unresolved-neighbour queue: the first packet to a new host is not lost.
+pub const HOLD_MAX: usize = 64;
+/// How long a held packet waits for its neighbour before it is dropped as `no_neighbor`.
+pub const HOLD_MS: u64 = 1000;
+
+/// What a held packet waits for.
+#[derive(Clone, Copy, Debug)]
+enum Waiting {
+    /// A finished packet for `port` that only needs the MAC of `nh`.
+    L2 { port: usize, nh: IpAddr },
+    /// An inner packet for tunnel `ti` whose outer next hop is unresolved (encapsulated once it is).
+    Encap { in_port: usize, ti: u32 },
+}
+
+/// Handoff-ring tag: `tunnel | KEEPALIVE_HANDOFF` marks a keepalive of the control plane for that tunnel.
+pub const KEEPALIVE_HANDOFF: u32 = 1 << 31;
 
 #[inline(always)]
 fn be16(d: &[u8], at: usize) -> u16 {
@@ -186,6 +212,9 @@ impl<B: PacketBuf> Gateway<B> {
                 now: 0,
                 tsc_hz,
                 pending_handoff: None,
+                keepalive_out: false,
+                pending_neighbor: None,
+                held: VecDeque::with_capacity(HOLD_MAX),
                 deferred: Vec::with_capacity(64),
                 reorder: Vec::new(),
                 pending_reorder: None,
@@ -213,11 +242,29 @@ impl<B: PacketBuf> Gateway<B> {
     pub fn encap(&mut self, pkt: &mut B, in_port: usize, ti: u32, c: &mut Counters) -> Verdict {
         self.w.encap(&self.tables, pkt, in_port, ti, true, c)
     }
+
+    /// Encapsulate one of our keepalives into tunnel `ti`: like data, but also while the tunnel is down (the
+    /// keepalive is what brings it back up).
+    pub fn encap_keepalive(&mut self, pkt: &mut B, ti: u32, c: &mut Counters) -> Verdict {
+        self.w.keepalive_out = true;
+        let v = self.w.encap(&self.tables, pkt, 0, ti, true, c);
+        self.w.keepalive_out = false;
+        v
+    }
 }
 
 impl<B: PacketBuf> Worker<B> {
     /// Hand a packet to the owner of its sequenced tunnel now (the `Hold` of a packet made inside a rule).
     fn hold_now(&mut self, pkt: B, c: &mut Counters) {
+        if let Some(w) = self.pending_neighbor.take() {
+            if self.held.len() < HOLD_MAX {
+                let deadline = self.now + ms_to_ticks(HOLD_MS, self.tsc_hz);
+                self.held.push_back((deadline, w, pkt));
+            } else {
+                c.drop_pkt(DropReason::NoNeighbor);
+            }
+            return;
+        }
         if let Some((owner, ti)) = self.pending_handoff.take() {
             if self.shared.handoff[owner].push((ti, pkt)).is_err() {
                 c.drop_pkt(DropReason::HandoffFull);
@@ -230,6 +277,16 @@ impl<B: PacketBuf> Worker<B> {
     fn event(&self, e: Event) {
         // A full ring drops the event: the control thread is behind; the next packet asks again.
         let _ = self.shared.events.push(e);
+    }
+
+    /// Hold the packet until its neighbour is known, while there is room; else drop it.
+    fn wait_for_neighbor(&mut self, w: Waiting) -> Verdict {
+        if self.held.len() >= HOLD_MAX {
+            return Verdict::Drop(DropReason::NoNeighbor);
+        }
+        self.pending_handoff = None;
+        self.pending_neighbor = Some(w);
+        Verdict::Hold
     }
 
     fn owner_of(&self, t: &Tunnel) -> usize {
@@ -475,7 +532,7 @@ impl<B: PacketBuf> Worker<B> {
             _ => {
                 let Some(Neighbor { mac, .. }) = tables.neighbors.get(&nh).copied() else {
                     self.event(Event::Resolve { port, ip: nh });
-                    return Verdict::Drop(DropReason::NoNeighbor);
+                    return self.wait_for_neighbor(Waiting::L2 { port, nh });
                 };
                 self.last_neighbor = Some((nh, mac));
                 mac
@@ -505,7 +562,7 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Verdict {
         let t = &tables.tunnels[ti as usize];
-        if t.is_down() {
+        if t.is_down() && !self.keepalive_out {
             c.tunnels[ti as usize].drops += 1;
             return Verdict::Drop(DropReason::TunnelDown);
         }
@@ -551,12 +608,16 @@ impl<B: PacketBuf> Worker<B> {
                 port: t.out_port,
                 ip: t.next_hop,
             });
-            c.tunnels[ti as usize].drops += 1;
-            return Verdict::Drop(DropReason::NoNeighbor);
+            let v = self.wait_for_neighbor(Waiting::Encap { in_port, ti });
+            if v != Verdict::Hold {
+                c.tunnels[ti as usize].drops += 1;
+            }
+            return v;
         }
         if t.sequence && self.owner_of(t) != self.worker {
             // RFC 2890 order on the wire: only the owner numbers and sends this tunnel's packets.
             self.pending_handoff = Some((self.owner_of(t), ti));
+            self.pending_neighbor = None;
             return Verdict::Hold;
         }
         if decrement {
@@ -709,18 +770,19 @@ impl<B: PacketBuf> Worker<B> {
             c.tunnels[ti as usize].drops += 1;
             Verdict::Drop(r)
         };
-        if g.has_checksum() {
-            if !g.verify_checksum() {
-                return tdrop(c, DropReason::BadChecksum);
-            }
-        } else if t.checksum {
-            return tdrop(c, DropReason::MissingChecksum);
+        if g.has_checksum() && !g.verify_checksum() {
+            return tdrop(c, DropReason::BadChecksum);
         }
         let proto = g.protocol();
         let mut off = ETH + ihl + g.header_len();
         let seq = g.sequence();
         if proto == gre::protocol::KEEPALIVE {
+            // The reply to our keepalive is the inner header we built: key, no checksum, no sequence number
+            // (Cisco's format). It carries no data, so the tunnel's checksum requirement does not apply.
             return self.keepalive_in(tables, pkt, t, off, ETH + total, c);
+        }
+        if !g.has_checksum() && t.checksum {
+            return tdrop(c, DropReason::MissingChecksum);
         }
         if t.sequence {
             let Some(s) = seq else {
@@ -1388,14 +1450,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             self.w.reorder_held += 1;
             return;
         }
-        match self.w.pending_handoff.take() {
-            Some((owner, ti)) => {
-                if self.w.shared.handoff[owner].push((ti, pkt)).is_err() {
-                    counters.drop_pkt(DropReason::HandoffFull);
-                }
-            }
-            None => counters.drop_pkt(DropReason::LocalUnhandled),
-        }
+        self.w.hold_now(pkt, counters);
     }
 
     fn poll_deferred(
@@ -1407,6 +1462,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         // Called every poll round: nothing deferred, held or handed off (the common case) costs three loads.
         if self.w.deferred.is_empty()
             && self.w.reorder_held == 0
+            && self.w.held.is_empty()
             && self.w.shared.handoff[self.w.worker].is_empty()
         {
             return;
@@ -1453,23 +1509,33 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
                 }
             }
         }
+        if !self.w.held.is_empty() {
+            self.release_held(now_tsc, emit, counters);
+        }
         for _ in 0..256 {
-            let Some((ti, mut pkt)) = self.w.shared.handoff[self.w.worker].pop() else {
+            let Some((tag, mut pkt)) = self.w.shared.handoff[self.w.worker].pop() else {
                 break;
             };
+            let ti = tag & !KEEPALIVE_HANDOFF;
             if ti as usize >= self.tables.tunnels.len() {
                 counters.drop_pkt(DropReason::UnknownTunnel);
                 continue;
             }
             // The sending worker already handled TTL and MTU; only the owner's numbering and sending is left.
-            match self.encap(&mut pkt, 0, ti, counters) {
+            let v = if tag & KEEPALIVE_HANDOFF != 0 {
+                self.encap_keepalive(&mut pkt, ti, counters)
+            } else {
+                self.encap(&mut pkt, 0, ti, counters)
+            };
+            match v {
                 Verdict::Tx(p) => {
                     if !emit(p, pkt) {
                         counters.drop_pkt(DropReason::TxFull);
                     }
                 }
                 Verdict::Drop(r) => counters.drop_pkt(r),
-                Verdict::Hold => counters.drop_pkt(DropReason::HandoffFull),
+                // Waiting for the tunnel's next hop (a keepalive before the first ARP reply, say).
+                Verdict::Hold => Processor::hold(self, pkt, counters),
             }
         }
     }
@@ -1479,6 +1545,10 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     }
 
     fn finish(&mut self, counters: &mut Counters) {
+        while let Some((_, _, pkt)) = self.w.held.pop_front() {
+            drop(pkt);
+            counters.drop_pkt(DropReason::NoNeighbor);
+        }
         for (_, pkt) in self.w.deferred.drain(..) {
             drop(pkt);
             counters.drop_pkt(DropReason::TxFull);
@@ -1492,6 +1562,59 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         while let Some((_, pkt)) = self.w.shared.handoff[self.w.worker].pop() {
             drop(pkt);
             counters.drop_pkt(DropReason::HandoffFull);
+        }
+    }
+}
+
+impl<B: PacketBuf + Send> Gateway<B> {
+    /// Send the held packets whose neighbour is now known; drop (as `no_neighbor`) those that waited too long.
+    fn release_held(
+        &mut self,
+        now: u64,
+        emit: &mut dyn FnMut(usize, B) -> bool,
+        counters: &mut Counters,
+    ) {
+        for _ in 0..self.w.held.len() {
+            let Some((deadline, w, mut pkt)) = self.w.held.pop_front() else {
+                break;
+            };
+            let v = match w {
+                Waiting::L2 { port, nh } => match self.tables.neighbors.get(&nh) {
+                    Some(n) => {
+                        let (mac, src) = (n.mac, self.tables.ports[port].mac);
+                        let d = pkt.data_mut();
+                        d[0..6].copy_from_slice(&mac);
+                        d[6..12].copy_from_slice(&src);
+                        Verdict::Tx(port)
+                    }
+                    None => Verdict::Hold,
+                },
+                Waiting::Encap { in_port, ti } => match self.tables.tunnels.get(ti as usize) {
+                    Some(t) if t.resolved => {
+                        self.w
+                            .encap(&self.tables, &mut pkt, in_port, ti, true, counters)
+                    }
+                    Some(_) => Verdict::Hold,
+                    None => Verdict::Drop(DropReason::UnknownTunnel),
+                },
+            };
+            match v {
+                Verdict::Tx(p) => {
+                    if !emit(p, pkt) {
+                        counters.drop_pkt(DropReason::TxFull);
+                    }
+                }
+                Verdict::Drop(r) => counters.drop_pkt(r),
+                // Released into a handoff to the tunnel's owner (or, as an ICMP error, held for another
+                // neighbour).
+                Verdict::Hold
+                    if self.w.pending_handoff.is_some() || self.w.pending_neighbor.is_some() =>
+                {
+                    Processor::hold(self, pkt, counters)
+                }
+                Verdict::Hold if now < deadline => self.w.held.push_back((deadline, w, pkt)),
+                Verdict::Hold => counters.drop_pkt(DropReason::NoNeighbor),
+            }
         }
     }
 }

@@ -518,7 +518,7 @@ fn no_route_and_no_neighbor_are_counted_and_resolution_is_requested() {
         },
     ));
     let (v, _) = cfg_extra.run(&f, OUTSIDE);
-    assert_eq!(v, Verdict::Drop(DropReason::NoNeighbor));
+    assert_eq!(v, Verdict::Hold, "held while the next hop is resolved");
     let e = cfg_extra.shared.events.pop().expect("a resolve event");
     assert_eq!(
         e,
@@ -536,6 +536,157 @@ fn no_route_and_no_neighbor_are_counted_and_resolution_is_requested() {
         }
         other => panic!("expected an ARP request, got {other:?}"),
     }
+}
+
+/// Run `poll_deferred` at `now` and return what it sent.
+fn deferred(gw: &mut Gateway<VecBuf>, now: u64, c: &mut Counters) -> Vec<(usize, Vec<u8>)> {
+    let mut sent = Vec::new();
+    Processor::<VecBuf>::poll_deferred(
+        gw,
+        now,
+        &mut |p, b: VecBuf| {
+            sent.push((p, b.to_vec()));
+            true
+        },
+        c,
+    );
+    sent
+}
+
+#[test]
+fn packets_wait_for_their_neighbour_and_leave_once_it_is_learned() {
+    // Found end to end: the first packet to a new host was always lost (dropped as no_neighbor while the
+    // ARP/ND request went out), so every new flow lost its first ping. Now it waits (bounded, 1 s).
+    let mut r = rig("");
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    f.extend(ipv4(
+        [198, 51, 100, 7],
+        [192, 0, 2, 1],
+        47,
+        60,
+        0,
+        false,
+        &{
+            let mut g = gre_hdr(false, None, None, 0x0800, &[]);
+            g.extend(inner_from_remote([10, 0, 0, 77], 30, 0));
+            g
+        },
+    ));
+    let mut b = VecBuf::new(&f);
+    assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
+    Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+    assert!(
+        deferred(&mut r.gw, 2_000, &mut r.c).is_empty(),
+        "still unresolved"
+    );
+    // The host answers the ARP request: the control thread learns it and publishes new tables.
+    let host77 = [2, 0, 0, 0, 0, 0x77];
+    let _ = r.cp.on_event(
+        Event::Neighbor {
+            port: INSIDE,
+            ip: "10.0.0.77".parse().unwrap(),
+            mac: host77,
+        },
+        Instant::now(),
+    );
+    assert!(r.cp.take_dirty());
+    r.shared.tables.store(std::sync::Arc::new(r.cp.tables()));
+    let sent = deferred(&mut r.gw, 3_000, &mut r.c);
+    assert_eq!(sent.len(), 1, "released");
+    assert_eq!(sent[0].0, INSIDE);
+    assert_eq!(&sent[0].1[0..6], &host77);
+    assert_eq!(&sent[0].1[6..12], &IN_MAC);
+    assert_eq!(&sent[0].1[14 + 16..14 + 20], &[10, 0, 0, 77]);
+    assert_eq!(sent[0].1[14 + 8], 29, "TTL decremented once");
+    assert_eq!(r.c.drops[DropReason::NoNeighbor as usize], 0);
+
+    // Unanswered: dropped as no_neighbor after HOLD_MS (the rig's clock is 1 GHz).
+    let inner = {
+        let mut g = gre_hdr(false, None, None, 0x0800, &[]);
+        g.extend(inner_from_remote([10, 0, 0, 78], 30, 0));
+        g
+    };
+    let mut f2 = eth(OUT_MAC, GW_MAC, 0x0800);
+    f2.extend(ipv4(
+        [198, 51, 100, 7],
+        [192, 0, 2, 1],
+        47,
+        60,
+        0,
+        false,
+        &inner,
+    ));
+    let mut b = VecBuf::new(&f2);
+    assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
+    Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+    let hold_ticks = super::gateway::HOLD_MS * 1_000_000;
+    // Held at the last burst's clock (3_000).
+    assert!(deferred(&mut r.gw, 3_000 + hold_ticks / 2, &mut r.c).is_empty());
+    assert_eq!(
+        r.c.drops[DropReason::NoNeighbor as usize],
+        0,
+        "still waiting"
+    );
+    assert!(deferred(&mut r.gw, 3_000 + hold_ticks + 1, &mut r.c).is_empty());
+    assert_eq!(r.c.drops[DropReason::NoNeighbor as usize], 1, "expired");
+
+    // Bounded: beyond HOLD_MAX waiting packets, no_neighbor at once.
+    for _ in 0..super::gateway::HOLD_MAX {
+        let mut b = VecBuf::new(&f2);
+        assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
+        Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+    }
+    let mut b = VecBuf::new(&f2);
+    assert_eq!(
+        r.gw.handle(&mut b, OUTSIDE, &mut r.c),
+        Verdict::Drop(DropReason::NoNeighbor)
+    );
+    Processor::<VecBuf>::finish(&mut r.gw, &mut r.c);
+    assert_eq!(
+        r.c.drops[DropReason::NoNeighbor as usize],
+        1 + super::gateway::HOLD_MAX as u64,
+        "held packets are freed and counted at the end"
+    );
+}
+
+#[test]
+fn tunnel_traffic_waits_for_the_outer_next_hop() {
+    // A tunnel whose remote is on the outside link with no static neighbour: its first packet waits for ARP.
+    let mut r = rig("");
+    let text = "[eal]\nargs = [\"-l\", \"0-1\"]\n[dataplane]\nworkers = [1]\n[[port]]\nname = \"inside\"\n\
+        device = \"net_null0\"\naddress = \"10.0.0.1/24\"\nmac = \"02:00:00:00:00:01\"\n[[port]]\n\
+        name = \"outside\"\ndevice = \"net_null1\"\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:02\"\n\
+        [[tunnel]]\nname = \"t1\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.9\"\nroutes = [\"10.20.0.0/16\"]\n";
+    let cfg = Config::from_str_named(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let mut cp = ControlPlane::new(&cfg, &[IN_MAC, OUT_MAC], Instant::now(), 1).unwrap();
+    let shared = Shared::new(cp.tables(), 1);
+    let mut gw = Gateway::new(0, 1, shared.clone(), 1_000_000_000);
+    Processor::<VecBuf>::begin_burst(&mut gw, 1_000);
+    let mut b = VecBuf::new(&inside_v4([10, 20, 1, 1], 64, 0, false, 10));
+    assert_eq!(gw.handle(&mut b, INSIDE, &mut r.c), Verdict::Hold);
+    Processor::<VecBuf>::hold(&mut gw, b, &mut r.c);
+    // A packet the control thread hands over (a keepalive) waits the same way instead of being dropped.
+    let ka = inside_v4([10, 20, 1, 2], 64, 0, false, 10);
+    assert!(shared.handoff[0]
+        .push((super::gateway::KEEPALIVE_HANDOFF, VecBuf::new(&ka)))
+        .is_ok());
+    assert!(deferred(&mut gw, 1_500, &mut r.c).is_empty());
+    assert_eq!(r.c.drops.iter().sum::<u64>(), 0, "nothing dropped");
+    let _ = cp.on_event(
+        Event::Neighbor {
+            port: OUTSIDE,
+            ip: "192.0.2.9".parse().unwrap(),
+            mac: GW_MAC,
+        },
+        Instant::now(),
+    );
+    shared.tables.store(std::sync::Arc::new(cp.tables()));
+    let sent = deferred(&mut gw, 2_000, &mut r.c);
+    assert_eq!(sent.len(), 2, "the data packet and the handed-over one");
+    assert_eq!(sent[0].0, OUTSIDE);
+    assert_eq!(&sent[0].1[0..6], &GW_MAC);
+    assert_eq!(sent[0].1[14 + 9], 47, "encapsulated in GRE");
+    assert_eq!(sent[0].1[14 + 24 + 8], 63, "inner TTL decremented once");
 }
 
 // -------------------------------------------------------------------------------------------------------------
@@ -1018,6 +1169,118 @@ fn keepalives_are_sent_and_missed_ones_take_the_tunnel_down() {
         notices,
         vec![crate::control::plane::Notice::TunnelUp("t1".into())]
     );
+}
+
+#[test]
+fn keepalive_reply_on_a_checksummed_tunnel_needs_no_gre_checksum() {
+    // Found end to end: the reply to our keepalive is the inner header we built (key, no checksum); a tunnel
+    // with `checksum = true` dropped it as missing_checksum, so keepalives never came back and the tunnel went
+    // down 3 intervals after start.
+    let mut r = rig("key = 40\nchecksum = true\nkeepalive = { interval_s = 1, retries = 3 }");
+    let mut ka = vec![0u8; 28];
+    let n = gre::emit_cisco_keepalive_inner(
+        "198.51.100.7".parse().unwrap(),
+        "192.0.2.1".parse().unwrap(),
+        1,
+        Some(40),
+        &mut ka,
+    );
+    ka.truncate(n);
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    f.extend_from_slice(&ka);
+    Processor::<VecBuf>::begin_burst(&mut r.gw, 7_000);
+    assert_eq!(
+        r.run(&f, OUTSIDE).0,
+        Verdict::Drop(DropReason::KeepaliveConsumed)
+    );
+    assert_eq!(
+        r.cp.tunnel_states()[0]
+            .last_keepalive_tsc
+            .load(std::sync::atomic::Ordering::Relaxed),
+        7_000
+    );
+    // Data without a checksum on that tunnel is still refused.
+    let inner = inner_from_remote([10, 0, 0, 2], 64, 0);
+    let f = outer_gre(&gre_hdr(false, Some(40), None, 0x0800, &inner), &inner, 0);
+    assert_eq!(
+        r.run(&f, OUTSIDE).0,
+        Verdict::Drop(DropReason::MissingChecksum)
+    );
+    // A keepalive with a wrong checksum is still refused.
+    let mut bad = gre_hdr(true, Some(40), None, 0, &[]);
+    bad[4] ^= 0xff;
+    let f = outer_gre(&bad, &[], 0);
+    assert_eq!(r.run(&f, OUTSIDE).0, Verdict::Drop(DropReason::BadChecksum));
+}
+
+#[test]
+fn keepalives_are_sent_while_the_tunnel_is_down_and_bring_it_back_with_fresh_sequence_state() {
+    // Found end to end: keepalives went through the data path's tunnel-down check, so a tunnel that went down
+    // never sent another keepalive and never came back up.
+    use super::gateway::KEEPALIVE_HANDOFF;
+    use std::sync::atomic::Ordering;
+    let mut r = rig("key = 40\nsequence = true\nkeepalive = { interval_s = 1, retries = 2 }");
+    let t0 = Instant::now();
+    let hz = 1_000_000_000u64;
+    let _ = r.cp.tick(t0, 1, hz);
+    let (_, notices) =
+        r.cp.tick(t0 + std::time::Duration::from_secs(3), 3 * hz, hz);
+    assert_eq!(
+        notices,
+        vec![crate::control::plane::Notice::TunnelDown("t1".into())]
+    );
+    let (out, _) =
+        r.cp.tick(t0 + std::time::Duration::from_secs(4), 4 * hz, hz);
+    let ka = out
+        .iter()
+        .find_map(|o| match o {
+            Outgoing::Encap { tunnel: 0, bytes } => Some(bytes.clone()),
+            _ => None,
+        })
+        .expect("a keepalive while down");
+    // Data is dropped while down ...
+    let (v, _) = r.run(&inside_v4([10, 20, 1, 1], 64, 0, false, 10), INSIDE);
+    assert_eq!(v, Verdict::Drop(DropReason::TunnelDown));
+    // ... the keepalive, handed over as the control thread does, is sent.
+    assert!(r.shared.handoff[0]
+        .push((KEEPALIVE_HANDOFF, VecBuf::new(&ka)))
+        .is_ok());
+    let mut sent = Vec::new();
+    Processor::<VecBuf>::poll_deferred(
+        &mut r.gw,
+        10,
+        &mut |p, b: VecBuf| {
+            sent.push((p, b.to_vec()));
+            true
+        },
+        &mut r.c,
+    );
+    assert_eq!(sent.len(), 1, "keepalive sent while the tunnel is down");
+    assert_eq!(sent[0].0, OUTSIDE);
+    let g = gre::Packet::new_checked(&sent[0].1[34..]).unwrap();
+    assert_eq!(g.key(), Some(40));
+    // The peer had delivered up to 1000 before it restarted; its reply brings the tunnel up and resets the
+    // receive sequence state, so its restarted numbering (from 0) is accepted.
+    let st = r.cp.tunnel_states()[0].clone();
+    st.rx_seq.store(1000, Ordering::Relaxed);
+    st.last_keepalive_tsc.store(5 * hz, Ordering::Relaxed);
+    let (_, notices) =
+        r.cp.tick(t0 + std::time::Duration::from_secs(5), 5 * hz, hz);
+    assert_eq!(
+        notices,
+        vec![crate::control::plane::Notice::TunnelUp("t1".into())]
+    );
+    assert_eq!(
+        st.rx_seq.load(Ordering::Relaxed),
+        gre::RECEIVER_INITIAL_SEQUENCE
+    );
+    let inner = inner_from_remote([10, 0, 0, 2], 64, 0);
+    let f = outer_gre(
+        &gre_hdr(false, Some(40), Some(0), 0x0800, &inner),
+        &inner,
+        0,
+    );
+    assert_eq!(r.run(&f, OUTSIDE).0, Verdict::Tx(INSIDE));
 }
 
 #[test]
