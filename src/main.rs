@@ -51,6 +51,8 @@ enum Cmd {
         /// The TOML configuration.
         file: PathBuf,
     },
+    /// Generate GRE/UDP test traffic on one port and measure loss, reordering and latency on another.
+    Gen(Box<greway::gen::GenArgs>),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         .format_timestamp_millis()
         .init();
     match cli.cmd {
+        Cmd::Gen(a) => greway::gen::main(*a),
         Cmd::CheckConfig { file } => match Config::load(&file) {
             Ok(cfg) => {
                 println!(
