@@ -50,6 +50,7 @@ pub struct GenArgs {
     #[arg(
         long,
         value_name = "ARGS",
+        allow_hyphen_values = true,
         default_value = "-l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix greway-gen --log-level 3"
     )]
     pub eal_args: String,
