@@ -852,6 +852,10 @@ pub struct GeneratorCfg {
     /// GRE sequence numbers present (RFC 2890), one counter per tunnel.
     #[serde(default)]
     pub sequence: bool,
+    /// First GRE sequence number of each tunnel (they continue across RFC 2544 trials). A receiver that keeps
+    /// RFC 2890 state drops a restarted lower sequence as late: start a second run above the first one's end.
+    #[serde(default)]
+    pub sequence_start: u32,
     /// Packets per tx burst, 1..=256.
     #[serde(default = "default_burst")]
     pub burst: u16,

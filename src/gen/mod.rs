@@ -123,6 +123,9 @@ pub struct GenArgs {
     /// GRE sequence numbers on.
     #[arg(long)]
     pub sequence: bool,
+    /// First GRE sequence number (per tunnel).
+    #[arg(long)]
+    pub sequence_start: Option<u32>,
     /// Packets per tx burst.
     #[arg(long)]
     pub burst: Option<u16>,
@@ -201,6 +204,7 @@ pub fn effective(cfg: &Config, a: &GenArgs) -> Result<GeneratorCfg, UsageError> 
     }
     set!(tx_port, rx_port, rate_pps, rate_gbps, duration_s, count, inner_src, inner_dst);
     set!(outer_src, outer_dst, tunnels, flows, key, burst, drain_ms, udp_sport, udp_dport);
+    set!(sequence_start);
     if a.rate_pps.is_some() {
         g.rate_gbps = None;
     }
@@ -300,6 +304,8 @@ struct Env {
     hz: u64,
     live: bool,
     stop: Arc<AtomicBool>,
+    /// GRE sequence numbers per tunnel, carried from one trial to the next (RFC 2890 receivers keep state).
+    gre_seq: std::sync::Mutex<Vec<u32>>,
 }
 
 /// One transmit/receive run.
@@ -426,6 +432,21 @@ pub fn run(cfg: &Config, g: &GeneratorCfg, a: &GenArgs, live: bool) -> anyhow::R
         .ok_or_else(|| anyhow::anyhow!("no port {tx_name}"))?;
     let rx_idx = g.rx_port.as_deref().and_then(|n| cfg.port_index(n));
     let rt = Runtime::start(cfg, &a.eal)?;
+    // Like a hardware tester, start only once the links are up (memif and real NICs take a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in std::iter::once(tx_idx).chain(rx_idx) {
+        let p = &rt.ports[i];
+        while !p.link().map(|l| l.up).unwrap_or(true) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        match p.link() {
+            Ok(l) if l.up => log::info!("port {}: link up, {} Mbit/s", p.name(), l.speed_mbps),
+            _ => log::warn!(
+                "port {}: link still down after 10 s; sending anyway",
+                p.name()
+            ),
+        }
+    }
     let src_mac = g.src_mac.map_or(rt.macs[tx_idx], |m| m.0);
     let dst_mac = g.dst_mac.map_or([2, 0, 0, 0, 0, 2], |m| m.0);
     let plan = Plan::new(g, src_mac, dst_mac);
@@ -453,6 +474,7 @@ pub fn run(cfg: &Config, g: &GeneratorCfg, a: &GenArgs, live: bool) -> anyhow::R
         hz: dpdk::tsc_hz(),
         live,
         stop: stop.clone(),
+        gre_seq: std::sync::Mutex::new(vec![g.sequence_start; g.tunnels as usize]),
     };
     let target_pps = g.rate_pps.or(g
         .rate_gbps
@@ -571,6 +593,7 @@ fn empty_outcome() -> Outcome {
 
 /// What the transmit thread returns.
 struct TxDone {
+    gre_seq: Vec<u32>,
     sent: u64,
     bytes: u64,
     secs: f64,
@@ -585,6 +608,7 @@ struct TxSetup {
     hz: u64,
     stop: Arc<AtomicBool>,
     live_sent: Arc<AtomicU64>,
+    gre_seq: Vec<u32>,
 }
 
 /// The transmit loop: paced by TSC, `burst` packets at most per `tx_burst`.
@@ -592,7 +616,7 @@ fn transmit(x: &TxSetup, t: &Trial) -> TxDone {
     let (plan, pool, port, burst_max, hz) = (&*x.plan, &*x.pool, x.port, x.burst_max, x.hz);
     let (stop, live_sent) = (&*x.stop, &*x.live_sent);
     let mut seq = vec![0u64; plan.streams as usize];
-    let mut gre_seq = vec![0u32; plan.tunnels as usize];
+    let mut gre_seq = x.gre_seq.clone();
     let (mut stream, mut pat) = (0u32, 0usize);
     let mut burst: Burst<256> = Burst::new();
     let (mut sent, mut bytes) = (0u64, 0u64);
@@ -673,6 +697,7 @@ fn transmit(x: &TxSetup, t: &Trial) -> TxDone {
     }
     live_sent.store(sent, Ordering::Relaxed);
     TxDone {
+        gre_seq,
         sent,
         bytes,
         secs: (last_tx.max(start + 1) - start) as f64 / hz as f64,
@@ -691,6 +716,7 @@ fn run_trial(env: &Env, t: &Trial) -> Outcome {
             hz: env.hz,
             stop: tx_stop.clone(),
             live_sent: live_sent.clone(),
+            gre_seq: env.gre_seq.lock().map(|v| v.clone()).unwrap_or_default(),
         };
         let core = env.core;
         let trial = Trial { ..*t };
@@ -795,6 +821,9 @@ fn run_trial(env: &Env, t: &Trial) -> Outcome {
         }
     }
     let done = handle.join().expect("transmit thread panicked");
+    if let Ok(mut v) = env.gre_seq.lock() {
+        *v = done.gre_seq;
+    }
     let tot = rx::totals(&streams);
     o.sent = done.sent;
     o.tx_bytes = done.bytes;
