@@ -463,6 +463,28 @@ mod tests {
     }
 
     #[test]
+    fn gre_over_ipv6_carrying_ipv6() {
+        let g = cfg("encap = \"gre\"\nchecksum = true\nouter_src = \"2001:db8:ffff::2\"\nouter_dst = \"2001:db8:ffff::1\"\ninner_src = \"2001:db8:20::1\"\ninner_dst = \"2001:db8:10::2\"\nsizes = [256]");
+        let p = Plan::new(&g, [2; 6], [4; 6]);
+        let t = &p.templates[0];
+        let mut b = t.bytes.clone();
+        t.stamp(&mut b, 1, 42, 7, 0);
+        assert_eq!(&b[12..14], &[0x86, 0xdd]);
+        assert_eq!(b[14 + 6], 47, "outer next header GRE");
+        let payload_len = u16::from_be_bytes([b[18], b[19]]) as usize;
+        assert_eq!(payload_len, b.len() - 14 - 40);
+        let gp = gre::Packet::new_checked(&b[54..]).unwrap();
+        assert!(gp.verify_checksum());
+        assert_eq!(gp.protocol(), 0x86dd);
+        assert!(udp_ok(t, &b, g.inner_src, g.inner_dst));
+        assert_eq!(find_signature(&b).unwrap().seq, 42);
+        assert_eq!(
+            p.profile,
+            "GRE/IPv6 csum carrying IPv6 UDP, 1 tunnels x 1 flows, 256 B frames"
+        );
+    }
+
+    #[test]
     fn imix_pattern_is_7_4_1() {
         let g = cfg("imix = true");
         let p = Plan::new(&g, [2; 6], [4; 6]);
