@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod dpdk;
+pub mod gen;
 pub mod stats;
 pub mod tunnel;
 pub mod wire;

@@ -55,6 +55,8 @@ enum Cmd {
         #[command(subcommand)]
         what: BenchCmd,
     },
+    /// Generate GRE/UDP test traffic on one port and measure loss, reordering and latency on another.
+    Gen(Box<greway::gen::GenArgs>),
     /// Validate a configuration file and exit: 0 when valid, 2 with the file, line and field when not.
     CheckConfig {
         /// The TOML configuration.
@@ -193,6 +195,7 @@ fn main() -> ExitCode {
             bench_checksum(&sizes, bytes);
             ExitCode::SUCCESS
         }
+        Cmd::Gen(a) => greway::gen::main(*a),
         Cmd::CheckConfig { file } => match Config::load(&file) {
             Ok(cfg) => {
                 println!(
