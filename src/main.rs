@@ -39,6 +39,9 @@ enum Cmd {
         /// Stop after N seconds.
         #[arg(long, value_name = "N")]
         duration_s: Option<f64>,
+        /// Append one JSON line per second to PATH: rx, tx, drops so far and the mempool's free mbufs.
+        #[arg(long, value_name = "PATH")]
+        live_json: Option<PathBuf>,
         /// No live line (it is printed once a second only when stdout is a terminal).
         #[arg(long, short)]
         quiet: bool,
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
             exit_idle_ms,
             stats_json,
             duration_s,
+            live_json,
             quiet,
             eal,
         } => {
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
                 extra_eal_args: eal,
                 live: !quiet && std::io::stdout().is_terminal(),
                 duration: duration_s.map(Duration::from_secs_f64),
+                live_json,
             };
             match run(&cfg, &opts) {
                 Ok(()) => ExitCode::SUCCESS,

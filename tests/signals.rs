@@ -7,7 +7,16 @@ use std::time::Duration;
 fn run_and_signal(sig: &str, tag: &str) {
     let dir = scratch(tag);
     let frames: Vec<Vec<u8>> = (0..64u16)
-        .map(|i| udp4_frame([2, 0, 0, 0, 0, 0x10], [2, 0, 0, 0, 0, 1], [10, 0, 0, 2], [10, 20, 0, 1], i, &[0; 18]))
+        .map(|i| {
+            udp4_frame(
+                [2, 0, 0, 0, 0, 0x10],
+                [2, 0, 0, 0, 0, 1],
+                [10, 0, 0, 2],
+                [10, 20, 0, 1],
+                i,
+                &[0; 18],
+            )
+        })
         .collect();
     write_pcap(&dir.join("in.pcap"), &frames);
     let cfg = format!(
@@ -41,27 +50,49 @@ address = "192.0.2.1/24"
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let st = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "greway did not stop within 10 s of {sig}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "greway did not stop within 10 s of {sig}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = child.wait_with_output().unwrap();
-    assert!(status.success(), "exit status {status}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(summary.contains("mempool"), "final counters printed: {summary}");
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert!(
+        summary.contains("mempool"),
+        "final counters printed: {summary}"
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     let rx = s["ports"]["inside"]["rx"].as_u64().unwrap();
     let tx = s["ports"]["outside"]["tx"].as_u64().unwrap();
-    let drops: u64 = s["drops"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let drops: u64 = s["drops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert!(rx > 100_000, "it was under load: {rx} packets");
     assert_eq!(rx, tx + drops, "every packet accounted for");
-    assert_eq!(s["mempool"]["free_at_start"], s["mempool"]["free_at_end"], "no mbuf leaked: {s}");
+    assert_eq!(
+        s["mempool"]["free_at_start"], s["mempool"]["free_at_end"],
+        "no mbuf leaked: {s}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

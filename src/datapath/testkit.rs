@@ -69,8 +69,13 @@ port = "outside"
 /// A gateway for worker 0 of 1 over the demo config, with fresh counters.
 pub fn demo_gateway() -> (Gateway<VecBuf>, Counters) {
     let cfg = demo_config();
-    let mut cp = ControlPlane::new(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], Instant::now(), 1)
-        .expect("tables build");
+    let mut cp = ControlPlane::new(
+        &cfg,
+        &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]],
+        Instant::now(),
+        1,
+    )
+    .expect("tables build");
     let shared = Shared::new(cp.tables(), 1);
     let c = Counters::new(2, cfg.tunnels.len());
     (Gateway::new(0, 1, shared, 2_000_000_000), c)
