@@ -80,11 +80,23 @@ SAMPLES="$OUT/soak-samples.tsv"
 printf 't_s\trss_kb\tmbufs_in_use\n' >"$SAMPLES"
 start=$(date +%s.%N)
 mempool_in_use() { # free at start - free now, from greway's newest --live-json line
-    tail -n 1 "$LIVE" 2>/dev/null | /usr/bin/python3 -c '
+    # The newest complete line (the last one may be half-written at the moment of reading).
+    tail -n 2 "$LIVE" 2>/dev/null | /usr/bin/python3 -c '
 import json, sys
-d = json.loads(sys.stdin.read())
-print(d["mempool_free_at_start"] - d["mempool_free"])' 2>/dev/null || echo -1
+v = -1
+for line in sys.stdin.read().splitlines():
+    try:
+        d = json.loads(line)
+        v = d["mempool_free_at_start"] - d["mempool_free"]
+    except ValueError:
+        pass
+print(v)' 2>/dev/null || echo -1
 }
+# Sampling starts with greway's first live line (EAL start and the pcap replay preload take a few seconds).
+for _ in $(seq 600); do
+    [ -s "$LIVE" ] || ! kill -0 $PID 2>/dev/null && break
+    sleep 0.1
+done
 while kill -0 $PID 2>/dev/null; do
     sleep "$SAMPLE_S"
     kill -0 $PID 2>/dev/null || break
