@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, then format + lint gates, unit/property tests, integration tests
 # on real DPDK virtual ports, tshark/scapy cross-checks, a fuzz smoke and the dependency audit.
-# Usage: scripts/test.sh            (FUZZ_SECONDS=N to change the per-target fuzz smoke, default 15)
+# Usage: scripts/test.sh            (FUZZ_SECONDS=N to change the per-target fuzz smoke, default 15;
+#                                   SOAK_MINUTES=M for the soak smoke, default 0.5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -34,6 +35,7 @@ step() { # step NAME COMMAND...: run a suite step, count it as one check
 
 [ -x scripts/e2e.sh ] && step "end-to-end (scripts/e2e.sh)" scripts/e2e.sh
 step "fuzz smoke (scripts/fuzz.sh ${FUZZ_SECONDS:-15})" scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+step "soak smoke (scripts/soak.sh ${SOAK_MINUTES:-0.5})" scripts/soak.sh "${SOAK_MINUTES:-0.5}"
 audit() {
     command -v cargo-audit >/dev/null 2>&1 || cargo install cargo-audit --locked -q
     cargo audit --db ../shared/advisory-db --no-fetch

@@ -42,6 +42,8 @@ pub struct RunOptions {
     /// Benchmarks: the workers' measurement window (rate, cycles/packet, latency) opens this long after they
     /// start, leaving EAL init, port start and cache warm-up out of it.
     pub warmup: Option<Duration>,
+    /// Append one JSON line per second here: totals so far and the mempool's free mbufs (soak tests).
+    pub live_json: Option<PathBuf>,
 }
 
 /// A run-time failure before or while starting (config errors are caught earlier).
@@ -171,14 +173,19 @@ pub struct Runtime {
     pub pool: Arc<Mempool>,
     pub free_at_start: u32,
     pub eal: Eal,
+    /// Held for the whole run: a second greway with the same `--file-prefix` fails before touching EAL.
+    _instance_lock: Option<std::fs::File>,
 }
 
 impl Runtime {
     /// Initialise EAL, create the pool and start every port with one rx queue per worker (as the device allows)
     /// and one tx queue per worker.
     pub fn start(cfg: &Config, extra_eal: &[String]) -> Result<Runtime, AppError> {
-        prepare_pcap_outputs(cfg);
         let args = eal_args(cfg, extra_eal);
+        // Before EAL and before the pcap outputs: a second instance must not truncate the first one's files,
+        // take over its telemetry socket, or remove its runtime directory.
+        let instance_lock = lock_instance(&file_prefix(&args))?;
+        prepare_pcap_outputs(cfg);
         log::info!("EAL args: {}", args.join(" "));
         let eal = Eal::init(&args)?;
         // Packet capture for dpdk-dumpcap: needs a primary with hugepages and shared config.
@@ -244,6 +251,7 @@ impl Runtime {
             pool,
             free_at_start,
             eal,
+            _instance_lock: instance_lock,
         })
     }
 }
@@ -454,6 +462,15 @@ where
         .map(|d| (d.as_secs_f64() * tsc_hz as f64) as u64);
     let mut next_live = Instant::now() + Duration::from_secs(1);
     let mut next_status = Instant::now();
+    let mut live_json = opts.live_json.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| log::warn!("--live-json {}: {e}", p.display()))
+            .ok()
+    });
+    let mut next_live_json = Instant::now() + Duration::from_secs(1);
     let injects: Vec<InjectRing> = chans.iter().map(|c| c.2.clone()).collect();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
@@ -481,6 +498,24 @@ where
         }
         if opts.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
+        }
+        if let Some(f) = live_json
+            .as_mut()
+            .filter(|_| Instant::now() >= next_live_json)
+        {
+            next_live_json += Duration::from_secs(1);
+            let t = agg.total();
+            let line = serde_json::json!({
+                "t_s": started.elapsed().as_secs_f64(),
+                "rx": t.ports.iter().map(|p| p.rx).sum::<u64>(),
+                "tx": t.ports.iter().map(|p| p.tx).sum::<u64>(),
+                "drops": t.total_drops(),
+                "mempool_size": rt.pool.size(),
+                "mempool_free_at_start": rt.free_at_start,
+                "mempool_free": rt.pool.available(),
+            });
+            use std::io::Write;
+            let _ = writeln!(f, "{line}");
         }
         let now = Instant::now();
         let want_live = opts.live && now >= next_live;
@@ -697,20 +732,81 @@ pub fn print_summary(r: &Report) {
     }
 }
 
-/// EAL leaves /var/run/dpdk/PREFIX behind even with --no-shconf: remove it after a clean exit.
-pub fn remove_runtime_dir(cfg: &Config, extra: &[String]) {
-    let args = eal_args(cfg, extra);
-    let prefix = args
-        .iter()
+/// The EAL `--file-prefix` in `args` (EAL's default is "rte").
+fn file_prefix(args: &[String]) -> String {
+    args.iter()
         .position(|a| a == "--file-prefix")
         .and_then(|i| args.get(i + 1).cloned())
         .or_else(|| {
             args.iter()
                 .find_map(|a| a.strip_prefix("--file-prefix=").map(str::to_string))
         })
-        .unwrap_or_else(|| "rte".to_string());
-    let dir = std::path::Path::new("/var/run/dpdk").join(prefix);
-    let _ = std::fs::remove_dir_all(dir);
+        .unwrap_or_else(|| "rte".to_string())
+}
+
+/// EAL's runtime directory for a prefix: /var/run/dpdk/PREFIX for root, else under $XDG_RUNTIME_DIR or /tmp.
+fn runtime_dir(prefix: &str) -> std::path::PathBuf {
+    // The owner of /proc/self is our effective uid (no FFI outside dpdk/).
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let base = if root {
+        std::path::PathBuf::from("/var/run")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from("/tmp"))
+    };
+    base.join("dpdk").join(prefix)
+}
+
+/// Take an exclusive lock on `greway.lock` in the prefix's runtime directory. With `--no-shconf` EAL itself
+/// does not notice a second primary process with the same prefix, so greway does. A directory that cannot be
+/// created (read-only system) only warns; a lock held by another process is an error.
+fn lock_instance(prefix: &str) -> Result<Option<std::fs::File>, AppError> {
+    let dir = runtime_dir(prefix);
+    let path = dir.join("greway.lock");
+    let file = match std::fs::create_dir_all(&dir).and_then(|_| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+    }) {
+        Ok(f) => f,
+        Err(e) => {
+            log::warn!("{}: {e}; no single-instance check", path.display());
+            return Ok(None);
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::Write;
+            let _ = file.set_len(0);
+            let _ = writeln!(&file, "{}", std::process::id());
+            Ok(Some(file))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let owner = std::fs::read_to_string(&path).unwrap_or_default();
+            Err(AppError::Setup(format!(
+                "another greway (pid {}) is running with --file-prefix {prefix} (lock {}): give each \
+                 instance its own file prefix",
+                owner.trim(),
+                path.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            log::warn!("{}: {e}; no single-instance check", path.display());
+            Ok(None)
+        }
+    }
+}
+
+/// EAL leaves /var/run/dpdk/PREFIX behind even with --no-shconf: remove it after a clean exit.
+pub fn remove_runtime_dir(cfg: &Config, extra: &[String]) {
+    let args = eal_args(cfg, extra);
+    let _ = std::fs::remove_dir_all(runtime_dir(&file_prefix(&args)));
 }
 
 /// The control thread's gateway duties: worker events, keepalives and neighbours every loop iteration (10 ms),

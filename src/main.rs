@@ -43,6 +43,9 @@ enum Cmd {
         /// after N seconds, leaving start-up out.
         #[arg(long, value_name = "N")]
         warmup_s: Option<f64>,
+        /// Append one JSON line per second to PATH: rx, tx, drops so far and the mempool's free mbufs.
+        #[arg(long, value_name = "PATH")]
+        live_json: Option<PathBuf>,
         /// No live line (it is printed once a second only when stdout is a terminal).
         #[arg(long, short)]
         quiet: bool,
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
             stats_json,
             duration_s,
             warmup_s,
+            live_json,
             quiet,
             eal,
         } => {
@@ -236,6 +240,7 @@ fn main() -> ExitCode {
                 live: !quiet && std::io::stdout().is_terminal(),
                 duration: duration_s.map(Duration::from_secs_f64),
                 warmup: warmup_s.map(Duration::from_secs_f64),
+                live_json,
             };
             match run(&cfg, &opts) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -74,6 +74,10 @@ impl<B> Shared<B> {
     }
 }
 
+/// ARP replies / neighbour advertisements per second and burst, per worker.
+pub const REPLY_RATE_PER_S: f64 = 10_000.0;
+pub const REPLY_BURST: f64 = 1_000.0;
+
 /// A token bucket in TSC ticks: `rate` tokens per second, at most `burst` saved.
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
@@ -121,6 +125,9 @@ struct Worker<B> {
     shared: Shared<B>,
     ip_ident: u16,
     icmp_limit: TokenBucket,
+    /// ARP replies and neighbour advertisements: a request costs its sender as much as our reply, but a
+    /// flood must not turn the gateway into a reflector at line rate.
+    reply_limit: TokenBucket,
     now: u64,
     tsc_hz: u64,
     /// Set by `process` when it returns `Hold` for a handoff: (owner worker, tunnel index).
@@ -198,7 +205,8 @@ fn ipv4_header_checksum(hdr: &[u8]) -> u16 {
 }
 
 impl<B: PacketBuf> Gateway<B> {
-    /// A gateway for worker `worker` of `nworkers`. ICMP errors are limited to 1000/s (burst 100) per worker.
+    /// A gateway for worker `worker` of `nworkers`. ICMP errors are limited to 1000/s (burst 100) per worker,
+    /// ARP replies and neighbour advertisements to [`REPLY_RATE_PER_S`] (burst [`REPLY_BURST`]).
     pub fn new(worker: usize, nworkers: usize, shared: Shared<B>, tsc_hz: u64) -> Self {
         let tables = shared.tables.load_full();
         Gateway {
@@ -209,6 +217,7 @@ impl<B: PacketBuf> Gateway<B> {
                 shared,
                 ip_ident: (worker as u16).wrapping_mul(0x3d1),
                 icmp_limit: TokenBucket::new(1000.0, 100.0, tsc_hz),
+                reply_limit: TokenBucket::new(REPLY_RATE_PER_S, REPLY_BURST, tsc_hz),
                 now: 0,
                 tsc_hz,
                 pending_handoff: None,
@@ -988,6 +997,9 @@ impl<B: PacketBuf> Worker<B> {
                 DropReason::ArpIgnored
             });
         }
+        if !self.reply_limit.take(self.now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
+        }
         let mac = port.mac;
         let d = pkt.data_mut();
         d[0..6].copy_from_slice(&sha);
@@ -1133,6 +1145,9 @@ impl<B: PacketBuf> Worker<B> {
                 ip: IpAddr::from(src),
                 mac,
             });
+        }
+        if !self.reply_limit.take(self.now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
         }
         let mac = port.mac;
         let req_mac: [u8; 6] = d[6..12].try_into().expect("6");

@@ -965,6 +965,78 @@ fn arp_request_for_our_address_gets_a_reply_and_teaches_the_sender() {
 }
 
 #[test]
+fn arp_and_nd_replies_are_rate_limited_and_refill_with_time() {
+    use crate::datapath::gateway::{REPLY_BURST, REPLY_RATE_PER_S};
+    let mut r = rig("");
+    let mut arp = eth([0xff; 6], HOST_MAC, 0x0806);
+    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&HOST_MAC);
+    arp.extend_from_slice(&[10, 0, 0, 9]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[10, 0, 0, 1]);
+    let burst = REPLY_BURST as usize;
+    let mut sent = 0;
+    for _ in 0..burst + 500 {
+        match r.run(&arp, INSIDE).0 {
+            Verdict::Tx(INSIDE) => sent += 1,
+            Verdict::Drop(DropReason::ReplyRateLimited) => {}
+            v => panic!("unexpected verdict {v:?}"),
+        }
+    }
+    assert_eq!(
+        sent, burst,
+        "a burst of {burst}, no refill at a fixed clock"
+    );
+    // Requests for others are never answered and never take a token.
+    let mut other = arp.clone();
+    other[38..42].copy_from_slice(&[10, 0, 0, 50]);
+    assert_eq!(
+        r.run(&other, INSIDE).0,
+        Verdict::Drop(DropReason::ArpIgnored)
+    );
+    // Neighbour solicitations share the bucket: still empty.
+    let src = v6("2001:db8:1::2");
+    let target = v6("2001:db8:1::1");
+    let group = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1];
+    let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&target);
+    ns.extend_from_slice(&[1, 1]);
+    ns.extend_from_slice(&HOST_MAC);
+    let mut ps = src.to_vec();
+    ps.extend_from_slice(&group);
+    ps.extend_from_slice(&(ns.len() as u32).to_be_bytes());
+    ps.extend_from_slice(&[0, 0, 0, 58]);
+    ps.extend_from_slice(&ns);
+    let ck = csum(&ps);
+    ns[2..4].copy_from_slice(&ck.to_be_bytes());
+    let mut nsf = eth([0x33, 0x33, 0xff, 0, 0, 1], HOST_MAC, 0x86dd);
+    nsf.extend(ipv6(src, group, 58, 255, 0, &ns));
+    assert_eq!(
+        r.run(&nsf, INSIDE).0,
+        Verdict::Drop(DropReason::ReplyRateLimited)
+    );
+    // 10 ms later (the rig's TSC runs at 1 GHz) the bucket holds rate * 0.01 tokens again.
+    let refill = (REPLY_RATE_PER_S * 0.01) as usize;
+    Processor::<VecBuf>::begin_burst(&mut r.gw, 1_000 + 10_000_000);
+    let mut sent = 0;
+    for _ in 0..refill + 50 {
+        if r.run(&arp, INSIDE).0 == Verdict::Tx(INSIDE) {
+            sent += 1;
+        }
+    }
+    assert!(
+        (refill - 1..=refill).contains(&sent),
+        "refilled at {REPLY_RATE_PER_S}/s: {sent}"
+    );
+    Processor::<VecBuf>::begin_burst(&mut r.gw, 1_000 + 20_000_000);
+    assert_eq!(
+        r.run(&nsf, INSIDE).0,
+        Verdict::Tx(INSIDE),
+        "ND answered again"
+    );
+}
+
+#[test]
 fn learned_neighbor_is_published_and_used() {
     let mut r = rig("");
     r.cp.on_event(

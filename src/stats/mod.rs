@@ -75,11 +75,13 @@ pub enum DropReason {
     KeepaliveConsumed,
     /// ARP reply / neighbour advertisement consumed after learning from it (not an error).
     NeighborLearned,
+    /// ARP reply or neighbour advertisement suppressed by the reply rate limiter (no amplification).
+    ReplyRateLimited,
 }
 
 impl DropReason {
     /// Number of reasons (size of counter arrays).
-    pub const COUNT: usize = DropReason::NeighborLearned as usize + 1;
+    pub const COUNT: usize = DropReason::ReplyRateLimited as usize + 1;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -114,6 +116,7 @@ impl DropReason {
         DropReason::HandoffFull,
         DropReason::KeepaliveConsumed,
         DropReason::NeighborLearned,
+        DropReason::ReplyRateLimited,
     ];
 
     /// The snake_case name used in JSON, Prometheus labels and logs.
@@ -150,6 +153,7 @@ impl DropReason {
             DropReason::HandoffFull => "handoff_full",
             DropReason::KeepaliveConsumed => "keepalive_consumed",
             DropReason::NeighborLearned => "neighbor_learned",
+            DropReason::ReplyRateLimited => "reply_rate_limited",
         }
     }
 }
