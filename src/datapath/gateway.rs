@@ -336,11 +336,19 @@ impl<B: PacketBuf> Worker<B> {
             pkt.adj(4);
             ethertype = be16(pkt.data(), 12);
         }
-        match ethertype {
+        let v = match ethertype {
             ETHERTYPE_IPV4 => self.ipv4_in(tables, pkt, in_port, c),
             ETHERTYPE_IPV6 => self.ipv6_in(tables, pkt, in_port, c),
             ETHERTYPE_ARP => self.arp_in(tables, pkt, in_port),
             _ => Verdict::Drop(DropReason::UnsupportedEthertype),
+        };
+        // The rules read headers from the first segment: a chained (jumbo) frame whose length fields point past
+        // it is not truncated but segmented.
+        match v {
+            Verdict::Drop(DropReason::Truncated) if !pkt.is_contiguous() => {
+                Verdict::Drop(DropReason::Segmented)
+            }
+            v => v,
         }
     }
 
