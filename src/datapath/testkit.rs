@@ -12,7 +12,14 @@ use std::time::Instant;
 
 /// The configuration described in the module docs.
 pub fn demo_config() -> Config {
-    let text = r#"
+    config_with("key = 1001\nchecksum = true\nsequence = true\nkeepalive = { interval_s = 10, retries = 3 }")
+}
+
+/// The same ports, neighbours and routes, with `tunnel_extra` (TOML lines) added to tunnel "t1", which
+/// otherwise has no key, checksum or sequence numbers.
+pub fn config_with(tunnel_extra: &str) -> Config {
+    let text = format!(
+        r#"
 [eal]
 args = ["-l", "0-1"]
 [dataplane]
@@ -31,11 +38,8 @@ mac = "02:00:00:00:00:02"
 name = "t1"
 local = "192.0.2.1"
 remote = "198.51.100.7"
-key = 1001
-checksum = true
-sequence = true
-keepalive = { interval_s = 10, retries = 3 }
 routes = ["10.20.0.0/16", "2001:db8:20::/48"]
+{tunnel_extra}
 [[tunnel]]
 name = "t6"
 local = "2001:db8:ffff::1"
@@ -54,6 +58,10 @@ mac = "02:00:00:00:00:fe"
 port = "inside"
 ip = "10.0.0.2"
 mac = "02:00:00:00:00:0a"
+[[neighbor]]
+port = "inside"
+ip = "2001:db8:1::2"
+mac = "02:00:00:00:00:0a"
 [[route]]
 prefix = "0.0.0.0/0"
 via = "192.0.2.254"
@@ -62,8 +70,9 @@ port = "outside"
 prefix = "2001:db8:eeee::/48"
 via = "2001:db8:ffff::fe"
 port = "outside"
-"#;
-    Config::from_str_named(text, "testkit").expect("the testkit config is valid")
+"#
+    );
+    Config::from_str_named(&text, "testkit").unwrap_or_else(|e| panic!("testkit config: {e}"))
 }
 
 /// A gateway for worker 0 of 1 over the demo config, with fresh counters.

@@ -17,61 +17,7 @@ const INSIDE: usize = 0;
 const OUTSIDE: usize = 1;
 
 fn config(tunnel_extra: &str) -> Config {
-    let text = format!(
-        r#"
-[eal]
-args = ["-l", "0-1"]
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_null0"
-address = ["10.0.0.1/24", "2001:db8:1::1/64"]
-mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_null1"
-address = ["192.0.2.1/24", "2001:db8:ffff::1/64"]
-mac = "02:00:00:00:00:02"
-[[tunnel]]
-name = "t1"
-local = "192.0.2.1"
-remote = "198.51.100.7"
-routes = ["10.20.0.0/16", "2001:db8:20::/48"]
-{tunnel_extra}
-[[tunnel]]
-name = "t6"
-local = "2001:db8:ffff::1"
-remote = "2001:db8:eeee::7"
-key = 6
-routes = ["10.60.0.0/16"]
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
-[[neighbor]]
-port = "outside"
-ip = "2001:db8:ffff::fe"
-mac = "02:00:00:00:00:fe"
-[[neighbor]]
-port = "inside"
-ip = "10.0.0.2"
-mac = "02:00:00:00:00:0a"
-[[neighbor]]
-port = "inside"
-ip = "2001:db8:1::2"
-mac = "02:00:00:00:00:0a"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "192.0.2.254"
-port = "outside"
-[[route]]
-prefix = "2001:db8:eeee::/48"
-via = "2001:db8:ffff::fe"
-port = "outside"
-"#
-    );
-    Config::from_str_named(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+    super::testkit::config_with(tunnel_extra)
 }
 
 struct Rig {
