@@ -145,6 +145,10 @@ struct Worker<B> {
     reorder: Vec<super::reorder::ReorderBuf<B>>,
     /// Set by decap when it returns `Hold` to buffer an out-of-order packet: (tunnel, sequence).
     pending_reorder: Option<(u32, u32)>,
+    /// Set by decap when it returns `Hold` for an outer fragment to reassemble.
+    pending_fragment: bool,
+    /// Outer IPv4 reassembly table.
+    reasm: super::reasm::Reassembler<B>,
     /// A packet released from a reordering buffer: its sequence number skips the hold.
     seq_bypass: Option<u32>,
     /// Packets held in all reordering buffers (so an idle poll round need not look at them).
@@ -229,6 +233,8 @@ impl<B: PacketBuf> Gateway<B> {
                 pending_reorder: None,
                 seq_bypass: None,
                 reorder_held: 0,
+                pending_fragment: false,
+                reasm: Default::default(),
                 last_decap: None,
                 last_neighbor: None,
             },
@@ -745,9 +751,14 @@ impl<B: PacketBuf> Worker<B> {
                 ((be16(d, ETH) >> 4) & 0x03) as u8,
             )
         } else {
-            // Outer fragments would need reassembly before the GRE header can be read.
+            // An outer fragment: reassemble first (`reasm`), then this path runs on the whole datagram.
             if be16(d, ETH + 6) & 0x3fff != 0 {
-                return Verdict::Drop(DropReason::OuterFragment);
+                let excess = pkt.pkt_len() - ETH - total;
+                if excess > 0 && !pkt.trim(excess) {
+                    return Verdict::Drop(DropReason::Segmented);
+                }
+                self.pending_fragment = true;
+                return Verdict::Hold;
             }
             let dst: [u8; 4] = d[ETH + 16..ETH + 20].try_into().expect("4");
             let src: [u8; 4] = d[ETH + 12..ETH + 16].try_into().expect("4");
@@ -1460,6 +1471,34 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     }
 
     fn hold(&mut self, pkt: B, counters: &mut Counters) {
+        if std::mem::take(&mut self.w.pending_fragment) {
+            // Incomplete datagrams are given up after a second.
+            let deadline = self.w.now + self.w.tsc_hz;
+            match self.w.reasm.offer(pkt, deadline) {
+                super::reasm::Offer::Held => {}
+                super::reasm::Offer::Dropped(all) => {
+                    counters.drops[DropReason::OuterFragment as usize] += all.len() as u64;
+                }
+                super::reasm::Offer::Complete(mut whole, n) => {
+                    // The fragments beyond the first were received and are now part of this datagram: they are
+                    // accounted as `fragment_reassembled` (not an error), the datagram goes on as the first.
+                    counters.fragments_reassembled += 1;
+                    counters.drops[DropReason::FragmentReassembled as usize] += (n - 1) as u64;
+                    let port = self
+                        .tables
+                        .ports
+                        .iter()
+                        .position(|p| p.role == PortRole::Outside)
+                        .unwrap_or(0);
+                    match self.w.handle(&self.tables, &mut whole, port, counters) {
+                        Verdict::Tx(p) => self.w.deferred.push((p, whole)),
+                        Verdict::Drop(r) => counters.drop_pkt(r),
+                        Verdict::Hold => self.hold(whole, counters),
+                    }
+                }
+            }
+            return;
+        }
         if let Some((ti, seq)) = self.w.pending_reorder.take() {
             let t = &self.tables.tunnels[ti as usize];
             let (window, timeout_ms) = t.reorder.unwrap_or((1, 0));
@@ -1484,6 +1523,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     ) {
         // Called every poll round: nothing deferred, held or handed off (the common case) costs three loads.
         if self.w.deferred.is_empty()
+            && self.w.reasm.is_empty()
             && self.w.reorder_held == 0
             && self.w.held.is_empty()
             && self.w.shared.handoff[self.w.worker].is_empty()
@@ -1491,6 +1531,14 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             return;
         }
         self.begin_burst(now_tsc);
+        if !self.w.reasm.is_empty() {
+            let mut expired = 0u64;
+            self.w.reasm.expire(now_tsc, &mut |pkt| {
+                drop(pkt);
+                expired += 1;
+            });
+            counters.drops[DropReason::OuterFragment as usize] += expired;
+        }
         for (p, pkt) in self.w.deferred.drain(..) {
             if !emit(p, pkt) {
                 counters.drop_pkt(DropReason::TxFull);
@@ -1568,6 +1616,12 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     }
 
     fn finish(&mut self, counters: &mut Counters) {
+        let mut held = 0u64;
+        self.w.reasm.drain(&mut |pkt| {
+            drop(pkt);
+            held += 1;
+        });
+        counters.drops[DropReason::OuterFragment as usize] += held;
         while let Some((_, _, pkt)) = self.w.held.pop_front() {
             drop(pkt);
             counters.drop_pkt(DropReason::NoNeighbor);

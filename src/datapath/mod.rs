@@ -2,6 +2,7 @@
 //! by a [`Processor`] written against [`PacketBuf`], so the rules run on plain byte buffers in tests.
 pub mod frag;
 pub mod gateway;
+pub mod reasm;
 pub mod reorder;
 pub mod testkit;
 pub mod worker;

@@ -1423,3 +1423,70 @@ fn reorder_buffer_releases_in_order_and_on_timeout() {
     );
     assert_eq!(r.c.tunnels[0].decap, 5);
 }
+
+#[test]
+fn outer_fragments_are_reassembled_then_decapsulated() {
+    let mut r = rig("key = 1001");
+    let inner = ipv4(
+        [10, 20, 3, 4],
+        [10, 0, 0, 2],
+        17,
+        30,
+        0,
+        false,
+        &udp_payload(1000),
+    );
+    let whole = outer_gre(&gre_hdr(false, Some(1001), None, 0x0800, &inner), &inner, 0);
+    // What the unfragmented packet becomes.
+    let (v, expect) = r.run(&whole, OUTSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    // The same datagram in two outer fragments, the second first.
+    let payload = &whole[34..];
+    let frag = |off: usize, len: usize, more: bool| {
+        let mut f = whole[..34].to_vec();
+        f[14 + 2..14 + 4].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+        let word = ((off / 8) as u16) | if more { 0x2000 } else { 0 };
+        f[14 + 6..14 + 8].copy_from_slice(&word.to_be_bytes());
+        f[14 + 10..14 + 12].fill(0);
+        let ck = csum(&f[14..34]);
+        f[14 + 10..14 + 12].copy_from_slice(&ck.to_be_bytes());
+        f.extend_from_slice(&payload[off..off + len]);
+        f
+    };
+    let first = frag(0, 520, true);
+    let second = frag(520, payload.len() - 520, false);
+    for f in [second, first] {
+        let mut b = VecBuf::new(&f);
+        assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
+        Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+    }
+    let mut out = Vec::new();
+    Processor::<VecBuf>::poll_deferred(
+        &mut r.gw,
+        2_000,
+        &mut |p, b: VecBuf| {
+            out.push((p, b.to_vec()));
+            true
+        },
+        &mut r.c,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, INSIDE);
+    assert_eq!(
+        out[0].1, expect,
+        "the reassembled datagram decapsulates like the unfragmented one"
+    );
+    assert_eq!(r.c.fragments_reassembled, 1);
+    assert_eq!(r.c.drops[DropReason::FragmentReassembled as usize], 1);
+    // A fragment whose partner never comes is dropped as outer_fragment after a second (1 GHz test clock).
+    let mut b = VecBuf::new(&frag(0, 520, true));
+    assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
+    Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+    Processor::<VecBuf>::poll_deferred(
+        &mut r.gw,
+        3_000_000_000,
+        &mut |_, _b: VecBuf| true,
+        &mut r.c,
+    );
+    assert_eq!(r.c.drops[DropReason::OuterFragment as usize], 1);
+}

@@ -75,6 +75,8 @@ pub enum DropReason {
     KeepaliveConsumed,
     /// ARP reply / neighbour advertisement consumed after learning from it (not an error).
     NeighborLearned,
+    /// An outer fragment merged into a reassembled datagram, which goes on in its place (not an error).
+    FragmentReassembled,
     /// ARP reply or neighbour advertisement suppressed by the reply rate limiter (no amplification).
     ReplyRateLimited,
 }
@@ -116,6 +118,7 @@ impl DropReason {
         DropReason::HandoffFull,
         DropReason::KeepaliveConsumed,
         DropReason::NeighborLearned,
+        DropReason::FragmentReassembled,
         DropReason::ReplyRateLimited,
     ];
 
@@ -153,6 +156,7 @@ impl DropReason {
             DropReason::HandoffFull => "handoff_full",
             DropReason::KeepaliveConsumed => "keepalive_consumed",
             DropReason::NeighborLearned => "neighbor_learned",
+            DropReason::FragmentReassembled => "fragment_reassembled",
             DropReason::ReplyRateLimited => "reply_rate_limited",
         }
     }
@@ -205,6 +209,9 @@ pub struct Counters {
     pub icmp_errors_suppressed: u64,
     /// Extra packets made by fragmenting inner IPv4 packets larger than a tunnel MTU (DF clear).
     pub fragments_created: u64,
+    /// Outer IPv4 datagrams reassembled from fragments addressed to us (the other fragments of each are
+    /// accounted under `fragment_reassembled`).
+    pub fragments_reassembled: u64,
 }
 
 impl Clone for Counters {
@@ -244,6 +251,7 @@ impl Counters {
             icmp_errors_sent: 0,
             icmp_errors_suppressed: 0,
             fragments_created: 0,
+            fragments_reassembled: 0,
         }
     }
 
@@ -324,6 +332,7 @@ impl Counters {
         self.icmp_errors_sent += o.icmp_errors_sent;
         self.icmp_errors_suppressed += o.icmp_errors_suppressed;
         self.fragments_created += o.fragments_created;
+        self.fragments_reassembled += o.fragments_reassembled;
     }
 
     /// Total drops.
