@@ -898,7 +898,7 @@ impl<B: PacketBuf> Worker<B> {
                 return tdrop(c, DropReason::SpoofedSource);
             }
         }
-        if tables.tunnels.iter().any(|x| x.local == idst) {
+        if tables.tunnel_locals.contains(&idst) {
             // A tunnel packet addressed to a tunnel endpoint of ours would loop (RFC 2784 has no TTL of its own).
             return tdrop(c, DropReason::TunnelLoop);
         }

@@ -205,6 +205,8 @@ pub struct Tables {
     /// Our own addresses (any port) and the tunnel endpoints.
     pub local4: Vec<Ipv4Addr>,
     pub local6: Vec<Ipv6Addr>,
+    /// The distinct tunnel endpoint addresses of ours (`local` of every tunnel): the decap loop check.
+    pub tunnel_locals: Vec<IpAddr>,
     pub generation: u64,
     /// Run-unique id of each tunnel (`tunnel_ids[i]` for `tunnels[i]`), never reused within a run: workers
     /// key their per-tunnel counters by it so runtime additions and removals do not mix counters up.
@@ -367,6 +369,9 @@ pub fn build_tables(
         peers.insert((t.local, t.remote), i as u32);
         tunnels.push(t);
     }
+    let mut tunnel_locals: Vec<IpAddr> = tunnels.iter().map(|t| t.local).collect();
+    tunnel_locals.sort_unstable();
+    tunnel_locals.dedup();
     let mut local4 = Vec::new();
     let mut local6 = Vec::new();
     for p in &ports {
@@ -382,6 +387,7 @@ pub fn build_tables(
         neighbors,
         local4,
         local6,
+        tunnel_locals,
         generation,
         tunnel_ids: (0..cfg.tunnels.len() as u64).collect(),
     }
