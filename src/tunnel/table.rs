@@ -132,6 +132,11 @@ pub struct Tunnel {
     pub resolved: bool,
     /// Ethernet + outer IP + GRE header with every constant field filled; per-packet fields are patched.
     pub template: [u8; MAX_ENCAP_HEADER],
+    /// IPv4 outer: the one's-complement sum (unfolded, of big-endian 16-bit words) of the template's IPv4
+    /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
+    /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
+    /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
+    pub ip4_base_sum: u32,
     pub header_len: usize,
     /// Offsets within the template.
     pub gre_off: usize,
@@ -468,6 +473,16 @@ fn build_tunnel(
         off += 4;
     }
     tpl[gre_off..gre_off + 2].copy_from_slice(&flags.to_be_bytes());
+    let ip4_base_sum = if gre_off == ip_off + 20 {
+        let mut h = [0u8; 20];
+        h.copy_from_slice(&tpl[ip_off..ip_off + 20]);
+        h[8] = 0; // TTL: per packet
+        h.chunks_exact(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum()
+    } else {
+        0
+    };
     Tunnel {
         index,
         name: tc.name.clone(),
@@ -487,6 +502,7 @@ fn build_tunnel(
         next_hop,
         resolved: nb.is_some(),
         template: tpl,
+        ip4_base_sum,
         header_len: off,
         gre_off,
         key_off,
