@@ -158,6 +158,15 @@ struct Worker<B> {
     last_decap: Option<(crate::tunnel::table::DecapKey, u32)>,
     /// Last next hop resolved by `l2_rewrite` and its MAC (same validity).
     last_neighbor: Option<(IpAddr, [u8; 6])>,
+    /// The IPv4 fast paths' decap match cache: (outer destination, outer source, key) as raw words -> tunnel
+    /// (same validity as `last_decap`).
+    last_decap4: Option<(u32, u32, Option<u32>, u32)>,
+    /// Whether the one-pass fast paths run (they only ever accept packets the general rules treat the same
+    /// way; off in the equivalence test, which compares both).
+    fast_path: bool,
+    /// Packets the fast paths took (tests only: the hot path carries no extra counter).
+    #[cfg(test)]
+    fast_hits: u64,
 }
 
 /// At most this many fragments per packet (a 9000-byte jumbo into a 576-byte MTU needs 17).
@@ -237,6 +246,10 @@ impl<B: PacketBuf> Gateway<B> {
                 reasm: Default::default(),
                 last_decap: None,
                 last_neighbor: None,
+                last_decap4: None,
+                fast_path: true,
+                #[cfg(test)]
+                fast_hits: 0,
             },
         }
     }
@@ -244,6 +257,18 @@ impl<B: PacketBuf> Gateway<B> {
     /// The tables this worker currently reads.
     pub fn tables(&self) -> &Tables {
         &self.tables
+    }
+
+    /// Turn the one-pass IPv4 fast paths on or off (on by default). Off, every packet takes the general
+    /// rules: the equivalence test runs both ways and compares.
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.w.fast_path = on;
+    }
+
+    /// Packets the fast paths took.
+    #[cfg(test)]
+    pub fn fast_path_hits(&self) -> u64 {
+        self.w.fast_hits
     }
 
     /// Entry point per packet.
@@ -328,6 +353,19 @@ impl<B: PacketBuf> Worker<B> {
         in_port: usize,
         c: &mut Counters,
     ) -> Verdict {
+        if self.fast_path {
+            let fast = match tables.ports[in_port].role {
+                PortRole::Inside => self.fast_encap4(tables, pkt, c),
+                PortRole::Outside => self.fast_decap4(tables, pkt, c),
+            };
+            if let Some(v) = fast {
+                #[cfg(test)]
+                {
+                    self.fast_hits += 1;
+                }
+                return v;
+            }
+        }
         let d = pkt.data();
         if d.len() < ETH {
             return Verdict::Drop(DropReason::Truncated);
@@ -356,6 +394,165 @@ impl<B: PacketBuf> Worker<B> {
             }
             v => v,
         }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // IPv4 fast paths
+    // ---------------------------------------------------------------------------------------------------------
+    //
+    // The bulk of a gateway's traffic is one shape per direction: on the inside, an option-less IPv4 packet
+    // routed into a tunnel; on the outside, an option-less IPv4 GRE packet (key or not, no checksum or
+    // sequence number) carrying IPv4 to an inside neighbour. Each fast path checks that shape in one pass over
+    // fixed-size header views (no re-parsing between rule stages, no bounds checks per field) and then does
+    // exactly what the general rules do for it. Anything else, or any check that fails, returns `None` with the
+    // packet untouched and the general rules take it (so every drop keeps its reason and its counter).
+    // `tests::fast_path_equals_general_rules` runs both on the same packets and compares bytes and counters.
+
+    /// Inside port: IPv4 to a tunnel route -> encapsulated (see above).
+    #[inline(always)]
+    fn fast_encap4(&mut self, tables: &Tables, pkt: &mut B, c: &mut Counters) -> Option<Verdict> {
+        let d = pkt.data();
+        let len = d.len();
+        // One segment, exactly one IPv4 packet without options (no Ethernet padding to trim).
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        let h: &[u8; ETH + 20] = d.get(..ETH + 20)?.try_into().ok()?;
+        let (eth, ip) = h.split_at(ETH);
+        let ip: &[u8; 20] = ip.try_into().ok()?;
+        if eth[12] != 0x08 || eth[13] != 0x00 || ip[0] != 0x45 {
+            return None;
+        }
+        if usize::from(u16::from_be_bytes([ip[2], ip[3]])) != len - ETH
+            || !checksum::ipv4_header_valid(ip)
+        {
+            return None;
+        }
+        let dst = [ip[16], ip[17], ip[18], ip[19]];
+        // Not for us, not multicast/broadcast, TTL left to forward with.
+        if dst[0] >= 224 || ip[8] <= 1 || self.is_local4(tables, dst) {
+            return None;
+        }
+        let ti = tables.routes.encap4.lookup(u32::from_be_bytes(dst))?;
+        let t = tables.tunnels.get(ti as usize)?;
+        // Sequenced tunnels (owner worker), unresolved next hops, down tunnels and too-big packets: general.
+        if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {
+            return None;
+        }
+        Some(self.encap_emit(t, pkt, ti, true, len - ETH, true, c))
+    }
+
+    /// Outside port: IPv4 GRE (key or not) to one of our addresses, carrying IPv4 to an inside neighbour ->
+    /// decapsulated and forwarded (see above).
+    #[inline(always)]
+    fn fast_decap4(&mut self, tables: &Tables, pkt: &mut B, c: &mut Counters) -> Option<Verdict> {
+        const GRE_AT: usize = ETH + 20;
+        let d = pkt.data();
+        let len = d.len();
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        let h: &[u8; GRE_AT + 4] = d.get(..GRE_AT + 4)?.try_into().ok()?;
+        let (eth, rest) = h.split_at(ETH);
+        let (ip, gre) = rest.split_at(20);
+        let ip: &[u8; 20] = ip.try_into().ok()?;
+        if eth[12] != 0x08 || eth[13] != 0x00 || ip[0] != 0x45 || ip[9] != PROTO_GRE {
+            return None;
+        }
+        // Exact length, valid checksum, not a fragment, no CE mark to fold into the inner header.
+        if usize::from(u16::from_be_bytes([ip[2], ip[3]])) != len - ETH
+            || (ip[6] & 0x3f) != 0
+            || ip[7] != 0
+            || ip[1] & 0x03 == 0x03
+            || !checksum::ipv4_header_valid(ip)
+        {
+            return None;
+        }
+        let local = [ip[16], ip[17], ip[18], ip[19]];
+        if !self.is_local4(tables, local) {
+            return None;
+        }
+        // GRE: version 0, no flag but K, protocol IPv4.
+        let flags = u16::from_be_bytes([gre[0], gre[1]]);
+        if flags & !gre::flags::KEY != 0 || gre[2] != 0x08 || gre[3] != 0x00 {
+            return None;
+        }
+        let (key, off) = if flags != 0 {
+            let k = d.get(GRE_AT + 4..GRE_AT + 8)?;
+            (
+                Some(u32::from_be_bytes([k[0], k[1], k[2], k[3]])),
+                GRE_AT + 8,
+            )
+        } else {
+            (None, GRE_AT + 4)
+        };
+        let local = u32::from_be_bytes(local);
+        let remote = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+        let ti = match self.last_decap4 {
+            Some((l, r, k, ti)) if l == local && r == remote && k == key => ti,
+            _ => {
+                let dk = crate::tunnel::table::DecapKey {
+                    local: IpAddr::V4(local.into()),
+                    remote: IpAddr::V4(remote.into()),
+                    key,
+                };
+                let ti = *tables.decap.get(&dk)?;
+                self.last_decap4 = Some((local, remote, key, ti));
+                ti
+            }
+        };
+        let t = tables.tunnels.get(ti as usize)?;
+        if t.checksum || t.sequence || t.allowed_sources.is_some() {
+            return None;
+        }
+        // The inner IPv4 header: option-less, exactly the rest of the frame, valid, not GRE (keepalives and
+        // tunnel-in-tunnel take the general rules), not to a tunnel endpoint of ours (loop), routable.
+        let inner: &[u8; 20] = d.get(off..off + 20)?.try_into().ok()?;
+        let inner_total = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
+        if inner[0] != 0x45
+            || inner_total != len - off
+            || inner[9] == PROTO_GRE
+            || inner[8] <= 1
+            || inner[16] >= 224
+            || !checksum::ipv4_header_valid(inner)
+        {
+            return None;
+        }
+        let idst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
+        let idst_ip = IpAddr::V4(idst.into());
+        if tables.tunnel_locals.contains(&idst_ip) || tables.routes.encap4.lookup(idst).is_some() {
+            return None;
+        }
+        let route = tables
+            .routes
+            .routes
+            .get(tables.routes.routes4.lookup(idst)? as usize)?;
+        if tables.ports.get(route.port)?.role != PortRole::Inside {
+            return None;
+        }
+        let nh = route.via.unwrap_or(idst_ip);
+        let mac = match self.last_neighbor {
+            Some((ip, mac)) if ip == nh => mac,
+            _ => {
+                let mac = tables.neighbors.get(&nh)?.mac;
+                self.last_neighbor = Some((nh, mac));
+                mac
+            }
+        };
+        // Accepted: strip the outer headers, leaving room for the new Ethernet header, and forward.
+        if !pkt.adj(off - ETH) {
+            return None;
+        }
+        let src = tables.ports[route.port].mac;
+        let d = pkt.data_mut();
+        d[0..6].copy_from_slice(&mac);
+        d[6..12].copy_from_slice(&src);
+        d[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        decrement_ttl(d);
+        let tc = &mut c.tunnels[ti as usize];
+        tc.decap += 1;
+        tc.decap_bytes += inner_total as u64;
+        Some(Verdict::Tx(route.port))
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -593,38 +790,7 @@ impl<B: PacketBuf> Worker<B> {
         let v4 = be16(d, 12) == ETHERTYPE_IPV4;
         let inner_len = pkt.pkt_len() - ETH;
         if inner_len > usize::from(t.mtu) {
-            let df = !v4 || d[ETH + 6] & 0x40 != 0;
-            if df {
-                c.tunnels[ti as usize].drops += 1;
-                return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(t.mtu), c);
-            }
-            // DF clear: fragment the inner packet (RFC 791) and encapsulate each piece; the first one goes
-            // out as this packet's verdict, the others through the deferred queue.
-            let mut rest: [Option<B>; MAX_FRAGMENTS] = Default::default();
-            let mut n = 0;
-            let res =
-                if inner_len.div_ceil(usize::from(t.mtu).saturating_sub(20) & !7) > MAX_FRAGMENTS {
-                    Err(super::frag::FragError::Unsupported)
-                } else {
-                    super::frag::fragment_ipv4(pkt, usize::from(t.mtu), &mut |f| {
-                        rest[n] = Some(f);
-                        n += 1;
-                    })
-                };
-            if res.is_err() {
-                c.tunnels[ti as usize].drops += 1;
-                return Verdict::Drop(DropReason::TooBig);
-            }
-            c.fragments_created += n as u64;
-            for f in rest.iter_mut().take(n) {
-                let mut f = f.take().expect("filled");
-                match self.encap(tables, &mut f, in_port, ti, decrement, c) {
-                    Verdict::Tx(p) => self.deferred.push((p, f)),
-                    Verdict::Drop(r) => c.drop_pkt(r),
-                    Verdict::Hold => self.hold_now(f, c),
-                }
-            }
-            return self.encap(tables, pkt, in_port, ti, decrement, c);
+            return self.encap_too_big(tables, pkt, in_port, ti, decrement, c);
         }
         if !t.resolved {
             self.event(Event::Resolve {
@@ -643,6 +809,23 @@ impl<B: PacketBuf> Worker<B> {
             self.pending_neighbor = None;
             return Verdict::Hold;
         }
+        self.encap_emit(t, pkt, ti, v4, inner_len, decrement, c)
+    }
+
+    /// The encapsulation proper, every check passed: the router hop's TTL decrement, the outer header from the
+    /// tunnel's template with the per-packet fields, GRE checksum and sequence number, counters.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn encap_emit(
+        &mut self,
+        t: &Tunnel,
+        pkt: &mut B,
+        ti: u32,
+        v4: bool,
+        inner_len: usize,
+        decrement: bool,
+        c: &mut Counters,
+    ) -> Verdict {
         if decrement {
             // After the MTU check: an ICMP error quotes the packet as it was received.
             decrement_ttl(pkt.data_mut());
@@ -730,6 +913,57 @@ impl<B: PacketBuf> Worker<B> {
         tc.encap += 1;
         tc.encap_bytes += inner_len as u64;
         Verdict::Tx(t.out_port)
+    }
+
+    /// The inner packet exceeds the tunnel MTU: ICMP "too big" when it may not be fragmented, else fragment it
+    /// (RFC 791) and encapsulate each piece; the first goes out as this packet's verdict, the others through the
+    /// deferred queue. Out of line: it keeps the fragment array and its stack frame off the fast path (and
+    /// `encap` non-recursive, so it inlines into the routing step).
+    #[cold]
+    #[inline(never)]
+    fn encap_too_big(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        ti: u32,
+        decrement: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        let t = &tables.tunnels[ti as usize];
+        let d = pkt.data();
+        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        let inner_len = pkt.pkt_len() - ETH;
+        let df = !v4 || d[ETH + 6] & 0x40 != 0;
+        if df {
+            c.tunnels[ti as usize].drops += 1;
+            return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(t.mtu), c);
+        }
+        let mut rest: [Option<B>; MAX_FRAGMENTS] = Default::default();
+        let mut n = 0;
+        let res = if inner_len.div_ceil(usize::from(t.mtu).saturating_sub(20) & !7) > MAX_FRAGMENTS
+        {
+            Err(super::frag::FragError::Unsupported)
+        } else {
+            super::frag::fragment_ipv4(pkt, usize::from(t.mtu), &mut |f| {
+                rest[n] = Some(f);
+                n += 1;
+            })
+        };
+        if res.is_err() {
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::TooBig);
+        }
+        c.fragments_created += n as u64;
+        for f in rest.iter_mut().take(n) {
+            let mut f = f.take().expect("filled");
+            match self.encap(tables, &mut f, in_port, ti, decrement, c) {
+                Verdict::Tx(p) => self.deferred.push((p, f)),
+                Verdict::Drop(r) => c.drop_pkt(r),
+                Verdict::Hold => self.hold_now(f, c),
+            }
+        }
+        self.encap(tables, pkt, in_port, ti, decrement, c)
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -1448,6 +1682,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             self.tables = new;
             self.w.last_decap = None;
             self.w.last_neighbor = None;
+            self.w.last_decap4 = None;
         }
     }
 
