@@ -1714,7 +1714,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             if let Some(ti) = dst4(p).and_then(|a| lpm.lookup(a)) {
                 if let Some(t) = tables.tunnels.get(ti as usize) {
                     let base = (t as *const Tunnel).cast::<u8>();
-                    for off in (0..std::mem::size_of::<Tunnel>()).step_by(64) {
+                    for off in (0..crate::tunnel::table::TUNNEL_HOT_BYTES).step_by(64) {
                         prefetch(base.wrapping_add(off));
                     }
                 }

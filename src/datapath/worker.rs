@@ -110,10 +110,21 @@ pub fn run<P: Processor<Mbuf>>(
         (setup.window_start_tsc == 0).then(|| (dpdk::rdtsc(), 0, 0, thread_cpu_ns()));
     let mut window_pending = window.is_none();
 
+    // `last_rx_tsc` is shared by all workers: refreshed at most once per millisecond (an atomic read-modify-write
+    // per burst would cost more than the packets' own counters).
+    let rx_tsc_every = (setup.tsc_hz / 1000).max(1);
+    let mut rx_tsc_published = 0u64;
+
     while !setup.stop.load(Ordering::Relaxed) {
         // Relaxed: the flag carries no data; the worker only needs to see it eventually.
         counters.polls += 1;
         let mut got_any = false;
+        // One clock read and one table check per poll round: the round's bursts, its deferred work and its
+        // packets' latency all start from `now` (taken just before the rx calls, so the latency includes them).
+        let now = dpdk::rdtsc();
+        // Pick up a new table (and lay the counters out for it) before any packet or deferred work uses it.
+        proc.begin_burst(now);
+        sync_tunnel_layout(&proc, &mut counters);
         for (pi, wp) in setup.ports.iter().enumerate() {
             let Some(q) = wp.rx_queue else { continue };
             let n = rx.rx_n(wp.port_id, q, burst);
@@ -121,19 +132,16 @@ pub fn run<P: Processor<Mbuf>>(
                 continue;
             }
             got_any = true;
-            let t_rx = dpdk::rdtsc();
-            proc.begin_burst(t_rx);
-            sync_tunnel_layout(&proc, &mut counters);
+            let t_rx = now;
             // Start every packet's first data line and the headroom line before it (where encapsulation
             // writes) loading now: the misses overlap instead of stalling packet by packet.
             for m in rx.as_slice() {
                 m.prefetch_data_and_headroom();
             }
             proc.prepare_burst(rx.as_slice(), pi);
+            let mut rx_bytes = 0u64;
             for mut m in rx.drain() {
-                let len = m.pkt_len() as u64;
-                counters.ports[pi].rx += 1;
-                counters.ports[pi].rx_bytes += len;
+                rx_bytes += m.pkt_len() as u64;
                 match proc.process(&mut m, pi, &mut counters) {
                     Verdict::Tx(out) => {
                         if let Err(m) = tx[out].push(m) {
@@ -159,6 +167,9 @@ pub fn run<P: Processor<Mbuf>>(
                     Verdict::Hold => proc.hold(m, &mut counters),
                 }
             }
+            let pc = &mut counters.ports[pi];
+            pc.rx += n as u64;
+            pc.rx_bytes += rx_bytes;
             flush_all(
                 &setup.ports,
                 &mut tx,
@@ -167,15 +178,14 @@ pub fn run<P: Processor<Mbuf>>(
                 t_rx,
                 ns_per_tick,
             );
-            // Relaxed: a coarse "last activity" clock read by the control thread.
-            setup.last_rx_tsc.fetch_max(t_rx, Ordering::Relaxed);
+            if t_rx.wrapping_sub(rx_tsc_published) >= rx_tsc_every {
+                rx_tsc_published = t_rx;
+                // Relaxed: a coarse "last activity" clock read by the control thread.
+                setup.last_rx_tsc.fetch_max(t_rx, Ordering::Relaxed);
+            }
         }
         // Work the processor deferred (handoff rings, reorder timeouts) and packets from the control thread.
-        let now = dpdk::rdtsc();
         let mut extra = false;
-        // Pick up a new table (and lay the counters out for it) before deferred work uses it.
-        proc.begin_burst(now);
-        sync_tunnel_layout(&proc, &mut counters);
         proc.poll_deferred(
             now,
             &mut |out, m| {

@@ -108,42 +108,50 @@ impl Default for TunnelState {
 
 /// One tunnel, ready for the fast path.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 pub struct Tunnel {
+    // Hot: everything the encapsulation fast path reads per packet, in the first two cache lines (the layout
+    // is fixed by `repr(C)`; `hot_fields_fit_two_cache_lines` checks it). With many tunnels the burst
+    // prefetches just these two lines per packet.
+    /// Ethernet + outer IP + GRE header with every constant field filled; per-packet fields are patched.
+    pub template: [u8; MAX_ENCAP_HEADER],
+    /// Largest inner packet (bytes of the inner IP packet).
+    pub mtu: u16,
+    pub checksum: bool,
+    pub sequence: bool,
+    /// True when the next hop's MAC is known and `template` is complete.
+    pub resolved: bool,
+    pub ttl: Ttl,
+    pub tos: Tos,
+    /// IPv4 outer: the one's-complement sum (unfolded, of big-endian 16-bit words) of the template's IPv4
+    /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
+    /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
+    /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
+    pub ip4_base_sum: u32,
+    pub keepalive: Option<(u32, u32)>,
+    pub header_len: usize,
+    /// Offsets within the template.
+    pub gre_off: usize,
+    pub seq_off: usize,
+    /// Egress port for the outer packet and its next hop (the remote, or the route's gateway).
+    pub out_port: usize,
+    // Cold: configuration and state read on the slower paths.
+    pub state: Arc<TunnelState>,
+    pub key_off: usize,
     pub index: u32,
     pub name: String,
     pub local: IpAddr,
     pub remote: IpAddr,
     pub ikey: Option<u32>,
     pub okey: Option<u32>,
-    pub checksum: bool,
-    pub sequence: bool,
     /// RFC 2890 reordering: (window, timeout in ms).
     pub reorder: Option<(usize, u32)>,
-    pub ttl: Ttl,
-    pub tos: Tos,
-    /// Largest inner packet (bytes of the inner IP packet).
-    pub mtu: u16,
-    pub keepalive: Option<(u32, u32)>,
     pub allowed_sources: Option<Vec<IpNet>>,
-    /// Egress port for the outer packet and its next hop (the remote, or the route's gateway).
-    pub out_port: usize,
     pub next_hop: IpAddr,
-    /// True when the next hop's MAC is known and `template` is complete.
-    pub resolved: bool,
-    /// Ethernet + outer IP + GRE header with every constant field filled; per-packet fields are patched.
-    pub template: [u8; MAX_ENCAP_HEADER],
-    /// IPv4 outer: the one's-complement sum (unfolded, of big-endian 16-bit words) of the template's IPv4
-    /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
-    /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
-    /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
-    pub ip4_base_sum: u32,
-    pub header_len: usize,
-    /// Offsets within the template.
-    pub gre_off: usize,
-    pub key_off: usize,
-    pub seq_off: usize,
-    pub state: Arc<TunnelState>,
 }
+
+/// The bytes at the start of [`Tunnel`] the encapsulation fast path reads.
+pub const TUNNEL_HOT_BYTES: usize = 128;
 
 impl Tunnel {
     pub fn outer_v6(&self) -> bool {
@@ -508,5 +516,41 @@ fn build_tunnel(
         key_off,
         seq_off,
         state,
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn hot_fields_fit_two_cache_lines() {
+        assert_eq!(std::mem::align_of::<Tunnel>(), 64);
+        let end = |off: usize, size: usize| off + size;
+        let hot = [
+            end(std::mem::offset_of!(Tunnel, template), MAX_ENCAP_HEADER),
+            end(std::mem::offset_of!(Tunnel, mtu), 2),
+            end(std::mem::offset_of!(Tunnel, checksum), 1),
+            end(std::mem::offset_of!(Tunnel, sequence), 1),
+            end(std::mem::offset_of!(Tunnel, resolved), 1),
+            end(
+                std::mem::offset_of!(Tunnel, ttl),
+                std::mem::size_of::<Ttl>(),
+            ),
+            end(
+                std::mem::offset_of!(Tunnel, tos),
+                std::mem::size_of::<Tos>(),
+            ),
+            end(std::mem::offset_of!(Tunnel, ip4_base_sum), 4),
+            end(
+                std::mem::offset_of!(Tunnel, keepalive),
+                std::mem::size_of::<Option<(u32, u32)>>(),
+            ),
+            end(std::mem::offset_of!(Tunnel, header_len), 8),
+            end(std::mem::offset_of!(Tunnel, gre_off), 8),
+            end(std::mem::offset_of!(Tunnel, seq_off), 8),
+            end(std::mem::offset_of!(Tunnel, out_port), 8),
+        ];
+        assert!(hot.iter().all(|&e| e <= TUNNEL_HOT_BYTES), "{hot:?}");
     }
 }
