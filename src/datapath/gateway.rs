@@ -1691,7 +1691,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     /// mostly cached, the misses overlapping) and prefetches the tunnels' entries. Decided per burst; one or a
     /// few tunnels skip it.
     #[inline]
-    fn prepare_burst(&mut self, pkts: &[B], in_port: usize) {
+    fn prepare_burst(&mut self, pkts: &[B], in_port: usize, counters: &Counters) {
         const PREFETCH_MIN_TUNNELS: usize = 16;
         let tables = &*self.tables;
         if tables.tunnels.len() < PREFETCH_MIN_TUNNELS
@@ -1716,6 +1716,9 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
                     let base = (t as *const Tunnel).cast::<u8>();
                     for off in (0..crate::tunnel::table::TUNNEL_HOT_BYTES).step_by(64) {
                         prefetch(base.wrapping_add(off));
+                    }
+                    if let Some(tc) = counters.tunnels.get(ti as usize) {
+                        prefetch((tc as *const crate::stats::TunnelCounters).cast::<u8>());
                     }
                 }
             }

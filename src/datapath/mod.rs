@@ -28,7 +28,7 @@ pub trait Processor<B: PacketBuf>: Send {
     fn begin_burst(&mut self, _now_tsc: u64) {}
     /// Called with each received burst before its packets are processed one by one: a chance to start the
     /// burst's table loads together (batched lookups, prefetching). Must not change any packet.
-    fn prepare_burst(&mut self, _pkts: &[B], _in_port: usize) {}
+    fn prepare_burst(&mut self, _pkts: &[B], _in_port: usize, _counters: &Counters) {}
     /// Decide the fate of one packet received on port index `in_port`, rewriting it in place.
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict;
     /// Take ownership of a packet `process` returned [`Verdict::Hold`] for.

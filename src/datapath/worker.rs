@@ -133,12 +133,7 @@ pub fn run<P: Processor<Mbuf>>(
             }
             got_any = true;
             let t_rx = now;
-            // Start every packet's first data line and the headroom line before it (where encapsulation
-            // writes) loading now: the misses overlap instead of stalling packet by packet.
-            for m in rx.as_slice() {
-                m.prefetch_data_and_headroom();
-            }
-            proc.prepare_burst(rx.as_slice(), pi);
+            proc.prepare_burst(rx.as_slice(), pi, &counters);
             let mut rx_bytes = 0u64;
             for mut m in rx.drain() {
                 rx_bytes += m.pkt_len() as u64;

@@ -75,24 +75,6 @@ impl Mbuf {
             }
         }
     }
-
-    /// Prefetch the packet data and the headroom line just before it: encapsulation writes its outer
-    /// headers there, and in a pool larger than the cache that line is cold (the NIC or PMD only wrote the
-    /// data lines), so the first write would stall on a miss.
-    #[inline(always)]
-    pub fn prefetch_data_and_headroom(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let m = self.m();
-            let p = (m.buf_addr as *const u8).wrapping_add(usize::from(m.data_off));
-            // SAFETY: prefetch never faults, whatever the address.
-            unsafe {
-                use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch(p as *const i8, _MM_HINT_T0);
-                _mm_prefetch(p.wrapping_sub(1) as *const i8, _MM_HINT_T0);
-            }
-        }
-    }
 }
 
 impl PacketBuf for Mbuf {

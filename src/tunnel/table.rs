@@ -154,8 +154,10 @@ pub struct Tunnel {
 pub const TUNNEL_HOT_BYTES: usize = 128;
 
 impl Tunnel {
+    /// Outer IPv6 (from the template layout, a hot field, rather than `local`, a cold one).
+    #[inline]
     pub fn outer_v6(&self) -> bool {
-        self.local.is_ipv6()
+        self.gre_off == 14 + 40
     }
     /// GRE header length.
     pub fn gre_len(&self) -> usize {
