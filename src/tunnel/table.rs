@@ -123,12 +123,13 @@ pub struct Tunnel {
     pub resolved: bool,
     pub ttl: Ttl,
     pub tos: Tos,
+    /// `keepalive.is_some()`, where the fast path reads it.
+    pub keepalive_on: bool,
     /// IPv4 outer: the one's-complement sum (unfolded, of big-endian 16-bit words) of the template's IPv4
     /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
     /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
     /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
     pub ip4_base_sum: u32,
-    pub keepalive: Option<(u32, u32)>,
     pub header_len: usize,
     /// Offsets within the template.
     pub gre_off: usize,
@@ -138,6 +139,8 @@ pub struct Tunnel {
     // Cold: configuration and state read on the slower paths.
     pub state: Arc<TunnelState>,
     pub key_off: usize,
+    /// Cisco keepalives: (interval s, retries).
+    pub keepalive: Option<(u32, u32)>,
     pub index: u32,
     pub name: String,
     pub local: IpAddr,
@@ -166,7 +169,7 @@ impl Tunnel {
     /// Whether keepalives gate traffic and the tunnel is down.
     #[inline]
     pub fn is_down(&self) -> bool {
-        self.keepalive.is_some() && !self.state.up.load(std::sync::atomic::Ordering::Relaxed)
+        self.keepalive_on && !self.state.up.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -507,6 +510,7 @@ fn build_tunnel(
         tos: tc.tos,
         mtu: tc.effective_mtu(cfg),
         keepalive: tc.keepalive.map(|k| (k.interval_s, k.retries)),
+        keepalive_on: tc.keepalive.is_some(),
         allowed_sources: tc.allowed_sources.clone(),
         out_port,
         next_hop,
@@ -544,10 +548,7 @@ mod layout_tests {
                 std::mem::size_of::<Tos>(),
             ),
             end(std::mem::offset_of!(Tunnel, ip4_base_sum), 4),
-            end(
-                std::mem::offset_of!(Tunnel, keepalive),
-                std::mem::size_of::<Option<(u32, u32)>>(),
-            ),
+            end(std::mem::offset_of!(Tunnel, keepalive_on), 1),
             end(std::mem::offset_of!(Tunnel, header_len), 8),
             end(std::mem::offset_of!(Tunnel, gre_off), 8),
             end(std::mem::offset_of!(Tunnel, seq_off), 8),
