@@ -6,6 +6,7 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=src/dpdk/shim.c");
     println!("cargo:rerun-if-changed=src/dpdk/shim.h");
+    println!("cargo:rerun-if-changed=src/dpdk/cksum_probe.c");
     println!("cargo:rerun-if-changed=build.rs");
 
     let dpdk = match pkg_config::Config::new()
@@ -67,4 +68,18 @@ fn main() {
         cc.define(k, v.as_deref());
     }
     cc.compile("greway_shim");
+
+    // The -O2 rte_raw_cksum baseline (see the file), in its own unit so the flags apply to it alone.
+    let mut probe = cc::Build::new();
+    probe
+        .file("src/dpdk/cksum_probe.c")
+        .flag("-march=corei7")
+        .opt_level(2);
+    for p in &dpdk.include_paths {
+        probe.include(p);
+    }
+    for (k, v) in &dpdk.defines {
+        probe.define(k, v.as_deref());
+    }
+    probe.compile("greway_cksum_probe");
 }

@@ -35,6 +35,9 @@ fn variants(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("rte_raw_cksum", len), data, |b, d| {
             b.iter(|| greway::dpdk::raw_cksum(black_box(d)))
         });
+        g.bench_with_input(BenchmarkId::new("rte_raw_cksum_o2", len), data, |b, d| {
+            b.iter(|| greway::dpdk::raw_cksum_o2(black_box(d)))
+        });
         // ---------------------------------------------------------------------------------------------------------
         g.finish();
     }

@@ -31,5 +31,6 @@ uint16_t shim_pktmbuf_tailroom(const struct rte_mbuf *m);
 void *shim_pktmbuf_mtod(struct rte_mbuf *m);
 int shim_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
 uint16_t shim_raw_cksum(const void *buf, size_t len);
+uint16_t shim_raw_cksum_o2(const void *buf, size_t len);
 uint64_t shim_rdtsc(void);
 #endif
