@@ -272,7 +272,7 @@ impl<B: PacketBuf> Gateway<B> {
     }
 
     /// Entry point per packet.
-    #[inline]
+    #[inline(always)]
     pub fn handle(&mut self, pkt: &mut B, in_port: usize, c: &mut Counters) -> Verdict {
         self.w.handle(&self.tables, pkt, in_port, c)
     }
@@ -345,7 +345,9 @@ impl<B: PacketBuf> Worker<B> {
         tables.local6.contains(&a)
     }
 
-    /// Entry point per packet.
+    /// Entry point per packet: the fast paths inline (into the worker's loop), everything else through the
+    /// general rules, out of line.
+    #[inline(always)]
     pub fn handle(
         &mut self,
         tables: &Tables,
@@ -366,6 +368,18 @@ impl<B: PacketBuf> Worker<B> {
                 return v;
             }
         }
+        self.general(tables, pkt, in_port, c)
+    }
+
+    /// Every rule, for any packet (the fast paths' packets give the same result here).
+    #[inline(never)]
+    fn general(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        c: &mut Counters,
+    ) -> Verdict {
         let d = pkt.data();
         if d.len() < ETH {
             return Verdict::Drop(DropReason::Truncated);
@@ -1725,7 +1739,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict {
         self.handle(pkt, in_port, counters)
     }
