@@ -61,6 +61,14 @@ address = "192.0.2.1/24"
         s["ports"]["inside"]["hw"]["ipackets"], 500,
         "device counters agree"
     );
+    // Byte counters: greway's own (rx per burst, tx as packets join a tx burst) and the PMD's agree with the
+    // frames.
+    let bytes = |v: &[Vec<u8>]| v.iter().map(|f| f.len() as u64).sum::<u64>();
+    assert_eq!(s["ports"]["inside"]["rx_bytes"], bytes(&a));
+    assert_eq!(s["ports"]["outside"]["tx_bytes"], bytes(&a));
+    assert_eq!(s["ports"]["outside"]["rx_bytes"], bytes(&b));
+    assert_eq!(s["ports"]["inside"]["tx_bytes"], bytes(&b));
+    assert_eq!(s["ports"]["outside"]["hw"]["obytes"], bytes(&a));
     assert_eq!(
         s["mempool"]["free_at_start"], s["mempool"]["free_at_end"],
         "no mbuf leaked: {s}"

@@ -305,11 +305,11 @@ fn flush(
     if b.is_empty() {
         return;
     }
-    let bytes = b.total_len();
+    let bytes = b.pushed_bytes();
     let n = b.len();
     let sent = b.tx(wp.port_id, wp.tx_queue);
     let refused = b.len();
-    let refused_bytes = if refused > 0 { b.total_len() } else { 0 };
+    let refused_bytes = b.pushed_bytes();
     if refused > 0 {
         // The egress queue is full: drop (counted) rather than stall the poll loop.
         b.free_all();
@@ -317,7 +317,7 @@ fn flush(
     }
     debug_assert_eq!(sent + refused, n);
     counters.ports[out].tx += sent as u64;
-    counters.ports[out].tx_bytes += (bytes - refused_bytes) as u64;
+    counters.ports[out].tx_bytes += bytes - refused_bytes;
     if sent > 0 {
         let lat_ns = ((dpdk::rdtsc().saturating_sub(t_rx)) as f64 * ns_per_tick) as u64;
         let _ = hist.record_n(lat_ns.max(1), sent as u64);

@@ -204,6 +204,9 @@ impl Drop for Mbuf {
 pub struct Burst<const N: usize> {
     ptrs: [*mut sys::rte_mbuf; N],
     len: usize,
+    /// Sum of `pkt_len` of the mbufs added by [`Burst::push`] and still held (what a tx burst sends, counted as
+    /// packets arrive instead of in a second pass over the mbufs).
+    bytes: u64,
 }
 
 // SAFETY: owns its mbufs, like Mbuf.
@@ -221,6 +224,7 @@ impl<const N: usize> Burst<N> {
         Burst {
             ptrs: [std::ptr::null_mut(); N],
             len: 0,
+            bytes: 0,
         }
     }
     /// Number of mbufs held.
@@ -244,9 +248,16 @@ impl<const N: usize> Burst<N> {
         if self.len == N {
             return Err(m);
         }
+        self.bytes += u64::from(m.m().pkt_len);
         self.ptrs[self.len] = m.into_raw();
         self.len += 1;
         Ok(())
+    }
+
+    /// Bytes held, for a burst filled with [`Burst::push`] (see the field).
+    #[inline(always)]
+    pub fn pushed_bytes(&self) -> u64 {
+        self.bytes
     }
     /// Borrow the i-th mbuf.
     #[inline(always)]
@@ -265,6 +276,7 @@ impl<const N: usize> Burst<N> {
     pub fn drain(&mut self) -> Drain<'_, N> {
         let end = self.len;
         self.len = 0;
+        self.bytes = 0;
         Drain {
             burst: self,
             next: 0,
@@ -317,6 +329,12 @@ impl<const N: usize> Burst<N> {
             self.ptrs.copy_within(sent..self.len, 0);
         }
         self.len -= sent;
+        // All sent (the common case): nothing held. Else recount what stayed (rare: a full tx queue).
+        self.bytes = if self.len == 0 {
+            0
+        } else {
+            self.total_len() as u64
+        };
         sent
     }
 
@@ -329,6 +347,7 @@ impl<const N: usize> Burst<N> {
             unsafe { sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), n as u32) };
             self.len = 0;
         }
+        self.bytes = 0;
         n
     }
 }
