@@ -38,7 +38,7 @@ pub struct LinkStatus {
 }
 
 /// Basic counters of the port (`rte_eth_stats`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PortStats {
     pub ipackets: u64,
     pub opackets: u64,
@@ -48,6 +48,9 @@ pub struct PortStats {
     pub ierrors: u64,
     pub oerrors: u64,
     pub rx_nombuf: u64,
+    /// Packets received per rx queue (`q_ipackets`, one per configured queue; zeros where the driver does not
+    /// count per queue): with several workers, what each worker's queue got.
+    pub rx_queue_packets: Vec<u64>,
 }
 
 /// A configured port. Dropping it stops and closes the device.
@@ -209,6 +212,12 @@ impl Port {
             ierrors: s.ierrors,
             oerrors: s.oerrors,
             rx_nombuf: s.rx_nombuf,
+            rx_queue_packets: s
+                .q_ipackets
+                .iter()
+                .take(usize::from(self.rx_queues()))
+                .copied()
+                .collect(),
         })
     }
 
