@@ -1709,6 +1709,15 @@ fn check_tunnel(
         ));
     }
     if let Some(k) = &t.keepalive {
+        if t.local.is_ipv6() {
+            // Sent and answered in Cisco's IPv4 format only: on an IPv6 tunnel no reply would ever come, and the
+            // tunnel would go down and drop everything after `retries` intervals.
+            return Err(issue(
+                format!("{at}.keepalive"),
+                "keepalives are supported on IPv4 tunnels only (Cisco's format); remove keepalive from this \
+                 IPv6 tunnel",
+            ));
+        }
         if !(1..=3600).contains(&k.interval_s) {
             return Err(issue(
                 format!("{at}.keepalive.interval_s"),

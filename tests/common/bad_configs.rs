@@ -225,4 +225,10 @@ pub const BAD: &[(&str, &str, usize, &str)] = &[
         "port mtu must be 576..=9216",
     ),
     ("syntax-error.toml", "", 16, "invalid TOML"),
+    (
+        "keepalive-ipv6-tunnel.toml",
+        "tunnel[0].keepalive",
+        24,
+        "keepalives are supported on IPv4 tunnels only",
+    ),
 ];
