@@ -545,14 +545,7 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let nh = route.via.unwrap_or(idst_ip);
-        let mac = match self.last_neighbor {
-            Some((ip, mac)) if ip == nh => mac,
-            _ => {
-                let mac = tables.neighbors.get(&nh)?.mac;
-                self.last_neighbor = Some((nh, mac));
-                mac
-            }
-        };
+        let mac = self.neighbor_mac(tables, nh)?;
         // Accepted: strip the outer headers, leaving room for the new Ethernet header, and forward.
         if !pkt.adj(off - ETH) {
             return None;
@@ -759,18 +752,24 @@ impl<B: PacketBuf> Worker<B> {
         self.l2_rewrite(tables, pkt, port, nh)
     }
 
+    /// The MAC of next hop `nh`, through the last-neighbour cache; None while it is unresolved.
+    #[inline(always)]
+    fn neighbor_mac(&mut self, tables: &Tables, nh: IpAddr) -> Option<[u8; 6]> {
+        match self.last_neighbor {
+            Some((ip, mac)) if ip == nh => Some(mac),
+            _ => {
+                let Neighbor { mac, .. } = *tables.neighbors.get(&nh)?;
+                self.last_neighbor = Some((nh, mac));
+                Some(mac)
+            }
+        }
+    }
+
     /// Write the Ethernet header for `port` toward next hop `nh`.
     fn l2_rewrite(&mut self, tables: &Tables, pkt: &mut B, port: usize, nh: IpAddr) -> Verdict {
-        let mac = match self.last_neighbor {
-            Some((ip, mac)) if ip == nh => mac,
-            _ => {
-                let Some(Neighbor { mac, .. }) = tables.neighbors.get(&nh).copied() else {
-                    self.event(Event::Resolve { port, ip: nh });
-                    return self.wait_for_neighbor(Waiting::L2 { port, nh });
-                };
-                self.last_neighbor = Some((nh, mac));
-                mac
-            }
+        let Some(mac) = self.neighbor_mac(tables, nh) else {
+            self.event(Event::Resolve { port, ip: nh });
+            return self.wait_for_neighbor(Waiting::L2 { port, nh });
         };
         let src = tables.ports[port].mac;
         let d = pkt.data_mut();

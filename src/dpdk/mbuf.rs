@@ -61,20 +61,6 @@ impl Mbuf {
     pub fn port(&self) -> u16 {
         self.m().port
     }
-
-    /// Prefetch the packet data (the first cache line) ahead of use.
-    #[inline(always)]
-    pub fn prefetch_data(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let m = self.m();
-            let p = (m.buf_addr as *const u8).wrapping_add(usize::from(m.data_off));
-            // SAFETY: prefetch never faults, whatever the address.
-            unsafe {
-                core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0)
-            }
-        }
-    }
 }
 
 impl PacketBuf for Mbuf {
