@@ -537,17 +537,20 @@ impl<B: PacketBuf> Worker<B> {
         if tables.tunnel_locals.contains(&idst_ip) || tables.routes.encap4.lookup(idst).is_some() {
             return None;
         }
-        // The same next-hop lookup the general rules make (`route_ip`).
-        let (port, nh) = tables.routes.next_hop(idst_ip)?;
-        if tables.ports.get(port)?.role != PortRole::Inside {
+        let route = tables
+            .routes
+            .routes
+            .get(tables.routes.routes4.lookup(idst)? as usize)?;
+        if tables.ports.get(route.port)?.role != PortRole::Inside {
             return None;
         }
+        let nh = route.via.unwrap_or(idst_ip);
         let mac = self.neighbor_mac(tables, nh)?;
         // Accepted: strip the outer headers, leaving room for the new Ethernet header, and forward.
         if !pkt.adj(off - ETH) {
             return None;
         }
-        let src = tables.ports[port].mac;
+        let src = tables.ports[route.port].mac;
         let d = pkt.data_mut();
         d[0..6].copy_from_slice(&mac);
         d[6..12].copy_from_slice(&src);
@@ -556,7 +559,7 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
-        Some(Verdict::Tx(port))
+        Some(Verdict::Tx(route.port))
     }
 
     // ---------------------------------------------------------------------------------------------------------
