@@ -537,6 +537,8 @@ impl<B: PacketBuf> Worker<B> {
         if tables.tunnel_locals.contains(&idst_ip) || tables.routes.encap4.lookup(idst).is_some() {
             return None;
         }
+        // `RouteTables::next_hop` by hand on the raw address: calling it (with an `IpAddr`) measured 16 cycles/packet
+        // slower on decap-64 (scripts/bench-ab.sh, 3 runs each, 144 -> 160).
         let route = tables
             .routes
             .routes
