@@ -27,7 +27,9 @@ pub trait Processor<B: PacketBuf>: Send {
     /// Called once per received burst, with the TSC of the rx call.
     fn begin_burst(&mut self, _now_tsc: u64) {}
     /// Called with each received burst before its packets are processed one by one: a chance to start the
-    /// burst's table loads together (batched lookups, prefetching). Must not change any packet.
+    /// burst's table loads together (batched lookups, prefetching). Must not change any packet. When it is
+    /// called, `process` must next be called once for each of these packets, in this order (the processor
+    /// may hand each packet a result staged here); without it, `process` works alone.
     fn prepare_burst(&mut self, _pkts: &[B], _in_port: usize, _counters: &Counters) {}
     /// Decide the fate of one packet received on port index `in_port`, rewriting it in place.
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict;

@@ -231,11 +231,12 @@ impl<const N: usize> Burst<N> {
     /// Add an mbuf; gives it back when full.
     #[inline(always)]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == N {
+        // One bounds check: the slot exists iff the burst has room.
+        let Some(slot) = self.ptrs.get_mut(self.len) else {
             return Err(m);
-        }
+        };
         self.bytes += u64::from(m.m().pkt_len);
-        self.ptrs[self.len] = m.into_raw();
+        *slot = m.into_raw();
         self.len += 1;
         Ok(())
     }

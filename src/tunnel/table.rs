@@ -125,6 +125,12 @@ pub struct Tunnel {
     pub tos: Tos,
     /// `keepalive.is_some()`, where the fast path reads it.
     pub keepalive_on: bool,
+    /// `ttl` and `tos` decided per tunnel, so the encapsulation does not branch on them per packet: outer TOS =
+    /// (inner TOS & `tos_keep`) | `tos_set` (inherit: keep all; fixed DSCP: keep the ECN bits, RFC 6040 normal
+    /// mode); outer TTL = `ttl_set`, or the inner TTL when it is 0 (inherit; a fixed TTL is 1..=255).
+    pub tos_keep: u8,
+    pub tos_set: u8,
+    pub ttl_set: u8,
     /// IPv4 outer: the one's-complement sum (unfolded, of big-endian 16-bit words) of the template's IPv4
     /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
     /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
@@ -225,6 +231,8 @@ pub struct Tables {
     pub local6: Vec<Ipv6Addr>,
     /// The distinct tunnel endpoint addresses of ours (`local` of every tunnel): the decap loop check.
     pub tunnel_locals: Vec<IpAddr>,
+    /// The IPv4 ones of `tunnel_locals`, as host-order integers (the IPv4 decap fast path).
+    pub tunnel_locals4: Vec<u32>,
     pub generation: u64,
     /// Run-unique id of each tunnel (`tunnel_ids[i]` for `tunnels[i]`), never reused within a run: workers
     /// key their per-tunnel counters by it so runtime additions and removals do not mix counters up.
@@ -390,6 +398,13 @@ pub fn build_tables(
     let mut tunnel_locals: Vec<IpAddr> = tunnels.iter().map(|t| t.local).collect();
     tunnel_locals.sort_unstable();
     tunnel_locals.dedup();
+    let tunnel_locals4 = tunnel_locals
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(a) => Some(u32::from(*a)),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
     let mut local4 = Vec::new();
     let mut local6 = Vec::new();
     for p in &ports {
@@ -406,6 +421,7 @@ pub fn build_tables(
         local4,
         local6,
         tunnel_locals,
+        tunnel_locals4,
         generation,
         tunnel_ids: (0..cfg.tunnels.len() as u64).collect(),
     }
@@ -486,6 +502,8 @@ fn build_tunnel(
         off += 4;
     }
     tpl[gre_off..gre_off + 2].copy_from_slice(&flags.to_be_bytes());
+    // Protocol type: IPv4, the common inner protocol; the encapsulation rewrites it only for IPv6.
+    tpl[gre_off + 2..gre_off + 4].copy_from_slice(&0x0800u16.to_be_bytes());
     let ip4_base_sum = if gre_off == ip_off + 20 {
         let mut h = [0u8; 20];
         h.copy_from_slice(&tpl[ip_off..ip_off + 20]);
@@ -511,6 +529,18 @@ fn build_tunnel(
         mtu: tc.effective_mtu(cfg),
         keepalive: tc.keepalive.map(|k| (k.interval_s, k.retries)),
         keepalive_on: tc.keepalive.is_some(),
+        tos_keep: match tc.tos {
+            Tos::Inherit => 0xff,
+            Tos::Fixed(_) => 0x03,
+        },
+        tos_set: match tc.tos {
+            Tos::Inherit => 0,
+            Tos::Fixed(v) => v & 0xfc,
+        },
+        ttl_set: match tc.ttl {
+            Ttl::Inherit => 0,
+            Ttl::Fixed(v) => v,
+        },
         allowed_sources: tc.allowed_sources.clone(),
         out_port,
         next_hop,
@@ -549,6 +579,9 @@ mod layout_tests {
             ),
             end(std::mem::offset_of!(Tunnel, ip4_base_sum), 4),
             end(std::mem::offset_of!(Tunnel, keepalive_on), 1),
+            end(std::mem::offset_of!(Tunnel, tos_keep), 1),
+            end(std::mem::offset_of!(Tunnel, tos_set), 1),
+            end(std::mem::offset_of!(Tunnel, ttl_set), 1),
             end(std::mem::offset_of!(Tunnel, header_len), 8),
             end(std::mem::offset_of!(Tunnel, gre_off), 8),
             end(std::mem::offset_of!(Tunnel, seq_off), 8),
