@@ -86,6 +86,9 @@ def gen_pcaps(out):
 
 # scenario -> (capture, port reading it, workers, tunnel options, tunnels)
 SCENARIOS = {
+    # The I/O floor: greway's poll loop with `mode = "forward"` (cross-connect, no packet touched) on encap-64's
+    # ports and traffic; what greway's own loop costs above testpmd io before any processing.
+    "forward-64": ("encap-64", "inside", [1], {}, 0),
     "encap-64": ("encap-64", "inside", [1], {}, 1),
     "encap-1k-tunnels": ("encap-1k", "inside", [1], {}, 1000),
     "decap-64": ("decap-64", "outside", [1], {}, 1),
@@ -120,6 +123,7 @@ def config(scenario, out):
         '"-m", "512", "--no-pci", "--no-shconf", "--file-prefix", "PREFIX"]',
         "",
         "[dataplane]",
+        *(['mode = "forward"'] if scenario.startswith("forward") else []),
         f"workers = {workers}",
         "burst = 32",
         "mbufs = 32767",

@@ -2,7 +2,7 @@
 # greway vs dpdk-testpmd (io forwarding) on identical virtual ports, one worker core, same run.
 #
 #   scripts/bench.sh                 every scenario, then the summary lines again
-#   scripts/bench.sh SCENARIO        one of: encap-64 encap-1k-tunnels decap-64 encap-csum-64 encap-csum-1500
+#   scripts/bench.sh SCENARIO        one of: forward-64 encap-64 encap-1k-tunnels decap-64 encap-csum-64 encap-csum-1500
 #                                    encap-seq-2workers
 #   scripts/bench.sh checksum        `greway bench checksum` (every variant and DPDK's rte_raw_cksum, same timing)
 #   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only
@@ -21,7 +21,8 @@
 # Results: out/bench.json (merged per scenario), logs and inputs in out/bench/.
 #
 # Environment: SECS (measured seconds per run, default 3), WARMUP (default 1), PAIRS (default 2),
-# GREWAY (binary, default target/release/greway, built if missing).
+# GREWAY (binary, default target/release/greway, built if missing), BENCH_OUT (inputs and logs, default
+# out/bench) and BENCH_JSON (results, default out/bench.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,8 +38,8 @@ if [[ ${1:-} == --smoke ]]; then
     PAIRS=1
 fi
 GREWAY=${GREWAY:-$ROOT/target/release/greway}
-OUT=$ROOT/out/bench
-JSON=$ROOT/out/bench.json
+OUT=${BENCH_OUT:-$ROOT/out/bench}
+JSON=${BENCH_JSON:-$ROOT/out/bench.json}
 mkdir -p "$OUT"
 
 if [[ ! -x $GREWAY ]]; then

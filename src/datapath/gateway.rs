@@ -585,7 +585,7 @@ impl<B: PacketBuf> Worker<B> {
             .routes
             .routes
             .get(tables.routes.routes4.lookup(idst)? as usize)?;
-        if tables.ports.get(route.port)?.role != PortRole::Inside {
+        if !route.inside {
             return None;
         }
         let mac = match route.via {

@@ -193,6 +193,8 @@ pub struct Route {
     pub port: usize,
     /// None: directly connected (the destination itself is the next hop).
     pub via: Option<IpAddr>,
+    /// `port` is an inside port (its role, where the decap fast path reads it without another load).
+    pub inside: bool,
 }
 
 /// The route tables: rebuilt only when routes or tunnels change.
@@ -270,6 +272,7 @@ pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
             routes.push(Route {
                 port: pi,
                 via: None,
+                inside: p.role() == PortRole::Inside,
             });
             match a.trunc() {
                 IpNet::V4(n) => r4.push((n, idx)),
@@ -286,7 +289,11 @@ pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
                 TableError::Other(format!("route {}: unknown port {}", r.prefix, r.port))
             })?;
         let idx = routes.len() as u32;
-        routes.push(Route { port, via: r.via });
+        routes.push(Route {
+            port,
+            via: r.via,
+            inside: cfg.ports[port].role() == PortRole::Inside,
+        });
         match r.prefix.trunc() {
             IpNet::V4(n) => r4.push((n, idx)),
             IpNet::V6(n) => r6.push((n, idx)),
