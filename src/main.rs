@@ -180,6 +180,13 @@ fn bench_checksum(sizes: &[usize], bytes: u64) {
                 measure_gbps(v, len, iters)
             );
         }
+        if len <= greway::wire::checksum::SHORT_MAX {
+            // What `sum` runs at this size: the inline short-buffer routine, not a SIMD variant.
+            println!(
+                "checksum-{len} variant=inline-short gbps={:.2}",
+                measure_fn_gbps(|d| greway::wire::checksum::sum_short(d, 0), len, iters)
+            );
+        }
         let best = best_variant();
         let x = measure_gbps(best, len, iters);
         let y = measure_fn_gbps(greway::dpdk::raw_cksum, len, iters);

@@ -46,6 +46,16 @@ fn extremes_every_length_and_offset() {
                             "{v} fill={fill:#x} off={off} len={len}"
                         );
                     }
+                    assert_eq!(
+                        fold(sum_short(d, init)),
+                        want,
+                        "short fill={fill:#x} off={off} len={len}"
+                    );
+                    assert_eq!(
+                        fold(sum(d, init)),
+                        want,
+                        "sum fill={fill:#x} off={off} len={len}"
+                    );
                 }
             }
         }
@@ -145,6 +155,8 @@ proptest! {
             prop_assert_eq!(fold(sum_with(v, d, initial)), want, "{} len={} off={}", v, len, off);
         }
         prop_assert_eq!(fold(sum(d, initial)), want);
+        let short = &d[..d.len().min(3 * SHORT_MAX)];
+        prop_assert_eq!(fold(sum_short(short, initial)), folded_ref(short, initial), "sum_short len={}", short.len());
     }
 
     #[test]
