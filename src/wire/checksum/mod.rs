@@ -178,18 +178,34 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
 pub const SHORT_MAX: usize = 128;
 
 /// RFC 1071 sum of a short buffer, inline: 8-byte native-endian loads, each split into two 32-bit halves added
-/// into a 64-bit accumulator (no carry is lost below 2^32 loads), folded and byte-swapped once at the end (the
-/// one's-complement sum is byte-order independent, RFC 1071 section 2(B)). In the encapsulation of a small
-/// packet with a GRE checksum this replaced the SIMD entry point's call and masked 64-byte load.
+/// into a 64-bit accumulator, folded and byte-swapped once at the end (the one's-complement sum is byte-order
+/// independent, RFC 1071 section 2(B)); the SIMD variants' head and tail routine. In the encapsulation of a
+/// small packet with a GRE checksum this replaced the SIMD entry point's call and masked 64-byte load.
 #[inline(always)]
 pub fn sum_short(data: &[u8], initial: u32) -> u32 {
-    let mut acc: u64 = 0;
-    let mut words = data.chunks_exact(8);
-    for w in &mut words {
-        let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        acc += (v & 0xffff_ffff) + (v >> 32);
+    finish(le_tail(data), initial)
+}
+
+/// Little-endian word sum (see the module contract) into the big-endian `sum` result plus `initial`.
+#[inline(always)]
+fn finish(le: u64, initial: u32) -> u32 {
+    let be = fold64(le).swap_bytes();
+    let mut acc = u64::from(initial) + u64::from(be);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc as u32
+}
+
+/// Little-endian sum of a short input with plain 64-bit loads, congruent mod 0xffff: a 32-bit little-endian
+/// value `lo + 65536 * hi` is congruent to `lo + hi` (no carry is lost below 2^32 loads).
+#[inline(always)]
+fn le_tail(tail: &[u8]) -> u64 {
+    let mut acc = 0u64;
+    let mut quads = tail.chunks_exact(8);
+    for q in &mut quads {
+        let x = u64::from_le_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]);
+        acc += (x & 0xffff_ffff) + (x >> 32);
     }
-    let mut rest = words.remainder();
+    let mut rest = quads.remainder();
     if rest.len() >= 4 {
         acc += u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
         rest = &rest[4..];
@@ -202,9 +218,7 @@ pub fn sum_short(data: &[u8], initial: u32) -> u32 {
         // At an even offset: the high byte of its big-endian word, the low byte of a native one.
         acc += u64::from(*last);
     }
-    let be = fold64(acc).swap_bytes();
-    let s = u64::from(initial) + u64::from(be);
-    ((s & 0xffff_ffff) + (s >> 32)) as u32
+    acc
 }
 
 /// The Internet checksum of `data`: the complement of the folded one's-complement sum.

@@ -103,39 +103,7 @@ fn sum_avx512vnni(data: &[u8], initial: u32) -> u32 {
     finish(unsafe { le_avx512vnni(data) }, initial)
 }
 
-/// Little-endian word sum (see the module contract) into the big-endian `sum` result plus `initial`.
-#[inline(always)]
-fn finish(le: u64, initial: u32) -> u32 {
-    let be = super::fold64(le).swap_bytes();
-    let mut acc = u64::from(initial) + u64::from(be);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc as u32
-}
-
-/// Little-endian sum of a short input, head or tail with plain 64-bit loads, congruent mod 0xffff: a 32-bit
-/// little-endian value `lo + 65536 * hi` is congruent to `lo + hi`.
-#[inline(always)]
-fn le_tail(tail: &[u8]) -> u64 {
-    let mut acc = 0u64;
-    let mut quads = tail.chunks_exact(8);
-    for q in &mut quads {
-        let x = u64::from_le_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]);
-        acc += (x & 0xffff_ffff) + (x >> 32);
-    }
-    let mut rest = quads.remainder();
-    if rest.len() >= 4 {
-        acc += u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
-        rest = &rest[4..];
-    }
-    if rest.len() >= 2 {
-        acc += u64::from(u16::from_le_bytes([rest[0], rest[1]]));
-        rest = &rest[2..];
-    }
-    if let [last] = rest {
-        acc += u64::from(*last);
-    }
-    acc
-}
+use super::{finish, le_tail};
 
 /// `i32` lanes summed (lanes may be negative because of the bias; no overflow within a [`CHUNK`]).
 #[inline]
