@@ -158,8 +158,6 @@ struct Worker<B> {
     last_decap: Option<(crate::tunnel::table::DecapKey, u32)>,
     /// Last next hop resolved by `l2_rewrite` and its MAC (same validity).
     last_neighbor: Option<(IpAddr, [u8; 6])>,
-    /// The same for IPv4 next hops of the decap fast path.
-    last_neighbor4: Option<(u32, [u8; 6])>,
     /// The IPv4 fast paths' decap match cache: (outer destination, outer source, key) as raw words -> tunnel
     /// (same validity as `last_decap`).
     last_decap4: Option<(u32, u32, Option<u32>, u32)>,
@@ -261,7 +259,6 @@ impl<B: PacketBuf> Gateway<B> {
                 reasm: Default::default(),
                 last_decap: None,
                 last_neighbor: None,
-                last_neighbor4: None,
                 staged_ti: Box::new([NO_TUNNEL; STAGE_MAX]),
                 staged_len: 0,
                 staged_next: 0,
@@ -588,11 +585,8 @@ impl<B: PacketBuf> Worker<B> {
         if !route.inside {
             return None;
         }
-        let mac = match route.via {
-            None => self.neighbor_mac4(tables, idst)?,
-            Some(IpAddr::V4(v)) => self.neighbor_mac4(tables, u32::from(v))?,
-            Some(nh) => self.neighbor_mac(tables, nh)?,
-        };
+        let nh = route.via.unwrap_or(IpAddr::V4(idst.into()));
+        let mac = self.neighbor_mac(tables, nh)?;
         // Accepted: strip the outer headers, leaving room for the new Ethernet header, and forward.
         if !pkt.adj(off - ETH) {
             return None;
@@ -807,20 +801,6 @@ impl<B: PacketBuf> Worker<B> {
             _ => {
                 let Neighbor { mac, .. } = *tables.neighbors.get(&nh)?;
                 self.last_neighbor = Some((nh, mac));
-                Some(mac)
-            }
-        }
-    }
-
-    /// [`Worker::neighbor_mac`] for an IPv4 next hop (host order), with its own one-entry cache: a plain
-    /// integer compare instead of an `IpAddr` one per packet.
-    #[inline(always)]
-    fn neighbor_mac4(&mut self, tables: &Tables, nh: u32) -> Option<[u8; 6]> {
-        match self.last_neighbor4 {
-            Some((ip, mac)) if ip == nh => Some(mac),
-            _ => {
-                let Neighbor { mac, .. } = *tables.neighbors.get(&IpAddr::V4(nh.into()))?;
-                self.last_neighbor4 = Some((nh, mac));
                 Some(mac)
             }
         }
@@ -1768,7 +1748,6 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             self.tables = new;
             self.w.last_decap = None;
             self.w.last_neighbor = None;
-            self.w.last_neighbor4 = None;
             self.w.last_decap4 = None;
         }
     }
