@@ -1753,9 +1753,10 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     }
 
     /// The encapsulation fast path's first stage for an inside burst: every IPv4 destination's encap-route
-    /// lookup, in a loop of its own (see `Worker::staged_ti`). With many tunnels their routes and tunnel
-    /// entries no longer stay in L1/L2, so the loads of the burst are also started at once: the `tbl24`
-    /// entries of all destinations first, then (after the lookups) the tunnels' hot lines and counters.
+    /// lookup, in a loop of its own (see `Worker::staged_ti`). With many tunnels their entries no longer stay
+    /// in L1, so after the lookups the tunnels' hot lines and counters are prefetched for the whole burst. The
+    /// `tbl24` entries are not prefetched first: in this short loop their misses overlap anyway, and a separate
+    /// prefetch pass measured 9 cycles/packet slower on encap-1k-tunnels (140.1 against 131.2).
     #[inline]
     fn prepare_burst(&mut self, pkts: &[B], in_port: usize, counters: &Counters) {
         const PREFETCH_MIN_TUNNELS: usize = 16;
@@ -1776,13 +1777,6 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         };
         let lpm = &tables.routes.encap4;
         let many = tables.tunnels.len() >= PREFETCH_MIN_TUNNELS;
-        if many {
-            for p in pkts {
-                if let Some(a) = dst4(p) {
-                    lpm.prefetch(a);
-                }
-            }
-        }
         let staged = &mut w.staged_ti[..pkts.len()];
         for (slot, p) in staged.iter_mut().zip(pkts) {
             *slot = dst4(p).and_then(|a| lpm.lookup(a)).unwrap_or(NO_TUNNEL);
