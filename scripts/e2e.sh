@@ -176,14 +176,28 @@ start_gw() { # start_gw a|b   (gwB's stats go to gw-b-1.json, then gw-b-2.json a
         json="$WORK/gw-b-$STARTS_B.json"
     fi
     log="$WORK/gw-$which.log"
-    "$GREWAY" --log info run --config "$cfg" --quiet --stats-json "$json" >>"$log" 2>&1 &
-    pid=$!
-    if [ "$which" = a ]; then GWA_PID=$pid; else GWB_PID=$pid; fi
-    # Up once the worker thread reports in.
-    for _ in $(seq 100); do
-        grep -q "worker 0 on core" "$log" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+    local attempt from
+    touch "$log"
+    for attempt in 1 2 3; do
+        # Only this attempt's lines count (the log is appended across starts).
+        from=$(($(wc -l <"$log") + 1))
+        "$GREWAY" --log info run --config "$cfg" --quiet --stats-json "$json" >>"$log" 2>&1 &
+        pid=$!
+        if [ "$which" = a ]; then GWA_PID=$pid; else GWB_PID=$pid; fi
+        # Up once the worker thread reports in.
+        for _ in $(seq 100); do
+            tail -n +"$from" "$log" 2>/dev/null | grep -q "worker 0 on core" && return 0
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        # DPDK 22.11's af_packet PMD names its PACKET_FANOUT group (pid ^ ifindex): when that equals the group of
+        # the other gateway's socket on another interface, the kernel refuses it (EINVAL). A new pid gives a new
+        # group, so that failure (and only that one) is retried.
+        if kill -0 "$pid" 2>/dev/null || ! tail -n +"$from" "$log" | grep -q "could not set PACKET_FANOUT"; then
+            break
+        fi
+        wait "$pid" 2>/dev/null
+        say "greway $which: af_packet fanout group collision (pid ^ ifindex), retrying with a new pid"
     done
     say "greway $which did not start; its log:"
     sed 's/^/      /' "$log" | tail -n 20
