@@ -582,7 +582,7 @@ impl<B: PacketBuf> Worker<B> {
             .routes
             .routes
             .get(tables.routes.routes4.lookup(idst)? as usize)?;
-        if !route.inside {
+        if tables.ports.get(route.port)?.role != PortRole::Inside {
             return None;
         }
         let nh = route.via.unwrap_or(IpAddr::V4(idst.into()));

@@ -121,13 +121,12 @@ pub struct Tunnel {
     pub sequence: bool,
     /// True when the next hop's MAC is known and `template` is complete.
     pub resolved: bool,
-    pub ttl: Ttl,
-    pub tos: Tos,
     /// `keepalive.is_some()`, where the fast path reads it.
     pub keepalive_on: bool,
-    /// `ttl` and `tos` decided per tunnel, so the encapsulation does not branch on them per packet: outer TOS =
-    /// (inner TOS & `tos_keep`) | `tos_set` (inherit: keep all; fixed DSCP: keep the ECN bits, RFC 6040 normal
-    /// mode); outer TTL = `ttl_set`, or the inner TTL when it is 0 (inherit; a fixed TTL is 1..=255).
+    /// The configured `ttl` and `tos`, decided per tunnel so the encapsulation does not branch on them per
+    /// packet: outer TOS = (inner TOS & `tos_keep`) | `tos_set` (inherit: keep all; fixed DSCP: keep the ECN
+    /// bits, RFC 6040 normal mode); outer TTL = `ttl_set`, or the inner TTL when it is 0 (inherit; a fixed TTL
+    /// is 1..=255).
     pub tos_keep: u8,
     pub tos_set: u8,
     pub ttl_set: u8,
@@ -193,8 +192,6 @@ pub struct Route {
     pub port: usize,
     /// None: directly connected (the destination itself is the next hop).
     pub via: Option<IpAddr>,
-    /// `port` is an inside port (its role, where the decap fast path reads it without another load).
-    pub inside: bool,
 }
 
 /// The route tables: rebuilt only when routes or tunnels change.
@@ -272,7 +269,6 @@ pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
             routes.push(Route {
                 port: pi,
                 via: None,
-                inside: p.role() == PortRole::Inside,
             });
             match a.trunc() {
                 IpNet::V4(n) => r4.push((n, idx)),
@@ -289,11 +285,7 @@ pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
                 TableError::Other(format!("route {}: unknown port {}", r.prefix, r.port))
             })?;
         let idx = routes.len() as u32;
-        routes.push(Route {
-            port,
-            via: r.via,
-            inside: cfg.ports[port].role() == PortRole::Inside,
-        });
+        routes.push(Route { port, via: r.via });
         match r.prefix.trunc() {
             IpNet::V4(n) => r4.push((n, idx)),
             IpNet::V6(n) => r6.push((n, idx)),
@@ -531,8 +523,6 @@ fn build_tunnel(
         checksum: tc.checksum,
         sequence: tc.sequence,
         reorder: tc.reorder.map(|r| (usize::from(r.window), r.timeout_ms)),
-        ttl: tc.ttl,
-        tos: tc.tos,
         mtu: tc.effective_mtu(cfg),
         keepalive: tc.keepalive.map(|k| (k.interval_s, k.retries)),
         keepalive_on: tc.keepalive.is_some(),
@@ -576,14 +566,6 @@ mod layout_tests {
             end(std::mem::offset_of!(Tunnel, checksum), 1),
             end(std::mem::offset_of!(Tunnel, sequence), 1),
             end(std::mem::offset_of!(Tunnel, resolved), 1),
-            end(
-                std::mem::offset_of!(Tunnel, ttl),
-                std::mem::size_of::<Ttl>(),
-            ),
-            end(
-                std::mem::offset_of!(Tunnel, tos),
-                std::mem::size_of::<Tos>(),
-            ),
             end(std::mem::offset_of!(Tunnel, ip4_base_sum), 4),
             end(std::mem::offset_of!(Tunnel, keepalive_on), 1),
             end(std::mem::offset_of!(Tunnel, tos_keep), 1),
