@@ -493,7 +493,7 @@ impl<B: PacketBuf> Worker<B> {
         if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {
             return None;
         }
-        Some(self.encap_emit(t, pkt, ti, true, len - ETH, true, c))
+        Some(self.encap_emit(t, pkt, ti, true, len - ETH, true, true, c))
     }
 
     /// Outside port: IPv4 GRE (key or not) to one of our addresses, carrying IPv4 to an inside neighbour ->
@@ -863,11 +863,17 @@ impl<B: PacketBuf> Worker<B> {
             self.pending_neighbor = None;
             return Verdict::Hold;
         }
-        self.encap_emit(t, pkt, ti, v4, inner_len, decrement, c)
+        self.encap_emit(t, pkt, ti, v4, inner_len, decrement, false, c)
     }
 
     /// The encapsulation proper, every check passed: the router hop's TTL decrement, the outer header from the
     /// tunnel's template with the per-packet fields, GRE checksum and sequence number, counters.
+    ///
+    /// `plain4`: the packet is one segment holding exactly an option-less IPv4 packet at ETH whose header
+    /// checksum was verified (the fast path's shape). The GRE checksum then skips the inner header: a valid
+    /// header sums to 0xffff, which adds nothing to a one's-complement sum, and the TTL decrement's RFC 1624
+    /// update keeps it so. The payload is summed before any header is written (so its loads never wait on
+    /// the stores that write the headers) and the GRE header's words come from the tunnel, not the packet.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn encap_emit(
@@ -878,8 +884,17 @@ impl<B: PacketBuf> Worker<B> {
         v4: bool,
         inner_len: usize,
         decrement: bool,
+        plain4: bool,
         c: &mut Counters,
     ) -> Verdict {
+        let payload_sum = if plain4 && t.checksum {
+            Some(checksum::fold(checksum::sum(
+                &pkt.data()[ETH + 20..],
+                t.gre_base_sum,
+            )))
+        } else {
+            None
+        };
         if decrement {
             // After the MTU check: an ICMP error quotes the packet as it was received.
             if v4 {
@@ -935,16 +950,21 @@ impl<B: PacketBuf> Worker<B> {
             // The template's protocol type is IPv4.
             put16(d, t.gre_off + 2, ETHERTYPE_IPV6);
         }
+        let mut seq_sum = 0;
         if t.sequence {
             // Single writer (the owner worker): load + store, no read-modify-write contention.
             let seq = t.state.tx_seq.load(Ordering::Relaxed);
             t.state.tx_seq.store(seq.wrapping_add(1), Ordering::Relaxed);
             d[t.seq_off..t.seq_off + 4].copy_from_slice(&seq.to_be_bytes());
+            seq_sum = (seq >> 16) + (seq & 0xffff);
         }
         if t.checksum {
             // RFC 2784 2.5: one's complement of the sum of the GRE header and payload, checksum field zero.
             let gre_off = t.gre_off;
-            let s = if pkt.is_contiguous() {
+            let s = if let Some(p) = payload_sum {
+                // GRE header (template + sequence number) + inner payload; the inner header adds nothing.
+                checksum::fold(u32::from(p) + seq_sum)
+            } else if pkt.is_contiguous() {
                 checksum::fold(checksum::sum(&pkt.data()[gre_off..], 0))
             } else {
                 let mut acc = checksum::Accumulator::new();

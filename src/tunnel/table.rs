@@ -135,6 +135,10 @@ pub struct Tunnel {
     /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
     /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
     pub ip4_base_sum: u32,
+    /// The one's-complement sum (unfolded, big-endian words) of the template's GRE header with the checksum
+    /// and sequence number fields zero: the GRE checksum of a fast-path packet starts from it instead of
+    /// reading back the header it just wrote (see `encap_emit`).
+    pub gre_base_sum: u32,
     pub header_len: usize,
     /// Offsets within the template.
     pub gre_off: usize,
@@ -513,6 +517,11 @@ fn build_tunnel(
     } else {
         0
     };
+    // The checksum field (present only when enabled) is zero in the template; so is the sequence number.
+    let gre_base_sum = tpl[gre_off..off]
+        .chunks_exact(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
     Tunnel {
         index,
         name: tc.name.clone(),
@@ -544,6 +553,7 @@ fn build_tunnel(
         resolved: nb.is_some(),
         template: tpl,
         ip4_base_sum,
+        gre_base_sum,
         header_len: off,
         gre_off,
         key_off,
@@ -567,6 +577,7 @@ mod layout_tests {
             end(std::mem::offset_of!(Tunnel, sequence), 1),
             end(std::mem::offset_of!(Tunnel, resolved), 1),
             end(std::mem::offset_of!(Tunnel, ip4_base_sum), 4),
+            end(std::mem::offset_of!(Tunnel, gre_base_sum), 4),
             end(std::mem::offset_of!(Tunnel, keepalive_on), 1),
             end(std::mem::offset_of!(Tunnel, tos_keep), 1),
             end(std::mem::offset_of!(Tunnel, tos_set), 1),
