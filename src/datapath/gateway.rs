@@ -930,7 +930,6 @@ impl<B: PacketBuf> Worker<B> {
             put16(ip, 4, (outer_len - 40) as u16);
             ip[7] = ttl;
         } else {
-            let ip = &mut d[ETH..ETH + 20];
             let frag: u16 = if df { 0x4000 } else { 0 };
             // The header checksum from the tunnel's precomputed sum plus the per-packet words, in registers.
             let sum = t.ip4_base_sum
@@ -939,6 +938,7 @@ impl<B: PacketBuf> Worker<B> {
                 + u32::from(ident)
                 + u32::from(frag)
                 + (u32::from(ttl) << 8);
+            let ip = &mut d[ETH..ETH + 20];
             ip[1] = tos;
             put16(ip, 2, outer_len as u16);
             put16(ip, 4, ident);
@@ -1651,8 +1651,6 @@ impl<B: PacketBuf> Worker<B> {
     }
 }
 
-/// Decrement the TTL / hop limit of the IP packet at ETH (caller checked it is > 1), updating the IPv4 header
-/// checksum incrementally (RFC 1624).
 /// Copy the first `hl` bytes of an encapsulation template into `d` as two overlapping fixed-size copies (inline
 /// vector moves) instead of a variable-length `memcpy` call: headers are 38..70 bytes.
 #[inline(always)]
@@ -1668,6 +1666,8 @@ fn copy_header(d: &mut [u8], tpl: &[u8; MAX_ENCAP_HEADER], hl: usize) {
     }
 }
 
+/// Decrement the TTL / hop limit of the IP packet at ETH (caller checked it is > 1), updating the IPv4 header
+/// checksum incrementally (RFC 1624).
 #[inline(always)]
 fn decrement_ttl(d: &mut [u8]) {
     if be16(d, 12) == ETHERTYPE_IPV4 {
