@@ -1,26 +1,31 @@
-//! IPv6 longest-prefix match: a 2^16-entry first level plus a multibit trie of 8-bit strides
-//! (the `rte_lpm6` idea with a smaller first level), in safe Rust.
+//! IPv6 longest-prefix match: a 2^24-entry first level plus a multibit trie of 8-bit strides
+//! (the `rte_lpm6` layout), in safe Rust.
 //!
 //! # Layout
-//! - `root`: 2^16 `u32` entries (256 KiB) indexed by address bits 0..16 (most significant).
+//! - `root`: 2^24 `u32` entries (64 MiB of virtual memory) indexed by address bits 0..24 (most
+//!   significant). It is allocated zeroed, so the kernel only backs the pages that routes touch:
+//!   a few pages for typical IPv6 routes (/32../64), all of it for `::/0` (as `tbl24` for
+//!   `0.0.0.0/0` in [`super::lpm::Lpm4`]).
 //! - `groups`: groups of 256 `u32` entries; a group at depth `d >= 1` is indexed by address bits
-//!   `16 + 8(d-1) .. 16 + 8d`. Depth 14 (bits 120..128) is the last.
+//!   `24 + 8(d-1) .. 24 + 8d`. Depth 13 (bits 120..128) is the last.
 //!
 //! Entries are encoded as in [`super::lpm`]: `VALID | EXTENDED | value`, an extended entry's
-//! value being a group index. A prefix of length `l` lives in the root if `l <= 16`, else in the
-//! group at depth `ceil((l - 16) / 8)`, where it fills `2^(16 + 8d - l)` entries.
+//! value being a group index. A prefix of length `l` lives in the root if `l <= 24`, else in the
+//! group at depth `ceil((l - 24) / 8)`, where it fills `2^(24 + 8d - l)` entries.
 //!
 //! # Complexity
-//! - Lookup: `1 + ceil((l - 16) / 8)` dependent loads for a best match of length `l > 16` (or
-//!   for the deepest group on the address's path), so at most 15; 1 for tables of prefixes
-//!   `<= /16`, 5 for `/48`, 7 for `/64`, 15 for `/128`.
+//! - Lookup: `1 + ceil((l - 24) / 8)` dependent loads for a best match of length `l > 24` (or
+//!   for the deepest group on the address's path), so at most 14; 1 for tables of prefixes
+//!   `<= /24`, 4 for `/48`, 6 for `/64`, 14 for `/128`. (A 16-bit first level, this table's
+//!   first layout, took 5 loads for a /48: a 64-byte IPv6 packet into a /48 tunnel route cost
+//!   162.5 against 156.4 cycles/packet, `scripts/bench-ab.sh`, 4 runs each.)
 //! - Build: sort (`O(n log n)`), then shortest prefix first painting, as for [`super::lpm::Lpm4`]
 //!   (longer prefixes win regardless of input order; the last duplicate wins).
-//! - Memory: 256 KiB + 1 KiB per group. A prefix of length `l > 16` needs up to
-//!   `ceil((l - 16) / 8)` groups that it does not share with other prefixes: a million random
-//!   unrelated /128s would need ~14 GiB, so cap groups with [`Lpm6Builder::with_max_groups`] when
-//!   the input is untrusted. Prefixes that share their upper bits share groups (a /48 site with
-//!   many /64s costs one group per distinct /56 plus a few).
+//! - Memory: 64 MiB virtual (resident where routes are) + 1 KiB per group. A prefix of length
+//!   `l > 24` needs up to `ceil((l - 24) / 8)` groups that it does not share with other prefixes:
+//!   a million random unrelated /128s would need ~13 GiB, so cap groups with
+//!   [`Lpm6Builder::with_max_groups`] when the input is untrusted. Prefixes that share their upper
+//!   bits share groups (a /48 site with many /64s costs one group per distinct /56 plus a few).
 //!
 //! # Limits
 //! Next hops `<=` [`super::lpm::MAX_NEXT_HOP`] (2^30 - 1); prefix lengths `0..=128`, host bits
@@ -33,7 +38,7 @@ use ipnet::Ipv6Net;
 
 use super::lpm::{check_next_hop, LpmError, BURST, EXTENDED, VALID, VALUE_MASK};
 
-const ROOT_BITS: u32 = 16;
+const ROOT_BITS: u32 = 24;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
 const MAX_GROUPS: usize = VALUE_MASK as usize + 1;
 
@@ -114,7 +119,7 @@ impl Lpm6 {
         let mut root: Box<[u32; ROOT_LEN]> = vec![0u32; ROOT_LEN]
             .into_boxed_slice()
             .try_into()
-            .expect("root has 2^16 entries");
+            .expect("root has 2^24 entries");
         let mut groups: Vec<u32> = Vec::new();
         for (len, addr, nh) in routes {
             let entry = VALID | nh;
@@ -189,7 +194,7 @@ impl Lpm6 {
     fn resolve(&self, mut e: u32, addr: u128) -> Option<u32> {
         let mut shift = 128 - ROOT_BITS;
         while e & EXTENDED != 0 {
-            // Groups at depth 14 (shift 0) never hold extended entries, so this never underflows.
+            // Groups at depth 13 (shift 0) never hold extended entries, so this never underflows.
             shift -= 8;
             e = self.groups[(((e & VALUE_MASK) as usize) << 8) | ((addr >> shift) & 0xff) as usize];
         }
@@ -218,7 +223,7 @@ impl Lpm6 {
             }
             let mut shift = 128 - ROOT_BITS;
             while extended {
-                // Groups at depth 14 (shift 0) never hold extended entries.
+                // Groups at depth 13 (shift 0) never hold extended entries.
                 shift -= 8;
                 extended = false;
                 for (e, &addr) in e.iter_mut().zip(a) {
@@ -399,8 +404,8 @@ mod tests {
         assert_eq!(t.lookup(0), Some(4));
         assert_eq!(t.lookup(1), Some(100));
         assert_eq!(t.lookup_bytes(&ip("2001:db8::2").to_be_bytes()), Some(2));
-        // The two 2001:db8:: hosts share their 14-group path.
-        assert_eq!(t.groups(), 14 * 3);
+        // The two 2001:db8:: hosts share their 13-group path.
+        assert_eq!(t.groups(), 13 * 3);
     }
 
     #[test]
@@ -516,7 +521,7 @@ mod tests {
         assert_eq!(b.insert_net("2001:db8::/32".parse().unwrap(), 1), Ok(None));
         assert_eq!(b.insert("2001:db8::".parse().unwrap(), 32, 3), Ok(Some(1)));
         assert_eq!(b.get("2001:db8::".parse().unwrap(), 32), Some(3));
-        assert_eq!(b.build().unwrap().groups(), 2);
+        assert_eq!(b.build().unwrap().groups(), 1);
         b.insert("2001:db8::".parse().unwrap(), 48, 4).unwrap();
         assert_eq!(b.build().unwrap_err(), LpmError::Tbl8Exhausted { max: 2 });
         assert_eq!(b.remove("2001:db8::".parse().unwrap(), 48), Some(4));
