@@ -11,6 +11,8 @@ Captures (deterministic: fixed seed, timestamps and payloads):
     decap-64.pcap    encap-64's reverse traffic as the peer 198.51.100.7 sends it: IPv4-in-GRE (key 42) to
                      192.0.2.1, inner 64-byte frame from 198.18.0.1 to 10.0.0.2
     encap-1500.pcap  1514-byte frames (1500-byte IPv4 packets) from 10.0.0.2 to 198.18.0.0/24
+    encap6-64.pcap   64-byte frames (IPv6/UDP) from host 2001:db8:1::2 to 2001:db8:2::/48 (IPv6 over the IPv4
+                     tunnel of encap-64)
 """
 import json
 import os
@@ -18,13 +20,14 @@ import random
 import statistics
 import sys
 
-from scapy.all import GRE, IP, UDP, Ether, Raw, raw, wrpcap
+from scapy.all import GRE, IP, UDP, Ether, IPv6, Raw, raw, wrpcap
 
 GW_INSIDE_MAC = "02:00:00:00:00:01"
 GW_OUTSIDE_MAC = "02:00:00:00:00:02"
 HOST_MAC = "02:00:00:00:00:0a"
 UPSTREAM_MAC = "02:00:00:00:00:fe"
 HOST_IP = "10.0.0.2"
+HOST_IP6 = "2001:db8:1::2"
 GW_OUTSIDE_IP = "192.0.2.1"
 PEER_IP = "198.51.100.7"
 KEY = 42
@@ -42,6 +45,14 @@ def inner(src, dst, sport, frame_len):
     # Ethernet + IPv4 + UDP, frame_len bytes without FCS.
     return pad_to(
         Ether(src=HOST_MAC, dst=GW_INSIDE_MAC) / IP(src=src, dst=dst, ttl=64, id=sport) / UDP(sport=sport, dport=4789),
+        frame_len,
+    )
+
+
+def inner6(src, dst, sport, frame_len):
+    # Ethernet + IPv6 + UDP, frame_len bytes without FCS.
+    return pad_to(
+        Ether(src=HOST_MAC, dst=GW_INSIDE_MAC) / IPv6(src=src, dst=dst, hlim=64) / UDP(sport=sport, dport=4789),
         frame_len,
     )
 
@@ -79,6 +90,10 @@ def gen_pcaps(out):
         )
     write(f"{out}/decap-64.pcap", frames)
     write(
+        f"{out}/encap6-64.pcap",
+        [inner6(HOST_IP6, f"2001:db8:2::{1 + i % 250:x}", 1024 + i, 64) for i in range(1024)],
+    )
+    write(
         f"{out}/encap-1500.pcap",
         [inner(HOST_IP, f"198.18.0.{1 + i % 250}", 1024 + i, 1514) for i in range(512)],
     )
@@ -95,6 +110,8 @@ SCENARIOS = {
     "encap-csum-64": ("encap-64", "inside", [1], {"checksum": "true"}, 1),
     "encap-csum-1500": ("encap-1500", "inside", [1], {"checksum": "true"}, 1),
     "encap-seq-2workers": ("encap-64", "inside", [1, 0], {"sequence": "true"}, 2),
+    # Beyond the issue's list: encap-64 with IPv6 inner packets (the tunnel also routes 2001:db8:2::/48).
+    "encap6-64": ("encap6-64", "inside", [1], {}, 1),
 }
 
 
@@ -146,7 +163,7 @@ def config(scenario, out):
     lines.append("")
     for t in range(ntun):
         if ntun == 1:
-            remote, routes = PEER_IP, '["198.18.0.0/15"]'
+            remote, routes = PEER_IP, '["198.18.0.0/15", "2001:db8:2::/48"]'
         elif ntun == 2:
             remote, routes = f"198.51.100.{7 + t}", f'["198.18.{t}.0/24"]'
         else:
