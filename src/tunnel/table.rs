@@ -5,6 +5,7 @@
 use super::lpm::{Lpm4, LpmError};
 use super::lpm6::Lpm6;
 use crate::config::{Config, PortRole, Tos, Ttl, TunnelCfg};
+use crate::wire::checksum;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -130,12 +131,12 @@ pub struct Tunnel {
     pub tos_keep: u8,
     pub tos_set: u8,
     pub ttl_set: u8,
-    /// IPv4 outer: the one's-complement sum (unfolded, of big-endian 16-bit words) of the template's IPv4
+    /// IPv4 outer: the one's-complement sum (folded, of big-endian 16-bit words) of the template's IPv4
     /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
     /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
     /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
     pub ip4_base_sum: u32,
-    /// The one's-complement sum (unfolded, big-endian words) of the template's GRE header with the checksum
+    /// The one's-complement sum (folded, big-endian words) of the template's GRE header with the checksum
     /// and sequence number fields zero: the GRE checksum of a fast-path packet starts from it instead of
     /// reading back the header it just wrote (see `encap_emit`).
     pub gre_base_sum: u32,
@@ -511,17 +512,12 @@ fn build_tunnel(
         let mut h = [0u8; 20];
         h.copy_from_slice(&tpl[ip_off..ip_off + 20]);
         h[8] = 0; // TTL: per packet
-        h.chunks_exact(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-            .sum()
+        u32::from(checksum::fold(checksum::sum(&h, 0)))
     } else {
         0
     };
     // The checksum field (present only when enabled) is zero in the template; so is the sequence number.
-    let gre_base_sum = tpl[gre_off..off]
-        .chunks_exact(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
+    let gre_base_sum = u32::from(checksum::fold(checksum::sum(&tpl[gre_off..off], 0)));
     Tunnel {
         index,
         name: tc.name.clone(),
