@@ -35,18 +35,18 @@ step() { # step NAME COMMAND...: run a suite step, count it as one check
 
 [ -x scripts/e2e.sh ] && step "end-to-end (scripts/e2e.sh)" scripts/e2e.sh
 bench_smoke() { # the benchmark harness end to end (1 s runs: plumbing and output format, not performance)
-    local dir s
+    local dir s scenarios=(forward-64 encap-64 decap-64 encap6-64)
     dir=$(mktemp -d)
-    BENCH_OUT=$dir/bench BENCH_JSON=$dir/bench.json scripts/bench.sh --smoke forward-64 encap-64 decap-64 |
+    BENCH_OUT=$dir/bench BENCH_JSON=$dir/bench.json scripts/bench.sh --smoke "${scenarios[@]}" |
         tee "$dir/log" | grep -E '^[a-z0-9-]+ greway_mpps=' || return 1
-    for s in forward-64 encap-64 decap-64; do
+    for s in "${scenarios[@]}"; do
         grep -Eq "^$s greway_mpps=[0-9.]+ testpmd_mpps=[0-9.]+ ratio=[0-9.]+ cycles_per_pkt=[0-9.]+ p99_us=[0-9.]+$" \
             "$dir/log" || { echo "bench smoke: no result line for $s" >&2; return 1; }
     done
-    python3 - "$dir/bench.json" <<'PY' || return 1
+    python3 - "$dir/bench.json" "${scenarios[@]}" <<'PY' || return 1
 import json, sys
 d = json.load(open(sys.argv[1]))
-for s in ("forward-64", "encap-64", "decap-64"):
+for s in sys.argv[2:]:
     r = d["scenarios"][s]
     assert r["greway_mpps"] > 0 and r["testpmd_mpps"] > 0 and r["cycles_per_pkt"] > 0, (s, r)
     assert r["drops_in_median_run"] == {}, (s, r["drops_in_median_run"])
