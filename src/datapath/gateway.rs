@@ -848,7 +848,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         if !t.resolved {
             self.event(Event::Resolve {
-                port: t.out_port,
+                port: usize::from(t.out_port),
                 ip: t.next_hop,
             });
             let v = self.wait_for_neighbor(Waiting::Encap { in_port, ti });
@@ -913,7 +913,7 @@ impl<B: PacketBuf> Worker<B> {
         // masks are decided per tunnel, see `Tunnel::tos_keep`).
         let tos = (tos_in & t.tos_keep) | t.tos_set;
         let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
-        let hl = t.header_len;
+        let hl = t.header_bytes();
         debug_assert!(hl <= MAX_ENCAP_HEADER);
         if pkt.prepend(hl - ETH).is_none() {
             return Verdict::Drop(DropReason::NoHeadroom);
@@ -948,19 +948,20 @@ impl<B: PacketBuf> Worker<B> {
         }
         if !v4 {
             // The template's protocol type is IPv4.
-            put16(d, t.gre_off + 2, ETHERTYPE_IPV6);
+            put16(d, t.gre_at() + 2, ETHERTYPE_IPV6);
         }
         let mut seq_sum = 0;
         if t.sequence {
             // Single writer (the owner worker): load + store, no read-modify-write contention.
             let seq = t.state.tx_seq.load(Ordering::Relaxed);
             t.state.tx_seq.store(seq.wrapping_add(1), Ordering::Relaxed);
-            d[t.seq_off..t.seq_off + 4].copy_from_slice(&seq.to_be_bytes());
+            let at = usize::from(t.seq_off);
+            d[at..at + 4].copy_from_slice(&seq.to_be_bytes());
             seq_sum = (seq >> 16) + (seq & 0xffff);
         }
         if t.checksum {
             // RFC 2784 2.5: one's complement of the sum of the GRE header and payload, checksum field zero.
-            let gre_off = t.gre_off;
+            let gre_off = t.gre_at();
             let s = if let Some(p) = payload_sum {
                 // GRE header (template + sequence number) + inner payload; the inner header adds nothing.
                 checksum::fold(u32::from(p) + seq_sum)
@@ -984,7 +985,7 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
         tc.encap_bytes += inner_len as u64;
-        Verdict::Tx(t.out_port)
+        Verdict::Tx(usize::from(t.out_port))
     }
 
     /// The inner packet exceeds the tunnel MTU: ICMP "too big" when it may not be fragmented, else fragment it
@@ -1241,7 +1242,7 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
-        let in_port = t.out_port;
+        let in_port = usize::from(t.out_port);
         self.route_ip(tables, pkt, in_port, true, c)
     }
 
@@ -1805,8 +1806,8 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             for &ti in staged.iter() {
                 if let Some(t) = tables.tunnels.get(ti as usize) {
                     let base = (t as *const Tunnel).cast::<u8>();
-                    for off in (0..crate::tunnel::table::TUNNEL_HOT_BYTES).step_by(64) {
-                        prefetch(base.wrapping_add(off));
+                    for line in 0..tables.tunnel_lines {
+                        prefetch(base.wrapping_add(64 * line));
                     }
                     if let Some(tc) = counters.tunnels.get(ti as usize) {
                         prefetch((tc as *const crate::stats::TunnelCounters).cast::<u8>());
@@ -1927,7 +1928,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
                 };
                 self.w.reorder_held -= 1;
                 self.w.seq_bypass = Some(seq);
-                let port = t.out_port;
+                let port = usize::from(t.out_port);
                 let v = self.w.handle(&self.tables, &mut pkt, port, counters);
                 self.w.seq_bypass = None;
                 match v {

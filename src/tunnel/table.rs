@@ -111,13 +111,24 @@ impl Default for TunnelState {
 #[derive(Debug, Clone)]
 #[repr(C, align(64))]
 pub struct Tunnel {
-    // Hot: everything the encapsulation fast path reads per packet, in the first two cache lines (the layout
-    // is fixed by `repr(C)`; `hot_fields_fit_two_cache_lines` checks it). With many tunnels the burst
-    // prefetches just these two lines per packet.
-    /// Ethernet + outer IP + GRE header with every constant field filled; per-packet fields are patched.
-    pub template: [u8; MAX_ENCAP_HEADER],
+    // Hot: everything the encapsulation fast path reads per packet, at the start (the layout is fixed by
+    // `repr(C)`; `hot_fields_layout` checks it): 22 bytes of fields, then the header template. For an IPv4
+    // tunnel with a key (a 42-byte header) that is exactly the first cache line; every tunnel fits two. With
+    // many tunnels the burst prefetches one line per packet, or two when some tunnel needs them
+    // (`Tables::tunnel_lines`).
+    /// IPv4 outer: the one's-complement sum (folded, of big-endian 16-bit words) of the template's IPv4
+    /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
+    /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
+    /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
+    pub ip4_base_sum: u32,
+    /// The one's-complement sum (folded, big-endian words) of the template's GRE header with the checksum
+    /// and sequence number fields zero: the GRE checksum of a fast-path packet starts from it instead of
+    /// reading back the header it just wrote (see `encap_emit`).
+    pub gre_base_sum: u32,
     /// Largest inner packet (bytes of the inner IP packet).
     pub mtu: u16,
+    /// Egress port for the outer packet and its next hop (the remote, or the route's gateway).
+    pub out_port: u16,
     pub checksum: bool,
     pub sequence: bool,
     /// True when the next hop's MAC is known and `template` is complete.
@@ -131,21 +142,13 @@ pub struct Tunnel {
     pub tos_keep: u8,
     pub tos_set: u8,
     pub ttl_set: u8,
-    /// IPv4 outer: the one's-complement sum (folded, of big-endian 16-bit words) of the template's IPv4
-    /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
-    /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
-    /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
-    pub ip4_base_sum: u32,
-    /// The one's-complement sum (folded, big-endian words) of the template's GRE header with the checksum
-    /// and sequence number fields zero: the GRE checksum of a fast-path packet starts from it instead of
-    /// reading back the header it just wrote (see `encap_emit`).
-    pub gre_base_sum: u32,
-    pub header_len: usize,
+    /// Length of the encapsulation header (at most [`MAX_ENCAP_HEADER`]).
+    pub header_len: u8,
     /// Offsets within the template.
-    pub gre_off: usize,
-    pub seq_off: usize,
-    /// Egress port for the outer packet and its next hop (the remote, or the route's gateway).
-    pub out_port: usize,
+    pub gre_off: u8,
+    pub seq_off: u8,
+    /// Ethernet + outer IP + GRE header with every constant field filled; per-packet fields are patched.
+    pub template: [u8; MAX_ENCAP_HEADER],
     // Cold: configuration and state read on the slower paths.
     pub state: Arc<TunnelState>,
     pub key_off: usize,
@@ -163,18 +166,30 @@ pub struct Tunnel {
     pub next_hop: IpAddr,
 }
 
-/// The bytes at the start of [`Tunnel`] the encapsulation fast path reads.
-pub const TUNNEL_HOT_BYTES: usize = 128;
-
 impl Tunnel {
     /// Outer IPv6 (from the template layout, a hot field, rather than `local`, a cold one).
     #[inline]
     pub fn outer_v6(&self) -> bool {
         self.gre_off == 14 + 40
     }
+    /// Offset of the GRE header in the template.
+    #[inline]
+    pub fn gre_at(&self) -> usize {
+        usize::from(self.gre_off)
+    }
+    /// Length of the encapsulation header.
+    #[inline]
+    pub fn header_bytes(&self) -> usize {
+        usize::from(self.header_len)
+    }
+    /// The bytes at the start of the tunnel the encapsulation fast path reads: its fields and the header
+    /// part of the template.
+    pub fn hot_bytes(&self) -> usize {
+        std::mem::offset_of!(Tunnel, template) + self.header_bytes()
+    }
     /// GRE header length.
     pub fn gre_len(&self) -> usize {
-        self.header_len - self.gre_off
+        self.header_bytes() - self.gre_at()
     }
     /// Whether keepalives gate traffic and the tunnel is down.
     #[inline]
@@ -237,6 +252,9 @@ pub struct Tables {
     pub tunnel_locals: Vec<IpAddr>,
     /// The IPv4 ones of `tunnel_locals`, as host-order integers (the IPv4 decap fast path).
     pub tunnel_locals4: Vec<u32>,
+    /// Cache lines of the largest tunnel's hot part ([`Tunnel::hot_bytes`]): what the encap stage prefetches
+    /// per packet with many tunnels (1 when every tunnel is IPv4 with at most a key).
+    pub tunnel_lines: usize,
     pub generation: u64,
     /// Run-unique id of each tunnel (`tunnel_ids[i]` for `tunnels[i]`), never reused within a run: workers
     /// key their per-tunnel counters by it so runtime additions and removals do not mix counters up.
@@ -415,7 +433,13 @@ pub fn build_tables(
         local4.extend(p.v4.iter().map(|a| a.0));
         local6.extend(p.v6.iter().map(|a| a.0));
     }
+    let tunnel_lines = tunnels
+        .iter()
+        .map(|t| t.hot_bytes().div_ceil(64))
+        .max()
+        .unwrap_or(1);
     Tables {
+        tunnel_lines,
         ports,
         tunnels,
         decap,
@@ -544,16 +568,17 @@ fn build_tunnel(
             Ttl::Fixed(v) => v,
         },
         allowed_sources: tc.allowed_sources.clone(),
-        out_port,
+        out_port: u16::try_from(out_port).expect("a port index fits 16 bits"),
         next_hop,
         resolved: nb.is_some(),
         template: tpl,
         ip4_base_sum,
         gre_base_sum,
-        header_len: off,
-        gre_off,
+        // At most MAX_ENCAP_HEADER (70).
+        header_len: off as u8,
+        gre_off: gre_off as u8,
         key_off,
-        seq_off,
+        seq_off: seq_off as u8,
         state,
     }
 }
@@ -563,26 +588,33 @@ mod layout_tests {
     use super::*;
 
     #[test]
-    fn hot_fields_fit_two_cache_lines() {
+    fn hot_fields_layout() {
+        use std::mem::offset_of;
         assert_eq!(std::mem::align_of::<Tunnel>(), 64);
-        let end = |off: usize, size: usize| off + size;
-        let hot = [
-            end(std::mem::offset_of!(Tunnel, template), MAX_ENCAP_HEADER),
-            end(std::mem::offset_of!(Tunnel, mtu), 2),
-            end(std::mem::offset_of!(Tunnel, checksum), 1),
-            end(std::mem::offset_of!(Tunnel, sequence), 1),
-            end(std::mem::offset_of!(Tunnel, resolved), 1),
-            end(std::mem::offset_of!(Tunnel, ip4_base_sum), 4),
-            end(std::mem::offset_of!(Tunnel, gre_base_sum), 4),
-            end(std::mem::offset_of!(Tunnel, keepalive_on), 1),
-            end(std::mem::offset_of!(Tunnel, tos_keep), 1),
-            end(std::mem::offset_of!(Tunnel, tos_set), 1),
-            end(std::mem::offset_of!(Tunnel, ttl_set), 1),
-            end(std::mem::offset_of!(Tunnel, header_len), 8),
-            end(std::mem::offset_of!(Tunnel, gre_off), 8),
-            end(std::mem::offset_of!(Tunnel, seq_off), 8),
-            end(std::mem::offset_of!(Tunnel, out_port), 8),
+        // Every hot field before the template, the template last of them.
+        let fields = [
+            offset_of!(Tunnel, ip4_base_sum) + 4,
+            offset_of!(Tunnel, gre_base_sum) + 4,
+            offset_of!(Tunnel, mtu) + 2,
+            offset_of!(Tunnel, out_port) + 2,
+            offset_of!(Tunnel, checksum) + 1,
+            offset_of!(Tunnel, sequence) + 1,
+            offset_of!(Tunnel, resolved) + 1,
+            offset_of!(Tunnel, keepalive_on) + 1,
+            offset_of!(Tunnel, tos_keep) + 1,
+            offset_of!(Tunnel, tos_set) + 1,
+            offset_of!(Tunnel, ttl_set) + 1,
+            offset_of!(Tunnel, header_len) + 1,
+            offset_of!(Tunnel, gre_off) + 1,
+            offset_of!(Tunnel, seq_off) + 1,
         ];
-        assert!(hot.iter().all(|&e| e <= TUNNEL_HOT_BYTES), "{hot:?}");
+        let tpl = offset_of!(Tunnel, template);
+        assert!(
+            fields.iter().all(|&e| e <= tpl),
+            "{fields:?} / template at {tpl}"
+        );
+        // IPv4 with a key: Ethernet 14 + IPv4 20 + GRE 8 in the first line; any tunnel in two.
+        assert!(tpl + 14 + 20 + 8 <= 64, "template at {tpl}");
+        assert!(tpl + MAX_ENCAP_HEADER <= 128, "template at {tpl}");
     }
 }
