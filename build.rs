@@ -37,7 +37,8 @@ fn main() {
         .allowlist_function(
             "shim_.*|rte_eal_.*|rte_eth_.*|rte_pktmbuf_pool_create|rte_pktmbuf_free_bulk|rte_mempool_free|\
              rte_mempool_avail_count|rte_mempool_in_use_count|rte_lcore_count|rte_socket_id|rte_strerror|\
-             rte_thread_register|rte_thread_unregister|rte_get_tsc_hz|rte_tel_.*|rte_telemetry_.*|\
+             rte_thread_register|rte_thread_unregister|rte_get_tsc_hz|rte_get_main_lcore|\
+             rte_lcore_is_enabled|rte_lcore_to_cpu_id|rte_tel_.*|rte_telemetry_.*|\
              rte_pdump_init|rte_pdump_uninit|rte_dev_probe|rte_mempool_lookup|rte_exit",
         )
         .allowlist_type("rte_mbuf|rte_mempool|rte_eth_.*|rte_ether_addr|rte_tel_data")

@@ -22,12 +22,15 @@ if [[ ! -f $OUT/$S.toml ]]; then
     mkdir -p "$OUT"
     /usr/bin/python3 scripts/bench.py gen "$OUT" >"$OUT/gen.log"
 fi
+# HUGEPAGES=1: run on 2 MB hugepages (as scripts/bench.sh does when the machine has them) instead of 4 KB pages.
+MEM_SED=
+[[ ${HUGEPAGES:-0} == 1 ]] && MEM_SED='s/"--no-huge", "-m", "512", /"--huge-unlink", /'
 declare -A RES
 for ((r = 1; r <= R; r++)); do
     for X in A B; do
         bin=${!X}
         prefix="ab-$$-$X-$r"
-        sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$S.toml" >"$OUT/$S.ab.toml"
+        sed "s/\"PREFIX\"/\"$prefix\"/; $MEM_SED" "$OUT/$S.toml" >"$OUT/$S.ab.toml"
         c=$("$bin" --log warn run -c "$OUT/$S.ab.toml" -q --duration-s 4 --warmup-s 1 2>&1 |
             grep -o "[0-9.]* cycles/packet" | cut -d' ' -f1 || true)
         rm -rf "/var/run/dpdk/$prefix"

@@ -255,6 +255,8 @@ def summary(scenario, out_json, greway_jsons, testpmd_logs):
         "window_s": round(mid["bench"]["window_s"], 2),
         "tsc_hz": tsc_hz,
         "drops_in_median_run": drops,
+        # "hugepages-2048kB" or "4k-pages" (--no-huge): both programs ran with the same EAL memory arguments.
+        "memory": os.environ.get("BENCH_MEMORY", "4k-pages"),
     }
     with open(out_json, "w") as f:
         json.dump(res, f, indent=2)
@@ -283,7 +285,7 @@ def merge(out_json, parts):
     for p in parts:
         r = json.load(open(p))
         sc[r["scenario"]] = r
-    for k in ("machine", "command", "date"):
+    for k in ("machine", "command", "date", "memory"):
         if os.environ.get("BENCH_" + k.upper()):
             allr[k] = os.environ["BENCH_" + k.upper()]
     with open(out_json, "w") as f:

@@ -20,6 +20,12 @@
 #   SCENARIO greway_mpps=A testpmd_mpps=B ratio=A/B cycles_per_pkt=C p99_us=D
 # Results: out/bench.json (merged per scenario), logs and inputs in out/bench/.
 #
+# Memory: with HUGEPAGES=auto (the default) both programs run on 2 MB hugepages when the machine has them (a
+# hugetlbfs mount and at least 512 MB of free hugepages; to reserve them as root:
+# `echo 512 > /proc/sys/vm/nr_hugepages; mount -t hugetlbfs nodev /dev/hugepages`), else on 4 KB pages
+# (`--no-huge -m 512`); HUGEPAGES=1 insists on hugepages, HUGEPAGES=0 never uses them. The mode is printed per
+# scenario and recorded in the JSON ("memory"): on 4 KB pages every packet an application touches after rx
+# costs TLB misses that an io forwarder never pays, so the two modes' ratios differ (README).
 # Environment: SECS (measured seconds per run, default 3), WARMUP (default 1), PAIRS (default 2),
 # GREWAY (binary, default target/release/greway, built if missing), BENCH_OUT (inputs and logs, default
 # out/bench) and BENCH_JSON (results, default out/bench.json).
@@ -70,6 +76,41 @@ if [[ ! -f $OUT/.gen-stamp || scripts/bench.py -nt $OUT/.gen-stamp ]]; then
     touch "$OUT/.gen-stamp"
 fi
 
+# EAL memory arguments, identical for greway (its configs' `--no-huge -m 512` is replaced) and testpmd.
+HUGEPAGES=${HUGEPAGES:-auto}
+hugepages_free_mb() {
+    grep -qs hugetlbfs /proc/mounts || {
+        echo 0
+        return
+    }
+    awk '/^HugePages_Free:/ {f = $2} /^Hugepagesize:/ {s = $2} END {print int(f * s / 1024)}' /proc/meminfo
+}
+case $HUGEPAGES in
+auto) if (($(hugepages_free_mb) >= 512)); then HUGEPAGES=1; else HUGEPAGES=0; fi ;;
+1) (($(hugepages_free_mb) >= 512)) || {
+    echo "HUGEPAGES=1 but no hugetlbfs mount with 512 MB of free hugepages" >&2
+    exit 2
+} ;;
+0) ;;
+*)
+    echo "HUGEPAGES must be auto, 1 or 0" >&2
+    exit 2
+    ;;
+esac
+if [[ $HUGEPAGES == 1 ]]; then
+    # --huge-unlink: no hugepage files are left behind, even by a killed run.
+    MEM_ARGS=(--huge-unlink)
+    export BENCH_MEMORY="hugepages-$(awk '/^Hugepagesize:/ {print $2}' /proc/meminfo)kB"
+else
+    MEM_ARGS=(--no-huge -m 512)
+    export BENCH_MEMORY=4k-pages
+fi
+mem_toml() { # the config's EAL memory arguments -> MEM_ARGS
+    local repl
+    repl=$(printf '"%s", ' "${MEM_ARGS[@]}")
+    sed "s/\"--no-huge\", \"-m\", \"512\", /$repl/"
+}
+
 DUR=$(awk "BEGIN{print $WARMUP + $SECS}")
 RUNID=$$
 
@@ -77,7 +118,7 @@ cleanup_prefix() { rm -rf "/var/run/dpdk/$1"; }
 
 run_greway() { # scenario n -> out/bench/SCEN.greway.N.json
     local s=$1 n=$2 prefix="gw-bench-$RUNID-$s-$n"
-    sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$s.toml" >"$OUT/$s.run.toml"
+    sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$s.toml" | mem_toml >"$OUT/$s.run.toml"
     "$GREWAY" --log warn run -c "$OUT/$s.run.toml" -q --duration-s "$DUR" --warmup-s "$WARMUP" \
         --stats-json "$OUT/$s.greway.$n.json" >"$OUT/$s.greway.$n.log" 2>&1 || {
         echo "greway failed ($s run $n):" >&2
@@ -109,7 +150,7 @@ run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
     q=$($PY scripts/bench.py workers "$s")
     rm -f "$fifo"
     mkfifo "$fifo"
-    stdbuf -o0 dpdk-testpmd -l 0-1 --no-huge -m 512 --no-pci --no-shconf --file-prefix "$prefix" \
+    stdbuf -o0 dpdk-testpmd -l 0-1 "${MEM_ARGS[@]}" --no-pci --no-shconf --file-prefix "$prefix" \
         --vdev "${devs[0]}" --vdev "${devs[1]}" -- -i --forward-mode=io --nb-cores=1 --rxq="$q" --txq="$q" --burst=32 \
         --total-num-mbufs=32768 <"$fifo" >"$log" 2>&1 &
     tp=$!
@@ -149,7 +190,7 @@ LINES=()
 PARTS=()
 STATUS=0
 for s in "${SCENARIOS[@]}"; do
-    echo "== $s ($PAIRS x greway/testpmd, ${WARMUP}s warm-up + ${SECS}s)"
+    echo "== $s ($PAIRS x greway/testpmd, ${WARMUP}s warm-up + ${SECS}s, memory: $BENCH_MEMORY)"
     files=()
     failed=
     for ((n = 1; n <= PAIRS; n++)); do

@@ -64,6 +64,90 @@ impl Drop for Eal {
     }
 }
 
+/// The enabled EAL worker lcore (any but the main one) that runs on CPU `core`, if there is one.
+pub fn worker_lcore_on(core: u32) -> Option<u32> {
+    // SAFETY: plain queries of EAL's lcore configuration after init.
+    unsafe {
+        let main = sys::rte_get_main_lcore();
+        (0..sys::RTE_MAX_LCORE).find(|&l| {
+            l != main
+                && sys::rte_lcore_is_enabled(l) != 0
+                && sys::rte_lcore_to_cpu_id(l as i32) == core as i32
+        })
+    }
+}
+
+/// A closure running on an EAL worker lcore (`rte_eal_remote_launch`); [`LcoreTask::join`] waits for it.
+///
+/// Workers run this way whenever their core is an EAL worker lcore: a plain thread would have to register
+/// (`rte_thread_register`), and registering a non-EAL thread disables DPDK multi-process for good, which
+/// refuses every secondary process (dpdk-dumpcap, dpdk-proc-info) with "Primary process refused secondary
+/// attachment".
+#[must_use = "join the task: its lcore stays busy until then"]
+pub struct LcoreTask<T> {
+    lcore: u32,
+    result: std::sync::Arc<std::sync::Mutex<Option<std::thread::Result<T>>>>,
+}
+
+struct Launch {
+    run: Box<dyn FnOnce() + Send>,
+}
+
+unsafe extern "C" fn launch_trampoline(arg: *mut std::os::raw::c_void) -> i32 {
+    // SAFETY: `arg` is the Box<Launch> leaked by `launch_on_lcore`, handed to exactly one lcore.
+    let l = unsafe { Box::from_raw(arg.cast::<Launch>()) };
+    (l.run)();
+    0
+}
+
+/// Run `f` on EAL worker lcore `lcore` (which must be idle: each lcore runs one task at a time).
+pub fn launch_on_lcore<T, F>(lcore: u32, f: F) -> Result<LcoreTask<T>, DpdkError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = result.clone();
+    let launch = Box::new(Launch {
+        run: Box::new(move || {
+            // No unwinding across the C frames of EAL's lcore loop: the panic is carried to `join`.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(r);
+            }
+        }),
+    });
+    let arg = Box::into_raw(launch).cast::<std::os::raw::c_void>();
+    // SAFETY: the trampoline takes ownership of `arg` when the lcore runs it; on failure nothing ran it and
+    // we take it back.
+    let rc = unsafe { sys::rte_eal_remote_launch(Some(launch_trampoline), arg, lcore) };
+    if rc != 0 {
+        // SAFETY: the launch was refused, so `arg` is still ours.
+        drop(unsafe { Box::from_raw(arg.cast::<Launch>()) });
+        return Err(DpdkError::other(
+            "rte_eal_remote_launch",
+            format!("lcore {lcore} is busy or not a worker lcore (rc {rc})"),
+        ));
+    }
+    Ok(LcoreTask { lcore, result })
+}
+
+impl<T> LcoreTask<T> {
+    /// The lcore the task runs on.
+    pub fn lcore(&self) -> u32 {
+        self.lcore
+    }
+
+    /// Wait for the task to return (`rte_eal_wait_lcore`); `Err` carries its panic, like
+    /// `std::thread::JoinHandle::join`.
+    pub fn join(self) -> std::thread::Result<T> {
+        // SAFETY: waits for the lcore this task was launched on.
+        unsafe { sys::rte_eal_wait_lcore(self.lcore) };
+        let taken = self.result.lock().ok().and_then(|mut s| s.take());
+        taken.unwrap_or_else(|| Err(Box::new("the lcore task left no result")))
+    }
+}
+
 /// Register the calling (non-EAL) thread with DPDK so it gets an lcore id and the mempool per-lcore cache.
 pub fn register_thread() -> Result<LcoreId, DpdkError> {
     // SAFETY: registers the current thread; EAL must be up (callers hold an `Eal`).

@@ -11,7 +11,9 @@ pub mod port;
 pub mod sys;
 pub mod telemetry;
 
-pub use eal::{register_thread, tsc_hz, unregister_thread, Eal};
+pub use eal::{
+    launch_on_lcore, register_thread, tsc_hz, unregister_thread, worker_lcore_on, Eal, LcoreTask,
+};
 pub use error::DpdkError;
 pub use mbuf::{Burst, Drain, Mbuf};
 pub use mempool::Mempool;
