@@ -54,6 +54,7 @@ PY
     rm -rf "$dir"
 }
 step "benchmark harness smoke (scripts/bench.sh --smoke)" bench_smoke
+step "dpdk-dumpcap attaches and captures (scripts/dumpcap.sh)" scripts/dumpcap.sh
 step "fuzz smoke (scripts/fuzz.sh ${FUZZ_SECONDS:-15})" scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 step "soak smoke (scripts/soak.sh ${SOAK_MINUTES:-0.5})" scripts/soak.sh "${SOAK_MINUTES:-0.5}"
 audit() {

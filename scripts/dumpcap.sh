@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# dpdk-dumpcap against a running greway: it must attach as a secondary process and capture what greway sends,
+# which tshark must decode as the tunnel's GRE (key 42, outer 192.0.2.1 -> 198.51.100.7, inner IPv4/UDP), and
+# the ingress port's packets as received.
+#
+# Secondary processes need a hugepage primary with shared config, so this needs 2 MB hugepages: when fewer than
+# 256 are free it reserves 256 more (root) and mounts hugetlbfs if nothing is mounted, and gives both back at
+# the end. Without root or hugepage support it says so and fails.
+#
+#   scripts/dumpcap.sh          (GREWAY=binary, default target/release/greway, built if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+GREWAY=${GREWAY:-$ROOT/target/release/greway}
+[[ -x $GREWAY ]] || cargo build --release --quiet
+command -v dpdk-dumpcap >/dev/null || {
+    echo "dumpcap check: dpdk-dumpcap not found (Debian package dpdk)" >&2
+    exit 1
+}
+
+dir=$(mktemp -d)
+prefix="gw-dumpcap-$$"
+nr=/proc/sys/vm/nr_hugepages
+old_nr=$(cat $nr)
+mounted=
+pid=
+cleanup() {
+    [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    # Hugepage files of this run only (a primary without --huge-unlink leaves them for secondaries).
+    for m in $(awk '$3 == "hugetlbfs" {print $2}' /proc/mounts); do rm -f "$m/${prefix}"map_*; done
+    rm -rf "/var/run/dpdk/$prefix"
+    [[ -n $mounted ]] && umount "$mounted" 2>/dev/null
+    [[ $(cat $nr) != "$old_nr" ]] && echo "$old_nr" >$nr 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+free_pages() { awk '/^HugePages_Free:/ {print $2}' /proc/meminfo; }
+if (($(free_pages) < 256)); then
+    echo $((old_nr + 256)) >$nr 2>/dev/null || true
+    if (($(free_pages) < 256)); then
+        echo "dumpcap check: cannot reserve 256 hugepages of 2 MB (needs root and hugepage support)" >&2
+        exit 1
+    fi
+fi
+if ! grep -qs hugetlbfs /proc/mounts; then
+    mkdir -p /dev/hugepages
+    mount -t hugetlbfs nodev /dev/hugepages
+    mounted=/dev/hugepages
+fi
+
+# Inner traffic for the tunnel: IPv4/UDP from the inside host to 198.18.0.0/15, replayed forever.
+/usr/bin/python3 - "$dir/in.pcap" <<'PY'
+import sys
+from scapy.all import IP, UDP, Ether, Raw, wrpcap
+wrpcap(sys.argv[1], [
+    Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:01")
+    / IP(src="10.0.0.2", dst=f"198.18.0.{1 + i}", ttl=64) / UDP(sport=1024 + i, dport=9) / Raw(b"d" * 22)
+    for i in range(16)
+])
+PY
+
+cat >"$dir/greway.toml" <<EOF
+[eal]
+# Hugepages and shared config (no --no-huge, no --no-shconf, no --huge-unlink): secondaries can attach.
+args = ["-l", "0-1", "--no-pci", "--file-prefix", "$prefix"]
+
+[dataplane]
+workers = [1]
+# A light, steady load: capture copies every packet on the worker.
+idle_sleep_us = 100
+
+[[port]]
+name = "inside"
+device = "net_pcap0,rx_pcap=$dir/in.pcap,infinite_rx=1"
+address = "10.0.0.1/24"
+mac = "02:00:00:00:00:01"
+
+[[port]]
+name = "outside"
+device = "net_null0,no-rx=1"
+address = "192.0.2.1/24"
+mac = "02:00:00:00:00:02"
+
+[[tunnel]]
+name = "t0"
+local = "192.0.2.1"
+remote = "198.51.100.7"
+key = 42
+routes = ["198.18.0.0/15"]
+
+[[neighbor]]
+port = "outside"
+ip = "192.0.2.254"
+mac = "02:00:00:00:00:fe"
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "192.0.2.254"
+port = "outside"
+EOF
+
+"$GREWAY" --log info run -c "$dir/greway.toml" --duration-s 60 >"$dir/greway.log" 2>&1 &
+pid=$!
+for ((i = 0; i < 200; i++)); do
+    grep -q "worker 0 on core 1 as" "$dir/greway.log" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+grep -q "worker 0 on core 1 as" "$dir/greway.log" || {
+    echo "dumpcap check: greway did not start its worker:" >&2
+    tail -20 "$dir/greway.log" >&2
+    exit 1
+}
+
+fail=0
+capture() { # port-device count file
+    timeout 30 dpdk-dumpcap --file-prefix "$prefix" -i "$1" -c "$2" -w "$3" >"$3.log" 2>&1 || {
+        echo "dumpcap check: dpdk-dumpcap -i $1 failed:" >&2
+        grep -vE "fbarray|release memory" "$3.log" | tail -5 >&2
+        return 1
+    }
+}
+# Egress: the encapsulated packets.
+if capture net_null0 64 "$dir/out.pcapng"; then
+    total=$(tshark -r "$dir/out.pcapng" 2>/dev/null | wc -l)
+    gre=$(tshark -r "$dir/out.pcapng" -Y 'ip.src == 192.0.2.1 && ip.dst == 198.51.100.7 && gre.key == 42 &&
+        ip.proto == 47 && ip.dst == 198.18.0.0/15 && udp.dstport == 9' 2>/dev/null | wc -l)
+    echo "egress (net_null0): $total packets captured, $gre decoded by tshark as GRE key 42 to 198.51.100.7 carrying the inner UDP"
+    ((total >= 64 && gre == total)) || fail=1
+else
+    fail=1
+fi
+# Ingress: the packets as received, before greway touches them.
+if capture net_pcap0 32 "$dir/in.pcapng"; then
+    total=$(tshark -r "$dir/in.pcapng" 2>/dev/null | wc -l)
+    plain=$(tshark -r "$dir/in.pcapng" -Y 'ip.src == 10.0.0.2 && udp.dstport == 9 && !gre && ip.ttl == 64' 2>/dev/null | wc -l)
+    echo "ingress (net_pcap0): $total packets captured, $plain plain IPv4/UDP with TTL 64 (as sent)"
+    ((total >= 32 && plain == total)) || fail=1
+else
+    fail=1
+fi
+kill -INT "$pid"
+wait "$pid" || {
+    echo "dumpcap check: greway exited with an error:" >&2
+    tail -10 "$dir/greway.log" >&2
+    fail=1
+}
+pid=
+[[ $fail == 0 ]] && echo "dumpcap check: ok" || echo "dumpcap check: FAILED" >&2
+exit $fail
