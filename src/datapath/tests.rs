@@ -1514,6 +1514,7 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
         [10, 60, 1, 1],
         [10, 0, 0, 2],
         [10, 0, 0, 9],
+        [10, 0, 0, 1],
         [192, 0, 2, 1],
         [224, 0, 0, 5],
     ] {
@@ -1538,7 +1539,7 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
 
 const ETH_LEN: usize = 14;
 
-const FAST_PATH_EXTRAS: [&str; 7] = [
+const FAST_PATH_EXTRAS: [&str; 8] = [
     "",
     // A second tunnel that routes the multicast and reserved ranges (which are never routed).
     "key = 1001\n[[tunnel]]\nname = \"mc\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"224.0.0.0/3\"]",
@@ -1547,6 +1548,9 @@ const FAST_PATH_EXTRAS: [&str; 7] = [
     "key = 1001\nchecksum = true",
     "key = 1001\nallowed_sources = [\"10.20.0.0/16\"]",
     "key = 1001\ntos = 0x20\nmtu = 1300",
+    // A second tunnel whose routes cover our own addresses (inside 10.0.0.1, outside 192.0.2.1): packets to
+    // them are ours, not the tunnel's, on the fast path as in the general rules.
+    "key = 1001\n[[tunnel]]\nname = \"own\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"10.0.0.0/30\", \"192.0.2.0/31\"]",
 ];
 
 /// Run `f` through a gateway with the fast paths and one without; assert the same verdict, bytes and counters.
@@ -1614,7 +1618,7 @@ proptest::proptest! {
     /// The same with several random changes at once.
     #[test]
     fn fast_path_equals_general_rules_random(
-        extra in 0usize..7,
+        extra in 0usize..8,
         pick in 0usize..1000,
         edits in proptest::collection::vec((0usize..80, 1u8..=255), 1..4),
         resize in -3i32..8,
