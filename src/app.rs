@@ -384,7 +384,7 @@ where
     };
     register_telemetry(&board);
 
-    let mut handles = Vec::new();
+    let mut handles: Vec<WorkerHandle<_>> = Vec::new();
     let mut chans = Vec::new();
     let started = Instant::now();
     let window_start_tsc = opts.warmup.map_or(0, |d| {
@@ -436,7 +436,17 @@ where
         // multi-process stays enabled for dpdk-dumpcap; otherwise a pinned thread registered with EAL.
         let h = match dpdk::worker_lcore_on(core) {
             Some(lcore) => {
-                let task = dpdk::launch_on_lcore(lcore, move || worker::run(setup, proc))?;
+                let task = match dpdk::launch_on_lcore(lcore, move || worker::run(setup, proc)) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        // Stop and join the workers already running before EAL is torn down.
+                        stop.store(true, Ordering::Relaxed);
+                        for h in handles {
+                            let _ = h.join();
+                        }
+                        return Err(e.into());
+                    }
+                };
                 log::info!("worker {w} on core {core} as EAL lcore {lcore}");
                 WorkerHandle::Lcore(task)
             }

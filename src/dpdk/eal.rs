@@ -133,11 +133,6 @@ where
 }
 
 impl<T> LcoreTask<T> {
-    /// The lcore the task runs on.
-    pub fn lcore(&self) -> u32 {
-        self.lcore
-    }
-
     /// Wait for the task to return (`rte_eal_wait_lcore`); `Err` carries its panic, like
     /// `std::thread::JoinHandle::join`.
     pub fn join(self) -> std::thread::Result<T> {
