@@ -4,8 +4,8 @@
 # the ingress port's packets as received.
 #
 # Secondary processes need a hugepage primary with shared config, so this needs 2 MB hugepages: when fewer than
-# 256 are free it reserves 256 more (root) and mounts hugetlbfs if nothing is mounted, and gives both back at
-# the end. Without root or hugepage support it says so and fails.
+# 256 are free (or nothing is mounted) it runs itself through scripts/with-hugepages.sh, which reserves them
+# (root) and gives them back at the end.
 #
 #   scripts/dumpcap.sh          (GREWAY=binary, default target/release/greway, built if missing)
 set -euo pipefail
@@ -18,36 +18,24 @@ command -v dpdk-dumpcap >/dev/null || {
     exit 1
 }
 
+if (($(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo) < 256)) || ! grep -qs hugetlbfs /proc/mounts; then
+    [[ -z ${GREWAY_DUMPCAP_RESERVED:-} ]] || {
+        echo "dumpcap check: no hugepages after reserving them" >&2
+        exit 1
+    }
+    exec env GREWAY_DUMPCAP_RESERVED=1 "$ROOT/scripts/with-hugepages.sh" "$ROOT/scripts/dumpcap.sh"
+fi
+
 dir=$(mktemp -d)
 prefix="gw-dumpcap-$$"
-nr=/proc/sys/vm/nr_hugepages
-old_nr=$(cat $nr)
-mounted=
 pid=
 cleanup() {
-    [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    if [[ -n $pid ]]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; fi
     # Hugepage files of this run only (a primary without --huge-unlink leaves them for secondaries).
     for m in $(awk '$3 == "hugetlbfs" {print $2}' /proc/mounts); do rm -f "$m/${prefix}"map_*; done
-    rm -rf "/var/run/dpdk/$prefix"
-    [[ -n $mounted ]] && umount "$mounted" 2>/dev/null
-    [[ $(cat $nr) != "$old_nr" ]] && echo "$old_nr" >$nr 2>/dev/null
-    rm -rf "$dir"
+    rm -rf "/var/run/dpdk/$prefix" "$dir"
 }
 trap cleanup EXIT
-
-free_pages() { awk '/^HugePages_Free:/ {print $2}' /proc/meminfo; }
-if (($(free_pages) < 256)); then
-    echo $((old_nr + 256)) >$nr 2>/dev/null || true
-    if (($(free_pages) < 256)); then
-        echo "dumpcap check: cannot reserve 256 hugepages of 2 MB (needs root and hugepage support)" >&2
-        exit 1
-    fi
-fi
-if ! grep -qs hugetlbfs /proc/mounts; then
-    mkdir -p /dev/hugepages
-    mount -t hugetlbfs nodev /dev/hugepages
-    mounted=/dev/hugepages
-fi
 
 # Inner traffic for the tunnel: IPv4/UDP from the inside host to 198.18.0.0/15, replayed forever.
 /usr/bin/python3 - "$dir/in.pcap" <<'PY'

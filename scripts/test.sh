@@ -54,6 +54,23 @@ PY
     rm -rf "$dir"
 }
 step "benchmark harness smoke (scripts/bench.sh --smoke)" bench_smoke
+bench_smoke_hugepages() { # the harness's hugepage mode: both programs on 2 MB pages, recorded in the JSON
+    local dir
+    dir=$(mktemp -d)
+    HUGEPAGES=1 BENCH_OUT=$dir/bench BENCH_JSON=$dir/bench.json scripts/bench.sh --smoke encap-64 |
+        tee "$dir/log" | grep -E '^encap-64 greway_mpps=' || return 1
+    python3 - "$dir/bench.json" <<'PY' || return 1
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["scenarios"]["encap-64"]
+assert r["memory"].startswith("hugepages-") and d["memory"] == r["memory"], r
+assert r["greway_mpps"] > 0 and r["testpmd_mpps"] > 0 and r["drops_in_median_run"] == {}, r
+PY
+    rm -rf "$dir"
+}
+export -f bench_smoke_hugepages
+step "benchmark harness smoke on hugepages (scripts/with-hugepages.sh, HUGEPAGES=1)" \
+    scripts/with-hugepages.sh bash -c bench_smoke_hugepages
 step "dpdk-dumpcap attaches and captures (scripts/dumpcap.sh)" scripts/dumpcap.sh
 step "fuzz smoke (scripts/fuzz.sh ${FUZZ_SECONDS:-15})" scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 step "soak smoke (scripts/soak.sh ${SOAK_MINUTES:-0.5})" scripts/soak.sh "${SOAK_MINUTES:-0.5}"
