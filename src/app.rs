@@ -384,7 +384,7 @@ where
     };
     register_telemetry(&board);
 
-    let mut handles: Vec<WorkerHandle<_>> = Vec::new();
+    let mut handles: Vec<dpdk::PinnedTask<_>> = Vec::new();
     let mut chans = Vec::new();
     let started = Instant::now();
     let window_start_tsc = opts.warmup.map_or(0, |d| {
@@ -432,52 +432,20 @@ where
             window_start_tsc,
         };
         let proc = make_proc(w);
-        // On an EAL worker lcore when the core is one (the usual case: `-l` lists the worker cores), so DPDK
-        // multi-process stays enabled for dpdk-dumpcap; otherwise a pinned thread registered with EAL.
-        let h = match dpdk::worker_lcore_on(core) {
-            Some(lcore) => {
-                let task = match dpdk::launch_on_lcore(lcore, move || worker::run(setup, proc)) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        // Stop and join the workers already running before EAL is torn down.
-                        stop.store(true, Ordering::Relaxed);
-                        for h in handles {
-                            let _ = h.join();
-                        }
-                        return Err(e.into());
-                    }
-                };
-                log::info!("worker {w} on core {core} as EAL lcore {lcore}");
-                WorkerHandle::Lcore(task)
+        // On the EAL worker lcore of its core when there is one (the usual case: `-l` lists the worker cores),
+        // so DPDK multi-process stays enabled for dpdk-dumpcap; otherwise a pinned thread registered with EAL.
+        let h = match dpdk::spawn_pinned(&format!("worker {w}"), core, move || {
+            worker::run(setup, proc)
+        }) {
+            Ok(h) => h,
+            Err(e) => {
+                // Stop and join the workers already running before EAL is torn down.
+                stop.store(true, Ordering::Relaxed);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(e.into());
             }
-            None => WorkerHandle::Thread(
-                std::thread::Builder::new()
-                    .name(format!("greway-w{w}"))
-                    .spawn(move || {
-                        // Build the CoreId explicitly: after rte_eal_init this thread inherits the main
-                        // lcore's mask.
-                        if !core_affinity::set_for_current(core_affinity::CoreId {
-                            id: core as usize,
-                        }) {
-                            log::warn!("worker {w}: cannot pin to core {core}");
-                        }
-                        // Registering disables DPDK multi-process (no dpdk-dumpcap for this run).
-                        let lcore = dpdk::register_thread();
-                        match lcore {
-                            Ok(l) => log::info!(
-                                "worker {w} on core {core} as {l} (a registered thread: core {core} is \
-                                 not an EAL worker lcore, so dpdk-dumpcap cannot attach)"
-                            ),
-                            Err(e) => log::warn!(
-                                "worker {w}: {e} (running unregistered, mempool cache bypassed)"
-                            ),
-                        }
-                        let out = worker::run(setup, proc);
-                        dpdk::unregister_thread();
-                        out
-                    })
-                    .expect("spawn worker thread"),
-            ),
         };
         handles.push(h);
     }
@@ -1085,20 +1053,5 @@ fn del_route(cfg: &Config, prefix: &str) -> Result<Config, String> {
         Ok(c)
     } else {
         Err(format!("no route {p}"))
-    }
-}
-
-/// A running worker: on an EAL worker lcore, or on a registered thread when its core is not one.
-enum WorkerHandle<T> {
-    Lcore(dpdk::LcoreTask<T>),
-    Thread(std::thread::JoinHandle<T>),
-}
-
-impl<T> WorkerHandle<T> {
-    fn join(self) -> std::thread::Result<T> {
-        match self {
-            WorkerHandle::Lcore(t) => t.join(),
-            WorkerHandle::Thread(h) => h.join(),
-        }
     }
 }

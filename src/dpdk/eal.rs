@@ -143,6 +143,77 @@ impl<T> LcoreTask<T> {
     }
 }
 
+impl<T> LcoreTask<T> {
+    /// The task has returned (or panicked); `join` will not wait.
+    pub fn is_finished(&self) -> bool {
+        self.result.lock().map_or(true, |s| s.is_some())
+    }
+}
+
+/// A task pinned to a core: on the EAL worker lcore of that core when there is one, else on a thread pinned
+/// there and registered with EAL (which turns DPDK multi-process off for the process: no dpdk-dumpcap).
+#[must_use = "join the task"]
+pub enum PinnedTask<T> {
+    Lcore(LcoreTask<T>),
+    Thread(std::thread::JoinHandle<T>),
+}
+
+impl<T> PinnedTask<T> {
+    /// Wait for the task; `Err` carries its panic.
+    pub fn join(self) -> std::thread::Result<T> {
+        match self {
+            PinnedTask::Lcore(t) => t.join(),
+            PinnedTask::Thread(h) => h.join(),
+        }
+    }
+
+    /// The task has returned (or panicked).
+    pub fn is_finished(&self) -> bool {
+        match self {
+            PinnedTask::Lcore(t) => t.is_finished(),
+            PinnedTask::Thread(h) => h.is_finished(),
+        }
+    }
+}
+
+/// Run `f` pinned to CPU `core` (see [`PinnedTask`]); `name` labels the log lines (and the thread, if one is
+/// needed).
+pub fn spawn_pinned<T, F>(name: &str, core: u32, f: F) -> Result<PinnedTask<T>, DpdkError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    if let Some(lcore) = worker_lcore_on(core) {
+        let task = launch_on_lcore(lcore, f)?;
+        log::info!("{name} on core {core} as EAL lcore {lcore}");
+        return Ok(PinnedTask::Lcore(task));
+    }
+    let label = name.to_string();
+    let h = std::thread::Builder::new()
+        .name(format!("greway-{}", name.replace(' ', "-")))
+        .spawn(move || {
+            // Build the CoreId explicitly: after rte_eal_init a new thread inherits the main lcore's mask.
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
+                log::warn!("{label}: cannot pin to core {core}");
+            }
+            let reg = register_thread();
+            match &reg {
+                Ok(l) => log::info!(
+                    "{label} on core {core} as {l} (a registered thread: core {core} is not an EAL worker \
+                     lcore, so DPDK multi-process is off and dpdk-dumpcap cannot attach)"
+                ),
+                Err(e) => log::warn!("{label}: {e} (running unregistered, mempool cache bypassed)"),
+            }
+            let out = f();
+            if reg.is_ok() {
+                unregister_thread();
+            }
+            out
+        })
+        .map_err(|e| DpdkError::other("spawn", format!("{name}: {e}")))?;
+    Ok(PinnedTask::Thread(h))
+}
+
 /// Register the calling (non-EAL) thread with DPDK so it gets an lcore id and the mempool per-lcore cache.
 pub fn register_thread() -> Result<LcoreId, DpdkError> {
     // SAFETY: registers the current thread; EAL must be up (callers hold an `Eal`).

@@ -12,7 +12,8 @@ pub mod sys;
 pub mod telemetry;
 
 pub use eal::{
-    launch_on_lcore, register_thread, tsc_hz, unregister_thread, worker_lcore_on, Eal, LcoreTask,
+    launch_on_lcore, register_thread, spawn_pinned, tsc_hz, unregister_thread, worker_lcore_on,
+    Eal, LcoreTask, PinnedTask,
 };
 pub use error::DpdkError;
 pub use mbuf::{Burst, Drain, Mbuf};

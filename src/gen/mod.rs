@@ -720,23 +720,8 @@ fn run_trial(env: &Env, t: &Trial) -> Outcome {
         };
         let core = env.core;
         let trial = Trial { ..*t };
-        std::thread::Builder::new()
-            .name("greway-gen-tx".into())
-            .spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: core as usize }) {
-                    log::warn!("gen tx: cannot pin to core {core}");
-                }
-                let reg = dpdk::register_thread();
-                if let Err(e) = &reg {
-                    log::warn!("gen tx: {e} (running unregistered)");
-                }
-                let out = transmit(&x, &trial);
-                if reg.is_ok() {
-                    dpdk::unregister_thread();
-                }
-                out
-            })
-            .expect("spawn the transmit thread")
+        dpdk::spawn_pinned("gen tx", core, move || transmit(&x, &trial))
+            .expect("start the transmit task")
     };
     let mut o = empty_outcome();
     let mut streams = vec![rx::StreamRx::default(); env.plan.streams as usize];
@@ -820,7 +805,7 @@ fn run_trial(env: &Env, t: &Trial) -> Outcome {
             last_live = (sent, tot.received, now);
         }
     }
-    let done = handle.join().expect("transmit thread panicked");
+    let done = handle.join().expect("transmit task panicked");
     if let Ok(mut v) = env.gre_seq.lock() {
         *v = done.gre_seq;
     }
