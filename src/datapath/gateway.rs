@@ -385,9 +385,14 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Verdict {
         if self.fast_path {
-            let fast = match tables.ports[in_port].role {
-                PortRole::Inside => self.fast_encap4(tables, pkt, staged, c),
-                PortRole::Outside => self.fast_decap4(tables, pkt, c),
+            // A staged packet came in on an inside port (`prepare_burst` stages only those).
+            let fast = if staged.is_some() {
+                self.fast_encap4(tables, pkt, staged, c)
+            } else {
+                match tables.ports[in_port].role {
+                    PortRole::Inside => self.fast_encap4(tables, pkt, staged, c),
+                    PortRole::Outside => self.fast_decap4(tables, pkt, c),
+                }
             };
             if let Some(v) = fast {
                 #[cfg(test)]
@@ -478,8 +483,8 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let dst = [ip[16], ip[17], ip[18], ip[19]];
-        // Not for us, not multicast/broadcast, TTL left to forward with.
-        if dst[0] >= 224 || ip[8] <= 1 || self.is_local4(tables, dst) {
+        // Not multicast/broadcast, TTL left to forward with.
+        if dst[0] >= 224 || ip[8] <= 1 {
             return None;
         }
         let ti = match staged {
@@ -488,6 +493,10 @@ impl<B: PacketBuf> Worker<B> {
             Some(ti) => ti,
             None => tables.routes.encap4.lookup(u32::from_be_bytes(dst))?,
         };
+        // Not for us: only possible here when some tunnel route covers one of our addresses.
+        if tables.local4_tunneled && self.is_local4(tables, dst) {
+            return None;
+        }
         let t = tables.tunnels.get(ti as usize)?;
         // Sequenced tunnels (owner worker), unresolved next hops, down tunnels and too-big packets: general.
         if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {

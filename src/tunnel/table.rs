@@ -248,6 +248,8 @@ pub struct Tables {
     /// Our own addresses (any port) and the tunnel endpoints.
     pub local4: Vec<Ipv4Addr>,
     pub local6: Vec<Ipv6Addr>,
+    /// Some tunnel route covers one of `local4`: only then can a destination routed into a tunnel be ours.
+    pub local4_tunneled: bool,
     /// The distinct tunnel endpoint addresses of ours (`local` of every tunnel): the decap loop check.
     pub tunnel_locals: Vec<IpAddr>,
     /// The IPv4 ones of `tunnel_locals`, as host-order integers (the IPv4 decap fast path).
@@ -433,6 +435,9 @@ pub fn build_tables(
         local4.extend(p.v4.iter().map(|a| a.0));
         local6.extend(p.v6.iter().map(|a| a.0));
     }
+    let local4_tunneled = local4
+        .iter()
+        .any(|a| routes.encap4.lookup(u32::from(*a)).is_some());
     let tunnel_lines = tunnels
         .iter()
         .map(|t| t.hot_bytes().div_ceil(64))
@@ -448,6 +453,7 @@ pub fn build_tables(
         neighbors,
         local4,
         local6,
+        local4_tunneled,
         tunnel_locals,
         tunnel_locals4,
         generation,
