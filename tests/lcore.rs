@@ -2,25 +2,13 @@
 //! through `join`, a busy lcore refuses a second task and takes the next one after, and a core that is not an EAL
 //! worker lcore gets a registered thread instead. EAL can be initialised once per process, so this file holds
 //! one test.
-use greway::dpdk::{self, Eal, PinnedTask};
+use greway::dpdk::{self, PinnedTask};
+
+mod common;
 
 #[test]
 fn pinned_tasks_run_on_lcores_or_registered_threads() {
-    let prefix = format!("greway-lcoretest-{}", std::process::id());
-    let eal = Eal::init(&[
-        "-l",
-        "0-1",
-        "--no-huge",
-        "-m",
-        "128",
-        "--no-pci",
-        "--no-shconf",
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "1",
-    ])
-    .expect("EAL init");
+    let eal = common::init_eal("lcoretest", "0-1");
     // Core 1 is EAL worker lcore 1; core 0 is the main lcore, no worker.
     assert_eq!(dpdk::worker_lcore_on(1), Some(1));
     assert_eq!(dpdk::worker_lcore_on(0), None);
@@ -57,5 +45,4 @@ fn pinned_tasks_run_on_lcores_or_registered_threads() {
     assert!(l > 1 && l != u32::MAX, "registered lcore id {l}");
 
     drop(eal);
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
 }

@@ -1,7 +1,9 @@
 //! The Rust mbuf helpers (no per-packet FFI) against DPDK's own C inline versions, on real mbufs from a real
 //! mempool. EAL can be initialised once per process, so this file holds one test.
 use greway::buf::PacketBuf;
-use greway::dpdk::{sys, Eal, Mbuf, Mempool};
+use greway::dpdk::{sys, Mbuf, Mempool};
+
+mod common;
 
 fn alloc(pool: &Mempool) -> Mbuf {
     pool.alloc().expect("mbuf")
@@ -16,21 +18,7 @@ fn fields(m: &Mbuf) -> (u16, u16, u32) {
 
 #[test]
 fn rust_mbuf_helpers_match_dpdk_c_versions() {
-    let prefix = format!("greway-mbuftest-{}", std::process::id());
-    let eal = Eal::init(&[
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "128",
-        "--no-pci",
-        "--no-shconf",
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "1",
-    ])
-    .expect("EAL init");
+    let eal = common::init_eal("mbuftest", "0");
     let pool = Mempool::new("mbuftest", 255, 0, 2048 + 128, 0).expect("pool");
     let free0 = pool.available();
 
@@ -118,5 +106,4 @@ fn rust_mbuf_helpers_match_dpdk_c_versions() {
     assert_eq!(pool.available(), free0);
     drop(pool);
     drop(eal);
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
 }

@@ -172,3 +172,40 @@ pub fn tshark_fields(
 
 /// The table of bad-config fixtures (tests/fixtures/bad-configs/) and their expected errors.
 pub mod bad_configs;
+
+/// EAL in this test process (once per process: one test per file uses it), without hugepages, PCI or shared
+/// config, on the cores of `lcores` (e.g. "0" or "0-1"), with a file prefix of its own. Drop it after every
+/// pool and port; its runtime directory goes with it.
+pub struct TestEal {
+    eal: Option<greway::dpdk::Eal>,
+    prefix: String,
+}
+
+pub fn init_eal(tag: &str, lcores: &str) -> TestEal {
+    let prefix = format!("greway-{tag}-{}", std::process::id());
+    let eal = greway::dpdk::Eal::init(&[
+        "-l",
+        lcores,
+        "--no-huge",
+        "-m",
+        "128",
+        "--no-pci",
+        "--no-shconf",
+        "--file-prefix",
+        &prefix,
+        "--log-level",
+        "1",
+    ])
+    .expect("EAL init");
+    TestEal {
+        eal: Some(eal),
+        prefix,
+    }
+}
+
+impl Drop for TestEal {
+    fn drop(&mut self) {
+        drop(self.eal.take());
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
+    }
+}
