@@ -386,13 +386,15 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         if self.fast_path {
             // A staged packet came in on an inside port (`prepare_burst` stages only those).
-            let fast = if staged.is_some() {
-                self.fast_encap4(tables, pkt, staged, c)
-            } else {
-                match tables.ports[in_port].role {
-                    PortRole::Inside => self.fast_encap4(tables, pkt, staged, c),
-                    PortRole::Outside => self.fast_decap4(tables, pkt, c),
+            // (`prepare_burst` stages IPv4 lookups only: an IPv6 packet comes as `NO_TUNNEL` and the IPv4 path
+            // declines it at its ethertype check.)
+            let fast = if staged.is_some() || tables.ports[in_port].role == PortRole::Inside {
+                match self.fast_encap4(tables, pkt, staged, c) {
+                    Some(v) => Some(v),
+                    None => self.fast_encap6(tables, pkt, c),
                 }
+            } else {
+                self.fast_decap4(tables, pkt, c)
             };
             if let Some(v) = fast {
                 #[cfg(test)]
@@ -503,6 +505,43 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         Some(self.encap_emit(t, pkt, ti, true, len - ETH, true, true, c))
+    }
+
+    /// Inside port: IPv6 to a tunnel route -> encapsulated. The same shape as [`Worker::fast_encap4`]: one
+    /// segment holding exactly one IPv6 packet (payload length = the rest of the frame), not multicast or
+    /// link-local, hop limit left, a tunnel route, not one of our addresses, and a tunnel the fast path may use.
+    /// Extension headers need no look here: a router forwards them untouched (RFC 8200 section 4), and the
+    /// general rules do not read past the fixed header either.
+    #[inline(always)]
+    fn fast_encap6(&mut self, tables: &Tables, pkt: &mut B, c: &mut Counters) -> Option<Verdict> {
+        let d = pkt.data();
+        let len = d.len();
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        let h: &[u8; ETH + 40] = d.get(..ETH + 40)?.try_into().ok()?;
+        let (eth, ip) = h.split_at(ETH);
+        if eth[12] != 0x86 || eth[13] != 0xdd || ip[0] >> 4 != 6 {
+            return None;
+        }
+        if usize::from(u16::from_be_bytes([ip[4], ip[5]])) + 40 != len - ETH {
+            return None;
+        }
+        let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+        // Not multicast or link-local (never routed), hop limit left to forward with.
+        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || ip[7] <= 1 {
+            return None;
+        }
+        let ti = tables.routes.encap6.lookup(u128::from_be_bytes(dst))?;
+        // Not for us: only possible here when some tunnel route covers an address of ours.
+        if tables.local6_tunneled && self.is_local6(tables, dst) {
+            return None;
+        }
+        let t = tables.tunnels.get(ti as usize)?;
+        if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {
+            return None;
+        }
+        Some(self.encap_emit(t, pkt, ti, false, len - ETH, true, false, c))
     }
 
     /// Outside port: IPv4 GRE (key or not) to one of our addresses, carrying IPv4 to an inside neighbour ->

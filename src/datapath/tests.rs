@@ -1521,6 +1521,23 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
         v.push((INSIDE, inside_v4(dst, 64, 0x03, true, 18), 0));
         v.push((INSIDE, inside_v4(dst, 2, 0xb8, false, 1400), 0));
     }
+    // IPv6 from the host: routed (t1's 2001:db8:20::/48), ours, on-link, unrouted, multicast, link-local; the
+    // large ones exceed t1's MTU (a Packet Too Big from the general rules).
+    for dst in [
+        "2001:db8:20::9",
+        "2001:db8:1::1",
+        "2001:db8:1::2",
+        "2001:db8:99::1",
+        "ff02::1",
+        "ff0e::5",
+        "fe80::7",
+    ] {
+        for (hop, tc, n) in [(64u8, 0x03u8, 18usize), (2, 0xb9, 1400), (9, 0, 1500)] {
+            let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+            f.extend(ipv6(v6("2001:db8:1::2"), v6(dst), 17, hop, tc, &udp_payload(n)));
+            v.push((INSIDE, f, 0));
+        }
+    }
     for key in [None, Some(1001), Some(7)] {
         for dst in [[10, 0, 0, 2], [10, 0, 0, 9], [10, 20, 0, 9], [192, 0, 2, 1]] {
             for (proto, ttl) in [(17u8, 60u8), (47, 60), (17, 1)] {
@@ -1542,15 +1559,15 @@ const ETH_LEN: usize = 14;
 const FAST_PATH_EXTRAS: [&str; 8] = [
     "",
     // A second tunnel that routes the multicast and reserved ranges (which are never routed).
-    "key = 1001\n[[tunnel]]\nname = \"mc\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"224.0.0.0/3\"]",
+    "key = 1001\n[[tunnel]]\nname = \"mc\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"224.0.0.0/3\", \"ff00::/8\", \"fe80::/10\"]",
     "key = 1001",
     "key = 1001\nttl = \"inherit\"\ntos = \"inherit\"",
     "key = 1001\nchecksum = true",
     "key = 1001\nallowed_sources = [\"10.20.0.0/16\"]",
     "key = 1001\ntos = 0x20\nmtu = 1300",
-    // A second tunnel whose routes cover our own addresses (inside 10.0.0.1, outside 192.0.2.1): packets to
-    // them are ours, not the tunnel's, on the fast path as in the general rules.
-    "key = 1001\n[[tunnel]]\nname = \"own\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"10.0.0.0/30\", \"192.0.2.0/31\"]",
+    // A second tunnel whose routes cover our own addresses (inside 10.0.0.1, outside 192.0.2.1, and
+    // 2001:db8:1::1): packets to them are ours, not the tunnel's, on the fast path as in the general rules.
+    "key = 1001\n[[tunnel]]\nname = \"own\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"10.0.0.0/30\", \"192.0.2.0/31\", \"2001:db8:1::/126\"]",
 ];
 
 /// Run `f` through a gateway with the fast paths and one without; assert the same verdict, bytes and counters.
@@ -1584,7 +1601,13 @@ fn fast_path_equals_general_rules() {
         let (mut fast, mut slow) = fast_and_general(extra);
         for (port, base, io) in &frames {
             assert_fast_equals_general(&mut fast, &mut slow, base, *port, "unchanged");
-            let end = if *io != 0 { io + 20 } else { ETH_LEN + 20 + 8 };
+            let end = if *io != 0 {
+                io + 20
+            } else if base[12] == 0x86 {
+                ETH_LEN + 40 + 8
+            } else {
+                ETH_LEN + 20 + 8
+            };
             for at in 0..end.min(base.len()) {
                 for x in [0x01u8, 0x40, 0x80, 0xff] {
                     let mut f = base.clone();
@@ -1731,5 +1754,23 @@ fn fast_paths_take_the_common_shapes() {
     );
     assert_eq!(r.c.tunnels[0].encap, 1);
     assert_eq!(r.c.tunnels[0].decap, 1);
-    assert!(r.gw.fast_path_hits() >= 2, "both packets took a fast path");
+    assert_eq!(r.gw.fast_path_hits(), 2, "both packets took a fast path");
+    // IPv6 into the tunnel: its own fast path, the inner hop limit decremented, protocol type IPv6.
+    let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+    f.extend(ipv6(
+        v6("2001:db8:1::2"),
+        v6("2001:db8:20::9"),
+        17,
+        64,
+        0x02,
+        &udp_payload(18),
+    ));
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    assert_eq!(out.len(), f.len() + 20 + 8);
+    let g = gre::Packet::new_checked(&out[34..]).unwrap();
+    assert_eq!((g.key(), g.protocol()), (Some(1001), 0x86dd));
+    assert_eq!(g.payload()[7], 63);
+    assert_eq!(r.c.tunnels[0].encap, 2);
+    assert_eq!(r.gw.fast_path_hits(), 3, "the IPv6 packet took the fast path");
 }

@@ -250,6 +250,8 @@ pub struct Tables {
     pub local6: Vec<Ipv6Addr>,
     /// Some tunnel route covers one of `local4`: only then can a destination routed into a tunnel be ours.
     pub local4_tunneled: bool,
+    /// The same for `local6`.
+    pub local6_tunneled: bool,
     /// The distinct tunnel endpoint addresses of ours (`local` of every tunnel): the decap loop check.
     pub tunnel_locals: Vec<IpAddr>,
     /// The IPv4 ones of `tunnel_locals`, as host-order integers (the IPv4 decap fast path).
@@ -438,6 +440,9 @@ pub fn build_tables(
     let local4_tunneled = local4
         .iter()
         .any(|a| routes.encap4.lookup(u32::from(*a)).is_some());
+    let local6_tunneled = local6
+        .iter()
+        .any(|a| routes.encap6.lookup(u128::from(*a)).is_some());
     let tunnel_lines = tunnels
         .iter()
         .map(|t| t.hot_bytes().div_ceil(64))
@@ -454,6 +459,7 @@ pub fn build_tables(
         local4,
         local6,
         local4_tunneled,
+        local6_tunneled,
         tunnel_locals,
         tunnel_locals4,
         generation,
