@@ -386,12 +386,11 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         if self.fast_path {
             // A staged packet came in on an inside port (`prepare_burst` stages only those).
-            // (`prepare_burst` stages IPv4 lookups only: an IPv6 packet comes as `NO_TUNNEL` and the IPv4 path
-            // declines it at its ethertype check.)
+            // (An IPv6 packet, staged or not, is declined by the IPv4 path at its ethertype check.)
             let fast = if staged.is_some() || tables.ports[in_port].role == PortRole::Inside {
                 match self.fast_encap4(tables, pkt, staged, c) {
                     Some(v) => Some(v),
-                    None => self.fast_encap6(tables, pkt, c),
+                    None => self.fast_encap6(tables, pkt, staged, c),
                 }
             } else {
                 self.fast_decap4(tables, pkt, c)
@@ -513,7 +512,13 @@ impl<B: PacketBuf> Worker<B> {
     /// Extension headers need no look here: a router forwards them untouched (RFC 8200 section 4), and the
     /// general rules do not read past the fixed header either.
     #[inline(always)]
-    fn fast_encap6(&mut self, tables: &Tables, pkt: &mut B, c: &mut Counters) -> Option<Verdict> {
+    fn fast_encap6(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        staged: Option<u32>,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
         let d = pkt.data();
         let len = d.len();
         if len != pkt.pkt_len() {
@@ -532,7 +537,11 @@ impl<B: PacketBuf> Worker<B> {
         if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || ip[7] <= 1 {
             return None;
         }
-        let ti = tables.routes.encap6.lookup(u128::from_be_bytes(dst))?;
+        let ti = match staged {
+            Some(NO_TUNNEL) => return None,
+            Some(ti) => ti,
+            None => tables.routes.encap6.lookup_bytes(&dst)?,
+        };
         // Not for us: only possible here when some tunnel route covers an address of ours.
         if tables.local6_tunneled && self.is_local6(tables, dst) {
             return None;
@@ -1838,16 +1847,23 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         {
             return;
         }
-        let dst4 = |p: &B| {
+        // The destination's encap route by family (IPv6: the fixed header's destination).
+        let lookup = |p: &B| {
             let d = p.data();
-            (d.len() >= ETH + 20 && be16(d, 12) == ETHERTYPE_IPV4)
-                .then(|| u32::from_be_bytes([d[ETH + 16], d[ETH + 17], d[ETH + 18], d[ETH + 19]]))
+            if d.len() >= ETH + 20 && be16(d, 12) == ETHERTYPE_IPV4 {
+                let a = u32::from_be_bytes([d[ETH + 16], d[ETH + 17], d[ETH + 18], d[ETH + 19]]);
+                tables.routes.encap4.lookup(a)
+            } else if d.len() >= ETH + 40 && be16(d, 12) == ETHERTYPE_IPV6 {
+                let a: &[u8; 16] = d[ETH + 24..ETH + 40].try_into().ok()?;
+                tables.routes.encap6.lookup_bytes(a)
+            } else {
+                None
+            }
         };
-        let lpm = &tables.routes.encap4;
         let many = tables.tunnels.len() >= PREFETCH_MIN_TUNNELS;
         let staged = &mut w.staged_ti[..pkts.len()];
         for (slot, p) in staged.iter_mut().zip(pkts) {
-            *slot = dst4(p).and_then(|a| lpm.lookup(a)).unwrap_or(NO_TUNNEL);
+            *slot = lookup(p).unwrap_or(NO_TUNNEL);
         }
         if many {
             for &ti in staged.iter() {

@@ -1534,7 +1534,14 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
     ] {
         for (hop, tc, n) in [(64u8, 0x03u8, 18usize), (2, 0xb9, 1400), (9, 0, 1500)] {
             let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
-            f.extend(ipv6(v6("2001:db8:1::2"), v6(dst), 17, hop, tc, &udp_payload(n)));
+            f.extend(ipv6(
+                v6("2001:db8:1::2"),
+                v6(dst),
+                17,
+                hop,
+                tc,
+                &udp_payload(n),
+            ));
             v.push((INSIDE, f, 0));
         }
     }
@@ -1695,6 +1702,9 @@ fn staged_bursts_equal_general_rules() {
                     (30, 0x01),
                     (31, 0x80),
                     (33, 0x07),
+                    // IPv6: the destination's /48 and its last byte (IPv4: payload bytes).
+                    (40, 0x01),
+                    (53, 0x80),
                 ] {
                     let mut f = base.clone();
                     f[at] ^= x;
@@ -1772,5 +1782,9 @@ fn fast_paths_take_the_common_shapes() {
     assert_eq!((g.key(), g.protocol()), (Some(1001), 0x86dd));
     assert_eq!(g.payload()[7], 63);
     assert_eq!(r.c.tunnels[0].encap, 2);
-    assert_eq!(r.gw.fast_path_hits(), 3, "the IPv6 packet took the fast path");
+    assert_eq!(
+        r.gw.fast_path_hits(),
+        3,
+        "the IPv6 packet took the fast path"
+    );
 }
