@@ -186,7 +186,6 @@ impl Lpm6 {
     }
 
     /// [`Lpm6::lookup`] on the 16 address bytes as found in a packet.
-    #[inline]
     ///
     /// The walk indexes each group with the address byte of its depth (the strides are byte-aligned), which
     /// takes a byte load per level instead of 128-bit shifts: a /48 lookup went from 59 to 47 instructions
