@@ -13,6 +13,8 @@ Captures (deterministic: fixed seed, timestamps and payloads):
     encap-1500.pcap  1514-byte frames (1500-byte IPv4 packets) from 10.0.0.2 to 198.18.0.0/24
     encap6-64.pcap   64-byte frames (IPv6/UDP) from host 2001:db8:1::2 to 2001:db8:2::/48 (IPv6 over the IPv4
                      tunnel of encap-64)
+    decap6-64.pcap   encap6-64's reverse traffic: IPv4-in-GRE (key 42) from the peer carrying a 64-byte IPv6
+                     frame from 2001:db8:2::1 to the host 2001:db8:1::2
 """
 import json
 import os
@@ -89,6 +91,16 @@ def gen_pcaps(out):
             / Raw(inn)
         )
     write(f"{out}/decap-64.pcap", frames)
+    frames = []
+    for i in range(1024):
+        inn = raw(inner6("2001:db8:2::1", HOST_IP6, 1024 + i, 64))[14:]
+        frames.append(
+            Ether(src=UPSTREAM_MAC, dst=GW_OUTSIDE_MAC)
+            / IP(src=PEER_IP, dst=GW_OUTSIDE_IP, ttl=64, id=i, flags="DF")
+            / GRE(key_present=1, key=KEY, proto=0x86DD)
+            / Raw(inn)
+        )
+    write(f"{out}/decap6-64.pcap", frames)
     write(
         f"{out}/encap6-64.pcap",
         [inner6(HOST_IP6, f"2001:db8:2::{1 + i % 250:x}", 1024 + i, 64) for i in range(1024)],
@@ -112,6 +124,8 @@ SCENARIOS = {
     "encap-seq-2workers": ("encap-64", "inside", [1, 0], {"sequence": "true"}, 2),
     # Beyond the issue's list: encap-64 with IPv6 inner packets (the tunnel also routes 2001:db8:2::/48).
     "encap6-64": ("encap6-64", "inside", [1], {}, 1),
+    # And decap-64 with IPv6 inner packets (encap6-64's reverse traffic) to the host on the inside's IPv6 subnet.
+    "decap6-64": ("decap6-64", "outside", [1], {}, 1),
 }
 
 
@@ -149,7 +163,7 @@ def config(scenario, out):
         "[[port]]",
         'name = "inside"',
         f'device = "{inside}"',
-        'address = "10.0.0.1/24"',
+        'address = ["10.0.0.1/24", "2001:db8:1::1/64"]' if scenario == "decap6-64" else 'address = "10.0.0.1/24"',
         'mac = "02:00:00:00:00:01"',
         "",
         "[[port]]",
@@ -195,6 +209,7 @@ def config(scenario, out):
         f'ip = "{HOST_IP}"',
         f'mac = "{HOST_MAC}"',
         "",
+        *(["[[neighbor]]", 'port = "inside"', f'ip = "{HOST_IP6}"', f'mac = "{HOST_MAC}"', ""] if scenario == "decap6-64" else []),
         "[[route]]",
         'prefix = "0.0.0.0/0"',
         'via = "192.0.2.254"',

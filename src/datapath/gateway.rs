@@ -583,9 +583,10 @@ impl<B: PacketBuf> Worker<B> {
         if !self.is_local4(tables, local) {
             return None;
         }
-        // GRE: version 0, no flag but K, protocol IPv4.
+        // GRE: version 0, no flag but K, protocol IPv4 or IPv6.
         let flags = u16::from_be_bytes([gre[0], gre[1]]);
-        if flags & !gre::flags::KEY != 0 || gre[2] != 0x08 || gre[3] != 0x00 {
+        let proto = u16::from_be_bytes([gre[2], gre[3]]);
+        if flags & !gre::flags::KEY != 0 || (proto != ETHERTYPE_IPV4 && proto != ETHERTYPE_IPV6) {
             return None;
         }
         let (key, off) = if flags != 0 {
@@ -615,6 +616,9 @@ impl<B: PacketBuf> Worker<B> {
         let t = tables.tunnels.get(ti as usize)?;
         if t.checksum || t.sequence || t.allowed_sources.is_some() {
             return None;
+        }
+        if proto == ETHERTYPE_IPV6 {
+            return self.fast_decap_inner6(tables, pkt, off, ti, c);
         }
         // The inner IPv4 header: option-less, exactly the rest of the frame, valid, not GRE (keepalives and
         // tunnel-in-tunnel take the general rules), not to a tunnel endpoint of ours (loop), routable.
@@ -654,6 +658,55 @@ impl<B: PacketBuf> Worker<B> {
         d[6..12].copy_from_slice(&src);
         d[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
         decrement_ttl(d);
+        let tc = &mut c.tunnels[ti as usize];
+        tc.decap += 1;
+        tc.decap_bytes += inner_total as u64;
+        Some(Verdict::Tx(route.port))
+    }
+
+    /// The rest of [`Worker::fast_decap4`] for an IPv6 packet inside (the outer header and GRE checked, tunnel
+    /// `ti` matched, the inner packet at `off`): exactly the rest of the frame, hop limit left, not multicast,
+    /// not to a tunnel endpoint of ours (loop), not into a tunnel again, routed to an inside neighbour we know.
+    #[inline(always)]
+    fn fast_decap_inner6(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        off: usize,
+        ti: u32,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        let d = pkt.data();
+        let inner: &[u8; 40] = d.get(off..off + 40)?.try_into().ok()?;
+        let inner_total = usize::from(u16::from_be_bytes([inner[4], inner[5]])) + 40;
+        if inner[0] >> 4 != 6 || inner_total != d.len() - off || inner[7] <= 1 || inner[24] == 0xff
+        {
+            return None;
+        }
+        let idst: &[u8; 16] = inner[24..40].try_into().ok()?;
+        let rt = &tables.routes;
+        if rt.encap6.lookup_bytes(idst).is_some() {
+            return None;
+        }
+        let dst = Ipv6Addr::from(*idst);
+        if tables.tunnel_locals.contains(&IpAddr::V6(dst)) {
+            return None;
+        }
+        let route = rt.routes.get(rt.routes6.lookup_bytes(idst)? as usize)?;
+        if tables.ports.get(route.port)?.role != PortRole::Inside {
+            return None;
+        }
+        let nh = route.via.unwrap_or(IpAddr::V6(dst));
+        let mac = self.neighbor_mac(tables, nh)?;
+        if !pkt.adj(off - ETH) {
+            return None;
+        }
+        let src = tables.ports[route.port].mac;
+        let d = pkt.data_mut();
+        d[0..6].copy_from_slice(&mac);
+        d[6..12].copy_from_slice(&src);
+        d[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+        d[ETH + 7] -= 1;
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;

@@ -1557,6 +1557,31 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
                 v.push((OUTSIDE, outer_gre(&g, &inner, 0x03), io));
             }
         }
+        // IPv6 inside: to the inside neighbour, on-link without a neighbour, into a tunnel again, to a tunnel
+        // endpoint of ours (t6's), routed outside, multicast; hop limits 60 and 1.
+        for dst in [
+            "2001:db8:1::2",
+            "2001:db8:1::9",
+            "2001:db8:20::9",
+            "2001:db8:ffff::1",
+            "2001:db8:eeee::5",
+            "ff02::1",
+        ] {
+            for (next, hop, tc) in [(17u8, 60u8, 0x02u8), (47, 60, 0x01), (17, 1, 0)] {
+                let inner = ipv6(
+                    v6("2001:db8:20::5"),
+                    v6(dst),
+                    next,
+                    hop,
+                    tc,
+                    &udp_payload(18),
+                );
+                let g = gre_hdr(false, key, None, 0x86dd, &inner);
+                let io = ETH_LEN + 20 + g.len();
+                v.push((OUTSIDE, outer_gre(&g, &inner, 0x01), io));
+                v.push((OUTSIDE, outer_gre(&g, &inner, 0x03), io));
+            }
+        }
     }
     v
 }
@@ -1609,7 +1634,7 @@ fn fast_path_equals_general_rules() {
         for (port, base, io) in &frames {
             assert_fast_equals_general(&mut fast, &mut slow, base, *port, "unchanged");
             let end = if *io != 0 {
-                io + 20
+                io + if base[*io] >> 4 == 6 { 40 } else { 20 }
             } else if base[12] == 0x86 {
                 ETH_LEN + 40 + 8
             } else {
@@ -1786,5 +1811,27 @@ fn fast_paths_take_the_common_shapes() {
         r.gw.fast_path_hits(),
         3,
         "the IPv6 packet took the fast path"
+    );
+    // IPv6 out of the tunnel, to the inside neighbour: the decap fast path's IPv6 branch.
+    let inner = ipv6(
+        v6("2001:db8:20::5"),
+        v6("2001:db8:1::2"),
+        17,
+        60,
+        0,
+        &udp_payload(18),
+    );
+    let g = gre_hdr(false, Some(1001), None, 0x86dd, &inner);
+    let (v, out) = r.run(&outer_gre(&g, &inner, 0), OUTSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(&out[..14], &eth(HOST_MAC, IN_MAC, 0x86dd)[..]);
+    let mut expect = inner.clone();
+    expect[7] -= 1;
+    assert_eq!(&out[14..], &expect[..]);
+    assert_eq!(r.c.tunnels[0].decap, 2);
+    assert_eq!(
+        r.gw.fast_path_hits(),
+        4,
+        "the IPv6 inner packet took the fast path"
     );
 }
