@@ -42,7 +42,7 @@ fn main() {
              rte_pdump_init|rte_pdump_uninit|rte_dev_probe|rte_mempool_lookup|rte_exit",
         )
         .allowlist_type("rte_mbuf|rte_mempool|rte_eth_.*|rte_ether_addr|rte_tel_data")
-        .allowlist_var("RTE_ETH_.*|RTE_MBUF_.*|RTE_MAX_ETHPORTS|RTE_MAX_LCORE|RTE_PKTMBUF_HEADROOM|RTE_TEL_.*")
+        .allowlist_var("RTE_ETH_.*|RTE_MBUF_.*|RTE_PTYPE_.*|RTE_MAX_ETHPORTS|RTE_MAX_LCORE|RTE_PKTMBUF_HEADROOM|RTE_TEL_.*")
         .opaque_type("rte_l2tpv2_combined_msg_hdr|rte_arp_ipv4|rte_arp_hdr")
         .clang_macro_fallback()
         .clang_macro_fallback_build_dir(&out)

@@ -234,12 +234,17 @@ impl Runtime {
                 None => port.mac()?,
             };
             log::info!(
-                "port {} ({}) up: {} rx / {} tx queues, mac {}",
+                "port {} ({}) up: {} rx / {} tx queues, mac {}, rx IPv4 checksum offload {}",
                 p.name,
                 id,
                 port.rx_queues(),
                 port.tx_queues(),
-                crate::config::MacAddr(mac)
+                crate::config::MacAddr(mac),
+                if port.rx_ipv4_cksum_offload() {
+                    "on"
+                } else {
+                    "off (checked in software)"
+                }
             );
             ports.push(port);
             macs.push(mac);

@@ -38,6 +38,13 @@ pub trait PacketBuf {
     fn is_contiguous(&self) -> bool {
         self.nb_segs() == 1
     }
+    /// The receiving NIC verified the checksum of this packet's IPv4 header (the one at offset 14, as received)
+    /// and found it good, and parsed no tunnel inside (so the verdict is about that header, not an inner one).
+    /// The fast paths then skip their own check of it; anything else (no offload, unknown, bad, a tunnel the
+    /// NIC parsed) is checked in software as always. Buffers without NIC metadata: false.
+    fn rx_ipv4_cksum_good(&self) -> bool {
+        false
+    }
     /// A new, empty buffer of the same kind (an mbuf from the same pool), for the rare paths that turn one
     /// packet into several (fragmentation). `None` when none is available.
     fn alloc_sibling(&self) -> Option<Self>
@@ -57,6 +64,8 @@ pub struct VecBuf {
     storage: Vec<u8>,
     start: usize,
     end: usize,
+    /// What a NIC's rx checksum offload would have said ([`PacketBuf::rx_ipv4_cksum_good`]); tests set it.
+    rx_ipv4_cksum_good: bool,
 }
 
 impl VecBuf {
@@ -68,7 +77,13 @@ impl VecBuf {
             storage,
             start: headroom,
             end: headroom + data.len(),
+            rx_ipv4_cksum_good: false,
         }
+    }
+
+    /// Mark the packet as a NIC with IPv4 rx checksum offload would (see [`PacketBuf::rx_ipv4_cksum_good`]).
+    pub fn set_rx_ipv4_cksum_good(&mut self, good: bool) {
+        self.rx_ipv4_cksum_good = good;
     }
 
     /// A buffer like a fresh 2 KiB mbuf: 128 bytes of headroom, the rest tailroom.
@@ -86,6 +101,9 @@ impl VecBuf {
 impl PacketBuf for VecBuf {
     fn data(&self) -> &[u8] {
         &self.storage[self.start..self.end]
+    }
+    fn rx_ipv4_cksum_good(&self) -> bool {
+        self.rx_ipv4_cksum_good
     }
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.end]

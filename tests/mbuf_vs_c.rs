@@ -102,6 +102,45 @@ fn rust_mbuf_helpers_match_dpdk_c_versions() {
     assert!(!head.trim(1));
     drop(head);
 
+    // The rx IPv4 checksum offload verdict as a PMD leaves it in the mbuf: only GOOD without a parsed tunnel
+    // counts (UNKNOWN, BAD, NONE = both bits, or GOOD about a tunnel's inner header do not).
+    let m = alloc(&pool);
+    assert!(!m.rx_ipv4_cksum_good(), "a fresh mbuf has no verdict");
+    let set = |m: &Mbuf, flags: u32, ptype: u32| {
+        // SAFETY: test-only write of the rx metadata of an mbuf we own, as a PMD's rx burst writes it.
+        unsafe {
+            let r = &mut *m.as_ptr();
+            r.ol_flags = u64::from(flags);
+            r.__bindgen_anon_1.packet_type = ptype;
+        }
+    };
+    let ipv4_udp = sys::RTE_PTYPE_L2_ETHER | sys::RTE_PTYPE_L3_IPV4 | sys::RTE_PTYPE_L4_UDP;
+    for (flags, ptype, good) in [
+        (sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD, ipv4_udp, true),
+        (sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD, 0, true),
+        (
+            sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD | sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD,
+            ipv4_udp,
+            true,
+        ),
+        (sys::RTE_MBUF_F_RX_IP_CKSUM_BAD, ipv4_udp, false),
+        (sys::RTE_MBUF_F_RX_IP_CKSUM_NONE, ipv4_udp, false),
+        (sys::RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN, ipv4_udp, false),
+        (
+            sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD,
+            ipv4_udp | sys::RTE_PTYPE_TUNNEL_GRE,
+            false,
+        ),
+    ] {
+        set(&m, flags, ptype);
+        assert_eq!(
+            m.rx_ipv4_cksum_good(),
+            good,
+            "ol_flags {flags:#x} packet_type {ptype:#x}"
+        );
+    }
+    drop(m);
+
     // Everything went back to the pool.
     assert_eq!(pool.available(), free0);
     drop(pool);

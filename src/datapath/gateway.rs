@@ -478,8 +478,9 @@ impl<B: PacketBuf> Worker<B> {
         if eth[12] != 0x08 || eth[13] != 0x00 || ip[0] != 0x45 {
             return None;
         }
+        // (A NIC with IPv4 rx checksum offload has verified the header already.)
         if usize::from(u16::from_be_bytes([ip[2], ip[3]])) != len - ETH
-            || !checksum::ipv4_header_valid(ip)
+            || !(pkt.rx_ipv4_cksum_good() || checksum::ipv4_header_valid(ip))
         {
             return None;
         }
@@ -575,7 +576,7 @@ impl<B: PacketBuf> Worker<B> {
             || (ip[6] & 0x3f) != 0
             || ip[7] != 0
             || ip[1] & 0x03 == 0x03
-            || !checksum::ipv4_header_valid(ip)
+            || !(pkt.rx_ipv4_cksum_good() || checksum::ipv4_header_valid(ip))
         {
             return None;
         }

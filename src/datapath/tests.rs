@@ -1835,3 +1835,42 @@ fn fast_paths_take_the_common_shapes() {
         "the IPv6 inner packet took the fast path"
     );
 }
+
+/// A NIC's rx IPv4 checksum verdict (`PacketBuf::rx_ipv4_cksum_good`): GOOD lets the fast paths skip their own
+/// check of the received header; without it the same bytes are checked in software (and a wrong checksum is
+/// dropped as bad_ip_header). The header here is deliberately wrong so the two cases differ.
+#[test]
+fn nic_verified_ipv4_header_skips_the_software_check() {
+    let mut r = rig("key = 1001");
+    let mut bad_encap = inside_v4([10, 20, 0, 5], 64, 0, true, 18);
+    bad_encap[14 + 10] ^= 0x5a;
+    let inner = inner_from_remote([10, 0, 0, 2], 60, 0);
+    let g = gre_hdr(false, Some(1001), None, 0x0800, &inner);
+    let mut bad_decap = outer_gre(&g, &inner, 0);
+    bad_decap[14 + 10] ^= 0x5a;
+    for (frame, port, out_port) in [(&bad_encap, INSIDE, OUTSIDE), (&bad_decap, OUTSIDE, INSIDE)] {
+        // Software: dropped (a header checksum error counts as bad_ip_header).
+        let mut b = VecBuf::new(frame);
+        assert_eq!(
+            r.gw.handle(&mut b, port, &mut r.c),
+            Verdict::Drop(DropReason::BadIpHeader)
+        );
+        // Verified by the NIC: forwarded on the fast path.
+        let hits = r.gw.fast_path_hits();
+        let mut b = VecBuf::new(frame);
+        b.set_rx_ipv4_cksum_good(true);
+        assert_eq!(r.gw.handle(&mut b, port, &mut r.c), Verdict::Tx(out_port));
+        assert_eq!(r.gw.fast_path_hits(), hits + 1);
+    }
+    assert_eq!((r.c.tunnels[0].encap, r.c.tunnels[0].decap), (1, 1));
+    // The verdict is about the received header only: a wrong inner header is still found in software.
+    let mut bad_inner = inner.clone();
+    bad_inner[10] ^= 0x5a;
+    let g = gre_hdr(false, Some(1001), None, 0x0800, &bad_inner);
+    let mut b = VecBuf::new(&outer_gre(&g, &bad_inner, 0));
+    b.set_rx_ipv4_cksum_good(true);
+    assert!(matches!(
+        r.gw.handle(&mut b, OUTSIDE, &mut r.c),
+        Verdict::Drop(_)
+    ));
+}

@@ -91,6 +91,17 @@ impl PacketBuf for Mbuf {
         self.m().pkt_len as usize
     }
     #[inline(always)]
+    fn rx_ipv4_cksum_good(&self) -> bool {
+        let m = self.m();
+        // SAFETY: `packet_type` is the plain-u32 view of a union of integers; every bit pattern is valid.
+        let ptype = unsafe { m.__bindgen_anon_1.packet_type };
+        // GOOD alone (NONE sets both bits: the data's checksum is not right); and no tunnel parsed, else DPDK's
+        // IP checksum flags describe the inner header (the outer one has RTE_MBUF_F_RX_OUTER_IP_CKSUM_BAD).
+        m.ol_flags & u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_MASK)
+            == u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+            && ptype & sys::RTE_PTYPE_TUNNEL_MASK == 0
+    }
+    #[inline(always)]
     fn headroom(&self) -> usize {
         usize::from(self.m().data_off)
     }

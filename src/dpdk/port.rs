@@ -61,6 +61,7 @@ pub struct Port {
     started: bool,
     rx_queues: u16,
     tx_queues: u16,
+    rx_ipv4_cksum: bool,
 }
 
 impl Port {
@@ -116,6 +117,13 @@ impl Port {
                 conf.rx_adv_conf.rss_conf.rss_hf = hf;
             }
         }
+        // IPv4 header checksums verified by the NIC where it can (the fast paths then skip their own check,
+        // see `PacketBuf::rx_ipv4_cksum_good`); virtual ports mostly cannot, net_tap can.
+        let rx_ipv4_cksum =
+            info.rx_offload_capa & u64::from(sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) != 0;
+        if rx_ipv4_cksum {
+            conf.rxmode.offloads |= u64::from(sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM);
+        }
         // SAFETY: valid port id and conf.
         unsafe { sys::rte_eth_dev_configure(p, cfg.rx_queues, cfg.tx_queues, &conf) }
             .check(&format!("rte_eth_dev_configure({name})"))?;
@@ -162,6 +170,7 @@ impl Port {
             started: true,
             rx_queues: cfg.rx_queues,
             tx_queues: cfg.tx_queues,
+            rx_ipv4_cksum,
         })
     }
 
@@ -176,6 +185,10 @@ impl Port {
     }
     pub fn tx_queues(&self) -> u16 {
         self.tx_queues
+    }
+    /// The NIC verifies received IPv4 header checksums (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM is on).
+    pub fn rx_ipv4_cksum_offload(&self) -> bool {
+        self.rx_ipv4_cksum
     }
 
     /// The port's MAC address.
