@@ -4,7 +4,10 @@
 //! - a second greway with the same EAL `--file-prefix`: a clear error and exit 1, before it touches EAL or the
 //!   first one's files; the first keeps forwarding and exits 0 with exact counters.
 //!
-//! The TAP test needs root (CAP_NET_ADMIN); the suite runs as root.
+//! - IPv4 packets with wrong header checksums arrive on a net_tap port whose rx checksum offload is on: the PMD
+//!   marks them bad, greway drops and counts them (bad_ip_header) and encapsulates the good ones.
+//!
+//! The TAP tests need root (CAP_NET_ADMIN); the suite runs as root.
 mod common;
 use common::*;
 use std::path::Path;
@@ -28,6 +31,11 @@ fn load_pcap(dir: &Path) {
 }
 
 fn gateway_config(dir: &Path, prefix_tag: &str, outside_device: &str) -> String {
+    let inside = format!("net_pcap0,rx_pcap={}/in.pcap,infinite_rx=1", dir.display());
+    gateway_config_with(prefix_tag, &inside, outside_device)
+}
+
+fn gateway_config_with(prefix_tag: &str, inside_device: &str, outside_device: &str) -> String {
     format!(
         r#"
 [eal]
@@ -36,7 +44,7 @@ args = {eal}
 workers = [1]
 [[port]]
 name = "inside"
-device = "net_pcap0,rx_pcap={d}/in.pcap,infinite_rx=1"
+device = "{inside_device}"
 address = "10.0.0.1/24"
 mac = "02:00:00:00:00:01"
 [[port]]
@@ -60,7 +68,6 @@ via = "192.0.2.254"
 port = "outside"
 "#,
         eal = eal_args(prefix_tag),
-        d = dir.display()
     )
 }
 
@@ -293,5 +300,97 @@ fn second_instance_with_the_same_file_prefix_fails_and_the_first_is_unharmed() {
     assert!(encap > 100_000, "the first forwarded under load: {encap}");
     assert_eq!(n(&s["ports"]["outside"]["tx"]), encap);
     assert!(!lock.exists(), "clean exit removes the runtime directory");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Send raw Ethernet frames out of the kernel side of `ifname` (an AF_PACKET socket): a TAP port receives them.
+fn send_frames(ifname: &str, frames: &[Vec<u8>]) {
+    let name = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: plain socket calls on a descriptor we own, with a sockaddr_ll we build and pass with its size.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        assert!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+        assert!(sll.sll_ifindex > 0, "{ifname} has no index");
+        sll.sll_halen = 6;
+        for f in frames {
+            sll.sll_addr[..6].copy_from_slice(&f[..6]);
+            let n = libc::sendto(
+                fd,
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            assert_eq!(
+                n,
+                f.len() as isize,
+                "sendto {ifname}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        libc::close(fd);
+    }
+}
+
+#[test]
+fn tap_rx_checksum_offload_drops_bad_ipv4_headers_and_forwards_good_ones() {
+    assert_eq!(
+        real_uid(),
+        0,
+        "this test needs root for net_tap (run the suite as root, as CI does)"
+    );
+    let dir = scratch("fault-cksum");
+    let ifname = format!("gwc{}", std::process::id() % 1_000_000);
+    let cfg = gateway_config_with(
+        "cksum",
+        &format!("net_tap0,iface={ifname}"),
+        "net_null0,no-rx=1",
+    );
+    let mut child = spawn(&dir, "cksum", &cfg);
+    wait_for_iface(&ifname, &mut child);
+    // No IPv6 autoconfiguration traffic of the kernel's own on the TAP: only our frames.
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        "1",
+    );
+    ip_link(&ifname, "up");
+    std::thread::sleep(Duration::from_millis(500));
+    const N: usize = 40;
+    let mut frames = Vec::new();
+    for i in 0..N {
+        let good = udp4_frame(
+            [2, 0, 0, 0, 0, 0x0a],
+            [2, 0, 0, 0, 0, 1],
+            [10, 0, 0, 2],
+            [10, 20, 0, (i % 250) as u8 + 1],
+            i as u16,
+            &[0x33; 32],
+        );
+        let mut bad = good.clone();
+        bad[14 + 10] ^= 0x5a;
+        frames.push(good);
+        frames.push(bad);
+    }
+    send_frames(&ifname, &frames);
+    std::thread::sleep(Duration::from_millis(1000));
+    let out = stop(child, "greway (tap rx checksum offload)");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("rx IPv4 checksum offload on"),
+        "net_tap offers the offload and greway turns it on: {log}"
+    );
+    let s = stats(&dir, "cksum");
+    assert_accounted(&s);
+    assert_eq!(n(&s["tunnels"]["site-b"]["encap"]), N as u64, "{s}");
+    assert_eq!(n(&s["drops"]["bad_ip_header"]), N as u64, "{s}");
+    assert_eq!(n(&s["ports"]["outside"]["tx"]), N as u64, "{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
