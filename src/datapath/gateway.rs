@@ -393,7 +393,10 @@ impl<B: PacketBuf> Worker<B> {
                     None => self.fast_encap6(tables, pkt, staged, c),
                 }
             } else {
-                self.fast_decap4(tables, pkt, c)
+                match self.fast_decap4(tables, pkt, c) {
+                    Some(v) => Some(v),
+                    None => self.fast_decap6(tables, pkt, c),
+                }
             };
             if let Some(v) = fast {
                 #[cfg(test)]
@@ -621,6 +624,89 @@ impl<B: PacketBuf> Worker<B> {
         if proto == ETHERTYPE_IPV6 {
             return self.fast_decap_inner6(tables, pkt, off, ti, c);
         }
+        self.fast_decap_inner4(tables, pkt, off, ti, c)
+    }
+
+    /// Outside port: IPv6 GRE (RFC 7676; key or not) to one of our addresses, carrying IPv4 or IPv6 to an inside
+    /// neighbour -> decapsulated and forwarded. The outer checks of [`Worker::fast_decap4`] in IPv6 terms: GRE
+    /// right after the fixed header (no extension headers), exact payload length, no CE mark; IPv6 has no
+    /// header checksum.
+    #[inline(always)]
+    fn fast_decap6(&mut self, tables: &Tables, pkt: &mut B, c: &mut Counters) -> Option<Verdict> {
+        const GRE_AT: usize = ETH + 40;
+        let d = pkt.data();
+        let len = d.len();
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        let h: &[u8; GRE_AT + 4] = d.get(..GRE_AT + 4)?.try_into().ok()?;
+        let (eth, rest) = h.split_at(ETH);
+        let (ip, gre) = rest.split_at(40);
+        if eth[12] != 0x86 || eth[13] != 0xdd || ip[0] >> 4 != 6 || ip[6] != PROTO_GRE {
+            return None;
+        }
+        if usize::from(u16::from_be_bytes([ip[4], ip[5]])) + 40 != len - ETH
+            || (ip[1] >> 4) & 0x03 == 0x03
+        {
+            return None;
+        }
+        let local: [u8; 16] = ip[24..40].try_into().ok()?;
+        let remote: [u8; 16] = ip[8..24].try_into().ok()?;
+        if !self.is_local6(tables, local) {
+            return None;
+        }
+        let flags = u16::from_be_bytes([gre[0], gre[1]]);
+        let proto = u16::from_be_bytes([gre[2], gre[3]]);
+        if flags & !gre::flags::KEY != 0 || (proto != ETHERTYPE_IPV4 && proto != ETHERTYPE_IPV6) {
+            return None;
+        }
+        let (key, off) = if flags != 0 {
+            let k = d.get(GRE_AT + 4..GRE_AT + 8)?;
+            (
+                Some(u32::from_be_bytes([k[0], k[1], k[2], k[3]])),
+                GRE_AT + 8,
+            )
+        } else {
+            (None, GRE_AT + 4)
+        };
+        let dk = crate::tunnel::table::DecapKey {
+            local: IpAddr::from(local),
+            remote: IpAddr::from(remote),
+            key,
+        };
+        // The general rules' one-entry cache (same key, same tables).
+        let ti = match self.last_decap {
+            Some((k, ti)) if k == dk => ti,
+            _ => {
+                let ti = *tables.decap.get(&dk)?;
+                self.last_decap = Some((dk, ti));
+                ti
+            }
+        };
+        let t = tables.tunnels.get(ti as usize)?;
+        if t.checksum || t.sequence || t.allowed_sources.is_some() {
+            return None;
+        }
+        if proto == ETHERTYPE_IPV6 {
+            self.fast_decap_inner6(tables, pkt, off, ti, c)
+        } else {
+            self.fast_decap_inner4(tables, pkt, off, ti, c)
+        }
+    }
+
+    /// The rest of the decap fast paths for an IPv4 packet inside (the outer header and GRE checked, tunnel `ti`
+    /// matched, the inner packet at `off`).
+    #[inline(always)]
+    fn fast_decap_inner4(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        off: usize,
+        ti: u32,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        let d = pkt.data();
+        let len = d.len();
         // The inner IPv4 header: option-less, exactly the rest of the frame, valid, not GRE (keepalives and
         // tunnel-in-tunnel take the general rules), not to a tunnel endpoint of ours (loop), routable.
         let inner: &[u8; 20] = d.get(off..off + 20)?.try_into().ok()?;
@@ -665,7 +751,7 @@ impl<B: PacketBuf> Worker<B> {
         Some(Verdict::Tx(route.port))
     }
 
-    /// The rest of [`Worker::fast_decap4`] for an IPv6 packet inside (the outer header and GRE checked, tunnel
+    /// The rest of the decap fast paths for an IPv6 packet inside (the outer header and GRE checked, tunnel
     /// `ti` matched, the inner packet at `off`): exactly the rest of the frame, hop limit left, not multicast,
     /// not to a tunnel endpoint of ours (loop), not into a tunnel again, routed to an inside neighbour we know.
     #[inline(always)]

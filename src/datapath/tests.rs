@@ -1583,6 +1583,50 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
             }
         }
     }
+    // Over IPv6 (t6: 2001:db8:eeee::7 -> 2001:db8:ffff::1, key 6), IPv4 and IPv6 inside.
+    for key in [Some(6), None, Some(1001)] {
+        let mut inners = Vec::new();
+        for (dst, ttl) in [
+            ([10, 0, 0, 2], 60u8),
+            ([10, 60, 0, 9], 60),
+            ([10, 0, 0, 2], 1),
+        ] {
+            inners.push((0x0800u16, inner_from_remote(dst, ttl, 0x02)));
+        }
+        for (dst, hop) in [
+            ("2001:db8:1::2", 60u8),
+            ("2001:db8:20::1", 60),
+            ("2001:db8:1::2", 1),
+        ] {
+            let i = ipv6(
+                v6("2001:db8:60::5"),
+                v6(dst),
+                17,
+                hop,
+                0x01,
+                &udp_payload(18),
+            );
+            inners.push((0x86dd, i));
+        }
+        for (proto, inner) in inners {
+            let g = gre_hdr(false, key, None, proto, &inner);
+            let io = ETH_LEN + 40 + g.len();
+            for tc in [0x01u8, 0x03] {
+                let mut payload = g.clone();
+                payload.extend_from_slice(&inner);
+                let mut f = eth(OUT_MAC, GW_MAC, 0x86dd);
+                f.extend(ipv6(
+                    v6("2001:db8:eeee::7"),
+                    v6("2001:db8:ffff::1"),
+                    47,
+                    60,
+                    tc,
+                    &payload,
+                ));
+                v.push((OUTSIDE, f, io));
+            }
+        }
+    }
     v
 }
 
@@ -1833,6 +1877,43 @@ fn fast_paths_take_the_common_shapes() {
         r.gw.fast_path_hits(),
         4,
         "the IPv6 inner packet took the fast path"
+    );
+    // Over IPv6 (t6), IPv4 and IPv6 inside: the IPv6-outer decap fast path.
+    for (proto, inner) in [
+        (0x0800u16, inner_from_remote([10, 0, 0, 2], 60, 0)),
+        (
+            0x86dd,
+            ipv6(
+                v6("2001:db8:60::5"),
+                v6("2001:db8:1::2"),
+                17,
+                60,
+                0,
+                &udp_payload(18),
+            ),
+        ),
+    ] {
+        let mut g = gre_hdr(false, Some(6), None, proto, &inner);
+        g.extend_from_slice(&inner);
+        let mut f = eth(OUT_MAC, GW_MAC, 0x86dd);
+        f.extend(ipv6(
+            v6("2001:db8:eeee::7"),
+            v6("2001:db8:ffff::1"),
+            47,
+            60,
+            0,
+            &g,
+        ));
+        let (v, out) = r.run(&f, OUTSIDE);
+        assert_eq!(v, Verdict::Tx(INSIDE));
+        assert_eq!(out.len(), 14 + inner.len());
+        assert_eq!(&out[12..14], &proto.to_be_bytes());
+    }
+    assert_eq!(r.c.tunnels[1].decap, 2);
+    assert_eq!(
+        r.gw.fast_path_hits(),
+        6,
+        "both took the IPv6-outer fast path"
     );
 }
 
