@@ -15,6 +15,8 @@ Captures (deterministic: fixed seed, timestamps and payloads):
                      tunnel of encap-64)
     decap6-64.pcap   encap6-64's reverse traffic: IPv4-in-GRE (key 42) from the peer carrying a 64-byte IPv6
                      frame from 2001:db8:2::1 to the host 2001:db8:1::2
+    decap-over6-64.pcap  decap-64's traffic over IPv6 (RFC 7676): IPv4-in-GRE-in-IPv6 (key 42) from the peer
+                     2001:db8:ffff::7 to 2001:db8:ffff::1
 """
 import json
 import os
@@ -32,6 +34,8 @@ HOST_IP = "10.0.0.2"
 HOST_IP6 = "2001:db8:1::2"
 GW_OUTSIDE_IP = "192.0.2.1"
 PEER_IP = "198.51.100.7"
+GW_OUTSIDE_IP6 = "2001:db8:ffff::1"
+PEER_IP6 = "2001:db8:ffff::7"
 KEY = 42
 ROUTES = 100_000  # 1k-tunnel scenario: route k is (20.0.0.0 + k * 256)/24
 BASE_TIME = 1_700_000_000
@@ -101,6 +105,16 @@ def gen_pcaps(out):
             / Raw(inn)
         )
     write(f"{out}/decap6-64.pcap", frames)
+    frames = []
+    for i in range(1024):
+        inn = raw(inner("198.18.0.1", HOST_IP, 1024 + i, 64))[14:]
+        frames.append(
+            Ether(src=UPSTREAM_MAC, dst=GW_OUTSIDE_MAC)
+            / IPv6(src=PEER_IP6, dst=GW_OUTSIDE_IP6, hlim=64)
+            / GRE(key_present=1, key=KEY, proto=0x0800)
+            / Raw(inn)
+        )
+    write(f"{out}/decap-over6-64.pcap", frames)
     write(
         f"{out}/encap6-64.pcap",
         [inner6(HOST_IP6, f"2001:db8:2::{1 + i % 250:x}", 1024 + i, 64) for i in range(1024)],
@@ -126,6 +140,9 @@ SCENARIOS = {
     "encap6-64": ("encap6-64", "inside", [1], {}, 1),
     # And decap-64 with IPv6 inner packets (encap6-64's reverse traffic) to the host on the inside's IPv6 subnet.
     "decap6-64": ("decap6-64", "outside", [1], {}, 1),
+    # encap-64 and decap-64 with the tunnel over IPv6 (RFC 7676): outer 2001:db8:ffff::1 <-> 2001:db8:ffff::7.
+    "encap-over6-64": ("encap-64", "inside", [1], {}, 1),
+    "decap-over6-64": ("decap-over6-64", "outside", [1], {}, 1),
 }
 
 
@@ -169,7 +186,7 @@ def config(scenario, out):
         "[[port]]",
         'name = "outside"',
         f'device = "{outside}"',
-        'address = "192.0.2.1/24"',
+        'address = ["192.0.2.1/24", "2001:db8:ffff::1/64"]' if "over6" in scenario else 'address = "192.0.2.1/24"',
         'mac = "02:00:00:00:00:02"',
     ]
     if big:
@@ -191,8 +208,8 @@ def config(scenario, out):
         lines += [
             "[[tunnel]]",
             f'name = "t{t}"',
-            'local = "192.0.2.1"',
-            f'remote = "{remote}"',
+            f'local = "{GW_OUTSIDE_IP6 if "over6" in scenario else "192.0.2.1"}"',
+            f'remote = "{PEER_IP6 if "over6" in scenario else remote}"',
             f"key = {KEY + t}",
             "ttl = 64",
         ]
@@ -210,6 +227,7 @@ def config(scenario, out):
         f'mac = "{HOST_MAC}"',
         "",
         *(["[[neighbor]]", 'port = "inside"', f'ip = "{HOST_IP6}"', f'mac = "{HOST_MAC}"', ""] if scenario == "decap6-64" else []),
+        *(["[[neighbor]]", 'port = "outside"', f'ip = "{PEER_IP6}"', f'mac = "{UPSTREAM_MAC}"', ""] if "over6" in scenario else []),
         "[[route]]",
         'prefix = "0.0.0.0/0"',
         'via = "192.0.2.254"',

@@ -35,7 +35,7 @@ step() { # step NAME COMMAND...: run a suite step, count it as one check
 
 [ -x scripts/e2e.sh ] && step "end-to-end (scripts/e2e.sh)" scripts/e2e.sh
 bench_smoke() { # the benchmark harness end to end (1 s runs: plumbing and output format, not performance)
-    local dir s scenarios=(forward-64 encap-64 decap-64 encap6-64 decap6-64)
+    local dir s scenarios=(forward-64 encap-64 decap-64 encap6-64 decap6-64 decap-over6-64)
     dir=$(mktemp -d)
     BENCH_OUT=$dir/bench BENCH_JSON=$dir/bench.json scripts/bench.sh --smoke "${scenarios[@]}" |
         tee "$dir/log" | grep -E '^[a-z0-9-]+ greway_mpps=' || return 1
