@@ -392,5 +392,13 @@ fn tap_rx_checksum_offload_drops_bad_ipv4_headers_and_forwards_good_ones() {
     assert_eq!(n(&s["tunnels"]["site-b"]["encap"]), N as u64, "{s}");
     assert_eq!(n(&s["drops"]["bad_ip_header"]), N as u64, "{s}");
     assert_eq!(n(&s["ports"]["outside"]["tx"]), N as u64, "{s}");
+    assert_eq!(
+        s["ports"]["inside"]["hw"]["rx_ipv4_cksum_offload"], true,
+        "{s}"
+    );
+    assert_eq!(
+        s["ports"]["outside"]["hw"]["rx_ipv4_cksum_offload"], false,
+        "net_null: {s}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

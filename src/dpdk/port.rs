@@ -51,6 +51,8 @@ pub struct PortStats {
     /// Packets received per rx queue (`q_ipackets`, one per configured queue; zeros where the driver does not
     /// count per queue): with several workers, what each worker's queue got.
     pub rx_queue_packets: Vec<u64>,
+    /// The device verifies received IPv4 header checksums for us (rx offload on; see `Port::start`).
+    pub rx_ipv4_cksum_offload: bool,
 }
 
 /// A configured port. Dropping it stops and closes the device.
@@ -231,6 +233,7 @@ impl Port {
                 .take(usize::from(self.rx_queues()))
                 .copied()
                 .collect(),
+            rx_ipv4_cksum_offload: self.rx_ipv4_cksum,
         })
     }
 
