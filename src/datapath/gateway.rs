@@ -587,21 +587,7 @@ impl<B: PacketBuf> Worker<B> {
         if !self.is_local4(tables, local) {
             return None;
         }
-        // GRE: version 0, no flag but K, protocol IPv4 or IPv6.
-        let flags = u16::from_be_bytes([gre[0], gre[1]]);
-        let proto = u16::from_be_bytes([gre[2], gre[3]]);
-        if flags & !gre::flags::KEY != 0 || (proto != ETHERTYPE_IPV4 && proto != ETHERTYPE_IPV6) {
-            return None;
-        }
-        let (key, off) = if flags != 0 {
-            let k = d.get(GRE_AT + 4..GRE_AT + 8)?;
-            (
-                Some(u32::from_be_bytes([k[0], k[1], k[2], k[3]])),
-                GRE_AT + 8,
-            )
-        } else {
-            (None, GRE_AT + 4)
-        };
+        let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
         let local = u32::from_be_bytes(local);
         let remote = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
         let ti = match self.last_decap4 {
@@ -617,14 +603,7 @@ impl<B: PacketBuf> Worker<B> {
                 ti
             }
         };
-        let t = tables.tunnels.get(ti as usize)?;
-        if t.checksum || t.sequence || t.allowed_sources.is_some() {
-            return None;
-        }
-        if proto == ETHERTYPE_IPV6 {
-            return self.fast_decap_inner6(tables, pkt, off, ti, c);
-        }
-        self.fast_decap_inner4(tables, pkt, off, ti, c)
+        self.fast_decap_inner(tables, pkt, ti, proto, off, c)
     }
 
     /// Outside port: IPv6 GRE (RFC 7676; key or not) to one of our addresses, carrying IPv4 or IPv6 to an inside
@@ -655,20 +634,7 @@ impl<B: PacketBuf> Worker<B> {
         if !self.is_local6(tables, local) {
             return None;
         }
-        let flags = u16::from_be_bytes([gre[0], gre[1]]);
-        let proto = u16::from_be_bytes([gre[2], gre[3]]);
-        if flags & !gre::flags::KEY != 0 || (proto != ETHERTYPE_IPV4 && proto != ETHERTYPE_IPV6) {
-            return None;
-        }
-        let (key, off) = if flags != 0 {
-            let k = d.get(GRE_AT + 4..GRE_AT + 8)?;
-            (
-                Some(u32::from_be_bytes([k[0], k[1], k[2], k[3]])),
-                GRE_AT + 8,
-            )
-        } else {
-            (None, GRE_AT + 4)
-        };
+        let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
         let dk = crate::tunnel::table::DecapKey {
             local: IpAddr::from(local),
             remote: IpAddr::from(remote),
@@ -683,6 +649,21 @@ impl<B: PacketBuf> Worker<B> {
                 ti
             }
         };
+        self.fast_decap_inner(tables, pkt, ti, proto, off, c)
+    }
+
+    /// The decap fast paths after the tunnel match: a tunnel without checksum, sequence numbers or source filter,
+    /// then the inner packet (GRE protocol `proto`, at `off`) by family.
+    #[inline(always)]
+    fn fast_decap_inner(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        ti: u32,
+        proto: u16,
+        off: usize,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
         let t = tables.tunnels.get(ti as usize)?;
         if t.checksum || t.sequence || t.allowed_sources.is_some() {
             return None;
@@ -1850,6 +1831,27 @@ impl<B: PacketBuf> Worker<B> {
 
 /// Copy the first `hl` bytes of an encapsulation template into `d` as two overlapping fixed-size copies (inline
 /// vector moves) instead of a variable-length `memcpy` call: headers are 38..70 bytes.
+/// The GRE header of a decap fast path at `gre_at` (its first four bytes `gre`, already in view): version 0, no
+/// flag but K, protocol IPv4 or IPv6. Returns (protocol, key, offset of the inner packet).
+#[inline(always)]
+fn fast_gre(d: &[u8], gre_at: usize, gre: &[u8]) -> Option<(u16, Option<u32>, usize)> {
+    let flags = u16::from_be_bytes([gre[0], gre[1]]);
+    let proto = u16::from_be_bytes([gre[2], gre[3]]);
+    if flags & !gre::flags::KEY != 0 || (proto != ETHERTYPE_IPV4 && proto != ETHERTYPE_IPV6) {
+        return None;
+    }
+    if flags != 0 {
+        let k = d.get(gre_at + 4..gre_at + 8)?;
+        Some((
+            proto,
+            Some(u32::from_be_bytes([k[0], k[1], k[2], k[3]])),
+            gre_at + 8,
+        ))
+    } else {
+        Some((proto, None, gre_at + 4))
+    }
+}
+
 #[inline(always)]
 fn copy_header(d: &mut [u8], tpl: &[u8; MAX_ENCAP_HEADER], hl: usize) {
     if hl >= 64 {
