@@ -2,7 +2,7 @@
 # greway vs dpdk-testpmd (io forwarding) on identical virtual ports, one worker core, same run.
 #
 #   scripts/bench.sh                 every scenario, then the summary lines again
-#   scripts/bench.sh SCENARIO        one of: forward-64 encap-64 encap-1k-tunnels decap-64 encap-csum-64 encap-csum-1500
+#   scripts/bench.sh SCENARIO        one of: forward-64 encap-64 encap-1k-tunnels encap-64-8k decap-64 encap-csum-64 encap-csum-1500
 #                                    encap-seq-2workers encap6-64 decap6-64 encap-over6-64 decap-over6-64
 #   scripts/bench.sh checksum        `greway bench checksum` (every variant and DPDK's rte_raw_cksum, same timing)
 #   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only
