@@ -753,14 +753,16 @@ impl<B: PacketBuf> Worker<B> {
         }
         let idst: &[u8; 16] = inner[24..40].try_into().ok()?;
         let rt = &tables.routes;
-        if rt.encap6.lookup_bytes(idst).is_some() {
+        // Both walks before either result is used: their dependent loads overlap.
+        let (tunnel, route) = (rt.encap6.lookup_bytes(idst), rt.routes6.lookup_bytes(idst));
+        if tunnel.is_some() {
             return None;
         }
         let dst = Ipv6Addr::from(*idst);
         if tables.tunnel_locals.contains(&IpAddr::V6(dst)) {
             return None;
         }
-        let route = rt.routes.get(rt.routes6.lookup_bytes(idst)? as usize)?;
+        let route = rt.routes.get(route? as usize)?;
         if tables.ports.get(route.port)?.role != PortRole::Inside {
             return None;
         }
