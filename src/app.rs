@@ -65,6 +65,8 @@ pub struct Report {
     pub mempool: MempoolReport,
     pub latency: LatencySummary,
     pub workers: usize,
+    /// Packets the general rules handled because no fast path took them (see README).
+    pub general_path_packets: u64,
     pub duration_s: f64,
     /// Steady-state throughput measured by the workers themselves over their TSC-timed window.
     pub bench: BenchReport,
@@ -622,6 +624,7 @@ where
         },
         latency: fin.latency,
         workers: nworkers,
+        general_path_packets: fin.general_path_packets,
         duration_s,
         bench,
     })

@@ -400,5 +400,12 @@ fn tap_rx_checksum_offload_drops_bad_ipv4_headers_and_forwards_good_ones() {
         s["ports"]["outside"]["hw"]["rx_ipv4_cksum_offload"], false,
         "net_null: {s}"
     );
+    // The good frames took the encap fast path; everything else the TAP received (the bad frames, anything of
+    // the kernel's own) the general rules.
+    assert_eq!(
+        n(&s["general_path_packets"]),
+        n(&s["ports"]["inside"]["rx"]) - N as u64,
+        "{s}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -47,6 +47,8 @@ pub struct Status {
     pub latency: LatencySummary,
     pub icmp_errors_sent: u64,
     pub icmp_errors_suppressed: u64,
+    /// Packets the general rules handled (no fast path took them).
+    pub general_path_packets: u64,
     pub mempool_available: u32,
     #[serde(skip)]
     pub latency_buckets: LatencyBuckets,
@@ -107,6 +109,7 @@ impl Status {
             latency: LatencySummary::of(hist),
             icmp_errors_sent: total.icmp_errors_sent,
             icmp_errors_suppressed: total.icmp_errors_suppressed,
+            general_path_packets: total.general_path,
             mempool_available,
             latency_buckets: LatencyBuckets::of(hist),
         }
@@ -229,6 +232,17 @@ impl Status {
         }
         family(
             &mut o,
+            "greway_general_path_packets_total",
+            "counter",
+            "Packets handled by the general rules because no fast path took them.",
+        );
+        let _ = writeln!(
+            o,
+            "greway_general_path_packets_total {}",
+            self.general_path_packets
+        );
+        family(
+            &mut o,
             "greway_icmp_errors_sent_total",
             "counter",
             "ICMP errors sent.",
@@ -309,6 +323,10 @@ impl Status {
         for (r, n) in &self.drops {
             v.push((format!("drops/{r}"), TelValue::U64(*n)));
         }
+        v.push((
+            "general_path_packets".into(),
+            TelValue::U64(self.general_path_packets),
+        ));
         v.extend(self.telemetry_latency());
         v
     }

@@ -406,6 +406,7 @@ impl<B: PacketBuf> Worker<B> {
                 return v;
             }
         }
+        c.general_path += 1;
         self.general(tables, pkt, in_port, c)
     }
 

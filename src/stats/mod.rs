@@ -215,6 +215,9 @@ pub struct Counters {
     /// Outer IPv4 datagrams reassembled from fragments addressed to us (the other fragments of each are
     /// accounted under `fragment_reassembled`).
     pub fragments_reassembled: u64,
+    /// Packets the general rules handled because no fast path took them (the fast paths take the common shapes,
+    /// see README "How greway handles packets"): the share of traffic paying the slower path.
+    pub general_path: u64,
 }
 
 impl Clone for Counters {
@@ -237,6 +240,9 @@ impl Clone for Counters {
         self.empty_polls = o.empty_polls;
         self.icmp_errors_sent = o.icmp_errors_sent;
         self.icmp_errors_suppressed = o.icmp_errors_suppressed;
+        self.fragments_created = o.fragments_created;
+        self.fragments_reassembled = o.fragments_reassembled;
+        self.general_path = o.general_path;
     }
 }
 
@@ -255,6 +261,7 @@ impl Counters {
             icmp_errors_suppressed: 0,
             fragments_created: 0,
             fragments_reassembled: 0,
+            general_path: 0,
         }
     }
 
@@ -336,6 +343,7 @@ impl Counters {
         self.icmp_errors_suppressed += o.icmp_errors_suppressed;
         self.fragments_created += o.fragments_created;
         self.fragments_reassembled += o.fragments_reassembled;
+        self.general_path += o.general_path;
     }
 
     /// Total drops.
