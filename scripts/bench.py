@@ -297,6 +297,8 @@ def summary(scenario, out_json, greway_jsons, testpmd_logs):
         "window_s": round(mid["bench"]["window_s"], 2),
         "tsc_hz": tsc_hz,
         "drops_in_median_run": drops,
+        # Packets no fast path took (the general rules handled them), in the median run.
+        "general_path_in_median_run": mid.get("general_path_packets", 0),
         # "hugepages-2048kB" or "4k-pages" (--no-huge): both programs ran with the same EAL memory arguments.
         "memory": os.environ.get("BENCH_MEMORY", "4k-pages"),
     }

@@ -50,6 +50,8 @@ for s in sys.argv[2:]:
     r = d["scenarios"][s]
     assert r["greway_mpps"] > 0 and r["testpmd_mpps"] > 0 and r["cycles_per_pkt"] > 0, (s, r)
     assert r["drops_in_median_run"] == {}, (s, r["drops_in_median_run"])
+    # These scenarios are the fast paths' shapes: a fast path that declined them would show here.
+    assert r["general_path_in_median_run"] == 0, (s, r["general_path_in_median_run"])
 PY
     rm -rf "$dir"
 }
