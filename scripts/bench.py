@@ -65,6 +65,21 @@ def inner6(src, dst, sport, frame_len):
     )
 
 
+def from_peer(i, inner_frame, proto=0x0800, over6=False):
+    """Frame i of the peer's GRE traffic (key KEY) carrying inner_frame's IP packet, as the outside port receives it:
+    over IPv4 (198.51.100.7 -> 192.0.2.1, DF) or over IPv6 (2001:db8:ffff::7 -> 2001:db8:ffff::1)."""
+    if over6:
+        outer = IPv6(src=PEER_IP6, dst=GW_OUTSIDE_IP6, hlim=64)
+    else:
+        outer = IP(src=PEER_IP, dst=GW_OUTSIDE_IP, ttl=64, id=i, flags="DF")
+    return (
+        Ether(src=UPSTREAM_MAC, dst=GW_OUTSIDE_MAC)
+        / outer
+        / GRE(key_present=1, key=KEY, proto=proto)
+        / Raw(raw(inner_frame)[14:])
+    )
+
+
 def write(path, frames):
     for i, f in enumerate(frames):
         f.time = BASE_TIME + i / 1_000_000
@@ -91,36 +106,15 @@ def gen_pcaps(out):
         f"{out}/encap-8k.pcap",
         [inner(HOST_IP, f"198.18.{(i // 250) % 2}.{1 + i % 250}", 1024 + i, 64) for i in range(8192)],
     )
-    frames = []
-    for i in range(1024):
-        inn = raw(inner("198.18.0.1", HOST_IP, 1024 + i, 64))[14:]
-        frames.append(
-            Ether(src=UPSTREAM_MAC, dst=GW_OUTSIDE_MAC)
-            / IP(src=PEER_IP, dst=GW_OUTSIDE_IP, ttl=64, id=i, flags="DF")
-            / GRE(key_present=1, key=KEY, proto=0x0800)
-            / Raw(inn)
-        )
-    write(f"{out}/decap-64.pcap", frames)
-    frames = []
-    for i in range(1024):
-        inn = raw(inner6("2001:db8:2::1", HOST_IP6, 1024 + i, 64))[14:]
-        frames.append(
-            Ether(src=UPSTREAM_MAC, dst=GW_OUTSIDE_MAC)
-            / IP(src=PEER_IP, dst=GW_OUTSIDE_IP, ttl=64, id=i, flags="DF")
-            / GRE(key_present=1, key=KEY, proto=0x86DD)
-            / Raw(inn)
-        )
-    write(f"{out}/decap6-64.pcap", frames)
-    frames = []
-    for i in range(1024):
-        inn = raw(inner("198.18.0.1", HOST_IP, 1024 + i, 64))[14:]
-        frames.append(
-            Ether(src=UPSTREAM_MAC, dst=GW_OUTSIDE_MAC)
-            / IPv6(src=PEER_IP6, dst=GW_OUTSIDE_IP6, hlim=64)
-            / GRE(key_present=1, key=KEY, proto=0x0800)
-            / Raw(inn)
-        )
-    write(f"{out}/decap-over6-64.pcap", frames)
+    write(f"{out}/decap-64.pcap", [from_peer(i, inner("198.18.0.1", HOST_IP, 1024 + i, 64)) for i in range(1024)])
+    write(
+        f"{out}/decap6-64.pcap",
+        [from_peer(i, inner6("2001:db8:2::1", HOST_IP6, 1024 + i, 64), proto=0x86DD) for i in range(1024)],
+    )
+    write(
+        f"{out}/decap-over6-64.pcap",
+        [from_peer(i, inner("198.18.0.1", HOST_IP, 1024 + i, 64), over6=True) for i in range(1024)],
+    )
     write(
         f"{out}/encap6-64.pcap",
         [inner6(HOST_IP6, f"2001:db8:2::{1 + i % 250:x}", 1024 + i, 64) for i in range(1024)],

@@ -151,6 +151,22 @@ fn outer_gre(gre_hdr: &[u8], inner: &[u8], outer_tos: u8) -> Vec<u8> {
     f
 }
 
+/// A GRE packet from the peer of t6 over IPv6 (outer 2001:db8:eeee::7 -> 2001:db8:ffff::1, hop limit 60).
+fn outer_gre6(gre_hdr: &[u8], inner: &[u8], outer_tc: u8) -> Vec<u8> {
+    let mut g = gre_hdr.to_vec();
+    g.extend_from_slice(inner);
+    let mut f = eth(OUT_MAC, GW_MAC, 0x86dd);
+    f.extend(ipv6(
+        v6("2001:db8:eeee::7"),
+        v6("2001:db8:ffff::1"),
+        47,
+        60,
+        outer_tc,
+        &g,
+    ));
+    f
+}
+
 fn gre_hdr(
     csum_on: bool,
     key: Option<u32>,
@@ -847,17 +863,7 @@ fn decap_anti_spoofing_loop_and_ttl() {
 fn decap_ipv6_outer() {
     let mut r = rig("");
     let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
-    let mut g = gre_hdr(false, Some(6), None, 0x0800, &inner);
-    g.extend_from_slice(&inner);
-    let mut f = eth(OUT_MAC, GW_MAC, 0x86dd);
-    f.extend(ipv6(
-        v6("2001:db8:eeee::7"),
-        v6("2001:db8:ffff::1"),
-        47,
-        60,
-        0,
-        &g,
-    ));
+    let f = outer_gre6(&gre_hdr(false, Some(6), None, 0x0800, &inner), &inner, 0);
     let (v, out) = r.run(&f, OUTSIDE);
     assert_eq!(v, Verdict::Tx(INSIDE));
     assert_eq!(&out[14 + 12..14 + 16], &[10, 20, 0, 5]);
@@ -1612,18 +1618,7 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
             let g = gre_hdr(false, key, None, proto, &inner);
             let io = ETH_LEN + 40 + g.len();
             for tc in [0x01u8, 0x03] {
-                let mut payload = g.clone();
-                payload.extend_from_slice(&inner);
-                let mut f = eth(OUT_MAC, GW_MAC, 0x86dd);
-                f.extend(ipv6(
-                    v6("2001:db8:eeee::7"),
-                    v6("2001:db8:ffff::1"),
-                    47,
-                    60,
-                    tc,
-                    &payload,
-                ));
-                v.push((OUTSIDE, f, io));
+                v.push((OUTSIDE, outer_gre6(&g, &inner, tc), io));
             }
         }
     }
@@ -1896,17 +1891,7 @@ fn fast_paths_take_the_common_shapes() {
             ),
         ),
     ] {
-        let mut g = gre_hdr(false, Some(6), None, proto, &inner);
-        g.extend_from_slice(&inner);
-        let mut f = eth(OUT_MAC, GW_MAC, 0x86dd);
-        f.extend(ipv6(
-            v6("2001:db8:eeee::7"),
-            v6("2001:db8:ffff::1"),
-            47,
-            60,
-            0,
-            &g,
-        ));
+        let f = outer_gre6(&gre_hdr(false, Some(6), None, proto, &inner), &inner, 0);
         let (v, out) = r.run(&f, OUTSIDE);
         assert_eq!(v, Verdict::Tx(INSIDE));
         assert_eq!(out.len(), 14 + inner.len());
