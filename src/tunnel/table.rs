@@ -235,6 +235,47 @@ pub struct Neighbor {
     pub is_static: bool,
 }
 
+/// A small set of IPv4 addresses (host order) with a 64-bit filter in front, for the per-packet "is this
+/// address ours" checks: an address outside the set almost always costs a multiply, a shift and a bit test
+/// (one bit of 64 per member, picked by a multiplicative hash), where a slice search costs a call and a loop.
+#[derive(Clone, Debug, Default)]
+pub struct AddrSet4 {
+    filter: u64,
+    addrs: Vec<u32>,
+}
+
+impl AddrSet4 {
+    pub fn new(addrs: impl IntoIterator<Item = u32>) -> Self {
+        let mut addrs: Vec<u32> = addrs.into_iter().collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        let filter = addrs.iter().fold(0, |f, &a| f | Self::bit(a));
+        AddrSet4 { filter, addrs }
+    }
+
+    #[inline(always)]
+    fn bit(a: u32) -> u64 {
+        // Fibonacci hashing: the top 6 bits of the product depend on every bit of the address.
+        1u64 << (a.wrapping_mul(0x9e37_79b9) >> 26)
+    }
+
+    #[inline(always)]
+    // `contains` on a `u32` slice is an out-of-line vectorised search: a call and set-up that cost more than
+    // the loop over the few members a gateway has.
+    #[allow(clippy::manual_contains)]
+    pub fn contains(&self, a: u32) -> bool {
+        self.filter & Self::bit(a) != 0 && self.addrs.iter().any(|&x| x == a)
+    }
+
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+}
+
 /// Everything a worker reads per packet. Immutable once published.
 #[derive(Debug)]
 pub struct Tables {
@@ -254,8 +295,10 @@ pub struct Tables {
     pub local6_tunneled: bool,
     /// The distinct tunnel endpoint addresses of ours (`local` of every tunnel): the decap loop check.
     pub tunnel_locals: Vec<IpAddr>,
-    /// The IPv4 ones of `tunnel_locals`, as host-order integers (the IPv4 decap fast path).
-    pub tunnel_locals4: Vec<u32>,
+    /// The IPv4 ones of `tunnel_locals` (the IPv4 decap fast path's loop check).
+    pub tunnel_locals4: AddrSet4,
+    /// `local4` as an [`AddrSet4`] (the fast paths' "is it ours" checks).
+    pub local4_set: AddrSet4,
     /// Cache lines of the largest tunnel's hot part ([`Tunnel::hot_bytes`]): what the encap stage prefetches
     /// per packet with many tunnels (1 when every tunnel is IPv4 with at most a key).
     pub tunnel_lines: usize,
@@ -424,19 +467,17 @@ pub fn build_tables(
     let mut tunnel_locals: Vec<IpAddr> = tunnels.iter().map(|t| t.local).collect();
     tunnel_locals.sort_unstable();
     tunnel_locals.dedup();
-    let tunnel_locals4 = tunnel_locals
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V4(a) => Some(u32::from(*a)),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
+    let tunnel_locals4 = AddrSet4::new(tunnel_locals.iter().filter_map(|a| match a {
+        IpAddr::V4(a) => Some(u32::from(*a)),
+        IpAddr::V6(_) => None,
+    }));
     let mut local4 = Vec::new();
     let mut local6 = Vec::new();
     for p in &ports {
         local4.extend(p.v4.iter().map(|a| a.0));
         local6.extend(p.v6.iter().map(|a| a.0));
     }
+    let local4_set = AddrSet4::new(local4.iter().map(|&a| u32::from(a)));
     let local4_tunneled = local4
         .iter()
         .any(|a| routes.encap4.lookup(u32::from(*a)).is_some());
@@ -462,6 +503,7 @@ pub fn build_tables(
         local6_tunneled,
         tunnel_locals,
         tunnel_locals4,
+        local4_set,
         generation,
         tunnel_ids: (0..cfg.tunnels.len() as u64).collect(),
     }
@@ -598,6 +640,30 @@ fn build_tunnel(
 #[cfg(test)]
 mod layout_tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The filter never hides a member: `AddrSet4` answers like a slice search, for members, for addresses
+        /// one bit away from one, and for any other address.
+        #[test]
+        fn addr_set4_equals_slice_search(
+            addrs in prop::collection::vec(any::<u32>(), 0..40),
+            probes in prop::collection::vec(any::<u32>(), 1..40),
+            flip in 0u32..32,
+        ) {
+            let set = AddrSet4::new(addrs.iter().copied());
+            let mut all = probes.clone();
+            all.extend(addrs.iter().copied());
+            all.extend(addrs.iter().map(|a| a ^ (1 << flip)));
+            for a in all {
+                prop_assert_eq!(set.contains(a), addrs.contains(&a), "{:#x}", a);
+            }
+            let mut distinct = addrs.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            prop_assert_eq!(set.len(), distinct.len());
+        }
+    }
 
     #[test]
     fn hot_fields_layout() {

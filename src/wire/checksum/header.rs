@@ -46,7 +46,20 @@ pub fn ipv4_header_checksum_skip_field(hdr: &[u8; 20]) -> u16 {
 /// is all ones).
 #[inline]
 pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
-    ipv4_le_sum(hdr, u32::MAX) == 0xffff
+    // The one's-complement sum is all ones (-0) iff the plain integer sum of the 16-bit words is a non-zero
+    // multiple of 0xffff (2^16 = 1 modulo 0xffff). The five little-endian 32-bit words sum to 256 times that
+    // modulo 0xffff (a byte swap multiplies by 256), and 256 is invertible modulo 0xffff: one remainder (a
+    // multiply by a constant) replaces the folds.
+    let w = |i: usize| {
+        u64::from(u32::from_le_bytes([
+            hdr[i],
+            hdr[i + 1],
+            hdr[i + 2],
+            hdr[i + 3],
+        ]))
+    };
+    let s = w(0) + w(4) + w(8) + w(12) + w(16);
+    s != 0 && s % 0xffff == 0
 }
 
 /// RFC 1624 incremental update: the checksum after one 16-bit word of the covered data changes from `old_word`

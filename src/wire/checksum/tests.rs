@@ -185,6 +185,27 @@ proptest! {
         prop_assert!(ipv4_header_valid(&hdr));
     }
 
+    /// The remainder test of `ipv4_header_valid` agrees with the folded sum for any header: random ones (almost
+    /// all invalid), corrected ones, ones whose sum is +0 in the other representation (checksum 0x0000 against
+    /// 0xffff), and the all-zero header (sum 0: invalid).
+    #[test]
+    fn ipv4_valid_equals_folded_sum(mut hdr in any::<[u8; 20]>(), fix in 0u8..4) {
+        if fix >= 1 {
+            hdr[10..12].fill(0);
+            let c = checksum(&hdr);
+            hdr[10..12].copy_from_slice(&c.to_be_bytes());
+            if fix == 2 {
+                // The same sum with the checksum written as the other zero (0x0000 <-> 0xffff).
+                let alt = if c == 0 { 0xffff } else if c == 0xffff { 0 } else { c };
+                hdr[10..12].copy_from_slice(&alt.to_be_bytes());
+            }
+            if fix == 3 {
+                hdr = [0; 20];
+            }
+        }
+        prop_assert_eq!(ipv4_header_valid(&hdr), checksum(&hdr) == 0);
+    }
+
     /// Incremental equals full recomputation for any word of any buffer. The one exception is a buffer that
     /// becomes all zeros: full recomputation then gives -0 (0xffff), which only a sum of zeros can produce, while
     /// RFC 1624 eqn. 3 gives the equivalent +0; both verify.
