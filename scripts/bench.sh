@@ -5,6 +5,10 @@
 #   scripts/bench.sh SCENARIO        one of: forward-64 encap-64 encap-1k-tunnels encap-64-8k decap-64 encap-csum-64 encap-csum-1500
 #                                    encap-seq-2workers encap6-64 decap6-64 encap-over6-64 decap-over6-64
 #   scripts/bench.sh checksum        `greway bench checksum` (every variant and DPDK's rte_raw_cksum, same timing)
+#   scripts/bench.sh instructions [SCENARIO...]
+#                                    instructions per packet (valgrind callgrind, repeatable) of greway and of
+#                                    testpmd io on the scenario's ports, split into I/O (PMDs, DPDK libraries) and
+#                                    the program's own code; default forward-64 encap-64 decap-64
 #   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only
 #
 # Per scenario: the capture (scripts/bench.py gen) is replayed forever by net_pcap (rx_pcap=FILE,infinite_rx=1) on
@@ -55,6 +59,17 @@ fi
 if [[ ${1:-} == checksum ]]; then
     "$GREWAY" --log warn bench checksum --sizes 64,1500 | tee "$OUT/checksum.txt"
     exit 0
+fi
+
+INSTRUCTIONS=
+if [[ ${1:-} == instructions ]]; then
+    shift
+    INSTRUCTIONS=1
+    [[ $# -gt 0 ]] || set -- forward-64 encap-64 decap-64
+    command -v valgrind >/dev/null || {
+        echo "installing valgrind" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null
+    }
 fi
 
 ALL=$($PY scripts/bench.py list)
@@ -185,6 +200,37 @@ run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
     echo "bench-window cpu_ns=$((c1 - c0)) wall_s=$(awk "BEGIN{print $t1 - $t0}") show_cpu_ns=$((cb - ca))" >>"$log"
     cleanup_prefix "$prefix"
 }
+
+# Instruction counts: both programs once under callgrind (one file per thread; the busiest thread is the
+# forwarding one) for CG_SECS seconds; bench.py splits the counts by shared object and divides by the packets
+# each forwarded (greway: its stats JSON; testpmd: the forward statistics it prints when it exits).
+if [[ -n $INSTRUCTIONS ]]; then
+    CG_SECS=${CG_SECS:-4}
+    for s in "${SCENARIOS[@]}"; do
+        prefix="cg-bench-$RUNID-$s"
+        rm -f "$OUT/$s.cg.greway."* "$OUT/$s.cg.testpmd."*
+        sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$s.toml" | mem_toml >"$OUT/$s.run.toml"
+        timeout 600 valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes \
+            --callgrind-out-file="$OUT/$s.cg.greway.out" "$GREWAY" --log warn run -c "$OUT/$s.run.toml" -q \
+            --duration-s "$CG_SECS" --warmup-s 0 --stats-json "$OUT/$s.cg.greway.json" \
+            >"$OUT/$s.cg.greway.log" 2>&1 || {
+            echo "greway under callgrind failed ($s): see $OUT/$s.cg.greway.log" >&2
+            STATUS=1
+        }
+        cleanup_prefix "$prefix"
+        mapfile -t devs < <($PY scripts/bench.py devices "$s" "$OUT")
+        q=$($PY scripts/bench.py workers "$s")
+        # -a: forward from the start; SIGINT makes testpmd stop, print its totals and exit (callgrind dumps).
+        timeout -s INT "$CG_SECS" valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes \
+            --callgrind-out-file="$OUT/$s.cg.testpmd.out" dpdk-testpmd -l 0-1 "${MEM_ARGS[@]}" --no-pci \
+            --no-shconf --file-prefix "$prefix-tp" --vdev "${devs[0]}" --vdev "${devs[1]}" -- \
+            --forward-mode=io --nb-cores=1 --rxq="$q" --txq="$q" --burst=32 --total-num-mbufs=32768 -a \
+            >"$OUT/$s.cg.testpmd.log" 2>&1 || true
+        cleanup_prefix "$prefix-tp"
+        $PY scripts/bench.py instructions "$s" "$OUT" || STATUS=1
+    done
+    exit ${STATUS:-0}
+fi
 
 LINES=()
 PARTS=()
