@@ -567,20 +567,8 @@ impl<B: PacketBuf> Worker<B> {
             .expect("a header and an IPv4 header");
         d[..32].copy_from_slice(&t.template[..32]);
         d[hl - 32..hl].copy_from_slice(&t.template[hl - 32..hl]);
-        let frag: u16 = if inner.df { 0x4000 } else { 0 };
-        let sum = t.ip4_base_sum
-            + u32::from(tos)
-            + outer_len as u32
-            + u32::from(ident)
-            + u32::from(frag)
-            + (u32::from(ttl) << 8);
-        let ip = &mut d[ETH..ETH + 20];
-        ip[1] = tos;
-        put16(ip, 2, outer_len as u16);
-        put16(ip, 4, ident);
-        put16(ip, 6, frag);
-        ip[8] = ttl;
-        put16(ip, 10, !checksum::fold(sum));
+        let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
+        outer_ipv4_fields(ip, t, tos, outer_len, ident, inner.df, ttl);
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
         tc.encap_bytes += inner.len as u64;
@@ -1193,21 +1181,8 @@ impl<B: PacketBuf> Worker<B> {
             put16(ip, 4, (outer_len - 40) as u16);
             ip[7] = ttl;
         } else {
-            let frag: u16 = if df { 0x4000 } else { 0 };
-            // The header checksum from the tunnel's precomputed sum plus the per-packet words, in registers.
-            let sum = t.ip4_base_sum
-                + u32::from(tos)
-                + outer_len as u32
-                + u32::from(ident)
-                + u32::from(frag)
-                + (u32::from(ttl) << 8);
-            let ip = &mut d[ETH..ETH + 20];
-            ip[1] = tos;
-            put16(ip, 2, outer_len as u16);
-            put16(ip, 4, ident);
-            put16(ip, 6, frag);
-            ip[8] = ttl;
-            put16(ip, 10, !checksum::fold(sum));
+            let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
+            outer_ipv4_fields(ip, t, tos, outer_len, ident, df, ttl);
         }
         if !v4 {
             // The template's protocol type is IPv4.
@@ -1934,6 +1909,34 @@ fn fast_gre(d: &[u8], gre_at: usize, gre: &[u8]) -> Option<(u16, Option<u32>, us
     } else {
         Some((proto, None, gre_at + 4))
     }
+}
+
+/// The per-packet fields of an outer IPv4 header whose other fields the tunnel's template wrote: TOS, total
+/// length, identification, DF, TTL, and the header checksum from the tunnel's precomputed sum plus these words,
+/// in registers (never read back from the packet).
+#[inline(always)]
+fn outer_ipv4_fields(
+    ip: &mut [u8; 20],
+    t: &Tunnel,
+    tos: u8,
+    outer_len: usize,
+    ident: u16,
+    df: bool,
+    ttl: u8,
+) {
+    let frag: u16 = if df { 0x4000 } else { 0 };
+    let sum = t.ip4_base_sum
+        + u32::from(tos)
+        + outer_len as u32
+        + u32::from(ident)
+        + u32::from(frag)
+        + (u32::from(ttl) << 8);
+    ip[1] = tos;
+    put16(ip, 2, outer_len as u16);
+    put16(ip, 4, ident);
+    put16(ip, 6, frag);
+    ip[8] = ttl;
+    put16(ip, 10, !checksum::fold(sum));
 }
 
 /// The inner IPv4 header values [`Worker::fast_emit4`] needs, as the fast path's checks loaded them.

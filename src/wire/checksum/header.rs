@@ -5,11 +5,10 @@
 
 use super::fold;
 
-/// Sum of the five 32-bit little-endian words of an IPv4 header. A 32-bit value `lo + 65536 * hi` is congruent
-/// to `lo + hi` modulo 0xffff, and little-endian lanes are swapped once at the end (RFC 1071 section 2(B)), so five
-/// straight-line loads replace ten 16-bit ones.
+/// The plain sum of the five little-endian 32-bit words of an IPv4 header (the word at offset 8, which holds
+/// the checksum field in its upper half, masked with `field_mask`): below 2^35.
 #[inline(always)]
-fn ipv4_le_sum(hdr: &[u8; 20], field_mask: u32) -> u16 {
+fn le_words_sum(hdr: &[u8; 20], field_mask: u32) -> u64 {
     let w = |i: usize| {
         u64::from(u32::from_le_bytes([
             hdr[i],
@@ -18,7 +17,15 @@ fn ipv4_le_sum(hdr: &[u8; 20], field_mask: u32) -> u16 {
             hdr[i + 3],
         ]))
     };
-    let s = w(0) + w(4) + (w(8) & u64::from(field_mask)) + w(12) + w(16);
+    w(0) + w(4) + (w(8) & u64::from(field_mask)) + w(12) + w(16)
+}
+
+/// Sum of the five 32-bit little-endian words of an IPv4 header. A 32-bit value `lo + 65536 * hi` is congruent
+/// to `lo + hi` modulo 0xffff, and little-endian lanes are swapped once at the end (RFC 1071 section 2(B)), so five
+/// straight-line loads replace ten 16-bit ones.
+#[inline(always)]
+fn ipv4_le_sum(hdr: &[u8; 20], field_mask: u32) -> u16 {
+    let s = le_words_sum(hdr, field_mask);
     // Five 32-bit words sum below 2^35: one 64->32 fold leaves at most 0xffff_ffff + 7, a second makes it fit.
     let s = (s & 0xffff_ffff) + (s >> 32);
     let s = (s & 0xffff_ffff) + (s >> 32);
@@ -50,15 +57,7 @@ pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
     // multiple of 0xffff (2^16 = 1 modulo 0xffff). The five little-endian 32-bit words sum to 256 times that
     // modulo 0xffff (a byte swap multiplies by 256), and 256 is invertible modulo 0xffff: one remainder (a
     // multiply by a constant) replaces the folds.
-    let w = |i: usize| {
-        u64::from(u32::from_le_bytes([
-            hdr[i],
-            hdr[i + 1],
-            hdr[i + 2],
-            hdr[i + 3],
-        ]))
-    };
-    let s = w(0) + w(4) + w(8) + w(12) + w(16);
+    let s = le_words_sum(hdr, u32::MAX);
     s != 0 && s % 0xffff == 0
 }
 
