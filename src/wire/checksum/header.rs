@@ -58,7 +58,7 @@ pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
     // modulo 0xffff (a byte swap multiplies by 256), and 256 is invertible modulo 0xffff: one remainder (a
     // multiply by a constant) replaces the folds.
     let s = le_words_sum(hdr, u32::MAX);
-    s != 0 && s % 0xffff == 0
+    s != 0 && s.is_multiple_of(0xffff)
 }
 
 /// RFC 1624 incremental update: the checksum after one 16-bit word of the covered data changes from `old_word`
