@@ -767,15 +767,18 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let idst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
-        if tables.tunnel_locals4.contains(idst) || tables.routes.encap4.lookup(idst).is_some() {
+        if tables.tunnel_locals4.contains(idst) {
             return None;
         }
         // `RouteTables::next_hop` by hand on the raw address: calling it (with an `IpAddr`) measured 16 cycles/packet
         // slower on decap-64 (scripts/bench-ab.sh, 3 runs each, 144 -> 160).
-        let route = tables
-            .routes
-            .routes
-            .get(tables.routes.routes4.lookup(idst)? as usize)?;
+        let rt = &tables.routes;
+        let route = rt.routes.get(rt.routes4.lookup(idst)? as usize)?;
+        // A tunnel route wins over any route (into a tunnel again: the general rules); only one overlapping the
+        // matched route's prefix can match this destination.
+        if route.tunnel_overlap && rt.encap4.lookup(idst).is_some() {
+            return None;
+        }
         if tables.ports.get(route.port)?.role != PortRole::Inside {
             return None;
         }
@@ -821,16 +824,16 @@ impl<B: PacketBuf> Worker<B> {
         }
         let idst: &[u8; 16] = inner[24..40].try_into().ok()?;
         let rt = &tables.routes;
-        // Both walks before either result is used: their dependent loads overlap.
-        let (tunnel, route) = (rt.encap6.lookup_bytes(idst), rt.routes6.lookup_bytes(idst));
-        if tunnel.is_some() {
-            return None;
-        }
+        let route = rt.routes6.lookup_bytes(idst);
         let dst = Ipv6Addr::from(*idst);
         if tables.tunnel_locals.contains(&IpAddr::V6(dst)) {
             return None;
         }
         let route = rt.routes.get(route? as usize)?;
+        // As in `fast_decap_inner4`: the tunnel-route walk only where a tunnel route overlaps the route's prefix.
+        if route.tunnel_overlap && rt.encap6.lookup_bytes(idst).is_some() {
+            return None;
+        }
         if tables.ports.get(route.port)?.role != PortRole::Inside {
             return None;
         }

@@ -212,6 +212,10 @@ pub struct Route {
     pub port: usize,
     /// None: directly connected (the destination itself is the next hop).
     pub via: Option<IpAddr>,
+    /// Some tunnel route overlaps this route's prefix (one contains the other). A tunnel route takes precedence
+    /// over any route, so a destination this route matches can go into a tunnel only when this is set: without
+    /// it the decap fast paths skip the tunnel-route lookup (for IPv6 a walk of several dependent loads).
+    pub tunnel_overlap: bool,
 }
 
 /// The route tables: rebuilt only when routes or tunnels change.
@@ -318,6 +322,35 @@ pub enum TableError {
 }
 
 /// Build the route tables from the config's tunnels, routes and connected subnets.
+/// Which address ranges (prefixes, as first..=last address; IPv4 widened to `u128`) a set of prefixes overlaps,
+/// in O(log n) per query: two prefixes overlap iff one contains the other, i.e. iff one's first address lies in
+/// the other's range. Sorted by first address, with a running maximum of the last addresses, a query range
+/// [f, l] overlaps some prefix iff a prefix starts inside it, or the prefixes starting before f reach f.
+struct PrefixOverlap {
+    /// (first, max last of this and every earlier entry), sorted by first.
+    sorted: Vec<(u128, u128)>,
+}
+
+impl PrefixOverlap {
+    fn new(ranges: impl IntoIterator<Item = (u128, u128)>) -> Self {
+        let mut v: Vec<(u128, u128)> = ranges.into_iter().collect();
+        v.sort_unstable();
+        let mut reach = 0u128;
+        for (i, e) in v.iter_mut().enumerate() {
+            reach = if i == 0 { e.1 } else { reach.max(e.1) };
+            e.1 = reach;
+        }
+        PrefixOverlap { sorted: v }
+    }
+
+    fn any(&self, first: u128, last: u128) -> bool {
+        // Entries starting at or before `last`.
+        let n = self.sorted.partition_point(|&(f, _)| f <= last);
+        // The last of them starts inside [first, last], or some earlier one reaches `first`.
+        n > 0 && self.sorted[n - 1].1 >= first
+    }
+}
+
 pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
     let mut e4 = Vec::new();
     let mut e6 = Vec::new();
@@ -339,6 +372,7 @@ pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
             routes.push(Route {
                 port: pi,
                 via: None,
+                tunnel_overlap: false,
             });
             match a.trunc() {
                 IpNet::V4(n) => r4.push((n, idx)),
@@ -355,11 +389,35 @@ pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
                 TableError::Other(format!("route {}: unknown port {}", r.prefix, r.port))
             })?;
         let idx = routes.len() as u32;
-        routes.push(Route { port, via: r.via });
+        routes.push(Route {
+            port,
+            via: r.via,
+            tunnel_overlap: false,
+        });
         match r.prefix.trunc() {
             IpNet::V4(n) => r4.push((n, idx)),
             IpNet::V6(n) => r6.push((n, idx)),
         }
+    }
+    let overlap4 = PrefixOverlap::new(e4.iter().map(|(n, _)| {
+        (
+            u128::from(u32::from(n.network())),
+            u128::from(u32::from(n.broadcast())),
+        )
+    }));
+    for (n, idx) in &r4 {
+        routes[*idx as usize].tunnel_overlap = overlap4.any(
+            u128::from(u32::from(n.network())),
+            u128::from(u32::from(n.broadcast())),
+        );
+    }
+    let overlap6 = PrefixOverlap::new(
+        e6.iter()
+            .map(|(n, _)| (u128::from(n.network()), u128::from(n.broadcast()))),
+    );
+    for (n, idx) in &r6 {
+        routes[*idx as usize].tunnel_overlap =
+            overlap6.any(u128::from(n.network()), u128::from(n.broadcast()));
     }
     Ok(RouteTables {
         encap4: Lpm4::from_nets(&e4)?,
@@ -643,6 +701,27 @@ mod layout_tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// `PrefixOverlap` answers like a check against every prefix (two prefixes overlap iff one contains the
+        /// other), for IPv4-sized prefixes of any length and queries among, inside and around them.
+        #[test]
+        fn prefix_overlap_equals_pairwise_check(
+            set in prop::collection::vec((any::<u32>(), 0u8..=32), 0..30),
+            queries in prop::collection::vec((any::<u32>(), 0u8..=32), 1..30),
+        ) {
+            let range = |(a, len): (u32, u8)| {
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+                (u128::from(a & mask), u128::from(a | !mask))
+            };
+            let set: Vec<(u128, u128)> = set.into_iter().map(range).collect();
+            let po = PrefixOverlap::new(set.iter().copied());
+            let mut qs: Vec<(u128, u128)> = queries.into_iter().map(range).collect();
+            qs.extend(set.iter().copied());
+            for (f, l) in qs {
+                let nested = set.iter().any(|&(sf, sl)| (sf <= f && l <= sl) || (f <= sf && sl <= l));
+                prop_assert_eq!(po.any(f, l), nested, "{:#x}..{:#x} in {:x?}", f, l, set);
+            }
+        }
+
         /// The filter never hides a member: `AddrSet4` answers like a slice search, for members, for addresses
         /// one bit away from one, and for any other address.
         #[test]
@@ -663,6 +742,54 @@ mod layout_tests {
             distinct.dedup();
             prop_assert_eq!(set.len(), distinct.len());
         }
+    }
+
+    /// `Route::tunnel_overlap` from a real configuration: set where a tunnel route lies inside the route's prefix
+    /// or contains it, clear where they are disjoint, for both families.
+    #[test]
+    fn routes_know_which_tunnel_routes_overlap_them() {
+        let text = r#"
+            [eal]
+            args = ["-l", "0-1"]
+            [dataplane]
+            workers = [1]
+            [[port]]
+            name = "inside"
+            device = "net_null0"
+            address = ["10.0.0.1/24", "10.1.0.1/24", "2001:db8:1::1/64", "2001:db8:3::1/64"]
+            [[port]]
+            name = "outside"
+            device = "net_null1"
+            address = "192.0.2.1/24"
+            [[tunnel]]
+            name = "t"
+            local = "192.0.2.1"
+            remote = "192.0.2.7"
+            routes = ["10.0.0.128/25", "10.0.0.0/8", "2001:db8:1::/126"]
+            [[route]]
+            prefix = "172.16.0.0/16"
+            port = "inside"
+            via = "10.1.0.2"
+            "#;
+        let cfg =
+            crate::config::Config::from_str_named(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        let rt = build_routes(&cfg).expect("routes");
+        let flag = |a: &str| {
+            let idx = match a.parse::<IpAddr>().unwrap() {
+                IpAddr::V4(a) => rt.routes4.lookup(u32::from(a)),
+                IpAddr::V6(a) => rt.routes6.lookup(u128::from(a)),
+            };
+            rt.routes[idx.expect("routed") as usize].tunnel_overlap
+        };
+        // 10.0.0.0/24 holds 10.0.0.128/25 and lies in 10.0.0.0/8; so does 10.1.0.0/24 (in /8).
+        assert!(flag("10.0.0.5"));
+        assert!(flag("10.1.0.5"));
+        // 172.16.0.0/16 and 192.0.2.0/24: no tunnel route near them.
+        assert!(!flag("172.16.3.4"));
+        assert!(!flag("192.0.2.9"));
+        // 2001:db8:1::/64 holds the /126; 2001:db8:3::/64 is disjoint from it.
+        assert!(flag("2001:db8:1::9"));
+        assert!(!flag("2001:db8:3::9"));
     }
 
     #[test]
