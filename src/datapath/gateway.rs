@@ -507,8 +507,8 @@ impl<B: PacketBuf> Worker<B> {
         if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {
             return None;
         }
-        if !t.checksum && !t.outer_v6() {
-            // The common tunnel: from the header values already loaded, at fixed offsets.
+        if !t.outer_v6() {
+            // IPv4 outside: from the header values already loaded, at fixed offsets.
             let inner = InnerV4 {
                 len: len - ETH,
                 tos: ip[1],
@@ -516,18 +516,23 @@ impl<B: PacketBuf> Worker<B> {
                 df: ip[6] & 0x40 != 0,
                 cksum: u16::from_be_bytes([ip[10], ip[11]]),
             };
-            return Some(self.fast_emit4(t, pkt, ti, inner, c));
+            // One copy per checksum setting: the plain tunnel's copy has no checksum code at all.
+            return Some(if t.checksum {
+                self.fast_emit4::<true>(t, pkt, ti, inner, c)
+            } else {
+                self.fast_emit4::<false>(t, pkt, ti, inner, c)
+            });
         }
         Some(self.encap_emit(t, pkt, ti, true, len - ETH, true, true, c))
     }
 
-    /// [`Worker::encap_emit`] for the fast path's most common tunnel, IPv4 outside without GRE checksum or
-    /// sequence number (so a 38- or 42-byte header): the inner header's TTL is decremented before prepending
-    /// and the outer IPv4 header sits at fixed offsets, so the whole rewrite is two length checks and
-    /// straight-line stores of values already in registers. `tests::fast_path_equals_general_rules` compares
-    /// it byte for byte with the general rules.
+    /// [`Worker::encap_emit`] for the fast path's IPv4-outside tunnels (no sequence number there, so a 38-, 42-
+    /// or 46-byte header: key and GRE checksum optional): the inner header's TTL is decremented before
+    /// prepending and the outer IPv4 header sits at fixed offsets, so the whole rewrite is two length checks and
+    /// straight-line stores of values already in registers. `tests::fast_path_equals_general_rules` compares it
+    /// byte for byte with the general rules.
     #[inline(always)]
-    fn fast_emit4(
+    fn fast_emit4<const CSUM: bool>(
         &mut self,
         t: &Tunnel,
         pkt: &mut B,
@@ -535,7 +540,19 @@ impl<B: PacketBuf> Worker<B> {
         inner: InnerV4,
         c: &mut Counters,
     ) -> Verdict {
-        const PLAIN_MAX: usize = ETH + 20 + 8;
+        const HL_MIN: usize = ETH + 20 + 4;
+        // RFC 2784 2.5, summed before anything is written (see `encap_emit`): the GRE words from the tunnel's
+        // precomputed sum plus the inner payload; the verified inner header sums to all ones and adds nothing,
+        // and the TTL decrement's RFC 1624 update keeps it so.
+        debug_assert_eq!(CSUM, t.checksum);
+        let gre_sum = if CSUM {
+            Some(checksum::fold(checksum::sum(
+                &pkt.data()[ETH + 20..],
+                t.gre_base_sum,
+            )))
+        } else {
+            None
+        };
         // The caller saw more than 1 (forwarded: the TTL drops by one, RFC 1812).
         let ttl_in = inner.ttl - 1;
         {
@@ -548,11 +565,13 @@ impl<B: PacketBuf> Worker<B> {
         }
         let tos = (inner.tos & t.tos_keep) | t.tos_set;
         let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
-        // 38 (no key) or 42 (key): a value the compiler knows the range of, so the copies need no checks.
-        let hl = if t.header_bytes() > PLAIN_MAX - 4 {
-            PLAIN_MAX
+        // A value the compiler knows the range of, so the copies below need no checks: 38 or 42 without a
+        // checksum (key or not), 42 or 46 with one.
+        let short = if CSUM { HL_MIN + 4 } else { HL_MIN };
+        let hl = if t.header_bytes() > short {
+            short + 4
         } else {
-            PLAIN_MAX - 4
+            short
         };
         debug_assert_eq!(hl, t.header_bytes());
         if pkt.prepend(hl - ETH).is_none() {
@@ -561,14 +580,18 @@ impl<B: PacketBuf> Worker<B> {
         let outer_len = inner.len + hl - ETH;
         let ident = self.ip_ident;
         self.ip_ident = self.ip_ident.wrapping_add(1);
-        // The header and the 20-byte inner header after it.
-        let d: &mut [u8; PLAIN_MAX - 4 + 20] = (&mut pkt.data_mut()[..PLAIN_MAX - 4 + 20])
+        // At least the shortest header and the 20-byte inner header after it.
+        let d: &mut [u8; HL_MIN + 20] = (&mut pkt.data_mut()[..HL_MIN + 20])
             .try_into()
             .expect("a header and an IPv4 header");
         d[..32].copy_from_slice(&t.template[..32]);
         d[hl - 32..hl].copy_from_slice(&t.template[hl - 32..hl]);
         let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
         outer_ipv4_fields(ip, t, tos, outer_len, ident, inner.df, ttl);
+        if let Some(s) = gre_sum {
+            // The checksum field follows the GRE flags and protocol.
+            put16(d, ETH + 20 + 4, !s);
+        }
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
         tc.encap_bytes += inner.len as u64;
