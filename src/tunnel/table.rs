@@ -748,31 +748,11 @@ mod layout_tests {
     /// or contains it, clear where they are disjoint, for both families.
     #[test]
     fn routes_know_which_tunnel_routes_overlap_them() {
-        let text = r#"
-            [eal]
-            args = ["-l", "0-1"]
-            [dataplane]
-            workers = [1]
-            [[port]]
-            name = "inside"
-            device = "net_null0"
-            address = ["10.0.0.1/24", "10.1.0.1/24", "2001:db8:1::1/64", "2001:db8:3::1/64"]
-            [[port]]
-            name = "outside"
-            device = "net_null1"
-            address = "192.0.2.1/24"
-            [[tunnel]]
-            name = "t"
-            local = "192.0.2.1"
-            remote = "192.0.2.7"
-            routes = ["10.0.0.128/25", "10.0.0.0/8", "2001:db8:1::/126"]
-            [[route]]
-            prefix = "172.16.0.0/16"
-            port = "inside"
-            via = "10.1.0.2"
-            "#;
-        let cfg =
-            crate::config::Config::from_str_named(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        // The test kit's ports and routes, plus a tunnel routing into the inside's subnets.
+        let cfg = crate::datapath::testkit::config_with(
+            "[[tunnel]]\nname = \"t9\"\nlocal = \"192.0.2.1\"\nremote = \"198.51.100.9\"\n\
+             routes = [\"10.0.0.128/25\", \"2001:db8:1::/126\"]",
+        );
         let rt = build_routes(&cfg).expect("routes");
         let flag = |a: &str| {
             let idx = match a.parse::<IpAddr>().unwrap() {
@@ -781,15 +761,16 @@ mod layout_tests {
             };
             rt.routes[idx.expect("routed") as usize].tunnel_overlap
         };
-        // 10.0.0.0/24 holds 10.0.0.128/25 and lies in 10.0.0.0/8; so does 10.1.0.0/24 (in /8).
+        // The connected 10.0.0.0/24 holds 10.0.0.128/25; the default route holds every tunnel route.
         assert!(flag("10.0.0.5"));
-        assert!(flag("10.1.0.5"));
-        // 172.16.0.0/16 and 192.0.2.0/24: no tunnel route near them.
-        assert!(!flag("172.16.3.4"));
+        assert!(flag("172.16.3.4"));
+        // The connected 192.0.2.0/24: no tunnel route in it or around it.
         assert!(!flag("192.0.2.9"));
-        // 2001:db8:1::/64 holds the /126; 2001:db8:3::/64 is disjoint from it.
+        // The connected 2001:db8:1::/64 holds the /126; 2001:db8:ffff::/64 and the 2001:db8:eeee::/48 route
+        // are disjoint from every tunnel route.
         assert!(flag("2001:db8:1::9"));
-        assert!(!flag("2001:db8:3::9"));
+        assert!(!flag("2001:db8:ffff::9"));
+        assert!(!flag("2001:db8:eeee::1"));
     }
 
     #[test]
