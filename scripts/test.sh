@@ -11,14 +11,14 @@ scripts/install-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo build --release"
 cargo build --release
 echo "== cargo test"
 mkdir -p target
 set +e
-cargo test --all-targets 2>&1 | tee target/test.log
+cargo test --workspace --all-targets 2>&1 | tee target/test.log
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(awk '/^test result:/ { p += $4 } END { print p + 0 }' target/test.log)

@@ -9,10 +9,11 @@ use crate::control::plane::{ControlPlane, Notice, Outgoing};
 use crate::control::status::{Status, TunnelInfo, TunnelStatus};
 use crate::control::{Aggregator, LiveLine};
 use crate::datapath::gateway::{Gateway, Shared, KEEPALIVE_HANDOFF};
-use crate::datapath::worker::{self, WorkerChannels, WorkerPort, WorkerSetup};
+use crate::datapath::worker::{self, WorkerChannels, WorkerSetup};
 use crate::datapath::CrossConnect;
 use crate::datapath::Processor;
 use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, PortId};
+use crate::dpdk::{WorkerPort, WorkerQueues};
 use crate::stats::{new_latency_histogram, Counters, LatencySummary, Snapshot};
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
@@ -422,9 +423,9 @@ where
                 tx_queue: w as u16,
             })
             .collect();
+        let queues = WorkerQueues::new(ports);
         let setup = WorkerSetup {
             index: w,
-            ports,
             burst: usize::from(cfg.dataplane.burst),
             idle_sleep_us: cfg.dataplane.idle_sleep_us,
             tsc_hz,
@@ -442,7 +443,7 @@ where
         // On the EAL worker lcore of its core when there is one (the usual case: `-l` lists the worker cores),
         // so DPDK multi-process stays enabled for dpdk-dumpcap; otherwise a pinned thread registered with EAL.
         let h = match dpdk::spawn_pinned(&format!("worker {w}"), core, move || {
-            worker::run(setup, proc)
+            worker::run(setup, queues, proc)
         }) {
             Ok(h) => h,
             Err(e) => {

@@ -356,35 +356,7 @@ impl Serialize for Tos {
     }
 }
 
-/// Which side a port faces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PortRole {
-    /// Faces the hosts: plain IP in, plain IP out.
-    Inside,
-    /// Faces the transport network: GRE in, GRE out.
-    Outside,
-}
-
-impl PortRole {
-    /// The role implied by a port name (`inside` / `outside`), if any.
-    pub fn from_name(name: &str) -> Option<PortRole> {
-        match name {
-            "inside" => Some(PortRole::Inside),
-            "outside" => Some(PortRole::Outside),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for PortRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PortRole::Inside => "inside",
-            PortRole::Outside => "outside",
-        })
-    }
-}
+pub use greway_datapath::tunnel::table::PortRole;
 
 // ---- deserializers with messages that quote the bad value --------------------------------------
 

@@ -1,15 +1,17 @@
 //! greway: a kernel-bypass GRE tunnel gateway on DPDK.
 //!
-//! Layers (each may import only those below it): `wire` -> `stats`, `tunnel` -> `datapath` -> `dpdk`
-//! (the only FFI) -> `control`, `app`, `cli`. `config` (serde types and validation) is used by every layer above
-//! `wire`. See ../shared/design/architecture.md.
+//! Layers, each importing only those below it, enforced by crate boundaries (docs/architecture.md):
+//! - `greway-wire` (crates/wire, re-exported as [`wire`]): packet formats and checksums.
+//! - `greway-datapath` (crates/datapath; [`buf`], [`stats`], [`tunnel`], [`datapath`]): the packet logic, the
+//!   generic poll loop, tables and counters. Neither pure crate depends on DPDK, the configuration or the
+//!   control plane, and neither has a build script.
+//! - this crate: [`dpdk`] (the only FFI), [`config`], [`control`], [`app`] and [`gen`], and the CLI.
 pub mod app;
-pub mod buf;
 pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod dpdk;
 pub mod gen;
-pub mod stats;
-pub mod tunnel;
-pub mod wire;
+
+pub use greway_datapath::{buf, stats, tunnel};
+pub use greway_wire as wire;

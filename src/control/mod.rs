@@ -4,6 +4,7 @@ pub mod ctl;
 pub mod http;
 pub mod plane;
 pub mod status;
+pub mod tables;
 
 use crate::config::Config;
 use crate::stats::{new_latency_histogram, Counters, DropReason, LatencySummary, Snapshot};

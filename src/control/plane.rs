@@ -2,11 +2,11 @@
 //! neighbours, tunnel states), absorbs worker events (neighbours seen, next hops to resolve), ages learned
 //! neighbours, drives Cisco keepalives and tunnel up/down, and says which frames to send. `app` turns those
 //! frames into mbufs; tests drive it directly.
+use super::tables::{build_routes, build_tables, port_infos, static_neighbors};
 use crate::config::Config;
 use crate::datapath::gateway::Event;
 use crate::tunnel::table::{
-    build_routes, build_tables, port_infos, static_neighbors, FxMap, Neighbor, PortInfo,
-    RouteTables, TableError, Tables, TunnelState,
+    FxMap, Neighbor, PortInfo, RouteTables, TableError, Tables, TunnelState,
 };
 use crate::wire::gre;
 use std::collections::HashMap;

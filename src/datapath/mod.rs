@@ -1,72 +1,11 @@
-//! The datapath: what happens to each packet. The poll loop (`worker`) is DPDK-specific; every decision is made
-//! by a [`Processor`] written against [`PacketBuf`], so the rules run on plain byte buffers in tests.
-pub mod frag;
-pub mod gateway;
-pub mod reasm;
-pub mod reorder;
+//! The datapath as the binary uses it: the pure crate's modules, plus the tests that drive the gateway together
+//! with the control plane that builds its tables.
+pub use greway_datapath::{
+    frag, gateway, reasm, reorder, worker, CrossConnect, Processor, Verdict,
+};
+
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
-pub mod worker;
-
-use crate::buf::PacketBuf;
-use crate::stats::{Counters, DropReason};
-
-/// What to do with a packet after processing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Send it out of port index `n` (index into the configured ports).
-    Tx(usize),
-    /// Drop it and count the reason.
-    Drop(DropReason),
-    /// The processor keeps it (handoff to another worker, reordering buffer, waiting for ARP): the worker hands
-    /// ownership over with [`Processor::hold`].
-    Hold,
-}
-
-/// Per-packet logic, generic over the buffer so it runs on mbufs and on `VecBuf`s.
-pub trait Processor<B: PacketBuf>: Send {
-    /// Called once per received burst, with the TSC of the rx call.
-    fn begin_burst(&mut self, _now_tsc: u64) {}
-    /// Called with each received burst before its packets are processed one by one: a chance to start the
-    /// burst's table loads together (batched lookups, prefetching). Must not change any packet. When it is
-    /// called, `process` must next be called once for each of these packets, in this order (the processor
-    /// may hand each packet a result staged here); without it, `process` works alone.
-    fn prepare_burst(&mut self, _pkts: &[B], _in_port: usize, _counters: &Counters) {}
-    /// Decide the fate of one packet received on port index `in_port`, rewriting it in place.
-    fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict;
-    /// Take ownership of a packet `process` returned [`Verdict::Hold`] for.
-    fn hold(&mut self, pkt: B, counters: &mut Counters) {
-        let _ = pkt;
-        counters.drop_pkt(DropReason::LocalUnhandled);
-    }
-    /// Release deferred packets (handoffs, reorder timeouts): `emit(port, pkt)` queues one for tx and returns
-    /// false if it could not (the packet is then already dropped and must be counted by the caller of emit).
-    fn poll_deferred(
-        &mut self,
-        _now_tsc: u64,
-        _emit: &mut dyn FnMut(usize, B) -> bool,
-        _counters: &mut Counters,
-    ) {
-    }
-    /// Run-unique ids of the tunnels of the table in use (index order), when the processor has tunnels: the
-    /// worker re-lays out its per-tunnel counters when this changes ([`Counters::relayout`]).
-    fn tunnel_ids(&self) -> Option<&std::sync::Arc<[u64]>> {
-        None
-    }
-    /// The worker is stopping: free or count whatever is held.
-    fn finish(&mut self, _counters: &mut Counters) {}
-}
-
-/// `mode = "forward"`: a plain cross-connect between two ports (port 0 <-> port 1), like testpmd's io mode. The
-/// baseline for benchmarks and the foundation's end-to-end test.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CrossConnect;
-
-impl<B: PacketBuf> Processor<B> for CrossConnect {
-    #[inline(always)]
-    fn process(&mut self, _pkt: &mut B, in_port: usize, _c: &mut Counters) -> Verdict {
-        Verdict::Tx(in_port ^ 1)
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -3,11 +3,11 @@
 //! Ports: 0 "inside" 10.0.0.1/24 + 2001:db8:1::1/64, 1 "outside" 192.0.2.1/24 + 2001:db8:ffff::1/64.
 //! Tunnels: "t1" 192.0.2.1 -> 198.51.100.7 (key 1001, checksum, sequence; 10.20.0.0/16, 2001:db8:20::/48) and
 //! "t6" over IPv6 (key 6; 10.60.0.0/16). Static neighbours for the next hops and the host 10.0.0.2.
-use super::gateway::{Gateway, Shared};
 use crate::buf::VecBuf;
 use crate::config::Config;
 use crate::control::plane::ControlPlane;
 use crate::stats::Counters;
+use greway_datapath::gateway::{Gateway, Shared};
 use std::time::Instant;
 
 /// The configuration described in the module docs.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
+pub mod queues;
 pub mod sys;
 pub mod telemetry;
 
@@ -19,6 +20,7 @@ pub use error::DpdkError;
 pub use mbuf::{Burst, Drain, Mbuf};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortStats};
+pub use queues::{WorkerPort, WorkerQueues};
 
 use std::fmt;
 

@@ -4,7 +4,6 @@
 //! sleep is the one deliberate syscall, and only when the queues stay empty).
 use super::{Processor, Verdict};
 use crate::buf::PacketBuf;
-use crate::dpdk::{self, Burst, Mbuf};
 use crate::stats::{new_latency_histogram, Counters, DropReason, Snapshot};
 use crossbeam::queue::ArrayQueue;
 use hdrhistogram::Histogram;
@@ -14,36 +13,80 @@ use std::sync::Arc;
 /// The largest burst the worker handles (config `burst` is capped to it).
 pub const MAX_BURST: usize = 256;
 
-/// One port as a worker sees it: its own rx queue (if it polls the port) and its own tx queue.
-#[derive(Clone, Copy, Debug)]
-pub struct WorkerPort {
-    pub port_id: u16,
-    /// None: another worker polls this port (it has fewer rx queues than workers).
-    pub rx_queue: Option<u16>,
-    pub tx_queue: u16,
+/// A burst of owned packets, in order: what a port's rx fills and what its tx drains. Dropping it (or calling
+/// [`PacketBurst::free_all`]) frees what is left, in bulk where the buffer kind allows.
+pub trait PacketBurst: Default {
+    type Pkt: PacketBuf;
+    /// Packets held.
+    fn len(&self) -> usize;
+    /// True when empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Add a packet; gives it back when full.
+    fn push(&mut self, p: Self::Pkt) -> Result<(), Self::Pkt>;
+    /// Sum of the packet lengths added by `push` and still held.
+    fn pushed_bytes(&self) -> u64;
+    /// The packets held, borrowed.
+    fn as_slice(&self) -> &[Self::Pkt];
+    /// Take all packets out, in order; those the iterator does not yield are freed when it drops.
+    fn drain(&mut self) -> impl Iterator<Item = Self::Pkt> + '_;
+    /// Free everything held; returns how many were freed.
+    fn free_all(&mut self) -> usize;
+}
+
+/// A worker's ports as its poll loop sees them: its own rx and tx queue on each. Implemented on DPDK queues by
+/// the binary (one FFI call per burst) and on in-memory queues in tests, so flush, tx-full retry and drain are
+/// tested without EAL.
+pub trait PortIo {
+    type Pkt: PacketBuf;
+    type Burst: PacketBurst<Pkt = Self::Pkt>;
+    /// Number of ports (port indices are `0..nports()`).
+    fn nports(&self) -> usize;
+    /// Receive up to `max` packets of port `port` into `into` (empty); 0 when this worker does not poll it.
+    fn rx(&mut self, port: usize, into: &mut Self::Burst, max: usize) -> usize;
+    /// Transmit as many as port `port`'s queue takes; what it refused stays in `from`, in order.
+    fn tx(&mut self, port: usize, from: &mut Self::Burst) -> usize;
+    /// The clock of the poll loop (TSC ticks).
+    fn now(&self) -> u64;
+}
+
+/// The CPU's time-stamp counter (the clock DPDK's `rte_rdtsc` reads).
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no memory effects and is available on every x86_64 CPU.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::sync::OnceLock;
+        static T0: OnceLock<std::time::Instant> = OnceLock::new();
+        T0.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+    }
 }
 
 /// The lock-free channels between a worker and the control thread.
-pub struct WorkerChannels {
+pub struct WorkerChannels<P> {
     /// Worker -> control: cumulative snapshots.
     pub snapshots: Arc<ArrayQueue<Box<Snapshot>>>,
     /// Control -> worker: emptied snapshot boxes for reuse (no allocation on the worker).
     pub recycled: Arc<ArrayQueue<Box<Snapshot>>>,
     /// Control -> worker: packets the control thread wants sent (ARP requests, keepalives, held packets).
-    pub inject: Arc<ArrayQueue<(usize, Mbuf)>>,
+    pub inject: Arc<ArrayQueue<(usize, P)>>,
 }
 
 /// Everything a worker needs; moved into its thread.
-pub struct WorkerSetup {
+pub struct WorkerSetup<P> {
     pub index: usize,
-    pub ports: Vec<WorkerPort>,
     pub burst: usize,
     pub idle_sleep_us: u32,
     pub tsc_hz: u64,
     pub stop: Arc<AtomicBool>,
     /// TSC of the last received packet (any worker), for `--exit-idle-ms`.
     pub last_rx_tsc: Arc<AtomicU64>,
-    pub channels: WorkerChannels,
+    pub channels: WorkerChannels<P>,
     pub n_tunnels: usize,
     /// TSC at which the measurement window opens (`--warmup-s`): the worker notes its tx count and resets its
     /// latency histogram there. 0: the window opens when the loop starts.
@@ -89,25 +132,26 @@ fn tx_rx_total(c: &Counters) -> (u64, u64) {
 
 /// Run the poll loop until `stop` is set; returns the final counters (also pushed as a last snapshot), the
 /// latency histogram (of the window) and the measurement window.
-pub fn run<P: Processor<Mbuf>>(
-    setup: WorkerSetup,
+pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
+    setup: WorkerSetup<IO::Pkt>,
+    mut io: IO,
     mut proc: P,
 ) -> (Counters, Histogram<u64>, Window) {
-    let nports = setup.ports.len();
+    let nports = io.nports();
     let burst = setup.burst.clamp(1, MAX_BURST);
     let mut counters = Counters::new(nports, setup.n_tunnels);
     let mut hist: Histogram<u64> = new_latency_histogram();
-    let mut rx: Burst<MAX_BURST> = Burst::new();
-    let mut tx: Vec<Burst<MAX_BURST>> = (0..nports).map(|_| Burst::new()).collect();
+    let mut rx = IO::Burst::default();
+    let mut tx: Vec<IO::Burst> = (0..nports).map(|_| IO::Burst::default()).collect();
     let ns_per_tick = 1e9 / setup.tsc_hz.max(1) as f64;
     let snapshot_every = setup.tsc_hz / SNAPSHOTS_PER_SEC;
-    let mut next_snapshot = dpdk::rdtsc() + snapshot_every;
+    let mut next_snapshot = io.now() + snapshot_every;
     let mut idle_rounds: u32 = 0;
     let mut sleep_us: u32 = 0;
     // (tsc, tx, rx, thread cpu ns) when the window opened.
     // Without a warm-up the window opens now, before any packet (the histogram keeps every sample).
     let mut window: Option<(u64, u64, u64, u64)> =
-        (setup.window_start_tsc == 0).then(|| (dpdk::rdtsc(), 0, 0, thread_cpu_ns()));
+        (setup.window_start_tsc == 0).then(|| (io.now(), 0, 0, thread_cpu_ns()));
     let mut window_pending = window.is_none();
 
     // `last_rx_tsc` is shared by all workers: refreshed at most once per millisecond (an atomic read-modify-write
@@ -121,13 +165,12 @@ pub fn run<P: Processor<Mbuf>>(
         let mut got_any = false;
         // One clock read and one table check per poll round: the round's bursts, its deferred work and its
         // packets' latency all start from `now` (taken just before the rx calls, so the latency includes them).
-        let now = dpdk::rdtsc();
+        let now = io.now();
         // Pick up a new table (and lay the counters out for it) before any packet or deferred work uses it.
         proc.begin_burst(now);
-        sync_tunnel_layout(&proc, &mut counters);
-        for (pi, wp) in setup.ports.iter().enumerate() {
-            let Some(q) = wp.rx_queue else { continue };
-            let n = rx.rx_n(wp.port_id, q, burst);
+        sync_tunnel_layout::<IO::Pkt, P>(&proc, &mut counters);
+        for pi in 0..nports {
+            let n = io.rx(pi, &mut rx, burst);
             if n == 0 {
                 continue;
             }
@@ -142,7 +185,7 @@ pub fn run<P: Processor<Mbuf>>(
                         if let Err(m) = tx[out].push(m) {
                             // A full tx burst: flush it now and retry once.
                             flush(
-                                &setup.ports[out],
+                                &mut io,
                                 &mut tx[out],
                                 out,
                                 &mut counters,
@@ -166,7 +209,7 @@ pub fn run<P: Processor<Mbuf>>(
             pc.rx += n as u64;
             pc.rx_bytes += rx_bytes;
             flush_all(
-                &setup.ports,
+                &mut io,
                 &mut tx,
                 &mut counters,
                 &mut hist,
@@ -201,14 +244,7 @@ pub fn run<P: Processor<Mbuf>>(
             counters.drop_pkt(DropReason::TxFull);
         }
         if extra {
-            flush_all(
-                &setup.ports,
-                &mut tx,
-                &mut counters,
-                &mut hist,
-                now,
-                ns_per_tick,
-            );
+            flush_all(&mut io, &mut tx, &mut counters, &mut hist, now, ns_per_tick);
         }
 
         if !got_any {
@@ -239,17 +275,17 @@ pub fn run<P: Processor<Mbuf>>(
         }
     }
     // Final drain: retry what the queues refused for a short while, then free and count it.
-    for (wp, b) in setup.ports.iter().zip(tx.iter_mut()) {
+    for (out, b) in tx.iter_mut().enumerate() {
         for _ in 0..1000 {
             if b.is_empty() {
                 break;
             }
-            b.tx(wp.port_id, wp.tx_queue);
+            io.tx(out, b);
         }
         let left = b.free_all();
         counters.drops[DropReason::TxFull as usize] += left as u64;
     }
-    let end = dpdk::rdtsc();
+    let end = io.now();
     let end_cpu = thread_cpu_ns();
     proc.finish(&mut counters);
     publish(&setup, &counters, &hist);
@@ -266,7 +302,7 @@ pub fn run<P: Processor<Mbuf>>(
 /// A table with another tunnel set was picked up: move the per-tunnel counters to its indices (rare; the
 /// check is a pointer comparison per burst).
 #[inline(always)]
-fn sync_tunnel_layout<P: Processor<Mbuf>>(proc: &P, counters: &mut Counters) {
+fn sync_tunnel_layout<B: PacketBuf, P: Processor<B>>(proc: &P, counters: &mut Counters) {
     if let Some(ids) = proc.tunnel_ids() {
         if !Arc::ptr_eq(ids, &counters.tunnel_ids) {
             if ids[..] != counters.tunnel_ids[..] {
@@ -279,23 +315,23 @@ fn sync_tunnel_layout<P: Processor<Mbuf>>(proc: &P, counters: &mut Counters) {
     }
 }
 
-fn flush_all(
-    ports: &[WorkerPort],
-    tx: &mut [Burst<MAX_BURST>],
+fn flush_all<IO: PortIo>(
+    io: &mut IO,
+    tx: &mut [IO::Burst],
     counters: &mut Counters,
     hist: &mut Histogram<u64>,
     t_rx: u64,
     ns_per_tick: f64,
 ) {
-    for (out, (wp, b)) in ports.iter().zip(tx.iter_mut()).enumerate() {
-        flush(wp, b, out, counters, hist, t_rx, ns_per_tick);
+    for (out, b) in tx.iter_mut().enumerate() {
+        flush(io, b, out, counters, hist, t_rx, ns_per_tick);
     }
 }
 
 #[inline(always)]
-fn flush(
-    wp: &WorkerPort,
-    b: &mut Burst<MAX_BURST>,
+fn flush<IO: PortIo>(
+    io: &mut IO,
+    b: &mut IO::Burst,
     out: usize,
     counters: &mut Counters,
     hist: &mut Histogram<u64>,
@@ -307,7 +343,7 @@ fn flush(
     }
     let bytes = b.pushed_bytes();
     let n = b.len();
-    let sent = b.tx(wp.port_id, wp.tx_queue);
+    let sent = io.tx(out, b);
     let refused = b.len();
     let refused_bytes = b.pushed_bytes();
     if refused > 0 {
@@ -319,13 +355,13 @@ fn flush(
     counters.ports[out].tx += sent as u64;
     counters.ports[out].tx_bytes += bytes - refused_bytes;
     if sent > 0 {
-        let lat_ns = ((dpdk::rdtsc().saturating_sub(t_rx)) as f64 * ns_per_tick) as u64;
+        let lat_ns = ((io.now().saturating_sub(t_rx)) as f64 * ns_per_tick) as u64;
         let _ = hist.record_n(lat_ns.max(1), sent as u64);
         counters.latency_samples += sent as u64;
     }
 }
 
-fn publish(setup: &WorkerSetup, counters: &Counters, hist: &Histogram<u64>) {
+fn publish<P>(setup: &WorkerSetup<P>, counters: &Counters, hist: &Histogram<u64>) {
     // No free box: skip this tick rather than allocate on the hot path.
     let Some(mut snap) = setup.channels.recycled.pop() else {
         return;

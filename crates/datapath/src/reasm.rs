@@ -7,7 +7,7 @@
 //! the whole datagram invalid (as RFC 5722 requires for IPv6: a classic evasion trick). The datagram is rebuilt
 //! in the first fragment's own buffer (its tailroom), so no buffer is allocated.
 use crate::buf::PacketBuf;
-use crate::wire::checksum;
+use greway_wire::checksum;
 
 const ETH: usize = 14;
 

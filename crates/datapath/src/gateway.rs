@@ -9,13 +9,12 @@
 //! Every packet ends as a [`Verdict::Tx`] or a [`Verdict::Drop`] with its reason.
 use super::{Processor, Verdict};
 use crate::buf::PacketBuf;
-use crate::config::PortRole;
 use crate::stats::{Counters, DropReason};
-use crate::tunnel::table::{Neighbor, Tables, Tunnel, MAX_ENCAP_HEADER};
-use crate::wire::checksum;
-use crate::wire::gre::{self, GreError};
+use crate::tunnel::table::{Neighbor, PortRole, Tables, Tunnel, MAX_ENCAP_HEADER};
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
+use greway_wire::checksum;
+use greway_wire::gre::{self, GreError};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
@@ -173,7 +172,7 @@ struct Worker<B> {
     staged_len: usize,
     staged_next: usize,
     /// Packets the fast paths took (tests only: the hot path carries no extra counter).
-    #[cfg(test)]
+    #[cfg(feature = "testkit")]
     fast_hits: u64,
 }
 
@@ -264,7 +263,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_next: 0,
                 last_decap4: None,
                 fast_path: true,
-                #[cfg(test)]
+                #[cfg(feature = "testkit")]
                 fast_hits: 0,
             },
         }
@@ -282,7 +281,7 @@ impl<B: PacketBuf> Gateway<B> {
     }
 
     /// Packets the fast paths took.
-    #[cfg(test)]
+    #[cfg(feature = "testkit")]
     pub fn fast_path_hits(&self) -> u64 {
         self.w.fast_hits
     }
@@ -398,7 +397,7 @@ impl<B: PacketBuf> Worker<B> {
                 }
             };
             if let Some(v) = fast {
-                #[cfg(test)]
+                #[cfg(feature = "testkit")]
                 {
                     self.fast_hits += 1;
                 }

@@ -3,7 +3,7 @@
 //! fragments the destination host reassembles; outer packets are never fragmented. This is the rare path: it
 //! takes extra buffers from the packet's own pool ([`PacketBuf::alloc_sibling`]).
 use crate::buf::PacketBuf;
-use crate::wire::checksum;
+use greway_wire::checksum;
 
 const ETH: usize = 14;
 

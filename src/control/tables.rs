@@ -1,0 +1,377 @@
+//! Building the datapath's tables from the configuration: ports, tunnels with their encapsulation templates,
+//! route LPMs and static neighbours. The tables themselves (and every lookup) live in the pure datapath crate;
+//! this is the one place that knows both the configuration and the table layout.
+use crate::config::{Config, Tos, Ttl, TunnelCfg};
+use greway_datapath::tunnel::lpm::Lpm4;
+use greway_datapath::tunnel::lpm6::Lpm6;
+use greway_datapath::tunnel::table::*;
+use greway_wire::checksum;
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Build the route tables from the config's tunnels, routes and connected subnets.
+pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
+    let mut e4 = Vec::new();
+    let mut e6 = Vec::new();
+    for (i, t) in cfg.tunnels.iter().enumerate() {
+        for r in &t.routes {
+            match r {
+                IpNet::V4(n) => e4.push((*n, i as u32)),
+                IpNet::V6(n) => e6.push((*n, i as u32)),
+            }
+        }
+    }
+    let mut routes = Vec::new();
+    let mut r4 = Vec::new();
+    let mut r6 = Vec::new();
+    // Connected subnets first; configured routes after, so a configured route for the same prefix wins.
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        for a in &p.addresses {
+            let idx = routes.len() as u32;
+            routes.push(Route {
+                port: pi,
+                via: None,
+                tunnel_overlap: false,
+            });
+            match a.trunc() {
+                IpNet::V4(n) => r4.push((n, idx)),
+                IpNet::V6(n) => r6.push((n, idx)),
+            }
+        }
+    }
+    for r in &cfg.routes {
+        let port = cfg
+            .ports
+            .iter()
+            .position(|p| p.name == r.port)
+            .ok_or_else(|| {
+                TableError::Other(format!("route {}: unknown port {}", r.prefix, r.port))
+            })?;
+        let idx = routes.len() as u32;
+        routes.push(Route {
+            port,
+            via: r.via,
+            tunnel_overlap: false,
+        });
+        match r.prefix.trunc() {
+            IpNet::V4(n) => r4.push((n, idx)),
+            IpNet::V6(n) => r6.push((n, idx)),
+        }
+    }
+    let overlap4 = PrefixOverlap::new(e4.iter().map(|(n, _)| {
+        (
+            u128::from(u32::from(n.network())),
+            u128::from(u32::from(n.broadcast())),
+        )
+    }));
+    for (n, idx) in &r4 {
+        routes[*idx as usize].tunnel_overlap = overlap4.any(
+            u128::from(u32::from(n.network())),
+            u128::from(u32::from(n.broadcast())),
+        );
+    }
+    let overlap6 = PrefixOverlap::new(
+        e6.iter()
+            .map(|(n, _)| (u128::from(n.network()), u128::from(n.broadcast()))),
+    );
+    for (n, idx) in &r6 {
+        routes[*idx as usize].tunnel_overlap =
+            overlap6.any(u128::from(n.network()), u128::from(n.broadcast()));
+    }
+    Ok(RouteTables {
+        encap4: Lpm4::from_nets(&e4)?,
+        encap6: Lpm6::from_nets(&e6)?,
+        routes4: Lpm4::from_nets(&r4)?,
+        routes6: Lpm6::from_nets(&r6)?,
+        routes,
+    })
+}
+
+/// Static neighbours from the config.
+pub fn static_neighbors(cfg: &Config) -> FxMap<IpAddr, Neighbor> {
+    let mut m = FxMap::default();
+    for n in &cfg.neighbors {
+        if let Some(port) = cfg.ports.iter().position(|p| p.name == n.port) {
+            m.insert(
+                n.ip,
+                Neighbor {
+                    port,
+                    mac: n.mac.0,
+                    is_static: true,
+                },
+            );
+        }
+    }
+    m
+}
+
+/// Ports as the datapath sees them, with their effective MACs.
+pub fn port_infos(cfg: &Config, macs: &[[u8; 6]]) -> Vec<PortInfo> {
+    cfg.ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortInfo {
+            name: p.name.clone(),
+            role: p.role(),
+            mac: p
+                .mac
+                .map(|m| m.0)
+                .or(macs.get(i).copied())
+                .unwrap_or([0; 6]),
+            v4: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a {
+                    IpNet::V4(n) => Some((n.addr(), n.prefix_len())),
+                    _ => None,
+                })
+                .collect(),
+            v6: p
+                .addresses
+                .iter()
+                .filter_map(|a| match a {
+                    IpNet::V6(n) => Some((n.addr(), n.prefix_len())),
+                    _ => None,
+                })
+                .collect(),
+            mtu: p.mtu,
+        })
+        .collect()
+}
+
+/// Build the whole table generation.
+pub fn build_tables(
+    cfg: &Config,
+    ports: Vec<PortInfo>,
+    routes: Arc<RouteTables>,
+    neighbors: FxMap<IpAddr, Neighbor>,
+    states: &[Arc<TunnelState>],
+    generation: u64,
+) -> Tables {
+    let mut decap = FxMap::default();
+    let mut peers = FxMap::default();
+    let mut tunnels = Vec::with_capacity(cfg.tunnels.len());
+    for (i, tc) in cfg.tunnels.iter().enumerate() {
+        let state = states
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(TunnelState::default()));
+        let t = build_tunnel(cfg, i as u32, tc, &ports, &routes, &neighbors, state);
+        decap.insert(
+            DecapKey {
+                local: t.local,
+                remote: t.remote,
+                key: t.ikey,
+            },
+            i as u32,
+        );
+        peers.insert((t.local, t.remote), i as u32);
+        tunnels.push(t);
+    }
+    let mut tunnel_locals: Vec<IpAddr> = tunnels.iter().map(|t| t.local).collect();
+    tunnel_locals.sort_unstable();
+    tunnel_locals.dedup();
+    let tunnel_locals4 = AddrSet4::new(tunnel_locals.iter().filter_map(|a| match a {
+        IpAddr::V4(a) => Some(u32::from(*a)),
+        IpAddr::V6(_) => None,
+    }));
+    let mut local4 = Vec::new();
+    let mut local6 = Vec::new();
+    for p in &ports {
+        local4.extend(p.v4.iter().map(|a| a.0));
+        local6.extend(p.v6.iter().map(|a| a.0));
+    }
+    let local4_set = AddrSet4::new(local4.iter().map(|&a| u32::from(a)));
+    let local4_tunneled = local4
+        .iter()
+        .any(|a| routes.encap4.lookup(u32::from(*a)).is_some());
+    let local6_tunneled = local6
+        .iter()
+        .any(|a| routes.encap6.lookup(u128::from(*a)).is_some());
+    let tunnel_lines = tunnels
+        .iter()
+        .map(|t| t.hot_bytes().div_ceil(64))
+        .max()
+        .unwrap_or(1);
+    Tables {
+        tunnel_lines,
+        ports,
+        tunnels,
+        decap,
+        peers,
+        routes,
+        neighbors,
+        local4,
+        local6,
+        local4_tunneled,
+        local6_tunneled,
+        tunnel_locals,
+        tunnel_locals4,
+        local4_set,
+        generation,
+        tunnel_ids: (0..cfg.tunnels.len() as u64).collect(),
+    }
+}
+
+fn build_tunnel(
+    cfg: &Config,
+    index: u32,
+    tc: &TunnelCfg,
+    ports: &[PortInfo],
+    routes: &RouteTables,
+    neighbors: &FxMap<IpAddr, Neighbor>,
+    state: Arc<TunnelState>,
+) -> Tunnel {
+    let (out_port, next_hop) = routes.next_hop(tc.remote).unwrap_or_else(|| {
+        // No route: fall back to the port that owns `local`, next hop = remote (validated configs always route).
+        let p = cfg
+            .ports
+            .iter()
+            .position(|p| p.has_address(tc.local))
+            .unwrap_or(0);
+        (p, tc.remote)
+    });
+    let nb = neighbors.get(&next_hop).filter(|n| n.port == out_port);
+    let mut tpl = [0u8; MAX_ENCAP_HEADER];
+    // Ethernet.
+    if let Some(n) = nb {
+        tpl[0..6].copy_from_slice(&n.mac);
+    }
+    tpl[6..12].copy_from_slice(&ports.get(out_port).map(|p| p.mac).unwrap_or_default());
+    let ip_off = 14;
+    let gre_off = match (tc.local, tc.remote) {
+        (IpAddr::V4(l), IpAddr::V4(r)) => {
+            tpl[12..14].copy_from_slice(&[0x08, 0x00]);
+            let ip = &mut tpl[ip_off..ip_off + 20];
+            ip[0] = 0x45;
+            ip[8] = match tc.ttl {
+                Ttl::Fixed(t) => t,
+                Ttl::Inherit => 64,
+            };
+            ip[9] = 47;
+            ip[12..16].copy_from_slice(&l.octets());
+            ip[16..20].copy_from_slice(&r.octets());
+            ip_off + 20
+        }
+        (l, r) => {
+            let (IpAddr::V6(l), IpAddr::V6(r)) = (l, r) else {
+                unreachable!("validated: local and remote are of one family")
+            };
+            tpl[12..14].copy_from_slice(&[0x86, 0xdd]);
+            let ip = &mut tpl[ip_off..ip_off + 40];
+            ip[0] = 0x60;
+            ip[6] = 47;
+            ip[7] = match tc.ttl {
+                Ttl::Fixed(t) => t,
+                Ttl::Inherit => 64,
+            };
+            ip[8..24].copy_from_slice(&l.octets());
+            ip[24..40].copy_from_slice(&r.octets());
+            ip_off + 40
+        }
+    };
+    let mut flags: u16 = 0;
+    let mut off = gre_off + 4;
+    if tc.checksum {
+        flags |= 0x8000;
+        off += 4;
+    }
+    let key_off = off;
+    if let Some(k) = tc.out_key() {
+        flags |= 0x2000;
+        tpl[off..off + 4].copy_from_slice(&k.to_be_bytes());
+        off += 4;
+    }
+    let seq_off = off;
+    if tc.sequence {
+        flags |= 0x1000;
+        off += 4;
+    }
+    tpl[gre_off..gre_off + 2].copy_from_slice(&flags.to_be_bytes());
+    // Protocol type: IPv4, the common inner protocol; the encapsulation rewrites it only for IPv6.
+    tpl[gre_off + 2..gre_off + 4].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip4_base_sum = if gre_off == ip_off + 20 {
+        let mut h = [0u8; 20];
+        h.copy_from_slice(&tpl[ip_off..ip_off + 20]);
+        h[8] = 0; // TTL: per packet
+        u32::from(checksum::fold(checksum::sum(&h, 0)))
+    } else {
+        0
+    };
+    // The checksum field (present only when enabled) is zero in the template; so is the sequence number.
+    let gre_base_sum = u32::from(checksum::fold(checksum::sum(&tpl[gre_off..off], 0)));
+    Tunnel {
+        index,
+        name: tc.name.clone(),
+        local: tc.local,
+        remote: tc.remote,
+        ikey: tc.in_key(),
+        okey: tc.out_key(),
+        checksum: tc.checksum,
+        sequence: tc.sequence,
+        reorder: tc.reorder.map(|r| (usize::from(r.window), r.timeout_ms)),
+        mtu: tc.effective_mtu(cfg),
+        keepalive: tc.keepalive.map(|k| (k.interval_s, k.retries)),
+        keepalive_on: tc.keepalive.is_some(),
+        tos_keep: match tc.tos {
+            Tos::Inherit => 0xff,
+            Tos::Fixed(_) => 0x03,
+        },
+        tos_set: match tc.tos {
+            Tos::Inherit => 0,
+            Tos::Fixed(v) => v & 0xfc,
+        },
+        ttl_set: match tc.ttl {
+            Ttl::Inherit => 0,
+            Ttl::Fixed(v) => v,
+        },
+        allowed_sources: tc.allowed_sources.clone(),
+        out_port: u16::try_from(out_port).expect("a port index fits 16 bits"),
+        next_hop,
+        resolved: nb.is_some(),
+        template: tpl,
+        ip4_base_sum,
+        gre_base_sum,
+        // At most MAX_ENCAP_HEADER (70).
+        header_len: off as u8,
+        gre_off: gre_off as u8,
+        key_off,
+        seq_off: seq_off as u8,
+        state,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Route::tunnel_overlap` from a real configuration: set where a tunnel route lies inside the route's prefix
+    /// or contains it, clear where they are disjoint, for both families.
+    #[test]
+    fn routes_know_which_tunnel_routes_overlap_them() {
+        // The test kit's ports and routes, plus a tunnel routing into the inside's subnets.
+        let cfg = crate::datapath::testkit::config_with(
+            "[[tunnel]]\nname = \"t9\"\nlocal = \"192.0.2.1\"\nremote = \"198.51.100.9\"\n\
+             routes = [\"10.0.0.128/25\", \"2001:db8:1::/126\"]",
+        );
+        let rt = build_routes(&cfg).expect("routes");
+        let flag = |a: &str| {
+            let idx = match a.parse::<IpAddr>().unwrap() {
+                IpAddr::V4(a) => rt.routes4.lookup(u32::from(a)),
+                IpAddr::V6(a) => rt.routes6.lookup(u128::from(a)),
+            };
+            rt.routes[idx.expect("routed") as usize].tunnel_overlap
+        };
+        // The connected 10.0.0.0/24 holds 10.0.0.128/25; the default route holds every tunnel route.
+        assert!(flag("10.0.0.5"));
+        assert!(flag("172.16.3.4"));
+        // The connected 192.0.2.0/24: no tunnel route in it or around it.
+        assert!(!flag("192.0.2.9"));
+        // The connected 2001:db8:1::/64 holds the /126; 2001:db8:ffff::/64 and the 2001:db8:eeee::/48 route
+        // are disjoint from every tunnel route.
+        assert!(flag("2001:db8:1::9"));
+        assert!(!flag("2001:db8:ffff::9"));
+        assert!(!flag("2001:db8:eeee::1"));
+    }
+}

@@ -1,0 +1,77 @@
+//! The poll loop's rx/tx ([`PortIo`]) on real DPDK queues: one FFI call per burst.
+use super::mbuf::{Burst, Mbuf};
+use crate::datapath::worker::{PacketBurst, PortIo, MAX_BURST};
+
+/// One port as a worker sees it: its own rx queue (if it polls the port) and its own tx queue.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerPort {
+    pub port_id: u16,
+    /// None: another worker polls this port (it has fewer rx queues than workers).
+    pub rx_queue: Option<u16>,
+    pub tx_queue: u16,
+}
+
+/// A worker's queues on all ports (index order = the configured ports).
+pub struct WorkerQueues {
+    ports: Vec<WorkerPort>,
+}
+
+impl WorkerQueues {
+    pub fn new(ports: Vec<WorkerPort>) -> Self {
+        WorkerQueues { ports }
+    }
+}
+
+impl<const N: usize> PacketBurst for Burst<N> {
+    type Pkt = Mbuf;
+    #[inline(always)]
+    fn len(&self) -> usize {
+        Burst::len(self)
+    }
+    #[inline(always)]
+    fn push(&mut self, p: Mbuf) -> Result<(), Mbuf> {
+        Burst::push(self, p)
+    }
+    #[inline(always)]
+    fn pushed_bytes(&self) -> u64 {
+        Burst::pushed_bytes(self)
+    }
+    #[inline(always)]
+    fn as_slice(&self) -> &[Mbuf] {
+        Burst::as_slice(self)
+    }
+    #[inline(always)]
+    fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        Burst::drain(self)
+    }
+    #[inline(always)]
+    fn free_all(&mut self) -> usize {
+        Burst::free_all(self)
+    }
+}
+
+impl PortIo for WorkerQueues {
+    type Pkt = Mbuf;
+    type Burst = Burst<MAX_BURST>;
+    #[inline(always)]
+    fn nports(&self) -> usize {
+        self.ports.len()
+    }
+    #[inline(always)]
+    fn rx(&mut self, port: usize, into: &mut Burst<MAX_BURST>, max: usize) -> usize {
+        let wp = &self.ports[port];
+        match wp.rx_queue {
+            Some(q) => into.rx_n(wp.port_id, q, max),
+            None => 0,
+        }
+    }
+    #[inline(always)]
+    fn tx(&mut self, port: usize, from: &mut Burst<MAX_BURST>) -> usize {
+        let wp = &self.ports[port];
+        from.tx(wp.port_id, wp.tx_queue)
+    }
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        super::rdtsc()
+    }
+}
