@@ -8,13 +8,14 @@ use crate::control::http::MetricsServer;
 use crate::control::plane::{ControlPlane, Notice, Outgoing};
 use crate::control::status::{Status, TunnelInfo, TunnelStatus};
 use crate::control::{Aggregator, LiveLine};
-use crate::datapath::gateway::{Gateway, Shared, KEEPALIVE_HANDOFF};
+use crate::datapath::gateway::{owner_of, Gateway, Handoff, Shared};
 use crate::datapath::worker::{self, WorkerChannels, WorkerSetup};
 use crate::datapath::CrossConnect;
 use crate::datapath::Processor;
 use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, PortId};
 use crate::dpdk::{WorkerPort, WorkerQueues};
-use crate::stats::{new_latency_histogram, Counters, LatencySummary, Snapshot};
+use crate::stats::{new_latency_histogram, Counters, DropReason, LatencySummary, Snapshot};
+use crate::tunnel::table::TunnelRef;
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use serde::Serialize;
@@ -272,6 +273,9 @@ pub trait ControlDuties {
     fn tunnels(&self) -> Vec<TunnelInfo>;
     /// A `greway ctl` request other than `stats`.
     fn request(&mut self, req: Request) -> Response;
+    /// Every worker has stopped: free what is still in flight between them (a worker that stopped first can
+    /// still have been handed packets by another) and count it in `total`.
+    fn after_stop(&mut self, _total: &mut Counters) {}
 }
 
 /// Forward mode: no control plane.
@@ -443,7 +447,8 @@ where
         // On the EAL worker lcore of its core when there is one (the usual case: `-l` lists the worker cores),
         // so DPDK multi-process stays enabled for dpdk-dumpcap; otherwise a pinned thread registered with EAL.
         let h = match dpdk::spawn_pinned(&format!("worker {w}"), core, move || {
-            worker::run(setup, queues, proc)
+            let mut queues = queues;
+            worker::run(setup, &mut queues, proc)
         }) {
             Ok(h) => h,
             Err(e) => {
@@ -581,6 +586,7 @@ where
         bench.wall_cycles_per_pkt = window_ticks as f64 / bench.tx_pkts as f64;
         bench.cycles_per_pkt = bench.cpu_s * tsc_hz as f64 / bench.tx_pkts as f64;
     }
+    duties.after_stop(&mut total);
     for (_, _, inject) in &chans {
         while let Some((_, m)) = inject.pop() {
             drop(m);
@@ -868,8 +874,13 @@ impl ControlDuties for GatewayControl {
                     let _ = inject[0].push((port, m));
                 }
                 Err(tunnel) => {
-                    let owner = tunnel as usize % self.nworkers;
-                    let _ = self.shared.handoff[owner].push((tunnel | KEEPALIVE_HANDOFF, m));
+                    // Named by run-unique id: the worker may already be on another table generation.
+                    let id = self.cp.tunnel_ids()[tunnel as usize];
+                    let h = Handoff {
+                        tunnel: TunnelRef { index: tunnel, id },
+                        keepalive: true,
+                    };
+                    let _ = self.shared.handoff[owner_of(id, self.nworkers)].push((h, m));
                 }
             }
         }
@@ -877,6 +888,16 @@ impl ControlDuties for GatewayControl {
 
     fn tunnels(&self) -> Vec<TunnelInfo> {
         tunnel_infos(&self.cp)
+    }
+
+    fn after_stop(&mut self, total: &mut Counters) {
+        for ring in &self.shared.handoff {
+            while let Some((_, m)) = ring.pop() {
+                drop(m);
+                // As the owner's own `finish` counts what it finds on its ring.
+                total.drop_pkt(DropReason::HandoffFull);
+            }
+        }
     }
 
     fn request(&mut self, req: Request) -> Response {

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(b.pkt_len() >= 14, "a sent frame has an Ethernet header");
                 assert!(b.pkt_len() <= frame.len().max(86) + 128, "at most the headroom was added");
             }
-            Verdict::Drop(_) | Verdict::Hold => {}
+            Verdict::Drop(_) | Verdict::Hold(_) => {}
         }
     });
 });

@@ -97,16 +97,15 @@ impl ControlPlane {
     /// A new table generation from the current state.
     pub fn tables(&mut self) -> Tables {
         self.generation += 1;
-        let mut t = build_tables(
+        build_tables(
             &self.cfg,
             self.ports.clone(),
             self.routes.clone(),
             self.neighbors.clone(),
             &self.states,
+            &self.ids,
             self.generation,
-        );
-        t.tunnel_ids = self.ids.clone();
-        t
+        )
     }
 
     /// Run-unique ids of the current tunnels, in `config().tunnels` order.

@@ -147,8 +147,10 @@ pub fn build_tables(
     routes: Arc<RouteTables>,
     neighbors: FxMap<IpAddr, Neighbor>,
     states: &[Arc<TunnelState>],
+    ids: &Arc<[u64]>,
     generation: u64,
 ) -> Tables {
+    assert_eq!(ids.len(), cfg.tunnels.len(), "one run-unique id per tunnel");
     let mut decap = FxMap::default();
     let mut peers = FxMap::default();
     let mut tunnels = Vec::with_capacity(cfg.tunnels.len());
@@ -157,7 +159,8 @@ pub fn build_tables(
             .get(i)
             .cloned()
             .unwrap_or_else(|| Arc::new(TunnelState::default()));
-        let t = build_tunnel(cfg, i as u32, tc, &ports, &routes, &neighbors, state);
+        let mut t = build_tunnel(cfg, i as u32, tc, &ports, &routes, &neighbors, state);
+        t.id = ids[i];
         decap.insert(
             DecapKey {
                 local: t.local,
@@ -210,7 +213,7 @@ pub fn build_tables(
         tunnel_locals4,
         local4_set,
         generation,
-        tunnel_ids: (0..cfg.tunnels.len() as u64).collect(),
+        tunnel_ids: ids.clone(),
     }
 }
 
@@ -303,6 +306,7 @@ fn build_tunnel(
     let gre_base_sum = u32::from(checksum::fold(checksum::sum(&tpl[gre_off..off], 0)));
     Tunnel {
         index,
+        id: u64::from(index),
         name: tc.name.clone(),
         local: tc.local,
         remote: tc.remote,

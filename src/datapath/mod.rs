@@ -1,7 +1,7 @@
 //! The datapath as the binary uses it: the pure crate's modules, plus the tests that drive the gateway together
 //! with the control plane that builds its tables.
 pub use greway_datapath::{
-    frag, gateway, reasm, reorder, worker, CrossConnect, Processor, Verdict,
+    frag, gateway, reasm, reorder, worker, CrossConnect, HoldReason, Processor, Verdict, Waiting,
 };
 
 #[cfg(any(test, feature = "testkit"))]
@@ -9,3 +9,6 @@ pub mod testkit;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod generation_tests;

@@ -1,7 +1,7 @@
 //! Every gateway rule on plain byte buffers (no EAL): frames are built here independently, the results are
 //! checked with the `wire` parsers and an independent checksum.
-use super::gateway::{Event, Gateway, Shared};
-use super::{Processor, Verdict};
+use super::gateway::{Event, Gateway, Handoff, Shared};
+use super::{HoldReason, Processor, Verdict};
 use crate::buf::VecBuf;
 use crate::config::Config;
 use crate::control::plane::{ControlPlane, Outgoing};
@@ -15,6 +15,22 @@ const OUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 const INSIDE: usize = 0;
 const OUTSIDE: usize = 1;
+
+/// The reason of a verdict that must be a hold.
+fn held(v: Verdict) -> HoldReason {
+    match v {
+        Verdict::Hold(why) => why,
+        v => panic!("expected a hold, got {v:?}"),
+    }
+}
+
+/// How the control thread hands a keepalive for the gateway's first tunnel to its owner.
+fn keepalive_handoff(gw: &Gateway<VecBuf>) -> Handoff {
+    Handoff {
+        tunnel: gw.tables().tunnels[0].tref(),
+        keepalive: true,
+    }
+}
 
 fn config(tunnel_extra: &str) -> Config {
     super::testkit::config_with(tunnel_extra)
@@ -480,7 +496,7 @@ fn no_route_and_no_neighbor_are_counted_and_resolution_is_requested() {
         },
     ));
     let (v, _) = cfg_extra.run(&f, OUTSIDE);
-    assert_eq!(v, Verdict::Hold, "held while the next hop is resolved");
+    assert!(v.is_hold(), "held while the next hop is resolved");
     let e = cfg_extra.shared.events.pop().expect("a resolve event");
     assert_eq!(
         e,
@@ -500,9 +516,11 @@ fn no_route_and_no_neighbor_are_counted_and_resolution_is_requested() {
     }
 }
 
-/// Run `poll_deferred` at `now` and return what it sent.
+/// A poll round with no received packets at `now`, as the worker runs it (the round's table picked up first,
+/// then the deferred work): what it sent.
 fn deferred(gw: &mut Gateway<VecBuf>, now: u64, c: &mut Counters) -> Vec<(usize, Vec<u8>)> {
     let mut sent = Vec::new();
+    Processor::<VecBuf>::begin_burst(gw, now);
     Processor::<VecBuf>::poll_deferred(
         gw,
         now,
@@ -535,8 +553,8 @@ fn packets_wait_for_their_neighbour_and_leave_once_it_is_learned() {
         },
     ));
     let mut b = VecBuf::new(&f);
-    assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
-    Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+    let why = held(r.gw.handle(&mut b, OUTSIDE, &mut r.c));
+    Processor::<VecBuf>::hold(&mut r.gw, b, why, &mut r.c);
     assert!(
         deferred(&mut r.gw, 2_000, &mut r.c).is_empty(),
         "still unresolved"
@@ -579,8 +597,8 @@ fn packets_wait_for_their_neighbour_and_leave_once_it_is_learned() {
         &inner,
     ));
     let mut b = VecBuf::new(&f2);
-    assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
-    Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+    let why = held(r.gw.handle(&mut b, OUTSIDE, &mut r.c));
+    Processor::<VecBuf>::hold(&mut r.gw, b, why, &mut r.c);
     let hold_ticks = super::gateway::HOLD_MS * 1_000_000;
     // Held at the last burst's clock (3_000).
     assert!(deferred(&mut r.gw, 3_000 + hold_ticks / 2, &mut r.c).is_empty());
@@ -595,8 +613,8 @@ fn packets_wait_for_their_neighbour_and_leave_once_it_is_learned() {
     // Bounded: beyond HOLD_MAX waiting packets, no_neighbor at once.
     for _ in 0..super::gateway::HOLD_MAX {
         let mut b = VecBuf::new(&f2);
-        assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
-        Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+        let why = held(r.gw.handle(&mut b, OUTSIDE, &mut r.c));
+        Processor::<VecBuf>::hold(&mut r.gw, b, why, &mut r.c);
     }
     let mut b = VecBuf::new(&f2);
     assert_eq!(
@@ -625,12 +643,12 @@ fn tunnel_traffic_waits_for_the_outer_next_hop() {
     let mut gw = Gateway::new(0, 1, shared.clone(), 1_000_000_000);
     Processor::<VecBuf>::begin_burst(&mut gw, 1_000);
     let mut b = VecBuf::new(&inside_v4([10, 20, 1, 1], 64, 0, false, 10));
-    assert_eq!(gw.handle(&mut b, INSIDE, &mut r.c), Verdict::Hold);
-    Processor::<VecBuf>::hold(&mut gw, b, &mut r.c);
+    let why = held(gw.handle(&mut b, INSIDE, &mut r.c));
+    Processor::<VecBuf>::hold(&mut gw, b, why, &mut r.c);
     // A packet the control thread hands over (a keepalive) waits the same way instead of being dropped.
     let ka = inside_v4([10, 20, 1, 2], 64, 0, false, 10);
     assert!(shared.handoff[0]
-        .push((super::gateway::KEEPALIVE_HANDOFF, VecBuf::new(&ka)))
+        .push((keepalive_handoff(&gw), VecBuf::new(&ka)))
         .is_ok());
     assert!(deferred(&mut gw, 1_500, &mut r.c).is_empty());
     assert_eq!(r.c.drops.iter().sum::<u64>(), 0, "nothing dropped");
@@ -1241,7 +1259,6 @@ fn keepalive_reply_on_a_checksummed_tunnel_needs_no_gre_checksum() {
 fn keepalives_are_sent_while_the_tunnel_is_down_and_bring_it_back_with_fresh_sequence_state() {
     // Found end to end: keepalives went through the data path's tunnel-down check, so a tunnel that went down
     // never sent another keepalive and never came back up.
-    use super::gateway::KEEPALIVE_HANDOFF;
     use std::sync::atomic::Ordering;
     let mut r = rig("key = 40\nsequence = true\nkeepalive = { interval_s = 1, retries = 2 }");
     let t0 = Instant::now();
@@ -1267,7 +1284,7 @@ fn keepalives_are_sent_while_the_tunnel_is_down_and_bring_it_back_with_fresh_seq
     assert_eq!(v, Verdict::Drop(DropReason::TunnelDown));
     // ... the keepalive, handed over as the control thread does, is sent.
     assert!(r.shared.handoff[0]
-        .push((KEEPALIVE_HANDOFF, VecBuf::new(&ka)))
+        .push((keepalive_handoff(&r.gw), VecBuf::new(&ka)))
         .is_ok());
     let mut sent = Vec::new();
     Processor::<VecBuf>::poll_deferred(
@@ -1315,8 +1332,8 @@ fn sequenced_tunnel_with_two_workers_numbers_in_order_on_its_owner() {
     let mut gw0 = gws.pop().unwrap();
     // Tunnel 0 is owned by worker 0: worker 1 hands its packets over.
     let mut b = VecBuf::new(&frame);
-    assert_eq!(gw1.handle(&mut b, INSIDE, &mut c), Verdict::Hold);
-    Processor::<VecBuf>::hold(&mut gw1, b, &mut c);
+    let why = held(gw1.handle(&mut b, INSIDE, &mut c));
+    Processor::<VecBuf>::hold(&mut gw1, b, why, &mut c);
     let mut b = VecBuf::new(&frame);
     assert_eq!(gw0.handle(&mut b, INSIDE, &mut c), Verdict::Tx(OUTSIDE));
     let first = gre::Packet::new_checked(&b.to_vec()[34..])
@@ -1392,8 +1409,8 @@ fn reorder_buffer_releases_in_order_and_on_timeout() {
     let send = |r: &mut Rig, seq: u32| -> Verdict {
         let mut b = VecBuf::new(&frame(seq));
         let v = r.gw.handle(&mut b, OUTSIDE, &mut r.c);
-        if v == Verdict::Hold {
-            Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+        if let Verdict::Hold(why) = v {
+            Processor::<VecBuf>::hold(&mut r.gw, b, why, &mut r.c);
         }
         v
     };
@@ -1412,14 +1429,14 @@ fn reorder_buffer_releases_in_order_and_on_timeout() {
         n
     };
     assert_eq!(send(&mut r, 0), Verdict::Tx(INSIDE));
-    assert_eq!(send(&mut r, 2), Verdict::Hold, "ahead of a gap: held");
-    assert_eq!(send(&mut r, 3), Verdict::Hold);
+    assert!(send(&mut r, 2).is_hold(), "ahead of a gap: held");
+    assert!(send(&mut r, 3).is_hold());
     assert_eq!(drain(&mut r, 1_000), 0, "1 is still missing");
     assert_eq!(send(&mut r, 1), Verdict::Tx(INSIDE), "the gap fills");
     assert_eq!(drain(&mut r, 1_000), 2, "2 and 3 follow in order");
     assert_eq!(r.c.tunnels[0].decap, 4);
     // A gap that never fills: 6 is released after the 10 ms timeout (clock: 1 GHz TSC in the rig).
-    assert_eq!(send(&mut r, 6), Verdict::Hold);
+    assert!(send(&mut r, 6).is_hold());
     assert_eq!(drain(&mut r, 2_000), 0);
     assert_eq!(drain(&mut r, 1_000 + 11_000_000), 1);
     assert_eq!(
@@ -1463,8 +1480,8 @@ fn outer_fragments_are_reassembled_then_decapsulated() {
     let second = frag(520, payload.len() - 520, false);
     for f in [second, first] {
         let mut b = VecBuf::new(&f);
-        assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
-        Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+        let why = held(r.gw.handle(&mut b, OUTSIDE, &mut r.c));
+        Processor::<VecBuf>::hold(&mut r.gw, b, why, &mut r.c);
     }
     let mut out = Vec::new();
     Processor::<VecBuf>::poll_deferred(
@@ -1486,8 +1503,8 @@ fn outer_fragments_are_reassembled_then_decapsulated() {
     assert_eq!(r.c.drops[DropReason::FragmentReassembled as usize], 1);
     // A fragment whose partner never comes is dropped as outer_fragment after a second (1 GHz test clock).
     let mut b = VecBuf::new(&frag(0, 520, true));
-    assert_eq!(r.gw.handle(&mut b, OUTSIDE, &mut r.c), Verdict::Hold);
-    Processor::<VecBuf>::hold(&mut r.gw, b, &mut r.c);
+    let why = held(r.gw.handle(&mut b, OUTSIDE, &mut r.c));
+    Processor::<VecBuf>::hold(&mut r.gw, b, why, &mut r.c);
     Processor::<VecBuf>::poll_deferred(
         &mut r.gw,
         3_000_000_000,

@@ -7,10 +7,10 @@
 //! ARP / ND for our addresses, ICMP echo to our addresses, ICMP errors (fragmentation needed / packet too big /
 //! time exceeded, token-bucket limited) and Cisco keepalives are answered in place: no allocation per packet.
 //! Every packet ends as a [`Verdict::Tx`] or a [`Verdict::Drop`] with its reason.
-use super::{Processor, Verdict};
+use super::{HoldReason, Processor, Verdict, Waiting};
 use crate::buf::PacketBuf;
 use crate::stats::{Counters, DropReason};
-use crate::tunnel::table::{Neighbor, PortRole, Tables, Tunnel, MAX_ENCAP_HEADER};
+use crate::tunnel::table::{Neighbor, PortRole, Tables, Tunnel, TunnelRef, MAX_ENCAP_HEADER};
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use greway_wire::checksum;
@@ -42,12 +42,28 @@ pub enum Event {
     Resolve { port: usize, ip: IpAddr },
 }
 
+/// What a packet on a handoff ring is for: the tunnel (by run-unique id, so a runtime change in flight can
+/// only make it `unknown_tunnel`, never another tunnel's) and whether it is one of the control plane's
+/// keepalives (sent even while the tunnel is down) rather than data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    pub tunnel: TunnelRef,
+    pub keepalive: bool,
+}
+
+/// The worker that owns a sequenced tunnel (numbers and sends its packets): by run-unique id, so ownership
+/// does not move when other tunnels are added or removed.
+#[inline]
+pub fn owner_of(tunnel_id: u64, nworkers: usize) -> usize {
+    (tunnel_id % nworkers.max(1) as u64) as usize
+}
+
 /// What all workers share: the published tables, the event ring to the control thread, and one handoff ring
 /// per worker for packets of sequenced tunnels that worker owns.
 pub struct Shared<B> {
     pub tables: Arc<ArcSwap<Tables>>,
     pub events: Arc<ArrayQueue<Event>>,
-    pub handoff: Vec<Arc<ArrayQueue<(u32, B)>>>,
+    pub handoff: Vec<Arc<ArrayQueue<(Handoff, B)>>>,
 }
 
 impl<B> Clone for Shared<B> {
@@ -129,27 +145,16 @@ struct Worker<B> {
     reply_limit: TokenBucket,
     now: u64,
     tsc_hz: u64,
-    /// Set by `process` when it returns `Hold` for a handoff: (owner worker, tunnel index).
-    pending_handoff: Option<(usize, u32)>,
-    /// Set while encapsulating one of our own keepalives (sent even when the tunnel is down).
-    keepalive_out: bool,
-    /// Set by `process` when it returns `Hold` for a packet that waits for its next hop's MAC.
-    pending_neighbor: Option<Waiting>,
     /// Packets waiting for a next hop's MAC (at most [`HOLD_MAX`], each for at most [`HOLD_MS`]): (deadline TSC,
     /// what it waits for, packet). Released by `poll_deferred` once the neighbour is in the tables.
     held: VecDeque<(u64, Waiting, B)>,
     /// Extra packets a rule produced (fragments) waiting for the worker's next deferred flush.
     deferred: Vec<(usize, B)>,
-    /// RFC 2890 reordering buffers, by tunnel index.
+    /// RFC 2890 reordering buffers, by tunnel index of the table in use (moved by tunnel id when a new table
+    /// generation is picked up).
     reorder: Vec<super::reorder::ReorderBuf<B>>,
-    /// Set by decap when it returns `Hold` to buffer an out-of-order packet: (tunnel, sequence).
-    pending_reorder: Option<(u32, u32)>,
-    /// Set by decap when it returns `Hold` for an outer fragment to reassemble.
-    pending_fragment: bool,
     /// Outer IPv4 reassembly table.
     reasm: super::reasm::Reassembler<B>,
-    /// A packet released from a reordering buffer: its sequence number skips the hold.
-    seq_bypass: Option<u32>,
     /// Packets held in all reordering buffers (so an idle poll round need not look at them).
     reorder_held: usize,
     /// Last-tunnel cache of the decap match (traffic comes in trains per tunnel): the key and its tunnel. Valid
@@ -189,18 +194,6 @@ const MAX_FRAGMENTS: usize = 32;
 pub const HOLD_MAX: usize = 64;
 /// How long a held packet waits for its neighbour before it is dropped as `no_neighbor`.
 pub const HOLD_MS: u64 = 1000;
-
-/// What a held packet waits for.
-#[derive(Clone, Copy, Debug)]
-enum Waiting {
-    /// A finished packet for `port` that only needs the MAC of `nh`.
-    L2 { port: usize, nh: IpAddr },
-    /// An inner packet for tunnel `ti` whose outer next hop is unresolved (encapsulated once it is).
-    Encap { in_port: usize, ti: u32 },
-}
-
-/// Handoff-ring tag: `tunnel | KEEPALIVE_HANDOFF` marks a keepalive of the control plane for that tunnel.
-pub const KEEPALIVE_HANDOFF: u32 = 1 << 31;
 
 #[inline(always)]
 fn be16(d: &[u8], at: usize) -> u16 {
@@ -245,16 +238,10 @@ impl<B: PacketBuf> Gateway<B> {
                 reply_limit: TokenBucket::new(REPLY_RATE_PER_S, REPLY_BURST, tsc_hz),
                 now: 0,
                 tsc_hz,
-                pending_handoff: None,
-                keepalive_out: false,
-                pending_neighbor: None,
                 held: VecDeque::with_capacity(HOLD_MAX),
                 deferred: Vec::with_capacity(64),
                 reorder: Vec::new(),
-                pending_reorder: None,
-                seq_bypass: None,
                 reorder_held: 0,
-                pending_fragment: false,
                 reasm: Default::default(),
                 last_decap: None,
                 last_neighbor: None,
@@ -295,37 +282,42 @@ impl<B: PacketBuf> Gateway<B> {
     /// Encapsulate the IP packet at offset 14 into tunnel `ti` as a router hop (TTL decremented after the
     /// MTU check); tests and the handoff path.
     pub fn encap(&mut self, pkt: &mut B, in_port: usize, ti: u32, c: &mut Counters) -> Verdict {
-        self.w.encap(&self.tables, pkt, in_port, ti, true, c)
+        self.w.encap(&self.tables, pkt, in_port, ti, true, false, c)
     }
 
     /// Encapsulate one of our keepalives into tunnel `ti`: like data, but also while the tunnel is down (the
     /// keepalive is what brings it back up).
     pub fn encap_keepalive(&mut self, pkt: &mut B, ti: u32, c: &mut Counters) -> Verdict {
-        self.w.keepalive_out = true;
-        let v = self.w.encap(&self.tables, pkt, 0, ti, true, c);
-        self.w.keepalive_out = false;
-        v
+        self.w.encap(&self.tables, pkt, 0, ti, true, true, c)
     }
 }
 
 impl<B: PacketBuf> Worker<B> {
-    /// Hand a packet to the owner of its sequenced tunnel now (the `Hold` of a packet made inside a rule).
-    fn hold_now(&mut self, pkt: B, c: &mut Counters) {
-        if let Some(w) = self.pending_neighbor.take() {
-            if self.held.len() < HOLD_MAX {
-                let deadline = self.now + ms_to_ticks(HOLD_MS, self.tsc_hz);
-                self.held.push_back((deadline, w, pkt));
-            } else {
-                c.drop_pkt(DropReason::NoNeighbor);
+    /// Keep a packet a rule held for its neighbour or handed off to its tunnel's owner (the `Hold` of a packet
+    /// made inside a rule: fragments, ICMP errors, released packets). Reorder and fragment holds come from the
+    /// receive path only and go through [`Processor::hold`].
+    fn hold_now(&mut self, pkt: B, why: HoldReason, c: &mut Counters) {
+        match why {
+            HoldReason::Neighbor(w) => {
+                if self.held.len() < HOLD_MAX {
+                    let deadline = self.now + ms_to_ticks(HOLD_MS, self.tsc_hz);
+                    self.held.push_back((deadline, w, pkt));
+                } else {
+                    c.drop_pkt(DropReason::NoNeighbor);
+                }
             }
-            return;
-        }
-        if let Some((owner, ti)) = self.pending_handoff.take() {
-            if self.shared.handoff[owner].push((ti, pkt)).is_err() {
-                c.drop_pkt(DropReason::HandoffFull);
+            HoldReason::Handoff { owner, tunnel } => {
+                let h = Handoff {
+                    tunnel,
+                    keepalive: false,
+                };
+                if self.shared.handoff[owner].push((h, pkt)).is_err() {
+                    c.drop_pkt(DropReason::HandoffFull);
+                }
             }
-        } else {
-            c.drop_pkt(DropReason::LocalUnhandled);
+            HoldReason::Reorder { .. } | HoldReason::Fragment => {
+                c.drop_pkt(DropReason::LocalUnhandled)
+            }
         }
     }
 
@@ -339,13 +331,11 @@ impl<B: PacketBuf> Worker<B> {
         if self.held.len() >= HOLD_MAX {
             return Verdict::Drop(DropReason::NoNeighbor);
         }
-        self.pending_handoff = None;
-        self.pending_neighbor = Some(w);
-        Verdict::Hold
+        Verdict::Hold(HoldReason::Neighbor(w))
     }
 
     fn owner_of(&self, t: &Tunnel) -> usize {
-        t.index as usize % self.nworkers
+        owner_of(t.id, self.nworkers)
     }
 
     #[inline]
@@ -405,7 +395,21 @@ impl<B: PacketBuf> Worker<B> {
             }
         }
         c.general_path += 1;
-        self.general(tables, pkt, in_port, c)
+        self.general(tables, pkt, in_port, None, c)
+    }
+
+    /// A packet released from a reordering buffer with sequence number `seq`: the whole decision again, with the
+    /// sequence check letting `seq` through instead of holding it a second time.
+    fn handle_released(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        seq: u32,
+        c: &mut Counters,
+    ) -> Verdict {
+        c.general_path += 1;
+        self.general(tables, pkt, in_port, Some(seq), c)
     }
 
     /// Every rule, for any packet (the fast paths' packets give the same result here).
@@ -415,6 +419,7 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkt: &mut B,
         in_port: usize,
+        released: Option<u32>,
         c: &mut Counters,
     ) -> Verdict {
         let d = pkt.data();
@@ -432,8 +437,8 @@ impl<B: PacketBuf> Worker<B> {
             ethertype = be16(pkt.data(), 12);
         }
         let v = match ethertype {
-            ETHERTYPE_IPV4 => self.ipv4_in(tables, pkt, in_port, c),
-            ETHERTYPE_IPV6 => self.ipv6_in(tables, pkt, in_port, c),
+            ETHERTYPE_IPV4 => self.ipv4_in(tables, pkt, in_port, released, c),
+            ETHERTYPE_IPV6 => self.ipv6_in(tables, pkt, in_port, released, c),
             ETHERTYPE_ARP => self.arp_in(tables, pkt, in_port),
             _ => Verdict::Drop(DropReason::UnsupportedEthertype),
         };
@@ -917,6 +922,7 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkt: &mut B,
         in_port: usize,
+        released: Option<u32>,
         c: &mut Counters,
     ) -> Verdict {
         let (ihl, total) = match Self::check_ipv4(pkt.data()) {
@@ -928,7 +934,7 @@ impl<B: PacketBuf> Worker<B> {
         let proto = d[ETH + 9];
         if self.is_local4(tables, dst) {
             return match proto {
-                PROTO_GRE => self.decap(tables, pkt, ihl, total, false, c),
+                PROTO_GRE => self.decap(tables, pkt, ihl, total, false, released, c),
                 PROTO_ICMP => self.icmp4_local(tables, pkt, in_port, ihl, total),
                 _ => Verdict::Drop(DropReason::LocalUnhandled),
             };
@@ -968,6 +974,7 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkt: &mut B,
         in_port: usize,
+        released: Option<u32>,
         c: &mut Counters,
     ) -> Verdict {
         let total = match Self::check_ipv6(pkt.data()) {
@@ -983,7 +990,9 @@ impl<B: PacketBuf> Worker<B> {
             || dst == [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
         {
             return match next {
-                PROTO_GRE if !solicited_node => self.decap(tables, pkt, 40, total, true, c),
+                PROTO_GRE if !solicited_node => {
+                    self.decap(tables, pkt, 40, total, true, released, c)
+                }
                 PROTO_ICMPV6 => self.icmp6_local(tables, pkt, in_port, total),
                 _ => Verdict::Drop(DropReason::LocalUnhandled),
             };
@@ -1044,7 +1053,7 @@ impl<B: PacketBuf> Worker<B> {
             rt.encap6.lookup(dst)
         };
         if let Some(ti) = tunnel {
-            return self.encap(tables, pkt, in_port, ti, decrement, c);
+            return self.encap(tables, pkt, in_port, ti, decrement, false, c);
         }
         let dst: IpAddr = if v4 {
             IpAddr::V4(Ipv4Addr::from(
@@ -1100,7 +1109,10 @@ impl<B: PacketBuf> Worker<B> {
 
     /// Encapsulate the IP packet at ETH into tunnel `ti` (TTL already handled). Inlined into the routing step:
     /// the call boundaries of handle -> route_ip -> encap cost a measurable share of the per-packet budget.
+    ///
+    /// `keepalive`: one of our own keepalives, sent even while the tunnel is down (it is what brings it up).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     pub fn encap(
         &mut self,
         tables: &Tables,
@@ -1108,10 +1120,11 @@ impl<B: PacketBuf> Worker<B> {
         in_port: usize,
         ti: u32,
         decrement: bool,
+        keepalive: bool,
         c: &mut Counters,
     ) -> Verdict {
         let t = &tables.tunnels[ti as usize];
-        if t.is_down() && !self.keepalive_out {
+        if t.is_down() && !keepalive {
             c.tunnels[ti as usize].drops += 1;
             return Verdict::Drop(DropReason::TunnelDown);
         }
@@ -1126,17 +1139,21 @@ impl<B: PacketBuf> Worker<B> {
                 port: usize::from(t.out_port),
                 ip: t.next_hop,
             });
-            let v = self.wait_for_neighbor(Waiting::Encap { in_port, ti });
-            if v != Verdict::Hold {
+            let v = self.wait_for_neighbor(Waiting::Encap {
+                in_port,
+                tunnel: t.tref(),
+            });
+            if !v.is_hold() {
                 c.tunnels[ti as usize].drops += 1;
             }
             return v;
         }
         if t.sequence && self.owner_of(t) != self.worker {
             // RFC 2890 order on the wire: only the owner numbers and sends this tunnel's packets.
-            self.pending_handoff = Some((self.owner_of(t), ti));
-            self.pending_neighbor = None;
-            return Verdict::Hold;
+            return Verdict::Hold(HoldReason::Handoff {
+                owner: self.owner_of(t),
+                tunnel: t.tref(),
+            });
         }
         self.encap_emit(t, pkt, ti, v4, inner_len, decrement, false, c)
     }
@@ -1291,19 +1308,20 @@ impl<B: PacketBuf> Worker<B> {
         c.fragments_created += n as u64;
         for f in rest.iter_mut().take(n) {
             let mut f = f.take().expect("filled");
-            match self.encap(tables, &mut f, in_port, ti, decrement, c) {
+            match self.encap(tables, &mut f, in_port, ti, decrement, false, c) {
                 Verdict::Tx(p) => self.deferred.push((p, f)),
                 Verdict::Drop(r) => c.drop_pkt(r),
-                Verdict::Hold => self.hold_now(f, c),
+                Verdict::Hold(why) => self.hold_now(f, why, c),
             }
         }
-        self.encap(tables, pkt, in_port, ti, decrement, c)
+        self.encap(tables, pkt, in_port, ti, decrement, false, c)
     }
 
     // ---------------------------------------------------------------------------------------------------------
     // Decapsulation
     // ---------------------------------------------------------------------------------------------------------
 
+    #[allow(clippy::too_many_arguments)]
     fn decap(
         &mut self,
         tables: &Tables,
@@ -1311,6 +1329,7 @@ impl<B: PacketBuf> Worker<B> {
         ihl: usize,
         total: usize,
         outer_v6: bool,
+        released: Option<u32>,
         c: &mut Counters,
     ) -> Verdict {
         if !pkt.is_contiguous() {
@@ -1332,8 +1351,7 @@ impl<B: PacketBuf> Worker<B> {
                 if excess > 0 && !pkt.trim(excess) {
                     return Verdict::Drop(DropReason::Segmented);
                 }
-                self.pending_fragment = true;
-                return Verdict::Hold;
+                return Verdict::Hold(HoldReason::Fragment);
             }
             let dst: [u8; 4] = d[ETH + 16..ETH + 20].try_into().expect("4");
             let src: [u8; 4] = d[ETH + 12..ETH + 16].try_into().expect("4");
@@ -1396,11 +1414,13 @@ impl<B: PacketBuf> Worker<B> {
             if !gre::seq_is_later(s, last) {
                 return tdrop(c, DropReason::LateSequence);
             }
-            let released = self.seq_bypass.take() == Some(s);
+            let released = released == Some(s);
             if t.reorder.is_some() && !released && s != last.wrapping_add(1) {
                 // Ahead of a gap: hold it in the reordering buffer (see `reorder`).
-                self.pending_reorder = Some((ti, s));
-                return Verdict::Hold;
+                return Verdict::Hold(HoldReason::Reorder {
+                    tunnel: t.tref(),
+                    seq: s,
+                });
             }
             t.state.rx_seq.store(s, Ordering::Relaxed);
         }
@@ -2162,49 +2182,42 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         w.handle_staged(&self.tables, pkt, in_port, staged, counters)
     }
 
-    fn hold(&mut self, pkt: B, counters: &mut Counters) {
-        if std::mem::take(&mut self.w.pending_fragment) {
-            // Incomplete datagrams are given up after a second.
-            let deadline = self.w.now + self.w.tsc_hz;
-            match self.w.reasm.offer(pkt, deadline) {
-                super::reasm::Offer::Held => {}
-                super::reasm::Offer::Dropped(all) => {
-                    counters.drops[DropReason::OuterFragment as usize] += all.len() as u64;
+    fn hold(&mut self, pkt: B, why: HoldReason, counters: &mut Counters) {
+        match why {
+            HoldReason::Fragment => self.hold_fragment(pkt, counters),
+            HoldReason::Reorder { tunnel, seq } => {
+                // Decided in this poll round, on this table generation: the index is current.
+                let ti = tunnel.index as usize;
+                let t = &self.tables.tunnels[ti];
+                debug_assert_eq!(t.id, tunnel.id);
+                let (window, timeout_ms) = t.reorder.unwrap_or((1, 0));
+                let last = t.state.rx_seq.load(Ordering::Relaxed);
+                let deadline = self.w.now + ms_to_ticks(u64::from(timeout_ms), self.w.tsc_hz);
+                let w = &mut self.w.reorder;
+                if w.len() <= ti {
+                    w.resize_with(ti + 1, Default::default);
                 }
-                super::reasm::Offer::Complete(mut whole, n) => {
-                    // The fragments beyond the first were received and are now part of this datagram: they are
-                    // accounted as `fragment_reassembled` (not an error), the datagram goes on as the first.
-                    counters.fragments_reassembled += 1;
-                    counters.drops[DropReason::FragmentReassembled as usize] += (n - 1) as u64;
-                    let port = self
-                        .tables
-                        .ports
-                        .iter()
-                        .position(|p| p.role == PortRole::Outside)
-                        .unwrap_or(0);
-                    match self.w.handle(&self.tables, &mut whole, port, counters) {
-                        Verdict::Tx(p) => self.w.deferred.push((p, whole)),
-                        Verdict::Drop(r) => counters.drop_pkt(r),
-                        Verdict::Hold => self.hold(whole, counters),
+                match w[ti].insert(seq, last, deadline, window, pkt) {
+                    None => self.w.reorder_held += 1,
+                    Some((seq, mut pkt)) => {
+                        // The window is full: its earliest packet is delivered now (sent with the round's
+                        // deferred packets), which keeps the buffer within its window.
+                        let port = usize::from(t.out_port);
+                        match self
+                            .w
+                            .handle_released(&self.tables, &mut pkt, port, seq, counters)
+                        {
+                            Verdict::Tx(p) => self.w.deferred.push((p, pkt)),
+                            Verdict::Drop(r) => counters.drop_pkt(r),
+                            Verdict::Hold(why) => Processor::hold(self, pkt, why, counters),
+                        }
                     }
                 }
             }
-            return;
-        }
-        if let Some((ti, seq)) = self.w.pending_reorder.take() {
-            let t = &self.tables.tunnels[ti as usize];
-            let (window, timeout_ms) = t.reorder.unwrap_or((1, 0));
-            let last = t.state.rx_seq.load(Ordering::Relaxed);
-            let deadline = self.w.now + ms_to_ticks(u64::from(timeout_ms), self.w.tsc_hz);
-            let w = &mut self.w.reorder;
-            if w.len() <= ti as usize {
-                w.resize_with(ti as usize + 1, Default::default);
+            HoldReason::Handoff { .. } | HoldReason::Neighbor(_) => {
+                self.w.hold_now(pkt, why, counters)
             }
-            w[ti as usize].insert(seq, last, deadline, window, pkt);
-            self.w.reorder_held += 1;
-            return;
         }
-        self.w.hold_now(pkt, counters);
     }
 
     fn poll_deferred(
@@ -2222,7 +2235,9 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         {
             return;
         }
-        self.begin_burst(now_tsc);
+        // The table stays the one `begin_burst` loaded for this poll round: the worker laid its counters out
+        // for it, and a new generation is only picked up at the start of the next round.
+        self.w.now = now_tsc;
         if !self.w.reasm.is_empty() {
             let mut expired = 0u64;
             self.w.reasm.expire(now_tsc, &mut |pkt| {
@@ -2251,55 +2266,40 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
                 continue;
             };
             let state = t.state.clone();
+            let port = usize::from(t.out_port);
             loop {
                 let last = state.rx_seq.load(Ordering::Relaxed);
                 let Some((seq, mut pkt)) = self.w.reorder[ti].pop_ready(last, now_tsc) else {
                     break;
                 };
                 self.w.reorder_held -= 1;
-                self.w.seq_bypass = Some(seq);
-                let port = usize::from(t.out_port);
-                let v = self.w.handle(&self.tables, &mut pkt, port, counters);
-                self.w.seq_bypass = None;
-                match v {
-                    Verdict::Tx(p) => {
-                        if !emit(p, pkt) {
-                            counters.drop_pkt(DropReason::TxFull);
-                        }
-                    }
-                    Verdict::Drop(r) => counters.drop_pkt(r),
-                    Verdict::Hold => self.w.hold_now(pkt, counters),
-                }
+                let v = self
+                    .w
+                    .handle_released(&self.tables, &mut pkt, port, seq, counters);
+                self.settle(v, pkt, emit, counters);
             }
         }
         if !self.w.held.is_empty() {
             self.release_held(now_tsc, emit, counters);
         }
         for _ in 0..256 {
-            let Some((tag, mut pkt)) = self.w.shared.handoff[self.w.worker].pop() else {
+            let Some((h, mut pkt)) = self.w.shared.handoff[self.w.worker].pop() else {
                 break;
             };
-            let ti = tag & !KEEPALIVE_HANDOFF;
-            if ti as usize >= self.tables.tunnels.len() {
+            // Named by id: a tunnel removed (or replaced under the same index) since the packet was handed
+            // off is not this packet's tunnel.
+            let Some(ti) = self.tables.resolve(h.tunnel) else {
+                drop(pkt);
                 counters.drop_pkt(DropReason::UnknownTunnel);
                 continue;
-            }
+            };
             // The sending worker already handled TTL and MTU; only the owner's numbering and sending is left.
-            let v = if tag & KEEPALIVE_HANDOFF != 0 {
+            let v = if h.keepalive {
                 self.encap_keepalive(&mut pkt, ti, counters)
             } else {
                 self.encap(&mut pkt, 0, ti, counters)
             };
-            match v {
-                Verdict::Tx(p) => {
-                    if !emit(p, pkt) {
-                        counters.drop_pkt(DropReason::TxFull);
-                    }
-                }
-                Verdict::Drop(r) => counters.drop_pkt(r),
-                // Waiting for the tunnel's next hop (a keepalive before the first ARP reply, say).
-                Verdict::Hold => Processor::hold(self, pkt, counters),
-            }
+            self.settle(v, pkt, emit, counters);
         }
     }
 
@@ -2336,6 +2336,57 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
 }
 
 impl<B: PacketBuf + Send> Gateway<B> {
+    /// An outer fragment: into the reassembly table; a completed datagram goes on through the rules.
+    fn hold_fragment(&mut self, pkt: B, counters: &mut Counters) {
+        // Incomplete datagrams are given up after a second.
+        let deadline = self.w.now + self.w.tsc_hz;
+        match self.w.reasm.offer(pkt, deadline) {
+            super::reasm::Offer::Held => {}
+            super::reasm::Offer::Dropped(all) => {
+                counters.drops[DropReason::OuterFragment as usize] += all.len() as u64;
+            }
+            super::reasm::Offer::Complete(mut whole, n) => {
+                // The fragments beyond the first were received and are now part of this datagram: they are
+                // accounted as `fragment_reassembled` (not an error), the datagram goes on as the first.
+                counters.fragments_reassembled += 1;
+                counters.drops[DropReason::FragmentReassembled as usize] += (n - 1) as u64;
+                let port = self
+                    .tables
+                    .ports
+                    .iter()
+                    .position(|p| p.role == PortRole::Outside)
+                    .unwrap_or(0);
+                match self.w.handle(&self.tables, &mut whole, port, counters) {
+                    Verdict::Tx(p) => self.w.deferred.push((p, whole)),
+                    Verdict::Drop(r) => counters.drop_pkt(r),
+                    Verdict::Hold(why) => Processor::hold(self, whole, why, counters),
+                }
+            }
+        }
+    }
+
+    /// The end of a deferred packet's decision: queued for tx, dropped with its reason, or held again.
+    fn settle(
+        &mut self,
+        v: Verdict,
+        pkt: B,
+        emit: &mut dyn FnMut(usize, B) -> bool,
+        counters: &mut Counters,
+    ) {
+        match v {
+            Verdict::Tx(p) => {
+                if !emit(p, pkt) {
+                    counters.drop_pkt(DropReason::TxFull);
+                }
+            }
+            Verdict::Drop(r) => {
+                drop(pkt);
+                counters.drop_pkt(r)
+            }
+            Verdict::Hold(why) => Processor::hold(self, pkt, why, counters),
+        }
+    }
+
     /// Send the held packets whose neighbour is now known; drop (as `no_neighbor`) those that waited too long.
     fn release_held(
         &mut self,
@@ -2347,42 +2398,39 @@ impl<B: PacketBuf + Send> Gateway<B> {
             let Some((deadline, w, mut pkt)) = self.w.held.pop_front() else {
                 break;
             };
+            // None: still waiting.
             let v = match w {
-                Waiting::L2 { port, nh } => match self.tables.neighbors.get(&nh) {
-                    Some(n) => {
-                        let (mac, src) = (n.mac, self.tables.ports[port].mac);
-                        let d = pkt.data_mut();
-                        d[0..6].copy_from_slice(&mac);
-                        d[6..12].copy_from_slice(&src);
-                        Verdict::Tx(port)
-                    }
-                    None => Verdict::Hold,
-                },
-                Waiting::Encap { in_port, ti } => match self.tables.tunnels.get(ti as usize) {
-                    Some(t) if t.resolved => {
-                        self.w
-                            .encap(&self.tables, &mut pkt, in_port, ti, true, counters)
-                    }
-                    Some(_) => Verdict::Hold,
-                    None => Verdict::Drop(DropReason::UnknownTunnel),
+                Waiting::L2 { port, nh } => self.tables.neighbors.get(&nh).map(|n| {
+                    let (mac, src) = (n.mac, self.tables.ports[port].mac);
+                    let d = pkt.data_mut();
+                    d[0..6].copy_from_slice(&mac);
+                    d[6..12].copy_from_slice(&src);
+                    Verdict::Tx(port)
+                }),
+                // By id: the tunnel may have moved to another index, or be gone.
+                Waiting::Encap { in_port, tunnel } => match self.tables.resolve(tunnel) {
+                    Some(ti) if self.tables.tunnels[ti as usize].resolved => Some(self.w.encap(
+                        &self.tables,
+                        &mut pkt,
+                        in_port,
+                        ti,
+                        true,
+                        false,
+                        counters,
+                    )),
+                    Some(_) => None,
+                    None => Some(Verdict::Drop(DropReason::UnknownTunnel)),
                 },
             };
             match v {
-                Verdict::Tx(p) => {
-                    if !emit(p, pkt) {
-                        counters.drop_pkt(DropReason::TxFull);
-                    }
+                // Released: sent, dropped, handed off to the tunnel's owner, or (an ICMP error) held for another
+                // neighbour.
+                Some(v) => self.settle(v, pkt, emit, counters),
+                None if now < deadline => self.w.held.push_back((deadline, w, pkt)),
+                None => {
+                    drop(pkt);
+                    counters.drop_pkt(DropReason::NoNeighbor)
                 }
-                Verdict::Drop(r) => counters.drop_pkt(r),
-                // Released into a handoff to the tunnel's owner (or, as an ICMP error, held for another
-                // neighbour).
-                Verdict::Hold
-                    if self.w.pending_handoff.is_some() || self.w.pending_neighbor.is_some() =>
-                {
-                    Processor::hold(self, pkt, counters)
-                }
-                Verdict::Hold if now < deadline => self.w.held.push_back((deadline, w, pkt)),
-                Verdict::Hold => counters.drop_pkt(DropReason::NoNeighbor),
             }
         }
     }

@@ -17,6 +17,8 @@ pub use greway_wire as wire;
 
 use crate::buf::PacketBuf;
 use crate::stats::{Counters, DropReason};
+use crate::tunnel::table::TunnelRef;
+use std::net::IpAddr;
 
 /// What to do with a packet after processing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +27,41 @@ pub enum Verdict {
     Tx(usize),
     /// Drop it and count the reason.
     Drop(DropReason),
-    /// The processor keeps it (handoff to another worker, reordering buffer, waiting for ARP): the worker hands
-    /// ownership over with [`Processor::hold`].
-    Hold,
+    /// The processor keeps it, for the reason given: the worker hands ownership over with
+    /// [`Processor::hold`], passing the reason back.
+    Hold(HoldReason),
+}
+
+impl Verdict {
+    /// True for [`Verdict::Hold`], whatever the reason.
+    pub fn is_hold(&self) -> bool {
+        matches!(self, Verdict::Hold(_))
+    }
+}
+
+/// Why a packet is held rather than sent or dropped. Everything that can outlive the table generation it was
+/// decided in names its tunnel by [`TunnelRef`] (run-unique id), never by a bare index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldReason {
+    /// A packet of a sequenced tunnel that another worker owns: only the owner numbers and sends that tunnel's
+    /// packets (RFC 2890 order on the wire), so it goes over the owner's handoff ring.
+    Handoff { owner: usize, tunnel: TunnelRef },
+    /// Waiting for a next hop's MAC (like the kernel's unresolved-neighbour queue).
+    Neighbor(Waiting),
+    /// A GRE packet of a reordering tunnel that arrived ahead of a gap (RFC 2890 2.2): buffered until the gap
+    /// fills or its time is up.
+    Reorder { tunnel: TunnelRef, seq: u32 },
+    /// An outer IPv4 fragment, kept for reassembly.
+    Fragment,
+}
+
+/// What a packet held for its neighbour waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// A finished packet for port `port` that only needs the MAC of `nh`.
+    L2 { port: usize, nh: IpAddr },
+    /// An inner packet for `tunnel` whose outer next hop is unresolved (encapsulated once it is).
+    Encap { in_port: usize, tunnel: TunnelRef },
 }
 
 /// Per-packet logic, generic over the buffer so it runs on mbufs and on `VecBuf`s.
@@ -41,9 +75,9 @@ pub trait Processor<B: PacketBuf>: Send {
     fn prepare_burst(&mut self, _pkts: &[B], _in_port: usize, _counters: &Counters) {}
     /// Decide the fate of one packet received on port index `in_port`, rewriting it in place.
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict;
-    /// Take ownership of a packet `process` returned [`Verdict::Hold`] for.
-    fn hold(&mut self, pkt: B, counters: &mut Counters) {
-        let _ = pkt;
+    /// Take ownership of a packet `process` returned [`Verdict::Hold`] for, with the reason it gave.
+    fn hold(&mut self, pkt: B, why: HoldReason, counters: &mut Counters) {
+        let _ = (pkt, why);
         counters.drop_pkt(DropReason::LocalUnhandled);
     }
     /// Release deferred packets (handoffs, reorder timeouts): `emit(port, pkt)` queues one for tx and returns

@@ -2,7 +2,8 @@
 //! dropping them. Per worker and tunnel (RSS keeps a tunnel's packets on one queue), greway holds up to
 //! `window` packets that arrived ahead of a gap, for at most `timeout_ms`. They are released in sequence order:
 //! as soon as the gap fills, or when the oldest one's time is up (the gap is then given up on), or when the
-//! buffer is full (everything held is released in order to make room).
+//! buffer is full (everything held is released in order to make room). A buffer never holds more than its
+//! window: a packet that would overflow it releases the earliest one at once (see [`ReorderBuf::insert`]).
 
 /// Held packets of one tunnel, kept sorted by sequence number (serial order relative to `last`).
 pub struct ReorderBuf<B> {
@@ -28,16 +29,35 @@ impl<B> ReorderBuf<B> {
     }
 
     /// Hold `pkt` (sequence `seq`, later than `last`) until `deadline` (TSC). When `window` packets are already
-    /// held, everything is marked for release in order.
-    pub fn insert(&mut self, seq: u32, last: u32, deadline: u64, window: usize, pkt: B) {
-        if self.held.len() >= window {
+    /// held, everything is marked for release in order, and the earliest of them and `pkt` is given back at
+    /// once, to be delivered now: the buffer never holds more than `window` (at least 1) packets.
+    #[must_use = "a packet given back must be delivered (or counted)"]
+    pub fn insert(
+        &mut self,
+        seq: u32,
+        last: u32,
+        deadline: u64,
+        window: usize,
+        pkt: B,
+    ) -> Option<(u32, B)> {
+        let full = self.held.len() >= window.max(1);
+        if full {
             self.flush_all = true;
         }
         let dist = seq.wrapping_sub(last);
         let at = self
             .held
             .partition_point(|(s, _, _)| s.wrapping_sub(last) < dist);
+        if full && at == 0 {
+            // Earlier than everything held: it goes first.
+            return Some((seq, pkt));
+        }
         self.held.insert(at, (seq, deadline, pkt));
+        if full {
+            let (s, _, b) = self.held.remove(0);
+            return Some((s, b));
+        }
+        None
     }
 
     /// The next packet to deliver, if any: the one right after `last`, or the smallest held one once its time
@@ -70,8 +90,8 @@ mod tests {
     fn releases_in_order_when_the_gap_fills_or_time_is_up() {
         let mut r = ReorderBuf::default();
         // last = 0; 3 and 2 arrive ahead of 1.
-        r.insert(3, 0, 100, 4, "three");
-        r.insert(2, 0, 100, 4, "two");
+        assert!(r.insert(3, 0, 100, 4, "three").is_none());
+        assert!(r.insert(2, 0, 100, 4, "two").is_none());
         assert!(
             r.pop_ready(0, 50).is_none(),
             "1 is missing and time is not up"
@@ -81,8 +101,8 @@ mod tests {
         assert_eq!(r.pop_ready(2, 50), Some((3, "three")));
         assert!(r.is_empty());
         // A gap that never fills: released when the time is up, in order.
-        r.insert(9, 3, 100, 4, "nine");
-        r.insert(7, 3, 100, 4, "seven");
+        assert!(r.insert(9, 3, 100, 4, "nine").is_none());
+        assert!(r.insert(7, 3, 100, 4, "seven").is_none());
         assert!(r.pop_ready(3, 99).is_none());
         assert_eq!(r.pop_ready(3, 100), Some((7, "seven")));
         assert_eq!(r.pop_ready(7, 100), Some((9, "nine")));
@@ -91,18 +111,21 @@ mod tests {
     #[test]
     fn a_full_window_releases_everything_in_order() {
         let mut r = ReorderBuf::default();
+        let mut out = Vec::new();
         for s in [5u32, 3, 4] {
-            r.insert(s, 1, 1000, 2, s);
+            // Given back at once: the earliest, when the window is full.
+            out.extend(r.insert(s, 1, 1000, 2, s).map(|x| x.0));
+            assert!(r.len() <= 2, "bounded by the window");
         }
-        let out: Vec<u32> = std::iter::from_fn(|| r.pop_ready(1, 0).map(|x| x.0)).collect();
+        out.extend(std::iter::from_fn(|| r.pop_ready(1, 0).map(|x| x.0)));
         assert_eq!(out, vec![3, 4, 5]);
     }
 
     #[test]
     fn ordering_survives_the_wrap() {
         let mut r = ReorderBuf::default();
-        r.insert(1, u32::MAX - 2, 0, 8, 'b');
-        r.insert(u32::MAX, u32::MAX - 2, 0, 8, 'a');
+        assert!(r.insert(1, u32::MAX - 2, 0, 8, 'b').is_none());
+        assert!(r.insert(u32::MAX, u32::MAX - 2, 0, 8, 'a').is_none());
         assert_eq!(r.pop_ready(u32::MAX - 2, 1).map(|x| x.1), Some('a'));
         assert_eq!(r.pop_ready(u32::MAX, 1).map(|x| x.1), Some('b'));
     }

@@ -185,6 +185,8 @@ pub struct Tunnel {
     /// Cisco keepalives: (interval s, retries).
     pub keepalive: Option<(u32, u32)>,
     pub index: u32,
+    /// Run-unique id (see [`Tables::tunnel_ids`]).
+    pub id: u64,
     pub name: String,
     pub local: IpAddr,
     pub remote: IpAddr,
@@ -221,11 +223,27 @@ impl Tunnel {
     pub fn gre_len(&self) -> usize {
         self.header_bytes() - self.gre_at()
     }
+    /// This tunnel's name across generations.
+    #[inline]
+    pub fn tref(&self) -> TunnelRef {
+        TunnelRef {
+            index: self.index,
+            id: self.id,
+        }
+    }
     /// Whether keepalives gate traffic and the tunnel is down.
     #[inline]
     pub fn is_down(&self) -> bool {
         self.keepalive_on && !self.state.up.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// A tunnel as named across table generations: its index in the generation the name was made in (a hint) and
+/// its run-unique id (the truth). Indices shift when tunnels are added or removed at run time; ids never do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TunnelRef {
+    pub index: u32,
+    pub id: u64,
 }
 
 /// Identity of a tunnel on receive: (our address, peer address, key).
@@ -342,6 +360,21 @@ pub struct Tables {
     pub tunnel_ids: Arc<[u64]>,
 }
 
+impl Tables {
+    /// The index of `r`'s tunnel in this generation, if it still exists: the index it was named with when that
+    /// slot still holds the same tunnel (the common case), else a search by id (rare: after a runtime change).
+    #[inline]
+    pub fn resolve(&self, r: TunnelRef) -> Option<u32> {
+        if self.tunnel_ids.get(r.index as usize) == Some(&r.id) {
+            return Some(r.index);
+        }
+        self.tunnel_ids
+            .iter()
+            .position(|&id| id == r.id)
+            .map(|i| i as u32)
+    }
+}
+
 /// Building tables failed (after config validation this means a resource limit).
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -350,7 +383,6 @@ pub enum TableError {
     #[error("{0}")]
     Other(String),
 }
-/// Build the route tables from the config's tunnels, routes and connected subnets.
 /// Which address ranges (prefixes, as first..=last address; IPv4 widened to `u128`) a set of prefixes overlaps,
 /// in O(log n) per query: two prefixes overlap iff one contains the other, i.e. iff one's first address lies in
 /// the other's range. Sorted by first address, with a running maximum of the last addresses, a query range
