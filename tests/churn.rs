@@ -7,8 +7,8 @@
 //! cargo test --release --test churn -- --ignored --nocapture
 //! ```
 //!
-//! It is `#[ignore]`d until issue 19's generation-safe tunnel ids land: on today's code it fails. In 9 runs on
-//! this 2-core VM (6 as here, 3 with `burst = 32`; 2,600-4,100 changes in 15 s, 50-80 M packets in) every run
+//! It is `#[ignore]`d until issue 19's generation-safe tunnel ids land: on today's code it fails. In 10 runs on
+//! this 2-core VM (7 as here, 3 with `burst = 32`; 2,600-4,100 changes in 15 s, 50-80 M packets in) every run
 //! sent 0.5-1.1 M packets with a decoy's key to a decoy's remote, and the stats counted packets on decoys.
 //! Greway exited 0 each time, and no mbuf leaked and no packet went unaccounted in those runs: the issue
 //! reports 16 of each in one run, likely a race at the stop (a packet handed off to a worker that has already
