@@ -272,6 +272,25 @@ fn all_keys_toml_uses_every_key_and_passes_check_config() {
 }
 
 #[test]
+fn readme_minimal_config_passes_check_config() {
+    let readme = read("README.md");
+    let start = readme
+        .find("```toml\n")
+        .expect("README.md has a ```toml block")
+        + "```toml\n".len();
+    let len = readme[start..].find("```").expect("the block ends");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("minimal.toml");
+    std::fs::write(&path, &readme[start..start + len]).expect("write");
+    let out = greway(&["check-config", path.to_str().expect("utf-8 path")]);
+    assert!(
+        out.status.success(),
+        "README.md's minimal configuration: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn every_drop_reason_is_in_docs_packet_handling_md() {
     let doc = read("docs/packet-handling.md");
     let missing: Vec<_> = greway::stats::DropReason::ALL
