@@ -29,7 +29,7 @@
 # `echo 512 > /proc/sys/vm/nr_hugepages; mount -t hugetlbfs nodev /dev/hugepages`), else on 4 KB pages
 # (`--no-huge -m 512`); HUGEPAGES=1 insists on hugepages, HUGEPAGES=0 never uses them. The mode is printed per
 # scenario and recorded in the JSON ("memory"): on 4 KB pages every packet an application touches after rx
-# costs TLB misses that an io forwarder never pays, so the two modes' ratios differ (README).
+# costs TLB misses that an io forwarder never pays, so the two modes' ratios differ (docs/performance.md).
 # Environment: SECS (measured seconds per run, default 3), WARMUP (default 1), PAIRS (default 2),
 # GREWAY (binary, default target/release/greway, built if missing), BENCH_OUT (inputs and logs, default
 # out/bench) and BENCH_JSON (results, default out/bench.json).

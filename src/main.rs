@@ -1,5 +1,5 @@
 //! `greway`: the command line. Exit status: 0 ok, 1 runtime failure, 2 invalid configuration or arguments.
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use greway::app::{self, RunOptions, Runtime};
 use greway::config::Config;
 use std::io::IsTerminal;
@@ -73,6 +73,14 @@ enum Cmd {
         socket: PathBuf,
         #[command(subcommand)]
         cmd: CtlCmd,
+    },
+    /// Write one man page per command (greway.1, greway-run.1, greway-ctl-tunnel-add.1, ...) into DIR, generated
+    /// from these command-line definitions.
+    #[command(hide = true)]
+    Man {
+        /// The directory to write the pages to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -236,6 +244,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Ctl { socket, cmd } => ctl(&socket, cmd),
+        Cmd::Man { out } => man_pages(&out),
         Cmd::Run {
             config,
             exit_idle_ms,
@@ -269,6 +278,18 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `greway man --out DIR`: the man pages of every visible command, from the clap definitions above.
+fn man_pages(out: &std::path::Path) -> ExitCode {
+    match std::fs::create_dir_all(out).and_then(|()| clap_mangen::generate_to(Cli::command(), out))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}: {e}", out.display());
+            ExitCode::from(1)
         }
     }
 }
