@@ -974,6 +974,7 @@ fn tunnels_json(cp: &ControlPlane) -> serde_json::Value {
         .map(|(t, i)| {
             serde_json::json!({
                 "name": t.name,
+                "id": i.id,
                 "local": t.local.to_string(),
                 "remote": t.remote.to_string(),
                 "ikey": t.ikey.or(t.key),

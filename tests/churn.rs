@@ -4,15 +4,12 @@
 //! Run it (a release build; the test itself takes about 20 s):
 //!
 //! ```text
-//! cargo test --release --test churn -- --ignored --nocapture
+//! cargo test --release --test churn -- --nocapture
 //! ```
 //!
-//! It is `#[ignore]`d until issue 19's generation-safe tunnel ids land: on today's code it fails. In 10 runs on
-//! this 2-core VM (7 as here, 3 with `burst = 32`; 2,600-4,100 changes in 15 s, 50-80 M packets in) every run
-//! sent 0.5-1.1 M packets with a decoy's key to a decoy's remote, and the stats counted packets on decoys.
-//! Greway exited 0 each time, and no mbuf leaked and no packet went unaccounted in those runs: the issue
-//! reports 16 of each in one run, likely a race at the stop (a packet handed off to a worker that has already
-//! drained its ring) that these runs did not hit.
+//! Before handed-off packets, keepalives and held packets named their tunnel by run-unique id (commit 7283ff7),
+//! every run of this test on this 2-core VM (10 runs, 2,600-4,100 changes in 15 s, 50-80 M packets in) sent
+//! 0.5-1.1 M packets with a decoy's key to a decoy's remote, and the stats counted packets on decoys.
 //! It needs root (EAL's runtime directory), `tcpdump` and `tshark` (scripts/install-deps.sh installs them).
 //!
 //! Setup:
@@ -251,7 +248,6 @@ fn mkfifo(p: &Path) {
 }
 
 #[test]
-#[ignore = "fails until issue 19's generation-safe tunnel ids land"]
 fn tunnels_churned_through_the_socket_under_traffic_with_two_workers() {
     let dir = scratch("churn");
     let prefix = format!("gwt-churn-{}", std::process::id());
@@ -277,10 +273,12 @@ fn tunnels_churned_through_the_socket_under_traffic_with_two_workers() {
     let plain = plain_tunnel();
     let decoys: Vec<Tun> = (0..DECOYS).map(decoy).collect();
     // Initial order: decoys before, between and after the live tunnels.
+    // "seq" at index 2: its run-unique id is even at the start, and stays even through the rotation (each
+    // rotation re-adds all eight tunnels in order, ids + 8), so worker 0 owns it throughout.
     let mut order: Vec<Tun> = vec![
         decoys[0].clone(),
-        seq.clone(),
         decoys[1].clone(),
+        seq.clone(),
         decoys[2].clone(),
         plain.clone(),
         decoys[3].clone(),
@@ -411,11 +409,11 @@ port = "outside"
         decoys.iter().map(|t| (t.name.clone(), (0, 0))).collect();
     let mut samples = 0u64;
     let started = Instant::now();
-    // Stop with "seq" at an even index: its owner is then worker 0 (index % workers), alone on core 1, and the
-    // worker handing its packets off is worker 1, which shares core 0 with the control thread (see the
-    // module comment): the handoff is busy right up to the stop.
-    let seq_owner = |order: &[Tun]| order.iter().position(|t| t.name == "seq").unwrap_or(0) % 2;
-    'churn: while started.elapsed() < CHURN || seq_owner(&order) != 0 {
+    // Stop with "seq" owned by worker 0 (its run-unique id % workers, as `ctl tunnel show` gives it), alone on
+    // core 1, and the worker handing its packets off is worker 1, which shares core 0 with the control thread
+    // (see the module comment): the handoff is busy right up to the stop.
+    let mut seq_id = 2u64;
+    'churn: while started.elapsed() < CHURN {
         let t = order.remove(0);
         let ops = [
             json!({"cmd": "tunnel_del", "name": t.name}),
@@ -440,6 +438,13 @@ port = "outside"
             changes += 1;
             if k == 1 {
                 order.push(t.clone());
+            }
+            if let Some(id) = ans["data"]["tunnels"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["name"] == "seq"))
+                .and_then(|x| x["id"].as_u64())
+            {
+                seq_id = id;
             }
             let want: Vec<&str> = order.iter().map(|x| x.name.as_str()).collect();
             let got: Vec<&str> = ans["data"]["tunnels"]
@@ -563,6 +568,11 @@ port = "outside"
     );
     if let Some(e) = &socket_error {
         failures.push(format!("the control socket failed during the churn: {e}"));
+    }
+    if seq_id % 2 != 0 {
+        failures.push(format!(
+            "setup: \"seq\" (id {seq_id}) is not owned by worker 0, so no handoff was in flight at the stop"
+        ));
     }
     if let Some(st) = died_during_churn {
         failures.push(format!("greway died during the churn: {st}"));
