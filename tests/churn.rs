@@ -569,7 +569,7 @@ port = "outside"
     if let Some(e) = &socket_error {
         failures.push(format!("the control socket failed during the churn: {e}"));
     }
-    if seq_id % 2 != 0 {
+    if !seq_id.is_multiple_of(2) {
         failures.push(format!(
             "setup: \"seq\" (id {seq_id}) is not owned by worker 0, so no handoff was in flight at the stop"
         ));
