@@ -2040,17 +2040,7 @@ fn ttl_decrement_checksum(hc: u16) -> u16 {
     !(((s & 0xffff) + (s >> 16)) as u16)
 }
 
-/// Start loading the cache line at `p`; never faults.
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
+use greway_wire::cpu::prefetch;
 
 #[derive(Clone, Copy, Debug)]
 enum IcmpKind {

@@ -10,6 +10,7 @@
 //! - Errors are small `Copy` values naming the layer, the length needed and the length present, because the hot
 //!   path turns them into drop counters.
 pub mod checksum;
+pub mod cpu;
 
 pub mod arp;
 pub mod ethernet;

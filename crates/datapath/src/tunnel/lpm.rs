@@ -193,16 +193,8 @@ impl Lpm4 {
     /// that works on other packets meanwhile). Never faults.
     #[inline(always)]
     pub fn prefetch(&self, addr: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let p = self.tbl24.as_ptr().wrapping_add((addr >> 8) as usize);
-            // SAFETY: prefetch never faults, and the index is below TBL24_LEN anyway.
-            unsafe {
-                core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = addr;
+        // The index is below TBL24_LEN; a prefetch never faults anyway.
+        greway_wire::cpu::prefetch(self.tbl24.as_ptr().wrapping_add((addr >> 8) as usize));
     }
 
     /// [`Lpm4::lookup`] on an [`Ipv4Addr`].

@@ -49,23 +49,13 @@ pub trait PortIo {
     fn tx(&mut self, port: usize, from: &mut Self::Burst) -> usize;
     /// The clock of the poll loop (TSC ticks).
     fn now(&self) -> u64;
+    /// CPU time the calling thread has had, in ns (for the measurement window; 0 where unknown).
+    fn cpu_ns(&self) -> u64 {
+        0
+    }
 }
 
-/// The CPU's time-stamp counter (the clock DPDK's `rte_rdtsc` reads).
-#[inline(always)]
-pub fn rdtsc() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: RDTSC has no memory effects and is available on every x86_64 CPU.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        use std::sync::OnceLock;
-        static T0: OnceLock<std::time::Instant> = OnceLock::new();
-        T0.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
-    }
-}
+pub use greway_wire::cpu::rdtsc;
 
 /// The lock-free channels between a worker and the control thread.
 pub struct WorkerChannels<P> {
@@ -108,18 +98,6 @@ pub struct Window {
     pub cpu_ns: u64,
 }
 
-/// The calling thread's CPU time in ns (CLOCK_THREAD_CPUTIME_ID; a vDSO call, used twice per run).
-pub fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we own.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// Snapshots per second handed to the control thread.
 const SNAPSHOTS_PER_SEC: u64 = 10;
@@ -153,7 +131,7 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
     // (tsc, tx, rx, thread cpu ns) when the window opened.
     // Without a warm-up the window opens now, before any packet (the histogram keeps every sample).
     let mut window: Option<(u64, u64, u64, u64)> =
-        (setup.window_start_tsc == 0).then(|| (io.now(), 0, 0, thread_cpu_ns()));
+        (setup.window_start_tsc == 0).then(|| (io.now(), 0, 0, io.cpu_ns()));
     let mut window_pending = window.is_none();
 
     // `last_rx_tsc` is shared by all workers: refreshed at most once per millisecond (an atomic read-modify-write
@@ -264,7 +242,7 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
         if window_pending && now >= setup.window_start_tsc {
             window_pending = false;
             let (t, r) = tx_rx_total(&counters);
-            window = Some((now, t, r, thread_cpu_ns()));
+            window = Some((now, t, r, io.cpu_ns()));
             hist.reset();
         }
 
@@ -285,7 +263,7 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
         counters.drops[DropReason::TxFull as usize] += left as u64;
     }
     let end = io.now();
-    let end_cpu = thread_cpu_ns();
+    let end_cpu = io.cpu_ns();
     proc.finish(&mut counters);
     publish(&setup, &counters, &hist);
     let (t, r) = tx_rx_total(&counters);
