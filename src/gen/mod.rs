@@ -10,16 +10,18 @@
 //! Per packet the transmitter makes one mempool allocation, one copy of the template and the fixups of
 //! [`template::Template::stamp`]; per burst one TSC read and one `tx_burst`. Rates: `Mpps`; `Gbit/s` counts the
 //! frame with its FCS, `wire Gbit/s` adds the 20 bytes of preamble, SFD and inter-frame gap per frame.
+pub mod config;
 pub mod rfc2544;
 pub mod rx;
 pub mod template;
 
 use crate::app::{self, Runtime};
 use crate::buf::PacketBuf;
-use crate::config::{check_generator, Config, GenEncap, GeneratorCfg, MacAddr};
+use crate::config::{Config, MacAddr};
 use crate::dpdk::{self, Burst, Mempool};
 use crate::stats::{new_latency_histogram, LatencySummary};
 use clap::Args;
+use config::{check_generator, GenEncap, GeneratorCfg};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::io::IsTerminal;
