@@ -13,7 +13,8 @@
 //!
 //! The text is parsed twice: once into the typed structs below (serde, every struct
 //! `deny_unknown_fields`, values such as CIDRs, MACs and TTLs parsed by their own
-//! deserializers), and once into a small span tree. Serde errors carry a byte span; the tree
+//! deserializers), and once into a small span tree ([`location`], from toml_edit's document and its public
+//! span accessors). Serde errors carry a byte span; the tree
 //! turns that span into a field path. Semantic rules then run on the typed [`Config`] and report
 //! a field path; the tree turns that path into a line.
 //!
