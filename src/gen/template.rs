@@ -5,7 +5,7 @@
 //! Frame sizes are Ethernet frame sizes including the 4-byte FCS (RFC 2544 convention: a "64-byte frame" is 60
 //! bytes handed to the NIC plus the FCS it appends). A size too small for the headers and the 18-byte signature
 //! is raised to the smallest that fits (see [`Plan::min_frame`]).
-use crate::config::{GenEncap, GeneratorCfg};
+use crate::gen::config::{GenEncap, GeneratorCfg};
 use crate::wire::checksum;
 use crate::wire::gre::{self, GreRepr};
 use crate::wire::ipv4::Ipv4Repr;

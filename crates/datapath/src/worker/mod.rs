@@ -98,7 +98,6 @@ pub struct Window {
     pub cpu_ns: u64,
 }
 
-
 /// Snapshots per second handed to the control thread.
 const SNAPSHOTS_PER_SEC: u64 = 10;
 

@@ -1,0 +1,281 @@
+//! The gateway's control duties: worker events, keepalives and neighbours each loop iteration, and runtime
+//! changes from `greway ctl` (add/delete tunnels and routes), validated like the file and published as a new
+//! table.
+use super::{ControlDuties, InjectRing};
+use crate::buf::PacketBuf;
+use crate::config::{Config, RouteCfg, TunnelCfg};
+use crate::control::ctl::{Request, Response, TunnelSpec};
+use crate::control::plane::{ControlPlane, Notice, Outgoing};
+use crate::control::status::TunnelInfo;
+use crate::datapath::gateway::{owner_of, Handoff, Shared};
+use crate::dpdk::{self, Mbuf, Mempool};
+use crate::stats::{Counters, DropReason};
+use crate::tunnel::table::TunnelRef;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+/// and runtime changes from `greway ctl`, validated like the file and published as a new table.
+pub(super) struct GatewayControl {
+    pub(super) cp: ControlPlane,
+    pub(super) shared: Shared<Mbuf>,
+    pub(super) pool: Arc<Mempool>,
+    pub(super) next_tick: Instant,
+    pub(super) tsc_hz: u64,
+    pub(super) nworkers: usize,
+}
+
+impl ControlDuties for GatewayControl {
+    fn poll(&mut self, inject: &[InjectRing]) {
+        let cp = &mut self.cp;
+        let now = Instant::now();
+        let mut out = Vec::new();
+        while let Some(e) = self.shared.events.pop() {
+            if let Some(o) = cp.on_event(e, now) {
+                out.push(o);
+            }
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + Duration::from_millis(100);
+            let (frames, notices) = cp.tick(now, dpdk::rdtsc(), self.tsc_hz);
+            out.extend(frames);
+            for n in notices {
+                match n {
+                    Notice::TunnelUp(t) => log::info!("tunnel {t} is up"),
+                    Notice::TunnelDown(t) => log::warn!("tunnel {t} is down (keepalives missed)"),
+                }
+            }
+        }
+        if cp.take_dirty() {
+            self.shared.tables.store(Arc::new(cp.tables()));
+        }
+        for o in out {
+            let (bytes, dest) = match o {
+                Outgoing::Frame { port, bytes } => (bytes, Ok(port)),
+                Outgoing::Encap { tunnel, bytes } => (bytes, Err(tunnel)),
+            };
+            let Some(mut m) = self.pool.alloc() else {
+                log::warn!("control: mempool empty, frame not sent");
+                continue;
+            };
+            match m.append(bytes.len()) {
+                Some(buf) => buf.copy_from_slice(&bytes),
+                None => continue,
+            }
+            // A full ring drops the frame (freed here); the next tick sends another.
+            match dest {
+                Ok(port) => {
+                    let _ = inject[0].push((port, m));
+                }
+                Err(tunnel) => {
+                    // Named by run-unique id: the worker may already be on another table generation.
+                    let id = self.cp.tunnel_ids()[tunnel as usize];
+                    let h = Handoff {
+                        tunnel: TunnelRef { index: tunnel, id },
+                        keepalive: true,
+                    };
+                    let _ = self.shared.handoff[owner_of(id, self.nworkers)].push((h, m));
+                }
+            }
+        }
+    }
+
+    fn tunnels(&self) -> Vec<TunnelInfo> {
+        tunnel_infos(&self.cp)
+    }
+
+    fn after_stop(&mut self, total: &mut Counters) {
+        for ring in &self.shared.handoff {
+            while let Some((_, m)) = ring.pop() {
+                drop(m);
+                // As the owner's own `finish` counts what it finds on its ring.
+                total.drop_pkt(DropReason::HandoffFull);
+            }
+        }
+    }
+
+    fn request(&mut self, req: Request) -> Response {
+        let cfg = self.cp.config();
+        let changed = match req {
+            Request::Stats => return Response::err("stats is answered by the socket thread"),
+            Request::TunnelShow => return Response::ok(Some(tunnels_json(&self.cp))),
+            Request::RouteShow => return Response::ok(Some(routes_json(cfg))),
+            Request::TunnelAdd { tunnel } => add_tunnel(cfg, &tunnel),
+            Request::TunnelDel { name } => {
+                let mut c = cfg.clone();
+                let before = c.tunnels.len();
+                c.tunnels.retain(|t| t.name != name);
+                if c.tunnels.len() == before {
+                    Err(format!("no tunnel named {name:?}"))
+                } else {
+                    Ok(c)
+                }
+            }
+            Request::RouteAdd {
+                prefix,
+                tunnel,
+                port,
+                via,
+            } => add_route(cfg, &prefix, tunnel, port, via),
+            Request::RouteDel { prefix } => del_route(cfg, &prefix),
+        };
+        let new = match changed.and_then(|c| {
+            crate::config::validate_runtime(&c)
+                .map(|()| c)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(c) => c,
+            Err(e) => return Response::err(e),
+        };
+        if let Err(e) = self.cp.reconfigure(new, Instant::now(), dpdk::rdtsc()) {
+            return Response::err(e.to_string());
+        }
+        // Workers pick the new table up between bursts; tunnels that kept their name keep their state and
+        // counters (run-unique ids).
+        self.cp.take_dirty();
+        self.shared.tables.store(Arc::new(self.cp.tables()));
+        log::info!(
+            "runtime change applied: {} tunnel(s), {} route(s)",
+            self.cp.config().tunnels.len(),
+            self.cp.config().routes.len()
+        );
+        Response::ok(Some(tunnels_json(&self.cp)))
+    }
+}
+
+/// Name, id and state of the control plane's tunnels. A tunnel without keepalives is always up.
+fn tunnel_infos(cp: &ControlPlane) -> Vec<TunnelInfo> {
+    cp.config()
+        .tunnels
+        .iter()
+        .zip(cp.tunnel_ids().iter())
+        .zip(cp.tunnel_states())
+        .map(|((t, id), st)| TunnelInfo {
+            name: t.name.clone(),
+            id: *id,
+            up: t.keepalive.is_none() || st.up.load(Ordering::Relaxed),
+        })
+        .collect()
+}
+
+fn tunnels_json(cp: &ControlPlane) -> serde_json::Value {
+    let infos = tunnel_infos(cp);
+    let list: Vec<serde_json::Value> = cp
+        .config()
+        .tunnels
+        .iter()
+        .zip(infos)
+        .map(|(t, i)| {
+            serde_json::json!({
+                "name": t.name,
+                "id": i.id,
+                "local": t.local.to_string(),
+                "remote": t.remote.to_string(),
+                "ikey": t.ikey.or(t.key),
+                "okey": t.out_key(),
+                "checksum": t.checksum,
+                "sequence": t.sequence,
+                "keepalive": t.keepalive.is_some(),
+                "routes": t.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                "up": i.up,
+            })
+        })
+        .collect();
+    serde_json::json!({ "tunnels": list })
+}
+
+fn routes_json(cfg: &Config) -> serde_json::Value {
+    let tunnel_routes: Vec<serde_json::Value> = cfg
+        .tunnels
+        .iter()
+        .flat_map(|t| {
+            t.routes
+                .iter()
+                .map(move |r| serde_json::json!({"prefix": r.to_string(), "tunnel": t.name}))
+        })
+        .collect();
+    let routes: Vec<serde_json::Value> = cfg
+        .routes
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "prefix": r.prefix.to_string(),
+                "via": r.via.map(|v| v.to_string()),
+                "port": r.port,
+            })
+        })
+        .collect();
+    serde_json::json!({ "tunnel_routes": tunnel_routes, "routes": routes })
+}
+
+fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{what}: cannot parse {s:?}"))
+}
+
+/// The config with `spec` appended, checked by [`crate::config::validate_tunnel_addition`] (the file's rules
+/// against the existing tunnels).
+fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
+    let mut t = TunnelCfg::new(
+        spec.name.clone(),
+        parse("local", &spec.local)?,
+        parse("remote", &spec.remote)?,
+    );
+    t.key = spec.key;
+    t.checksum = spec.checksum;
+    t.sequence = spec.sequence;
+    t.routes = spec
+        .routes
+        .iter()
+        .map(|r| parse("route", r))
+        .collect::<Result<_, _>>()?;
+    crate::config::validate_tunnel_addition(cfg, &t).map_err(|e| e.to_string())?;
+    let mut c = cfg.clone();
+    c.tunnels.push(t);
+    Ok(c)
+}
+
+fn add_route(
+    cfg: &Config,
+    prefix: &str,
+    tunnel: Option<String>,
+    port: Option<String>,
+    via: Option<String>,
+) -> Result<Config, String> {
+    let p: ipnet::IpNet = parse("prefix", prefix)?;
+    let mut c = cfg.clone();
+    match (tunnel, port) {
+        (Some(t), None) => {
+            let Some(tc) = c.tunnels.iter_mut().find(|x| x.name == t) else {
+                return Err(format!("no tunnel named {t:?}"));
+            };
+            tc.routes.push(p);
+        }
+        (None, Some(port)) => c.routes.push(RouteCfg {
+            prefix: p,
+            via: via.map(|v| parse("via", &v)).transpose()?,
+            port,
+        }),
+        _ => return Err("give either --tunnel NAME or --port NAME [--via IP]".into()),
+    }
+    Ok(c)
+}
+
+fn del_route(cfg: &Config, prefix: &str) -> Result<Config, String> {
+    let p: ipnet::IpNet = parse("prefix", prefix)?;
+    let mut c = cfg.clone();
+    let mut found = false;
+    for t in &mut c.tunnels {
+        let n = t.routes.len();
+        t.routes.retain(|r| *r != p);
+        found |= t.routes.len() != n;
+    }
+    let n = c.routes.len();
+    c.routes.retain(|r| r.prefix != p);
+    found |= c.routes.len() != n;
+    if found {
+        Ok(c)
+    } else {
+        Err(format!("no route {p}"))
+    }
+}

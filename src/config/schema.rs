@@ -1,0 +1,300 @@
+//! The configuration's serde structs: one per TOML table, every one `deny_unknown_fields`.
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::value::{
+    de_cidr, de_cidrs, de_ip, de_one_or_many_cidrs, de_opt_cidrs, de_opt_ip, de_opt_key,
+    de_sockaddr, MacAddr, PortRole, Tos, Ttl,
+};
+use crate::gen::config::GeneratorCfg;
+
+/// The whole, validated configuration. Field names in TOML are singular (`[[port]]`,
+/// `[[tunnel]]`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub eal: EalCfg,
+    pub dataplane: DataplaneCfg,
+    #[serde(rename = "port")]
+    pub ports: Vec<PortCfg>,
+    #[serde(rename = "tunnel", default)]
+    pub tunnels: Vec<TunnelCfg>,
+    #[serde(rename = "neighbor", default)]
+    pub neighbors: Vec<NeighborCfg>,
+    #[serde(rename = "route", default)]
+    pub routes: Vec<RouteCfg>,
+    #[serde(default)]
+    pub metrics: Option<MetricsCfg>,
+    #[serde(default)]
+    pub control: Option<ControlCfg>,
+    /// `[generator]`: settings of `greway gen` (ignored by `greway run`).
+    #[serde(default)]
+    pub generator: Option<GeneratorCfg>,
+}
+
+/// `[eal]`: arguments passed to `rte_eal_init` (the program name is added by the runtime).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalCfg {
+    pub args: Vec<String>,
+}
+
+/// `[dataplane]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneCfg {
+    /// Lcores for the poll-mode workers; the control thread stays on the EAL main lcore.
+    pub workers: Vec<u32>,
+    /// RX/TX burst size, 1..=256.
+    #[serde(default = "default_burst")]
+    pub burst: u16,
+    /// Mbufs in the packet pool.
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+    /// 0 = busy poll; N > 0 = after empty polls back off to sleeps of up to N microseconds.
+    #[serde(default)]
+    pub idle_sleep_us: u32,
+    /// `gateway` (default): GRE encapsulation/decapsulation; `forward`: a plain cross-connect of ports 0 and 1
+    /// (testpmd io-style baseline).
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// What the workers do with packets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Gateway,
+    Forward,
+}
+
+pub(crate) fn default_burst() -> u16 {
+    32
+}
+fn default_mbufs() -> u32 {
+    8191
+}
+fn default_port_mtu() -> u16 {
+    1500
+}
+
+/// `[[port]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCfg {
+    pub name: String,
+    /// DPDK vdev arguments (`net_pcap0,rx_pcap=...`) or a PCI address (`0000:03:00.0`).
+    pub device: String,
+    /// `address` in TOML: a CIDR string or an array of them (IPv4 and/or IPv6).
+    #[serde(rename = "address", deserialize_with = "de_one_or_many_cidrs")]
+    pub addresses: Vec<IpNet>,
+    /// None: use the port's own MAC.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+    #[serde(default = "default_port_mtu")]
+    pub mtu: u16,
+    /// As written; after validation always `Some` (inferred from the name). Use [`PortCfg::role`].
+    #[serde(default)]
+    pub role: Option<PortRole>,
+}
+
+impl PortCfg {
+    /// The port's role: explicit, else from the name. Always defined for a validated config
+    /// (an unvalidated port whose role cannot be inferred reports `Outside`).
+    pub fn role(&self) -> PortRole {
+        self.role
+            .or_else(|| PortRole::from_name(&self.name))
+            .unwrap_or(PortRole::Outside)
+    }
+
+    /// True if `ip` is one of this port's own addresses.
+    pub fn has_address(&self, ip: IpAddr) -> bool {
+        self.addresses.iter().any(|a| a.addr() == ip)
+    }
+
+    /// True if `ip` lies in one of this port's connected subnets.
+    pub fn on_link(&self, ip: IpAddr) -> bool {
+        self.addresses.iter().any(|a| a.contains(&ip))
+    }
+}
+
+/// `reorder = { window = 4, timeout_ms = 10 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReorderCfg {
+    /// 1..=64 packets.
+    pub window: u16,
+    /// 1..=60000, default 10.
+    #[serde(default = "default_reorder_timeout")]
+    pub timeout_ms: u32,
+}
+
+fn default_reorder_timeout() -> u32 {
+    10
+}
+
+/// `keepalive = { interval_s = 10, retries = 3 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepaliveCfg {
+    /// 1..=3600.
+    pub interval_s: u32,
+    /// 1..=255, default 3.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+/// `[[tunnel]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelCfg {
+    pub name: String,
+    /// Outer source; one of our outside ports' addresses.
+    #[serde(deserialize_with = "de_ip")]
+    pub local: IpAddr,
+    /// Outer destination; same family as `local`.
+    #[serde(deserialize_with = "de_ip")]
+    pub remote: IpAddr,
+    /// Key for both directions (excludes `ikey`/`okey`).
+    #[serde(default, deserialize_with = "de_opt_key")]
+    pub key: Option<u32>,
+    /// Key expected on received packets.
+    #[serde(default, deserialize_with = "de_opt_key")]
+    pub ikey: Option<u32>,
+    /// Key put on sent packets.
+    #[serde(default, deserialize_with = "de_opt_key")]
+    pub okey: Option<u32>,
+    #[serde(default)]
+    pub checksum: bool,
+    #[serde(default)]
+    pub sequence: bool,
+    #[serde(default)]
+    pub reorder: Option<ReorderCfg>,
+    #[serde(default)]
+    pub ttl: Ttl,
+    #[serde(default)]
+    pub tos: Tos,
+    /// None: derived, see [`TunnelCfg::effective_mtu`].
+    #[serde(default)]
+    pub mtu: Option<u16>,
+    #[serde(default)]
+    pub keepalive: Option<KeepaliveCfg>,
+    /// Inner destination prefixes sent into this tunnel.
+    #[serde(default, deserialize_with = "de_cidrs")]
+    pub routes: Vec<IpNet>,
+    /// None: any inner source accepted on decap; Some: only these prefixes.
+    #[serde(default, deserialize_with = "de_opt_cidrs")]
+    pub allowed_sources: Option<Vec<IpNet>>,
+}
+
+impl TunnelCfg {
+    /// A tunnel with every optional field at its default.
+    pub fn new(name: impl Into<String>, local: IpAddr, remote: IpAddr) -> Self {
+        TunnelCfg {
+            name: name.into(),
+            local,
+            remote,
+            key: None,
+            ikey: None,
+            okey: None,
+            checksum: false,
+            sequence: false,
+            reorder: None,
+            ttl: Ttl::default(),
+            tos: Tos::default(),
+            mtu: None,
+            keepalive: None,
+            routes: Vec::new(),
+            allowed_sources: None,
+        }
+    }
+
+    /// Key expected on received packets (`ikey`, else `key`).
+    pub fn in_key(&self) -> Option<u32> {
+        self.ikey.or(self.key)
+    }
+
+    /// Key written on sent packets (`okey`, else `key`).
+    pub fn out_key(&self) -> Option<u32> {
+        self.okey.or(self.key)
+    }
+
+    /// Bytes added by encapsulation: outer IP header (20 / 40) + GRE base header (4) + 4 for
+    /// each of checksum, out-key and sequence.
+    pub fn overhead(&self) -> u16 {
+        let ip = if self.local.is_ipv4() { 20 } else { 40 };
+        let opts = [self.checksum, self.out_key().is_some(), self.sequence]
+            .iter()
+            .filter(|&&b| b)
+            .count() as u16;
+        ip + 4 + 4 * opts
+    }
+
+    /// Largest inner packet the outside port owning `local` can carry without fragmenting
+    /// (port MTU minus [`overhead`](Self::overhead); port MTU 1500 if no port owns `local`).
+    pub fn max_mtu(&self, cfg: &Config) -> u16 {
+        let port_mtu = cfg.port_for_local(self.local).map_or(1500, |p| p.mtu);
+        port_mtu.saturating_sub(self.overhead())
+    }
+
+    /// The inner MTU: explicit `mtu`, else [`max_mtu`](Self::max_mtu).
+    pub fn effective_mtu(&self, cfg: &Config) -> u16 {
+        self.mtu.unwrap_or_else(|| self.max_mtu(cfg))
+    }
+
+    /// Minimum inner MTU: 1280 if the tunnel carries an IPv6 route (RFC 8200), else 576.
+    pub fn min_mtu(&self) -> u16 {
+        if self.routes.iter().any(|r| matches!(r, IpNet::V6(_))) {
+            1280
+        } else {
+            576
+        }
+    }
+}
+
+/// `[[neighbor]]`: a static next hop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborCfg {
+    pub port: String,
+    #[serde(deserialize_with = "de_ip")]
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+}
+
+/// `[[route]]`: an outer route (to tunnel remotes) or inside route (to inner hosts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCfg {
+    #[serde(deserialize_with = "de_cidr")]
+    pub prefix: IpNet,
+    /// None: directly connected on `port`.
+    #[serde(default, deserialize_with = "de_opt_ip")]
+    pub via: Option<IpAddr>,
+    pub port: String,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsCfg {
+    /// Prometheus exporter listen address.
+    #[serde(deserialize_with = "de_sockaddr")]
+    pub prometheus: SocketAddr,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlCfg {
+    /// Unix socket of the control interface.
+    pub socket: PathBuf,
+}

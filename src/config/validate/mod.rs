@@ -1,0 +1,48 @@
+//! Semantic rules on the typed [`Config`], one module per section. Each rule reports an [`Issue`]: the field path
+//! and a message; [`super::location`] turns the path into a line.
+mod dataplane;
+mod neighbors;
+mod ports;
+mod routes;
+mod tunnels;
+
+use std::collections::HashMap;
+
+use super::{issue, Check, Config};
+use crate::gen::config::check_generator_issue;
+
+use dataplane::check_dataplane;
+#[cfg(test)]
+pub(super) use dataplane::parse_core_list;
+use neighbors::check_neighbors;
+use ports::check_ports;
+pub(super) use ports::check_roles_for_tunnels;
+pub(crate) use ports::unknown_port;
+use routes::check_routes;
+pub(super) use tunnels::{check_tunnel, route_index};
+
+pub(super) fn validate(cfg: &Config) -> Check {
+    check_dataplane(cfg)?;
+    check_ports(cfg)?;
+    check_roles_for_tunnels(cfg, cfg.tunnels.len())?;
+    check_neighbors(cfg)?;
+    check_routes(cfg)?;
+    // Route prefix -> the earlier tunnel that has it, built as the tunnels are checked (a linear scan of every
+    // earlier tunnel's routes per route would be quadratic: 100k routes took seconds).
+    let mut routes = HashMap::new();
+    for (i, t) in cfg.tunnels.iter().enumerate() {
+        check_tunnel(cfg, i, t, &cfg.tunnels[..i], &routes)?;
+        for p in &t.routes {
+            routes.entry(*p).or_insert(i);
+        }
+    }
+    if let Some(c) = &cfg.control {
+        if c.socket.as_os_str().is_empty() {
+            return Err(issue("control.socket", "socket path must not be empty"));
+        }
+    }
+    if let Some(g) = &cfg.generator {
+        check_generator_issue(cfg, g)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Value types of the configuration (MAC, TTL, TOS, port role) and the deserializers whose messages quote the
+//! bad value (CIDRs, addresses, keys, socket addresses).
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// An Ethernet MAC address. Parses `02:00:00:00:00:01` (also `-` separated); displays lower-case
+/// with colons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// True for group (multicast/broadcast) addresses.
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+
+    /// True for 00:00:00:00:00:00.
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 6]
+    }
+}
+
+/// Error returned by `MacAddr::from_str`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid MAC address {0:?}: expected six hex bytes like 02:00:00:00:00:01")]
+pub struct MacParseError(pub String);
+
+impl FromStr for MacAddr {
+    type Err = MacParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || MacParseError(s.to_string());
+        let sep = if s.contains('-') { '-' } else { ':' };
+        let mut out = [0u8; 6];
+        let mut n = 0;
+        for part in s.split(sep) {
+            if n == 6 || part.len() != 2 {
+                return Err(err());
+            }
+            out[n] = u8::from_str_radix(part, 16).map_err(|_| err())?;
+            n += 1;
+        }
+        if n != 6 {
+            return Err(err());
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a MAC address string", |s| {
+            s.parse::<MacAddr>().map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Deserializes a string and parses it inside the deserializer's visitor, so that a parse error
+/// carries the span of the value (and so its line and, within arrays, its index).
+fn parse_str<'de, D: Deserializer<'de>, T>(
+    d: D,
+    what: &'static str,
+    f: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct V<T> {
+        what: &'static str,
+        f: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.what)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.f)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V { what, f })
+}
+
+/// Outer TTL / hop limit: a fixed value 1..=255 or copied from the inner packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ttl {
+    Fixed(u8),
+    Inherit,
+}
+
+impl Default for Ttl {
+    fn default() -> Self {
+        Ttl::Fixed(64)
+    }
+}
+
+/// Outer TOS / traffic class: a fixed value 0..=255 or copied from the inner packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Tos {
+    Fixed(u8),
+    #[default]
+    Inherit,
+}
+
+/// Visitor for "integer in lo..=255 or the string \"inherit\"".
+struct FixedOrInherit {
+    what: &'static str,
+    lo: i64,
+}
+
+impl FixedOrInherit {
+    fn range_msg(&self, got: &dyn fmt::Display) -> String {
+        format!(
+            "{} must be {}..=255 or \"inherit\", got {got}",
+            self.what, self.lo
+        )
+    }
+}
+
+impl Visitor<'_> for FixedOrInherit {
+    type Value = Option<u8>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an integer {}..=255 or \"inherit\"", self.lo)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u8>, E> {
+        if (self.lo..=255).contains(&v) {
+            Ok(Some(v as u8))
+        } else {
+            Err(E::custom(self.range_msg(&v)))
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u8>, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => Err(E::custom(self.range_msg(&v))),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<u8>, E> {
+        if v == "inherit" {
+            Ok(None)
+        } else {
+            Err(E::custom(self.range_msg(&format!("{v:?}"))))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Ttl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = d.deserialize_any(FixedOrInherit { what: "ttl", lo: 1 })?;
+        Ok(v.map_or(Ttl::Inherit, Ttl::Fixed))
+    }
+}
+
+impl<'de> Deserialize<'de> for Tos {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = d.deserialize_any(FixedOrInherit { what: "tos", lo: 0 })?;
+        Ok(v.map_or(Tos::Inherit, Tos::Fixed))
+    }
+}
+
+impl Serialize for Ttl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Ttl::Fixed(v) => s.serialize_u8(*v),
+            Ttl::Inherit => s.serialize_str("inherit"),
+        }
+    }
+}
+
+impl Serialize for Tos {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Tos::Fixed(v) => s.serialize_u8(*v),
+            Tos::Inherit => s.serialize_str("inherit"),
+        }
+    }
+}
+
+pub use greway_datapath::tunnel::table::PortRole;
+
+// ---- deserializers with messages that quote the bad value --------------------------------------
+
+struct Cidr(IpNet);
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a CIDR string", parse_cidr).map(Cidr)
+    }
+}
+
+pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>().map_err(|_| {
+        format!("invalid CIDR {s:?}: expected ADDRESS/PREFIX-LENGTH such as 10.0.0.0/24 or 2001:db8::/32")
+    })
+}
+
+struct Ip(IpAddr);
+
+impl<'de> Deserialize<'de> for Ip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "an IP address string", |s| {
+            s.parse::<IpAddr>().map_err(|_| {
+                format!(
+                    "invalid IP address {s:?}: expected an IPv4 or IPv6 address such as 192.0.2.1"
+                )
+            })
+        })
+        .map(Ip)
+    }
+}
+
+pub(crate) fn de_ip<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+    Ip::deserialize(d).map(|i| i.0)
+}
+
+pub(crate) fn de_opt_ip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    Ip::deserialize(d).map(|i| Some(i.0))
+}
+
+pub(crate) fn de_cidr<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    Cidr::deserialize(d).map(|c| c.0)
+}
+
+pub(crate) fn de_cidrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<Cidr>::deserialize(d).map(|v| v.into_iter().map(|c| c.0).collect())
+}
+
+pub(crate) fn de_opt_cidrs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<IpNet>>, D::Error> {
+    de_cidrs(d).map(Some)
+}
+
+/// A CIDR string or an array of CIDR strings.
+pub(crate) fn de_one_or_many_cidrs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<IpNet>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<IpNet>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a CIDR string or an array of CIDR strings")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<IpNet>, E> {
+            parse_cidr(v).map(|n| vec![n]).map_err(E::custom)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<IpNet>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(c) = seq.next_element::<Cidr>()? {
+                out.push(c.0);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+pub(crate) fn de_opt_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<u32>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a GRE key, an integer 0..=4294967295")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u32>, E> {
+            u32::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("GRE key must be 0..=4294967295 (u32), got {v}")))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u32>, E> {
+            u32::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("GRE key must be 0..=4294967295 (u32), got {v}")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+pub(crate) fn de_sockaddr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    parse_str(d, "a socket address string", |s| {
+        s.parse::<SocketAddr>().map_err(|_| {
+            format!("invalid socket address {s:?}: expected IP:PORT such as 127.0.0.1:9469")
+        })
+    })
+}

@@ -1,0 +1,454 @@
+//! The IPv4 fast paths against the general rules: byte-for-byte equal results and counters, single packets and
+//! staged bursts.
+use super::rig::*;
+use crate::buf::VecBuf;
+use crate::datapath::{Processor, Verdict};
+use crate::stats::{Counters, DropReason};
+use crate::wire::gre;
+
+/// Fix the IPv4 header checksum of a 20-byte header at `at` (when the frame still holds one).
+fn fix_ipv4_checksum(f: &mut [u8], at: usize) {
+    if f.len() >= at + 20 && f[at] == 0x45 {
+        f[at + 10] = 0;
+        f[at + 11] = 0;
+        let ck = csum(&f[at..at + 20]);
+        f[at + 10..at + 12].copy_from_slice(&ck.to_be_bytes());
+    }
+}
+
+/// Frames near the fast paths' shape (encapsulation on the inside, decapsulation on the outside) and the offset
+/// of their inner IPv4 header (0: none).
+fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
+    let mut v = Vec::new();
+    for dst in [
+        [10, 20, 0, 5],
+        [10, 60, 1, 1],
+        [10, 0, 0, 2],
+        [10, 0, 0, 9],
+        [10, 0, 0, 1],
+        [192, 0, 2, 1],
+        [224, 0, 0, 5],
+    ] {
+        v.push((INSIDE, inside_v4(dst, 64, 0x03, true, 18), 0));
+        v.push((INSIDE, inside_v4(dst, 2, 0xb8, false, 1400), 0));
+    }
+    // IPv6 from the host: routed (t1's 2001:db8:20::/48), ours, on-link, unrouted, multicast, link-local; the
+    // large ones exceed t1's MTU (a Packet Too Big from the general rules).
+    for dst in [
+        "2001:db8:20::9",
+        "2001:db8:1::1",
+        "2001:db8:1::2",
+        "2001:db8:99::1",
+        "ff02::1",
+        "ff0e::5",
+        "fe80::7",
+    ] {
+        for (hop, tc, n) in [(64u8, 0x03u8, 18usize), (2, 0xb9, 1400), (9, 0, 1500)] {
+            let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+            f.extend(ipv6(
+                v6("2001:db8:1::2"),
+                v6(dst),
+                17,
+                hop,
+                tc,
+                &udp_payload(n),
+            ));
+            v.push((INSIDE, f, 0));
+        }
+    }
+    for key in [None, Some(1001), Some(7)] {
+        for dst in [[10, 0, 0, 2], [10, 0, 0, 9], [10, 20, 0, 9], [192, 0, 2, 1]] {
+            for (proto, ttl) in [(17u8, 60u8), (47, 60), (17, 1)] {
+                let mut inner = inner_from_remote(dst, ttl, 0x02);
+                inner[9] = proto;
+                fix_ipv4_checksum(&mut inner, 0);
+                let g = gre_hdr(false, key, None, 0x0800, &inner);
+                let io = ETH_LEN + 20 + g.len();
+                v.push((OUTSIDE, outer_gre(&g, &inner, 0x01), io));
+                v.push((OUTSIDE, outer_gre(&g, &inner, 0x03), io));
+            }
+        }
+        // IPv6 inside: to the inside neighbour, on-link without a neighbour, into a tunnel again, to a tunnel
+        // endpoint of ours (t6's), routed outside, multicast; hop limits 60 and 1.
+        for dst in [
+            "2001:db8:1::2",
+            "2001:db8:1::9",
+            "2001:db8:20::9",
+            "2001:db8:ffff::1",
+            "2001:db8:eeee::5",
+            "ff02::1",
+        ] {
+            for (next, hop, tc) in [(17u8, 60u8, 0x02u8), (47, 60, 0x01), (17, 1, 0)] {
+                let inner = ipv6(
+                    v6("2001:db8:20::5"),
+                    v6(dst),
+                    next,
+                    hop,
+                    tc,
+                    &udp_payload(18),
+                );
+                let g = gre_hdr(false, key, None, 0x86dd, &inner);
+                let io = ETH_LEN + 20 + g.len();
+                v.push((OUTSIDE, outer_gre(&g, &inner, 0x01), io));
+                v.push((OUTSIDE, outer_gre(&g, &inner, 0x03), io));
+            }
+        }
+    }
+    // Over IPv6 (t6: 2001:db8:eeee::7 -> 2001:db8:ffff::1, key 6), IPv4 and IPv6 inside.
+    for key in [Some(6), None, Some(1001)] {
+        let mut inners = Vec::new();
+        for (dst, ttl) in [
+            ([10, 0, 0, 2], 60u8),
+            ([10, 60, 0, 9], 60),
+            ([10, 0, 0, 2], 1),
+        ] {
+            inners.push((0x0800u16, inner_from_remote(dst, ttl, 0x02)));
+        }
+        for (dst, hop) in [
+            ("2001:db8:1::2", 60u8),
+            ("2001:db8:20::1", 60),
+            ("2001:db8:1::2", 1),
+        ] {
+            let i = ipv6(
+                v6("2001:db8:60::5"),
+                v6(dst),
+                17,
+                hop,
+                0x01,
+                &udp_payload(18),
+            );
+            inners.push((0x86dd, i));
+        }
+        for (proto, inner) in inners {
+            let g = gre_hdr(false, key, None, proto, &inner);
+            let io = ETH_LEN + 40 + g.len();
+            for tc in [0x01u8, 0x03] {
+                v.push((OUTSIDE, outer_gre6(&g, &inner, tc), io));
+            }
+        }
+    }
+    v
+}
+
+const ETH_LEN: usize = 14;
+
+const FAST_PATH_EXTRAS: [&str; 8] = [
+    "",
+    // A second tunnel that routes the multicast and reserved ranges (which are never routed).
+    "key = 1001\n[[tunnel]]\nname = \"mc\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"224.0.0.0/3\", \"ff00::/8\", \"fe80::/10\"]",
+    "key = 1001",
+    "key = 1001\nttl = \"inherit\"\ntos = \"inherit\"",
+    "key = 1001\nchecksum = true",
+    "key = 1001\nallowed_sources = [\"10.20.0.0/16\"]",
+    "key = 1001\ntos = 0x20\nmtu = 1300",
+    // A second tunnel whose routes cover our own addresses (inside 10.0.0.1, outside 192.0.2.1, and
+    // 2001:db8:1::1): packets to them are ours, not the tunnel's, on the fast path as in the general rules.
+    "key = 1001\n[[tunnel]]\nname = \"own\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"10.0.0.0/30\", \"192.0.2.0/31\", \"2001:db8:1::/126\"]",
+];
+
+/// Run `f` through a gateway with the fast paths and one without; assert the same verdict, bytes and counters.
+fn assert_fast_equals_general(fast: &mut Rig, slow: &mut Rig, f: &[u8], port: usize, what: &str) {
+    let (vf, of) = fast.run(f, port);
+    let (vs, os) = slow.run(f, port);
+    assert_eq!(vf, vs, "verdict: {what}");
+    assert_eq!(of, os, "bytes: {what}");
+    assert_same_counters(&fast.c, &slow.c, what);
+}
+
+/// Equal counters, except `general_path`: the gateway without fast paths takes every packet the general way.
+fn assert_same_counters(fast: &Counters, slow: &Counters, what: &str) {
+    let mut slow = slow.clone();
+    slow.general_path = fast.general_path;
+    assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "counters: {what}");
+}
+
+fn fast_and_general(extra: &str) -> (Rig, Rig) {
+    let fast = rig(extra);
+    let mut slow = rig(extra);
+    slow.gw.set_fast_path(false);
+    (fast, slow)
+}
+
+/// The fast paths only take packets the general rules treat the same way. Sweep: every frame near their
+/// shape, under several tunnel settings, with every byte of its headers changed in turn (three ways, with
+/// the IPv4 checksums recomputed so the change reaches the later checks, and once without), gives the same
+/// verdict, bytes and counters with the fast paths as without.
+#[test]
+fn fast_path_equals_general_rules() {
+    let frames = fast_path_frames();
+    for extra in FAST_PATH_EXTRAS {
+        let (mut fast, mut slow) = fast_and_general(extra);
+        for (port, base, io) in &frames {
+            assert_fast_equals_general(&mut fast, &mut slow, base, *port, "unchanged");
+            let end = if *io != 0 {
+                io + if base[*io] >> 4 == 6 { 40 } else { 20 }
+            } else if base[12] == 0x86 {
+                ETH_LEN + 40 + 8
+            } else {
+                ETH_LEN + 20 + 8
+            };
+            for at in 0..end.min(base.len()) {
+                for x in [0x01u8, 0x40, 0x80, 0xff] {
+                    let mut f = base.clone();
+                    f[at] ^= x;
+                    if x != 0xff {
+                        fix_ipv4_checksum(&mut f, ETH_LEN);
+                        if *io != 0 {
+                            fix_ipv4_checksum(&mut f, *io);
+                        }
+                    }
+                    let what = format!("{extra:?} port {port} byte {at} ^ {x:#x}");
+                    assert_fast_equals_general(&mut fast, &mut slow, &f, *port, &what);
+                }
+            }
+            for resize in [-2i32, -1, 1, 6] {
+                let mut f = base.clone();
+                if resize < 0 {
+                    f.truncate(f.len() - (-resize) as usize);
+                } else {
+                    f.extend(std::iter::repeat_n(0, resize as usize));
+                }
+                let what = format!("{extra:?} port {port} resized {resize}");
+                assert_fast_equals_general(&mut fast, &mut slow, &f, *port, &what);
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// The same with several random changes at once.
+    #[test]
+    fn fast_path_equals_general_rules_random(
+        extra in 0usize..8,
+        pick in 0usize..1000,
+        edits in proptest::collection::vec((0usize..80, 1u8..=255), 1..4),
+        resize in -3i32..8,
+        fix in 0u8..4,
+    ) {
+        let frames = fast_path_frames();
+        let (port, base, io) = &frames[pick % frames.len()];
+        let mut f = base.clone();
+        for (at, x) in &edits {
+            if let Some(b) = f.get_mut(*at) {
+                *b ^= x;
+            }
+        }
+        if resize < 0 {
+            f.truncate(f.len().saturating_sub((-resize) as usize));
+        } else {
+            f.extend(std::iter::repeat_n(0, resize as usize));
+        }
+        if fix & 1 != 0 {
+            fix_ipv4_checksum(&mut f, ETH_LEN);
+        }
+        if fix & 2 != 0 && *io != 0 {
+            fix_ipv4_checksum(&mut f, *io);
+        }
+        let (mut fast, mut slow) = fast_and_general(FAST_PATH_EXTRAS[extra]);
+        // Twice: the second time with the caches the first filled.
+        for _ in 0..2 {
+            assert_fast_equals_general(&mut fast, &mut slow, &f, *port, "random edits");
+        }
+    }
+}
+
+/// The worker's way: `prepare_burst` stages the burst's encap lookups, then `process` takes each packet. Bursts
+/// of every frame of the sweep's shapes (and changed copies, some now to other tunnels or none), per port,
+/// give the same verdicts, bytes and counters as the general rules one packet at a time.
+#[test]
+fn staged_bursts_equal_general_rules() {
+    let frames = fast_path_frames();
+    for extra in FAST_PATH_EXTRAS {
+        let (mut fast, mut slow) = fast_and_general(extra);
+        for port in [INSIDE, OUTSIDE] {
+            let mut all: Vec<Vec<u8>> = Vec::new();
+            for (p, base, _) in &frames {
+                if *p != port {
+                    continue;
+                }
+                all.push(base.clone());
+                for (at, x) in [
+                    (12usize, 0x01u8),
+                    (14, 0x01),
+                    (30, 0x01),
+                    (31, 0x80),
+                    (33, 0x07),
+                    // IPv6: the destination's /48 and its last byte (IPv4: payload bytes).
+                    (40, 0x01),
+                    (53, 0x80),
+                ] {
+                    let mut f = base.clone();
+                    f[at] ^= x;
+                    fix_ipv4_checksum(&mut f, ETH_LEN);
+                    all.push(f);
+                }
+                let mut short = base.clone();
+                short.truncate(ETH_LEN + 19);
+                all.push(short);
+            }
+            for burst in [1usize, 7, 32] {
+                for chunk in all.chunks(burst) {
+                    let mut bufs: Vec<VecBuf> = chunk.iter().map(|f| VecBuf::new(f)).collect();
+                    fast.gw.prepare_burst(&bufs, port, &fast.c);
+                    let mut got = Vec::new();
+                    for b in bufs.iter_mut() {
+                        got.push(fast.gw.process(b, port, &mut fast.c));
+                    }
+                    for ((f, b), v) in chunk.iter().zip(&bufs).zip(got) {
+                        let (vs, os) = slow.run(f, port);
+                        let what = format!("{extra:?} port {port} burst {burst} frame {f:02x?}");
+                        assert_eq!(v, vs, "verdict: {what}");
+                        assert_eq!(b.to_vec(), os, "bytes: {what}");
+                    }
+                    assert_same_counters(
+                        &fast.c,
+                        &slow.c,
+                        &format!("{extra:?} port {port} burst {burst}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_paths_take_the_common_shapes() {
+    // The shapes the fast paths exist for do go through them: the results equal the general rules' (above),
+    // and here the counters show the packets forwarded, so a fast path that silently declined everything
+    // would still pass the equivalence test but not this one's timing-free check of its caches.
+    let mut r = rig("key = 1001");
+    let (v, out) = r.run(&inside_v4([10, 20, 0, 5], 64, 0, true, 18), INSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    assert_eq!(out.len(), 14 + 20 + 8 + 20 + 26);
+    let inner = inner_from_remote([10, 0, 0, 2], 60, 0);
+    let g = gre_hdr(false, Some(1001), None, 0x0800, &inner);
+    let (v, out) = r.run(&outer_gre(&g, &inner, 0), OUTSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(
+        &out[14..],
+        &{
+            let mut i = inner.clone();
+            i[8] -= 1;
+            fix_ipv4_checksum(&mut i, 0);
+            i
+        }[..]
+    );
+    assert_eq!(r.c.tunnels[0].encap, 1);
+    assert_eq!(r.c.tunnels[0].decap, 1);
+    assert_eq!(r.gw.fast_path_hits(), 2, "both packets took a fast path");
+    // IPv6 into the tunnel: its own fast path, the inner hop limit decremented, protocol type IPv6.
+    let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+    f.extend(ipv6(
+        v6("2001:db8:1::2"),
+        v6("2001:db8:20::9"),
+        17,
+        64,
+        0x02,
+        &udp_payload(18),
+    ));
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    assert_eq!(out.len(), f.len() + 20 + 8);
+    let g = gre::Packet::new_checked(&out[34..]).unwrap();
+    assert_eq!((g.key(), g.protocol()), (Some(1001), 0x86dd));
+    assert_eq!(g.payload()[7], 63);
+    assert_eq!(r.c.tunnels[0].encap, 2);
+    assert_eq!(
+        r.gw.fast_path_hits(),
+        3,
+        "the IPv6 packet took the fast path"
+    );
+    // IPv6 out of the tunnel, to the inside neighbour: the decap fast path's IPv6 branch.
+    let inner = ipv6(
+        v6("2001:db8:20::5"),
+        v6("2001:db8:1::2"),
+        17,
+        60,
+        0,
+        &udp_payload(18),
+    );
+    let g = gre_hdr(false, Some(1001), None, 0x86dd, &inner);
+    let (v, out) = r.run(&outer_gre(&g, &inner, 0), OUTSIDE);
+    assert_eq!(v, Verdict::Tx(INSIDE));
+    assert_eq!(&out[..14], &eth(HOST_MAC, IN_MAC, 0x86dd)[..]);
+    let mut expect = inner.clone();
+    expect[7] -= 1;
+    assert_eq!(&out[14..], &expect[..]);
+    assert_eq!(r.c.tunnels[0].decap, 2);
+    assert_eq!(
+        r.gw.fast_path_hits(),
+        4,
+        "the IPv6 inner packet took the fast path"
+    );
+    // Over IPv6 (t6), IPv4 and IPv6 inside: the IPv6-outer decap fast path.
+    for (proto, inner) in [
+        (0x0800u16, inner_from_remote([10, 0, 0, 2], 60, 0)),
+        (
+            0x86dd,
+            ipv6(
+                v6("2001:db8:60::5"),
+                v6("2001:db8:1::2"),
+                17,
+                60,
+                0,
+                &udp_payload(18),
+            ),
+        ),
+    ] {
+        let f = outer_gre6(&gre_hdr(false, Some(6), None, proto, &inner), &inner, 0);
+        let (v, out) = r.run(&f, OUTSIDE);
+        assert_eq!(v, Verdict::Tx(INSIDE));
+        assert_eq!(out.len(), 14 + inner.len());
+        assert_eq!(&out[12..14], &proto.to_be_bytes());
+    }
+    assert_eq!(r.c.tunnels[1].decap, 2);
+    assert_eq!(
+        r.gw.fast_path_hits(),
+        6,
+        "both took the IPv6-outer fast path"
+    );
+    assert_eq!(r.c.general_path, 0, "nothing took the general rules");
+    // A shape the fast paths leave alone (TTL 1: an ICMP error) is counted as general-path traffic.
+    let _ = r.run(&inside_v4([10, 20, 0, 5], 1, 0, true, 18), INSIDE);
+    assert_eq!(r.c.general_path, 1);
+}
+
+/// A NIC's rx IPv4 checksum verdict (`PacketBuf::rx_ipv4_cksum_good`): GOOD lets the fast paths skip their own
+/// check of the received header; without it the same bytes are checked in software (and a wrong checksum is
+/// dropped as bad_ip_header). The header here is deliberately wrong so the two cases differ.
+#[test]
+fn nic_verified_ipv4_header_skips_the_software_check() {
+    let mut r = rig("key = 1001");
+    let mut bad_encap = inside_v4([10, 20, 0, 5], 64, 0, true, 18);
+    bad_encap[14 + 10] ^= 0x5a;
+    let inner = inner_from_remote([10, 0, 0, 2], 60, 0);
+    let g = gre_hdr(false, Some(1001), None, 0x0800, &inner);
+    let mut bad_decap = outer_gre(&g, &inner, 0);
+    bad_decap[14 + 10] ^= 0x5a;
+    for (frame, port, out_port) in [(&bad_encap, INSIDE, OUTSIDE), (&bad_decap, OUTSIDE, INSIDE)] {
+        // Software: dropped (a header checksum error counts as bad_ip_header).
+        let mut b = VecBuf::new(frame);
+        assert_eq!(
+            r.gw.handle(&mut b, port, &mut r.c),
+            Verdict::Drop(DropReason::BadIpHeader)
+        );
+        // Verified by the NIC: forwarded on the fast path.
+        let hits = r.gw.fast_path_hits();
+        let mut b = VecBuf::new(frame);
+        b.set_rx_ipv4_cksum_good(true);
+        assert_eq!(r.gw.handle(&mut b, port, &mut r.c), Verdict::Tx(out_port));
+        assert_eq!(r.gw.fast_path_hits(), hits + 1);
+    }
+    assert_eq!((r.c.tunnels[0].encap, r.c.tunnels[0].decap), (1, 1));
+    // The verdict is about the received header only: a wrong inner header is still found in software.
+    let mut bad_inner = inner.clone();
+    bad_inner[10] ^= 0x5a;
+    let g = gre_hdr(false, Some(1001), None, 0x0800, &bad_inner);
+    let mut b = VecBuf::new(&outer_gre(&g, &bad_inner, 0));
+    b.set_rx_ipv4_cksum_good(true);
+    assert!(matches!(
+        r.gw.handle(&mut b, OUTSIDE, &mut r.c),
+        Verdict::Drop(_)
+    ));
+}

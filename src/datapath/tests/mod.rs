@@ -1,0 +1,14 @@
+//! Every gateway rule on plain byte buffers (no EAL): frames are built here independently, the results are
+//! checked with the `wire` parsers and an independent checksum.
+//!
+//! One file per topic; [`rig`] holds the shared gateway rig and frame builders.
+mod decap;
+mod encap;
+mod fast_path;
+mod fragments;
+mod icmp_errors;
+mod keepalive;
+mod local;
+mod neighbors;
+mod rig;
+mod sequence;
