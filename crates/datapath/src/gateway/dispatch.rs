@@ -1,0 +1,379 @@
+//! Classification and forwarding: the per-packet entry point (fast paths first, then the general rules),
+//! the ethertype dispatch, the IPv4 and IPv6 receive checks (RFC 1812 5.2.2 / RFC 8200), routing to a tunnel
+//! or a next hop, and the Ethernet rewrite toward that next hop.
+use super::*;
+
+impl<B: PacketBuf> Worker<B> {
+    /// Keep a packet a rule held for its neighbour or handed off to its tunnel's owner (the `Hold` of a packet
+    /// made inside a rule: fragments, ICMP errors, released packets). Reorder and fragment holds come from the
+    /// receive path only and go through [`Processor::hold`].
+    pub(super) fn hold_now(&mut self, pkt: B, why: HoldReason, c: &mut Counters) {
+        match why {
+            HoldReason::Neighbor(w) => {
+                if self.held.len() < HOLD_MAX {
+                    let deadline = self.now + ms_to_ticks(HOLD_MS, self.tsc_hz);
+                    self.held.push_back((deadline, w, pkt));
+                } else {
+                    c.drop_pkt(DropReason::NoNeighbor);
+                }
+            }
+            HoldReason::Handoff { owner, tunnel } => {
+                let h = Handoff {
+                    tunnel,
+                    keepalive: false,
+                };
+                if self.shared.handoff[owner].push((h, pkt)).is_err() {
+                    c.drop_pkt(DropReason::HandoffFull);
+                }
+            }
+            HoldReason::Reorder { .. } | HoldReason::Fragment => {
+                c.drop_pkt(DropReason::LocalUnhandled)
+            }
+        }
+    }
+
+    pub(super) fn event(&self, e: Event) {
+        // A full ring drops the event: the control thread is behind; the next packet asks again.
+        let _ = self.shared.events.push(e);
+    }
+
+    /// Hold the packet until its neighbour is known, while there is room; else drop it.
+    pub(super) fn wait_for_neighbor(&mut self, w: Waiting) -> Verdict {
+        if self.held.len() >= HOLD_MAX {
+            return Verdict::Drop(DropReason::NoNeighbor);
+        }
+        Verdict::Hold(HoldReason::Neighbor(w))
+    }
+
+    pub(super) fn owner_of(&self, t: &Tunnel) -> usize {
+        owner_of(t.id, self.nworkers)
+    }
+
+    #[inline]
+    pub(super) fn is_local4(&self, tables: &Tables, a: [u8; 4]) -> bool {
+        tables.local4_set.contains(u32::from_be_bytes(a))
+    }
+
+    #[inline]
+    pub(super) fn is_local6(&self, tables: &Tables, a: [u8; 16]) -> bool {
+        let a = Ipv6Addr::from(a);
+        tables.local6.contains(&a)
+    }
+
+    /// Entry point per packet: the fast paths inline (into the worker's loop), everything else through the
+    /// general rules, out of line.
+    #[inline(always)]
+    pub fn handle(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        self.handle_staged(tables, pkt, in_port, None, c)
+    }
+
+    /// [`Worker::handle`] with the packet's staged encap lookup, when `prepare_burst` made one.
+    #[inline(always)]
+    pub(super) fn handle_staged(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        staged: Option<u32>,
+        c: &mut Counters,
+    ) -> Verdict {
+        if self.fast_path {
+            // A staged packet came in on an inside port (`prepare_burst` stages only those).
+            // (An IPv6 packet, staged or not, is declined by the IPv4 path at its ethertype check.)
+            let fast = if staged.is_some() || tables.ports[in_port].role == PortRole::Inside {
+                match self.fast_encap4(tables, pkt, staged, c) {
+                    Some(v) => Some(v),
+                    None => self.fast_encap6(tables, pkt, staged, c),
+                }
+            } else {
+                match self.fast_decap4(tables, pkt, c) {
+                    Some(v) => Some(v),
+                    None => self.fast_decap6(tables, pkt, c),
+                }
+            };
+            if let Some(v) = fast {
+                #[cfg(feature = "testkit")]
+                {
+                    self.fast_hits += 1;
+                }
+                return v;
+            }
+        }
+        c.general_path += 1;
+        self.general(tables, pkt, in_port, None, c)
+    }
+
+    /// A packet released from a reordering buffer with sequence number `seq`: the whole decision again, with the
+    /// sequence check letting `seq` through instead of holding it a second time.
+    pub(super) fn handle_released(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        seq: u32,
+        c: &mut Counters,
+    ) -> Verdict {
+        c.general_path += 1;
+        self.general(tables, pkt, in_port, Some(seq), c)
+    }
+
+    /// Every rule, for any packet (the fast paths' packets give the same result here).
+    #[inline(never)]
+    pub(super) fn general(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        released: Option<u32>,
+        c: &mut Counters,
+    ) -> Verdict {
+        let d = pkt.data();
+        if d.len() < ETH {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        let mut ethertype = be16(d, 12);
+        if ethertype == ETHERTYPE_VLAN {
+            // Access-port semantics: a single 802.1Q tag is accepted and removed; replies leave untagged.
+            if d.len() < ETH + 4 {
+                return Verdict::Drop(DropReason::Truncated);
+            }
+            pkt.data_mut().copy_within(0..12, 4);
+            pkt.adj(4);
+            ethertype = be16(pkt.data(), 12);
+        }
+        let v = match ethertype {
+            ETHERTYPE_IPV4 => self.ipv4_in(tables, pkt, in_port, released, c),
+            ETHERTYPE_IPV6 => self.ipv6_in(tables, pkt, in_port, released, c),
+            ETHERTYPE_ARP => self.arp_in(tables, pkt, in_port),
+            _ => Verdict::Drop(DropReason::UnsupportedEthertype),
+        };
+        // The rules read headers from the first segment: a chained (jumbo) frame whose length fields point past
+        // it is not truncated but segmented.
+        match v {
+            Verdict::Drop(DropReason::Truncated) if !pkt.is_contiguous() => {
+                Verdict::Drop(DropReason::Segmented)
+            }
+            v => v,
+        }
+    }
+
+    /// Validate the IPv4 header at ETH; returns (header length, total length).
+    #[inline]
+    pub(super) fn check_ipv4(d: &[u8]) -> Result<(usize, usize), DropReason> {
+        if d.len() < ETH + 20 {
+            return Err(DropReason::Truncated);
+        }
+        let ip = &d[ETH..];
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        if ip[0] >> 4 != 4 || ihl < 20 {
+            return Err(DropReason::BadIpHeader);
+        }
+        let total = usize::from(be16(ip, 2));
+        if total < ihl || ip.len() < ihl {
+            return Err(DropReason::BadIpHeader);
+        }
+        if ip.len() < total {
+            return Err(DropReason::Truncated);
+        }
+        // RFC 1812 5.2.2: a router MUST verify the header checksum. The common 20-byte header takes the
+        // fixed-size routine (straight-line, no dispatch through the SIMD entry table).
+        let valid = match <&[u8; 20]>::try_from(&ip[..ihl]) {
+            Ok(h) => checksum::ipv4_header_valid(h),
+            Err(_) => checksum::fold(checksum::sum(&ip[..ihl], 0)) == 0xffff,
+        };
+        if !valid {
+            return Err(DropReason::BadIpHeader);
+        }
+        Ok((ihl, total))
+    }
+
+    pub(super) fn ipv4_in(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        released: Option<u32>,
+        c: &mut Counters,
+    ) -> Verdict {
+        let (ihl, total) = match Self::check_ipv4(pkt.data()) {
+            Ok(v) => v,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let d = pkt.data();
+        let dst: [u8; 4] = d[ETH + 16..ETH + 20].try_into().expect("4 bytes");
+        let proto = d[ETH + 9];
+        if self.is_local4(tables, dst) {
+            return match proto {
+                PROTO_GRE => self.decap(tables, pkt, ihl, total, false, released, c),
+                PROTO_ICMP => self.icmp4_local(tables, pkt, in_port, ihl, total),
+                _ => Verdict::Drop(DropReason::LocalUnhandled),
+            };
+        }
+        if tables.ports[in_port].role != PortRole::Inside {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        // Trailing Ethernet padding is not part of the packet.
+        let excess = pkt.pkt_len() - ETH - total;
+        if excess > 0 && !pkt.trim(excess) {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        self.route_ip(tables, pkt, in_port, true, c)
+    }
+
+    #[inline]
+    pub(super) fn check_ipv6(d: &[u8]) -> Result<usize, DropReason> {
+        if d.len() < ETH + 40 {
+            return Err(DropReason::Truncated);
+        }
+        if d[ETH] >> 4 != 6 {
+            return Err(DropReason::BadIpHeader);
+        }
+        let plen = usize::from(be16(d, ETH + 4));
+        if d.len() < ETH + 40 + plen {
+            return Err(DropReason::Truncated);
+        }
+        Ok(40 + plen)
+    }
+
+    pub(super) fn ipv6_in(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        released: Option<u32>,
+        c: &mut Counters,
+    ) -> Verdict {
+        let total = match Self::check_ipv6(pkt.data()) {
+            Ok(v) => v,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let d = pkt.data();
+        let dst: [u8; 16] = d[ETH + 24..ETH + 40].try_into().expect("16 bytes");
+        let next = d[ETH + 6];
+        let solicited_node = dst[0] == 0xff && dst[1] == 0x02 && dst[11] == 1 && dst[12] == 0xff;
+        if self.is_local6(tables, dst)
+            || solicited_node
+            || dst == [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        {
+            return match next {
+                PROTO_GRE if !solicited_node => {
+                    self.decap(tables, pkt, 40, total, true, released, c)
+                }
+                PROTO_ICMPV6 => self.icmp6_local(tables, pkt, in_port, total),
+                _ => Verdict::Drop(DropReason::LocalUnhandled),
+            };
+        }
+        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
+            // Multicast and link-local are not routed.
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        if tables.ports[in_port].role != PortRole::Inside {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        let excess = pkt.pkt_len() - ETH - total;
+        if excess > 0 && !pkt.trim(excess) {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        self.route_ip(tables, pkt, in_port, true, c)
+    }
+
+    /// Route an IP packet as a router hop: decrement TTL (ICMP time exceeded at zero), then encapsulate into
+    /// the tunnel its destination routes to, or send it to an inside neighbour.
+    #[inline(always)]
+    pub(super) fn route_ip(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        decrement: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        let d = pkt.data();
+        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        // No multicast or broadcast routing (and so no ICMP errors about them, RFC 1812 4.3.2.7).
+        let group = if v4 {
+            d[ETH + 16] >= 224
+        } else {
+            d[ETH + 24] == 0xff
+        };
+        if group {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        if decrement {
+            let ttl = if v4 { d[ETH + 8] } else { d[ETH + 7] };
+            if ttl <= 1 {
+                return self.icmp_error(tables, pkt, in_port, IcmpKind::TimeExceeded, c);
+            }
+        }
+        let d = pkt.data();
+        let rt = &tables.routes;
+        let tunnel = if v4 {
+            let dst = u32::from_be_bytes(d[ETH + 16..ETH + 20].try_into().expect("4"));
+            rt.encap4.lookup(dst)
+        } else {
+            let dst = u128::from_be_bytes(d[ETH + 24..ETH + 40].try_into().expect("16"));
+            rt.encap6.lookup(dst)
+        };
+        if let Some(ti) = tunnel {
+            return self.encap(tables, pkt, in_port, ti, decrement, false, c);
+        }
+        let dst: IpAddr = if v4 {
+            IpAddr::V4(Ipv4Addr::from(
+                <[u8; 4]>::try_from(&d[ETH + 16..ETH + 20]).expect("4"),
+            ))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(
+                <[u8; 16]>::try_from(&d[ETH + 24..ETH + 40]).expect("16"),
+            ))
+        };
+        let Some((port, nh)) = rt.next_hop(dst) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        // Plain IP only ever leaves through an inside port: nothing crosses the transport side unencapsulated.
+        if tables.ports[port].role != PortRole::Inside {
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        if decrement {
+            decrement_ttl(pkt.data_mut());
+        }
+        self.l2_rewrite(tables, pkt, port, nh)
+    }
+
+    /// The MAC of next hop `nh`, through the last-neighbour cache; None while it is unresolved.
+    #[inline(always)]
+    pub(super) fn neighbor_mac(&mut self, tables: &Tables, nh: IpAddr) -> Option<[u8; 6]> {
+        match self.last_neighbor {
+            Some((ip, mac)) if ip == nh => Some(mac),
+            _ => {
+                let Neighbor { mac, .. } = *tables.neighbors.get(&nh)?;
+                self.last_neighbor = Some((nh, mac));
+                Some(mac)
+            }
+        }
+    }
+
+    /// Write the Ethernet header for `port` toward next hop `nh`.
+    pub(super) fn l2_rewrite(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        port: usize,
+        nh: IpAddr,
+    ) -> Verdict {
+        let Some(mac) = self.neighbor_mac(tables, nh) else {
+            self.event(Event::Resolve { port, ip: nh });
+            return self.wait_for_neighbor(Waiting::L2 { port, nh });
+        };
+        let src = tables.ports[port].mac;
+        let d = pkt.data_mut();
+        d[0..6].copy_from_slice(&mac);
+        d[6..12].copy_from_slice(&src);
+        Verdict::Tx(port)
+    }
+}

@@ -1,0 +1,215 @@
+//! Encapsulation (RFC 2784/2890, outer IPv4 or IPv6 per RFC 7676): MTU, neighbour and ownership checks, the
+//! outer header from the tunnel's template, GRE checksum and sequence number, fragmentation of non-DF packets.
+use super::*;
+
+impl<B: PacketBuf> Worker<B> {
+    /// Encapsulate the IP packet at ETH into tunnel `ti` (TTL already handled). Inlined into the routing step:
+    /// the call boundaries of handle -> route_ip -> encap cost a measurable share of the per-packet budget.
+    ///
+    /// `keepalive`: one of our own keepalives, sent even while the tunnel is down (it is what brings it up).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn encap(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        ti: u32,
+        decrement: bool,
+        keepalive: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        let t = &tables.tunnels[ti as usize];
+        if t.is_down() && !keepalive {
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::TunnelDown);
+        }
+        let d = pkt.data();
+        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        let inner_len = pkt.pkt_len() - ETH;
+        if inner_len > usize::from(t.mtu) {
+            return self.encap_too_big(tables, pkt, in_port, ti, decrement, c);
+        }
+        if !t.resolved {
+            self.event(Event::Resolve {
+                port: usize::from(t.out_port),
+                ip: t.next_hop,
+            });
+            let v = self.wait_for_neighbor(Waiting::Encap {
+                in_port,
+                tunnel: t.tref(),
+            });
+            if !v.is_hold() {
+                c.tunnels[ti as usize].drops += 1;
+            }
+            return v;
+        }
+        if t.sequence && self.owner_of(t) != self.worker {
+            // RFC 2890 order on the wire: only the owner numbers and sends this tunnel's packets.
+            return Verdict::Hold(HoldReason::Handoff {
+                owner: self.owner_of(t),
+                tunnel: t.tref(),
+            });
+        }
+        self.encap_emit(t, pkt, ti, v4, inner_len, decrement, false, c)
+    }
+
+    /// The encapsulation proper, every check passed: the router hop's TTL decrement, the outer header from the
+    /// tunnel's template with the per-packet fields, GRE checksum and sequence number, counters.
+    ///
+    /// `plain4`: the packet is one segment holding exactly an option-less IPv4 packet at ETH whose header
+    /// checksum was verified (the fast path's shape). The GRE checksum then skips the inner header: a valid
+    /// header sums to 0xffff, which adds nothing to a one's-complement sum, and the TTL decrement's RFC 1624
+    /// update keeps it so. The payload is summed before any header is written (so its loads never wait on
+    /// the stores that write the headers) and the GRE header's words come from the tunnel, not the packet.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn encap_emit(
+        &mut self,
+        t: &Tunnel,
+        pkt: &mut B,
+        ti: u32,
+        v4: bool,
+        inner_len: usize,
+        decrement: bool,
+        plain4: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        // (Not with a sequence number: the fast path never has one, and the general sum covers it.)
+        let payload_sum = if plain4 && t.checksum && !t.sequence {
+            Some(checksum::fold(checksum::sum(
+                &pkt.data()[ETH + 20..],
+                t.gre_base_sum,
+            )))
+        } else {
+            None
+        };
+        if decrement {
+            // After the MTU check: an ICMP error quotes the packet as it was received.
+            if v4 {
+                decrement_ttl4(pkt.data_mut());
+            } else {
+                pkt.data_mut()[ETH + 7] -= 1;
+            }
+        }
+        let d = pkt.data();
+        let (tos_in, ttl_in, df) = if v4 {
+            (d[ETH + 1], d[ETH + 8], d[ETH + 6] & 0x40 != 0)
+        } else {
+            (((be16(d, ETH) >> 4) & 0xff) as u8, d[ETH + 7], true)
+        };
+        // RFC 6040 normal mode: the outer ECN field is a copy of the inner one. DSCP inherited or fixed (the
+        // masks are decided per tunnel, see `Tunnel::tos_keep`).
+        let tos = (tos_in & t.tos_keep) | t.tos_set;
+        let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
+        let hl = t.header_bytes();
+        debug_assert!(hl <= MAX_ENCAP_HEADER);
+        if pkt.prepend(hl - ETH).is_none() {
+            return Verdict::Drop(DropReason::NoHeadroom);
+        }
+        let outer_len = inner_len + hl - ETH;
+        let ident = self.ip_ident;
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        let d = pkt.data_mut();
+        copy_header(d, &t.template, hl);
+        if t.outer_v6() {
+            let ip = &mut d[ETH..ETH + 40];
+            ip[0] = 0x60 | (tos >> 4);
+            ip[1] = tos << 4;
+            put16(ip, 4, (outer_len - 40) as u16);
+            ip[7] = ttl;
+        } else {
+            let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
+            outer_ipv4_fields(ip, t, tos, outer_len, ident, df, ttl);
+        }
+        if !v4 {
+            // The template's protocol type is IPv4.
+            put16(d, t.gre_at() + 2, ETHERTYPE_IPV6);
+        }
+        if t.sequence {
+            // Single writer (the owner worker): load + store, no read-modify-write contention.
+            let seq = t.state.tx_seq.load(Ordering::Relaxed);
+            t.state.tx_seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+            let at = usize::from(t.seq_off);
+            d[at..at + 4].copy_from_slice(&seq.to_be_bytes());
+        }
+        if t.checksum {
+            // RFC 2784 2.5: one's complement of the sum of the GRE header and payload, checksum field zero.
+            let gre_off = t.gre_at();
+            let s = if let Some(p) = payload_sum {
+                // GRE header (from the template) + inner payload; the inner header adds nothing.
+                p
+            } else if pkt.is_contiguous() {
+                checksum::fold(checksum::sum(&pkt.data()[gre_off..], 0))
+            } else {
+                let mut acc = checksum::Accumulator::new();
+                let mut first = true;
+                pkt.for_each_segment(&mut |seg| {
+                    if first {
+                        acc.add(&seg[gre_off..]);
+                        first = false;
+                    } else {
+                        acc.add(seg);
+                    }
+                });
+                acc.finish()
+            };
+            put16(pkt.data_mut(), gre_off + 4, !s);
+        }
+        let tc = &mut c.tunnels[ti as usize];
+        tc.encap += 1;
+        tc.encap_bytes += inner_len as u64;
+        Verdict::Tx(usize::from(t.out_port))
+    }
+
+    /// The inner packet exceeds the tunnel MTU: ICMP "too big" when it may not be fragmented, else fragment it
+    /// (RFC 791) and encapsulate each piece; the first goes out as this packet's verdict, the others through the
+    /// deferred queue. Out of line: it keeps the fragment array and its stack frame off the fast path (and
+    /// `encap` non-recursive, so it inlines into the routing step).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn encap_too_big(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        ti: u32,
+        decrement: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        let t = &tables.tunnels[ti as usize];
+        let d = pkt.data();
+        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        let inner_len = pkt.pkt_len() - ETH;
+        let df = !v4 || d[ETH + 6] & 0x40 != 0;
+        if df {
+            c.tunnels[ti as usize].drops += 1;
+            return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(t.mtu), c);
+        }
+        let mut rest: [Option<B>; MAX_FRAGMENTS] = Default::default();
+        let mut n = 0;
+        let res = if inner_len.div_ceil(usize::from(t.mtu).saturating_sub(20) & !7) > MAX_FRAGMENTS
+        {
+            Err(crate::frag::FragError::Unsupported)
+        } else {
+            crate::frag::fragment_ipv4(pkt, usize::from(t.mtu), &mut |f| {
+                rest[n] = Some(f);
+                n += 1;
+            })
+        };
+        if res.is_err() {
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::TooBig);
+        }
+        c.fragments_created += n as u64;
+        for f in rest.iter_mut().take(n) {
+            let mut f = f.take().expect("filled");
+            match self.encap(tables, &mut f, in_port, ti, decrement, false, c) {
+                Verdict::Tx(p) => self.deferred.push((p, f)),
+                Verdict::Drop(r) => c.drop_pkt(r),
+                Verdict::Hold(why) => self.hold_now(f, why, c),
+            }
+        }
+        self.encap(tables, pkt, in_port, ti, decrement, false, c)
+    }
+}

@@ -1,0 +1,444 @@
+//! The one-pass fast paths for the common shapes: option-less IPv4/IPv6 into a tunnel, and option-less GRE
+//! (key or not, no checksum or sequence number) carrying IP to an inside neighbour. Each declines (returns
+//! `None`, packet untouched) anything the general rules must see.
+use super::*;
+
+impl<B: PacketBuf> Worker<B> {
+    //
+    // The bulk of a gateway's traffic is one shape per direction: on the inside, an option-less IPv4 packet
+    // routed into a tunnel; on the outside, an option-less IPv4 GRE packet (key or not, no checksum or
+    // sequence number) carrying IPv4 to an inside neighbour. Each fast path checks that shape in one pass over
+    // fixed-size header views (no re-parsing between rule stages, no bounds checks per field) and then does
+    // exactly what the general rules do for it. Anything else, or any check that fails, returns `None` with the
+    // packet untouched and the general rules take it (so every drop keeps its reason and its counter).
+    // `tests::fast_path_equals_general_rules` runs both on the same packets and compares bytes and counters.
+
+    /// Inside port: IPv4 to a tunnel route -> encapsulated (see above).
+    #[inline(always)]
+    pub(super) fn fast_encap4(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        staged: Option<u32>,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        let d = pkt.data();
+        let len = d.len();
+        // One segment, exactly one IPv4 packet without options (no Ethernet padding to trim).
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        let h: &[u8; ETH + 20] = d.get(..ETH + 20)?.try_into().ok()?;
+        let (eth, ip) = h.split_at(ETH);
+        let ip: &[u8; 20] = ip.try_into().ok()?;
+        if eth[12] != 0x08 || eth[13] != 0x00 || ip[0] != 0x45 {
+            return None;
+        }
+        // (A NIC with IPv4 rx checksum offload has verified the header already.)
+        if usize::from(u16::from_be_bytes([ip[2], ip[3]])) != len - ETH
+            || !(pkt.rx_ipv4_cksum_good() || checksum::ipv4_header_valid(ip))
+        {
+            return None;
+        }
+        let dst = [ip[16], ip[17], ip[18], ip[19]];
+        // Not multicast/broadcast, TTL left to forward with.
+        if dst[0] >= 224 || ip[8] <= 1 {
+            return None;
+        }
+        let ti = match staged {
+            // Staged on this same destination (the packet is unchanged since).
+            Some(NO_TUNNEL) => return None,
+            Some(ti) => ti,
+            None => tables.routes.encap4.lookup(u32::from_be_bytes(dst))?,
+        };
+        // Not for us: only possible here when some tunnel route covers one of our addresses.
+        if tables.local4_tunneled && self.is_local4(tables, dst) {
+            return None;
+        }
+        let t = tables.tunnels.get(ti as usize)?;
+        // Sequenced tunnels (owner worker), unresolved next hops, down tunnels and too-big packets: general.
+        if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {
+            return None;
+        }
+        if !t.outer_v6() {
+            // IPv4 outside: from the header values already loaded, at fixed offsets.
+            let inner = InnerV4 {
+                len: len - ETH,
+                tos: ip[1],
+                ttl: ip[8],
+                df: ip[6] & 0x40 != 0,
+                cksum: u16::from_be_bytes([ip[10], ip[11]]),
+            };
+            // One copy per checksum setting: the plain tunnel's copy has no checksum code at all.
+            return Some(if t.checksum {
+                self.fast_emit4::<true>(t, pkt, ti, inner, c)
+            } else {
+                self.fast_emit4::<false>(t, pkt, ti, inner, c)
+            });
+        }
+        Some(self.encap_emit(t, pkt, ti, true, len - ETH, true, true, c))
+    }
+
+    /// [`Worker::encap_emit`] for the fast path's IPv4-outside tunnels (no sequence number there, so a 38-, 42-
+    /// or 46-byte header: key and GRE checksum optional): the inner header's TTL is decremented before
+    /// prepending and the outer IPv4 header sits at fixed offsets, so the whole rewrite is two length checks and
+    /// straight-line stores of values already in registers. `tests::fast_path_equals_general_rules` compares it
+    /// byte for byte with the general rules.
+    #[inline(always)]
+    pub(super) fn fast_emit4<const CSUM: bool>(
+        &mut self,
+        t: &Tunnel,
+        pkt: &mut B,
+        ti: u32,
+        inner: InnerV4,
+        c: &mut Counters,
+    ) -> Verdict {
+        const HL_MIN: usize = ETH + 20 + 4;
+        // RFC 2784 2.5, summed before anything is written (see `encap_emit`): the GRE words from the tunnel's
+        // precomputed sum plus the inner payload; the verified inner header sums to all ones and adds nothing,
+        // and the TTL decrement's RFC 1624 update keeps it so.
+        debug_assert_eq!(CSUM, t.checksum);
+        let gre_sum = if CSUM {
+            Some(checksum::fold(checksum::sum(
+                &pkt.data()[ETH + 20..],
+                t.gre_base_sum,
+            )))
+        } else {
+            None
+        };
+        // The caller saw more than 1 (forwarded: the TTL drops by one, RFC 1812).
+        let ttl_in = inner.ttl - 1;
+        {
+            let h: &mut [u8; ETH + 20] = (&mut pkt.data_mut()[..ETH + 20])
+                .try_into()
+                .expect("inner IPv4 header checked by the caller");
+            h[ETH + 8] = ttl_in;
+            h[ETH + 10..ETH + 12]
+                .copy_from_slice(&ttl_decrement_checksum(inner.cksum).to_be_bytes());
+        }
+        let tos = (inner.tos & t.tos_keep) | t.tos_set;
+        let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
+        // A value the compiler knows the range of, so the copies below need no checks: 38 or 42 without a
+        // checksum (key or not), 42 or 46 with one.
+        let short = if CSUM { HL_MIN + 4 } else { HL_MIN };
+        let hl = if t.header_bytes() > short {
+            short + 4
+        } else {
+            short
+        };
+        debug_assert_eq!(hl, t.header_bytes());
+        if pkt.prepend(hl - ETH).is_none() {
+            return Verdict::Drop(DropReason::NoHeadroom);
+        }
+        let outer_len = inner.len + hl - ETH;
+        let ident = self.ip_ident;
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        // At least the shortest header and the 20-byte inner header after it.
+        let d: &mut [u8; HL_MIN + 20] = (&mut pkt.data_mut()[..HL_MIN + 20])
+            .try_into()
+            .expect("a header and an IPv4 header");
+        d[..32].copy_from_slice(&t.template[..32]);
+        d[hl - 32..hl].copy_from_slice(&t.template[hl - 32..hl]);
+        let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
+        outer_ipv4_fields(ip, t, tos, outer_len, ident, inner.df, ttl);
+        if let Some(s) = gre_sum {
+            // The checksum field follows the GRE flags and protocol.
+            put16(d, ETH + 20 + 4, !s);
+        }
+        let tc = &mut c.tunnels[ti as usize];
+        tc.encap += 1;
+        tc.encap_bytes += inner.len as u64;
+        Verdict::Tx(usize::from(t.out_port))
+    }
+
+    /// Inside port: IPv6 to a tunnel route -> encapsulated. The same shape as [`Worker::fast_encap4`]: one
+    /// segment holding exactly one IPv6 packet (payload length = the rest of the frame), not multicast or
+    /// link-local, hop limit left, a tunnel route, not one of our addresses, and a tunnel the fast path may use.
+    /// Extension headers need no look here: a router forwards them untouched (RFC 8200 section 4), and the
+    /// general rules do not read past the fixed header either.
+    #[inline(always)]
+    pub(super) fn fast_encap6(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        staged: Option<u32>,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        let d = pkt.data();
+        let len = d.len();
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        let h: &[u8; ETH + 40] = d.get(..ETH + 40)?.try_into().ok()?;
+        let (eth, ip) = h.split_at(ETH);
+        if eth[12] != 0x86 || eth[13] != 0xdd || ip[0] >> 4 != 6 {
+            return None;
+        }
+        if usize::from(u16::from_be_bytes([ip[4], ip[5]])) + 40 != len - ETH {
+            return None;
+        }
+        let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+        // Not multicast or link-local (never routed), hop limit left to forward with.
+        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || ip[7] <= 1 {
+            return None;
+        }
+        let ti = match staged {
+            Some(NO_TUNNEL) => return None,
+            Some(ti) => ti,
+            None => tables.routes.encap6.lookup_bytes(&dst)?,
+        };
+        // Not for us: only possible here when some tunnel route covers an address of ours.
+        if tables.local6_tunneled && self.is_local6(tables, dst) {
+            return None;
+        }
+        let t = tables.tunnels.get(ti as usize)?;
+        if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {
+            return None;
+        }
+        Some(self.encap_emit(t, pkt, ti, false, len - ETH, true, false, c))
+    }
+
+    /// Outside port: IPv4 GRE (key or not) to one of our addresses, carrying IPv4 to an inside neighbour ->
+    /// decapsulated and forwarded (see above).
+    #[inline(always)]
+    pub(super) fn fast_decap4(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        const GRE_AT: usize = ETH + 20;
+        let d = pkt.data();
+        let len = d.len();
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        let h: &[u8; GRE_AT + 4] = d.get(..GRE_AT + 4)?.try_into().ok()?;
+        let (eth, rest) = h.split_at(ETH);
+        let (ip, gre) = rest.split_at(20);
+        let ip: &[u8; 20] = ip.try_into().ok()?;
+        if eth[12] != 0x08 || eth[13] != 0x00 || ip[0] != 0x45 || ip[9] != PROTO_GRE {
+            return None;
+        }
+        // Exact length, valid checksum, not a fragment, no CE mark to fold into the inner header.
+        if usize::from(u16::from_be_bytes([ip[2], ip[3]])) != len - ETH
+            || (ip[6] & 0x3f) != 0
+            || ip[7] != 0
+            || ip[1] & 0x03 == 0x03
+            || !(pkt.rx_ipv4_cksum_good() || checksum::ipv4_header_valid(ip))
+        {
+            return None;
+        }
+        let local = [ip[16], ip[17], ip[18], ip[19]];
+        if !self.is_local4(tables, local) {
+            return None;
+        }
+        let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
+        let local = u32::from_be_bytes(local);
+        let remote = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+        let ti = match self.last_decap4 {
+            Some((l, r, k, ti)) if l == local && r == remote && k == key => ti,
+            _ => {
+                let dk = crate::tunnel::table::DecapKey {
+                    local: IpAddr::V4(local.into()),
+                    remote: IpAddr::V4(remote.into()),
+                    key,
+                };
+                let ti = *tables.decap.get(&dk)?;
+                self.last_decap4 = Some((local, remote, key, ti));
+                ti
+            }
+        };
+        self.fast_decap_inner(tables, pkt, ti, proto, off, c)
+    }
+
+    /// Outside port: IPv6 GRE (RFC 7676; key or not) to one of our addresses, carrying IPv4 or IPv6 to an inside
+    /// neighbour -> decapsulated and forwarded. The outer checks of [`Worker::fast_decap4`] in IPv6 terms: GRE
+    /// right after the fixed header (no extension headers), exact payload length, no CE mark; IPv6 has no
+    /// header checksum.
+    #[inline(always)]
+    pub(super) fn fast_decap6(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        const GRE_AT: usize = ETH + 40;
+        let d = pkt.data();
+        let len = d.len();
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        let h: &[u8; GRE_AT + 4] = d.get(..GRE_AT + 4)?.try_into().ok()?;
+        let (eth, rest) = h.split_at(ETH);
+        let (ip, gre) = rest.split_at(40);
+        if eth[12] != 0x86 || eth[13] != 0xdd || ip[0] >> 4 != 6 || ip[6] != PROTO_GRE {
+            return None;
+        }
+        if usize::from(u16::from_be_bytes([ip[4], ip[5]])) + 40 != len - ETH
+            || (ip[1] >> 4) & 0x03 == 0x03
+        {
+            return None;
+        }
+        let local: [u8; 16] = ip[24..40].try_into().ok()?;
+        let remote: [u8; 16] = ip[8..24].try_into().ok()?;
+        if !self.is_local6(tables, local) {
+            return None;
+        }
+        let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
+        let dk = crate::tunnel::table::DecapKey {
+            local: IpAddr::from(local),
+            remote: IpAddr::from(remote),
+            key,
+        };
+        // The general rules' one-entry cache (same key, same tables).
+        let ti = match self.last_decap {
+            Some((k, ti)) if k == dk => ti,
+            _ => {
+                let ti = *tables.decap.get(&dk)?;
+                self.last_decap = Some((dk, ti));
+                ti
+            }
+        };
+        self.fast_decap_inner(tables, pkt, ti, proto, off, c)
+    }
+
+    /// The decap fast paths after the tunnel match: a tunnel without checksum, sequence numbers or source filter,
+    /// then the inner packet (GRE protocol `proto`, at `off`) by family.
+    #[inline(always)]
+    pub(super) fn fast_decap_inner(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        ti: u32,
+        proto: u16,
+        off: usize,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        let t = tables.tunnels.get(ti as usize)?;
+        if t.checksum || t.sequence || t.allowed_sources.is_some() {
+            return None;
+        }
+        if proto == ETHERTYPE_IPV6 {
+            self.fast_decap_inner6(tables, pkt, off, ti, c)
+        } else {
+            self.fast_decap_inner4(tables, pkt, off, ti, c)
+        }
+    }
+
+    /// The rest of the decap fast paths for an IPv4 packet inside (the outer header and GRE checked, tunnel `ti`
+    /// matched, the inner packet at `off`).
+    #[inline(always)]
+    pub(super) fn fast_decap_inner4(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        off: usize,
+        ti: u32,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        let d = pkt.data();
+        let len = d.len();
+        // The inner IPv4 header: option-less, exactly the rest of the frame, valid, not GRE (keepalives and
+        // tunnel-in-tunnel take the general rules), not to a tunnel endpoint of ours (loop), routable.
+        let inner: &[u8; 20] = d.get(off..off + 20)?.try_into().ok()?;
+        let inner_total = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
+        if inner[0] != 0x45
+            || inner_total != len - off
+            || inner[9] == PROTO_GRE
+            || inner[8] <= 1
+            || inner[16] >= 224
+            || !checksum::ipv4_header_valid(inner)
+        {
+            return None;
+        }
+        let idst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
+        if tables.tunnel_locals4.contains(idst) {
+            return None;
+        }
+        // `RouteTables::next_hop` by hand on the raw address: calling it (with an `IpAddr`) measured 16 cycles/packet
+        // slower on decap-64 (scripts/bench-ab.sh, 3 runs each, 144 -> 160).
+        let rt = &tables.routes;
+        let route = rt.routes.get(rt.routes4.lookup(idst)? as usize)?;
+        // A tunnel route wins over any route (into a tunnel again: the general rules); only one overlapping the
+        // matched route's prefix can match this destination.
+        if route.tunnel_overlap && rt.encap4.lookup(idst).is_some() {
+            return None;
+        }
+        if tables.ports.get(route.port)?.role != PortRole::Inside {
+            return None;
+        }
+        let nh = route.via.unwrap_or(IpAddr::V4(idst.into()));
+        let mac = self.neighbor_mac(tables, nh)?;
+        // Accepted: strip the outer headers, leaving room for the new Ethernet header, and forward.
+        if !pkt.adj(off - ETH) {
+            return None;
+        }
+        let src = tables.ports[route.port].mac;
+        // One length check for the whole rewrite (the inner header was seen whole above).
+        let d: &mut [u8; ETH + 20] = (&mut pkt.data_mut()[..ETH + 20])
+            .try_into()
+            .expect("inner IPv4 header checked above");
+        d[0..6].copy_from_slice(&mac);
+        d[6..12].copy_from_slice(&src);
+        d[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        decrement_ttl4(d);
+        let tc = &mut c.tunnels[ti as usize];
+        tc.decap += 1;
+        tc.decap_bytes += inner_total as u64;
+        Some(Verdict::Tx(route.port))
+    }
+
+    /// The rest of the decap fast paths for an IPv6 packet inside (the outer header and GRE checked, tunnel
+    /// `ti` matched, the inner packet at `off`): exactly the rest of the frame, hop limit left, not multicast,
+    /// not to a tunnel endpoint of ours (loop), not into a tunnel again, routed to an inside neighbour we know.
+    #[inline(always)]
+    pub(super) fn fast_decap_inner6(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        off: usize,
+        ti: u32,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        let d = pkt.data();
+        let inner: &[u8; 40] = d.get(off..off + 40)?.try_into().ok()?;
+        let inner_total = usize::from(u16::from_be_bytes([inner[4], inner[5]])) + 40;
+        if inner[0] >> 4 != 6 || inner_total != d.len() - off || inner[7] <= 1 || inner[24] == 0xff
+        {
+            return None;
+        }
+        let idst: &[u8; 16] = inner[24..40].try_into().ok()?;
+        let rt = &tables.routes;
+        let route = rt.routes6.lookup_bytes(idst);
+        let dst = Ipv6Addr::from(*idst);
+        if tables.tunnel_locals.contains(&IpAddr::V6(dst)) {
+            return None;
+        }
+        let route = rt.routes.get(route? as usize)?;
+        // As in `fast_decap_inner4`: the tunnel-route walk only where a tunnel route overlaps the route's prefix.
+        if route.tunnel_overlap && rt.encap6.lookup_bytes(idst).is_some() {
+            return None;
+        }
+        if tables.ports.get(route.port)?.role != PortRole::Inside {
+            return None;
+        }
+        let nh = route.via.unwrap_or(IpAddr::V6(dst));
+        let mac = self.neighbor_mac(tables, nh)?;
+        if !pkt.adj(off - ETH) {
+            return None;
+        }
+        let src = tables.ports[route.port].mac;
+        let d: &mut [u8; ETH + 40] = (&mut pkt.data_mut()[..ETH + 40])
+            .try_into()
+            .expect("inner IPv6 header checked above");
+        d[0..6].copy_from_slice(&mac);
+        d[6..12].copy_from_slice(&src);
+        d[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+        d[ETH + 7] -= 1;
+        let tc = &mut c.tunnels[ti as usize];
+        tc.decap += 1;
+        tc.decap_bytes += inner_total as u64;
+        Some(Verdict::Tx(route.port))
+    }
+}

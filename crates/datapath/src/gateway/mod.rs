@@ -1,0 +1,464 @@
+//! The GRE gateway: every rule a tunnel gateway applies to a packet, on any [`PacketBuf`].
+//!
+//! Inside port, IPv4/IPv6 to a tunnel route -> encapsulate in place (RFC 2784/2890 header, outer IPv4 or IPv6
+//! per RFC 7676, TTL/TOS fixed or inherited, ECN by RFC 6040 normal mode, DF copied) and send out of the
+//! tunnel's port. Outside port, GRE to one of our addresses -> receiver rules, tunnel match on (local, remote,
+//! key), checksum and sequence checks, RFC 6040 decapsulation, TTL decrement, and routing to the inside.
+//! ARP / ND for our addresses, ICMP echo to our addresses, ICMP errors (fragmentation needed / packet too big /
+//! time exceeded, token-bucket limited) and Cisco keepalives are answered in place: no allocation per packet.
+//! Every packet ends as a [`Verdict::Tx`] or a [`Verdict::Drop`] with its reason.
+mod decap;
+mod deferred;
+mod dispatch;
+mod encap;
+mod fast;
+mod icmp_error;
+mod local;
+
+use super::{HoldReason, Processor, Verdict, Waiting};
+use crate::buf::PacketBuf;
+use crate::stats::{Counters, DropReason};
+use crate::tunnel::table::{Neighbor, PortRole, Tables, Tunnel, TunnelRef, MAX_ENCAP_HEADER};
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use greway_wire::checksum;
+use greway_wire::gre::{self, GreError};
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+const ETH: usize = 14;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const PROTO_ICMP: u8 = 1;
+const PROTO_GRE: u8 = 47;
+const PROTO_ICMPV6: u8 = 58;
+
+/// Control-plane work a worker asks the control thread to do (it never blocks on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A neighbour's MAC was seen (ARP request/reply, ND solicitation/advertisement).
+    Neighbor {
+        port: usize,
+        ip: IpAddr,
+        mac: [u8; 6],
+    },
+    /// A packet needed this next hop and its MAC is unknown: resolve it.
+    Resolve { port: usize, ip: IpAddr },
+}
+
+/// What a packet on a handoff ring is for: the tunnel (by run-unique id, so a runtime change in flight can
+/// only make it `unknown_tunnel`, never another tunnel's) and whether it is one of the control plane's
+/// keepalives (sent even while the tunnel is down) rather than data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    pub tunnel: TunnelRef,
+    pub keepalive: bool,
+}
+
+/// The worker that owns a sequenced tunnel (numbers and sends its packets): by run-unique id, so ownership
+/// does not move when other tunnels are added or removed.
+#[inline]
+pub fn owner_of(tunnel_id: u64, nworkers: usize) -> usize {
+    (tunnel_id % nworkers.max(1) as u64) as usize
+}
+
+/// What all workers share: the published tables, the event ring to the control thread, and one handoff ring
+/// per worker for packets of sequenced tunnels that worker owns.
+pub struct Shared<B> {
+    pub tables: Arc<ArcSwap<Tables>>,
+    pub events: Arc<ArrayQueue<Event>>,
+    pub handoff: Vec<Arc<ArrayQueue<(Handoff, B)>>>,
+}
+
+impl<B> Clone for Shared<B> {
+    fn clone(&self) -> Self {
+        Shared {
+            tables: self.tables.clone(),
+            events: self.events.clone(),
+            handoff: self.handoff.clone(),
+        }
+    }
+}
+
+impl<B> Shared<B> {
+    /// Shared state for `workers` workers around an initial table.
+    pub fn new(tables: Tables, workers: usize) -> Self {
+        Shared {
+            tables: Arc::new(ArcSwap::from_pointee(tables)),
+            events: Arc::new(ArrayQueue::new(4096)),
+            handoff: (0..workers)
+                .map(|_| Arc::new(ArrayQueue::new(4096)))
+                .collect(),
+        }
+    }
+}
+
+/// ARP replies / neighbour advertisements per second and burst, per worker.
+pub const REPLY_RATE_PER_S: f64 = 10_000.0;
+pub const REPLY_BURST: f64 = 1_000.0;
+
+/// A token bucket in TSC ticks: `rate` tokens per second, at most `burst` saved.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    tokens: f64,
+    burst: f64,
+    per_tick: f64,
+    last: u64,
+}
+
+impl TokenBucket {
+    pub fn new(rate_per_s: f64, burst: f64, tsc_hz: u64) -> Self {
+        TokenBucket {
+            tokens: burst,
+            burst,
+            per_tick: rate_per_s / tsc_hz.max(1) as f64,
+            last: 0,
+        }
+    }
+    /// Take a token at time `now` (TSC); false when empty.
+    pub fn take(&mut self, now: u64) -> bool {
+        if self.last != 0 {
+            self.tokens = (self.tokens + now.saturating_sub(self.last) as f64 * self.per_tick)
+                .min(self.burst);
+        }
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Per-worker gateway: the table generation it reads plus its private state. One per worker thread.
+pub struct Gateway<B> {
+    tables: Arc<Tables>,
+    w: Worker<B>,
+}
+
+/// The mutable per-worker part, kept apart from the tables so the hot path borrows both without cloning.
+struct Worker<B> {
+    worker: usize,
+    nworkers: usize,
+    shared: Shared<B>,
+    ip_ident: u16,
+    icmp_limit: TokenBucket,
+    /// ARP replies and neighbour advertisements: a request costs its sender as much as our reply, but a
+    /// flood must not turn the gateway into a reflector at line rate.
+    reply_limit: TokenBucket,
+    now: u64,
+    tsc_hz: u64,
+    /// Packets waiting for a next hop's MAC (at most [`HOLD_MAX`], each for at most [`HOLD_MS`]): (deadline TSC,
+    /// what it waits for, packet). Released by `poll_deferred` once the neighbour is in the tables.
+    held: VecDeque<(u64, Waiting, B)>,
+    /// Extra packets a rule produced (fragments) waiting for the worker's next deferred flush.
+    deferred: Vec<(usize, B)>,
+    /// RFC 2890 reordering buffers, by tunnel index of the table in use (moved by tunnel id when a new table
+    /// generation is picked up).
+    reorder: Vec<crate::reorder::ReorderBuf<B>>,
+    /// Outer IPv4 reassembly table.
+    reasm: crate::reasm::Reassembler<B>,
+    /// Packets held in all reordering buffers (so an idle poll round need not look at them).
+    reorder_held: usize,
+    /// Last-tunnel cache of the decap match (traffic comes in trains per tunnel): the key and its tunnel. Valid
+    /// for the table generation it was filled from; cleared when the worker picks up a new one.
+    last_decap: Option<(crate::tunnel::table::DecapKey, u32)>,
+    /// Last next hop resolved by `l2_rewrite` and its MAC (same validity).
+    last_neighbor: Option<(IpAddr, [u8; 6])>,
+    /// The IPv4 fast paths' decap match cache: (outer destination, outer source, key) as raw words -> tunnel
+    /// (same validity as `last_decap`).
+    last_decap4: Option<(u32, u32, Option<u32>, u32)>,
+    /// Whether the one-pass fast paths run (they only ever accept packets the general rules treat the same
+    /// way; off in the equivalence test, which compares both).
+    fast_path: bool,
+    /// The encapsulation fast path's first stage, run over a whole inside burst by `prepare_burst`: each
+    /// packet's encap-route lookup on its IPv4 destination (`NO_TUNNEL`: none, or not IPv4). `process` takes
+    /// them in order (`staged_next` of `staged_len`). In a short loop of its own the lookups of a burst
+    /// overlap; inside the per-packet code each waited on the one chain of loads before it (mbuf -> data ->
+    /// table -> tunnel), measured 12 cycles/packet.
+    staged_ti: Box<[u32; STAGE_MAX]>,
+    staged_len: usize,
+    staged_next: usize,
+    /// Packets the fast paths took (tests only: the hot path carries no extra counter).
+    #[cfg(feature = "testkit")]
+    fast_hits: u64,
+}
+
+/// The largest burst whose encap lookups are staged (the worker's `MAX_BURST`); a larger one is not staged.
+const STAGE_MAX: usize = 256;
+/// A staged lookup that found no tunnel (or a packet that is not IPv4).
+const NO_TUNNEL: u32 = u32::MAX;
+
+/// At most this many fragments per packet (a 9000-byte jumbo into a 576-byte MTU needs 17).
+const MAX_FRAGMENTS: usize = 32;
+
+/// Packets a worker holds while their next hop is being resolved (beyond that they are dropped as
+/// `no_neighbor`), like the kernel's unresolved-neighbour queue: the first packet to a new host is not lost.
+pub const HOLD_MAX: usize = 64;
+/// How long a held packet waits for its neighbour before it is dropped as `no_neighbor`.
+pub const HOLD_MS: u64 = 1000;
+
+#[inline(always)]
+fn be16(d: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+#[inline(always)]
+fn put16(d: &mut [u8], at: usize, v: u16) {
+    d[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// The IPv4 header checksum of `hdr` (the checksum field must be zero, or it is included). 20-byte headers
+/// take the fixed-size routine.
+#[inline(always)]
+fn ipv4_header_checksum(hdr: &[u8]) -> u16 {
+    match <&[u8; 20]>::try_from(hdr) {
+        Ok(h) => checksum::ipv4_header_checksum(h),
+        Err(_) => checksum::checksum(hdr),
+    }
+}
+
+impl<B: PacketBuf> Gateway<B> {
+    /// A gateway for worker `worker` of `nworkers`. ICMP errors are limited to 1000/s (burst 100) per worker,
+    /// ARP replies and neighbour advertisements to [`REPLY_RATE_PER_S`] (burst [`REPLY_BURST`]).
+    pub fn new(worker: usize, nworkers: usize, shared: Shared<B>, tsc_hz: u64) -> Self {
+        let tables = shared.tables.load_full();
+        Gateway {
+            tables,
+            w: Worker {
+                worker,
+                nworkers: nworkers.max(1),
+                shared,
+                ip_ident: (worker as u16).wrapping_mul(0x3d1),
+                icmp_limit: TokenBucket::new(1000.0, 100.0, tsc_hz),
+                reply_limit: TokenBucket::new(REPLY_RATE_PER_S, REPLY_BURST, tsc_hz),
+                now: 0,
+                tsc_hz,
+                held: VecDeque::with_capacity(HOLD_MAX),
+                deferred: Vec::with_capacity(64),
+                reorder: Vec::new(),
+                reorder_held: 0,
+                reasm: Default::default(),
+                last_decap: None,
+                last_neighbor: None,
+                staged_ti: Box::new([NO_TUNNEL; STAGE_MAX]),
+                staged_len: 0,
+                staged_next: 0,
+                last_decap4: None,
+                fast_path: true,
+                #[cfg(feature = "testkit")]
+                fast_hits: 0,
+            },
+        }
+    }
+
+    /// The tables this worker currently reads.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Turn the one-pass IPv4 fast paths on or off (on by default). Off, every packet takes the general
+    /// rules: the equivalence test runs both ways and compares.
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.w.fast_path = on;
+    }
+
+    /// Packets the fast paths took.
+    #[cfg(feature = "testkit")]
+    pub fn fast_path_hits(&self) -> u64 {
+        self.w.fast_hits
+    }
+
+    /// Entry point per packet.
+    #[inline(always)]
+    pub fn handle(&mut self, pkt: &mut B, in_port: usize, c: &mut Counters) -> Verdict {
+        self.w.handle(&self.tables, pkt, in_port, c)
+    }
+
+    /// Encapsulate the IP packet at offset 14 into tunnel `ti` as a router hop (TTL decremented after the
+    /// MTU check); tests and the handoff path.
+    pub fn encap(&mut self, pkt: &mut B, in_port: usize, ti: u32, c: &mut Counters) -> Verdict {
+        self.w.encap(&self.tables, pkt, in_port, ti, true, false, c)
+    }
+
+    /// Encapsulate one of our keepalives into tunnel `ti`: like data, but also while the tunnel is down (the
+    /// keepalive is what brings it back up).
+    pub fn encap_keepalive(&mut self, pkt: &mut B, ti: u32, c: &mut Counters) -> Verdict {
+        self.w.encap(&self.tables, pkt, 0, ti, true, true, c)
+    }
+}
+
+/// Copy the first `hl` bytes of an encapsulation template into `d` as two overlapping fixed-size copies (inline
+/// vector moves) instead of a variable-length `memcpy` call: headers are 38..70 bytes.
+/// The GRE header of a decap fast path at `gre_at` (its first four bytes `gre`, already in view): version 0, no
+/// flag but K, protocol IPv4 or IPv6. Returns (protocol, key, offset of the inner packet).
+#[inline(always)]
+fn fast_gre(d: &[u8], gre_at: usize, gre: &[u8]) -> Option<(u16, Option<u32>, usize)> {
+    let flags = u16::from_be_bytes([gre[0], gre[1]]);
+    let proto = u16::from_be_bytes([gre[2], gre[3]]);
+    if flags & !gre::flags::KEY != 0 || (proto != ETHERTYPE_IPV4 && proto != ETHERTYPE_IPV6) {
+        return None;
+    }
+    if flags != 0 {
+        let k = d.get(gre_at + 4..gre_at + 8)?;
+        Some((
+            proto,
+            Some(u32::from_be_bytes([k[0], k[1], k[2], k[3]])),
+            gre_at + 8,
+        ))
+    } else {
+        Some((proto, None, gre_at + 4))
+    }
+}
+
+/// The per-packet fields of an outer IPv4 header whose other fields the tunnel's template wrote: TOS, total
+/// length, identification, DF, TTL, and the header checksum from the tunnel's precomputed sum plus these words,
+/// in registers (never read back from the packet).
+#[inline(always)]
+fn outer_ipv4_fields(
+    ip: &mut [u8; 20],
+    t: &Tunnel,
+    tos: u8,
+    outer_len: usize,
+    ident: u16,
+    df: bool,
+    ttl: u8,
+) {
+    let frag: u16 = if df { 0x4000 } else { 0 };
+    let sum = t.ip4_base_sum
+        + u32::from(tos)
+        + outer_len as u32
+        + u32::from(ident)
+        + u32::from(frag)
+        + (u32::from(ttl) << 8);
+    ip[1] = tos;
+    put16(ip, 2, outer_len as u16);
+    put16(ip, 4, ident);
+    put16(ip, 6, frag);
+    ip[8] = ttl;
+    put16(ip, 10, !checksum::fold(sum));
+}
+
+/// The inner IPv4 header values [`Worker::fast_emit4`] needs, as the fast path's checks loaded them.
+#[derive(Clone, Copy)]
+struct InnerV4 {
+    /// Inner packet length (bytes of IP).
+    len: usize,
+    tos: u8,
+    /// As received (more than 1).
+    ttl: u8,
+    df: bool,
+    /// The header checksum as received (host order of the big-endian field).
+    cksum: u16,
+}
+
+#[inline(always)]
+fn copy_header(d: &mut [u8], tpl: &[u8; MAX_ENCAP_HEADER], hl: usize) {
+    if hl >= 64 {
+        d[..64].copy_from_slice(&tpl[..64]);
+        d[hl - 64..hl].copy_from_slice(&tpl[hl - 64..hl]);
+    } else if hl >= 32 {
+        d[..32].copy_from_slice(&tpl[..32]);
+        d[hl - 32..hl].copy_from_slice(&tpl[hl - 32..hl]);
+    } else {
+        d[..hl].copy_from_slice(&tpl[..hl]);
+    }
+}
+
+/// Decrement the TTL / hop limit of the IP packet at ETH (caller checked it is > 1), updating the IPv4 header
+/// checksum incrementally (RFC 1624).
+#[inline(always)]
+fn decrement_ttl(d: &mut [u8]) {
+    if be16(d, 12) == ETHERTYPE_IPV4 {
+        decrement_ttl4(d);
+    } else {
+        d[ETH + 7] -= 1;
+    }
+}
+
+/// [`decrement_ttl`] for a frame known to carry IPv4.
+#[inline(always)]
+fn decrement_ttl4(d: &mut [u8]) {
+    // One bounds check for the header; the TTL/protocol word drops by 0x0100.
+    let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
+    ip[8] -= 1;
+    let ck = ttl_decrement_checksum(u16::from_be_bytes([ip[10], ip[11]]));
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+}
+
+/// The IPv4 header checksum after the TTL drops by one: `checksum::update16(hc, old, old - 0x0100)` for any
+/// TTL/protocol word `old` (RFC 1624 eqn. 3), folded by hand: `!old + old` is 0xffff, so the sum is
+/// `!hc + 0xfeff`, which one end-around carry folds (at most 0x1fefe).
+#[inline(always)]
+fn ttl_decrement_checksum(hc: u16) -> u16 {
+    let s = u32::from(!hc) + 0xfeff;
+    !(((s & 0xffff) + (s >> 16)) as u16)
+}
+
+use greway_wire::cpu::prefetch;
+
+#[derive(Clone, Copy, Debug)]
+enum IcmpKind {
+    TooBig(u16),
+    TimeExceeded,
+}
+
+/// The ICMPv6 pseudo-header sum (RFC 8200 8.1).
+fn icmpv6_pseudo(src: &[u8; 16], dst: &[u8; 16], len: u32) -> u32 {
+    let mut s = checksum::sum(src, 0);
+    s = checksum::sum(dst, u32::from(checksum::fold(s)));
+    let mut tail = [0u8; 8];
+    tail[0..4].copy_from_slice(&len.to_be_bytes());
+    tail[7] = PROTO_ICMPV6;
+    checksum::sum(&tail, u32::from(checksum::fold(s)))
+}
+
+/// Find an ND option of `kind` with a 6-byte link-layer address (RFC 4861 4.6.1).
+fn nd_option(mut opts: &[u8], kind: u8) -> Option<[u8; 6]> {
+    while opts.len() >= 8 {
+        let len = usize::from(opts[1]) * 8;
+        if len == 0 || len > opts.len() {
+            return None;
+        }
+        if opts[0] == kind && len >= 8 {
+            return opts[2..8].try_into().ok();
+        }
+        opts = &opts[len..];
+    }
+    None
+}
+
+/// Time in TSC ticks for `ms` milliseconds.
+pub fn ms_to_ticks(ms: u64, tsc_hz: u64) -> u64 {
+    ms * tsc_hz / 1000
+}
+
+impl<B> Gateway<B> {
+    /// TSC frequency this gateway was built with.
+    pub fn tsc_hz(&self) -> u64 {
+        self.w.tsc_hz
+    }
+}
+
+#[cfg(test)]
+mod checksum_update_tests {
+    use super::*;
+
+    #[test]
+    fn ttl_decrement_checksum_equals_rfc1624_update_for_every_checksum() {
+        for hc in 0..=u16::MAX {
+            for old in [0x0201u16, 0x0211, 0x0506, 0x4011, 0x402f, 0xff2f, 0xffff] {
+                assert_eq!(
+                    ttl_decrement_checksum(hc),
+                    checksum::update16(hc, old, old - 0x0100),
+                    "hc={hc:#06x} old={old:#06x}"
+                );
+            }
+        }
+    }
+}
