@@ -1,11 +1,11 @@
 //! Wiring: EAL init from the config, mempool, ports, pinned worker threads, the control loop (stats merge, live
 //! line, exit conditions), and an orderly shutdown with a final report.
 use crate::buf::PacketBuf;
+use crate::config::TunnelCfg;
 use crate::config::{Config, Mode, PortRole};
-use crate::config::{RouteCfg, TunnelCfg};
 use crate::control::ctl::{CtlServer, Request, Response, TunnelSpec};
 use crate::control::http::MetricsServer;
-use crate::control::plane::{ControlPlane, Notice, Outgoing};
+use crate::control::plane::{ControlPlane, Notice, Outgoing, RouteTarget};
 use crate::control::status::{Status, TunnelInfo, TunnelStatus};
 use crate::control::{Aggregator, LiveLine};
 use crate::datapath::gateway::{Gateway, Shared, KEEPALIVE_HANDOFF};
@@ -477,13 +477,27 @@ where
     let mut next_live_json = Instant::now() + Duration::from_secs(1);
     let injects: Vec<InjectRing> = chans.iter().map(|c| c.2.clone()).collect();
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(10));
-        duties.poll(&injects);
-        if let Some(rx) = &ctl_rx {
-            while let Ok((req, back)) = rx.try_recv() {
-                let _ = back.send(duties.request(req));
+        // A 10 ms round, during which `greway ctl` requests are answered as they arrive (a client that waits for
+        // each answer is not held to one change per round).
+        let round_end = Instant::now() + Duration::from_millis(10);
+        loop {
+            let left = round_end.saturating_duration_since(Instant::now());
+            let Some(rx) = &ctl_rx else {
+                std::thread::sleep(left);
+                break;
+            };
+            match rx.recv_timeout(left) {
+                Ok((req, back)) => {
+                    let _ = back.send(duties.request(req));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(left);
+                    break;
+                }
             }
         }
+        duties.poll(&injects);
         for (snapshots, recycled, _) in &chans {
             while let Some(s) = snapshots.pop() {
                 agg.absorb(&s);
@@ -896,13 +910,9 @@ impl ControlDuties for GatewayControl {
                     Ok(c)
                 }
             }
-            Request::RouteAdd {
-                prefix,
-                tunnel,
-                port,
-                via,
-            } => add_route(cfg, &prefix, tunnel, port, via),
-            Request::RouteDel { prefix } => del_route(cfg, &prefix),
+            Request::RouteAdd { .. } | Request::RouteDel { .. } => {
+                return self.route_change(req);
+            }
         };
         let new = match changed.and_then(|c| {
             crate::config::validate_runtime(&c)
@@ -926,6 +936,53 @@ impl ControlDuties for GatewayControl {
         );
         Response::ok(Some(tunnels_json(&self.cp)))
     }
+}
+
+impl GatewayControl {
+    /// A route added or removed in place (no table rebuilt) and published at once: workers use it from
+    /// their next poll round. `quiet` requests are answered without the tunnel list.
+    fn route_change(&mut self, req: Request) -> Response {
+        let (result, quiet) = match req {
+            Request::RouteAdd {
+                prefix,
+                tunnel,
+                port,
+                via,
+                quiet,
+            } => (route_add(&mut self.cp, &prefix, tunnel, port, via), quiet),
+            Request::RouteDel { prefix, quiet } => (
+                parse("prefix", &prefix).and_then(|p| self.cp.del_route(p)),
+                quiet,
+            ),
+            _ => unreachable!("route requests only"),
+        };
+        if let Err(e) = result {
+            return Response::err(e);
+        }
+        self.cp.take_dirty();
+        self.shared.tables.store(Arc::new(self.cp.tables()));
+        log::debug!("route change applied");
+        Response::ok((!quiet).then(|| tunnels_json(&self.cp)))
+    }
+}
+
+fn route_add(
+    cp: &mut ControlPlane,
+    prefix: &str,
+    tunnel: Option<String>,
+    port: Option<String>,
+    via: Option<String>,
+) -> Result<(), String> {
+    let p: ipnet::IpNet = parse("prefix", prefix)?;
+    let target = match (tunnel, port) {
+        (Some(t), None) => RouteTarget::Tunnel(t),
+        (None, Some(port)) => RouteTarget::Port {
+            port,
+            via: via.map(|v| parse("via", &v)).transpose()?,
+        },
+        _ => return Err("give either --tunnel NAME or --port NAME [--via IP]".into()),
+    };
+    cp.add_route(p, target)
 }
 
 /// Name, id and state of the control plane's tunnels. A tunnel without keepalives is always up.
@@ -1018,49 +1075,4 @@ fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
     let mut c = cfg.clone();
     c.tunnels.push(t);
     Ok(c)
-}
-
-fn add_route(
-    cfg: &Config,
-    prefix: &str,
-    tunnel: Option<String>,
-    port: Option<String>,
-    via: Option<String>,
-) -> Result<Config, String> {
-    let p: ipnet::IpNet = parse("prefix", prefix)?;
-    let mut c = cfg.clone();
-    match (tunnel, port) {
-        (Some(t), None) => {
-            let Some(tc) = c.tunnels.iter_mut().find(|x| x.name == t) else {
-                return Err(format!("no tunnel named {t:?}"));
-            };
-            tc.routes.push(p);
-        }
-        (None, Some(port)) => c.routes.push(RouteCfg {
-            prefix: p,
-            via: via.map(|v| parse("via", &v)).transpose()?,
-            port,
-        }),
-        _ => return Err("give either --tunnel NAME or --port NAME [--via IP]".into()),
-    }
-    Ok(c)
-}
-
-fn del_route(cfg: &Config, prefix: &str) -> Result<Config, String> {
-    let p: ipnet::IpNet = parse("prefix", prefix)?;
-    let mut c = cfg.clone();
-    let mut found = false;
-    for t in &mut c.tunnels {
-        let n = t.routes.len();
-        t.routes.retain(|r| *r != p);
-        found |= t.routes.len() != n;
-    }
-    let n = c.routes.len();
-    c.routes.retain(|r| r.prefix != p);
-    found |= c.routes.len() != n;
-    if found {
-        Ok(c)
-    } else {
-        Err(format!("no route {p}"))
-    }
 }

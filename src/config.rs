@@ -1492,28 +1492,152 @@ fn check_routes(cfg: &Config) -> Check {
                 format!("duplicate route {} (also route[{j}])", r.prefix),
             ));
         }
-        let Some(port) = cfg.port_by_name(&r.port) else {
-            return Err(unknown_port(cfg, format!("{at}.port"), &r.port));
-        };
-        if let Some(via) = r.via {
-            if via.is_ipv4() != r.prefix.addr().is_ipv4() {
-                return Err(issue(
-                    format!("{at}.via"),
-                    format!("next hop {via} is not of the same family as {}", r.prefix),
-                ));
-            }
-            if !port.on_link(via) || port.has_address(via) {
-                return Err(issue(
-                    format!("{at}.via"),
-                    format!(
-                        "next hop {via} is not a foreign host on a subnet of port {:?}",
-                        port.name
-                    ),
-                ));
-            }
+        check_route(cfg, &at, r)?;
+    }
+    Ok(())
+}
+
+/// The rules of one route that do not depend on the other routes: its port and next hop.
+fn check_route(cfg: &Config, at: &str, r: &RouteCfg) -> Check {
+    let Some(port) = cfg.port_by_name(&r.port) else {
+        return Err(unknown_port(cfg, format!("{at}.port"), &r.port));
+    };
+    if let Some(via) = r.via {
+        if via.is_ipv4() != r.prefix.addr().is_ipv4() {
+            return Err(issue(
+                format!("{at}.via"),
+                format!("next hop {via} is not of the same family as {}", r.prefix),
+            ));
+        }
+        if !port.on_link(via) || port.has_address(via) {
+            return Err(issue(
+                format!("{at}.via"),
+                format!(
+                    "next hop {via} is not a foreign host on a subnet of port {:?}",
+                    port.name
+                ),
+            ));
         }
     }
     Ok(())
+}
+
+/// Checks a `[[route]]` about to be added at run time with the file's rules, in O(1) of the
+/// routes: `exists` says whether `cfg.routes` already has its prefix (the caller keeps an index).
+/// The error's field is `route[N].…` with N the index the route would get.
+pub fn validate_route_addition(
+    cfg: &Config,
+    r: &RouteCfg,
+    exists: bool,
+) -> Result<(), ConfigError> {
+    let i = cfg.routes.len();
+    let at = format!("route[{i}]");
+    let check = || -> Check {
+        if r.prefix.trunc() != r.prefix {
+            return Err(issue(format!("{at}.prefix"), host_bits_msg(&r.prefix)));
+        }
+        if exists {
+            let j = cfg
+                .routes
+                .iter()
+                .position(|o| o.prefix == r.prefix)
+                .unwrap_or(i);
+            return Err(issue(
+                format!("{at}.prefix"),
+                format!("duplicate route {} (also route[{j}])", r.prefix),
+            ));
+        }
+        check_route(cfg, &at, r)
+    };
+    check().map_err(|iss| ConfigError::new("<runtime>", None, iss.path, iss.msg))
+}
+
+/// Checks an inner prefix about to be routed into tunnel `ti` at run time with the file's rules, in
+/// O(1) of the routes: `owner` is the tunnel that already routes the prefix, if any (the caller
+/// keeps an index). The error names the field the file check would (the later of two tunnels
+/// routing the same prefix).
+pub fn validate_tunnel_route_addition(
+    cfg: &Config,
+    ti: usize,
+    p: &IpNet,
+    owner: Option<usize>,
+) -> Result<(), ConfigError> {
+    let t = &cfg.tunnels[ti];
+    let k = t.routes.len();
+    let position = |o: usize| cfg.tunnels[o].routes.iter().position(|r| r == p);
+    let check = || -> Check {
+        let at = format!("tunnel[{ti}].routes");
+        if p.trunc() != *p {
+            return Err(issue(format!("{at}[{k}]"), host_bits_msg(p)));
+        }
+        match owner {
+            Some(o) if o == ti => {
+                let j = position(o).unwrap_or(k);
+                return Err(issue(
+                    format!("{at}[{k}]"),
+                    format!("duplicate prefix {p} (also {at}[{j}])"),
+                ));
+            }
+            Some(o) => {
+                let ((later, later_k), earlier) = if o < ti {
+                    ((ti, k), o)
+                } else {
+                    ((o, position(o).unwrap_or(0)), ti)
+                };
+                return Err(issue(
+                    format!("tunnel[{later}].routes[{later_k}]"),
+                    format!(
+                        "route {p} already points into tunnel[{earlier}] {:?}; a prefix can go to one tunnel only",
+                        cfg.tunnels[earlier].name
+                    ),
+                ));
+            }
+            None => {}
+        }
+        if p.addr().is_ipv6() {
+            // The tunnel now carries IPv6 (RFC 8200's minimum MTU); it passed with its routes before.
+            check_tunnel_mtu(cfg, ti, t, 1280)?;
+        }
+        Ok(())
+    };
+    check().map_err(|iss| ConfigError::new("<runtime>", None, iss.path, iss.msg))
+}
+
+/// Checks that removing the `[[route]]` for `p` at run time leaves every tunnel's remote
+/// reachable, as the file's rules require. O(tunnels), plus O(routes) per tunnel whose remote
+/// only this route's prefix or another route reaches.
+pub fn validate_route_removal(cfg: &Config, p: &IpNet) -> Result<(), ConfigError> {
+    for (i, t) in cfg.tunnels.iter().enumerate() {
+        if p.contains(&t.remote) && !remote_reachable(cfg, t, Some(p)) {
+            let iss = no_route_to_remote(&format!("tunnel[{i}]"), t);
+            return Err(ConfigError::new("<runtime>", None, iss.path, iss.msg));
+        }
+    }
+    Ok(())
+}
+
+/// Whether tunnel `t`'s remote is on an outside port's subnet or covered by a `[[route]]` (other
+/// than `skip`) through an outside port.
+fn remote_reachable(cfg: &Config, t: &TunnelCfg, skip: Option<&IpNet>) -> bool {
+    cfg.ports_with_role(PortRole::Outside)
+        .any(|p| p.on_link(t.remote))
+        || cfg.routes.iter().any(|r| {
+            Some(&r.prefix) != skip
+                && r.prefix.contains(&t.remote)
+                && cfg
+                    .port_by_name(&r.port)
+                    .is_some_and(|p| p.role() == PortRole::Outside)
+        })
+}
+
+fn no_route_to_remote(at: &str, t: &TunnelCfg) -> Issue {
+    issue(
+        format!("{at}.remote"),
+        format!(
+            "no route to remote {}: it is on no outside port's subnet and no [[route]] through an outside port covers it",
+            t.remote
+        ),
+    )
 }
 
 fn check_prefix_list(at: &str, list: &[IpNet]) -> Check {
@@ -1610,23 +1734,8 @@ fn check_tunnel(
             ),
         ));
     }
-    let reachable = cfg
-        .ports_with_role(PortRole::Outside)
-        .any(|p| p.on_link(t.remote))
-        || cfg.routes.iter().any(|r| {
-            r.prefix.contains(&t.remote)
-                && cfg
-                    .port_by_name(&r.port)
-                    .is_some_and(|p| p.role() == PortRole::Outside)
-        });
-    if !reachable {
-        return Err(issue(
-            format!("{at}.remote"),
-            format!(
-                "no route to remote {}: it is on no outside port's subnet and no [[route]] through an outside port covers it",
-                t.remote
-            ),
-        ));
+    if !remote_reachable(cfg, t, None) {
+        return Err(no_route_to_remote(&at, t));
     }
 
     // Keys.
@@ -1733,9 +1842,16 @@ fn check_tunnel(
         }
     }
 
-    // MTU.
+    check_tunnel_mtu(cfg, idx, t, t.min_mtu())
+}
+
+/// The tunnel's MTU (explicit, or derived from its port's) against `min` and its port.
+fn check_tunnel_mtu(cfg: &Config, idx: usize, t: &TunnelCfg, min: u16) -> Check {
+    let at = format!("tunnel[{idx}]");
+    let Some(port) = cfg.port_for_local(t.local) else {
+        return Ok(());
+    };
     let max = t.max_mtu(cfg);
-    let min = t.min_mtu();
     let why_min = if min == 1280 {
         "the tunnel carries IPv6 routes (RFC 8200)"
     } else {
