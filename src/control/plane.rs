@@ -82,8 +82,22 @@ fn overlapping<V>(set: &BTreeMap<PrefixKey, V>, p: &IpNet) -> Vec<IpNet> {
     out
 }
 
+/// Whether some prefix of `set` overlaps `p`: [`overlapping`] without collecting (a default route
+/// overlaps every tunnel route, and its flag is checked on every tunnel route removal).
 fn overlaps_any<V>(set: &BTreeMap<PrefixKey, V>, p: &IpNet) -> bool {
-    !overlapping(set, p).is_empty()
+    let (v6, first, len) = prefix_key(p);
+    let last = match p.broadcast() {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    set.range((v6, first, 0)..=(v6, last, u8::MAX))
+        .next()
+        .is_some()
+        || (0..len).any(|l| {
+            set.contains_key(&prefix_key(
+                &IpNet::new(p.addr(), l).expect("shorter").trunc(),
+            ))
+        })
 }
 
 /// A route change asked for at run time.
