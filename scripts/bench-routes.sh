@@ -80,7 +80,8 @@ def call(req):
 def snapshot():
     """(inside rx, uptime) of the published status (rebuilt every 250 ms)."""
     d = call({"cmd": "stats"})["data"]
-    return d["ports"]["inside"]["rx"], d["uptime_s"]
+    # The status before the first build has no ports yet.
+    return d["ports"].get("inside", {}).get("rx", 0), d["uptime_s"]
 
 
 def prefix(i):
