@@ -5,6 +5,8 @@
 #   scripts/bench.sh SCENARIO        one of: forward-64 encap-64 encap-1k-tunnels encap-64-8k decap-64 encap-csum-64 encap-csum-1500
 #                                    encap-seq-2workers encap6-64 decap6-64 encap-over6-64 decap-over6-64
 #   scripts/bench.sh checksum        `greway bench checksum` (every variant and DPDK's rte_raw_cksum, same timing)
+#   scripts/bench.sh routes          route changes per second through the control socket with traffic flowing
+#                                    (scripts/bench-routes.sh; ROUTES=N, default 10000 adds then as many deletes)
 #   scripts/bench.sh instructions [SCENARIO...]
 #                                    instructions per packet (valgrind callgrind, repeatable) of greway and of
 #                                    testpmd io on the scenario's ports, split into I/O (PMDs, DPDK libraries) and
@@ -54,6 +56,10 @@ mkdir -p "$OUT"
 
 if [[ ! -x $GREWAY ]]; then
     cargo build --release --quiet
+fi
+
+if [[ ${1:-} == routes ]]; then
+    exec env GREWAY="$GREWAY" BENCH_OUT="$OUT" scripts/bench-routes.sh
 fi
 
 if [[ ${1:-} == checksum ]]; then

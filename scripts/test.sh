@@ -73,6 +73,18 @@ PY
 export -f bench_smoke_hugepages
 step "benchmark harness smoke on hugepages (scripts/with-hugepages.sh, HUGEPAGES=1)" \
     scripts/with-hugepages.sh bash -c bench_smoke_hugepages
+routes_smoke() { # route changes through the control socket under traffic (plumbing and format, not performance)
+    local dir line
+    dir=$(mktemp -d)
+    line=$(ROUTES=200 BENCH_OUT=$dir/bench scripts/bench.sh routes | tee "$dir/log" | grep -E '^route-changes ') ||
+        return 1
+    echo "$line"
+    [[ $line =~ ^route-changes\ changes_per_s=([0-9]+)\ routes=200\ traffic_mpps=[0-9.]+\ drops=[0-9]+(\(.*\))?$ ]] ||
+        { echo "routes smoke: bad line: $line" >&2; return 1; }
+    ((BASH_REMATCH[1] > 0)) || { echo "routes smoke: no changes per second" >&2; return 1; }
+    rm -rf "$dir"
+}
+step "route changes under traffic smoke (scripts/bench.sh routes)" routes_smoke
 step "dpdk-dumpcap attaches and captures (scripts/dumpcap.sh)" scripts/dumpcap.sh
 step "fuzz smoke (scripts/fuzz.sh ${FUZZ_SECONDS:-15})" scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 step "soak smoke (scripts/soak.sh ${SOAK_MINUTES:-0.5})" scripts/soak.sh "${SOAK_MINUTES:-0.5}"

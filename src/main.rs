@@ -332,8 +332,12 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
                 tunnel,
                 port,
                 via,
+                quiet: false,
             },
-            RouteCmd::Del { prefix } => Request::RouteDel { prefix },
+            RouteCmd::Del { prefix } => Request::RouteDel {
+                prefix,
+                quiet: false,
+            },
             RouteCmd::Show => Request::RouteShow,
         },
     };

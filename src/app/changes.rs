@@ -3,9 +3,9 @@
 //! table.
 use super::{ControlDuties, InjectRing};
 use crate::buf::PacketBuf;
-use crate::config::{Config, RouteCfg, TunnelCfg};
+use crate::config::{Config, TunnelCfg};
 use crate::control::ctl::{Request, Response, TunnelSpec};
-use crate::control::plane::{ControlPlane, Notice, Outgoing};
+use crate::control::plane::{ControlPlane, Notice, Outgoing, RouteTarget};
 use crate::control::status::TunnelInfo;
 use crate::datapath::gateway::{owner_of, Handoff, Shared};
 use crate::dpdk::{self, Mbuf, Mempool};
@@ -110,13 +110,9 @@ impl ControlDuties for GatewayControl {
                     Ok(c)
                 }
             }
-            Request::RouteAdd {
-                prefix,
-                tunnel,
-                port,
-                via,
-            } => add_route(cfg, &prefix, tunnel, port, via),
-            Request::RouteDel { prefix } => del_route(cfg, &prefix),
+            Request::RouteAdd { .. } | Request::RouteDel { .. } => {
+                return self.route_change(req);
+            }
         };
         let new = match changed.and_then(|c| {
             crate::config::validate_runtime(&c)
@@ -235,47 +231,49 @@ fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
     Ok(c)
 }
 
-fn add_route(
-    cfg: &Config,
+impl GatewayControl {
+    /// A route added or removed in place (no table rebuilt) and published at once: workers use it from
+    /// their next poll round. `quiet` requests are answered without the tunnel list.
+    fn route_change(&mut self, req: Request) -> Response {
+        let (result, quiet) = match req {
+            Request::RouteAdd {
+                prefix,
+                tunnel,
+                port,
+                via,
+                quiet,
+            } => (route_add(&mut self.cp, &prefix, tunnel, port, via), quiet),
+            Request::RouteDel { prefix, quiet } => (
+                parse("prefix", &prefix).and_then(|p| self.cp.del_route(p)),
+                quiet,
+            ),
+            _ => unreachable!("route requests only"),
+        };
+        if let Err(e) = result {
+            return Response::err(e);
+        }
+        self.cp.take_dirty();
+        self.shared.tables.store(Arc::new(self.cp.tables()));
+        log::debug!("route change applied");
+        Response::ok((!quiet).then(|| tunnels_json(&self.cp)))
+    }
+}
+
+fn route_add(
+    cp: &mut ControlPlane,
     prefix: &str,
     tunnel: Option<String>,
     port: Option<String>,
     via: Option<String>,
-) -> Result<Config, String> {
+) -> Result<(), String> {
     let p: ipnet::IpNet = parse("prefix", prefix)?;
-    let mut c = cfg.clone();
-    match (tunnel, port) {
-        (Some(t), None) => {
-            let Some(tc) = c.tunnels.iter_mut().find(|x| x.name == t) else {
-                return Err(format!("no tunnel named {t:?}"));
-            };
-            tc.routes.push(p);
-        }
-        (None, Some(port)) => c.routes.push(RouteCfg {
-            prefix: p,
-            via: via.map(|v| parse("via", &v)).transpose()?,
+    let target = match (tunnel, port) {
+        (Some(t), None) => RouteTarget::Tunnel(t),
+        (None, Some(port)) => RouteTarget::Port {
             port,
-        }),
+            via: via.map(|v| parse("via", &v)).transpose()?,
+        },
         _ => return Err("give either --tunnel NAME or --port NAME [--via IP]".into()),
-    }
-    Ok(c)
-}
-
-fn del_route(cfg: &Config, prefix: &str) -> Result<Config, String> {
-    let p: ipnet::IpNet = parse("prefix", prefix)?;
-    let mut c = cfg.clone();
-    let mut found = false;
-    for t in &mut c.tunnels {
-        let n = t.routes.len();
-        t.routes.retain(|r| *r != p);
-        found |= t.routes.len() != n;
-    }
-    let n = c.routes.len();
-    c.routes.retain(|r| r.prefix != p);
-    found |= c.routes.len() != n;
-    if found {
-        Ok(c)
-    } else {
-        Err(format!("no route {p}"))
-    }
+    };
+    cp.add_route(p, target)
 }

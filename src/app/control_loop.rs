@@ -167,13 +167,27 @@ where
     let mut next_live_json = Instant::now() + Duration::from_secs(1);
     let injects: Vec<InjectRing> = chans.iter().map(|c| c.2.clone()).collect();
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(10));
-        duties.poll(&injects);
-        if let Some(rx) = &ctl_rx {
-            while let Ok((req, back)) = rx.try_recv() {
-                let _ = back.send(duties.request(req));
+        // A 10 ms round, during which `greway ctl` requests are answered as they arrive (a client that waits for
+        // each answer is not held to one change per round).
+        let round_end = Instant::now() + Duration::from_millis(10);
+        loop {
+            let left = round_end.saturating_duration_since(Instant::now());
+            let Some(rx) = &ctl_rx else {
+                std::thread::sleep(left);
+                break;
+            };
+            match rx.recv_timeout(left) {
+                Ok((req, back)) => {
+                    let _ = back.send(duties.request(req));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(left);
+                    break;
+                }
             }
         }
+        duties.poll(&injects);
         for (snapshots, recycled, _) in &chans {
             while let Some(s) = snapshots.pop() {
                 agg.absorb(&s);

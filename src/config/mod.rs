@@ -87,6 +87,9 @@ use location::{describe_toml_error, line_of, resolve_path};
 pub use schema::*;
 pub(crate) use validate::unknown_port;
 use validate::{check_roles_for_tunnels, check_tunnel, route_index, validate};
+pub use validate::{
+    validate_route_addition, validate_route_removal, validate_tunnel_route_addition,
+};
 pub(crate) use value::{de_ip, de_opt_key};
 pub use value::{MacAddr, MacParseError, PortRole, Tos, Ttl};
 

@@ -53,9 +53,15 @@ pub enum Request {
         port: Option<String>,
         #[serde(default)]
         via: Option<String>,
+        /// Answer without data (for feeders changing many routes: the tunnel list grows with the routes).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        quiet: bool,
     },
     RouteDel {
         prefix: String,
+        /// As for `route_add`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        quiet: bool,
     },
     RouteShow,
     Stats,

@@ -2,14 +2,14 @@
 //! neighbours, tunnel states), absorbs worker events (neighbours seen, next hops to resolve), ages learned
 //! neighbours, drives Cisco keepalives and tunnel up/down, and says which frames to send. `app` turns those
 //! frames into mbufs; tests drive it directly.
-use super::tables::{build_routes, build_tables, port_infos, static_neighbors};
-use crate::config::Config;
+use super::tables::{build_routes, build_tables, port_infos, static_neighbors, RouteSlots};
+use crate::config::{Config, RouteCfg};
 use crate::datapath::gateway::Event;
-use crate::tunnel::table::{
-    FxMap, Neighbor, PortInfo, RouteTables, TableError, Tables, TunnelState,
-};
+use crate::tunnel::table::{FxMap, Neighbor, PortInfo, Route, TableError, Tables, TunnelState};
+use crate::tunnel::update::{RouteChange, RouteTablesWriter};
 use crate::wire::gre;
-use std::collections::HashMap;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -39,10 +39,87 @@ pub enum Notice {
     TunnelDown(String),
 }
 
+/// A prefix as an ordered key: (IPv6, first address widened to 128 bits, length). Prefixes inside
+/// a range of addresses are a range of keys.
+type PrefixKey = (bool, u128, u8);
+
+fn prefix_key(p: &IpNet) -> PrefixKey {
+    match p {
+        IpNet::V4(n) => (false, u128::from(u32::from(n.network())), n.prefix_len()),
+        IpNet::V6(n) => (true, u128::from(n.network()), n.prefix_len()),
+    }
+}
+
+fn key_prefix((v6, first, len): PrefixKey) -> IpNet {
+    if v6 {
+        IpNet::V6(Ipv6Net::new(Ipv6Addr::from(first), len).expect("a valid length"))
+    } else {
+        IpNet::V4(Ipv4Net::new(Ipv4Addr::from(first as u32), len).expect("a valid length"))
+    }
+}
+
+/// The prefixes of `set` that overlap `p` (one contains the other): those containing it, by one
+/// exact look-up per shorter length, and those inside it, as a key range. O(len + log n + found).
+fn overlapping<V>(set: &BTreeMap<PrefixKey, V>, p: &IpNet) -> Vec<IpNet> {
+    let (v6, first, len) = prefix_key(p);
+    let mut out: Vec<IpNet> = (0..len)
+        .filter_map(|l| {
+            let k = prefix_key(&IpNet::new(p.addr(), l).expect("shorter").trunc());
+            set.contains_key(&k).then(|| key_prefix(k))
+        })
+        .collect();
+    let last = match p.broadcast() {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    out.extend(
+        set.range((v6, first, 0)..=(v6, last, u8::MAX))
+            .map(|(&k, _)| key_prefix(k)),
+    );
+    // A shorter prefix starting at `first` is found both ways.
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether some prefix of `set` overlaps `p`: [`overlapping`] without collecting (a default route
+/// overlaps every tunnel route, and its flag is checked on every tunnel route removal).
+fn overlaps_any<V>(set: &BTreeMap<PrefixKey, V>, p: &IpNet) -> bool {
+    let (v6, first, len) = prefix_key(p);
+    let last = match p.broadcast() {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    set.range((v6, first, 0)..=(v6, last, u8::MAX))
+        .next()
+        .is_some()
+        || (0..len).any(|l| {
+            set.contains_key(&prefix_key(
+                &IpNet::new(p.addr(), l).expect("shorter").trunc(),
+            ))
+        })
+}
+
+/// A route change asked for at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// An inner prefix into the named tunnel.
+    Tunnel(String),
+    /// An underlay `[[route]]`.
+    Port { port: String, via: Option<IpAddr> },
+}
+
 pub struct ControlPlane {
     cfg: Config,
     ports: Vec<PortInfo>,
-    routes: Arc<RouteTables>,
+    /// The route tables, changed in place and double-buffered (see `tunnel::update`).
+    routes: RouteTablesWriter,
+    /// Where each underlay route lives in the route tables.
+    slots: RouteSlots,
+    /// Every tunnel route -> its tunnel's index.
+    tunnel_prefixes: BTreeMap<PrefixKey, usize>,
+    /// Every underlay prefix (connected subnets and `[[route]]`s).
+    underlay: BTreeMap<PrefixKey, ()>,
     neighbors: FxMap<IpAddr, Neighbor>,
     learned_at: HashMap<IpAddr, Instant>,
     states: Vec<Arc<TunnelState>>,
@@ -66,7 +143,7 @@ impl ControlPlane {
         now: Instant,
         now_tsc: u64,
     ) -> Result<Self, TableError> {
-        let routes = Arc::new(build_routes(cfg)?);
+        let routes = RouteTablesWriter::new(build_routes(cfg)?);
         let states: Vec<Arc<TunnelState>> = cfg
             .tunnels
             .iter()
@@ -79,6 +156,9 @@ impl ControlPlane {
             cfg: cfg.clone(),
             ports: port_infos(cfg, macs),
             routes,
+            slots: RouteSlots::of(cfg),
+            tunnel_prefixes: tunnel_prefixes(cfg),
+            underlay: underlay_prefixes(cfg),
             neighbors: static_neighbors(cfg),
             learned_at: HashMap::new(),
             next_keepalive: cfg.tunnels.iter().map(|_| now).collect(),
@@ -100,7 +180,7 @@ impl ControlPlane {
         build_tables(
             &self.cfg,
             self.ports.clone(),
-            self.routes.clone(),
+            self.routes.current().clone(),
             self.neighbors.clone(),
             &self.states,
             &self.ids,
@@ -129,7 +209,7 @@ impl ControlPlane {
         now: Instant,
         now_tsc: u64,
     ) -> Result<(), TableError> {
-        let routes = Arc::new(build_routes(&cfg)?);
+        let routes = build_routes(&cfg)?;
         let mut states = Vec::new();
         let mut next = Vec::new();
         let mut ids = Vec::new();
@@ -150,13 +230,147 @@ impl ControlPlane {
                 }
             }
         }
-        self.routes = routes;
+        self.routes.replace(routes);
+        self.slots = RouteSlots::of(&cfg);
+        self.tunnel_prefixes = tunnel_prefixes(&cfg);
+        self.underlay = underlay_prefixes(&cfg);
         self.states = states;
         self.ids = ids.into();
         self.dirty = true;
         self.next_keepalive = next;
         self.cfg = cfg;
         Ok(())
+    }
+
+    /// Adds a route at run time in place (no table is rebuilt): validated like the file, then applied to
+    /// the route tables. The caller publishes [`ControlPlane::tables`].
+    pub fn add_route(&mut self, p: IpNet, target: RouteTarget) -> Result<(), String> {
+        let key = prefix_key(&p);
+        let mut changes = Vec::new();
+        match target {
+            RouteTarget::Tunnel(name) => {
+                let Some(ti) = self.cfg.tunnels.iter().position(|t| t.name == name) else {
+                    return Err(format!("no tunnel named {name:?}"));
+                };
+                let owner = self.tunnel_prefixes.get(&key).copied();
+                crate::config::validate_tunnel_route_addition(&self.cfg, ti, &p, owner)
+                    .map_err(|e| e.to_string())?;
+                changes.push(RouteChange::Encap(p, Some(ti as u32)));
+                // Underlay routes around or inside it now overlap a tunnel route.
+                let current = self.routes.current().clone();
+                for u in overlapping(&self.underlay, &p) {
+                    for slot in self.slots.of_prefix(&u) {
+                        let r = current.routes[slot as usize];
+                        if !r.tunnel_overlap {
+                            changes.push(RouteChange::Slot(
+                                slot,
+                                Route {
+                                    tunnel_overlap: true,
+                                    ..r
+                                },
+                            ));
+                        }
+                    }
+                }
+                self.apply(&changes)?;
+                self.cfg.tunnels[ti].routes.push(p);
+                self.tunnel_prefixes.insert(key, ti);
+            }
+            RouteTarget::Port { port, via } => {
+                let rc = RouteCfg {
+                    prefix: p,
+                    via,
+                    port,
+                };
+                let exists = self.slots.configured.contains_key(&p);
+                crate::config::validate_route_addition(&self.cfg, &rc, exists)
+                    .map_err(|e| e.to_string())?;
+                let port = self.cfg.port_index(&rc.port).expect("validated");
+                let slot = self.slots.alloc();
+                let route = Route {
+                    port,
+                    via,
+                    tunnel_overlap: overlaps_any(&self.tunnel_prefixes, &p),
+                };
+                changes.push(RouteChange::Slot(slot, route));
+                changes.push(RouteChange::Route(p, Some(slot)));
+                if let Err(e) = self.apply(&changes) {
+                    self.slots.free.push(slot);
+                    return Err(e);
+                }
+                self.cfg.routes.push(rc);
+                self.slots.configured.insert(p, slot);
+                self.underlay.insert(key, ());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every route for `p` (a tunnel route and an underlay route) at run time, in place.
+    pub fn del_route(&mut self, p: IpNet) -> Result<(), String> {
+        let key = prefix_key(&p);
+        let tunnel = self.tunnel_prefixes.get(&key).copied();
+        let configured = self.slots.configured.get(&p).copied();
+        // Stored prefixes have no host bits (validated), and a prefix is matched exactly.
+        if p.trunc() != p || (tunnel.is_none() && configured.is_none()) {
+            return Err(format!("no route {p}"));
+        }
+        if configured.is_some() {
+            crate::config::validate_route_removal(&self.cfg, &p).map_err(|e| e.to_string())?;
+        }
+        let mut changes = Vec::new();
+        if let Some(ti) = tunnel {
+            changes.push(RouteChange::Encap(p, None));
+            self.tunnel_prefixes.remove(&key);
+            let current = self.routes.current().clone();
+            for u in overlapping(&self.underlay, &p) {
+                let still = overlaps_any(&self.tunnel_prefixes, &u);
+                for slot in self.slots.of_prefix(&u) {
+                    let r = current.routes[slot as usize];
+                    if r.tunnel_overlap != still {
+                        changes.push(RouteChange::Slot(
+                            slot,
+                            Route {
+                                tunnel_overlap: still,
+                                ..r
+                            },
+                        ));
+                    }
+                }
+            }
+            let routes = &mut self.cfg.tunnels[ti].routes;
+            if let Some(i) = routes.iter().position(|r| *r == p) {
+                routes.remove(i);
+            }
+        }
+        if let Some(slot) = configured {
+            // The connected subnet it shadowed (if any) takes the prefix back.
+            let connected = self.slots.connected.get(&p).copied();
+            changes.push(RouteChange::Route(p, connected));
+            if connected.is_none() {
+                self.underlay.remove(&key);
+            }
+            self.slots.configured.remove(&p);
+            self.slots.free.push(slot);
+            if let Some(i) = self.cfg.routes.iter().position(|r| r.prefix == p) {
+                self.cfg.routes.remove(i);
+            }
+        }
+        // Removals cannot run out of groups.
+        self.apply(&changes)
+    }
+
+    fn apply(&mut self, changes: &[RouteChange]) -> Result<(), String> {
+        self.dirty = true;
+        self.routes
+            .apply(changes)
+            .map(drop)
+            .map_err(|(_, e)| format!("route table: {e}"))
+    }
+
+    /// The current route tables (for tests comparing them with a fresh build).
+    pub fn route_tables(&self) -> &Arc<crate::tunnel::table::RouteTables> {
+        self.routes.current()
     }
 
     /// Absorb a worker event; returns a frame to send (a resolution request). Neighbour changes mark the tables
@@ -231,7 +445,7 @@ impl ControlPlane {
                 .cfg
                 .tunnels
                 .iter()
-                .filter_map(|t| self.routes.next_hop(t.remote))
+                .filter_map(|t| self.routes.current().next_hop(t.remote))
                 .collect();
             for (port, ip) in hops {
                 if !self.neighbors.get(&ip).is_some_and(|n| n.is_static) {
@@ -308,6 +522,24 @@ impl ControlPlane {
     }
 }
 
+fn tunnel_prefixes(cfg: &Config) -> BTreeMap<PrefixKey, usize> {
+    let mut m = BTreeMap::new();
+    for (i, t) in cfg.tunnels.iter().enumerate() {
+        for r in &t.routes {
+            m.entry(prefix_key(&r.trunc())).or_insert(i);
+        }
+    }
+    m
+}
+
+fn underlay_prefixes(cfg: &Config) -> BTreeMap<PrefixKey, ()> {
+    let connected = cfg.ports.iter().flat_map(|p| p.addresses.iter());
+    connected
+        .chain(cfg.routes.iter().map(|r| &r.prefix))
+        .map(|p| (prefix_key(&p.trunc()), ()))
+        .collect()
+}
+
 /// A broadcast ARP request (RFC 826) for `target` from `mac`/`ip`.
 pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     let mut f = vec![0u8; 42];
@@ -350,4 +582,152 @@ pub fn neighbor_solicitation(mac: [u8; 6], ip: Ipv6Addr, target: Ipv6Addr) -> Ve
     let ck = !crate::wire::checksum::fold(crate::wire::checksum::sum(&f[54..86], ps));
     f[56..58].copy_from_slice(&ck.to_be_bytes());
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Prefixes that overlap each other, the config's tunnel routes, its connected subnets and its
+    /// underlay routes (whose removal would leave a tunnel's remote unreachable).
+    const POOL: &[&str] = &[
+        "10.0.0.0/8",
+        "10.0.0.0/24",
+        "10.20.0.0/16",
+        "10.20.5.0/24",
+        "10.20.5.64/26",
+        "10.20.5.77/32",
+        "10.60.0.0/16",
+        "10.99.0.0/16",
+        "0.0.0.0/0",
+        "192.0.2.0/24",
+        "203.0.113.0/24",
+        "2001:db8:1::/64",
+        "2001:db8:20::/48",
+        "2001:db8:20:1::/64",
+        "2001:db8:20:1::80/121",
+        "2001:db8:eeee::/48",
+        "2001:db8::/32",
+        "10.20.5.1/24",
+    ];
+
+    /// The change as the old path made it: on a copy of the config, validated as a whole.
+    fn old_path(cfg: &Config, op: &(u8, IpNet)) -> Result<Config, ()> {
+        let (kind, p) = *op;
+        let mut c = cfg.clone();
+        match kind {
+            0 | 1 => {
+                let t = if kind == 0 { "t1" } else { "t6" };
+                c.tunnels
+                    .iter_mut()
+                    .find(|x| x.name == t)
+                    .unwrap()
+                    .routes
+                    .push(p);
+            }
+            2 => c.routes.push(RouteCfg {
+                prefix: p,
+                via: None,
+                port: "inside".into(),
+            }),
+            _ => {
+                let mut found = false;
+                for t in &mut c.tunnels {
+                    let n = t.routes.len();
+                    t.routes.retain(|r| *r != p);
+                    found |= t.routes.len() != n;
+                }
+                let n = c.routes.len();
+                c.routes.retain(|r| r.prefix != p);
+                found |= c.routes.len() != n;
+                if !found {
+                    return Err(());
+                }
+            }
+        }
+        crate::config::validate_runtime(&c)
+            .map(|()| c)
+            .map_err(drop)
+    }
+
+    fn probes(p: &IpNet) -> Vec<IpAddr> {
+        let one = |a: IpAddr, up: bool| match a {
+            IpAddr::V4(a) => {
+                let x = u32::from(a);
+                IpAddr::V4(Ipv4Addr::from(if up {
+                    x.wrapping_add(1)
+                } else {
+                    x.wrapping_sub(1)
+                }))
+            }
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                IpAddr::V6(Ipv6Addr::from(if up {
+                    x.wrapping_add(1)
+                } else {
+                    x.wrapping_sub(1)
+                }))
+            }
+        };
+        let (n, b) = (p.network(), p.broadcast());
+        vec![n, b, one(n, false), one(b, true), one(n, true)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+        /// Route changes applied in place accept and refuse exactly what the old path (a whole copy of the
+        /// config, validated) did, keep the same configuration, and leave route tables that answer like
+        /// tables built afresh from it: tunnel index, egress port, next hop and the tunnel-overlap flag.
+        #[test]
+        fn route_changes_in_place_equal_a_rebuild(
+            ops in prop::collection::vec((0u8..5, 0..POOL.len()), 1..40),
+        ) {
+            let cfg = crate::datapath::testkit::config_with("");
+            let now = Instant::now();
+            let mut cp = ControlPlane::new(&cfg, &[[0; 6]; 2], now, 0).unwrap();
+            let mut expect = cfg.clone();
+            for &(kind, i) in &ops {
+                let p: IpNet = POOL[i].parse().unwrap();
+                let old = old_path(&expect, &(kind, p));
+                let new = match kind {
+                    0 => cp.add_route(p, RouteTarget::Tunnel("t1".into())),
+                    1 => cp.add_route(p, RouteTarget::Tunnel("t6".into())),
+                    2 => cp.add_route(p, RouteTarget::Port { port: "inside".into(), via: None }),
+                    _ => cp.del_route(p),
+                };
+                prop_assert_eq!(old.is_ok(), new.is_ok(), "{} {}: {:?}", kind, p, new);
+                if let Ok(c) = old {
+                    expect = c;
+                }
+                prop_assert_eq!(&expect, cp.config());
+            }
+            let fresh = build_routes(cp.config()).unwrap();
+            let cur = cp.route_tables();
+            for a in POOL.iter().flat_map(|p| probes(&p.parse().unwrap())) {
+                let (e_cur, e_fresh, r_cur, r_fresh) = match a {
+                    IpAddr::V4(x) => (
+                        cur.encap4.lookup_addr(x),
+                        fresh.encap4.lookup_addr(x),
+                        cur.routes4.lookup_addr(x),
+                        fresh.routes4.lookup_addr(x),
+                    ),
+                    IpAddr::V6(x) => (
+                        cur.encap6.lookup_addr(x),
+                        fresh.encap6.lookup_addr(x),
+                        cur.routes6.lookup_addr(x),
+                        fresh.routes6.lookup_addr(x),
+                    ),
+                };
+                prop_assert_eq!(e_cur, e_fresh, "encap {}", a);
+                let r_cur = r_cur.map(|i| cur.routes[i as usize]);
+                let r_fresh = r_fresh.map(|i| fresh.routes[i as usize]);
+                prop_assert_eq!(r_cur, r_fresh, "route {}", a);
+            }
+            // The published generation resolves tunnels through the changed routes.
+            let t = cp.tables();
+            prop_assert_eq!(t.tunnels.len(), 2);
+        }
+    }
 }

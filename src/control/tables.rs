@@ -7,6 +7,7 @@ use greway_datapath::tunnel::lpm6::Lpm6;
 use greway_datapath::tunnel::table::*;
 use greway_wire::checksum;
 use ipnet::IpNet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -86,6 +87,55 @@ pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
         routes6: Lpm6::from_nets(&r6)?,
         routes,
     })
+}
+
+/// Where [`build_routes`] puts each underlay route in [`RouteTables::routes`]: the control plane's
+/// index for changing routes in place.
+#[derive(Debug, Default, Clone)]
+pub struct RouteSlots {
+    /// Connected subnet -> slot (of its last port address, the one the LPM keeps).
+    pub connected: HashMap<IpNet, u32>,
+    /// `[[route]]` prefix -> slot.
+    pub configured: HashMap<IpNet, u32>,
+    /// Slots of removed routes, reused first.
+    pub free: Vec<u32>,
+    /// Slots ever used.
+    pub next: u32,
+}
+
+impl RouteSlots {
+    /// The slots [`build_routes`] gives `cfg`'s routes.
+    pub fn of(cfg: &Config) -> Self {
+        let mut s = RouteSlots::default();
+        for p in &cfg.ports {
+            for a in &p.addresses {
+                s.connected.insert(a.trunc(), s.next);
+                s.next += 1;
+            }
+        }
+        for r in &cfg.routes {
+            s.configured.insert(r.prefix.trunc(), s.next);
+            s.next += 1;
+        }
+        s
+    }
+
+    /// A slot for a new route.
+    pub fn alloc(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    /// Every slot holding a route for `p` (a configured route and the connected subnet it shadows).
+    pub fn of_prefix(&self, p: &IpNet) -> impl Iterator<Item = u32> {
+        self.configured
+            .get(p)
+            .copied()
+            .into_iter()
+            .chain(self.connected.get(p).copied())
+    }
 }
 
 /// Static neighbours from the config.

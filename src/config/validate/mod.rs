@@ -4,6 +4,7 @@ mod dataplane;
 mod neighbors;
 mod ports;
 mod routes;
+mod runtime;
 mod tunnels;
 
 use std::collections::HashMap;
@@ -19,6 +20,9 @@ use ports::check_ports;
 pub(super) use ports::check_roles_for_tunnels;
 pub(crate) use ports::unknown_port;
 use routes::check_routes;
+pub use runtime::{
+    validate_route_addition, validate_route_removal, validate_tunnel_route_addition,
+};
 pub(super) use tunnels::{check_tunnel, route_index};
 
 pub(super) fn validate(cfg: &Config) -> Check {

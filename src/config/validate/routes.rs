@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use ipnet::IpNet;
 
 use super::ports::unknown_port;
-use crate::config::{issue, Check, Config};
+use crate::config::{issue, Check, Config, RouteCfg};
 
 pub(super) fn host_bits_msg(p: &IpNet) -> String {
     format!("prefix {p} has host bits set; did you mean {}?", p.trunc())
@@ -23,25 +23,31 @@ pub(super) fn check_routes(cfg: &Config) -> Check {
                 format!("duplicate route {} (also route[{j}])", r.prefix),
             ));
         }
-        let Some(port) = cfg.port_by_name(&r.port) else {
-            return Err(unknown_port(cfg, format!("{at}.port"), &r.port));
-        };
-        if let Some(via) = r.via {
-            if via.is_ipv4() != r.prefix.addr().is_ipv4() {
-                return Err(issue(
-                    format!("{at}.via"),
-                    format!("next hop {via} is not of the same family as {}", r.prefix),
-                ));
-            }
-            if !port.on_link(via) || port.has_address(via) {
-                return Err(issue(
-                    format!("{at}.via"),
-                    format!(
-                        "next hop {via} is not a foreign host on a subnet of port {:?}",
-                        port.name
-                    ),
-                ));
-            }
+        check_route(cfg, &at, r)?;
+    }
+    Ok(())
+}
+
+/// The rules of one route that do not depend on the other routes: its port and next hop.
+pub(super) fn check_route(cfg: &Config, at: &str, r: &RouteCfg) -> Check {
+    let Some(port) = cfg.port_by_name(&r.port) else {
+        return Err(unknown_port(cfg, format!("{at}.port"), &r.port));
+    };
+    if let Some(via) = r.via {
+        if via.is_ipv4() != r.prefix.addr().is_ipv4() {
+            return Err(issue(
+                format!("{at}.via"),
+                format!("next hop {via} is not of the same family as {}", r.prefix),
+            ));
+        }
+        if !port.on_link(via) || port.has_address(via) {
+            return Err(issue(
+                format!("{at}.via"),
+                format!(
+                    "next hop {via} is not a foreign host on a subnet of port {:?}",
+                    port.name
+                ),
+            ));
         }
     }
     Ok(())

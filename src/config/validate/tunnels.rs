@@ -86,23 +86,8 @@ pub(crate) fn check_tunnel(
             ),
         ));
     }
-    let reachable = cfg
-        .ports_with_role(PortRole::Outside)
-        .any(|p| p.on_link(t.remote))
-        || cfg.routes.iter().any(|r| {
-            r.prefix.contains(&t.remote)
-                && cfg
-                    .port_by_name(&r.port)
-                    .is_some_and(|p| p.role() == PortRole::Outside)
-        });
-    if !reachable {
-        return Err(issue(
-            format!("{at}.remote"),
-            format!(
-                "no route to remote {}: it is on no outside port's subnet and no [[route]] through an outside port covers it",
-                t.remote
-            ),
-        ));
+    if !remote_reachable(cfg, t, None) {
+        return Err(no_route_to_remote(&at, t));
     }
 
     // Keys.
@@ -209,9 +194,40 @@ pub(crate) fn check_tunnel(
         }
     }
 
-    // MTU.
+    check_tunnel_mtu(cfg, idx, t, t.min_mtu())
+}
+
+/// Whether tunnel `t`'s remote is on an outside port's subnet or covered by a `[[route]]` (other
+/// than `skip`) through an outside port.
+pub(super) fn remote_reachable(cfg: &Config, t: &TunnelCfg, skip: Option<&IpNet>) -> bool {
+    cfg.ports_with_role(PortRole::Outside)
+        .any(|p| p.on_link(t.remote))
+        || cfg.routes.iter().any(|r| {
+            Some(&r.prefix) != skip
+                && r.prefix.contains(&t.remote)
+                && cfg
+                    .port_by_name(&r.port)
+                    .is_some_and(|p| p.role() == PortRole::Outside)
+        })
+}
+
+pub(super) fn no_route_to_remote(at: &str, t: &TunnelCfg) -> crate::config::Issue {
+    issue(
+        format!("{at}.remote"),
+        format!(
+            "no route to remote {}: it is on no outside port's subnet and no [[route]] through an outside port covers it",
+            t.remote
+        ),
+    )
+}
+
+/// The tunnel's MTU (explicit, or derived from its port's) against `min` and its port.
+pub(super) fn check_tunnel_mtu(cfg: &Config, idx: usize, t: &TunnelCfg, min: u16) -> Check {
+    let at = format!("tunnel[{idx}]");
+    let Some(port) = cfg.port_for_local(t.local) else {
+        return Ok(());
+    };
     let max = t.max_mtu(cfg);
-    let min = t.min_mtu();
     let why_min = if min == 1280 {
         "the tunnel carries IPv6 routes (RFC 8200)"
     } else {

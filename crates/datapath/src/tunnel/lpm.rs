@@ -19,15 +19,31 @@
 //! Cost: `O(n log n)` for the sort plus, per distinct prefix of length `l`, `2^(24 - l)` writes
 //! (`l <= 24`) or `2^(32 - l)` writes (`l > 24`); at most `2^24` writes per prefix length.
 //!
+//! # Changes in place
+//! [`Lpm4::insert`] and [`Lpm4::remove`] change a built table as `rte_lpm_add` / `rte_lpm_delete`
+//! do, without a rebuild. Beside the entries (not in them, so the entry format and the lookups
+//! stay as they are) the table keeps the length of the rule each entry holds (`depth24`,
+//! `depth8`: one byte per entry, zeroed and lazily backed like `tbl24`) and the rule set per
+//! length. An insert of `/len` writes the entries of its range whose rule is no longer than
+//! `len`; a remove gives the entries whose rule has length `len` to the longest rule covering the
+//! prefix (found by one exact look-up per shorter length that has rules), and folds a `tbl8` group
+//! left without any rule longer than /24 back into its `tbl24` entry (the group is reused later).
+//! After any sequence of changes the table answers like one built afresh from its rules, with as
+//! many groups. A change costs the entries of its range: `2^(24 - len)` for `len <= 24` (16M for
+//! a /0, 256 for a /16, 1 for a /24, plus 256 per group beneath), `2^(32 - len)` otherwise.
+//!
+//! The changes need `&mut self`: a table that workers read is changed only once no worker reads
+//! it any more (see [`super::update::RouteTablesWriter`]).
+//!
 //! # Limits
 //! - Next hops are `u32 <=` [`MAX_NEXT_HOP`] (2^30 - 1); larger ones are rejected.
 //! - Prefix lengths are `0..=32`; host bits beyond the length are ignored (`10.1.2.3/8` is
 //!   `10.0.0.0/8`).
 //! - The same prefix given twice: the last one wins (builders: `insert` replaces).
-//! - Memory: 64 MiB virtual for `tbl24` (resident only where routes are) plus 1 KiB per `tbl8`
-//!   group, i.e. per distinct /24 holding a longer prefix (at most 2^24 groups = 16 GiB; cap it
-//!   with [`Lpm4Builder::with_max_tbl8_groups`]).
-use std::collections::BTreeMap;
+//! - Memory: 64 MiB virtual for `tbl24` and 16 MiB for its rule lengths (resident only where
+//!   routes are) plus 1.25 KiB per `tbl8` group, i.e. per distinct /24 holding a longer prefix
+//!   (at most 2^24 groups = 20 GiB; cap it with [`Lpm4Builder::with_max_tbl8_groups`]).
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -77,17 +93,33 @@ fn mask4(addr: u32, len: u8) -> u32 {
     }
 }
 
-/// An immutable IPv4 longest-prefix-match table (DIR-24-8). See the module docs.
+/// An IPv4 longest-prefix-match table (DIR-24-8). See the module docs.
 pub struct Lpm4 {
+    // Read by lookups.
     tbl24: Box<[u32; TBL24_LEN]>,
+    /// `group_cap * 256` entries; groups `next_group..` and those in `free_groups` are unused.
     tbl8: Box<[u32]>,
-    routes: usize,
+    // Read only by [`Lpm4::insert`] and [`Lpm4::remove`] (the control side).
+    /// Length of the rule each `tbl24` entry holds (0 also for "no route"; an extended entry's is
+    /// meaningless). Zeroed like `tbl24`, so only pages that routes touch are backed.
+    depth24: Box<[u8]>,
+    /// Length of the rule each `tbl8` entry holds.
+    depth8: Vec<u8>,
+    /// Groups ever handed out (`tbl8` holds at least this many).
+    next_group: usize,
+    /// Groups given back by [`Lpm4::remove`], reused before `next_group` grows.
+    free_groups: Vec<u32>,
+    max_groups: usize,
+    /// (prefix length, network) -> next hop: the rule set, one entry per distinct prefix.
+    rules: HashMap<(u8, u32), u32>,
+    /// Rules per prefix length, so the search for a covering rule skips empty lengths.
+    per_len: [u32; 33],
 }
 
 impl fmt::Debug for Lpm4 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lpm4")
-            .field("routes", &self.routes)
+            .field("routes", &self.rules.len())
             .field("tbl8_groups", &self.tbl8_groups())
             .finish_non_exhaustive()
     }
@@ -137,50 +169,245 @@ impl Lpm4 {
         Self::build_sorted(routes.into_iter(), distinct, max_groups)
     }
 
-    /// Paints routes sorted by (length, network) ascending; all already validated and masked.
+    /// An empty table allowing at most `max_groups` `tbl8` groups.
+    fn empty(max_groups: usize) -> Self {
+        Lpm4 {
+            tbl24: vec![0u32; TBL24_LEN]
+                .into_boxed_slice()
+                .try_into()
+                .expect("tbl24 has 2^24 entries"),
+            tbl8: Box::new([]),
+            depth24: vec![0u8; TBL24_LEN].into_boxed_slice(),
+            depth8: Vec::new(),
+            next_group: 0,
+            free_groups: Vec::new(),
+            max_groups: max_groups.min(TBL24_LEN),
+            rules: HashMap::new(),
+            per_len: [0; 33],
+        }
+    }
+
+    /// Paints routes sorted by (length, network) ascending, distinct; all already validated and
+    /// masked.
     fn build_sorted(
         routes: impl Iterator<Item = (u8, u32, u32)>,
         distinct: usize,
         max_groups: Option<usize>,
     ) -> Result<Self, LpmError> {
-        let max_groups = max_groups.unwrap_or(TBL24_LEN).min(TBL24_LEN);
-        let tbl24: Box<[u32; TBL24_LEN]> = vec![0u32; TBL24_LEN]
-            .into_boxed_slice()
-            .try_into()
-            .expect("tbl24 has 2^24 entries");
-        let mut table = Lpm4 {
-            tbl24,
-            tbl8: Box::new([]),
-            routes: distinct,
-        };
-        let mut tbl8: Vec<u32> = Vec::new();
+        let mut table = Lpm4::empty(max_groups.unwrap_or(TBL24_LEN));
+        table.rules.reserve(distinct);
         for (len, addr, nh) in routes {
             let entry = VALID | nh;
             if len <= 24 {
+                // Shortest first: the range holds no extended entry and no longer rule yet.
                 let start = (addr >> 8) as usize;
                 let n = 1usize << (24 - len);
                 table.tbl24[start..start + n].fill(entry);
+                table.depth24[start..start + n].fill(len);
             } else {
-                let i24 = (addr >> 8) as usize;
-                let e = table.tbl24[i24];
-                let group = if e & EXTENDED != 0 {
-                    (e & VALUE_MASK) as usize
-                } else {
-                    let group = tbl8.len() >> 8;
-                    if group >= max_groups {
-                        return Err(LpmError::Tbl8Exhausted { max: max_groups });
-                    }
-                    tbl8.resize(tbl8.len() + 256, e);
-                    table.tbl24[i24] = EXTENDED | group as u32;
-                    group
-                };
+                let group = table.group_of(addr)?;
                 let start = (group << 8) | (addr & 0xff) as usize;
                 let n = 1usize << (32 - len);
-                tbl8[start..start + n].fill(entry);
+                table.tbl8[start..start + n].fill(entry);
+                table.depth8[start..start + n].fill(len);
+            }
+            table.rules.insert((len, addr), nh);
+            table.per_len[usize::from(len)] += 1;
+        }
+        Ok(table)
+    }
+
+    /// The `tbl8` group of the /24 of `addr`, made (as 256 copies of its `tbl24` entry) if it has
+    /// none.
+    fn group_of(&mut self, addr: u32) -> Result<usize, LpmError> {
+        let i24 = (addr >> 8) as usize;
+        let e = self.tbl24[i24];
+        if e & EXTENDED != 0 {
+            return Ok((e & VALUE_MASK) as usize);
+        }
+        let group = match self.free_groups.pop() {
+            Some(g) => g as usize,
+            None => {
+                if self.next_group >= self.max_groups {
+                    return Err(LpmError::Tbl8Exhausted {
+                        max: self.max_groups,
+                    });
+                }
+                let g = self.next_group;
+                self.next_group += 1;
+                if self.tbl8.len() < (g + 1) << 8 {
+                    // Doubling, so a run of inserts costs amortised O(1) copies per group.
+                    let cap = ((g + 1) << 8).max(self.tbl8.len() * 2);
+                    let mut v = Vec::with_capacity(cap);
+                    v.extend_from_slice(&self.tbl8);
+                    v.resize(cap, 0);
+                    self.tbl8 = v.into_boxed_slice();
+                    self.depth8.resize(cap, 0);
+                }
+                g
+            }
+        };
+        let range = group << 8..(group + 1) << 8;
+        self.tbl8[range.clone()].fill(e);
+        self.depth8[range].fill(self.depth24[i24]);
+        self.tbl24[i24] = EXTENDED | group as u32;
+        Ok(group)
+    }
+
+    /// Adds or replaces `addr/len` (host bits ignored) in place, as `rte_lpm_add` does: every
+    /// entry of the prefix's range held by a rule no longer than `len` takes the new next hop.
+    /// Returns the replaced next hop. Cost: the range's entries (`2^(24 - len)` `tbl24` entries,
+    /// plus 256 per `tbl8` group under them; `2^(32 - len)` for `len > 24`).
+    ///
+    /// On error the table is unchanged.
+    pub fn insert(
+        &mut self,
+        addr: Ipv4Addr,
+        len: u8,
+        next_hop: u32,
+    ) -> Result<Option<u32>, LpmError> {
+        if len > 32 {
+            return Err(LpmError::PrefixLen { len, max: 32 });
+        }
+        check_next_hop(next_hop)?;
+        let net = mask4(u32::from(addr), len);
+        let entry = VALID | next_hop;
+        if len <= 24 {
+            let start = (net >> 8) as usize;
+            for i in start..start + (1usize << (24 - len)) {
+                let e = self.tbl24[i];
+                if e & EXTENDED != 0 {
+                    let g = (e & VALUE_MASK) as usize;
+                    self.paint8(g << 8, 256, entry, len);
+                } else if self.depth24[i] <= len {
+                    self.tbl24[i] = entry;
+                    self.depth24[i] = len;
+                }
+            }
+        } else {
+            let group = self.group_of(net)?;
+            self.paint8(
+                (group << 8) | (net & 0xff) as usize,
+                1 << (32 - len),
+                entry,
+                len,
+            );
+        }
+        let old = self.rules.insert((len, net), next_hop);
+        if old.is_none() {
+            self.per_len[usize::from(len)] += 1;
+        }
+        Ok(old)
+    }
+
+    /// [`Lpm4::insert`] for an [`Ipv4Net`].
+    pub fn insert_net(&mut self, net: Ipv4Net, next_hop: u32) -> Result<Option<u32>, LpmError> {
+        self.insert(net.addr(), net.prefix_len(), next_hop)
+    }
+
+    /// `tbl8` entries `start..start + n` held by rules no longer than `len` take `entry`.
+    fn paint8(&mut self, start: usize, n: usize, entry: u32, len: u8) {
+        for j in start..start + n {
+            if self.depth8[j] <= len {
+                self.tbl8[j] = entry;
+                self.depth8[j] = len;
             }
         }
-        table.tbl8 = tbl8.into_boxed_slice();
-        Ok(table)
+    }
+
+    /// `tbl8` entries `start..start + n` held by the rule of length `len` take `entry` of length
+    /// `depth`.
+    fn replace8(&mut self, start: usize, n: usize, len: u8, entry: u32, depth: u8) {
+        for j in start..start + n {
+            if self.depth8[j] == len {
+                self.tbl8[j] = entry;
+                self.depth8[j] = depth;
+            }
+        }
+    }
+
+    /// Removes `addr/len` (host bits ignored) in place, as `rte_lpm_delete` does: the entries it
+    /// held go to the longest rule covering it (or to "no route"), and a `tbl8` group left with no
+    /// rule longer than /24 folds back into its `tbl24` entry and is reused later. Returns the
+    /// removed next hop, if the prefix was present. Cost: as [`Lpm4::insert`], plus up to `len`
+    /// rule look-ups for the covering rule.
+    pub fn remove(&mut self, addr: Ipv4Addr, len: u8) -> Option<u32> {
+        if len > 32 {
+            return None;
+        }
+        let net = mask4(u32::from(addr), len);
+        let next_hop = self.rules.remove(&(len, net))?;
+        self.per_len[usize::from(len)] -= 1;
+        let (entry, depth) = (0..len)
+            .rev()
+            .filter(|&d| self.per_len[usize::from(d)] > 0)
+            .find_map(|d| {
+                self.rules
+                    .get(&(d, mask4(net, d)))
+                    .map(|&nh| (VALID | nh, d))
+            })
+            .unwrap_or((0, 0));
+        if len <= 24 {
+            let start = (net >> 8) as usize;
+            for i in start..start + (1usize << (24 - len)) {
+                let e = self.tbl24[i];
+                if e & EXTENDED != 0 {
+                    let g = (e & VALUE_MASK) as usize;
+                    self.replace8(g << 8, 256, len, entry, depth);
+                } else if self.depth24[i] == len {
+                    self.tbl24[i] = entry;
+                    self.depth24[i] = depth;
+                }
+            }
+        } else {
+            let i24 = (net >> 8) as usize;
+            let e = self.tbl24[i24];
+            debug_assert!(e & EXTENDED != 0, "a rule longer than /24 has a group");
+            let g = (e & VALUE_MASK) as usize;
+            self.replace8(
+                (g << 8) | (net & 0xff) as usize,
+                1 << (32 - len),
+                len,
+                entry,
+                depth,
+            );
+            let range = g << 8..(g + 1) << 8;
+            if self.depth8[range.clone()].iter().all(|&d| d <= 24) {
+                // No rule longer than /24 left in this /24: every entry holds the same covering
+                // rule (or none), as a fresh build would have it in `tbl24`.
+                self.tbl24[i24] = self.tbl8[range.start];
+                self.depth24[i24] = self.depth8[range.start];
+                self.free_groups.push(g as u32);
+            }
+        }
+        Some(next_hop)
+    }
+
+    /// [`Lpm4::remove`] for an [`Ipv4Net`].
+    pub fn remove_net(&mut self, net: Ipv4Net) -> Option<u32> {
+        self.remove(net.addr(), net.prefix_len())
+    }
+
+    /// Next hop of exactly `addr/len`, if present (no longest-prefix match).
+    pub fn get(&self, addr: Ipv4Addr, len: u8) -> Option<u32> {
+        if len > 32 {
+            return None;
+        }
+        self.rules.get(&(len, mask4(u32::from(addr), len))).copied()
+    }
+
+    /// A table with the same rules built afresh (a copy that, unlike `clone`, backs only the
+    /// `tbl24` pages that routes touch).
+    pub fn rebuilt(&self) -> Lpm4 {
+        let mut routes: Vec<(u8, u32, u32)> = self
+            .rules
+            .iter()
+            .map(|(&(len, addr), &nh)| (len, addr, nh))
+            .collect();
+        routes.sort_unstable();
+        let distinct = routes.len();
+        Lpm4::build_sorted(routes.into_iter(), distinct, Some(self.max_groups))
+            .expect("the same rules fit the same group cap")
     }
 
     /// Next hop of the longest prefix containing `addr` (host byte order), if any.
@@ -246,22 +473,23 @@ impl Lpm4 {
 
     /// Number of distinct prefixes in the table.
     pub fn len(&self) -> usize {
-        self.routes
+        self.rules.len()
     }
 
     /// True if the table holds no route.
     pub fn is_empty(&self) -> bool {
-        self.routes == 0
+        self.rules.is_empty()
     }
 
     /// Number of `tbl8` groups (1 KiB each) in use.
     pub fn tbl8_groups(&self) -> usize {
-        self.tbl8.len() >> 8
+        self.next_group - self.free_groups.len()
     }
 
-    /// Bytes allocated (virtual; `tbl24` pages not touched by any route stay unbacked).
+    /// Bytes allocated (virtual; `tbl24` pages not touched by any route stay unbacked), with the
+    /// rule lengths the in-place changes keep beside the entries (1 byte per entry).
     pub fn memory_bytes(&self) -> usize {
-        (TBL24_LEN + self.tbl8.len()) * std::mem::size_of::<u32>()
+        (TBL24_LEN + self.tbl8.len()) * (std::mem::size_of::<u32>() + 1)
     }
 }
 
@@ -657,22 +885,146 @@ mod tests {
             })
     }
 
+    #[test]
+    fn insert_and_remove_in_place() {
+        let mut t = Lpm4::new(&[r("10.0.0.0", 8, 1)]).unwrap();
+        assert_eq!(t.insert(ip4("10.1.2.0"), 24, 3), Ok(None));
+        assert_eq!(t.insert(ip4("10.1.2.128"), 25, 4), Ok(None));
+        assert_eq!(t.insert(ip4("10.1.0.0"), 16, 2), Ok(None));
+        assert_eq!(t.tbl8_groups(), 1);
+        assert_eq!(t.lookup(ip("10.1.2.200")), Some(4));
+        assert_eq!(t.lookup(ip("10.1.2.1")), Some(3));
+        assert_eq!(t.lookup(ip("10.1.3.1")), Some(2));
+        // Replacing a value keeps the longer rules beneath it.
+        assert_eq!(t.insert(ip4("10.1.0.0"), 16, 20), Ok(Some(2)));
+        assert_eq!(t.lookup(ip("10.1.3.1")), Some(20));
+        assert_eq!(t.lookup(ip("10.1.2.1")), Some(3));
+        // Removing the /24 hands its entries (also those in the group) to the /16.
+        assert_eq!(t.remove(ip4("10.1.2.0"), 24), Some(3));
+        assert_eq!(t.lookup(ip("10.1.2.1")), Some(20));
+        assert_eq!(t.lookup(ip("10.1.2.129")), Some(4));
+        // The last rule longer than /24 goes: the group folds back and is reused.
+        assert_eq!(t.remove(ip4("10.1.2.128"), 25), Some(4));
+        assert_eq!(t.tbl8_groups(), 0);
+        assert_eq!(t.lookup(ip("10.1.2.129")), Some(20));
+        assert_eq!(t.remove(ip4("10.1.2.128"), 25), None);
+        assert_eq!(t.insert(ip4("10.9.9.9"), 32, 9), Ok(None));
+        assert_eq!((t.tbl8_groups(), t.next_group), (1, 1));
+        assert_eq!(t.remove(ip4("10.0.0.0"), 8), Some(1));
+        assert_eq!(t.lookup(ip("10.9.9.8")), None);
+        assert_eq!(t.lookup(ip("10.9.9.9")), Some(9));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get(ip4("10.1.0.0"), 16), Some(20));
+        // Errors leave the table as it was.
+        let mut t = Lpm4Builder::new().with_max_tbl8_groups(1).build().unwrap();
+        assert_eq!(t.insert(ip4("1.1.1.1"), 32, 1), Ok(None));
+        assert_eq!(
+            t.insert(ip4("1.1.2.1"), 32, 2),
+            Err(LpmError::Tbl8Exhausted { max: 1 })
+        );
+        assert!(t.insert(ip4("1.1.2.1"), 33, 2).is_err());
+        assert!(t.insert(ip4("1.1.2.1"), 8, MAX_NEXT_HOP + 1).is_err());
+        assert_eq!((t.len(), t.lookup(ip("1.1.2.1"))), (1, None));
+        assert_eq!(t.remove(ip4("1.1.1.1"), 32), Some(1));
+        assert_eq!(t.insert(ip4("1.1.2.1"), 32, 2), Ok(None));
+        assert_eq!(t.lookup(ip("1.1.2.1")), Some(2));
+    }
+
+    fn ip4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    /// One change of a random sequence: insert (true) or remove (false) the prefix.
+    type Change4 = (bool, Ipv4Addr, u8, u32);
+
+    fn changes_strategy() -> impl Strategy<Value = Vec<Change4>> {
+        (
+            routes_strategy(),
+            prop::collection::vec((any::<bool>(), any::<usize>()), 0..300),
+        )
+            .prop_map(|(routes, picks)| {
+                // Inserts of the random routes, interleaved with removes of earlier ones (some of
+                // them already removed, or never inserted: those are no-ops).
+                let mut out = Vec::new();
+                for (k, &(a, len, nh)) in routes.iter().enumerate() {
+                    out.push((true, a, len, nh));
+                    if let Some(&(del, pick)) = picks.get(k) {
+                        if del {
+                            let (a, len, _) = routes[pick % (k + 1)];
+                            out.push((false, a, len, 0));
+                        }
+                    }
+                }
+                out
+            })
+    }
+
+    /// Probes around every prefix of `routes` plus `random`.
+    fn probes_for(routes: &[(Ipv4Addr, u8, u32)], random: Vec<u32>) -> Vec<u32> {
+        let mut probes = random;
+        for &(a, len, _) in routes {
+            let net = mask4(u32::from(a), len);
+            let last = net | !mask4(u32::MAX, len);
+            probes.extend([
+                net,
+                last,
+                net.wrapping_sub(1),
+                last.wrapping_add(1),
+                u32::from(a),
+            ]);
+            if len < 32 {
+                probes.push(net | (1 << (31 - len)));
+            }
+        }
+        probes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// After any sequence of in-place inserts and removes, the table answers like a table built
+        /// afresh from the surviving rules and like a linear scan over them, with as many groups.
+        #[test]
+        fn changes_in_place_match_a_fresh_build(
+            changes in changes_strategy(),
+            random in prop::collection::vec(any::<u32>(), 64),
+        ) {
+            let mut t = Lpm4::new(&[]).unwrap();
+            let mut model: BTreeMap<(u8, u32), u32> = BTreeMap::new();
+            let mut all = Vec::new();
+            for &(add, a, len, nh) in &changes {
+                let key = (len, mask4(u32::from(a), len));
+                if add {
+                    prop_assert_eq!(t.insert(a, len, nh).unwrap(), model.insert(key, nh));
+                } else {
+                    prop_assert_eq!(t.remove(a, len), model.remove(&key));
+                }
+                all.push((a, len, nh));
+            }
+            let survivors: Vec<(Ipv4Addr, u8, u32)> =
+                model.iter().map(|(&(len, a), &nh)| (Ipv4Addr::from(a), len, nh)).collect();
+            let fresh = Lpm4::new(&survivors).unwrap();
+            prop_assert_eq!(t.len(), fresh.len());
+            prop_assert_eq!(t.tbl8_groups(), fresh.tbl8_groups());
+            let copy = t.rebuilt();
+            for a in probes_for(&all, random) {
+                let want = naive(&survivors, a);
+                prop_assert_eq!(t.lookup(a), want, "addr {}", Ipv4Addr::from(a));
+                prop_assert_eq!(fresh.lookup(a), want);
+                prop_assert_eq!(copy.lookup(a), want);
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
         #[test]
         fn matches_linear_scan(routes in routes_strategy(), random in prop::collection::vec(any::<u32>(), 64)) {
             let t = Lpm4::new(&routes).unwrap();
-            let mut probes = random;
-            for &(a, len, _) in &routes {
-                let net = mask4(u32::from(a), len);
-                let last = net | !mask4(u32::MAX, len);
-                probes.extend([net, last, net.wrapping_sub(1), last.wrapping_add(1), u32::from(a)]);
-                if len < 32 {
-                    // Just inside, on the far side of the next bit.
-                    probes.push(net | (1 << (31 - len)));
-                }
-            }
+            // Around every prefix: its ends, just outside, and just inside on the far side of the
+            // next bit.
+            let probes = probes_for(&routes, random);
             for &a in &probes {
                 prop_assert_eq!(t.lookup(a), naive(&routes, a), "addr {}", Ipv4Addr::from(a));
             }

@@ -21,16 +21,29 @@
 //!   162.5 against 156.4 cycles/packet, `scripts/bench-ab.sh`, 4 runs each.)
 //! - Build: sort (`O(n log n)`), then shortest prefix first painting, as for [`super::lpm::Lpm4`]
 //!   (longer prefixes win regardless of input order; the last duplicate wins).
-//! - Memory: 64 MiB virtual (resident where routes are) + 1 KiB per group. A prefix of length
+//! - Memory: 64 MiB virtual + 16 MiB of rule lengths (resident where routes are) + 1.25 KiB per
+//!   group. A prefix of length
 //!   `l > 24` needs up to `ceil((l - 24) / 8)` groups that it does not share with other prefixes:
 //!   a million random unrelated /128s would need ~13 GiB, so cap groups with
 //!   [`Lpm6Builder::with_max_groups`] when the input is untrusted. Prefixes that share their upper
 //!   bits share groups (a /48 site with many /64s costs one group per distinct /56 plus a few).
 //!
+//! # Changes in place
+//! [`Lpm6::insert`] and [`Lpm6::remove`] change a built table as `rte_lpm6_add` /
+//! `rte_lpm6_delete` do, with the same bookkeeping as [`super::lpm::Lpm4`] (the rule length of
+//! every entry kept beside it, the rule set per length; lookups and the entry format untouched):
+//! an insert writes the entries of its range, and those beneath extended ones, whose rule is no
+//! longer than its own; a remove gives the entries of its rule to the longest covering rule, then
+//! folds the groups on its path left without a rule of their own back into their parent entry,
+//! deepest first (they are reused later). After any sequence of changes the table answers like a
+//! fresh build of its rules, with as many groups. A change costs the entries of its range and the
+//! groups beneath them (`2^(24 - len)` root entries for `len <= 24`, at most 256 entries per group
+//! otherwise), plus up to `len` exact rule look-ups on a remove.
+//!
 //! # Limits
 //! Next hops `<=` [`super::lpm::MAX_NEXT_HOP`] (2^30 - 1); prefix lengths `0..=128`, host bits
 //! ignored; at most 2^30 groups (far beyond memory).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv6Addr;
 
@@ -54,17 +67,39 @@ fn mask6(addr: u128, len: u8) -> u128 {
     }
 }
 
-/// An immutable IPv6 longest-prefix-match table. See the module docs.
+/// An IPv6 longest-prefix-match table. See the module docs.
 pub struct Lpm6 {
+    // Read by lookups.
     root: Box<[u32; ROOT_LEN]>,
+    /// At least `next_group * 256` entries; groups in `free_groups` and past `next_group` are
+    /// unused.
     groups: Box<[u32]>,
-    routes: usize,
+    // Read only by [`Lpm6::insert`] and [`Lpm6::remove`] (the control side).
+    /// Length of the rule each `root` entry holds (0 also for "no route"; meaningless for an
+    /// extended entry). Zeroed, so only pages that routes touch are backed.
+    root_depth: Box<[u8]>,
+    /// Length of the rule each `groups` entry holds.
+    group_depth: Vec<u8>,
+    next_group: usize,
+    free_groups: Vec<u32>,
+    max_groups: usize,
+    /// (prefix length, network) -> next hop.
+    rules: HashMap<(u8, u128), u32>,
+    /// Rules per prefix length.
+    per_len: [u32; 129],
+}
+
+/// An entry on a lookup's path: in the root or in a group.
+#[derive(Clone, Copy)]
+enum Slot {
+    Root(usize),
+    Group(usize),
 }
 
 impl fmt::Debug for Lpm6 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lpm6")
-            .field("routes", &self.routes)
+            .field("routes", &self.rules.len())
             .field("groups", &self.groups())
             .finish_non_exhaustive()
     }
@@ -111,66 +146,279 @@ impl Lpm6 {
         Self::build_sorted(routes.into_iter(), distinct, None)
     }
 
-    /// Paints routes sorted by (length, network) ascending; all already validated and masked.
+    /// An empty table allowing at most `max_groups` groups.
+    fn empty(max_groups: usize) -> Self {
+        Lpm6 {
+            root: vec![0u32; ROOT_LEN]
+                .into_boxed_slice()
+                .try_into()
+                .expect("root has 2^24 entries"),
+            groups: Box::new([]),
+            root_depth: vec![0u8; ROOT_LEN].into_boxed_slice(),
+            group_depth: Vec::new(),
+            next_group: 0,
+            free_groups: Vec::new(),
+            max_groups: max_groups.min(MAX_GROUPS),
+            rules: HashMap::new(),
+            per_len: [0; 129],
+        }
+    }
+
+    /// Paints routes sorted by (length, network) ascending, distinct; all already validated and
+    /// masked.
     fn build_sorted(
         routes: impl Iterator<Item = (u8, u128, u32)>,
         distinct: usize,
         max_groups: Option<usize>,
     ) -> Result<Self, LpmError> {
-        let max_groups = max_groups.unwrap_or(MAX_GROUPS).min(MAX_GROUPS);
-        let mut root: Box<[u32; ROOT_LEN]> = vec![0u32; ROOT_LEN]
-            .into_boxed_slice()
-            .try_into()
-            .expect("root has 2^24 entries");
-        let mut groups: Vec<u32> = Vec::new();
+        let mut t = Lpm6::empty(max_groups.unwrap_or(MAX_GROUPS));
+        t.rules.reserve(distinct);
         for (len, addr, nh) in routes {
             let entry = VALID | nh;
-            let len = u32::from(len);
-            let top = (addr >> (128 - ROOT_BITS)) as usize;
-            if len <= ROOT_BITS {
-                let n = 1usize << (ROOT_BITS - len);
-                root[top..top + n].fill(entry);
-                continue;
-            }
-            // Index (into `root` at depth 0, else into `groups`) of the entry on the path.
-            let mut slot = top;
-            let mut in_root = true;
-            let mut end = ROOT_BITS; // address bits consumed up to and including `slot`'s table
-            loop {
-                let e = if in_root { root[slot] } else { groups[slot] };
-                let group = if e & EXTENDED != 0 {
-                    (e & VALUE_MASK) as usize
-                } else {
-                    let group = groups.len() >> 8;
-                    if group >= max_groups {
-                        return Err(LpmError::Tbl8Exhausted { max: max_groups });
-                    }
-                    groups.resize(groups.len() + 256, e);
-                    let ext = EXTENDED | group as u32;
-                    if in_root {
-                        root[slot] = ext;
-                    } else {
-                        groups[slot] = ext;
-                    }
-                    group
-                };
-                end += 8;
-                let byte = ((addr >> (128 - end)) & 0xff) as usize;
-                let idx = (group << 8) | byte;
-                if len <= end {
-                    let n = 1usize << (end - len);
-                    groups[idx..idx + n].fill(entry);
-                    break;
+            let (start, n) = t.range_of(addr, len)?;
+            // Shortest first: the range holds no extended entry and no longer rule yet.
+            match start {
+                Slot::Root(i) => {
+                    t.root[i..i + n].fill(entry);
+                    t.root_depth[i..i + n].fill(len);
                 }
-                slot = idx;
-                in_root = false;
+                Slot::Group(i) => {
+                    t.groups[i..i + n].fill(entry);
+                    t.group_depth[i..i + n].fill(len);
+                }
+            }
+            t.rules.insert((len, addr), nh);
+            t.per_len[usize::from(len)] += 1;
+        }
+        Ok(t)
+    }
+
+    fn get_slot(&self, s: Slot) -> (u32, u8) {
+        match s {
+            Slot::Root(i) => (self.root[i], self.root_depth[i]),
+            Slot::Group(i) => (self.groups[i], self.group_depth[i]),
+        }
+    }
+
+    fn set_slot(&mut self, s: Slot, e: u32, depth: u8) {
+        match s {
+            Slot::Root(i) => {
+                self.root[i] = e;
+                self.root_depth[i] = depth;
+            }
+            Slot::Group(i) => {
+                self.groups[i] = e;
+                self.group_depth[i] = depth;
             }
         }
-        Ok(Lpm6 {
-            root,
-            groups: groups.into_boxed_slice(),
-            routes: distinct,
-        })
+    }
+
+    /// The entries prefix `addr/len` fills: the first and how many. Makes the groups on its path
+    /// that do not exist yet (each as 256 copies of the entry it replaces); on error, those made
+    /// are folded back, so the table is unchanged.
+    fn range_of(&mut self, addr: u128, len: u8) -> Result<(Slot, usize), LpmError> {
+        let len = u32::from(len);
+        let top = (addr >> (128 - ROOT_BITS)) as usize;
+        if len <= ROOT_BITS {
+            return Ok((Slot::Root(top), 1 << (ROOT_BITS - len)));
+        }
+        let mut slot = Slot::Root(top);
+        let mut end = ROOT_BITS; // address bits consumed up to and including `slot`'s table
+        loop {
+            let (e, depth) = self.get_slot(slot);
+            let group = if e & EXTENDED != 0 {
+                (e & VALUE_MASK) as usize
+            } else {
+                match self.alloc_group(e, depth) {
+                    Ok(g) => {
+                        self.set_slot(slot, EXTENDED | g as u32, depth);
+                        g
+                    }
+                    Err(err) => {
+                        self.fold_path(addr);
+                        return Err(err);
+                    }
+                }
+            };
+            end += 8;
+            let idx = (group << 8) | ((addr >> (128 - end)) & 0xff) as usize;
+            if len <= end {
+                return Ok((Slot::Group(idx), 1 << (end - len)));
+            }
+            slot = Slot::Group(idx);
+        }
+    }
+
+    /// A group of 256 copies of `e` held by a rule of length `depth`.
+    fn alloc_group(&mut self, e: u32, depth: u8) -> Result<usize, LpmError> {
+        let g = match self.free_groups.pop() {
+            Some(g) => g as usize,
+            None => {
+                if self.next_group >= self.max_groups {
+                    return Err(LpmError::Tbl8Exhausted {
+                        max: self.max_groups,
+                    });
+                }
+                let g = self.next_group;
+                self.next_group += 1;
+                if self.groups.len() < (g + 1) << 8 {
+                    let cap = ((g + 1) << 8).max(self.groups.len() * 2);
+                    let mut v = Vec::with_capacity(cap);
+                    v.extend_from_slice(&self.groups);
+                    v.resize(cap, 0);
+                    self.groups = v.into_boxed_slice();
+                    self.group_depth.resize(cap, 0);
+                }
+                g
+            }
+        };
+        self.groups[g << 8..(g + 1) << 8].fill(e);
+        self.group_depth[g << 8..(g + 1) << 8].fill(depth);
+        Ok(g)
+    }
+
+    /// Folds the groups on `addr`'s path that hold no rule of their own (no extended entry, every
+    /// entry held by a rule no longer than the group's parent entry) back into their parent
+    /// entry, deepest first, and keeps them for reuse: the group structure a fresh build makes.
+    fn fold_path(&mut self, addr: u128) {
+        let mut path: Vec<(Slot, usize)> = Vec::new(); // (parent entry, group)
+        let mut slot = Slot::Root((addr >> (128 - ROOT_BITS)) as usize);
+        let mut end = ROOT_BITS;
+        loop {
+            let (e, _) = self.get_slot(slot);
+            if e & EXTENDED == 0 {
+                break;
+            }
+            let g = (e & VALUE_MASK) as usize;
+            path.push((slot, g));
+            end += 8;
+            slot = Slot::Group((g << 8) | ((addr >> (128 - end)) & 0xff) as usize);
+        }
+        // The group at depth `d` (1-based) is indexed by bits `24 + 8(d - 1)..`: a rule of its own
+        // is longer than that.
+        for (d, &(parent, g)) in path.iter().enumerate().rev() {
+            let boundary = (ROOT_BITS + 8 * d as u32) as u8;
+            let range = g << 8..(g + 1) << 8;
+            let own_rule = self.groups[range.clone()]
+                .iter()
+                .zip(&self.group_depth[range.clone()])
+                .any(|(&e, &depth)| e & EXTENDED != 0 || depth > boundary);
+            if own_rule {
+                break;
+            }
+            self.set_slot(
+                parent,
+                self.groups[range.start],
+                self.group_depth[range.start],
+            );
+            self.free_groups.push(g as u32);
+        }
+    }
+
+    /// Entries `start..start + n` of a table (and every entry beneath the extended ones) held by a
+    /// rule no longer than `len` take `entry` (`replace: None`), or, with `replace: Some(len)`,
+    /// those held by the rule of length `len` take `entry` of length `depth`.
+    fn paint(&mut self, start: Slot, n: usize, entry: u32, depth: u8, replace: Option<u8>) {
+        for k in 0..n {
+            let s = match start {
+                Slot::Root(i) => Slot::Root(i + k),
+                Slot::Group(i) => Slot::Group(i + k),
+            };
+            let (e, d) = self.get_slot(s);
+            if e & EXTENDED != 0 {
+                let g = (e & VALUE_MASK) as usize;
+                self.paint(Slot::Group(g << 8), 256, entry, depth, replace);
+            } else if match replace {
+                None => d <= depth,
+                Some(len) => d == len,
+            } {
+                self.set_slot(s, entry, depth);
+            }
+        }
+    }
+
+    /// Adds or replaces `addr/len` (host bits ignored) in place, as `rte_lpm6_add` does: every
+    /// entry of its range (and beneath it) held by a rule no longer than `len` takes the new next
+    /// hop. Returns the replaced next hop. On error the table is unchanged.
+    pub fn insert(
+        &mut self,
+        addr: Ipv6Addr,
+        len: u8,
+        next_hop: u32,
+    ) -> Result<Option<u32>, LpmError> {
+        if len > 128 {
+            return Err(LpmError::PrefixLen { len, max: 128 });
+        }
+        check_next_hop(next_hop)?;
+        let net = mask6(u128::from(addr), len);
+        let (start, n) = self.range_of(net, len)?;
+        self.paint(start, n, VALID | next_hop, len, None);
+        let old = self.rules.insert((len, net), next_hop);
+        if old.is_none() {
+            self.per_len[usize::from(len)] += 1;
+        }
+        Ok(old)
+    }
+
+    /// [`Lpm6::insert`] for an [`Ipv6Net`].
+    pub fn insert_net(&mut self, net: Ipv6Net, next_hop: u32) -> Result<Option<u32>, LpmError> {
+        self.insert(net.addr(), net.prefix_len(), next_hop)
+    }
+
+    /// Removes `addr/len` (host bits ignored) in place, as `rte_lpm6_delete` does: its entries go
+    /// to the longest rule covering it (or to "no route"), and groups on its path left without a
+    /// rule of their own fold back into their parent entry. Returns the removed next hop, if the
+    /// prefix was present.
+    pub fn remove(&mut self, addr: Ipv6Addr, len: u8) -> Option<u32> {
+        if len > 128 {
+            return None;
+        }
+        let net = mask6(u128::from(addr), len);
+        let next_hop = self.rules.remove(&(len, net))?;
+        self.per_len[usize::from(len)] -= 1;
+        let (entry, depth) = (0..len)
+            .rev()
+            .filter(|&d| self.per_len[usize::from(d)] > 0)
+            .find_map(|d| {
+                self.rules
+                    .get(&(d, mask6(net, d)))
+                    .map(|&nh| (VALID | nh, d))
+            })
+            .unwrap_or((0, 0));
+        let (start, n) = self
+            .range_of(net, len)
+            .expect("a present rule's groups exist");
+        self.paint(start, n, entry, depth, Some(len));
+        self.fold_path(net);
+        Some(next_hop)
+    }
+
+    /// [`Lpm6::remove`] for an [`Ipv6Net`].
+    pub fn remove_net(&mut self, net: Ipv6Net) -> Option<u32> {
+        self.remove(net.addr(), net.prefix_len())
+    }
+
+    /// Next hop of exactly `addr/len`, if present (no longest-prefix match).
+    pub fn get(&self, addr: Ipv6Addr, len: u8) -> Option<u32> {
+        if len > 128 {
+            return None;
+        }
+        self.rules
+            .get(&(len, mask6(u128::from(addr), len)))
+            .copied()
+    }
+
+    /// A table with the same rules built afresh (only the pages that routes touch are backed).
+    pub fn rebuilt(&self) -> Lpm6 {
+        let mut routes: Vec<(u8, u128, u32)> = self
+            .rules
+            .iter()
+            .map(|(&(len, addr), &nh)| (len, addr, nh))
+            .collect();
+        routes.sort_unstable();
+        let distinct = routes.len();
+        Lpm6::build_sorted(routes.into_iter(), distinct, Some(self.max_groups))
+            .expect("the same rules fit the same group cap")
     }
 
     /// Next hop of the longest prefix containing `addr` (as a big-endian `u128`), if any.
@@ -251,22 +499,22 @@ impl Lpm6 {
 
     /// Number of distinct prefixes in the table.
     pub fn len(&self) -> usize {
-        self.routes
+        self.rules.len()
     }
 
     /// True if the table holds no route.
     pub fn is_empty(&self) -> bool {
-        self.routes == 0
+        self.rules.is_empty()
     }
 
     /// Number of 256-entry groups (1 KiB each) in use.
     pub fn groups(&self) -> usize {
-        self.groups.len() >> 8
+        self.next_group - self.free_groups.len()
     }
 
-    /// Bytes allocated for the table.
+    /// Bytes allocated for the table, with the rule lengths kept beside the entries (1 byte each).
     pub fn memory_bytes(&self) -> usize {
-        (ROOT_LEN + self.groups.len()) * std::mem::size_of::<u32>()
+        (ROOT_LEN + self.groups.len()) * (std::mem::size_of::<u32>() + 1)
     }
 }
 
@@ -563,6 +811,140 @@ mod tests {
                     })
                     .collect()
             })
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn insert_and_remove_in_place() {
+        let mut t = Lpm6::new(&[r("2001:db8::", 32, 32)]).unwrap();
+        assert_eq!(t.insert(ip6("2001:db8:1:2::ff00"), 120, 120), Ok(None));
+        assert_eq!(t.insert(ip6("2001:db8:1::"), 48, 48), Ok(None));
+        assert_eq!(t.insert(ip6("2001:db8:1:2::"), 64, 64), Ok(None));
+        assert_eq!(t.insert(ip6("::"), 0, 0), Ok(None));
+        assert_eq!(t.lookup(ip("2001:db8:1:2::ff05")), Some(120));
+        assert_eq!(t.lookup(ip("2001:db8:1:2::1:0")), Some(64));
+        assert_eq!(t.lookup(ip("2001:db8:1:3::")), Some(48));
+        assert_eq!(t.lookup(ip("2001:db8:2::")), Some(32));
+        assert_eq!(t.lookup(ip("3000::")), Some(0));
+        let groups = t.groups();
+        assert_eq!(t.insert(ip6("2001:db8:1::"), 48, 480), Ok(Some(48)));
+        assert_eq!(t.lookup(ip("2001:db8:1:3::")), Some(480));
+        assert_eq!(t.lookup(ip("2001:db8:1:2::ff05")), Some(120));
+        assert_eq!(t.remove(ip6("2001:db8:1:2::"), 64), Some(64));
+        assert_eq!(t.lookup(ip("2001:db8:1:2::1:0")), Some(480));
+        assert_eq!(t.lookup(ip("2001:db8:1:2::ff05")), Some(120));
+        assert_eq!(t.groups(), groups);
+        // The /120 goes: the groups below the /48's (depth 3) fold back.
+        assert_eq!(t.remove(ip6("2001:db8:1:2::ff00"), 120), Some(120));
+        assert_eq!(
+            t.groups(),
+            Lpm6::new(&[r("2001:db8:1::", 48, 1)]).unwrap().groups()
+        );
+        assert_eq!(t.lookup(ip("2001:db8:1:2::ff05")), Some(480));
+        assert_eq!(t.remove(ip6("2001:db8:1::"), 48), Some(480));
+        assert_eq!(t.remove(ip6("2001:db8:1::"), 48), None);
+        assert_eq!((t.groups(), t.len()), (1, 2));
+        assert_eq!(t.lookup(ip("2001:db8:1:2::ff05")), Some(32));
+        assert_eq!(t.remove(ip6("::"), 0), Some(0));
+        assert_eq!(t.lookup(ip("3000::")), None);
+        assert_eq!(t.get(ip6("2001:db8::"), 32), Some(32));
+        // A failed insert leaves no group behind.
+        let mut t = Lpm6Builder::new().with_max_groups(3).build().unwrap();
+        assert_eq!(t.insert(ip6("2001:db8::"), 48, 1), Ok(None));
+        assert_eq!(
+            t.insert(ip6("2001:db8::1"), 128, 2),
+            Err(LpmError::Tbl8Exhausted { max: 3 })
+        );
+        assert_eq!((t.groups(), t.len()), (3, 1));
+        assert_eq!(t.lookup(ip("2001:db8::1")), Some(1));
+        assert_eq!(
+            t.insert(ip6("2001:db9::"), 40, 3),
+            Err(LpmError::Tbl8Exhausted { max: 3 })
+        );
+        assert_eq!(t.remove(ip6("2001:db8::"), 48), Some(1));
+        assert_eq!(t.groups(), 0);
+        assert_eq!(t.insert(ip6("2001:db9::"), 40, 3), Ok(None));
+    }
+
+    type Change6 = (bool, Ipv6Addr, u8, u32);
+
+    fn changes_strategy() -> impl Strategy<Value = Vec<Change6>> {
+        (
+            routes_strategy(),
+            prop::collection::vec((any::<bool>(), any::<usize>()), 0..200),
+        )
+            .prop_map(|(routes, picks)| {
+                let mut out = Vec::new();
+                for (k, &(a, len, nh)) in routes.iter().enumerate() {
+                    out.push((true, a, len, nh));
+                    if let Some(&(del, pick)) = picks.get(k) {
+                        if del {
+                            let (a, len, _) = routes[pick % (k + 1)];
+                            out.push((false, a, len, 0));
+                        }
+                    }
+                }
+                out
+            })
+    }
+
+    fn probes_for(routes: &[(Ipv6Addr, u8, u32)], random: Vec<u128>) -> Vec<u128> {
+        let mut probes = random;
+        for &(a, len, _) in routes {
+            let net = mask6(u128::from(a), len);
+            let last = net | !mask6(u128::MAX, len);
+            probes.extend([
+                net,
+                last,
+                net.wrapping_sub(1),
+                last.wrapping_add(1),
+                u128::from(a),
+            ]);
+            if len < 128 {
+                probes.push(net | (1 << (127 - len)));
+            }
+        }
+        probes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// After any sequence of in-place inserts and removes, the table answers like a fresh build
+        /// of the surviving rules and like a linear scan over them, with as many groups.
+        #[test]
+        fn changes_in_place_match_a_fresh_build(
+            changes in changes_strategy(),
+            random in prop::collection::vec(any::<u128>(), 64),
+        ) {
+            let mut t = Lpm6::new(&[]).unwrap();
+            let mut model: BTreeMap<(u8, u128), u32> = BTreeMap::new();
+            let mut all = Vec::new();
+            for &(add, a, len, nh) in &changes {
+                let key = (len, mask6(u128::from(a), len));
+                if add {
+                    prop_assert_eq!(t.insert(a, len, nh).unwrap(), model.insert(key, nh));
+                } else {
+                    prop_assert_eq!(t.remove(a, len), model.remove(&key));
+                }
+                all.push((a, len, nh));
+            }
+            let survivors: Vec<(Ipv6Addr, u8, u32)> =
+                model.iter().map(|(&(len, a), &nh)| (Ipv6Addr::from(a), len, nh)).collect();
+            let fresh = Lpm6::new(&survivors).unwrap();
+            prop_assert_eq!(t.len(), fresh.len());
+            prop_assert_eq!(t.groups(), fresh.groups());
+            let copy = t.rebuilt();
+            for a in probes_for(&all, random) {
+                let want = naive(&survivors, a);
+                prop_assert_eq!(t.lookup(a), want, "addr {}", Ipv6Addr::from(a));
+                prop_assert_eq!(fresh.lookup(a), want);
+                prop_assert_eq!(copy.lookup(a), want);
+            }
+        }
     }
 
     proptest! {

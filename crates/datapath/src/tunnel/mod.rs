@@ -26,6 +26,7 @@
 pub mod lpm;
 pub mod lpm6;
 pub mod table;
+pub mod update;
 
 pub use lpm::{Lpm4, Lpm4Builder, LpmError, BURST, MAX_NEXT_HOP};
 pub use lpm6::{Lpm6, Lpm6Builder};
