@@ -4,15 +4,15 @@
 # greway runs encap-64's setup (one worker; net_pcap replays the capture forever into the inside port, net_null
 # takes the tunnel's packets) with a control socket. A small client on one persistent connection sends ROUTES
 # `route_add` requests (inner prefixes into the tunnel: /24s and /32s under 100.64.0.0/10, so both DIR-24-8 levels
-# change; every fourth one an IPv6 /64) and then ROUTES `route_del` requests for them, each waiting for its answer,
-# as fast as the gateway answers. The routes do not cover the replayed traffic, so every packet must still be
+# change; every fourth one an IPv6 /64) and then ROUTES `route_del` requests for them, as fast as the gateway
+# answers, with PIPELINE requests in flight (as a routing feeder sends them; 1: each waits for its answer). The routes do not cover the replayed traffic, so every packet must still be
 # encapsulated and sent: rx = tx + counted drops, and the inside port's rx grows during the changes.
 # Prints one line:
 #   route-changes changes_per_s=N routes=N traffic_mpps=X drops=D
 # changes_per_s: 2 * ROUTES / the client's wall time; traffic_mpps: inside packets received per wall second over a
 # status window (250 ms steps) that spans the changes (the machine is shared: control thread, client and worker
 # compete for 2 cores); drops: total, then per reason in parentheses when any.
-# Environment: ROUTES (default 10000), QUIET (default 1: requests ask for no data in the answer; 0: each answer
+# Environment: ROUTES (default 10000), PIPELINE (default 32), QUIET (default 1: requests ask for no data in the answer; 0: each answer
 # carries the tunnel list, as `greway ctl route add` prints it), GREWAY, BENCH_OUT as for scripts/bench.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ ROOT=$PWD
 PY=/usr/bin/python3 # has scapy
 ROUTES=${ROUTES:-10000}
 QUIET=${QUIET:-1}
+PIPELINE=${PIPELINE:-32}
 GREWAY=${GREWAY:-$ROOT/target/release/greway}
 OUT=${BENCH_OUT:-$ROOT/out/bench}
 mkdir -p "$OUT"
@@ -50,10 +51,10 @@ cleanup() {
 trap cleanup EXIT
 
 set +e
-$PY - "$sock" "$ROUTES" "$QUIET" "$gw" >"$OUT/routes.client.json" <<'PY'
+$PY - "$sock" "$ROUTES" "$QUIET" "$gw" "$PIPELINE" >"$OUT/routes.client.json" <<'PY'
 import json, os, socket, sys, time
 
-path, n, quiet, gw = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
+path, n, quiet, gw, window = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4]), int(sys.argv[5])
 deadline = time.time() + 60
 while True:
     try:
@@ -75,6 +76,17 @@ def call(req):
     if not resp.get("ok"):
         sys.exit(f"{req}: {resp}")
     return resp
+
+
+def pipelined(reqs):
+    """Send `reqs` with up to `window` of them in flight; every answer must be ok, in order."""
+    for k in range(0, len(reqs), window):
+        chunk = reqs[k:k + window]
+        f.write(b"".join((json.dumps(q) + "\n").encode() for q in chunk))
+        for q in chunk:
+            resp = json.loads(r.readline())
+            if not resp.get("ok"):
+                sys.exit(f"{q}: {resp}")
 
 
 def snapshot():
@@ -103,12 +115,10 @@ while snapshot()[0] == 0:
 prefixes = [prefix(i) for i in range(n)]
 rx0, up0 = snapshot()
 t0 = time.perf_counter()
-for p in prefixes:
-    call({"cmd": "route_add", "prefix": p, "tunnel": "t0", "quiet": quiet})
+pipelined([{"cmd": "route_add", "prefix": p, "tunnel": "t0", "quiet": quiet} for p in prefixes])
 t1 = time.perf_counter()
 shown = call({"cmd": "route_show"})["data"]["tunnel_routes"]
-for p in prefixes:
-    call({"cmd": "route_del", "prefix": p, "quiet": quiet})
+pipelined([{"cmd": "route_del", "prefix": p, "quiet": quiet} for p in prefixes])
 t2 = time.perf_counter()
 left = call({"cmd": "route_show"})["data"]["tunnel_routes"]
 # The first status built after the changes: the traffic window spans them.

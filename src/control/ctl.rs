@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,17 +157,39 @@ impl Drop for CtlServer {
     }
 }
 
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 16;
+
 fn accept_loop(
     listener: UnixListener,
     status: Arc<ArcSwap<Status>>,
     tx: Sender<Pending>,
     stop: Arc<AtomicBool>,
 ) {
+    // One thread per connection: an operator's `greway ctl` is answered while a feeder holds a connection open.
+    let live = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
+        // Relaxed: a bound on threads, no data published through it.
+        if live.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
         match listener.accept() {
             Ok((s, _)) => {
-                if let Err(e) = serve(s, &status, &tx, &stop) {
-                    log::debug!("ctl connection: {e}");
+                let (status, tx, stop, live2) =
+                    (status.clone(), tx.clone(), stop.clone(), live.clone());
+                live.fetch_add(1, Ordering::Relaxed);
+                let spawned = std::thread::Builder::new()
+                    .name("greway-ctl-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = serve(s, &status, &tx, &stop) {
+                            log::debug!("ctl connection: {e}");
+                        }
+                        live2.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if let Err(e) = spawned {
+                    live.fetch_sub(1, Ordering::Relaxed);
+                    log::warn!("ctl: no thread for a connection: {e}");
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -180,6 +203,26 @@ fn accept_loop(
     }
 }
 
+/// An answer in the making: ready, or coming from the control loop.
+enum Answer {
+    Ready(Response),
+    Waiting(Receiver<Response>),
+}
+
+impl Answer {
+    fn wait(self) -> Response {
+        match self {
+            Answer::Ready(r) => r,
+            Answer::Waiting(rx) => rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| Response::err("no answer from the control loop")),
+        }
+    }
+}
+
+/// Serve one connection. Requests are pipelined: every request already received is handed to the control loop
+/// before the oldest answer is awaited, so a client that sends many requests without waiting (a routing feeder)
+/// keeps the control loop busy; answers go back in request order.
 fn serve(
     s: UnixStream,
     status: &Arc<ArcSwap<Status>>,
@@ -189,35 +232,56 @@ fn serve(
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut w = s.try_clone()?;
-    let r = BufReader::new(s);
-    for line in r.lines() {
-        let line = line?;
+    let mut r = BufReader::new(s);
+    let mut pending: VecDeque<Answer> = VecDeque::new();
+    let mut line = String::new();
+    loop {
+        // Answer what is due before blocking on the socket for more.
+        if r.buffer().is_empty() {
+            while let Some(a) = pending.pop_front() {
+                write_answer(&mut w, &a.wait())?;
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            break;
+        }
         if line.trim().is_empty() {
             continue;
         }
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::err(format!("bad request: {e}")),
-            Ok(Request::Stats) => Response::ok(serde_json::to_value(&**status.load()).ok()),
+        let answer = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Answer::Ready(Response::err(format!("bad request: {e}"))),
+            Ok(Request::Stats) => {
+                // In order: the status is read once the changes before it are answered.
+                while let Some(a) = pending.pop_front() {
+                    write_answer(&mut w, &a.wait())?;
+                }
+                Answer::Ready(Response::ok(serde_json::to_value(&**status.load()).ok()))
+            }
             Ok(req) => {
                 let (rtx, rrx) = mpsc::channel();
                 if tx.send((req, rtx)).is_err() {
-                    Response::err("gateway is stopping")
+                    Answer::Ready(Response::err("gateway is stopping"))
                 } else {
-                    match rrx.recv_timeout(Duration::from_secs(10)) {
-                        Ok(r) => r,
-                        Err(_) => Response::err("no answer from the control loop"),
-                    }
+                    Answer::Waiting(rrx)
                 }
             }
         };
-        let mut out = serde_json::to_string(&resp).unwrap_or_else(|_| "{\"ok\":false}".into());
-        out.push('\n');
-        w.write_all(out.as_bytes())?;
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
+        pending.push_back(answer);
+    }
+    while let Some(a) = pending.pop_front() {
+        write_answer(&mut w, &a.wait())?;
     }
     Ok(())
+}
+
+fn write_answer(w: &mut UnixStream, resp: &Response) -> std::io::Result<()> {
+    let mut out = serde_json::to_string(resp).unwrap_or_else(|_| "{\"ok\":false}".into());
+    out.push('\n');
+    w.write_all(out.as_bytes())
 }
 
 /// The client side: send one request, wait for its answer.
