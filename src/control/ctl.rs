@@ -7,11 +7,11 @@
 use super::status::Status;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -354,5 +354,54 @@ mod tests {
         let (again, _rx) =
             CtlServer::start(&path, Arc::new(ArcSwap::from_pointee(Status::default()))).unwrap();
         drop(again);
+    }
+
+    /// Requests sent without waiting are all handed to the control loop before the first is answered, answers
+    /// come back in request order (a `stats` after them too), and a second connection is served meanwhile.
+    #[test]
+    fn pipelined_requests_are_answered_in_order_while_another_connection_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctl.sock");
+        let status = Arc::new(ArcSwap::from_pointee(Status {
+            workers: 2,
+            ..Status::default()
+        }));
+        let (_srv, rx) = CtlServer::start(&path, status).unwrap();
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let reqs: Vec<Request> = (0..3)
+            .map(|i| Request::TunnelDel {
+                name: format!("t{i}"),
+            })
+            .chain([Request::Stats])
+            .collect();
+        let mut text = String::new();
+        for q in &reqs {
+            text += &serde_json::to_string(q).unwrap();
+            text.push('\n');
+        }
+        s.write_all(text.as_bytes()).unwrap();
+        // The control loop sees all three before it answers any.
+        let got: Vec<_> = (0..3).map(|_| rx.recv().unwrap()).collect();
+        for (i, (q, _)) in got.iter().enumerate() {
+            assert_eq!(*q, reqs[i]);
+        }
+        // Another connection is answered while this one waits.
+        let st = call(&path, &Request::Stats).unwrap();
+        assert_eq!(st.data.unwrap()["workers"], 2);
+        for (i, (_, back)) in got.into_iter().enumerate().rev() {
+            back.send(Response::err(format!("answer {i}"))).unwrap();
+        }
+        let mut r = BufReader::new(s);
+        for i in 0..3 {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let a: Response = serde_json::from_str(&line).unwrap();
+            assert_eq!(a.error, Some(format!("answer {i}")), "in request order");
+        }
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let a: Response = serde_json::from_str(&line).unwrap();
+        assert!(a.ok && a.data.unwrap()["workers"] == 2, "stats last");
     }
 }
