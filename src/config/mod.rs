@@ -88,7 +88,7 @@ pub use schema::*;
 pub(crate) use validate::unknown_port;
 use validate::{check_roles_for_tunnels, check_tunnel, route_index, validate};
 pub(crate) use value::{de_ip, de_opt_key};
-pub use value::{MacAddr, MacParseError, PortRole, Tos, Ttl};
+pub use value::{mac, opt_mac, parse_mac, MacAddr, MacParseError, PortRole, Tos, Ttl};
 
 impl Config {
     /// Reads, parses and validates a config file. Errors name `path` as the file.

@@ -377,7 +377,9 @@ mod tests {
 
     #[test]
     fn setters_build_in_place_what_emit_builds() {
-        let invoking = [0x45u8, 0, 0, 24, 0, 0, 0, 0, 1, 47, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 1, 2, 3, 4];
+        let invoking = [
+            0x45u8, 0, 0, 24, 0, 0, 0, 0, 1, 47, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 1, 2, 3, 4,
+        ];
         let repr = Icmpv4Repr::fragmentation_needed(1400, &invoking);
         let mut expected = vec![0u8; repr.buffer_len()];
         repr.emit(&mut expected);
@@ -399,7 +401,11 @@ mod tests {
         assert!(packet.verify_checksum());
         assert!(matches!(
             Icmpv4Repr::parse_bytes(&echo),
-            Ok(Icmpv4Repr::EchoReply { ident: 1, seq_no: 0, .. })
+            Ok(Icmpv4Repr::EchoReply {
+                ident: 1,
+                seq_no: 0,
+                ..
+            })
         ));
         assert!(message_type::is_query(message_type::ECHO_REQUEST));
         assert!(!message_type::is_query(message_type::DST_UNREACHABLE));

@@ -648,7 +648,10 @@ mod tests {
         assert_eq!(built, expected);
         assert!(message_type::is_error(message_type::TIME_EXCEEDED));
         assert!(!message_type::is_error(message_type::ECHO_REQUEST));
-        assert_eq!(solicited_node("fe80::200:ff:fe00:2".parse().unwrap()), dst());
+        assert_eq!(
+            solicited_node("fe80::200:ff:fe00:2".parse().unwrap()),
+            dst()
+        );
         assert_eq!(
             MacAddr::ipv6_multicast(ALL_NODES),
             MacAddr([0x33, 0x33, 0, 0, 0, 1])

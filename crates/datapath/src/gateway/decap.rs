@@ -191,8 +191,11 @@ impl<B: PacketBuf> Worker<B> {
                     _ => {
                         ip.set_dscp_ecn(tos | ECN_CE);
                         // RFC 1624 update for the changed DSCP/ECN byte (the low half of the first word).
-                        let ck =
-                            checksum::update16(ip.checksum(), u16::from(tos), u16::from(tos | ECN_CE));
+                        let ck = checksum::update16(
+                            ip.checksum(),
+                            u16::from(tos),
+                            u16::from(tos | ECN_CE),
+                        );
                         set_ipv4_checksum(ip.into_inner(), ck);
                     }
                 }

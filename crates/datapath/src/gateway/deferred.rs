@@ -63,7 +63,8 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             if d.len() >= ETH + ipv4::HEADER_LEN && frame.outer_ethertype() == ethertype::IPV4 {
                 let dst = ipv4::Packet::new_unchecked(&d[ETH..]).dst_addr();
                 tables.routes.encap4.lookup(u32::from(dst))
-            } else if d.len() >= ETH + ipv6::HEADER_LEN && frame.outer_ethertype() == ethertype::IPV6
+            } else if d.len() >= ETH + ipv6::HEADER_LEN
+                && frame.outer_ethertype() == ethertype::IPV6
             {
                 let dst = ipv6::Packet::new_unchecked(&d[ETH..]).dst_addr();
                 tables.routes.encap6.lookup_bytes(&dst.octets())
