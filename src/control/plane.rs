@@ -11,7 +11,6 @@ use crate::tunnel::table::{
 use crate::wire::arp::ArpRepr;
 use crate::wire::ethernet::{ethertype, EthernetRepr};
 use crate::wire::icmpv6::{self, Icmpv6Repr};
-use crate::wire::ipv6::{self, Ipv6Repr};
 use crate::wire::{gre, ipv4, MacAddr};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -349,16 +348,7 @@ pub fn neighbor_solicitation(mac: MacAddr, ip: Ipv6Addr, target: Ipv6Addr) -> Ve
         target,
         source_lladdr: Some(mac),
     };
-    // RFC 4861 7.1: hop limit 255, so the receiver knows the message was not forwarded.
-    let ip6 = Ipv6Repr {
-        src_addr: ip,
-        dst_addr: group,
-        next_header: ipv6::next_header::ICMPV6,
-        payload_len: ns.buffer_len() as u16,
-        hop_limit: 255,
-        traffic_class: 0,
-        flow_label: 0,
-    };
+    let ip6 = ns.ipv6_repr(ip, group, icmpv6::ND_HOP_LIMIT);
     let mut f = vec![0u8; eth.header_len() + ip6.header_len() + ns.buffer_len()];
     let at = eth.emit(&mut f);
     let at = at + ip6.emit(&mut f[at..]);

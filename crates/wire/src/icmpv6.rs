@@ -13,7 +13,7 @@ use core::net::Ipv6Addr;
 
 use super::checksum;
 use super::ethernet::MacAddr;
-use super::ipv6::{next_header, pseudo_header_sum};
+use super::ipv6::{next_header, pseudo_header_sum, Ipv6Repr};
 use super::{need, Error, Layer};
 
 /// ICMPv6 type values handled here.
@@ -38,6 +38,10 @@ pub mod nd_option {
     pub const SOURCE_LLADDR: u8 = 1;
     pub const TARGET_LLADDR: u8 = 2;
 }
+
+/// RFC 4861 section 7.1: neighbour discovery messages are sent, and accepted, with hop limit 255 only, so the
+/// receiver knows they were not forwarded.
+pub const ND_HOP_LIMIT: u8 = 255;
 
 /// The all-nodes multicast address ff02::1 (RFC 4291 section 2.7.1): where an advertisement answering a
 /// solicitation from the unspecified address goes (RFC 4861 section 7.2.4).
@@ -313,6 +317,19 @@ impl<'a> Icmpv6Repr<'a> {
         Icmpv6Repr::parse(&Packet::new_checked(bytes)?, src, dst)
     }
 
+    /// The IPv6 header (no extension headers) that carries this message from `src` to `dst`.
+    pub fn ipv6_repr(&self, src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8) -> Ipv6Repr {
+        Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: next_header::ICMPV6,
+            payload_len: self.buffer_len() as u16,
+            hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+    }
+
     pub fn buffer_len(&self) -> usize {
         match *self {
             Icmpv6Repr::EchoRequest { data, .. } | Icmpv6Repr::EchoReply { data, .. } => {
@@ -463,6 +480,11 @@ mod tests {
         let mut out = [0u8; 32];
         assert_eq!(expected.emit(src(), dst(), &mut out), 32);
         assert_eq!(out, b);
+        let ip = expected.ipv6_repr(src(), dst(), ND_HOP_LIMIT);
+        assert_eq!(
+            (ip.payload_len, ip.next_header, ip.hop_limit),
+            (32, 58, 255)
+        );
         // Another source address: the pseudo-header makes the checksum fail.
         assert_eq!(
             Icmpv6Repr::parse_bytes(&b, "fe80::9".parse().unwrap(), dst()),

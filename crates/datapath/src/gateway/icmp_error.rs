@@ -58,11 +58,9 @@ impl<B: PacketBuf> Worker<B> {
             let orig_src = ip.src_addr();
             let head = ipv4::HEADER_LEN + icmpv4::HEADER_LEN;
             // RFC 1812 4.3.2.3: as much of the original as fits in 576 bytes.
-            let quote = (pkt.pkt_len() - ETH).min(icmpv4::MAX_ERROR_DATAGRAM_LEN - head);
-            let excess = pkt.pkt_len() - ETH - quote;
-            if (excess > 0 && !pkt.trim(excess)) || pkt.prepend(head).is_none() {
+            let Some(quote) = quote_behind(pkt, head, icmpv4::MAX_ERROR_DATAGRAM_LEN) else {
                 return Verdict::Drop(DropReason::NoHeadroom);
-            }
+            };
             let ip = Ipv4Repr {
                 src_addr: me,
                 dst_addr: orig_src,
@@ -108,11 +106,9 @@ impl<B: PacketBuf> Worker<B> {
             let orig_src = ip.src_addr();
             let head = ipv6::HEADER_LEN + icmpv6::HEADER_LEN;
             // RFC 4443 2.4(c): as much of the invoking packet as fits in the minimum IPv6 MTU.
-            let quote = (pkt.pkt_len() - ETH).min(icmpv6::MAX_ERROR_PACKET_LEN - head);
-            let excess = pkt.pkt_len() - ETH - quote;
-            if (excess > 0 && !pkt.trim(excess)) || pkt.prepend(head).is_none() {
+            let Some(quote) = quote_behind(pkt, head, icmpv6::MAX_ERROR_PACKET_LEN) else {
                 return Verdict::Drop(DropReason::NoHeadroom);
-            }
+            };
             let ip = Ipv6Repr {
                 src_addr: me,
                 dst_addr: orig_src,
@@ -151,4 +147,16 @@ impl<B: PacketBuf> Worker<B> {
             self.route_ip(tables, pkt, in_port, false, c)
         }
     }
+}
+
+/// Cut the offending IP packet so that the error, `head` bytes of new IP and ICMP header in front of it, is at
+/// most `max_len` bytes of IP, and make room for the headers (the Ethernet header moves to the front). Returns
+/// the length quoted; None when the buffer cannot be cut or has no headroom.
+fn quote_behind<B: PacketBuf>(pkt: &mut B, head: usize, max_len: usize) -> Option<usize> {
+    let quote = (pkt.pkt_len() - ETH).min(max_len - head);
+    let excess = pkt.pkt_len() - ETH - quote;
+    if (excess > 0 && !pkt.trim(excess)) || pkt.prepend(head).is_none() {
+        return None;
+    }
+    Some(quote)
 }

@@ -78,10 +78,7 @@ impl<B: PacketBuf> Worker<B> {
         let mac = MacAddr(tables.ports[in_port].mac);
         // Echo reply: swap addresses, type 8 -> 0 (RFC 1624 update of the ICMP checksum), fresh TTL.
         let (l2, l3) = pkt.data_mut().split_at_mut(ETH);
-        let mut frame = Frame::new_unchecked(l2);
-        let peer = frame.src_addr();
-        frame.set_dst_addr(peer);
-        frame.set_src_addr(mac);
+        turn_around(l2, mac);
         let mut ip = ipv4::Packet::new_unchecked(l3);
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         ip.set_src_addr(dst);
@@ -124,7 +121,7 @@ impl<B: PacketBuf> Worker<B> {
             icmpv6::message_type::NEIGHBOR_SOLICIT => self.nd_solicit(tables, pkt, in_port, total),
             icmpv6::message_type::NEIGHBOR_ADVERT => {
                 // Neighbour advertisement: learn the target's link-layer address (RFC 4861 7.2.5).
-                if hop_limit == 255 {
+                if hop_limit == icmpv6::ND_HOP_LIMIT {
                     if let (Ok(target), Ok(Some(ll))) = (
                         icmp.nd_target(),
                         icmp.nd_lladdr(icmpv6::nd_option::TARGET_LLADDR),
@@ -146,10 +143,7 @@ impl<B: PacketBuf> Worker<B> {
     fn echo6_reply(&mut self, tables: &Tables, pkt: &mut B, in_port: usize) -> Verdict {
         let mac = MacAddr(tables.ports[in_port].mac);
         let (l2, l3) = pkt.data_mut().split_at_mut(ETH);
-        let mut frame = Frame::new_unchecked(l2);
-        let peer = frame.src_addr();
-        frame.set_dst_addr(peer);
-        frame.set_src_addr(mac);
+        turn_around(l2, mac);
         let Ok(mut ip) = Ipv6Repr::parse(&ipv6::Packet::new_unchecked(&*l3)) else {
             return Verdict::Drop(DropReason::BadIpHeader);
         };
@@ -182,7 +176,7 @@ impl<B: PacketBuf> Worker<B> {
         let icmp = icmpv6::Packet::new_unchecked(&l3[ipv6::HEADER_LEN..]);
         // RFC 4861 7.1: hop limit 255, code 0, at least 24 bytes.
         let target = match icmp.nd_target() {
-            Ok(t) if hop_limit == 255 && icmp.code() == 0 => t,
+            Ok(t) if hop_limit == icmpv6::ND_HOP_LIMIT && icmp.code() == 0 => t,
             _ => return Verdict::Drop(DropReason::ArpIgnored),
         };
         let port = &tables.ports[in_port];
@@ -228,15 +222,7 @@ impl<B: PacketBuf> Worker<B> {
             target,
             target_lladdr: Some(mac),
         };
-        let ip = Ipv6Repr {
-            src_addr: target,
-            dst_addr: dst,
-            next_header: ipv6::next_header::ICMPV6,
-            payload_len: advert.buffer_len() as u16,
-            hop_limit: 255,
-            traffic_class: 0,
-            flow_label: 0,
-        };
+        let ip = advert.ipv6_repr(target, dst, icmpv6::ND_HOP_LIMIT);
         let want = eth.header_len() + ip.header_len() + advert.buffer_len();
         let have = pkt.pkt_len();
         if have < want {
@@ -252,4 +238,12 @@ impl<B: PacketBuf> Worker<B> {
         advert.emit(target, dst, &mut d[at..]);
         Verdict::Tx(in_port)
     }
+}
+
+/// An answer goes back to the sender of the request it is made from, from our port's address.
+fn turn_around(ethernet_header: &mut [u8], ours: MacAddr) {
+    let mut frame = Frame::new_unchecked(ethernet_header);
+    let peer = frame.src_addr();
+    frame.set_dst_addr(peer);
+    frame.set_src_addr(ours);
 }
