@@ -292,3 +292,29 @@ fn fresh_ethernet(d: &mut [u8], inner_type: u16) {
     }
     .emit(d);
 }
+
+#[cfg(test)]
+mod tests {
+    use greway_wire::checksum::update16;
+
+    /// The ECN update names only the DSCP/ECN byte; RFC 1624 eqn. 3 over the whole first word (version/IHL
+    /// byte unchanged) sums to the same value, so the header checksum is the same.
+    #[test]
+    fn ecn_update_of_the_tos_byte_equals_the_update_of_the_first_word() {
+        for hc in (0..=u16::MAX).step_by(3) {
+            for tos in (0..=u8::MAX).filter(|t| matches!(t & 3, 1 | 2)) {
+                for ver_ihl in [0x45u16, 0x46, 0x4f] {
+                    assert_eq!(
+                        update16(hc, u16::from(tos), u16::from(tos | 3)),
+                        update16(
+                            hc,
+                            ver_ihl << 8 | u16::from(tos),
+                            ver_ihl << 8 | u16::from(tos | 3)
+                        ),
+                        "hc={hc:#06x} tos={tos:#04x}"
+                    );
+                }
+            }
+        }
+    }
+}
