@@ -93,7 +93,7 @@ pub struct PortCfg {
     #[serde(rename = "address", deserialize_with = "de_one_or_many_cidrs")]
     pub addresses: Vec<IpNet>,
     /// None: use the port's own MAC.
-    #[serde(default)]
+    #[serde(default, with = "super::value::opt_mac")]
     pub mac: Option<MacAddr>,
     #[serde(default = "default_port_mtu")]
     pub mtu: u16,
@@ -267,6 +267,7 @@ pub struct NeighborCfg {
     pub port: String,
     #[serde(deserialize_with = "de_ip")]
     pub ip: IpAddr,
+    #[serde(with = "super::value::mac")]
     pub mac: MacAddr,
 }
 

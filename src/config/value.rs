@@ -2,78 +2,80 @@
 //! bad value (CIDRs, addresses, keys, socket addresses).
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 
 use ipnet::IpNet;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// An Ethernet MAC address. Parses `02:00:00:00:00:01` (also `-` separated); displays lower-case
-/// with colons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct MacAddr(pub [u8; 6]);
+/// The one MAC address type, [`greway_wire::MacAddr`]. In the configuration it is written `02:00:00:00:00:01`
+/// (also `-` separated, two hex digits per byte: [`parse_mac`]) and displays lower-case with colons; fields of
+/// this type carry `#[serde(with = "mac")]` (or `opt_mac`), because `wire` has no serde.
+pub use greway_wire::MacAddr;
 
-impl MacAddr {
-    /// True for group (multicast/broadcast) addresses.
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
-    }
-
-    /// True for 00:00:00:00:00:00.
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
-    }
-}
-
-/// Error returned by `MacAddr::from_str`.
+/// Error returned by [`parse_mac`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid MAC address {0:?}: expected six hex bytes like 02:00:00:00:00:01")]
 pub struct MacParseError(pub String);
 
-impl FromStr for MacAddr {
-    type Err = MacParseError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || MacParseError(s.to_string());
-        let sep = if s.contains('-') { '-' } else { ':' };
-        let mut out = [0u8; 6];
-        let mut n = 0;
-        for part in s.split(sep) {
-            if n == 6 || part.len() != 2 {
-                return Err(err());
-            }
-            out[n] = u8::from_str_radix(part, 16).map_err(|_| err())?;
-            n += 1;
-        }
-        if n != 6 {
+/// A MAC address as the configuration and the command line write it: six two-digit hex bytes separated by `:`
+/// or `-` (stricter than [`MacAddr`]'s `FromStr`, which takes one-digit bytes).
+pub fn parse_mac(s: &str) -> Result<MacAddr, MacParseError> {
+    let err = || MacParseError(s.to_string());
+    let sep = if s.contains('-') { '-' } else { ':' };
+    let mut out = [0u8; 6];
+    let mut n = 0;
+    for part in s.split(sep) {
+        if n == 6 || part.len() != 2 {
             return Err(err());
         }
-        Ok(MacAddr(out))
+        out[n] = u8::from_str_radix(part, 16).map_err(|_| err())?;
+        n += 1;
     }
+    if n != 6 {
+        return Err(err());
+    }
+    Ok(MacAddr(out))
 }
 
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
+/// `#[serde(with = "mac")]`: a [`MacAddr`] as a string, parsed by [`parse_mac`].
+pub mod mac {
+    use super::{parse_mac, parse_str, MacAddr};
+    use serde::{Deserializer, Serializer};
 
-impl Serialize for MacAddr {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+    pub fn serialize<S: Serializer>(mac: &MacAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(mac)
     }
-}
 
-impl<'de> Deserialize<'de> for MacAddr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
         parse_str(d, "a MAC address string", |s| {
-            s.parse::<MacAddr>().map_err(|e| e.to_string())
+            parse_mac(s).map_err(|e| e.to_string())
         })
+    }
+}
+
+/// `#[serde(default, with = "opt_mac")]`: an optional [`MacAddr`] (absent is `None`).
+pub mod opt_mac {
+    use super::MacAddr;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mac: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match mac {
+            Some(m) => s.serialize_some(&Str(m)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
+        super::mac::deserialize(d).map(Some)
+    }
+
+    /// Serializes through `Display`.
+    struct Str<'a>(&'a MacAddr);
+
+    impl serde::Serialize for Str<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(self.0)
+        }
     }
 }
 

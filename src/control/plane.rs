@@ -7,7 +7,10 @@ use crate::config::{Config, RouteCfg};
 use crate::datapath::gateway::Event;
 use crate::tunnel::table::{FxMap, Neighbor, PortInfo, Route, TableError, Tables, TunnelState};
 use crate::tunnel::update::{RouteChange, RouteTablesWriter};
-use crate::wire::gre;
+use crate::wire::arp::ArpRepr;
+use crate::wire::ethernet::{ethertype, EthernetRepr};
+use crate::wire::icmpv6::{self, Icmpv6Repr};
+use crate::wire::{gre, ipv4, MacAddr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -409,11 +412,11 @@ impl ControlPlane {
         match ip {
             IpAddr::V4(target) => Some(Outgoing::Frame {
                 port,
-                bytes: arp_request(p.mac, p.first_v4()?, target),
+                bytes: arp_request(MacAddr(p.mac), p.first_v4()?, target),
             }),
             IpAddr::V6(target) => Some(Outgoing::Frame {
                 port,
-                bytes: neighbor_solicitation(p.mac, p.first_v6()?, target),
+                bytes: neighbor_solicitation(MacAddr(p.mac), p.first_v6()?, target),
             }),
         }
     }
@@ -502,12 +505,20 @@ impl ControlPlane {
 
     /// The inner packet of our keepalive, behind a 14-byte Ethernet placeholder (IPv4 ethertype).
     fn keepalive_packet(&mut self, local: Ipv4Addr, remote: Ipv4Addr, key: Option<u32>) -> Vec<u8> {
-        let mut b = vec![0u8; 14 + 20 + 8];
-        b[12] = 0x08;
+        // The placeholder's addresses are written when the encapsulated packet is sent.
+        let eth = EthernetRepr {
+            src_addr: MacAddr::ZERO,
+            dst_addr: MacAddr::ZERO,
+            vlan: None,
+            ethertype: ethertype::IPV4,
+        };
+        // IPv4 header and the longest keepalive GRE header (with a key).
+        let mut b = vec![0u8; eth.header_len() + ipv4::HEADER_LEN + 8];
+        let at = eth.emit(&mut b);
         self.keepalive_ident = self.keepalive_ident.wrapping_add(1);
         let n =
-            gre::emit_cisco_keepalive_inner(remote, local, self.keepalive_ident, key, &mut b[14..]);
-        b.truncate(14 + n);
+            gre::emit_cisco_keepalive_inner(remote, local, self.keepalive_ident, key, &mut b[at..]);
+        b.truncate(at + n);
         b
     }
 
@@ -541,46 +552,39 @@ fn underlay_prefixes(cfg: &Config) -> BTreeMap<PrefixKey, ()> {
 }
 
 /// A broadcast ARP request (RFC 826) for `target` from `mac`/`ip`.
-pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-    let mut f = vec![0u8; 42];
-    f[0..6].fill(0xff);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&[0x08, 0x06]);
-    f[14..22].copy_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
-    f[22..28].copy_from_slice(&mac);
-    f[28..32].copy_from_slice(&ip.octets());
-    f[38..42].copy_from_slice(&target.octets());
+pub fn arp_request(mac: MacAddr, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let eth = EthernetRepr {
+        src_addr: mac,
+        dst_addr: MacAddr::BROADCAST,
+        vlan: None,
+        ethertype: ethertype::ARP,
+    };
+    let arp = ArpRepr::request(mac, ip, target);
+    let mut f = vec![0u8; eth.header_len() + arp.buffer_len()];
+    let at = eth.emit(&mut f);
+    arp.emit(&mut f[at..]);
     f
 }
 
-/// A neighbour solicitation (RFC 4861 4.3) for `target` to its solicited-node multicast address.
-pub fn neighbor_solicitation(mac: [u8; 6], ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let t = target.octets();
-    let group = [
-        0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
-    ];
-    let mut f = vec![0u8; 14 + 40 + 32];
-    f[0..6].copy_from_slice(&[0x33, 0x33, 0xff, t[13], t[14], t[15]]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&[0x86, 0xdd]);
-    let ip6 = &mut f[14..54];
-    ip6[0] = 0x60;
-    ip6[4..6].copy_from_slice(&32u16.to_be_bytes());
-    ip6[6] = 58;
-    ip6[7] = 255;
-    ip6[8..24].copy_from_slice(&ip.octets());
-    ip6[24..40].copy_from_slice(&group);
-    let icmp = &mut f[54..86];
-    icmp[0] = 135;
-    icmp[8..24].copy_from_slice(&t);
-    icmp[24] = 1;
-    icmp[25] = 1;
-    icmp[26..32].copy_from_slice(&mac);
-    let mut ps = crate::wire::checksum::sum(&ip.octets(), 0);
-    ps = crate::wire::checksum::sum(&group, ps);
-    ps = crate::wire::checksum::sum(&[0, 0, 0, 32, 0, 0, 0, 58], ps);
-    let ck = !crate::wire::checksum::fold(crate::wire::checksum::sum(&f[54..86], ps));
-    f[56..58].copy_from_slice(&ck.to_be_bytes());
+/// A neighbour solicitation (RFC 4861 4.3) for `target` to its solicited-node multicast address, with our
+/// link-layer address as the source option (section 7.2.2).
+pub fn neighbor_solicitation(mac: MacAddr, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let group = icmpv6::solicited_node(target);
+    let eth = EthernetRepr {
+        src_addr: mac,
+        dst_addr: MacAddr::ipv6_multicast(group),
+        vlan: None,
+        ethertype: ethertype::IPV6,
+    };
+    let ns = Icmpv6Repr::NeighborSolicit {
+        target,
+        source_lladdr: Some(mac),
+    };
+    let ip6 = ns.ipv6_repr(ip, group, icmpv6::ND_HOP_LIMIT);
+    let mut f = vec![0u8; eth.header_len() + ip6.header_len() + ns.buffer_len()];
+    let at = eth.emit(&mut f);
+    let at = at + ip6.emit(&mut f[at..]);
+    ns.emit(ip, group, &mut f[at..]);
     f
 }
 

@@ -1,6 +1,6 @@
 //! `greway gen` flags, the flag-only config they make, and the effective generator settings.
 use super::config::{check_generator, GenEncap, GeneratorCfg};
-use crate::config::{Config, MacAddr};
+use crate::config::{parse_mac, Config};
 use clap::Args;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -204,7 +204,7 @@ pub fn effective(cfg: &Config, a: &GenArgs) -> Result<GeneratorCfg, UsageError> 
         ("dst-mac", &a.dst_mac, &mut g.dst_mac),
     ] {
         if let Some(s) = src {
-            *dst = Some(s.parse::<MacAddr>().map_err(|e| bad(f, e.to_string()))?);
+            *dst = Some(parse_mac(s).map_err(|e| bad(f, e.to_string()))?);
         }
     }
     if let Some(t) = a.trials {

@@ -53,10 +53,10 @@ pub struct GeneratorCfg {
     #[serde(default = "default_gen_outer_dst", deserialize_with = "de_ip")]
     pub outer_dst: IpAddr,
     /// Destination MAC (default broadcast-free 02:00:00:00:00:02).
-    #[serde(default)]
+    #[serde(default, with = "crate::config::opt_mac")]
     pub dst_mac: Option<MacAddr>,
     /// Source MAC (default: the tx port's MAC).
-    #[serde(default)]
+    #[serde(default, with = "crate::config::opt_mac")]
     pub src_mac: Option<MacAddr>,
     /// UDP source port of flow 0; flows add to it (RSS spreads them).
     #[serde(default = "default_gen_sport")]

@@ -156,6 +156,18 @@ impl ArpRepr {
         PACKET_LEN
     }
 
+    /// A request for `target` from `sender_mac`/`sender_ip`; the target hardware address is left zero (RFC 826:
+    /// the requester does not know it).
+    pub fn request(sender_mac: MacAddr, sender_ip: Ipv4Addr, target: Ipv4Addr) -> ArpRepr {
+        ArpRepr {
+            operation: Operation::Request,
+            sender_hardware_addr: sender_mac,
+            sender_protocol_addr: sender_ip,
+            target_hardware_addr: MacAddr::ZERO,
+            target_protocol_addr: target,
+        }
+    }
+
     /// The reply to this request, from `our_mac` (RFC 826 "swap the sender and target fields").
     pub fn reply_from(&self, our_mac: MacAddr) -> ArpRepr {
         ArpRepr {
@@ -207,6 +219,14 @@ mod tests {
     #[test]
     fn request_fixture_round_trip() {
         assert_eq!(ArpRepr::parse_bytes(&REQUEST).unwrap(), request());
+        assert_eq!(
+            ArpRepr::request(
+                MacAddr([2, 0, 0, 0, 0, 2]),
+                Ipv4Addr::new(192, 0, 2, 2),
+                Ipv4Addr::new(192, 0, 2, 1)
+            ),
+            request()
+        );
         let mut out = [0u8; 28];
         assert_eq!(request().emit(&mut out), 28);
         assert_eq!(out, REQUEST);

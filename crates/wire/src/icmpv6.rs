@@ -13,7 +13,7 @@ use core::net::Ipv6Addr;
 
 use super::checksum;
 use super::ethernet::MacAddr;
-use super::ipv6::{next_header, pseudo_header_sum};
+use super::ipv6::{next_header, pseudo_header_sum, Ipv6Repr};
 use super::{need, Error, Layer};
 
 /// ICMPv6 type values handled here.
@@ -25,6 +25,35 @@ pub mod message_type {
     pub const ECHO_REPLY: u8 = 129;
     pub const NEIGHBOR_SOLICIT: u8 = 135;
     pub const NEIGHBOR_ADVERT: u8 = 136;
+
+    /// RFC 4443 section 2.1: "Error messages are identified as such by a zero in the high-order bit of their
+    /// message Type field values" (types 0 to 127).
+    pub const fn is_error(msg_type: u8) -> bool {
+        msg_type < 128
+    }
+}
+
+/// ND option types (RFC 4861 section 4.6).
+pub mod nd_option {
+    pub const SOURCE_LLADDR: u8 = 1;
+    pub const TARGET_LLADDR: u8 = 2;
+}
+
+/// RFC 4861 section 7.1: neighbour discovery messages are sent, and accepted, with hop limit 255 only, so the
+/// receiver knows they were not forwarded.
+pub const ND_HOP_LIMIT: u8 = 255;
+
+/// The all-nodes multicast address ff02::1 (RFC 4291 section 2.7.1): where an advertisement answering a
+/// solicitation from the unspecified address goes (RFC 4861 section 7.2.4).
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// The solicited-node multicast address of `target` (RFC 4291 section 2.7.1: ff02::1:ff00:0/104 and the low 24
+/// bits of the address), where a neighbour solicitation goes (RFC 4861 section 7.2.2).
+pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
+    let t = target.octets();
+    Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, t[13], t[14], t[15],
+    ])
 }
 
 /// RFC 4443 section 2.4 (c): an error message includes "as much of invoking packet as possible without the
@@ -34,8 +63,8 @@ pub const MAX_ERROR_PACKET_LEN: usize = 1280;
 pub const HEADER_LEN: usize = 8;
 /// Type, code, checksum, reserved/flags, target address.
 const ND_LEN: usize = 24;
-const OPTION_SOURCE_LLADDR: u8 = 1;
-const OPTION_TARGET_LLADDR: u8 = 2;
+const OPTION_SOURCE_LLADDR: u8 = nd_option::SOURCE_LLADDR;
+const OPTION_TARGET_LLADDR: u8 = nd_option::TARGET_LLADDR;
 const LLADDR_OPTION_LEN: usize = 8;
 
 const FLAG_ROUTER: u8 = 0x80;
@@ -47,6 +76,7 @@ mod field {
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;
     pub const CHECKSUM: Range<usize> = 2..4;
+    pub const REST: Range<usize> = 4..8;
     pub const TARGET: Range<usize> = 8..24;
 }
 
@@ -92,6 +122,55 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let b = self.buffer.as_ref();
         let initial = pseudo_header_sum(src, dst, next_header::ICMPV6, b.len() as u32);
         checksum::fold(checksum::sum(b, initial)) == 0xFFFF
+    }
+
+    /// The target address of a neighbour solicitation or advertisement; [`Error::Truncated`] when the message
+    /// is shorter than the 24 bytes RFC 4861 section 7.1 requires.
+    pub fn nd_target(&self) -> Result<Ipv6Addr, Error> {
+        let b = self.buffer.as_ref();
+        need(Layer::Icmpv6, ND_LEN, b.len())?;
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&b[field::TARGET]);
+        Ok(Ipv6Addr::from(o))
+    }
+
+    /// The link-layer address option of type `wanted` ([`nd_option`]) after the 24 bytes of a neighbour
+    /// solicitation or advertisement, by the option rules of RFC 4861 section 4.6 (see the module doc).
+    pub fn nd_lladdr(&self, wanted: u8) -> Result<Option<MacAddr>, Error> {
+        let b = self.buffer.as_ref();
+        need(Layer::Icmpv6, ND_LEN, b.len())?;
+        find_lladdr(&b[ND_LEN..], wanted)
+    }
+}
+
+/// Setters, for messages built in place over a buffer that already holds their data (an echo reply made from
+/// the request, an error written in front of the invoking packet): no copy of the data, no allocation.
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    pub fn set_msg_type(&mut self, value: u8) {
+        self.buffer.as_mut()[field::TYPE] = value;
+    }
+
+    pub fn set_code(&mut self, value: u8) {
+        self.buffer.as_mut()[field::CODE] = value;
+    }
+
+    /// Store a checksum computed elsewhere (an RFC 1624 incremental update).
+    pub fn set_checksum(&mut self, value: u16) {
+        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// The second 32-bit word: zero for time exceeded, the MTU for packet too big (RFC 4443 section 3.2).
+    pub fn set_rest_of_header(&mut self, value: [u8; 4]) {
+        self.buffer.as_mut()[field::REST].copy_from_slice(&value);
+    }
+
+    /// Compute the checksum over the whole buffer and the pseudo-header of `src` -> `dst`, and store it.
+    pub fn fill_checksum(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        self.set_checksum(0);
+        let b = self.buffer.as_ref();
+        let initial = pseudo_header_sum(src, dst, next_header::ICMPV6, b.len() as u32);
+        let sum = !checksum::fold(checksum::sum(b, initial));
+        self.set_checksum(sum);
     }
 }
 
@@ -171,16 +250,14 @@ impl<'a> Icmpv6Repr<'a> {
         let b: &'a [u8] = packet.buffer;
         let data = &b[HEADER_LEN..];
         let target = || -> Result<Ipv6Addr, Error> {
-            need(Layer::Icmpv6, ND_LEN, b.len())?;
+            let target = packet.nd_target()?;
             if packet.code() != 0 {
                 return Err(Error::Malformed {
                     layer: Layer::Icmpv6,
                     reason: "ND code is not 0",
                 });
             }
-            let mut o = [0u8; 16];
-            o.copy_from_slice(&b[field::TARGET]);
-            Ok(Ipv6Addr::from(o))
+            Ok(target)
         };
         Ok(match (packet.msg_type(), packet.code()) {
             (message_type::ECHO_REQUEST, 0) => Icmpv6Repr::EchoRequest {
@@ -238,6 +315,19 @@ impl<'a> Icmpv6Repr<'a> {
         dst: Ipv6Addr,
     ) -> Result<Icmpv6Repr<'a>, Error> {
         Icmpv6Repr::parse(&Packet::new_checked(bytes)?, src, dst)
+    }
+
+    /// The IPv6 header (no extension headers) that carries this message from `src` to `dst`.
+    pub fn ipv6_repr(&self, src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8) -> Ipv6Repr {
+        Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: next_header::ICMPV6,
+            payload_len: self.buffer_len() as u16,
+            hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+        }
     }
 
     pub fn buffer_len(&self) -> usize {
@@ -390,6 +480,11 @@ mod tests {
         let mut out = [0u8; 32];
         assert_eq!(expected.emit(src(), dst(), &mut out), 32);
         assert_eq!(out, b);
+        let ip = expected.ipv6_repr(src(), dst(), ND_HOP_LIMIT);
+        assert_eq!(
+            (ip.payload_len, ip.next_header, ip.hop_limit),
+            (32, 58, 255)
+        );
         // Another source address: the pseudo-header makes the checksum fail.
         assert_eq!(
             Icmpv6Repr::parse_bytes(&b, "fe80::9".parse().unwrap(), dst()),
@@ -537,6 +632,52 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn view_accessors_and_setters() {
+        let b = ns_bytes();
+        let packet = Packet::new_checked(&b[..]).unwrap();
+        assert!(packet.verify_checksum(src(), dst()));
+        assert_eq!(
+            packet.nd_target().unwrap(),
+            "fe80::200:ff:fe00:2".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            packet.nd_lladdr(nd_option::SOURCE_LLADDR),
+            Ok(Some(MacAddr([2, 0, 0, 0, 0, 1])))
+        );
+        assert_eq!(packet.nd_lladdr(nd_option::TARGET_LLADDR), Ok(None));
+        assert!(matches!(
+            Packet::new_checked(&b[..20]).unwrap().nd_target(),
+            Err(Error::Truncated { needed: 24, .. })
+        ));
+        // An error built in place over the invoking packet equals the emitted one.
+        let invoking = [0x60u8, 0, 0, 0, 0, 8, 47, 64];
+        let ptb = Icmpv6Repr::PacketTooBig {
+            mtu: 1400,
+            invoking: &invoking,
+        };
+        let mut expected = vec![0u8; ptb.buffer_len()];
+        ptb.emit(src(), dst(), &mut expected);
+        let mut built = vec![0xeeu8; 8];
+        built.extend_from_slice(&invoking);
+        let mut packet = Packet::new_checked(&mut built[..]).unwrap();
+        packet.set_msg_type(message_type::PACKET_TOO_BIG);
+        packet.set_code(0);
+        packet.set_rest_of_header(1400u32.to_be_bytes());
+        packet.fill_checksum(src(), dst());
+        assert_eq!(built, expected);
+        assert!(message_type::is_error(message_type::TIME_EXCEEDED));
+        assert!(!message_type::is_error(message_type::ECHO_REQUEST));
+        assert_eq!(
+            solicited_node("fe80::200:ff:fe00:2".parse().unwrap()),
+            dst()
+        );
+        assert_eq!(
+            MacAddr::ipv6_multicast(ALL_NODES),
+            MacAddr([0x33, 0x33, 0, 0, 0, 1])
+        );
     }
 
     proptest! {

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::ports::unknown_port;
-use crate::config::{issue, Check, Config};
+use crate::config::{issue, Check, Config, MacAddr};
 
 pub(super) fn check_neighbors(cfg: &Config) -> Check {
     let mut seen: HashMap<(&str, IpAddr), usize> = HashMap::new();
@@ -21,7 +21,7 @@ pub(super) fn check_neighbors(cfg: &Config) -> Check {
                 ),
             ));
         }
-        if n.mac.is_multicast() || n.mac.is_zero() {
+        if n.mac.is_multicast() || n.mac == MacAddr::ZERO {
             return Err(issue(
                 format!("{at}.mac"),
                 format!("neighbor MAC {} must be a non-zero unicast address", n.mac),

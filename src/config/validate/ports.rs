@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::config::{issue, Check, Config, Issue, PortRole};
+use crate::config::{issue, Check, Config, Issue, MacAddr, PortRole};
 
 pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -82,7 +82,7 @@ pub(super) fn check_ports(cfg: &Config) -> Check {
             }
         }
         if let Some(mac) = p.mac {
-            if mac.is_multicast() || mac.is_zero() {
+            if mac.is_multicast() || mac == MacAddr::ZERO {
                 return Err(issue(
                     format!("{at}.mac"),
                     format!("port MAC {mac} must be a non-zero unicast address"),

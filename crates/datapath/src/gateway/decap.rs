@@ -1,6 +1,9 @@
 //! Decapsulation: the RFC 2784/2890 receiver rules (tunnel match on local, remote and key; checksum and
 //! sequence checks, reordering), RFC 6040 ECN, and Cisco keepalive replies.
 use super::*;
+use greway_wire::ethernet::{ethertype, EthernetRepr, HEADER_LEN as ETH};
+use greway_wire::ipv6::Ipv6Repr;
+use greway_wire::{ipv4, ipv6, MacAddr};
 
 impl<B: PacketBuf> Worker<B> {
     #[allow(clippy::too_many_arguments)]
@@ -18,29 +21,32 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::Segmented);
         }
         let d = pkt.data();
+        let l3 = &d[ETH..];
         let (local, remote, outer_ecn) = if outer_v6 {
-            let dst: [u8; 16] = d[ETH + 24..ETH + 40].try_into().expect("16");
-            let src: [u8; 16] = d[ETH + 8..ETH + 24].try_into().expect("16");
+            let ip = ipv6::Packet::new_unchecked(l3);
             (
-                IpAddr::from(dst),
-                IpAddr::from(src),
-                ((be16(d, ETH) >> 4) & 0x03) as u8,
+                IpAddr::V6(ip.dst_addr()),
+                IpAddr::V6(ip.src_addr()),
+                ip.traffic_class() & ECN_MASK,
             )
         } else {
+            let ip = ipv4::Packet::new_unchecked(l3);
             // An outer fragment: reassemble first (`reasm`), then this path runs on the whole datagram.
-            if be16(d, ETH + 6) & 0x3fff != 0 {
+            if ip.is_fragment() {
                 let excess = pkt.pkt_len() - ETH - total;
                 if excess > 0 && !pkt.trim(excess) {
                     return Verdict::Drop(DropReason::Segmented);
                 }
                 return Verdict::Hold(HoldReason::Fragment);
             }
-            let dst: [u8; 4] = d[ETH + 16..ETH + 20].try_into().expect("4");
-            let src: [u8; 4] = d[ETH + 12..ETH + 16].try_into().expect("4");
-            (IpAddr::from(dst), IpAddr::from(src), d[ETH + 1] & 0x03)
+            (
+                IpAddr::V4(ip.dst_addr()),
+                IpAddr::V4(ip.src_addr()),
+                ip.dscp_ecn() & ECN_MASK,
+            )
         };
-        let gre_bytes = &d[ETH + ihl..ETH + total];
-        let g = match gre::Packet::new_checked(gre_bytes) {
+        let outer = &l3[..total];
+        let g = match gre::Packet::new_checked(&outer[ihl..]) {
             Ok(g) => g,
             Err(e) => {
                 return Verdict::Drop(match e {
@@ -77,12 +83,13 @@ impl<B: PacketBuf> Worker<B> {
             return tdrop(c, DropReason::BadChecksum);
         }
         let proto = g.protocol();
-        let mut off = ETH + ihl + g.header_len();
+        // Bytes of outer IP header and GRE header (and shim) in front of the inner packet.
+        let mut strip = ihl + g.header_len();
         let seq = g.sequence();
         if proto == gre::protocol::KEEPALIVE {
             // The reply to our keepalive is the inner header we built: key, no checksum, no sequence number
             // (Cisco's format). It carries no data, so the tunnel's checksum requirement does not apply.
-            return self.keepalive_in(tables, pkt, t, off, ETH + total, c);
+            return self.keepalive_in(tables, pkt, t, strip, total, c);
         }
         if !g.has_checksum() && t.checksum {
             return tdrop(c, DropReason::MissingChecksum);
@@ -108,30 +115,26 @@ impl<B: PacketBuf> Worker<B> {
         }
         let inner_type = match proto {
             gre::protocol::IPV4 | gre::protocol::IPV6 => proto,
-            gre::protocol::CISCO_METADATA => {
-                match gre::CiscoMetaData::parse(&d[off..ETH + total]) {
-                    Ok(m)
-                        if m.inner_ethertype == ETHERTYPE_IPV4
-                            || m.inner_ethertype == ETHERTYPE_IPV6 =>
-                    {
-                        off += m.shim_len;
-                        m.inner_ethertype
-                    }
-                    Ok(_) => return tdrop(c, DropReason::UnsupportedGreProtocol),
-                    Err(_) => return tdrop(c, DropReason::Truncated),
+            gre::protocol::CISCO_METADATA => match gre::CiscoMetaData::parse(&outer[strip..]) {
+                Ok(m)
+                    if m.inner_ethertype == ethertype::IPV4
+                        || m.inner_ethertype == ethertype::IPV6 =>
+                {
+                    strip += m.shim_len;
+                    m.inner_ethertype
                 }
-            }
+                Ok(_) => return tdrop(c, DropReason::UnsupportedGreProtocol),
+                Err(_) => return tdrop(c, DropReason::Truncated),
+            },
             _ => return tdrop(c, DropReason::UnsupportedGreProtocol),
         };
-        let end = ETH + total;
         // Strip everything before the inner packet but leave room for a fresh Ethernet header.
-        let strip = off - ETH;
-        let trail = pkt.pkt_len() - end;
+        let trail = pkt.pkt_len() - ETH - total;
         if !pkt.adj(strip) || (trail > 0 && !pkt.trim(trail)) {
             return tdrop(c, DropReason::Truncated);
         }
-        put16(pkt.data_mut(), 12, inner_type);
-        let inner_ok = if inner_type == ETHERTYPE_IPV4 {
+        fresh_ethernet(pkt.data_mut(), inner_type);
+        let inner_ok = if inner_type == ethertype::IPV4 {
             Self::check_ipv4(pkt.data()).map(|(_, tot)| tot)
         } else {
             Self::check_ipv6(pkt.data())
@@ -144,23 +147,19 @@ impl<B: PacketBuf> Worker<B> {
         if excess > 0 && !pkt.trim(excess) {
             return tdrop(c, DropReason::Truncated);
         }
-        let d = pkt.data();
-        let (isrc, idst): (IpAddr, IpAddr) = if inner_type == ETHERTYPE_IPV4 {
+        let inner = &pkt.data()[ETH..];
+        let (isrc, idst, inner_gre) = if inner_type == ethertype::IPV4 {
+            let ip = ipv4::Packet::new_unchecked(inner);
             (
-                IpAddr::from(<[u8; 4]>::try_from(&d[ETH + 12..ETH + 16]).expect("4")),
-                IpAddr::from(<[u8; 4]>::try_from(&d[ETH + 16..ETH + 20]).expect("4")),
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                ip.protocol() == ipv4::protocol::GRE,
             )
         } else {
-            (
-                IpAddr::from(<[u8; 16]>::try_from(&d[ETH + 8..ETH + 24]).expect("16")),
-                IpAddr::from(<[u8; 16]>::try_from(&d[ETH + 24..ETH + 40]).expect("16")),
-            )
+            let ip = ipv6::Packet::new_unchecked(inner);
+            (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), false)
         };
-        if inner_type == ETHERTYPE_IPV4
-            && d[ETH + 9] == PROTO_GRE
-            && isrc == t.local
-            && idst == t.remote
-        {
+        if inner_gre && isrc == t.local && idst == t.remote {
             // A Cisco keepalive from the peer: the inner packet goes back to the peer as it is (reflection),
             // only for a configured tunnel (we got here through the tunnel match) and only to its remote.
             c.tunnels[ti as usize].keepalives_rx += 1;
@@ -181,25 +180,34 @@ impl<B: PacketBuf> Worker<B> {
         }
         // RFC 6040 section 4.2 decapsulation (normal mode): outer CE with inner Not-ECT -> drop; outer CE with
         // inner ECT -> inner CE; otherwise the inner field stands.
-        if outer_ecn == 0b11 {
-            let d = pkt.data_mut();
-            if inner_type == ETHERTYPE_IPV4 {
-                let ecn = d[ETH + 1] & 0x03;
-                if ecn == 0 {
-                    return tdrop(c, DropReason::EcnCeOnNotEct);
-                }
-                if ecn != 0b11 {
-                    let old = be16(d, ETH);
-                    d[ETH + 1] |= 0x03;
-                    let ck = checksum::update16(be16(d, ETH + 10), old, be16(d, ETH));
-                    put16(d, ETH + 10, ck);
+        if outer_ecn == ECN_CE {
+            let inner = &mut pkt.data_mut()[ETH..];
+            if inner_type == ethertype::IPV4 {
+                let mut ip = ipv4::Packet::new_unchecked(inner);
+                let tos = ip.dscp_ecn();
+                match tos & ECN_MASK {
+                    ECN_NOT_ECT => return tdrop(c, DropReason::EcnCeOnNotEct),
+                    ECN_CE => {}
+                    _ => {
+                        ip.set_dscp_ecn(tos | ECN_CE);
+                        // RFC 1624 update for the changed DSCP/ECN byte (the low half of the first word).
+                        let ck = checksum::update16(
+                            ip.checksum(),
+                            u16::from(tos),
+                            u16::from(tos | ECN_CE),
+                        );
+                        set_ipv4_checksum(ip.into_inner(), ck);
+                    }
                 }
             } else {
-                let ecn = ((be16(d, ETH) >> 4) & 0x03) as u8;
-                if ecn == 0 {
+                let Ok(mut ip) = Ipv6Repr::parse(&ipv6::Packet::new_unchecked(&*inner)) else {
+                    return tdrop(c, DropReason::BadIpHeader);
+                };
+                if ip.traffic_class & ECN_MASK == ECN_NOT_ECT {
                     return tdrop(c, DropReason::EcnCeOnNotEct);
                 }
-                d[ETH + 1] |= 0x30;
+                ip.traffic_class |= ECN_CE;
+                ip.emit(inner);
             }
         }
         let tc = &mut c.tunnels[ti as usize];
@@ -211,19 +219,20 @@ impl<B: PacketBuf> Worker<B> {
 
     /// Cisco keepalives (GRE protocol 0). A peer's keepalive carries an inner IPv4+GRE packet addressed back
     /// to the peer: forward it (reflect). An empty one is our own keepalive coming back: the tunnel is alive.
+    /// The GRE payload is `strip..total` of the outer IP packet.
     pub(super) fn keepalive_in(
         &mut self,
         tables: &Tables,
         pkt: &mut B,
         t: &Tunnel,
-        off: usize,
-        end: usize,
+        strip: usize,
+        total: usize,
         c: &mut Counters,
     ) -> Verdict {
         let ti = t.index as usize;
-        let d = pkt.data();
-        let payload = &d[off..end];
-        if payload.len() < 20 || payload[0] >> 4 != 4 {
+        let payload = &pkt.data()[ETH..][strip..total];
+        let ip = ipv4::Packet::new_unchecked(payload);
+        if payload.len() < ipv4::HEADER_LEN || ip.version() != 4 {
             t.state
                 .last_keepalive_tsc
                 .store(self.now.max(1), Ordering::Relaxed);
@@ -231,17 +240,18 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::KeepaliveConsumed);
         }
         // The inner packet must go back to the tunnel's peer, from our tunnel address: reflect nothing else.
-        let idst = IpAddr::from(<[u8; 4]>::try_from(&payload[16..20]).expect("4"));
-        let isrc = IpAddr::from(<[u8; 4]>::try_from(&payload[12..16]).expect("4"));
-        if idst != t.remote || isrc != t.local || payload[9] != PROTO_GRE {
+        if IpAddr::V4(ip.dst_addr()) != t.remote
+            || IpAddr::V4(ip.src_addr()) != t.local
+            || ip.protocol() != ipv4::protocol::GRE
+        {
             c.tunnels[ti].drops += 1;
             return Verdict::Drop(DropReason::UnsupportedGreProtocol);
         }
-        let trail = pkt.pkt_len() - end;
-        if !pkt.adj(off - ETH) || (trail > 0 && !pkt.trim(trail)) {
+        let trail = pkt.pkt_len() - ETH - total;
+        if !pkt.adj(strip) || (trail > 0 && !pkt.trim(trail)) {
             return Verdict::Drop(DropReason::Truncated);
         }
-        put16(pkt.data_mut(), 12, ETHERTYPE_IPV4);
+        fresh_ethernet(pkt.data_mut(), ethertype::IPV4);
         if Self::check_ipv4(pkt.data()).is_err() {
             c.tunnels[ti].drops += 1;
             return Verdict::Drop(DropReason::BadIpHeader);
@@ -252,5 +262,59 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::NoRoute);
         };
         self.l2_rewrite(tables, pkt, port, nh)
+    }
+}
+
+/// RFC 3168 section 5: the ECN field, the low two bits of the IPv4 TOS byte / IPv6 traffic class.
+const ECN_MASK: u8 = 0b11;
+const ECN_NOT_ECT: u8 = 0b00;
+const ECN_CE: u8 = 0b11;
+
+/// Store an IPv4 header checksum computed by an RFC 1624 update. `ipv4::Packet` has no checksum setter yet (only
+/// `fill_checksum`, which sums the header again); until it has one, this is the one header field written by
+/// offset outside `wire`.
+#[inline(always)]
+fn set_ipv4_checksum(header: &mut [u8], ck: u16) {
+    const CHECKSUM: core::ops::Range<usize> = 10..12;
+    header[CHECKSUM].copy_from_slice(&ck.to_be_bytes());
+}
+
+/// The Ethernet header in front of a decapsulated packet: its EtherType; the addresses are written when the
+/// packet is routed (`l2_rewrite`). Written whole: the bytes there are what was left of the outer headers, and
+/// a view that looked for a VLAN tag in them could be fooled.
+#[inline(always)]
+fn fresh_ethernet(d: &mut [u8], inner_type: u16) {
+    EthernetRepr {
+        src_addr: MacAddr::ZERO,
+        dst_addr: MacAddr::ZERO,
+        vlan: None,
+        ethertype: inner_type,
+    }
+    .emit(d);
+}
+
+#[cfg(test)]
+mod tests {
+    use greway_wire::checksum::update16;
+
+    /// The ECN update names only the DSCP/ECN byte; RFC 1624 eqn. 3 over the whole first word (version/IHL
+    /// byte unchanged) sums to the same value, so the header checksum is the same.
+    #[test]
+    fn ecn_update_of_the_tos_byte_equals_the_update_of_the_first_word() {
+        for hc in (0..=u16::MAX).step_by(3) {
+            for tos in (0..=u8::MAX).filter(|t| matches!(t & 3, 1 | 2)) {
+                for ver_ihl in [0x45u16, 0x46, 0x4f] {
+                    assert_eq!(
+                        update16(hc, u16::from(tos), u16::from(tos | 3)),
+                        update16(
+                            hc,
+                            ver_ihl << 8 | u16::from(tos),
+                            ver_ihl << 8 | u16::from(tos | 3)
+                        ),
+                        "hc={hc:#06x} tos={tos:#04x}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! encap lookups of a burst, held packets by reason), handed-off packets, reordering buffers, packets waiting
 //! for a neighbour, reassembly, and what is left at stop.
 use super::*;
+use greway_wire::ethernet::{ethertype, Frame, HEADER_LEN as ETH};
+use greway_wire::{ipv4, ipv6, MacAddr};
 
 impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     #[inline]
@@ -57,12 +59,15 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         // The destination's encap route by family (IPv6: the fixed header's destination).
         let lookup = |p: &B| {
             let d = p.data();
-            if d.len() >= ETH + 20 && be16(d, 12) == ETHERTYPE_IPV4 {
-                let a = u32::from_be_bytes([d[ETH + 16], d[ETH + 17], d[ETH + 18], d[ETH + 19]]);
-                tables.routes.encap4.lookup(a)
-            } else if d.len() >= ETH + 40 && be16(d, 12) == ETHERTYPE_IPV6 {
-                let a: &[u8; 16] = d[ETH + 24..ETH + 40].try_into().ok()?;
-                tables.routes.encap6.lookup_bytes(a)
+            let frame = Frame::new_unchecked(d);
+            if d.len() >= ETH + ipv4::HEADER_LEN && frame.outer_ethertype() == ethertype::IPV4 {
+                let dst = ipv4::Packet::new_unchecked(&d[ETH..]).dst_addr();
+                tables.routes.encap4.lookup(u32::from(dst))
+            } else if d.len() >= ETH + ipv6::HEADER_LEN
+                && frame.outer_ethertype() == ethertype::IPV6
+            {
+                let dst = ipv6::Packet::new_unchecked(&d[ETH..]).dst_addr();
+                tables.routes.encap6.lookup_bytes(&dst.octets())
             } else {
                 None
             }
@@ -321,10 +326,9 @@ impl<B: PacketBuf + Send> Gateway<B> {
             // None: still waiting.
             let v = match w {
                 Waiting::L2 { port, nh } => self.tables.neighbors.get(&nh).map(|n| {
-                    let (mac, src) = (n.mac, self.tables.ports[port].mac);
-                    let d = pkt.data_mut();
-                    d[0..6].copy_from_slice(&mac);
-                    d[6..12].copy_from_slice(&src);
+                    let mut frame = Frame::new_unchecked(pkt.data_mut());
+                    frame.set_dst_addr(MacAddr(n.mac));
+                    frame.set_src_addr(MacAddr(self.tables.ports[port].mac));
                     Verdict::Tx(port)
                 }),
                 // By id: the tunnel may have moved to another index, or be gone.

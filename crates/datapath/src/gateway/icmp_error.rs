@@ -1,6 +1,11 @@
 //! ICMP errors built in place of the offending packet (RFC 792/1812, RFC 4443): fragmentation needed,
-//! packet too big, time exceeded; rate-limited by a token bucket.
+//! packet too big, time exceeded; rate-limited by a token bucket. The offending packet is read through `wire`
+//! views; the new headers are `emit`ted in front of the quoted part and the ICMP header is set through the view.
 use super::*;
+use greway_wire::ethernet::{ethertype, EthernetRepr, Frame, HEADER_LEN as ETH};
+use greway_wire::ipv4::Ipv4Repr;
+use greway_wire::ipv6::Ipv6Repr;
+use greway_wire::{icmpv4, icmpv6, ipv4, ipv6, MacAddr};
 
 impl<B: PacketBuf> Worker<B> {
     /// Turn the offending packet into an ICMP error back to its source (rate limited), then route it.
@@ -25,90 +30,113 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::Segmented);
         }
         let d = pkt.data();
-        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
+        let frame = Frame::new_unchecked(d);
+        let v4 = frame.outer_ethertype() == ethertype::IPV4;
         let port = &tables.ports[in_port];
-        let src_mac: [u8; 6] = d[6..12].try_into().expect("6");
+        let eth = EthernetRepr {
+            src_addr: MacAddr(port.mac),
+            dst_addr: frame.src_addr(),
+            vlan: None,
+            ethertype: if v4 { ethertype::IPV4 } else { ethertype::IPV6 },
+        };
+        let l3 = &d[ETH..];
         if v4 {
             let Some(me) = port.first_v4().or_else(|| tables.local4.first().copied()) else {
                 return Verdict::Drop(drop_reason);
             };
-            let orig_src: [u8; 4] = d[ETH + 12..ETH + 16].try_into().expect("4");
+            let ip = ipv4::Packet::new_unchecked(l3);
             // Never answer an ICMP error with one (RFC 1122 3.2.2), nor a fragment other than the first.
-            if d[ETH + 9] == PROTO_ICMP {
-                let ihl = usize::from(d[ETH] & 0x0f) * 4;
-                let t = d.get(ETH + ihl).copied().unwrap_or(0);
-                if !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18) {
+            if ip.protocol() == ipv4::protocol::ICMP {
+                let t = l3.get(ip.header_len()).copied().unwrap_or(0);
+                if !icmpv4::message_type::is_query(t) {
                     return Verdict::Drop(drop_reason);
                 }
             }
-            if be16(d, ETH + 6) & 0x1fff != 0 {
+            if ip.frag_offset() != 0 {
                 return Verdict::Drop(drop_reason);
             }
+            let orig_src = ip.src_addr();
+            let head = ipv4::HEADER_LEN + icmpv4::HEADER_LEN;
             // RFC 1812 4.3.2.3: as much of the original as fits in 576 bytes.
-            let quote = (pkt.pkt_len() - ETH).min(576 - 28);
-            let excess = pkt.pkt_len() - ETH - quote;
-            if (excess > 0 && !pkt.trim(excess)) || pkt.prepend(28).is_none() {
+            let Some(quote) = quote_behind(pkt, head, icmpv4::MAX_ERROR_DATAGRAM_LEN) else {
                 return Verdict::Drop(DropReason::NoHeadroom);
-            }
+            };
+            let ip = Ipv4Repr {
+                src_addr: me,
+                dst_addr: orig_src,
+                protocol: ipv4::protocol::ICMP,
+                payload_len: (icmpv4::HEADER_LEN + quote) as u16,
+                ttl: 64,
+                dscp_ecn: 0,
+                ident: 0,
+                dont_frag: false,
+                more_frags: false,
+                frag_offset: 0,
+            };
             let d = pkt.data_mut();
-            d[0..6].copy_from_slice(&src_mac);
-            d[6..12].copy_from_slice(&port.mac);
-            put16(d, 12, ETHERTYPE_IPV4);
-            let total = 28 + quote;
-            let ip = &mut d[ETH..ETH + 20];
-            ip.copy_from_slice(&[
-                0x45, 0, 0, 0, 0, 0, 0, 0, 64, PROTO_ICMP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            ]);
-            put16(ip, 2, total as u16);
-            ip[12..16].copy_from_slice(&me.octets());
-            ip[16..20].copy_from_slice(&orig_src);
-            let ck = ipv4_header_checksum(ip);
-            put16(ip, 10, ck);
-            let icmp = &mut d[ETH + 20..];
+            let at = eth.emit(d);
+            let at = at + ip.emit(&mut d[at..]);
+            let mut icmp = icmpv4::Packet::new_unchecked(&mut d[at..]);
             match kind {
                 IcmpKind::TooBig(mtu) => {
-                    icmp[0..8].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
-                    put16(icmp, 6, mtu);
+                    icmp.set_msg_type(icmpv4::message_type::DST_UNREACHABLE);
+                    icmp.set_code(icmpv4::unreachable_code::FRAGMENTATION_NEEDED);
+                    // RFC 1191 4: the next-hop MTU in the low-order 16 bits of the second word.
+                    icmp.set_rest_of_header(u32::from(mtu).to_be_bytes());
                 }
-                IcmpKind::TimeExceeded => icmp[0..8].copy_from_slice(&[11, 0, 0, 0, 0, 0, 0, 0]),
+                IcmpKind::TimeExceeded => {
+                    icmp.set_msg_type(icmpv4::message_type::TIME_EXCEEDED);
+                    icmp.set_code(icmpv4::time_exceeded_code::TTL_EXCEEDED_IN_TRANSIT);
+                    icmp.set_rest_of_header([0; 4]);
+                }
             }
-            let ck = checksum::checksum(icmp);
-            put16(icmp, 2, ck);
+            icmp.fill_checksum();
         } else {
             let Some(me) = port.first_v6().or_else(|| tables.local6.first().copied()) else {
                 return Verdict::Drop(drop_reason);
             };
-            let orig_src: [u8; 16] = d[ETH + 8..ETH + 24].try_into().expect("16");
-            if d[ETH + 6] == PROTO_ICMPV6 && d.get(ETH + 40).is_some_and(|t| *t < 128) {
+            let ip = ipv6::Packet::new_unchecked(l3);
+            if ip.next_header() == ipv6::next_header::ICMPV6
+                && l3
+                    .get(ipv6::HEADER_LEN)
+                    .is_some_and(|t| icmpv6::message_type::is_error(*t))
+            {
                 return Verdict::Drop(drop_reason);
             }
+            let orig_src = ip.src_addr();
+            let head = ipv6::HEADER_LEN + icmpv6::HEADER_LEN;
             // RFC 4443 2.4(c): as much of the invoking packet as fits in the minimum IPv6 MTU.
-            let quote = (pkt.pkt_len() - ETH).min(1280 - 48);
-            let excess = pkt.pkt_len() - ETH - quote;
-            if (excess > 0 && !pkt.trim(excess)) || pkt.prepend(48).is_none() {
+            let Some(quote) = quote_behind(pkt, head, icmpv6::MAX_ERROR_PACKET_LEN) else {
                 return Verdict::Drop(DropReason::NoHeadroom);
-            }
+            };
+            let ip = Ipv6Repr {
+                src_addr: me,
+                dst_addr: orig_src,
+                next_header: ipv6::next_header::ICMPV6,
+                payload_len: (icmpv6::HEADER_LEN + quote) as u16,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            };
             let d = pkt.data_mut();
-            d[0..6].copy_from_slice(&src_mac);
-            d[6..12].copy_from_slice(&port.mac);
-            put16(d, 12, ETHERTYPE_IPV6);
-            let plen = (8 + quote) as u16;
-            let ip = &mut d[ETH..ETH + 40];
-            ip[0..8].copy_from_slice(&[0x60, 0, 0, 0, 0, 0, PROTO_ICMPV6, 64]);
-            put16(ip, 4, plen);
-            ip[8..24].copy_from_slice(&me.octets());
-            ip[24..40].copy_from_slice(&orig_src);
-            let icmp = &mut d[ETH + 40..];
+            let at = eth.emit(d);
+            let at = at + ip.emit(&mut d[at..]);
+            let mut icmp = icmpv6::Packet::new_unchecked(&mut d[at..]);
             match kind {
                 IcmpKind::TooBig(mtu) => {
-                    icmp[0..8].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
-                    icmp[4..8].copy_from_slice(&u32::from(mtu).to_be_bytes());
+                    icmp.set_msg_type(icmpv6::message_type::PACKET_TOO_BIG);
+                    icmp.set_code(0);
+                    // RFC 4443 3.2: the MTU of the next-hop link, 32 bits.
+                    icmp.set_rest_of_header(u32::from(mtu).to_be_bytes());
                 }
-                IcmpKind::TimeExceeded => icmp[0..8].copy_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]),
+                IcmpKind::TimeExceeded => {
+                    icmp.set_msg_type(icmpv6::message_type::TIME_EXCEEDED);
+                    // Code 0: hop limit exceeded in transit (RFC 4443 3.3).
+                    icmp.set_code(0);
+                    icmp.set_rest_of_header([0; 4]);
+                }
             }
-            let ps = icmpv6_pseudo(&me.octets(), &orig_src, u32::from(plen));
-            let ck = !checksum::fold(checksum::sum(icmp, ps));
-            put16(icmp, 2, ck);
+            icmp.fill_checksum(ip.src_addr, ip.dst_addr);
         }
         c.icmp_errors_sent += 1;
         // Back toward the sender: the source is behind the port the packet came in on, or behind a tunnel.
@@ -119,4 +147,16 @@ impl<B: PacketBuf> Worker<B> {
             self.route_ip(tables, pkt, in_port, false, c)
         }
     }
+}
+
+/// Cut the offending IP packet so that the error, `head` bytes of new IP and ICMP header in front of it, is at
+/// most `max_len` bytes of IP, and make room for the headers (the Ethernet header moves to the front). Returns
+/// the length quoted; None when the buffer cannot be cut or has no headroom.
+fn quote_behind<B: PacketBuf>(pkt: &mut B, head: usize, max_len: usize) -> Option<usize> {
+    let quote = (pkt.pkt_len() - ETH).min(max_len - head);
+    let excess = pkt.pkt_len() - ETH - quote;
+    if (excess > 0 && !pkt.trim(excess)) || pkt.prepend(head).is_none() {
+        return None;
+    }
+    Some(quote)
 }

@@ -1,37 +1,41 @@
 //! Answers for our own addresses: ARP (RFC 826), ICMP echo, ICMPv6 echo and neighbour discovery (RFC 4861).
+//! Requests are read through `wire` views and Reprs; answers are written in place of the request through the
+//! views' setters and `emit`, so no answer allocates.
 use super::*;
+use greway_wire::arp::{ArpRepr, Operation};
+use greway_wire::ethernet::{ethertype, EthernetRepr, Frame, HEADER_LEN as ETH};
+use greway_wire::icmpv6::Icmpv6Repr;
+use greway_wire::ipv6::Ipv6Repr;
+use greway_wire::{icmpv4, icmpv6, ipv4, ipv6, Error as WireError, MacAddr};
 
 impl<B: PacketBuf> Worker<B> {
     pub(super) fn arp_in(&mut self, tables: &Tables, pkt: &mut B, in_port: usize) -> Verdict {
-        let d = pkt.data();
-        if d.len() < ETH + 28 {
-            return Verdict::Drop(DropReason::Truncated);
-        }
-        let a = &d[ETH..ETH + 28];
-        if be16(a, 0) != 1 || be16(a, 2) != ETHERTYPE_IPV4 || a[4] != 6 || a[5] != 4 {
-            return Verdict::Drop(DropReason::ArpIgnored);
-        }
-        let op = be16(a, 6);
-        let sha: [u8; 6] = a[8..14].try_into().expect("6");
-        let spa: [u8; 4] = a[14..18].try_into().expect("4");
-        let tpa: [u8; 4] = a[24..28].try_into().expect("4");
+        let arp = match ArpRepr::parse_bytes(&pkt.data()[ETH..]) {
+            Ok(a) => a,
+            Err(WireError::Truncated { .. }) => return Verdict::Drop(DropReason::Truncated),
+            // Not Ethernet/IPv4, or neither request nor reply.
+            Err(_) => return Verdict::Drop(DropReason::ArpIgnored),
+        };
+        let (sha, spa) = (arp.sender_hardware_addr, arp.sender_protocol_addr);
         let port = &tables.ports[in_port];
-        let ours = port.v4.iter().any(|x| x.0.octets() == tpa);
-        let sender_on_link = port.v4.iter().any(|(a, l)| {
-            ipnet::Ipv4Net::new(*a, *l).is_ok_and(|n| n.contains(&Ipv4Addr::from(spa)))
-        });
-        if sender_on_link && spa != [0; 4] && sha[0] & 1 == 0 {
-            let known = tables.neighbors.get(&IpAddr::from(spa)).map(|n| n.mac);
-            if known != Some(sha) && (ours || op == 2) {
+        let ours = port.v4.iter().any(|x| x.0 == arp.target_protocol_addr);
+        let sender_on_link = port
+            .v4
+            .iter()
+            .any(|(a, l)| ipnet::Ipv4Net::new(*a, *l).is_ok_and(|n| n.contains(&spa)));
+        let reply = arp.operation == Operation::Reply;
+        if sender_on_link && !spa.is_unspecified() && sha.is_unicast() {
+            let known = tables.neighbors.get(&IpAddr::V4(spa)).map(|n| n.mac);
+            if known != Some(sha.0) && (ours || reply) {
                 self.event(Event::Neighbor {
                     port: in_port,
-                    ip: IpAddr::from(spa),
-                    mac: sha,
+                    ip: IpAddr::V4(spa),
+                    mac: sha.0,
                 });
             }
         }
-        if op != 1 || !ours {
-            return Verdict::Drop(if op == 2 {
+        if reply || !ours {
+            return Verdict::Drop(if reply {
                 DropReason::NeighborLearned
             } else {
                 DropReason::ArpIgnored
@@ -40,16 +44,12 @@ impl<B: PacketBuf> Worker<B> {
         if !self.reply_limit.take(self.now) {
             return Verdict::Drop(DropReason::ReplyRateLimited);
         }
-        let mac = port.mac;
+        let mac = MacAddr(port.mac);
         let d = pkt.data_mut();
-        d[0..6].copy_from_slice(&sha);
-        d[6..12].copy_from_slice(&mac);
-        let a = &mut d[ETH..ETH + 28];
-        put16(a, 6, 2);
-        a[18..24].copy_from_slice(&sha);
-        a[24..28].copy_from_slice(&spa);
-        a[8..14].copy_from_slice(&mac);
-        a[14..18].copy_from_slice(&tpa);
+        let mut frame = Frame::new_unchecked(&mut d[..]);
+        frame.set_dst_addr(sha);
+        frame.set_src_addr(mac);
+        arp.reply_from(mac).emit(&mut d[ETH..]);
         Verdict::Tx(in_port)
     }
 
@@ -61,40 +61,35 @@ impl<B: PacketBuf> Worker<B> {
         ihl: usize,
         total: usize,
     ) -> Verdict {
-        let d = pkt.data();
-        if total < ihl + 8 {
+        if total < ihl + icmpv4::HEADER_LEN {
             return Verdict::Drop(DropReason::Truncated);
         }
-        if d[ETH + ihl] != 8 {
+        let request = icmpv4::Packet::new_unchecked(&pkt.data()[ETH..][ihl..total]);
+        if request.msg_type() != icmpv4::message_type::ECHO_REQUEST {
             return Verdict::Drop(DropReason::LocalUnhandled);
         }
         let excess = pkt.pkt_len() - ETH - total;
         if excess > 0 && !pkt.trim(excess) {
             return Verdict::Drop(DropReason::Segmented);
         }
-        if checksum::fold(checksum::sum(&pkt.data()[ETH + ihl..], 0)) != 0xffff {
+        if !icmpv4::Packet::new_unchecked(&pkt.data()[ETH..][ihl..]).verify_checksum() {
             return Verdict::Drop(DropReason::BadChecksum);
         }
-        let mac = tables.ports[in_port].mac;
-        let d = pkt.data_mut();
+        let mac = MacAddr(tables.ports[in_port].mac);
         // Echo reply: swap addresses, type 8 -> 0 (RFC 1624 update of the ICMP checksum), fresh TTL.
-        let (eth, rest) = d.split_at_mut(6);
-        eth.copy_from_slice(&rest[..6]);
-        d[6..12].copy_from_slice(&mac);
-        let ip = &mut d[ETH..];
-        let mut src = [0u8; 4];
-        src.copy_from_slice(&ip[12..16]);
-        ip.copy_within(16..20, 12);
-        ip[16..20].copy_from_slice(&src);
-        ip[8] = 64;
-        put16(ip, 10, 0);
-        let ck = ipv4_header_checksum(&ip[..ihl]);
-        put16(ip, 10, ck);
-        let icmp = &mut ip[ihl..];
-        let old = be16(icmp, 0);
-        icmp[0] = 0;
-        let ck = checksum::update16(be16(icmp, 2), old, be16(icmp, 0));
-        put16(icmp, 2, ck);
+        let (l2, l3) = pkt.data_mut().split_at_mut(ETH);
+        turn_around(l2, mac);
+        let mut ip = ipv4::Packet::new_unchecked(l3);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_ttl(64);
+        ip.fill_checksum();
+        let mut icmp = icmpv4::Packet::new_unchecked(ip.payload_mut());
+        let old = u16::from_be_bytes([icmp.msg_type(), icmp.code()]);
+        icmp.set_msg_type(icmpv4::message_type::ECHO_REPLY);
+        let new = u16::from_be_bytes([icmp.msg_type(), icmp.code()]);
+        icmp.set_checksum(checksum::update16(icmp.checksum(), old, new));
         Verdict::Tx(in_port)
     }
 
@@ -109,45 +104,32 @@ impl<B: PacketBuf> Worker<B> {
         if excess > 0 && !pkt.trim(excess) {
             return Verdict::Drop(DropReason::Segmented);
         }
-        let d = pkt.data();
-        if total < 48 {
+        if total < ipv6::HEADER_LEN + icmpv6::HEADER_LEN {
             return Verdict::Drop(DropReason::Truncated);
         }
-        let src: [u8; 16] = d[ETH + 8..ETH + 24].try_into().expect("16");
-        let dst: [u8; 16] = d[ETH + 24..ETH + 40].try_into().expect("16");
-        let icmp = &d[ETH + 40..ETH + total];
-        let plen = icmp.len() as u32;
-        let ps = icmpv6_pseudo(&src, &dst, plen);
-        if checksum::fold(checksum::sum(icmp, ps)) != 0xffff {
+        let l3 = &pkt.data()[ETH..][..total];
+        let ip = ipv6::Packet::new_unchecked(l3);
+        let (src, dst, hop_limit) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
+        let icmp = icmpv6::Packet::new_unchecked(&l3[ipv6::HEADER_LEN..]);
+        if !icmp.verify_checksum(src, dst) {
             return Verdict::Drop(DropReason::BadChecksum);
         }
-        let mac = tables.ports[in_port].mac;
-        match icmp[0] {
-            128 if self.is_local6(tables, dst) => {
-                let d = pkt.data_mut();
-                let (eth, rest) = d.split_at_mut(6);
-                eth.copy_from_slice(&rest[..6]);
-                d[6..12].copy_from_slice(&mac);
-                d[ETH + 8..ETH + 24].copy_from_slice(&dst);
-                d[ETH + 24..ETH + 40].copy_from_slice(&src);
-                d[ETH + 7] = 64;
-                // Swapping src and dst leaves the pseudo-header sum unchanged: only the type changes.
-                let old = be16(d, ETH + 40);
-                d[ETH + 40] = 129;
-                let ck = checksum::update16(be16(d, ETH + 42), old, be16(d, ETH + 40));
-                put16(d, ETH + 42, ck);
-                Verdict::Tx(in_port)
+        match icmp.msg_type() {
+            icmpv6::message_type::ECHO_REQUEST if self.is_local6(tables, dst.octets()) => {
+                self.echo6_reply(tables, pkt, in_port)
             }
-            135 => self.nd_solicit(tables, pkt, in_port, src, total),
-            136 => {
+            icmpv6::message_type::NEIGHBOR_SOLICIT => self.nd_solicit(tables, pkt, in_port, total),
+            icmpv6::message_type::NEIGHBOR_ADVERT => {
                 // Neighbour advertisement: learn the target's link-layer address (RFC 4861 7.2.5).
-                if d[ETH + 7] == 255 && icmp.len() >= 24 {
-                    let target: [u8; 16] = icmp[8..24].try_into().expect("16");
-                    if let Some(ll) = nd_option(&icmp[24..], 2) {
+                if hop_limit == icmpv6::ND_HOP_LIMIT {
+                    if let (Ok(target), Ok(Some(ll))) = (
+                        icmp.nd_target(),
+                        icmp.nd_lladdr(icmpv6::nd_option::TARGET_LLADDR),
+                    ) {
                         self.event(Event::Neighbor {
                             port: in_port,
-                            ip: IpAddr::from(target),
-                            mac: ll,
+                            ip: IpAddr::V6(target),
+                            mac: ll.0,
                         });
                     }
                 }
@@ -157,6 +139,26 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
+    /// An ICMPv6 echo request to one of our addresses (checksum verified) becomes the reply in place.
+    fn echo6_reply(&mut self, tables: &Tables, pkt: &mut B, in_port: usize) -> Verdict {
+        let mac = MacAddr(tables.ports[in_port].mac);
+        let (l2, l3) = pkt.data_mut().split_at_mut(ETH);
+        turn_around(l2, mac);
+        let Ok(mut ip) = Ipv6Repr::parse(&ipv6::Packet::new_unchecked(&*l3)) else {
+            return Verdict::Drop(DropReason::BadIpHeader);
+        };
+        (ip.src_addr, ip.dst_addr) = (ip.dst_addr, ip.src_addr);
+        ip.hop_limit = 64;
+        let at = ip.emit(l3);
+        // Swapping src and dst leaves the pseudo-header sum unchanged: only the type changes.
+        let mut icmp = icmpv6::Packet::new_unchecked(&mut l3[at..]);
+        let old = u16::from_be_bytes([icmp.msg_type(), icmp.code()]);
+        icmp.set_msg_type(icmpv6::message_type::ECHO_REPLY);
+        let new = u16::from_be_bytes([icmp.msg_type(), icmp.code()]);
+        icmp.set_checksum(checksum::update16(icmp.checksum(), old, new));
+        Verdict::Tx(in_port)
+    }
+
     /// RFC 4861 7.2.4: answer a solicitation for one of our addresses with a solicited advertisement carrying
     /// our link-layer address; learn the solicitor's address from its option.
     pub(super) fn nd_solicit(
@@ -164,35 +166,64 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkt: &mut B,
         in_port: usize,
-        src: [u8; 16],
         total: usize,
     ) -> Verdict {
         let d = pkt.data();
-        let icmp = &d[ETH + 40..ETH + total];
-        if d[ETH + 7] != 255 || icmp.len() < 24 || icmp[1] != 0 {
-            return Verdict::Drop(DropReason::ArpIgnored);
-        }
-        let target: [u8; 16] = icmp[8..24].try_into().expect("16");
+        let requester_mac = Frame::new_unchecked(d).src_addr();
+        let l3 = &d[ETH..][..total];
+        let ip = ipv6::Packet::new_unchecked(l3);
+        let (src, hop_limit) = (ip.src_addr(), ip.hop_limit());
+        let icmp = icmpv6::Packet::new_unchecked(&l3[ipv6::HEADER_LEN..]);
+        // RFC 4861 7.1: hop limit 255, code 0, at least 24 bytes.
+        let target = match icmp.nd_target() {
+            Ok(t) if hop_limit == icmpv6::ND_HOP_LIMIT && icmp.code() == 0 => t,
+            _ => return Verdict::Drop(DropReason::ArpIgnored),
+        };
         let port = &tables.ports[in_port];
-        if !port.v6.iter().any(|a| a.0.octets() == target) {
+        if !port.v6.iter().any(|a| a.0 == target) {
             return Verdict::Drop(DropReason::ArpIgnored);
         }
-        let sll = nd_option(&icmp[24..], 1);
-        let unspecified = src == [0; 16];
+        let sll = icmp
+            .nd_lladdr(icmpv6::nd_option::SOURCE_LLADDR)
+            .ok()
+            .flatten();
+        let unspecified = src.is_unspecified();
         if let (Some(mac), false) = (sll, unspecified) {
             self.event(Event::Neighbor {
                 port: in_port,
-                ip: IpAddr::from(src),
-                mac,
+                ip: IpAddr::V6(src),
+                mac: mac.0,
             });
         }
         if !self.reply_limit.take(self.now) {
             return Verdict::Drop(DropReason::ReplyRateLimited);
         }
-        let mac = port.mac;
-        let req_mac: [u8; 6] = d[6..12].try_into().expect("6");
-        // The advertisement is 24 bytes + an 8-byte target link-layer option.
-        let want = ETH + 40 + 32;
+        let mac = MacAddr(port.mac);
+        let (dst_mac, dst) = if unspecified {
+            // RFC 4861 7.2.4: to all-nodes when the solicitation came from the unspecified address.
+            (
+                MacAddr::ipv6_multicast(icmpv6::ALL_NODES),
+                icmpv6::ALL_NODES,
+            )
+        } else {
+            (requester_mac, src)
+        };
+        let eth = EthernetRepr {
+            src_addr: mac,
+            dst_addr: dst_mac,
+            vlan: None,
+            ethertype: ethertype::IPV6,
+        };
+        // Solicited (unless to all-nodes) and Override, with our link-layer address.
+        let advert = Icmpv6Repr::NeighborAdvert {
+            router: false,
+            solicited: !unspecified,
+            override_: true,
+            target,
+            target_lladdr: Some(mac),
+        };
+        let ip = advert.ipv6_repr(target, dst, icmpv6::ND_HOP_LIMIT);
+        let want = eth.header_len() + ip.header_len() + advert.buffer_len();
         let have = pkt.pkt_len();
         if have < want {
             if pkt.append(want - have).is_none() {
@@ -201,39 +232,18 @@ impl<B: PacketBuf> Worker<B> {
         } else if have > want && !pkt.trim(have - want) {
             return Verdict::Drop(DropReason::Segmented);
         }
-        let dst6: [u8; 16] = if unspecified {
-            // RFC 4861 7.2.4: to all-nodes when the solicitation came from the unspecified address.
-            [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
-        } else {
-            src
-        };
         let d = pkt.data_mut();
-        if unspecified {
-            d[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
-        } else {
-            d[0..6].copy_from_slice(&req_mac);
-        }
-        d[6..12].copy_from_slice(&mac);
-        let ip = &mut d[ETH..];
-        put16(ip, 4, 32);
-        ip[6] = PROTO_ICMPV6;
-        ip[7] = 255;
-        ip[8..24].copy_from_slice(&target);
-        ip[24..40].copy_from_slice(&dst6);
-        let icmp = &mut ip[40..72];
-        icmp[0] = 136;
-        icmp[1] = 0;
-        put16(icmp, 2, 0);
-        // Flags: Solicited (unless to all-nodes) and Override.
-        icmp[4] = if unspecified { 0x20 } else { 0x60 };
-        icmp[5..8].fill(0);
-        icmp[8..24].copy_from_slice(&target);
-        icmp[24] = 2;
-        icmp[25] = 1;
-        icmp[26..32].copy_from_slice(&mac);
-        let ps = icmpv6_pseudo(&target, &dst6, 32);
-        let ck = !checksum::fold(checksum::sum(icmp, ps));
-        put16(icmp, 2, ck);
+        let at = eth.emit(d);
+        let at = at + ip.emit(&mut d[at..]);
+        advert.emit(target, dst, &mut d[at..]);
         Verdict::Tx(in_port)
     }
+}
+
+/// An answer goes back to the sender of the request it is made from, from our port's address.
+fn turn_around(ethernet_header: &mut [u8], ours: MacAddr) {
+    let mut frame = Frame::new_unchecked(ethernet_header);
+    let peer = frame.src_addr();
+    frame.set_dst_addr(peer);
+    frame.set_src_addr(ours);
 }

@@ -213,16 +213,6 @@ fn put16(d: &mut [u8], at: usize, v: u16) {
     d[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
-/// The IPv4 header checksum of `hdr` (the checksum field must be zero, or it is included). 20-byte headers
-/// take the fixed-size routine.
-#[inline(always)]
-fn ipv4_header_checksum(hdr: &[u8]) -> u16 {
-    match <&[u8; 20]>::try_from(hdr) {
-        Ok(h) => checksum::ipv4_header_checksum(h),
-        Err(_) => checksum::checksum(hdr),
-    }
-}
-
 impl<B: PacketBuf> Gateway<B> {
     /// A gateway for worker `worker` of `nworkers`. ICMP errors are limited to 1000/s (burst 100) per worker,
     /// ARP replies and neighbour advertisements to [`REPLY_RATE_PER_S`] (burst [`REPLY_BURST`]).
@@ -406,31 +396,6 @@ use greway_wire::cpu::prefetch;
 enum IcmpKind {
     TooBig(u16),
     TimeExceeded,
-}
-
-/// The ICMPv6 pseudo-header sum (RFC 8200 8.1).
-fn icmpv6_pseudo(src: &[u8; 16], dst: &[u8; 16], len: u32) -> u32 {
-    let mut s = checksum::sum(src, 0);
-    s = checksum::sum(dst, u32::from(checksum::fold(s)));
-    let mut tail = [0u8; 8];
-    tail[0..4].copy_from_slice(&len.to_be_bytes());
-    tail[7] = PROTO_ICMPV6;
-    checksum::sum(&tail, u32::from(checksum::fold(s)))
-}
-
-/// Find an ND option of `kind` with a 6-byte link-layer address (RFC 4861 4.6.1).
-fn nd_option(mut opts: &[u8], kind: u8) -> Option<[u8; 6]> {
-    while opts.len() >= 8 {
-        let len = usize::from(opts[1]) * 8;
-        if len == 0 || len > opts.len() {
-            return None;
-        }
-        if opts[0] == kind && len >= 8 {
-            return opts[2..8].try_into().ok();
-        }
-        opts = &opts[len..];
-    }
-    None
 }
 
 /// Time in TSC ticks for `ms` milliseconds.
