@@ -813,6 +813,24 @@ fn decap_sequence_drops_late_and_duplicate_packets() {
 }
 
 #[test]
+fn test_kit_gateways_start_fresh() {
+    // A fuzz input must reproduce alone: a gateway from the test kit carries no tunnel state (here the RFC 2890
+    // receive sequence) over from the one before it.
+    let kit = super::testkit::Kit::<VecBuf>::new(super::testkit::tables_for(&config("sequence = true")));
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
+    let f = outer_gre(&gre_hdr(false, None, Some(7), 0x0800, &inner), &inner, 0);
+    for _ in 0..2 {
+        let (mut gw, mut c) = kit.gateway();
+        let mut results = Vec::new();
+        for _ in 0..2 {
+            results.push(gw.handle(&mut VecBuf::new(&f), OUTSIDE, &mut c));
+        }
+        let late = Verdict::Drop(DropReason::LateSequence);
+        assert_eq!(results, vec![Verdict::Tx(INSIDE), late]);
+    }
+}
+
+#[test]
 fn decap_ecn_rfc6040() {
     let mut r = rig("");
     // Outer CE, inner Not-ECT: drop.
