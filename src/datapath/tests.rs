@@ -816,7 +816,8 @@ fn decap_sequence_drops_late_and_duplicate_packets() {
 fn test_kit_gateways_start_fresh() {
     // A fuzz input must reproduce alone: a gateway from the test kit carries no tunnel state (here the RFC 2890
     // receive sequence) over from the one before it.
-    let kit = super::testkit::Kit::<VecBuf>::new(super::testkit::tables_for(&config("sequence = true")));
+    let kit =
+        super::testkit::Kit::<VecBuf>::new(super::testkit::tables_for(&config("sequence = true")));
     let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
     let f = outer_gre(&gre_hdr(false, None, Some(7), 0x0800, &inner), &inner, 0);
     for _ in 0..2 {
