@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz greway's parsers and the whole per-packet decision with libFuzzer (cargo fuzz).
+# Fuzz greway's parsers, the whole per-packet decision (a fresh gateway per input) and sequences of packets, time
+# and deferred work on one gateway (gateway_stateful) with libFuzzer (cargo fuzz).
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default 60 s each, all targets)
 # The seed corpus under fuzz/corpus/ comes from the tcpdump project's GRE captures (scripts/fuzz-seeds.py).
 set -euo pipefail
@@ -8,7 +9,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(wire_parsers gateway)
+[ ${#targets[@]} -gt 0 ] || targets=(wire_parsers gateway gateway_stateful)
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked -q
 # The machine's stable toolchain runs cargo-fuzz's nightly flags with RUSTC_BOOTSTRAP (see dpdk-notes).

@@ -55,7 +55,8 @@ pub enum DropReason {
     TunnelDown,
     /// Inner source not in the tunnel's allowed source prefixes (anti-spoofing).
     SpoofedSource,
-    /// Outer IPv4 fragment (reassembly not done on this path).
+    /// Outer IPv4 fragment not reassembled: incomplete within its time, voided (overlap, past the end), or
+    /// beyond the reassembly table's fixed capacity (`reasm::MAX_DATAGRAMS`, `reasm::MAX_FRAGMENTS`).
     OuterFragment,
     /// An IP fragment we cannot handle on this path.
     Fragment,

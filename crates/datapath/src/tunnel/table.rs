@@ -328,8 +328,9 @@ impl AddrSet4 {
     }
 }
 
-/// Everything a worker reads per packet. Immutable once published.
-#[derive(Debug)]
+/// Everything a worker reads per packet. Immutable once published. A clone shares the route tables and each
+/// tunnel's [`TunnelState`] (`Arc`s) and copies the rest.
+#[derive(Clone, Debug)]
 pub struct Tables {
     pub ports: Vec<PortInfo>,
     pub tunnels: Vec<Tunnel>,
