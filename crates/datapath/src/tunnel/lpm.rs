@@ -155,16 +155,7 @@ impl Lpm4 {
         mut routes: Vec<(u8, u32, u32)>,
         max_groups: Option<usize>,
     ) -> Result<Self, LpmError> {
-        // Stable sort: among equal prefixes the input order is kept.
-        routes.sort_by_key(|&(len, addr, _)| (len, addr));
-        // Keep one route per prefix, with the value of the last one given.
-        routes.dedup_by(|later, kept| {
-            let same = (later.0, later.1) == (kept.0, kept.1);
-            if same {
-                kept.2 = later.2;
-            }
-            same
-        });
+        super::sort_dedup_routes(&mut routes);
         let distinct = routes.len();
         Self::build_sorted(routes.into_iter(), distinct, max_groups)
     }

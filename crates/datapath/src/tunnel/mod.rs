@@ -30,3 +30,16 @@ pub mod update;
 
 pub use lpm::{Lpm4, Lpm4Builder, LpmError, BURST, MAX_NEXT_HOP};
 pub use lpm6::{Lpm6, Lpm6Builder};
+
+/// Sorts `(length, network, value)` routes by (length, network) and keeps one route per prefix, with the value
+/// of the last one given (a stable sort keeps the input order among equal prefixes).
+pub(crate) fn sort_dedup_routes<A: Ord + Copy>(routes: &mut Vec<(u8, A, u32)>) {
+    routes.sort_by_key(|&(len, addr, _)| (len, addr));
+    routes.dedup_by(|later, kept| {
+        let same = (later.0, later.1) == (kept.0, kept.1);
+        if same {
+            kept.2 = later.2;
+        }
+        same
+    });
+}
