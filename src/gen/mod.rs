@@ -7,8 +7,8 @@
 //! latency needs no clock synchronisation. The transmit loop runs on a pinned, EAL-registered thread (the
 //! `[dataplane] workers[0]` core); the receive loop, the live line and the report run on the main thread.
 //!
-//! Per packet the transmitter makes one mempool allocation, one copy of the template and the fixups of
-//! [`template::Template::stamp`]; per burst one TSC read and one `tx_burst`. Rates: `Mpps`; `Gbit/s` counts the
+//! Per packet the transmitter makes one copy of the template and the fixups of [`template::Template::stamp`];
+//! per burst one bulk mempool allocation, one TSC read and one `tx_burst`. Rates: `Mpps`; `Gbit/s` counts the
 //! frame with its FCS, `wire Gbit/s` adds the 20 bytes of preamble, SFD and inter-frame gap per frame.
 pub mod rfc2544;
 pub mod rx;
@@ -658,10 +658,16 @@ fn transmit(x: &TxSetup, t: &Trial) -> TxDone {
                 continue;
             }
         }
-        for _ in 0..want {
-            let Some(mut m) = pool.alloc() else { break };
+        // One bulk allocation per burst (the burst is empty here); a pool too short for it gives one mbuf.
+        if !pool.alloc_bulk(&mut burst, want as usize) {
+            if let Some(m) = pool.alloc() {
+                let _ = burst.push(m);
+            }
+        }
+        for i in 0..burst.len() {
             let tp = plan.template(stream, plan.pattern[pat]);
-            let Some(buf) = m.append(tp.bytes.len()) else {
+            let Some(buf) = burst.get_mut(i).append(tp.bytes.len()) else {
+                burst.truncate(i);
                 break;
             };
             buf.copy_from_slice(&tp.bytes);
@@ -678,7 +684,6 @@ fn transmit(x: &TxSetup, t: &Trial) -> TxDone {
             if pat == plan.pattern.len() {
                 pat = 0;
             }
-            let _ = burst.push(m);
         }
         // Retry what the queue refused until it is taken or the run ends.
         while !burst.is_empty() {
@@ -707,7 +712,10 @@ fn transmit(x: &TxSetup, t: &Trial) -> TxDone {
 fn run_trial(env: &Env, t: &Trial) -> Outcome {
     let live_sent = Arc::new(AtomicU64::new(0));
     let tx_stop = Arc::new(AtomicBool::new(false));
-    let handle = {
+    // The transmitter starts after the receive loop's first poll: a receive queue may be armed only by it
+    // (net_memif: the server can send nothing to this client before its first rx_burst hands the ring's
+    // slots over), and what is sent before that is dropped on the way back (the 1-in-5000 memif loss).
+    let mut start_tx = Some({
         let x = TxSetup {
             plan: env.plan.clone(),
             pool: env.pool.clone(),
@@ -720,9 +728,12 @@ fn run_trial(env: &Env, t: &Trial) -> Outcome {
         };
         let core = env.core;
         let trial = Trial { ..*t };
-        dpdk::spawn_pinned("gen tx", core, move || transmit(&x, &trial))
-            .expect("start the transmit task")
-    };
+        move || {
+            dpdk::spawn_pinned("gen tx", core, move || transmit(&x, &trial))
+                .expect("start the transmit task")
+        }
+    });
+    let mut handle: Option<dpdk::PinnedTask<TxDone>> = None;
     let mut o = empty_outcome();
     let mut streams = vec![rx::StreamRx::default(); env.plan.streams as usize];
     let mut b: Burst<64> = Burst::new();
@@ -735,7 +746,7 @@ fn run_trial(env: &Env, t: &Trial) -> Outcome {
         if env.stop.load(Ordering::Relaxed) {
             tx_stop.store(true, Ordering::Relaxed);
         }
-        if drain_until.is_none() && handle.is_finished() {
+        if drain_until.is_none() && handle.as_ref().is_some_and(|h| h.is_finished()) {
             drain_until = Some(
                 Instant::now()
                     + if env.rx.is_some() {
@@ -784,6 +795,9 @@ fn run_trial(env: &Env, t: &Trial) -> Outcome {
             }
             None => std::thread::sleep(Duration::from_millis(1)),
         }
+        if let Some(start) = start_tx.take() {
+            handle = Some(start());
+        }
         if env.live && Instant::now() >= next_live {
             let now = Instant::now();
             next_live += Duration::from_secs(1);
@@ -805,7 +819,10 @@ fn run_trial(env: &Env, t: &Trial) -> Outcome {
             last_live = (sent, tot.received, now);
         }
     }
-    let done = handle.join().expect("transmit task panicked");
+    let done = handle
+        .expect("the transmit task starts in the first iteration")
+        .join()
+        .expect("transmit task panicked");
     if let Ok(mut v) = env.gre_seq.lock() {
         *v = done.gre_seq;
     }
