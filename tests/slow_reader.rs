@@ -18,7 +18,7 @@ use greway::buf::PacketBuf;
 use greway::control::ctl::{self, Request};
 use greway::dpdk::{Burst, Mempool, Port, PortConfig};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// log2 of the memif ring size (64 slots).
@@ -29,17 +29,11 @@ const RING: u64 = 1 << RSIZE;
 fn live(sock: &Path) -> (u64, u64, u64, u64) {
     let r = ctl::call(sock, &Request::Stats).expect("ctl stats");
     let s = r.data.expect("stats data");
-    let drops: u64 = s["drops"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
     (
         s["ports"]["a"]["rx"].as_u64().unwrap(),
         s["ports"]["b"]["tx"].as_u64().unwrap(),
         s["drops"]["tx_full"].as_u64().unwrap(),
-        drops,
+        total_drops(&s),
     )
 }
 
@@ -161,34 +155,7 @@ socket = "{d}/ctl.sock"
         eal = eal_args("slowrd-gw"),
     );
     std::fs::write(dir.join("gw.toml"), cfg).unwrap();
-    Command::new(greway_bin())
-        .args(["run", "--quiet", "--config"])
-        .arg(dir.join("gw.toml"))
-        .arg("--stats-json")
-        .arg(dir.join("stats.json"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn stop_greway(mut gw: Child) -> String {
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = gw.kill();
-    let out = gw.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "greway: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    spawn_greway(&dir.join("gw.toml"), &dir.join("stats.json"))
 }
 
 #[test]
@@ -255,6 +222,10 @@ fn slow_reader_on_egress_counts_tx_full_leaks_nothing_and_recovers() {
         std::thread::sleep(Duration::from_millis(2));
     }
     let (_, b_tx, tx_full, drops) = settle(&sock, tx.next);
+    println!(
+        "slow reader: {} frames sent, {b_tx} forwarded, {tx_full} tx_full",
+        tx.next
+    );
     assert!(tx_full >= 2 * RING, "{tx_full}");
     assert_eq!(drops, tx_full, "only tx_full drops");
     assert_eq!(b_tx + tx_full, tx.next, "every frame sent or counted");
@@ -284,7 +255,14 @@ fn slow_reader_on_egress_counts_tx_full_leaks_nothing_and_recovers() {
     drop(eal);
 
     // greway's final counters: every frame accounted for, no mbuf leaked.
-    let text = stop_greway(gw);
+    let out = stop_greway(gw);
+    assert!(
+        out.status.success(),
+        "greway: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap())
             .expect("stats json");
