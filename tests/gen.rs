@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn run_gen(dir: &Path, config: &str, extra: &[&str]) -> (Output, serde_json::Value) {
@@ -228,17 +228,19 @@ fn gen_through_greway_over_veth_has_zero_loss_and_latency() {
     gen_through_greway(&dir, &devs, "veth");
 }
 
-/// The same over memif: shared-memory packet rings between the two DPDK processes (greway is the server).
+/// The same over memif: shared-memory packet rings between the two DPDK processes (greway is the server). The
+/// sockets are files (`socket-abstract=no`; DPDK 22.11's default is an abstract socket, with no file for
+/// `Devices::ready` to wait for).
 #[test]
 fn gen_through_greway_over_memif_has_zero_loss_and_latency() {
     let dir = scratch("gen-memif");
     let d = dir.display();
     let devs = Devices {
         ready: vec![dir.join("out.sock"), dir.join("in.sock")],
-        gw_outside: format!("net_memif0,role=server,socket={d}/out.sock"),
-        gw_inside: format!("net_memif1,role=server,socket={d}/in.sock"),
-        gen_a: format!("net_memif0,role=client,socket={d}/out.sock"),
-        gen_b: format!("net_memif1,role=client,socket={d}/in.sock"),
+        gw_outside: format!("net_memif0,role=server,socket={d}/out.sock,socket-abstract=no"),
+        gw_inside: format!("net_memif1,role=server,socket={d}/in.sock,socket-abstract=no"),
+        gen_a: format!("net_memif0,role=client,socket={d}/out.sock,socket-abstract=no"),
+        gen_b: format!("net_memif1,role=client,socket={d}/in.sock,socket-abstract=no"),
     };
     gen_through_greway(&dir, &devs, "memif");
 }
@@ -296,15 +298,7 @@ mac = "02:00:00:00:00:0b"
     );
     std::fs::write(dir.join("gw.toml"), gw_cfg).unwrap();
     let stats = dir.join("gw-stats.json");
-    let mut gw = Command::new(greway_bin())
-        .args(["run", "--quiet", "--config"])
-        .arg(dir.join("gw.toml"))
-        .arg("--stats-json")
-        .arg(&stats)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let gw = spawn_greway(&dir.join("gw.toml"), &stats);
     std::thread::sleep(Duration::from_millis(2500));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !devs.ready.iter().all(|p| p.exists()) && Instant::now() < deadline {
@@ -370,15 +364,7 @@ drain_ms = 500
         );
         (first, rfc)
     });
-    let _ = Command::new("kill")
-        .args(["-TERM", &gw.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = gw.kill();
-    let gw_out = gw.wait_with_output().unwrap();
+    let gw_out = stop_greway(gw);
     let ((out, r), (rfc_out, rfc)) = match gen {
         Ok(x) => x,
         Err(e) => {

@@ -336,6 +336,43 @@ impl<const N: usize> Burst<N> {
         sent
     }
 
+    /// Keep the first `keep` mbufs and free the rest with one bulk call.
+    pub fn truncate(&mut self, keep: usize) {
+        if keep >= self.len {
+            return;
+        }
+        // SAFETY: the slots keep..len are owned mbufs; after the call none is referenced again.
+        unsafe {
+            sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr().add(keep), (self.len - keep) as u32)
+        };
+        self.len = keep;
+        self.bytes = self.total_len() as u64;
+    }
+
+    /// The free slots after the held mbufs, for a bulk allocation to write into ([`Burst::free_slots`] of them).
+    #[inline(always)]
+    pub(super) fn spare_ptr(&mut self) -> *mut *mut sys::rte_mbuf {
+        // SAFETY: len <= N, so the offset is within the array or one past its end.
+        unsafe { self.ptrs.as_mut_ptr().add(self.len) }
+    }
+
+    /// Slots left.
+    #[inline(always)]
+    pub fn free_slots(&self) -> usize {
+        N - self.len
+    }
+
+    /// Take ownership of `n` mbufs written into the spare slots.
+    ///
+    /// # Safety
+    /// `n <= self.free_slots()`, and the `n` slots from [`Burst::spare_ptr`] hold valid mbufs owned by nobody
+    /// else and with `pkt_len` 0 (fresh from the pool).
+    #[inline(always)]
+    pub(super) unsafe fn assume_added(&mut self, n: usize) {
+        debug_assert!(n <= self.free_slots());
+        self.len += n;
+    }
+
     /// Free everything held with one bulk call; returns how many were freed.
     #[inline(always)]
     pub fn free_all(&mut self) -> usize {

@@ -66,6 +66,26 @@ impl Mempool {
             unsafe { super::Mbuf::from_raw(p) }
         })
     }
+
+    /// Allocate `n` mbufs with one `rte_pktmbuf_alloc_bulk` and add them to `into`, after what it holds: all
+    /// of them or none. True when the `n` were added; false, with nothing taken from the pool and `into`
+    /// unchanged, when the pool has fewer than `n` free or `into` has fewer than `n` free slots. The mbufs are
+    /// reset like [`Mempool::alloc`]'s: one empty segment with the default headroom.
+    pub fn alloc_bulk<const N: usize>(&self, into: &mut super::Burst<N>, n: usize) -> bool {
+        if n == 0 || n > into.free_slots() {
+            return n == 0;
+        }
+        // SAFETY: the pool is alive; spare_ptr has room for free_slots() >= n pointers, which DPDK fills with
+        // fresh, reset mbufs only when it returns 0 (on failure it takes nothing and writes nothing we keep).
+        let rc =
+            unsafe { sys::shim_pktmbuf_alloc_bulk(self.raw.as_ptr(), into.spare_ptr(), n as u32) };
+        if rc != 0 {
+            return false;
+        }
+        // SAFETY: the call succeeded: the n slots hold fresh mbufs that only `into` refers to.
+        unsafe { into.assume_added(n) };
+        true
+    }
 }
 
 impl Drop for Mempool {

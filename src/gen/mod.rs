@@ -7,8 +7,8 @@
 //! latency needs no clock synchronisation. The transmit loop runs on a pinned, EAL-registered thread (the
 //! `[dataplane] workers[0]` core); the receive loop, the live line and the report run on the main thread.
 //!
-//! Per packet the transmitter makes one mempool allocation, one copy of the template and the fixups of
-//! [`template::Template::stamp`]; per burst one TSC read and one `tx_burst`. Rates: `Mpps`; `Gbit/s` counts the
+//! Per packet the transmitter makes one copy of the template and the fixups of [`template::Template::stamp`];
+//! per burst one bulk mempool allocation, one TSC read and one `tx_burst`. Rates: `Mpps`; `Gbit/s` counts the
 //! frame with its FCS, `wire Gbit/s` adds the 20 bytes of preamble, SFD and inter-frame gap per frame.
 //!
 //! - [`args`]: the command line and the effective settings; [`config`]: the `[generator]` section and its rules.

@@ -68,7 +68,10 @@ pub(super) fn empty_outcome() -> Outcome {
 pub(super) fn run_trial(env: &Env, t: &Trial) -> Outcome {
     let live_sent = Arc::new(AtomicU64::new(0));
     let tx_stop = Arc::new(AtomicBool::new(false));
-    let handle = {
+    // The transmitter starts after the receive loop's first poll: a receive queue may be armed only by it
+    // (net_memif: the server can send nothing to this client before its first rx_burst hands the ring's
+    // slots over), and what is sent before that is dropped on the way back (the 1-in-5000 memif loss).
+    let mut start_tx = Some({
         let x = TxSetup {
             plan: env.plan.clone(),
             pool: env.pool.clone(),
@@ -81,9 +84,12 @@ pub(super) fn run_trial(env: &Env, t: &Trial) -> Outcome {
         };
         let core = env.core;
         let trial = Trial { ..*t };
-        dpdk::spawn_pinned("gen tx", core, move || transmit(&x, &trial))
-            .expect("start the transmit task")
-    };
+        move || {
+            dpdk::spawn_pinned("gen tx", core, move || transmit(&x, &trial))
+                .expect("start the transmit task")
+        }
+    });
+    let mut handle: Option<dpdk::PinnedTask<super::tx::TxDone>> = None;
     let mut o = empty_outcome();
     let mut streams = vec![rx::StreamRx::default(); env.plan.streams as usize];
     let mut b: Burst<64> = Burst::new();
@@ -96,7 +102,7 @@ pub(super) fn run_trial(env: &Env, t: &Trial) -> Outcome {
         if env.stop.load(Ordering::Relaxed) {
             tx_stop.store(true, Ordering::Relaxed);
         }
-        if drain_until.is_none() && handle.is_finished() {
+        if drain_until.is_none() && handle.as_ref().is_some_and(|h| h.is_finished()) {
             drain_until = Some(
                 Instant::now()
                     + if env.rx.is_some() {
@@ -145,6 +151,9 @@ pub(super) fn run_trial(env: &Env, t: &Trial) -> Outcome {
             }
             None => std::thread::sleep(Duration::from_millis(1)),
         }
+        if let Some(start) = start_tx.take() {
+            handle = Some(start());
+        }
         if env.live && Instant::now() >= next_live {
             let now = Instant::now();
             next_live += Duration::from_secs(1);
@@ -166,7 +175,10 @@ pub(super) fn run_trial(env: &Env, t: &Trial) -> Outcome {
             last_live = (sent, tot.received, now);
         }
     }
-    let done = handle.join().expect("transmit task panicked");
+    let done = handle
+        .expect("the transmit task starts in the first iteration")
+        .join()
+        .expect("transmit task panicked");
     if let Ok(mut v) = env.gre_seq.lock() {
         *v = done.gre_seq;
     }

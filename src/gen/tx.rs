@@ -74,10 +74,16 @@ pub(super) fn transmit(x: &TxSetup, t: &Trial) -> TxDone {
                 continue;
             }
         }
-        for _ in 0..want {
-            let Some(mut m) = pool.alloc() else { break };
+        // One bulk allocation per burst (the burst is empty here); a pool too short for it gives one mbuf.
+        if !pool.alloc_bulk(&mut burst, want as usize) {
+            if let Some(m) = pool.alloc() {
+                let _ = burst.push(m);
+            }
+        }
+        for i in 0..burst.len() {
             let tp = plan.template(stream, plan.pattern[pat]);
-            let Some(buf) = m.append(tp.bytes.len()) else {
+            let Some(buf) = burst.get_mut(i).append(tp.bytes.len()) else {
+                burst.truncate(i);
                 break;
             };
             buf.copy_from_slice(&tp.bytes);
@@ -94,7 +100,6 @@ pub(super) fn transmit(x: &TxSetup, t: &Trial) -> TxDone {
             if pat == plan.pattern.len() {
                 pat = 0;
             }
-            let _ = burst.push(m);
         }
         // Retry what the queue refused until it is taken or the run ends.
         while !burst.is_empty() {

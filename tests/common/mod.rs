@@ -4,8 +4,8 @@
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::DataLink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The built binary under test.
 pub fn greway_bin() -> PathBuf {
@@ -78,6 +78,42 @@ pub fn run_greway(dir: &Path, config: &str, extra: &[&str]) -> (Output, serde_js
         serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats json"))
             .expect("valid json");
     (out, json)
+}
+
+/// Start `greway run --quiet --config CFG --stats-json STATS` in the background, its output piped.
+pub fn spawn_greway(config: &Path, stats: &Path) -> Child {
+    Command::new(greway_bin())
+        .args(["run", "--quiet", "--config"])
+        .arg(config)
+        .arg("--stats-json")
+        .arg(stats)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start greway")
+}
+
+/// Stop a background greway with SIGTERM, as an operator would; kill it if it has not exited after 10 s.
+pub fn stop_greway(mut gw: Child) -> Output {
+    let _ = Command::new("kill")
+        .args(["-TERM", &gw.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = gw.kill();
+    gw.wait_with_output().unwrap()
+}
+
+/// The sum of a stats JSON's `drops` (every reason).
+pub fn total_drops(stats: &serde_json::Value) -> u64 {
+    stats["drops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum()
 }
 
 /// A 64-byte-ish UDP/IPv4 frame (valid IPv4 header checksum, zero UDP checksum).
