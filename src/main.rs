@@ -215,6 +215,7 @@ fn bench_checksum(sizes: &[usize], bytes: u64) {
 }
 
 fn main() -> ExitCode {
+    greway::dpdk::large_allocations_from_mmap();
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&cli.log))
         .format_timestamp_millis()

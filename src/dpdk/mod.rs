@@ -78,3 +78,15 @@ pub fn raw_cksum_o2(data: &[u8]) -> u16 {
     // SAFETY: the pointer and length describe a live slice; rte_raw_cksum only reads it.
     unsafe { sys::shim_raw_cksum_o2(data.as_ptr().cast(), data.len()) }
 }
+
+/// Serve every allocation of 1 MiB or more with a fresh mmap, for the whole run. glibc otherwise raises its mmap
+/// threshold (up to 32 MiB) after the first large free, and then serves the route tables' zeroed arrays (16 MiB
+/// each, rebuilt on every tunnel change) from the heap with a memset, instead of from fresh zero pages that are
+/// faulted in only where routes are: a tunnel change then cost tens of milliseconds of memset.
+pub fn large_allocations_from_mmap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation policy; called before any thread that allocates starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
