@@ -113,6 +113,16 @@ mod field {
 pub const HEADER_LEN: usize = 14;
 /// Length of a header with one 802.1Q tag.
 pub const VLAN_HEADER_LEN: usize = 18;
+/// Length of the 802.1Q tag (TPID 0x8100 and the TCI) between the source address and the inner EtherType.
+pub const VLAN_TAG_LEN: usize = VLAN_HEADER_LEN - HEADER_LEN;
+
+/// Remove the 802.1Q tag of a tagged frame in place, first half: move both addresses [`VLAN_TAG_LEN`] bytes
+/// on, over the tag, so that the frame from byte [`VLAN_TAG_LEN`] on is the untagged frame (the caller then
+/// drops the first [`VLAN_TAG_LEN`] bytes from its buffer). Panics if `frame` is shorter than
+/// [`VLAN_HEADER_LEN`] bytes.
+pub fn move_addresses_over_vlan_tag(frame: &mut [u8]) {
+    frame[..VLAN_HEADER_LEN].copy_within(field::DESTINATION.start..field::SOURCE.end, VLAN_TAG_LEN);
+}
 
 /// An 802.1Q Tag Control Information word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,6 +148,134 @@ impl VlanTag {
         (u16::from(self.pcp & 0x7) << 13)
             | (if self.dei { 0x1000 } else { 0 })
             | (self.vid & 0x0FFF)
+    }
+}
+
+// The accessors shared by [`Header`] and [`HeaderMut`], each a load at a constant `field` offset of the
+// 14-byte array (no bounds check after the one in the constructor).
+macro_rules! fixed_header_getters {
+    () => {
+        #[inline(always)]
+        pub fn dst(&self) -> [u8; 6] {
+            let mut a = [0u8; 6];
+            a.copy_from_slice(&self.0[field::DESTINATION]);
+            a
+        }
+        #[inline(always)]
+        pub fn src(&self) -> [u8; 6] {
+            let mut a = [0u8; 6];
+            a.copy_from_slice(&self.0[field::SOURCE]);
+            a
+        }
+        /// The EtherType at offset 12 (0x8100 for a tagged frame: the tag is outside this view).
+        #[inline(always)]
+        pub fn ethertype(&self) -> u16 {
+            let at = field::ETHERTYPE.start;
+            u16::from_be_bytes([self.0[at], self.0[at + 1]])
+        }
+    };
+}
+
+/// A fixed-size view of the 14-byte untagged Ethernet header for the fast paths: built by one length check
+/// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor is a load at a constant offset.
+/// [`Frame`] is the checked view that understands an 802.1Q tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a>(&'a [u8; HEADER_LEN]);
+
+impl<'a> Header<'a> {
+    #[inline(always)]
+    pub const fn new(bytes: &'a [u8; HEADER_LEN]) -> Header<'a> {
+        Header(bytes)
+    }
+
+    /// The first 14 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a [u8]) -> Option<Header<'a>> {
+        bytes.first_chunk().map(Header)
+    }
+
+    /// [`Header::from_prefix`] and the bytes after the 14 (the payload of an untagged frame).
+    #[inline(always)]
+    pub fn split_prefix(bytes: &'a [u8]) -> Option<(Header<'a>, &'a [u8])> {
+        bytes.split_first_chunk().map(|(h, rest)| (Header(h), rest))
+    }
+
+    #[inline(always)]
+    pub const fn as_bytes(&self) -> &'a [u8; HEADER_LEN] {
+        self.0
+    }
+
+    fixed_header_getters!();
+}
+
+impl<'a> TryFrom<&'a [u8]> for Header<'a> {
+    type Error = Error;
+    #[inline(always)]
+    fn try_from(bytes: &'a [u8]) -> Result<Self, Error> {
+        Header::from_prefix(bytes).ok_or(Error::Truncated {
+            layer: Layer::Ethernet,
+            needed: HEADER_LEN,
+            actual: bytes.len(),
+        })
+    }
+}
+
+/// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HeaderMut<'a>(&'a mut [u8; HEADER_LEN]);
+
+impl<'a> HeaderMut<'a> {
+    #[inline(always)]
+    pub fn new(bytes: &'a mut [u8; HEADER_LEN]) -> HeaderMut<'a> {
+        HeaderMut(bytes)
+    }
+
+    /// The first 14 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<HeaderMut<'a>> {
+        bytes.first_chunk_mut().map(HeaderMut)
+    }
+
+    /// [`HeaderMut::from_prefix`] and the bytes after the 14.
+    #[inline(always)]
+    pub fn split_prefix(bytes: &'a mut [u8]) -> Option<(HeaderMut<'a>, &'a mut [u8])> {
+        bytes
+            .split_first_chunk_mut()
+            .map(|(h, rest)| (HeaderMut(h), rest))
+    }
+
+    /// A read-only view of the same bytes.
+    #[inline(always)]
+    pub fn as_header(&self) -> Header<'_> {
+        Header(self.0)
+    }
+
+    fixed_header_getters!();
+
+    #[inline(always)]
+    pub fn set_dst(&mut self, value: [u8; 6]) {
+        self.0[field::DESTINATION].copy_from_slice(&value);
+    }
+    #[inline(always)]
+    pub fn set_src(&mut self, value: [u8; 6]) {
+        self.0[field::SOURCE].copy_from_slice(&value);
+    }
+    #[inline(always)]
+    pub fn set_ethertype(&mut self, value: u16) {
+        self.0[field::ETHERTYPE].copy_from_slice(&value.to_be_bytes());
+    }
+}
+
+impl<'a> TryFrom<&'a mut [u8]> for HeaderMut<'a> {
+    type Error = Error;
+    #[inline(always)]
+    fn try_from(bytes: &'a mut [u8]) -> Result<Self, Error> {
+        let actual = bytes.len();
+        HeaderMut::from_prefix(bytes).ok_or(Error::Truncated {
+            layer: Layer::Ethernet,
+            needed: HEADER_LEN,
+            actual,
+        })
     }
 }
 

@@ -242,6 +242,141 @@ fn parse_pptp(b: &[u8], flags_version: u16) -> GreError {
     })
 }
 
+/// Length of the base header (flags/version and protocol type).
+pub const BASE_HEADER_LEN: usize = field::BASE_LEN;
+/// Length of the base header followed by Checksum and Reserved1 (the C bit set).
+pub const CHECKSUM_HEADER_LEN: usize = field::CHECKSUM.end + 2;
+
+// The accessors shared by [`Header`] and [`HeaderMut`], each a load at a constant `field` offset of the
+// 4-byte array (no bounds check after the one in the constructor).
+macro_rules! fixed_header_getters {
+    () => {
+        /// The raw first word: flag bits ([`flags`]) and version.
+        #[inline(always)]
+        pub fn flags_version(&self) -> u16 {
+            let at = field::FLAGS_VERSION.start;
+            u16::from_be_bytes([self.0[at], self.0[at + 1]])
+        }
+        #[inline(always)]
+        pub fn protocol(&self) -> u16 {
+            let at = field::PROTOCOL.start;
+            u16::from_be_bytes([self.0[at], self.0[at + 1]])
+        }
+    };
+}
+
+/// A fixed-size view of the 4-byte GRE base header for the fast paths: built by one length check
+/// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which each accessor is a load at a constant offset. It
+/// applies no receiver rule: [`Packet::new_checked`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a>(&'a [u8; BASE_HEADER_LEN]);
+
+impl<'a> Header<'a> {
+    #[inline(always)]
+    pub const fn new(bytes: &'a [u8; BASE_HEADER_LEN]) -> Header<'a> {
+        Header(bytes)
+    }
+
+    /// The first 4 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a [u8]) -> Option<Header<'a>> {
+        bytes.first_chunk().map(Header)
+    }
+
+    /// [`Header::from_prefix`] and the bytes after the 4 (the optional fields, then the payload).
+    #[inline(always)]
+    pub fn split_prefix(bytes: &'a [u8]) -> Option<(Header<'a>, &'a [u8])> {
+        bytes.split_first_chunk().map(|(h, rest)| (Header(h), rest))
+    }
+
+    fixed_header_getters!();
+}
+
+impl<'a> TryFrom<&'a [u8]> for Header<'a> {
+    type Error = GreError;
+    #[inline(always)]
+    fn try_from(bytes: &'a [u8]) -> Result<Self, GreError> {
+        Header::from_prefix(bytes).ok_or(GreError::Truncated {
+            needed: BASE_HEADER_LEN,
+            actual: bytes.len(),
+        })
+    }
+}
+
+/// The writable [`Header`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct HeaderMut<'a>(&'a mut [u8; BASE_HEADER_LEN]);
+
+impl<'a> HeaderMut<'a> {
+    #[inline(always)]
+    pub fn new(bytes: &'a mut [u8; BASE_HEADER_LEN]) -> HeaderMut<'a> {
+        HeaderMut(bytes)
+    }
+
+    /// The first 4 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<HeaderMut<'a>> {
+        bytes.first_chunk_mut().map(HeaderMut)
+    }
+
+    fixed_header_getters!();
+
+    #[inline(always)]
+    pub fn set_flags_version(&mut self, value: u16) {
+        self.0[field::FLAGS_VERSION].copy_from_slice(&value.to_be_bytes());
+    }
+    #[inline(always)]
+    pub fn set_protocol(&mut self, value: u16) {
+        self.0[field::PROTOCOL].copy_from_slice(&value.to_be_bytes());
+    }
+}
+
+impl<'a> TryFrom<&'a mut [u8]> for HeaderMut<'a> {
+    type Error = GreError;
+    #[inline(always)]
+    fn try_from(bytes: &'a mut [u8]) -> Result<Self, GreError> {
+        let actual = bytes.len();
+        HeaderMut::from_prefix(bytes).ok_or(GreError::Truncated {
+            needed: BASE_HEADER_LEN,
+            actual,
+        })
+    }
+}
+
+/// A fixed-size writable view of the first 8 bytes of a GRE header whose C bit is set: the base header, then
+/// Checksum and Reserved1 (RFC 2784 2.1). The encapsulation writes the checksum through it at a constant
+/// offset once the payload is summed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChecksumHeaderMut<'a>(&'a mut [u8; CHECKSUM_HEADER_LEN]);
+
+impl<'a> ChecksumHeaderMut<'a> {
+    #[inline(always)]
+    pub fn new(bytes: &'a mut [u8; CHECKSUM_HEADER_LEN]) -> ChecksumHeaderMut<'a> {
+        ChecksumHeaderMut(bytes)
+    }
+
+    /// The first 8 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<ChecksumHeaderMut<'a>> {
+        bytes.first_chunk_mut().map(ChecksumHeaderMut)
+    }
+
+    fixed_header_getters!();
+
+    /// The Checksum field as received or written.
+    #[inline(always)]
+    pub fn checksum(&self) -> u16 {
+        let at = field::CHECKSUM.start;
+        u16::from_be_bytes([self.0[at], self.0[at + 1]])
+    }
+
+    /// The Checksum field as given (the one's complement of the sum is the caller's: RFC 2784 2.5).
+    #[inline(always)]
+    pub fn set_checksum(&mut self, value: u16) {
+        self.0[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
+    }
+}
+
 /// A view over a whole GRE packet (header and payload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {

@@ -10,15 +10,8 @@ use core::net::Ipv4Addr;
 use super::checksum;
 use super::{need, Error, Layer};
 
-/// IP protocol numbers greway uses.
-pub mod protocol {
-    pub const ICMP: u8 = 1;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const IPV6: u8 = 41;
-    pub const GRE: u8 = 47;
-    pub const ICMPV6: u8 = 58;
-}
+/// IP protocol numbers greway uses (defined once, in [`crate::ip::protocol`]).
+pub use crate::ip::protocol;
 
 mod field {
     use core::ops::Range;
@@ -71,6 +64,278 @@ pub fn fill_checksum_20(header: &mut [u8; HEADER_LEN]) {
     header[field::CHECKSUM].copy_from_slice(&[0, 0]);
     let sum = checksum::checksum(header);
     header[field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The flags/fragment-offset word's bits, for code that holds the raw word ([`Header::flags_frag`]).
+pub mod flags_frag {
+    /// Reserved (evil) bit: MUST be zero (RFC 791).
+    pub const RESERVED: u16 = 0x8000;
+    pub const DONT_FRAGMENT: u16 = super::FLAG_DONT_FRAGMENT;
+    pub const MORE_FRAGMENTS: u16 = super::FLAG_MORE_FRAGMENTS;
+    /// In 8-byte units.
+    pub const OFFSET_MASK: u16 = super::FRAGMENT_OFFSET_MASK;
+}
+
+/// `0x45`: the version/IHL byte of a header without options.
+pub const VER_IHL_NO_OPTIONS: u8 = 0x45;
+
+// The accessors shared by [`Header`] and [`HeaderMut`]: every field of the fixed 20-byte header at its
+// `field` offset. The view holds a `[u8; 20]`, so each index is a constant below the array length and
+// compiles to a plain load (no bounds check after the one in the constructor).
+macro_rules! fixed_header_getters {
+    () => {
+        /// The version/IHL byte (`0x45` for a header without options).
+        #[inline(always)]
+        pub fn ver_ihl(&self) -> u8 {
+            self.0[field::VER_IHL]
+        }
+        #[inline(always)]
+        pub fn version(&self) -> u8 {
+            self.0[field::VER_IHL] >> 4
+        }
+        /// IHL * 4 (may exceed 20: the options are outside this view).
+        #[inline(always)]
+        pub fn header_len(&self) -> usize {
+            usize::from(self.0[field::VER_IHL] & 0x0F) * 4
+        }
+        /// DSCP (6 bits) and ECN (2 bits): the old TOS byte.
+        #[inline(always)]
+        pub fn dscp_ecn(&self) -> u8 {
+            self.0[field::DSCP_ECN]
+        }
+        /// The ECN codepoint (RFC 3168): `0b11` is CE.
+        #[inline(always)]
+        pub fn ecn(&self) -> u8 {
+            self.0[field::DSCP_ECN] & 0x03
+        }
+        #[inline(always)]
+        pub fn total_len(&self) -> u16 {
+            u16::from_be_bytes(self.word(field::TOTAL_LEN.start))
+        }
+        #[inline(always)]
+        pub fn ident(&self) -> u16 {
+            u16::from_be_bytes(self.word(field::IDENT.start))
+        }
+        /// The raw flags/fragment-offset word (bits in [`flags_frag`]).
+        #[inline(always)]
+        pub fn flags_frag(&self) -> u16 {
+            u16::from_be_bytes(self.word(field::FLAGS_FRAG.start))
+        }
+        #[inline(always)]
+        pub fn dont_frag(&self) -> bool {
+            self.0[field::FLAGS_FRAG.start] & (FLAG_DONT_FRAGMENT >> 8) as u8 != 0
+        }
+        /// A fragment of a larger datagram: MF set or a non-zero offset (the reserved bit is not looked at).
+        #[inline(always)]
+        pub fn is_fragment(&self) -> bool {
+            self.flags_frag() & (FLAG_MORE_FRAGMENTS | FRAGMENT_OFFSET_MASK) != 0
+        }
+        #[inline(always)]
+        pub fn ttl(&self) -> u8 {
+            self.0[field::TTL]
+        }
+        #[inline(always)]
+        pub fn protocol(&self) -> u8 {
+            self.0[field::PROTOCOL]
+        }
+        /// The header checksum field (host order of the big-endian word).
+        #[inline(always)]
+        pub fn checksum(&self) -> u16 {
+            u16::from_be_bytes(self.word(field::CHECKSUM.start))
+        }
+        #[inline(always)]
+        pub fn src(&self) -> [u8; 4] {
+            self.quad(field::SRC.start)
+        }
+        #[inline(always)]
+        pub fn dst(&self) -> [u8; 4] {
+            self.quad(field::DST.start)
+        }
+        /// The source address as a host-order `u32` (the LPM key).
+        #[inline(always)]
+        pub fn src_u32(&self) -> u32 {
+            u32::from_be_bytes(self.src())
+        }
+        /// The destination address as a host-order `u32` (the LPM key).
+        #[inline(always)]
+        pub fn dst_u32(&self) -> u32 {
+            u32::from_be_bytes(self.dst())
+        }
+        #[inline(always)]
+        pub fn src_addr(&self) -> Ipv4Addr {
+            Ipv4Addr::from(self.src())
+        }
+        #[inline(always)]
+        pub fn dst_addr(&self) -> Ipv4Addr {
+            Ipv4Addr::from(self.dst())
+        }
+        /// The header bytes are a valid checksum (sum to 0xFFFF). Only meaningful without options.
+        #[inline(always)]
+        pub fn checksum_valid(&self) -> bool {
+            checksum::ipv4_header_valid(&self.0)
+        }
+        #[inline(always)]
+        fn word(&self, at: usize) -> [u8; 2] {
+            [self.0[at], self.0[at + 1]]
+        }
+        #[inline(always)]
+        fn quad(&self, at: usize) -> [u8; 4] {
+            [self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]]
+        }
+    };
+}
+
+/// A fixed-size view of the first 20 bytes of an IPv4 header (all of it without options) for the fast
+/// paths: built by one length check ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor
+/// is a load at a constant offset. It checks nothing else (version, IHL, lengths, checksum are the caller's
+/// rules to apply through the accessors); [`Packet`] is the checked view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a>(&'a [u8; HEADER_LEN]);
+
+impl<'a> Header<'a> {
+    #[inline(always)]
+    pub const fn new(bytes: &'a [u8; HEADER_LEN]) -> Header<'a> {
+        Header(bytes)
+    }
+
+    /// The first 20 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a [u8]) -> Option<Header<'a>> {
+        bytes.first_chunk().map(Header)
+    }
+
+    /// [`Header::from_prefix`] and the bytes after the 20.
+    #[inline(always)]
+    pub fn split_prefix(bytes: &'a [u8]) -> Option<(Header<'a>, &'a [u8])> {
+        bytes.split_first_chunk().map(|(h, rest)| (Header(h), rest))
+    }
+
+    #[inline(always)]
+    pub const fn as_bytes(&self) -> &'a [u8; HEADER_LEN] {
+        self.0
+    }
+
+    fixed_header_getters!();
+}
+
+impl<'a> TryFrom<&'a [u8]> for Header<'a> {
+    type Error = Error;
+    #[inline(always)]
+    fn try_from(bytes: &'a [u8]) -> Result<Self, Error> {
+        Header::from_prefix(bytes).ok_or(Error::Truncated {
+            layer: Layer::Ipv4,
+            needed: HEADER_LEN,
+            actual: bytes.len(),
+        })
+    }
+}
+
+/// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+/// Setters write exactly their field: the header checksum is the caller's (see [`HeaderMut::fill_checksum`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct HeaderMut<'a>(&'a mut [u8; HEADER_LEN]);
+
+impl<'a> HeaderMut<'a> {
+    #[inline(always)]
+    pub fn new(bytes: &'a mut [u8; HEADER_LEN]) -> HeaderMut<'a> {
+        HeaderMut(bytes)
+    }
+
+    /// The first 20 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<HeaderMut<'a>> {
+        bytes.first_chunk_mut().map(HeaderMut)
+    }
+
+    /// [`HeaderMut::from_prefix`] and the bytes after the 20.
+    #[inline(always)]
+    pub fn split_prefix(bytes: &'a mut [u8]) -> Option<(HeaderMut<'a>, &'a mut [u8])> {
+        bytes
+            .split_first_chunk_mut()
+            .map(|(h, rest)| (HeaderMut(h), rest))
+    }
+
+    /// A read-only view of the same bytes.
+    #[inline(always)]
+    pub fn as_header(&self) -> Header<'_> {
+        Header(self.0)
+    }
+
+    #[inline(always)]
+    pub fn as_bytes_mut(&mut self) -> &mut [u8; HEADER_LEN] {
+        self.0
+    }
+
+    fixed_header_getters!();
+
+    #[inline(always)]
+    pub fn set_ver_ihl(&mut self, value: u8) {
+        self.0[field::VER_IHL] = value;
+    }
+    #[inline(always)]
+    pub fn set_dscp_ecn(&mut self, value: u8) {
+        self.0[field::DSCP_ECN] = value;
+    }
+    #[inline(always)]
+    pub fn set_total_len(&mut self, value: u16) {
+        self.set_word(field::TOTAL_LEN.start, value);
+    }
+    #[inline(always)]
+    pub fn set_ident(&mut self, value: u16) {
+        self.set_word(field::IDENT.start, value);
+    }
+    /// The raw flags/fragment-offset word (bits in [`flags_frag`]).
+    #[inline(always)]
+    pub fn set_flags_frag(&mut self, value: u16) {
+        self.set_word(field::FLAGS_FRAG.start, value);
+    }
+    #[inline(always)]
+    pub fn set_ttl(&mut self, value: u8) {
+        self.0[field::TTL] = value;
+    }
+    #[inline(always)]
+    pub fn set_protocol(&mut self, value: u8) {
+        self.0[field::PROTOCOL] = value;
+    }
+    /// The checksum field as given (host order of the big-endian word).
+    #[inline(always)]
+    pub fn set_checksum(&mut self, value: u16) {
+        self.set_word(field::CHECKSUM.start, value);
+    }
+    #[inline(always)]
+    pub fn set_src(&mut self, value: [u8; 4]) {
+        self.0[field::SRC].copy_from_slice(&value);
+    }
+    #[inline(always)]
+    pub fn set_dst(&mut self, value: [u8; 4]) {
+        self.0[field::DST].copy_from_slice(&value);
+    }
+    /// Zero the checksum field, then write the checksum of the 20 bytes (a header without options).
+    #[inline(always)]
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let sum = checksum::ipv4_header_checksum(self.0);
+        self.set_checksum(sum);
+    }
+    #[inline(always)]
+    fn set_word(&mut self, at: usize, value: u16) {
+        let [hi, lo] = value.to_be_bytes();
+        self.0[at] = hi;
+        self.0[at + 1] = lo;
+    }
+}
+
+impl<'a> TryFrom<&'a mut [u8]> for HeaderMut<'a> {
+    type Error = Error;
+    #[inline(always)]
+    fn try_from(bytes: &'a mut [u8]) -> Result<Self, Error> {
+        let actual = bytes.len();
+        HeaderMut::from_prefix(bytes).ok_or(Error::Truncated {
+            layer: Layer::Ipv4,
+            needed: HEADER_LEN,
+            actual,
+        })
+    }
 }
 
 /// A view over an IPv4 packet.

@@ -9,19 +9,9 @@ use core::net::Ipv6Addr;
 
 use super::{need, Error, Layer};
 
-/// Next Header values for the extension headers the walk understands, and upper layers greway uses.
-pub mod next_header {
-    pub const HOP_BY_HOP: u8 = 0;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const ROUTING: u8 = 43;
-    pub const FRAGMENT: u8 = 44;
-    pub const GRE: u8 = 47;
-    pub const AUTHENTICATION: u8 = 51;
-    pub const ICMPV6: u8 = 58;
-    pub const NO_NEXT_HEADER: u8 = 59;
-    pub const DESTINATION_OPTIONS: u8 = 60;
-}
+/// Next Header values for the extension headers the walk understands, and upper layers greway uses: the IP
+/// protocol numbers (one registry for both families, defined once in [`crate::ip::protocol`]).
+pub use crate::ip::protocol as next_header;
 
 mod field {
     use core::ops::Range;
@@ -55,6 +45,213 @@ pub fn pseudo_header_sum(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, upper_le
         }
     }
     sum + (upper_len >> 16) + (upper_len & 0xFFFF) + u32::from(next_header)
+}
+
+// The accessors shared by [`Header`] and [`HeaderMut`]: every field of the 40-byte fixed header at its `field`
+// offset. The view holds a `[u8; 40]`, so each index is a constant below the array length and compiles to a
+// plain load (no bounds check after the one in the constructor).
+macro_rules! fixed_header_getters {
+    () => {
+        #[inline(always)]
+        pub fn version(&self) -> u8 {
+            self.0[field::VER_TC_FLOW.start] >> 4
+        }
+        /// DSCP (6 bits) and ECN (2 bits).
+        #[inline(always)]
+        pub fn traffic_class(&self) -> u8 {
+            let at = field::VER_TC_FLOW.start;
+            ((u16::from_be_bytes([self.0[at], self.0[at + 1]]) >> 4) & 0xFF) as u8
+        }
+        /// The ECN codepoint (RFC 3168): `0b11` is CE.
+        #[inline(always)]
+        pub fn ecn(&self) -> u8 {
+            (self.0[field::VER_TC_FLOW.start + 1] >> 4) & 0x03
+        }
+        #[inline(always)]
+        pub fn flow_label(&self) -> u32 {
+            let at = field::VER_TC_FLOW.start;
+            u32::from_be_bytes([self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]])
+                & 0x000F_FFFF
+        }
+        /// Bytes after the fixed header (extension headers included).
+        #[inline(always)]
+        pub fn payload_len(&self) -> u16 {
+            let at = field::PAYLOAD_LEN.start;
+            u16::from_be_bytes([self.0[at], self.0[at + 1]])
+        }
+        #[inline(always)]
+        pub fn next_header(&self) -> u8 {
+            self.0[field::NEXT_HEADER]
+        }
+        #[inline(always)]
+        pub fn hop_limit(&self) -> u8 {
+            self.0[field::HOP_LIMIT]
+        }
+        #[inline(always)]
+        pub fn src(&self) -> [u8; 16] {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&self.0[field::SRC]);
+            a
+        }
+        #[inline(always)]
+        pub fn dst(&self) -> [u8; 16] {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&self.0[field::DST]);
+            a
+        }
+        /// The source address as a host-order `u128` (the LPM key).
+        #[inline(always)]
+        pub fn src_u128(&self) -> u128 {
+            u128::from_be_bytes(self.src())
+        }
+        /// The destination address as a host-order `u128` (the LPM key).
+        #[inline(always)]
+        pub fn dst_u128(&self) -> u128 {
+            u128::from_be_bytes(self.dst())
+        }
+        #[inline(always)]
+        pub fn src_addr(&self) -> Ipv6Addr {
+            Ipv6Addr::from(self.src())
+        }
+        #[inline(always)]
+        pub fn dst_addr(&self) -> Ipv6Addr {
+            Ipv6Addr::from(self.dst())
+        }
+    };
+}
+
+/// A fixed-size view of the 40-byte IPv6 fixed header for the fast paths: built by one length check
+/// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor is a load at a constant offset. It
+/// checks nothing else (version and payload length are the caller's rules); [`Packet`] is the checked view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a>(&'a [u8; HEADER_LEN]);
+
+impl<'a> Header<'a> {
+    #[inline(always)]
+    pub const fn new(bytes: &'a [u8; HEADER_LEN]) -> Header<'a> {
+        Header(bytes)
+    }
+
+    /// The first 40 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a [u8]) -> Option<Header<'a>> {
+        bytes.first_chunk().map(Header)
+    }
+
+    /// [`Header::from_prefix`] and the bytes after the 40.
+    #[inline(always)]
+    pub fn split_prefix(bytes: &'a [u8]) -> Option<(Header<'a>, &'a [u8])> {
+        bytes.split_first_chunk().map(|(h, rest)| (Header(h), rest))
+    }
+
+    #[inline(always)]
+    pub const fn as_bytes(&self) -> &'a [u8; HEADER_LEN] {
+        self.0
+    }
+
+    /// The destination address bytes, borrowed (the LPM walks them in place).
+    #[inline(always)]
+    pub fn dst_bytes(&self) -> &'a [u8; 16] {
+        let (_, dst) = self
+            .0
+            .split_last_chunk::<16>()
+            .expect("DST is the last field");
+        dst
+    }
+
+    fixed_header_getters!();
+}
+
+impl<'a> TryFrom<&'a [u8]> for Header<'a> {
+    type Error = Error;
+    #[inline(always)]
+    fn try_from(bytes: &'a [u8]) -> Result<Self, Error> {
+        Header::from_prefix(bytes).ok_or(Error::Truncated {
+            layer: Layer::Ipv6,
+            needed: HEADER_LEN,
+            actual: bytes.len(),
+        })
+    }
+}
+
+/// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HeaderMut<'a>(&'a mut [u8; HEADER_LEN]);
+
+impl<'a> HeaderMut<'a> {
+    #[inline(always)]
+    pub fn new(bytes: &'a mut [u8; HEADER_LEN]) -> HeaderMut<'a> {
+        HeaderMut(bytes)
+    }
+
+    /// The first 40 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<HeaderMut<'a>> {
+        bytes.first_chunk_mut().map(HeaderMut)
+    }
+
+    /// [`HeaderMut::from_prefix`] and the bytes after the 40.
+    #[inline(always)]
+    pub fn split_prefix(bytes: &'a mut [u8]) -> Option<(HeaderMut<'a>, &'a mut [u8])> {
+        bytes
+            .split_first_chunk_mut()
+            .map(|(h, rest)| (HeaderMut(h), rest))
+    }
+
+    /// A read-only view of the same bytes.
+    #[inline(always)]
+    pub fn as_header(&self) -> Header<'_> {
+        Header(self.0)
+    }
+
+    fixed_header_getters!();
+
+    /// The whole first word: version 6, `traffic_class`, and `flow_label` (its low 20 bits), in one store.
+    #[inline(always)]
+    pub fn set_ver_tc_flow(&mut self, traffic_class: u8, flow_label: u32) {
+        let word = (6 << 28) | (u32::from(traffic_class) << 20) | (flow_label & 0x000F_FFFF);
+        self.0[field::VER_TC_FLOW].copy_from_slice(&word.to_be_bytes());
+    }
+    /// The traffic class only (version and flow label kept).
+    #[inline(always)]
+    pub fn set_traffic_class(&mut self, traffic_class: u8) {
+        let at = field::VER_TC_FLOW.start;
+        self.0[at] = (self.0[at] & 0xF0) | (traffic_class >> 4);
+        self.0[at + 1] = (self.0[at + 1] & 0x0F) | (traffic_class << 4);
+    }
+    #[inline(always)]
+    pub fn set_payload_len(&mut self, value: u16) {
+        self.0[field::PAYLOAD_LEN].copy_from_slice(&value.to_be_bytes());
+    }
+    #[inline(always)]
+    pub fn set_next_header(&mut self, value: u8) {
+        self.0[field::NEXT_HEADER] = value;
+    }
+    #[inline(always)]
+    pub fn set_hop_limit(&mut self, value: u8) {
+        self.0[field::HOP_LIMIT] = value;
+    }
+    #[inline(always)]
+    pub fn set_src(&mut self, value: [u8; 16]) {
+        self.0[field::SRC].copy_from_slice(&value);
+    }
+    #[inline(always)]
+    pub fn set_dst(&mut self, value: [u8; 16]) {
+        self.0[field::DST].copy_from_slice(&value);
+    }
+}
+
+impl<'a> TryFrom<&'a mut [u8]> for HeaderMut<'a> {
+    type Error = Error;
+    #[inline(always)]
+    fn try_from(bytes: &'a mut [u8]) -> Result<Self, Error> {
+        let actual = bytes.len();
+        HeaderMut::from_prefix(bytes).ok_or(Error::Truncated {
+            layer: Layer::Ipv6,
+            needed: HEADER_LEN,
+            actual,
+        })
+    }
 }
 
 /// A view over an IPv6 packet.

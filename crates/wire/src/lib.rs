@@ -20,6 +20,44 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 
+/// What IPv4 and IPv6 share.
+pub mod ip {
+    /// The ECN codepoints (RFC 3168 section 5): the low two bits of the IPv4 TOS byte and of the IPv6 traffic
+    /// class.
+    pub mod ecn {
+        pub const NOT_ECT: u8 = 0b00;
+        pub const ECT1: u8 = 0b01;
+        pub const ECT0: u8 = 0b10;
+        /// Congestion Experienced.
+        pub const CE: u8 = 0b11;
+    }
+
+    /// IANA Assigned Internet Protocol Numbers: the IPv4 Protocol field and the IPv6 Next Header field (RFC 8200
+    /// section 4 uses the same registry), defined once for both ([`crate::ipv4::protocol`] and
+    /// [`crate::ipv6::next_header`] are this module).
+    pub mod protocol {
+        /// IPv6 Hop-by-Hop Options (RFC 8200 4.3).
+        pub const HOP_BY_HOP: u8 = 0;
+        pub const ICMP: u8 = 1;
+        pub const TCP: u8 = 6;
+        pub const UDP: u8 = 17;
+        /// IPv6 encapsulated (RFC 2473; 6in4).
+        pub const IPV6: u8 = 41;
+        /// IPv6 Routing header (RFC 8200 4.4).
+        pub const ROUTING: u8 = 43;
+        /// IPv6 Fragment header (RFC 8200 4.5).
+        pub const FRAGMENT: u8 = 44;
+        pub const GRE: u8 = 47;
+        /// IPsec Authentication Header (RFC 4302).
+        pub const AUTHENTICATION: u8 = 51;
+        pub const ICMPV6: u8 = 58;
+        /// IPv6 No Next Header (RFC 8200 4.7).
+        pub const NO_NEXT_HEADER: u8 = 59;
+        /// IPv6 Destination Options (RFC 8200 4.6).
+        pub const DESTINATION_OPTIONS: u8 = 60;
+    }
+}
+
 pub use ethernet::MacAddr;
 pub use gre::{GreError, GreRepr};
 
