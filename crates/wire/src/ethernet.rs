@@ -564,3 +564,67 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    /// 02:00:00:00:00:02 <- 02:00:00:00:00:01, IPv6.
+    const HDR: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+
+    #[test]
+    fn header_accessors_read_the_fixture() {
+        let h = Header::new(&HDR);
+        assert_eq!(h.dst(), [2, 0, 0, 0, 0, 2]);
+        assert_eq!(h.src(), [2, 0, 0, 0, 0, 1]);
+        assert_eq!(h.ethertype(), ethertype::IPV6);
+        assert_eq!(h.as_bytes(), &HDR);
+    }
+
+    #[test]
+    fn header_from_prefix_needs_14_bytes() {
+        assert!(Header::from_prefix(&HDR[..13]).is_none());
+        let (h, rest) = Header::split_prefix(&[HDR.as_slice(), &[1, 2]].concat())
+            .map(|(h, rest)| (h.ethertype(), rest.to_vec()))
+            .unwrap();
+        assert_eq!((h, rest), (ethertype::IPV6, vec![1, 2]));
+        assert_eq!(
+            Header::try_from(&HDR[..2]),
+            Err(Error::Truncated {
+                layer: Layer::Ethernet,
+                needed: 14,
+                actual: 2
+            })
+        );
+        let mut b = HDR;
+        assert!(HeaderMut::from_prefix(&mut b[..13]).is_none());
+        assert!(HeaderMut::try_from(&mut b[..13]).is_err());
+        let (h, rest) = HeaderMut::split_prefix(&mut b).unwrap();
+        assert_eq!((h.ethertype(), rest.len()), (ethertype::IPV6, 0));
+    }
+
+    #[test]
+    fn header_setters_write_their_field_only() {
+        let mut b = [0u8; 14];
+        let mut h = HeaderMut::new(&mut b);
+        h.set_dst([2, 0, 0, 0, 0, 2]);
+        h.set_src([2, 0, 0, 0, 0, 1]);
+        h.set_ethertype(ethertype::IPV6);
+        assert_eq!(h.as_header().src(), [2, 0, 0, 0, 0, 1]);
+        assert_eq!(h.dst(), [2, 0, 0, 0, 0, 2]);
+        assert_eq!(b, HDR);
+    }
+
+    #[test]
+    fn moving_the_addresses_over_the_tag_leaves_the_untagged_frame() {
+        // dst, src, 802.1Q tag (VID 5), IPv4, one payload byte.
+        let mut f = [
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00, 0x05, 0x08, 0x00, 0xaa,
+        ];
+        move_addresses_over_vlan_tag(&mut f);
+        assert_eq!(
+            &f[VLAN_TAG_LEN..],
+            &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0xaa]
+        );
+    }
+}

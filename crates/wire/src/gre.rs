@@ -1128,3 +1128,60 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    /// C and K set, version 0, IPv6; checksum 0x1234, Reserved1 0.
+    const HDR: [u8; 8] = [0xa0, 0x00, 0x86, 0xdd, 0x12, 0x34, 0x00, 0x00];
+
+    #[test]
+    fn header_accessors_read_the_fixture() {
+        let base: &[u8; 4] = HDR[..4].try_into().unwrap();
+        let h = Header::new(base);
+        assert_eq!(h.flags_version(), flags::CHECKSUM | flags::KEY);
+        assert_eq!(h.protocol(), protocol::IPV6);
+        let mut b = HDR;
+        let c = ChecksumHeaderMut::new(&mut b);
+        assert_eq!(c.flags_version(), 0xa000);
+        assert_eq!(c.protocol(), protocol::IPV6);
+        assert_eq!(c.checksum(), 0x1234);
+    }
+
+    #[test]
+    fn header_from_prefix_needs_the_base_header() {
+        assert!(Header::from_prefix(&HDR[..3]).is_none());
+        let (h, rest) = Header::split_prefix(&HDR).unwrap();
+        assert_eq!((h.protocol(), rest), (protocol::IPV6, &HDR[4..]));
+        assert_eq!(
+            Header::try_from(&HDR[..1]),
+            Err(GreError::Truncated {
+                needed: 4,
+                actual: 1
+            })
+        );
+        let mut b = HDR;
+        assert!(HeaderMut::from_prefix(&mut b[..3]).is_none());
+        assert!(HeaderMut::try_from(&mut b[..3]).is_err());
+        assert!(ChecksumHeaderMut::from_prefix(&mut b[..7]).is_none());
+        assert!(ChecksumHeaderMut::from_prefix(&mut b).is_some());
+    }
+
+    #[test]
+    fn header_setters_write_their_field_only() {
+        let mut b = [0u8; 8];
+        {
+            let mut h = HeaderMut::from_prefix(&mut b).unwrap();
+            h.set_flags_version(flags::CHECKSUM | flags::KEY);
+            h.set_protocol(protocol::IPV6);
+            assert_eq!(h.protocol(), protocol::IPV6);
+        }
+        ChecksumHeaderMut::from_prefix(&mut b)
+            .unwrap()
+            .set_checksum(0x1234);
+        assert_eq!(b, HDR);
+        // The checksum the view writes is the one `Packet` reads.
+        assert_eq!(Packet::new_unchecked(&b[..]).checksum(), Some(0x1234));
+    }
+}

@@ -842,3 +842,127 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    /// various_gre.pcap frame 12's outer IPv4 header (the `tests` module's fixture): TOS 0xc0, total 28, ident
+    /// 0xa3, no flags, TTL 254, GRE, checksum 0x25eb, 10.172.64.6 -> 10.172.64.7.
+    const HDR: [u8; 20] = [
+        0x45, 0xc0, 0x00, 0x1c, 0x00, 0xa3, 0x00, 0x00, 0xfe, 0x2f, 0x25, 0xeb, 0x0a, 0xac, 0x40,
+        0x06, 0x0a, 0xac, 0x40, 0x07,
+    ];
+
+    #[test]
+    fn header_accessors_read_the_fixture() {
+        let h = Header::new(&HDR);
+        assert_eq!(h.ver_ihl(), VER_IHL_NO_OPTIONS);
+        assert_eq!(h.version(), 4);
+        assert_eq!(h.header_len(), 20);
+        assert_eq!(h.dscp_ecn(), 0xc0);
+        assert_eq!(h.ecn(), 0);
+        assert_eq!(h.total_len(), 28);
+        assert_eq!(h.ident(), 0xa3);
+        assert_eq!(h.flags_frag(), 0);
+        assert!(!h.dont_frag());
+        assert!(!h.is_fragment());
+        assert_eq!(h.ttl(), 254);
+        assert_eq!(h.protocol(), protocol::GRE);
+        assert_eq!(h.checksum(), 0x25eb);
+        assert!(h.checksum_valid());
+        assert_eq!(h.src(), [10, 172, 64, 6]);
+        assert_eq!(h.dst(), [10, 172, 64, 7]);
+        assert_eq!(h.src_u32(), 0x0aac_4006);
+        assert_eq!(h.dst_u32(), 0x0aac_4007);
+        assert_eq!(h.src_addr(), Ipv4Addr::new(10, 172, 64, 6));
+        assert_eq!(h.dst_addr(), Ipv4Addr::new(10, 172, 64, 7));
+        assert_eq!(h.as_bytes(), &HDR);
+        // The same values as the checked view.
+        let p = Packet::new_checked(&HDR[..]).unwrap_err();
+        assert!(matches!(p, Error::Truncated { needed: 28, .. }));
+    }
+
+    #[test]
+    fn header_flag_bits_and_ecn() {
+        let mut b = HDR;
+        b[1] = 0x03;
+        b[6] = 0x40;
+        let h = Header::new(&b);
+        assert_eq!(h.ecn(), crate::ip::ecn::CE);
+        assert!(h.dont_frag());
+        assert!(!h.is_fragment(), "DF alone is not a fragment");
+        assert_eq!(h.flags_frag(), flags_frag::DONT_FRAGMENT);
+        for (hi, lo) in [(0x20, 0x00), (0x00, 0x01), (0x1f, 0x00)] {
+            b[6] = hi;
+            b[7] = lo;
+            assert!(Header::new(&b).is_fragment(), "{hi:#x} {lo:#x}");
+        }
+        b[6] = 0x80;
+        b[7] = 0;
+        assert!(!Header::new(&b).is_fragment(), "the reserved bit is not MF");
+        b[0] = 0x46;
+        assert_eq!(Header::new(&b).header_len(), 24);
+    }
+
+    #[test]
+    fn header_from_prefix_needs_20_bytes() {
+        assert!(Header::from_prefix(&HDR[..19]).is_none());
+        assert_eq!(Header::from_prefix(&HDR).unwrap().ttl(), 254);
+        let mut long = [0u8; 30];
+        long[..20].copy_from_slice(&HDR);
+        let (h, rest) = Header::split_prefix(&long).unwrap();
+        assert_eq!((h.total_len(), rest.len()), (28, 10));
+        assert_eq!(
+            Header::try_from(&HDR[..7]),
+            Err(Error::Truncated {
+                layer: Layer::Ipv4,
+                needed: 20,
+                actual: 7
+            })
+        );
+        let mut short = [0u8; 19];
+        assert!(HeaderMut::from_prefix(&mut short).is_none());
+        assert!(HeaderMut::try_from(&mut short[..]).is_err());
+        assert!(HeaderMut::split_prefix(&mut long).is_some());
+    }
+
+    #[test]
+    fn header_setters_write_their_field_only() {
+        let mut b = HDR;
+        let mut h = HeaderMut::new(&mut b);
+        h.set_dscp_ecn(0x2e);
+        h.set_total_len(0x0102);
+        h.set_ident(0x0304);
+        h.set_flags_frag(0x4005);
+        h.set_ttl(9);
+        h.set_protocol(protocol::UDP);
+        h.set_checksum(0xbeef);
+        h.set_src([1, 2, 3, 4]);
+        h.set_dst([5, 6, 7, 8]);
+        assert_eq!(h.ttl(), 9);
+        assert_eq!(h.as_header().ident(), 0x0304);
+        assert_eq!(
+            b,
+            [
+                0x45, 0x2e, 0x01, 0x02, 0x03, 0x04, 0x40, 0x05, 9, 17, 0xbe, 0xef, 1, 2, 3, 4, 5,
+                6, 7, 8
+            ]
+        );
+        let mut h = HeaderMut::new(&mut b);
+        h.set_ver_ihl(0x46);
+        assert_eq!(h.header_len(), 24);
+        assert_eq!(h.as_bytes_mut()[0], 0x46);
+    }
+
+    #[test]
+    fn header_fill_checksum_matches_the_capture() {
+        let mut b = HDR;
+        b[10] = 0x12;
+        b[11] = 0x34;
+        let mut h = HeaderMut::new(&mut b);
+        h.fill_checksum();
+        assert_eq!(h.checksum(), 0x25eb);
+        assert_eq!(b, HDR);
+    }
+}

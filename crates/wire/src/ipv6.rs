@@ -687,3 +687,87 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    /// The `tests` module's fixture: traffic class 0xb8, flow label 0x12345, payload 4, GRE, hop limit 64,
+    /// 2001:db8::1 -> 2001:db8::2.
+    const HDR: [u8; 40] = [
+        0x6b, 0x81, 0x23, 0x45, 0x00, 0x04, 47, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 1, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    ];
+    const SRC: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const DST: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+    #[test]
+    fn header_accessors_read_the_fixture() {
+        let h = Header::new(&HDR);
+        assert_eq!(h.version(), 6);
+        assert_eq!(h.traffic_class(), 0xb8);
+        assert_eq!(h.ecn(), 0);
+        assert_eq!(h.flow_label(), 0x12345);
+        assert_eq!(h.payload_len(), 4);
+        assert_eq!(h.next_header(), next_header::GRE);
+        assert_eq!(h.hop_limit(), 64);
+        assert_eq!(h.src(), SRC);
+        assert_eq!(h.dst(), DST);
+        assert_eq!(h.dst_bytes(), &DST);
+        assert_eq!(h.src_u128(), 0x2001_0db8_u128 << 96 | 1);
+        assert_eq!(h.dst_u128(), 0x2001_0db8_u128 << 96 | 2);
+        assert_eq!(h.src_addr(), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(h.dst_addr(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(h.as_bytes(), &HDR);
+        let mut b = HDR;
+        b[1] = 0xb1; // traffic class 0xbb: ECN CE
+        assert_eq!(Header::new(&b).ecn(), crate::ip::ecn::CE);
+    }
+
+    #[test]
+    fn header_from_prefix_needs_40_bytes() {
+        assert!(Header::from_prefix(&HDR[..39]).is_none());
+        let mut long = [0u8; 44];
+        long[..40].copy_from_slice(&HDR);
+        let (h, rest) = Header::split_prefix(&long).unwrap();
+        assert_eq!((h.hop_limit(), rest.len()), (64, 4));
+        assert_eq!(
+            Header::try_from(&HDR[..3]),
+            Err(Error::Truncated {
+                layer: Layer::Ipv6,
+                needed: 40,
+                actual: 3
+            })
+        );
+        assert!(HeaderMut::from_prefix(&mut long[..39]).is_none());
+        assert!(HeaderMut::try_from(&mut long[..39]).is_err());
+        assert!(HeaderMut::split_prefix(&mut long).is_some());
+    }
+
+    #[test]
+    fn header_setters_write_their_field_only() {
+        let mut b = [0u8; 40];
+        let mut h = HeaderMut::new(&mut b);
+        h.set_ver_tc_flow(0xb8, 0x12345);
+        h.set_payload_len(4);
+        h.set_next_header(next_header::GRE);
+        h.set_hop_limit(64);
+        h.set_src(SRC);
+        h.set_dst(DST);
+        assert_eq!(h.as_header().flow_label(), 0x12345);
+        assert_eq!(b, HDR);
+        let mut h = HeaderMut::new(&mut b);
+        h.set_traffic_class(0x03);
+        assert_eq!(h.version(), 6);
+        assert_eq!(h.traffic_class(), 0x03);
+        assert_eq!(h.flow_label(), 0x12345, "flow label kept");
+        assert_eq!(&b[..4], &[0x60, 0x31, 0x23, 0x45]);
+        let mut h = HeaderMut::new(&mut b);
+        h.set_ver_tc_flow(0xff, 0xfff_ffff);
+        assert_eq!(
+            &b[..4],
+            &[0x6f, 0xff, 0xff, 0xff],
+            "flow label cut to 20 bits"
+        );
+    }
+}
