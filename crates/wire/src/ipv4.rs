@@ -180,7 +180,9 @@ macro_rules! fixed_header_getters {
         }
         #[inline(always)]
         fn quad(&self, at: usize) -> [u8; 4] {
-            [self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]]
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&self.0[at..at + 4]);
+            a
         }
     };
 }
@@ -319,9 +321,8 @@ impl<'a> HeaderMut<'a> {
     }
     #[inline(always)]
     fn set_word(&mut self, at: usize, value: u16) {
-        let [hi, lo] = value.to_be_bytes();
-        self.0[at] = hi;
-        self.0[at + 1] = lo;
+        // One 16-bit store (two byte stores are not always merged).
+        self.0[at..at + 2].copy_from_slice(&value.to_be_bytes());
     }
 }
 

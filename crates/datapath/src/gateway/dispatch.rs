@@ -207,7 +207,7 @@ impl<B: PacketBuf> Worker<B> {
             Ok(v) => v,
             Err(r) => return Verdict::Drop(r),
         };
-        let (_, ip, _) = split_eth_ipv4(pkt.data()).expect("checked by check_ipv4");
+        let (_, ip) = eth_ipv4(checked_prefix::<ETH_IPV4>(pkt.data()));
         let dst = ip.dst();
         let proto = ip.protocol();
         if self.is_local4(tables, dst) {
@@ -230,14 +230,15 @@ impl<B: PacketBuf> Worker<B> {
 
     #[inline]
     pub(super) fn check_ipv6(d: &[u8]) -> Result<usize, DropReason> {
-        let Some((_, ip, rest)) = split_eth_ipv6(d) else {
+        let Some(h) = frame_prefix::<ETH_IPV6>(d) else {
             return Err(DropReason::Truncated);
         };
+        let (_, ip) = eth_ipv6(h);
         if ip.version() != 6 {
             return Err(DropReason::BadIpHeader);
         }
         let plen = usize::from(ip.payload_len());
-        if rest.len() < plen {
+        if d.len() - ETH_IPV6 < plen {
             return Err(DropReason::Truncated);
         }
         Ok(ipv6::HEADER_LEN + plen)
@@ -255,7 +256,7 @@ impl<B: PacketBuf> Worker<B> {
             Ok(v) => v,
             Err(r) => return Verdict::Drop(r),
         };
-        let (_, ip, _) = split_eth_ipv6(pkt.data()).expect("checked by check_ipv6");
+        let (_, ip) = eth_ipv6(checked_prefix::<ETH_IPV6>(pkt.data()));
         let dst = ip.dst();
         let next = ip.next_header();
         let solicited_node = dst[0] == 0xff && dst[1] == 0x02 && dst[11] == 1 && dst[12] == 0xff;
@@ -301,10 +302,10 @@ impl<B: PacketBuf> Worker<B> {
         // (group, TTL, destination): no multicast or broadcast routing (and so no ICMP errors about them, RFC
         // 1812 4.3.2.7).
         let (group, ttl, dst) = if v4 {
-            let (_, ip, _) = split_eth_ipv4(d).expect("checked by check_ipv4");
+            let (_, ip) = eth_ipv4(checked_prefix::<ETH_IPV4>(d));
             (ip.dst()[0] >= 224, ip.ttl(), IpAddr::V4(ip.dst_addr()))
         } else {
-            let (_, ip, _) = split_eth_ipv6(d).expect("checked by check_ipv6");
+            let (_, ip) = eth_ipv6(checked_prefix::<ETH_IPV6>(d));
             (
                 ip.dst()[0] == 0xff,
                 ip.hop_limit(),

@@ -76,8 +76,10 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         // (Not with a sequence number: the fast path never has one, and the general sum covers it.)
         let payload_sum = if plain4 && t.checksum && !t.sequence {
-            let (_, _, payload) = split_eth_ipv4(pkt.data()).expect("plain4: an IPv4 header");
-            Some(checksum::fold(checksum::sum(payload, t.gre_base_sum)))
+            Some(checksum::fold(checksum::sum(
+                &pkt.data()[ETH_IPV4..],
+                t.gre_base_sum,
+            )))
         } else {
             None
         };
@@ -87,10 +89,10 @@ impl<B: PacketBuf> Worker<B> {
         }
         let d = pkt.data();
         let (tos_in, ttl_in, df) = if v4 {
-            let (_, ip, _) = split_eth_ipv4(d).expect("IPv4 header checked by the caller");
+            let (_, ip) = eth_ipv4(checked_prefix::<ETH_IPV4>(d));
             (ip.dscp_ecn(), ip.ttl(), ip.dont_frag())
         } else {
-            let (_, ip, _) = split_eth_ipv6(d).expect("IPv6 header checked by the caller");
+            let (_, ip) = eth_ipv6(checked_prefix::<ETH_IPV6>(d));
             (ip.traffic_class(), ip.hop_limit(), true)
         };
         // RFC 6040 normal mode: the outer ECN field is a copy of the inner one. DSCP inherited or fixed (the
@@ -108,13 +110,13 @@ impl<B: PacketBuf> Worker<B> {
         let d = pkt.data_mut();
         copy_header(d, &t.template, hl);
         if t.outer_v6() {
-            let (_, mut ip, _) = split_eth_ipv6_mut(d).expect("the template's IPv6 header");
+            let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(d));
             // The template's flow label is zero.
             ip.set_ver_tc_flow(tos, 0);
             ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
             ip.set_hop_limit(ttl);
         } else {
-            let (_, mut ip, _) = split_eth_ipv4_mut(d).expect("the template's IPv4 header");
+            let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(d));
             outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, df, ttl);
         }
         if !v4 {
@@ -184,7 +186,7 @@ impl<B: PacketBuf> Worker<B> {
         let d = pkt.data();
         let v4 = ethertype_of(d) == ethertype::IPV4;
         let inner_len = pkt.pkt_len() - ethernet::HEADER_LEN;
-        let df = !v4 || split_eth_ipv4(d).is_none_or(|(_, ip, _)| ip.dont_frag());
+        let df = !v4 || frame_prefix::<ETH_IPV4>(d).is_none_or(|h| eth_ipv4(h).1.dont_frag());
         if df {
             c.tunnels[ti as usize].drops += 1;
             return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(t.mtu), c);

@@ -28,7 +28,7 @@ impl<B: PacketBuf> Worker<B> {
         if len != pkt.pkt_len() {
             return None;
         }
-        let (eth, ip, _) = split_eth_ipv4(d)?;
+        let (eth, ip) = eth_ipv4(frame_prefix::<ETH_IPV4>(d)?);
         if eth.ethertype() != ethertype::IPV4 || ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS {
             return None;
         }
@@ -39,19 +39,19 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
-        let dst = ip.dst();
-        // Not multicast/broadcast, TTL left to forward with.
-        if dst[0] >= 224 || ip.ttl() <= 1 {
+        let dst = ip.dst_u32();
+        // Not multicast/broadcast (224/3: first octet 224 or more), TTL left to forward with.
+        if dst >= 0xe000_0000 || ip.ttl() <= 1 {
             return None;
         }
         let ti = match staged {
             // Staged on this same destination (the packet is unchanged since).
             Some(NO_TUNNEL) => return None,
             Some(ti) => ti,
-            None => tables.routes.encap4.lookup(u32::from_be_bytes(dst))?,
+            None => tables.routes.encap4.lookup(dst)?,
         };
         // Not for us: only possible here when some tunnel route covers one of our addresses.
-        if tables.local4_tunneled && self.is_local4(tables, dst) {
+        if tables.local4_tunneled && self.is_local4(tables, dst.to_be_bytes()) {
             return None;
         }
         let t = tables.tunnels.get(ti as usize)?;
@@ -98,17 +98,17 @@ impl<B: PacketBuf> Worker<B> {
         // and the TTL decrement's RFC 1624 update keeps it so.
         debug_assert_eq!(CSUM, t.checksum);
         let gre_sum = if CSUM {
-            let (_, _, payload) =
-                split_eth_ipv4(pkt.data()).expect("inner IPv4 header checked by the caller");
-            Some(checksum::fold(checksum::sum(payload, t.gre_base_sum)))
+            Some(checksum::fold(checksum::sum(
+                &pkt.data()[ETH_IPV4..],
+                t.gre_base_sum,
+            )))
         } else {
             None
         };
         // The caller saw more than 1 (forwarded: the TTL drops by one, RFC 1812).
         let ttl_in = inner.ttl - 1;
         {
-            let (_, mut ip, _) = split_eth_ipv4_mut(pkt.data_mut())
-                .expect("inner IPv4 header checked by the caller");
+            let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(pkt.data_mut()));
             ip.set_ttl(ttl_in);
             ip.set_checksum(ttl_decrement_checksum(inner.cksum));
         }
@@ -135,13 +135,12 @@ impl<B: PacketBuf> Worker<B> {
             .expect("a header and an IPv4 header");
         d[..32].copy_from_slice(&t.template[..32]);
         d[hl - 32..hl].copy_from_slice(&t.template[hl - 32..hl]);
-        // In bounds: `d` has a constant length (these never fail and compile to nothing).
-        let (_, mut ip, gre) = split_eth_ipv4_mut(d).expect("a header of HL_MIN bytes");
+        // `d` has a constant length: the views below need no runtime check.
+        let (headers, gre) = d.split_at_mut(ETH_IPV4);
+        let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
         outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, inner.df, ttl);
         if let Some(s) = gre_sum {
-            gre::ChecksumHeaderMut::from_prefix(gre)
-                .expect("a header of HL_MIN + 4 bytes")
-                .set_checksum(!s);
+            gre::ChecksumHeaderMut::new(checked_prefix_mut(gre)).set_checksum(!s);
         }
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
@@ -167,7 +166,7 @@ impl<B: PacketBuf> Worker<B> {
         if len != pkt.pkt_len() {
             return None;
         }
-        let (eth, ip, _) = split_eth_ipv6(d)?;
+        let (eth, ip) = eth_ipv6(frame_prefix::<ETH_IPV6>(d)?);
         if eth.ethertype() != ethertype::IPV6 || ip.version() != 6 {
             return None;
         }
@@ -212,9 +211,9 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         // One length check for the three headers; the views of `h` are then in bounds by its constant length.
-        let h = d.get(..GRE_AT + gre::BASE_HEADER_LEN)?;
-        let (eth, ip, rest) = split_eth_ipv4(h)?;
-        let gre = gre::Header::from_prefix(rest)?;
+        let h = frame_prefix::<{ GRE_AT + gre::BASE_HEADER_LEN }>(d)?;
+        let (eth, ip) = eth_ipv4(h);
+        let gre = gre::Header::new(checked_prefix(&h[GRE_AT..]));
         if eth.ethertype() != ethertype::IPV4
             || ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
             || ip.protocol() != protocol::GRE
@@ -270,9 +269,9 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         // One length check for the three headers; the views of `h` are then in bounds by its constant length.
-        let h = d.get(..GRE_AT + gre::BASE_HEADER_LEN)?;
-        let (eth, ip, rest) = split_eth_ipv6(h)?;
-        let gre = gre::Header::from_prefix(rest)?;
+        let h = frame_prefix::<{ GRE_AT + gre::BASE_HEADER_LEN }>(d)?;
+        let (eth, ip) = eth_ipv6(h);
+        let gre = gre::Header::new(checked_prefix(&h[GRE_AT..]));
         if eth.ethertype() != ethertype::IPV6
             || ip.version() != 6
             || ip.next_header() != protocol::GRE
@@ -345,19 +344,18 @@ impl<B: PacketBuf> Worker<B> {
         let len = d.len();
         // The inner IPv4 header: option-less, exactly the rest of the frame, valid, not GRE (keepalives and
         // tunnel-in-tunnel take the general rules), not to a tunnel endpoint of ours (loop), routable.
-        let inner = ipv4::Header::from_prefix(d.get(off..off + ipv4::HEADER_LEN)?)?;
+        let inner = ipv4::Header::new(d.get(off..off + ipv4::HEADER_LEN)?.try_into().ok()?);
         let inner_total = usize::from(inner.total_len());
-        let idst = inner.dst();
+        let idst = inner.dst_u32();
         if inner.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
             || inner_total != len - off
             || inner.protocol() == protocol::GRE
             || inner.ttl() <= 1
-            || idst[0] >= 224
+            || idst >= 0xe000_0000
             || !inner.checksum_valid()
         {
             return None;
         }
-        let idst = u32::from_be_bytes(idst);
         if tables.tunnel_locals4.contains(idst) {
             return None;
         }
@@ -381,8 +379,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         let src = tables.ports[route.port].mac;
         // One length check for the whole rewrite (the inner header was seen whole above).
-        let (mut eth, mut ip, _) =
-            split_eth_ipv4_mut(pkt.data_mut()).expect("inner IPv4 header checked above");
+        let (mut eth, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(pkt.data_mut()));
         eth.set_dst(mac);
         eth.set_src(src);
         eth.set_ethertype(ethertype::IPV4);
@@ -406,7 +403,7 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Option<Verdict> {
         let d = pkt.data();
-        let inner = ipv6::Header::from_prefix(d.get(off..off + ipv6::HEADER_LEN)?)?;
+        let inner = ipv6::Header::new(d.get(off..off + ipv6::HEADER_LEN)?.try_into().ok()?);
         let inner_total = usize::from(inner.payload_len()) + ipv6::HEADER_LEN;
         let idst = inner.dst_bytes();
         if inner.version() != 6
@@ -436,8 +433,7 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let src = tables.ports[route.port].mac;
-        let (mut eth, mut ip, _) =
-            split_eth_ipv6_mut(pkt.data_mut()).expect("inner IPv6 header checked above");
+        let (mut eth, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(pkt.data_mut()));
         eth.set_dst(mac);
         eth.set_src(src);
         eth.set_ethertype(ethertype::IPV6);

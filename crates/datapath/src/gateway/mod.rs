@@ -214,43 +214,83 @@ fn put16(d: &mut [u8], at: usize, v: u16) {
     d[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
-/// The Ethernet header and the IPv4 header after it (20 bytes: options, if any, start the rest), by one
-/// length check on the frame; then the bytes after them.
+/// An Ethernet header and the IPv4 header after it (20 bytes: options, if any, follow them).
+const ETH_IPV4: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+/// An Ethernet header and the IPv6 fixed header after it.
+const ETH_IPV6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+
+/// The first `N` bytes of frame `d` as an array, or None when it is shorter: the one length check the header
+/// views after it need.
 #[inline(always)]
-fn split_eth_ipv4(d: &[u8]) -> Option<(ethernet::Header<'_>, ipv4::Header<'_>, &[u8])> {
-    let (h, rest) = d.split_first_chunk::<{ ethernet::HEADER_LEN + ipv4::HEADER_LEN }>()?;
-    // In bounds: `h` has a constant length (these never fail and compile to nothing).
-    let (eth, ip) = ethernet::Header::split_prefix(h)?;
-    Some((eth, ipv4::Header::from_prefix(ip)?, rest))
+fn frame_prefix<const N: usize>(d: &[u8]) -> Option<&[u8; N]> {
+    d.get(..N)?.try_into().ok()
 }
 
-/// [`split_eth_ipv4`], writable.
+/// The first `N` bytes of a frame the caller checked holds them (panics when shorter, like indexing).
 #[inline(always)]
-fn split_eth_ipv4_mut(
-    d: &mut [u8],
-) -> Option<(ethernet::HeaderMut<'_>, ipv4::HeaderMut<'_>, &mut [u8])> {
-    let (h, rest) = d.split_first_chunk_mut::<{ ethernet::HEADER_LEN + ipv4::HEADER_LEN }>()?;
-    let (eth, ip) = ethernet::HeaderMut::split_prefix(h)?;
-    Some((eth, ipv4::HeaderMut::from_prefix(ip)?, rest))
+fn checked_prefix<const N: usize>(d: &[u8]) -> &[u8; N] {
+    d[..N].try_into().expect("length checked by the caller")
 }
 
-/// The Ethernet header and the IPv6 fixed header after it, by one length check on the frame; then the bytes
-/// after them.
+/// [`checked_prefix`], writable.
 #[inline(always)]
-fn split_eth_ipv6(d: &[u8]) -> Option<(ethernet::Header<'_>, ipv6::Header<'_>, &[u8])> {
-    let (h, rest) = d.split_first_chunk::<{ ethernet::HEADER_LEN + ipv6::HEADER_LEN }>()?;
-    let (eth, ip) = ethernet::Header::split_prefix(h)?;
-    Some((eth, ipv6::Header::from_prefix(ip)?, rest))
+fn checked_prefix_mut<const N: usize>(d: &mut [u8]) -> &mut [u8; N] {
+    (&mut d[..N])
+        .try_into()
+        .expect("length checked by the caller")
 }
 
-/// [`split_eth_ipv6`], writable.
+/// The Ethernet and IPv4 header views at the start of `h`, whose length is a constant at least
+/// [`ETH_IPV4`]: no runtime check (the conversions below compile to nothing).
 #[inline(always)]
-fn split_eth_ipv6_mut(
-    d: &mut [u8],
-) -> Option<(ethernet::HeaderMut<'_>, ipv6::HeaderMut<'_>, &mut [u8])> {
-    let (h, rest) = d.split_first_chunk_mut::<{ ethernet::HEADER_LEN + ipv6::HEADER_LEN }>()?;
-    let (eth, ip) = ethernet::HeaderMut::split_prefix(h)?;
-    Some((eth, ipv6::HeaderMut::from_prefix(ip)?, rest))
+fn eth_ipv4<const N: usize>(h: &[u8; N]) -> (ethernet::Header<'_>, ipv4::Header<'_>) {
+    const { assert!(N >= ETH_IPV4) };
+    let (eth, ip) = h.split_at(ethernet::HEADER_LEN);
+    (
+        ethernet::Header::new(eth.try_into().expect("constant length")),
+        ipv4::Header::new(ip[..ipv4::HEADER_LEN].try_into().expect("constant length")),
+    )
+}
+
+/// [`eth_ipv4`], writable.
+#[inline(always)]
+fn eth_ipv4_mut<const N: usize>(h: &mut [u8; N]) -> (ethernet::HeaderMut<'_>, ipv4::HeaderMut<'_>) {
+    const { assert!(N >= ETH_IPV4) };
+    let (eth, ip) = h.split_at_mut(ethernet::HEADER_LEN);
+    (
+        ethernet::HeaderMut::new(eth.try_into().expect("constant length")),
+        ipv4::HeaderMut::new(
+            (&mut ip[..ipv4::HEADER_LEN])
+                .try_into()
+                .expect("constant length"),
+        ),
+    )
+}
+
+/// The Ethernet and IPv6 fixed header views at the start of `h` (constant length, at least [`ETH_IPV6`]).
+#[inline(always)]
+fn eth_ipv6<const N: usize>(h: &[u8; N]) -> (ethernet::Header<'_>, ipv6::Header<'_>) {
+    const { assert!(N >= ETH_IPV6) };
+    let (eth, ip) = h.split_at(ethernet::HEADER_LEN);
+    (
+        ethernet::Header::new(eth.try_into().expect("constant length")),
+        ipv6::Header::new(ip[..ipv6::HEADER_LEN].try_into().expect("constant length")),
+    )
+}
+
+/// [`eth_ipv6`], writable.
+#[inline(always)]
+fn eth_ipv6_mut<const N: usize>(h: &mut [u8; N]) -> (ethernet::HeaderMut<'_>, ipv6::HeaderMut<'_>) {
+    const { assert!(N >= ETH_IPV6) };
+    let (eth, ip) = h.split_at_mut(ethernet::HEADER_LEN);
+    (
+        ethernet::HeaderMut::new(eth.try_into().expect("constant length")),
+        ipv6::HeaderMut::new(
+            (&mut ip[..ipv6::HEADER_LEN])
+                .try_into()
+                .expect("constant length"),
+        ),
+    )
 }
 
 /// The EtherType of frame `d` (0 when it is shorter than an Ethernet header: the callers checked it is not).
@@ -430,10 +470,10 @@ fn decrement_ttl(d: &mut [u8]) {
 #[inline(always)]
 fn decrement_ip_ttl(d: &mut [u8], v4: bool) {
     if v4 {
-        let (_, mut ip, _) = split_eth_ipv4_mut(d).expect("IPv4 header checked by the caller");
+        let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(d));
         decrement_ttl4(&mut ip);
     } else {
-        let (_, mut ip, _) = split_eth_ipv6_mut(d).expect("IPv6 header checked by the caller");
+        let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(d));
         ip.set_hop_limit(ip.hop_limit() - 1);
     }
 }
