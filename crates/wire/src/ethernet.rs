@@ -176,82 +176,19 @@ macro_rules! fixed_header_getters {
     };
 }
 
-/// A fixed-size view of the 14-byte untagged Ethernet header for the fast paths: built by one length check
-/// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor is a load at a constant offset.
-/// [`Frame`] is the checked view that understands an 802.1Q tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header<'a>(&'a [u8; HEADER_LEN]);
-
-impl<'a> Header<'a> {
-    #[inline(always)]
-    pub const fn new(bytes: &'a [u8; HEADER_LEN]) -> Header<'a> {
-        Header(bytes)
-    }
-
-    /// The first 14 bytes of `bytes`, or `None` when it is shorter.
-    #[inline(always)]
-    pub fn from_prefix(bytes: &'a [u8]) -> Option<Header<'a>> {
-        bytes.first_chunk().map(Header)
-    }
-
-    /// [`Header::from_prefix`] and the bytes after the 14 (the payload of an untagged frame).
-    #[inline(always)]
-    pub fn split_prefix(bytes: &'a [u8]) -> Option<(Header<'a>, &'a [u8])> {
-        bytes.split_first_chunk().map(|(h, rest)| (Header(h), rest))
-    }
-
-    #[inline(always)]
-    pub const fn as_bytes(&self) -> &'a [u8; HEADER_LEN] {
-        self.0
-    }
-
-    fixed_header_getters!();
+fixed_header_views! {
+    len: HEADER_LEN,
+    error: Error,
+    truncated: |actual| Error::Truncated { layer: Layer::Ethernet, needed: HEADER_LEN, actual },
+    /// A fixed-size view of the 14-byte untagged Ethernet header for the fast paths: built by one length check
+    /// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor is a load at a constant offset.
+    /// [`Frame`] is the checked view that understands an 802.1Q tag.
+    header;
+    /// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+    header_mut;
 }
 
-impl<'a> TryFrom<&'a [u8]> for Header<'a> {
-    type Error = Error;
-    #[inline(always)]
-    fn try_from(bytes: &'a [u8]) -> Result<Self, Error> {
-        Header::from_prefix(bytes).ok_or(Error::Truncated {
-            layer: Layer::Ethernet,
-            needed: HEADER_LEN,
-            actual: bytes.len(),
-        })
-    }
-}
-
-/// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
-#[derive(Debug, PartialEq, Eq)]
-pub struct HeaderMut<'a>(&'a mut [u8; HEADER_LEN]);
-
-impl<'a> HeaderMut<'a> {
-    #[inline(always)]
-    pub fn new(bytes: &'a mut [u8; HEADER_LEN]) -> HeaderMut<'a> {
-        HeaderMut(bytes)
-    }
-
-    /// The first 14 bytes of `bytes`, or `None` when it is shorter.
-    #[inline(always)]
-    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<HeaderMut<'a>> {
-        bytes.first_chunk_mut().map(HeaderMut)
-    }
-
-    /// [`HeaderMut::from_prefix`] and the bytes after the 14.
-    #[inline(always)]
-    pub fn split_prefix(bytes: &'a mut [u8]) -> Option<(HeaderMut<'a>, &'a mut [u8])> {
-        bytes
-            .split_first_chunk_mut()
-            .map(|(h, rest)| (HeaderMut(h), rest))
-    }
-
-    /// A read-only view of the same bytes.
-    #[inline(always)]
-    pub fn as_header(&self) -> Header<'_> {
-        Header(self.0)
-    }
-
-    fixed_header_getters!();
-
+impl HeaderMut<'_> {
     #[inline(always)]
     pub fn set_dst(&mut self, value: [u8; 6]) {
         self.0[field::DESTINATION].copy_from_slice(&value);
@@ -263,19 +200,6 @@ impl<'a> HeaderMut<'a> {
     #[inline(always)]
     pub fn set_ethertype(&mut self, value: u16) {
         self.0[field::ETHERTYPE].copy_from_slice(&value.to_be_bytes());
-    }
-}
-
-impl<'a> TryFrom<&'a mut [u8]> for HeaderMut<'a> {
-    type Error = Error;
-    #[inline(always)]
-    fn try_from(bytes: &'a mut [u8]) -> Result<Self, Error> {
-        let actual = bytes.len();
-        HeaderMut::from_prefix(bytes).ok_or(Error::Truncated {
-            layer: Layer::Ethernet,
-            needed: HEADER_LEN,
-            actual,
-        })
     }
 }
 

@@ -265,62 +265,19 @@ macro_rules! fixed_header_getters {
     };
 }
 
-/// A fixed-size view of the 4-byte GRE base header for the fast paths: built by one length check
-/// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which each accessor is a load at a constant offset. It
-/// applies no receiver rule: [`Packet::new_checked`] does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header<'a>(&'a [u8; BASE_HEADER_LEN]);
-
-impl<'a> Header<'a> {
-    #[inline(always)]
-    pub const fn new(bytes: &'a [u8; BASE_HEADER_LEN]) -> Header<'a> {
-        Header(bytes)
-    }
-
-    /// The first 4 bytes of `bytes`, or `None` when it is shorter.
-    #[inline(always)]
-    pub fn from_prefix(bytes: &'a [u8]) -> Option<Header<'a>> {
-        bytes.first_chunk().map(Header)
-    }
-
-    /// [`Header::from_prefix`] and the bytes after the 4 (the optional fields, then the payload).
-    #[inline(always)]
-    pub fn split_prefix(bytes: &'a [u8]) -> Option<(Header<'a>, &'a [u8])> {
-        bytes.split_first_chunk().map(|(h, rest)| (Header(h), rest))
-    }
-
-    fixed_header_getters!();
+fixed_header_views! {
+    len: BASE_HEADER_LEN,
+    error: GreError,
+    truncated: |actual| GreError::Truncated { needed: BASE_HEADER_LEN, actual },
+    /// A fixed-size view of the 4-byte GRE base header for the fast paths: built by one length check
+    /// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which each accessor is a load at a constant offset. It
+    /// applies no receiver rule: [`Packet::new_checked`] does.
+    header;
+    /// The writable [`Header`].
+    header_mut;
 }
 
-impl<'a> TryFrom<&'a [u8]> for Header<'a> {
-    type Error = GreError;
-    #[inline(always)]
-    fn try_from(bytes: &'a [u8]) -> Result<Self, GreError> {
-        Header::from_prefix(bytes).ok_or(GreError::Truncated {
-            needed: BASE_HEADER_LEN,
-            actual: bytes.len(),
-        })
-    }
-}
-
-/// The writable [`Header`].
-#[derive(Debug, PartialEq, Eq)]
-pub struct HeaderMut<'a>(&'a mut [u8; BASE_HEADER_LEN]);
-
-impl<'a> HeaderMut<'a> {
-    #[inline(always)]
-    pub fn new(bytes: &'a mut [u8; BASE_HEADER_LEN]) -> HeaderMut<'a> {
-        HeaderMut(bytes)
-    }
-
-    /// The first 4 bytes of `bytes`, or `None` when it is shorter.
-    #[inline(always)]
-    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<HeaderMut<'a>> {
-        bytes.first_chunk_mut().map(HeaderMut)
-    }
-
-    fixed_header_getters!();
-
+impl HeaderMut<'_> {
     #[inline(always)]
     pub fn set_flags_version(&mut self, value: u16) {
         self.0[field::FLAGS_VERSION].copy_from_slice(&value.to_be_bytes());
@@ -328,18 +285,6 @@ impl<'a> HeaderMut<'a> {
     #[inline(always)]
     pub fn set_protocol(&mut self, value: u16) {
         self.0[field::PROTOCOL].copy_from_slice(&value.to_be_bytes());
-    }
-}
-
-impl<'a> TryFrom<&'a mut [u8]> for HeaderMut<'a> {
-    type Error = GreError;
-    #[inline(always)]
-    fn try_from(bytes: &'a mut [u8]) -> Result<Self, GreError> {
-        let actual = bytes.len();
-        HeaderMut::from_prefix(bytes).ok_or(GreError::Truncated {
-            needed: BASE_HEADER_LEN,
-            actual,
-        })
     }
 }
 

@@ -187,89 +187,21 @@ macro_rules! fixed_header_getters {
     };
 }
 
-/// A fixed-size view of the first 20 bytes of an IPv4 header (all of it without options) for the fast
-/// paths: built by one length check ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor
-/// is a load at a constant offset. It checks nothing else (version, IHL, lengths, checksum are the caller's
-/// rules to apply through the accessors); [`Packet`] is the checked view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header<'a>(&'a [u8; HEADER_LEN]);
-
-impl<'a> Header<'a> {
-    #[inline(always)]
-    pub const fn new(bytes: &'a [u8; HEADER_LEN]) -> Header<'a> {
-        Header(bytes)
-    }
-
-    /// The first 20 bytes of `bytes`, or `None` when it is shorter.
-    #[inline(always)]
-    pub fn from_prefix(bytes: &'a [u8]) -> Option<Header<'a>> {
-        bytes.first_chunk().map(Header)
-    }
-
-    /// [`Header::from_prefix`] and the bytes after the 20.
-    #[inline(always)]
-    pub fn split_prefix(bytes: &'a [u8]) -> Option<(Header<'a>, &'a [u8])> {
-        bytes.split_first_chunk().map(|(h, rest)| (Header(h), rest))
-    }
-
-    #[inline(always)]
-    pub const fn as_bytes(&self) -> &'a [u8; HEADER_LEN] {
-        self.0
-    }
-
-    fixed_header_getters!();
+fixed_header_views! {
+    len: HEADER_LEN,
+    error: Error,
+    truncated: |actual| Error::Truncated { layer: Layer::Ipv4, needed: HEADER_LEN, actual },
+    /// A fixed-size view of the first 20 bytes of an IPv4 header (all of it without options) for the fast
+    /// paths: built by one length check ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor
+    /// is a load at a constant offset. It checks nothing else (version, IHL, lengths, checksum are the caller's
+    /// rules to apply through the accessors); [`Packet`] is the checked view.
+    header;
+    /// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+    /// Setters write exactly their field: the header checksum is the caller's (see [`HeaderMut::fill_checksum`]).
+    header_mut;
 }
 
-impl<'a> TryFrom<&'a [u8]> for Header<'a> {
-    type Error = Error;
-    #[inline(always)]
-    fn try_from(bytes: &'a [u8]) -> Result<Self, Error> {
-        Header::from_prefix(bytes).ok_or(Error::Truncated {
-            layer: Layer::Ipv4,
-            needed: HEADER_LEN,
-            actual: bytes.len(),
-        })
-    }
-}
-
-/// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
-/// Setters write exactly their field: the header checksum is the caller's (see [`HeaderMut::fill_checksum`]).
-#[derive(Debug, PartialEq, Eq)]
-pub struct HeaderMut<'a>(&'a mut [u8; HEADER_LEN]);
-
-impl<'a> HeaderMut<'a> {
-    #[inline(always)]
-    pub fn new(bytes: &'a mut [u8; HEADER_LEN]) -> HeaderMut<'a> {
-        HeaderMut(bytes)
-    }
-
-    /// The first 20 bytes of `bytes`, or `None` when it is shorter.
-    #[inline(always)]
-    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<HeaderMut<'a>> {
-        bytes.first_chunk_mut().map(HeaderMut)
-    }
-
-    /// [`HeaderMut::from_prefix`] and the bytes after the 20.
-    #[inline(always)]
-    pub fn split_prefix(bytes: &'a mut [u8]) -> Option<(HeaderMut<'a>, &'a mut [u8])> {
-        bytes
-            .split_first_chunk_mut()
-            .map(|(h, rest)| (HeaderMut(h), rest))
-    }
-
-    /// A read-only view of the same bytes.
-    #[inline(always)]
-    pub fn as_header(&self) -> Header<'_> {
-        Header(self.0)
-    }
-
-    #[inline(always)]
-    pub fn as_bytes_mut(&mut self) -> &mut [u8; HEADER_LEN] {
-        self.0
-    }
-
-    fixed_header_getters!();
-
+impl HeaderMut<'_> {
     #[inline(always)]
     pub fn set_ver_ihl(&mut self, value: u8) {
         self.0[field::VER_IHL] = value;
@@ -323,19 +255,6 @@ impl<'a> HeaderMut<'a> {
     fn set_word(&mut self, at: usize, value: u16) {
         // One 16-bit store (two byte stores are not always merged).
         self.0[at..at + 2].copy_from_slice(&value.to_be_bytes());
-    }
-}
-
-impl<'a> TryFrom<&'a mut [u8]> for HeaderMut<'a> {
-    type Error = Error;
-    #[inline(always)]
-    fn try_from(bytes: &'a mut [u8]) -> Result<Self, Error> {
-        let actual = bytes.len();
-        HeaderMut::from_prefix(bytes).ok_or(Error::Truncated {
-            layer: Layer::Ipv4,
-            needed: HEADER_LEN,
-            actual,
-        })
     }
 }
 

@@ -120,35 +120,19 @@ macro_rules! fixed_header_getters {
     };
 }
 
-/// A fixed-size view of the 40-byte IPv6 fixed header for the fast paths: built by one length check
-/// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor is a load at a constant offset. It
-/// checks nothing else (version and payload length are the caller's rules); [`Packet`] is the checked view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header<'a>(&'a [u8; HEADER_LEN]);
+fixed_header_views! {
+    len: HEADER_LEN,
+    error: Error,
+    truncated: |actual| Error::Truncated { layer: Layer::Ipv6, needed: HEADER_LEN, actual },
+    /// A fixed-size view of the 40-byte IPv6 fixed header for the fast paths: built by one length check
+    /// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor is a load at a constant offset. It
+    /// checks nothing else (version and payload length are the caller's rules); [`Packet`] is the checked view.
+    header;
+    /// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+    header_mut;
+}
 
 impl<'a> Header<'a> {
-    #[inline(always)]
-    pub const fn new(bytes: &'a [u8; HEADER_LEN]) -> Header<'a> {
-        Header(bytes)
-    }
-
-    /// The first 40 bytes of `bytes`, or `None` when it is shorter.
-    #[inline(always)]
-    pub fn from_prefix(bytes: &'a [u8]) -> Option<Header<'a>> {
-        bytes.first_chunk().map(Header)
-    }
-
-    /// [`Header::from_prefix`] and the bytes after the 40.
-    #[inline(always)]
-    pub fn split_prefix(bytes: &'a [u8]) -> Option<(Header<'a>, &'a [u8])> {
-        bytes.split_first_chunk().map(|(h, rest)| (Header(h), rest))
-    }
-
-    #[inline(always)]
-    pub const fn as_bytes(&self) -> &'a [u8; HEADER_LEN] {
-        self.0
-    }
-
     /// The destination address bytes, borrowed (the LPM walks them in place).
     #[inline(always)]
     pub fn dst_bytes(&self) -> &'a [u8; 16] {
@@ -158,54 +142,9 @@ impl<'a> Header<'a> {
             .expect("DST is the last field");
         dst
     }
-
-    fixed_header_getters!();
 }
 
-impl<'a> TryFrom<&'a [u8]> for Header<'a> {
-    type Error = Error;
-    #[inline(always)]
-    fn try_from(bytes: &'a [u8]) -> Result<Self, Error> {
-        Header::from_prefix(bytes).ok_or(Error::Truncated {
-            layer: Layer::Ipv6,
-            needed: HEADER_LEN,
-            actual: bytes.len(),
-        })
-    }
-}
-
-/// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
-#[derive(Debug, PartialEq, Eq)]
-pub struct HeaderMut<'a>(&'a mut [u8; HEADER_LEN]);
-
-impl<'a> HeaderMut<'a> {
-    #[inline(always)]
-    pub fn new(bytes: &'a mut [u8; HEADER_LEN]) -> HeaderMut<'a> {
-        HeaderMut(bytes)
-    }
-
-    /// The first 40 bytes of `bytes`, or `None` when it is shorter.
-    #[inline(always)]
-    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<HeaderMut<'a>> {
-        bytes.first_chunk_mut().map(HeaderMut)
-    }
-
-    /// [`HeaderMut::from_prefix`] and the bytes after the 40.
-    #[inline(always)]
-    pub fn split_prefix(bytes: &'a mut [u8]) -> Option<(HeaderMut<'a>, &'a mut [u8])> {
-        bytes
-            .split_first_chunk_mut()
-            .map(|(h, rest)| (HeaderMut(h), rest))
-    }
-
-    /// A read-only view of the same bytes.
-    #[inline(always)]
-    pub fn as_header(&self) -> Header<'_> {
-        Header(self.0)
-    }
-
-    fixed_header_getters!();
-
+impl HeaderMut<'_> {
     /// The whole first word: version 6, `traffic_class`, and `flow_label` (its low 20 bits), in one store.
     #[inline(always)]
     pub fn set_ver_tc_flow(&mut self, traffic_class: u8, flow_label: u32) {
@@ -238,19 +177,6 @@ impl<'a> HeaderMut<'a> {
     #[inline(always)]
     pub fn set_dst(&mut self, value: [u8; 16]) {
         self.0[field::DST].copy_from_slice(&value);
-    }
-}
-
-impl<'a> TryFrom<&'a mut [u8]> for HeaderMut<'a> {
-    type Error = Error;
-    #[inline(always)]
-    fn try_from(bytes: &'a mut [u8]) -> Result<Self, Error> {
-        let actual = bytes.len();
-        HeaderMut::from_prefix(bytes).ok_or(Error::Truncated {
-            layer: Layer::Ipv6,
-            needed: HEADER_LEN,
-            actual,
-        })
     }
 }
 
