@@ -3,9 +3,10 @@
 //! fragments the destination host reassembles; outer packets are never fragmented. This is the rare path: it
 //! takes extra buffers from the packet's own pool ([`PacketBuf::alloc_sibling`]).
 use crate::buf::PacketBuf;
-use greway_wire::checksum;
+use greway_wire::{ethernet, ipv4};
 
-const ETH: usize = 14;
+/// The Ethernet header and an option-less IPv4 header: what every fragment starts with.
+const HEADERS: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
 
 /// Why a packet could not be fragmented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,20 +31,21 @@ pub fn fragment_ipv4<B: PacketBuf>(
     if !pkt.is_contiguous() {
         return Err(FragError::Segmented);
     }
-    let d = pkt.data();
-    let ihl = usize::from(d[ETH] & 0x0f) * 4;
-    if ihl != 20 || mtu < ihl + 8 {
+    let Some(header) = pkt.data().first_chunk::<HEADERS>().copied() else {
+        return Err(FragError::Unsupported);
+    };
+    let ip = ipv4::Header::from_prefix(&header[ethernet::HEADER_LEN..]).expect("20 bytes");
+    let ihl = ip.header_len();
+    if ihl != ipv4::HEADER_LEN || mtu < ihl + 8 {
         return Err(FragError::Unsupported);
     }
-    let total = usize::from(u16::from_be_bytes([d[ETH + 2], d[ETH + 3]]));
+    let total = usize::from(ip.total_len());
     let payload = total - ihl;
     // Every fragment but the last carries a multiple of 8 payload bytes.
     let chunk = (mtu - ihl) & !7;
-    let frag_word = u16::from_be_bytes([d[ETH + 6], d[ETH + 7]]);
-    let base_off = usize::from(frag_word & 0x1fff) * 8;
-    let orig_mf = frag_word & 0x2000 != 0;
-    let mut header = [0u8; ETH + 20];
-    header.copy_from_slice(&d[..ETH + 20]);
+    let frag_word = ip.flags_frag();
+    let base_off = usize::from(frag_word & ipv4::flags_frag::OFFSET_MASK) * 8;
+    let orig_mf = frag_word & ipv4::flags_frag::MORE_FRAGMENTS != 0;
     let mut count = 1;
     // Later fragments first, built from the untouched original bytes; then the first one is trimmed in place.
     let mut at = chunk;
@@ -51,39 +53,46 @@ pub fn fragment_ipv4<B: PacketBuf>(
         let len = chunk.min(payload - at);
         let last = at + len == payload;
         let mut f = pkt.alloc_sibling().ok_or(FragError::NoBuffer)?;
-        let Some(buf) = f.append(ETH + 20 + len) else {
+        let Some(buf) = f.append(HEADERS + len) else {
             return Err(FragError::NoBuffer);
         };
-        buf[..ETH + 20].copy_from_slice(&header);
-        buf[ETH + 20..].copy_from_slice(&pkt.data()[ETH + 20 + at..ETH + 20 + at + len]);
-        set_fragment_fields(buf, 20 + len, base_off + at, !last || orig_mf);
+        buf[..HEADERS].copy_from_slice(&header);
+        buf[HEADERS..].copy_from_slice(&pkt.data()[HEADERS + at..HEADERS + at + len]);
+        set_fragment_fields(buf, ipv4::HEADER_LEN + len, base_off + at, !last || orig_mf);
         out(f);
         count += 1;
         at += len;
     }
-    let excess = pkt.pkt_len() - (ETH + 20 + chunk);
+    let excess = pkt.pkt_len() - (HEADERS + chunk);
     if !pkt.trim(excess) {
         return Err(FragError::Segmented);
     }
-    set_fragment_fields(pkt.data_mut(), 20 + chunk, base_off, true);
+    set_fragment_fields(pkt.data_mut(), ipv4::HEADER_LEN + chunk, base_off, true);
     Ok(count)
 }
 
+/// Total length, MF and offset of the fragment in `frame` (whose IPv4 header came from the original), and the
+/// header checksum over them.
 fn set_fragment_fields(frame: &mut [u8], total: usize, offset_bytes: usize, more: bool) {
-    let ip = &mut frame[ETH..ETH + 20];
-    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    let word = ((offset_bytes / 8) as u16) | if more { 0x2000 } else { 0 };
-    ip[6..8].copy_from_slice(&word.to_be_bytes());
-    ip[10..12].fill(0);
-    let h: &[u8; 20] = (&*ip).try_into().expect("20 bytes");
-    let ck = checksum::ipv4_header_checksum(h);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    let (_, rest) = ethernet::HeaderMut::split_prefix(frame).expect("an Ethernet header");
+    let mut ip = ipv4::HeaderMut::from_prefix(rest).expect("an IPv4 header");
+    ip.set_total_len(total as u16);
+    let mf = if more {
+        ipv4::flags_frag::MORE_FRAGMENTS
+    } else {
+        0
+    };
+    ip.set_flags_frag(((offset_bytes / 8) as u16) | mf);
+    ip.fill_checksum();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::buf::VecBuf;
+    use greway_wire::checksum;
+
+    const ETH: usize = ethernet::HEADER_LEN;
 
     fn packet(payload: usize, frag_word: u16) -> Vec<u8> {
         let mut f = vec![0u8; ETH];

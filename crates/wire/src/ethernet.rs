@@ -113,6 +113,16 @@ mod field {
 pub const HEADER_LEN: usize = 14;
 /// Length of a header with one 802.1Q tag.
 pub const VLAN_HEADER_LEN: usize = 18;
+/// Length of the 802.1Q tag (TPID 0x8100 and the TCI) between the source address and the inner EtherType.
+pub const VLAN_TAG_LEN: usize = VLAN_HEADER_LEN - HEADER_LEN;
+
+/// Remove the 802.1Q tag of a tagged frame in place, first half: move both addresses [`VLAN_TAG_LEN`] bytes
+/// on, over the tag, so that the frame from byte [`VLAN_TAG_LEN`] on is the untagged frame (the caller then
+/// drops the first [`VLAN_TAG_LEN`] bytes from its buffer). Panics if `frame` is shorter than
+/// [`VLAN_HEADER_LEN`] bytes.
+pub fn move_addresses_over_vlan_tag(frame: &mut [u8]) {
+    frame[..VLAN_HEADER_LEN].copy_within(field::DESTINATION.start..field::SOURCE.end, VLAN_TAG_LEN);
+}
 
 /// An 802.1Q Tag Control Information word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,6 +148,58 @@ impl VlanTag {
         (u16::from(self.pcp & 0x7) << 13)
             | (if self.dei { 0x1000 } else { 0 })
             | (self.vid & 0x0FFF)
+    }
+}
+
+// The accessors shared by [`Header`] and [`HeaderMut`], each a load at a constant `field` offset of the
+// 14-byte array (no bounds check after the one in the constructor).
+macro_rules! fixed_header_getters {
+    () => {
+        #[inline(always)]
+        pub fn dst(&self) -> [u8; 6] {
+            let mut a = [0u8; 6];
+            a.copy_from_slice(&self.0[field::DESTINATION]);
+            a
+        }
+        #[inline(always)]
+        pub fn src(&self) -> [u8; 6] {
+            let mut a = [0u8; 6];
+            a.copy_from_slice(&self.0[field::SOURCE]);
+            a
+        }
+        /// The EtherType at offset 12 (0x8100 for a tagged frame: the tag is outside this view).
+        #[inline(always)]
+        pub fn ethertype(&self) -> u16 {
+            let at = field::ETHERTYPE.start;
+            u16::from_be_bytes([self.0[at], self.0[at + 1]])
+        }
+    };
+}
+
+fixed_header_views! {
+    len: HEADER_LEN,
+    error: Error,
+    truncated: |actual| Error::Truncated { layer: Layer::Ethernet, needed: HEADER_LEN, actual },
+    /// A fixed-size view of the 14-byte untagged Ethernet header for the fast paths: built by one length check
+    /// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor is a load at a constant offset.
+    /// [`Frame`] is the checked view that understands an 802.1Q tag.
+    header;
+    /// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+    header_mut;
+}
+
+impl HeaderMut<'_> {
+    #[inline(always)]
+    pub fn set_dst(&mut self, value: [u8; 6]) {
+        self.0[field::DESTINATION].copy_from_slice(&value);
+    }
+    #[inline(always)]
+    pub fn set_src(&mut self, value: [u8; 6]) {
+        self.0[field::SOURCE].copy_from_slice(&value);
+    }
+    #[inline(always)]
+    pub fn set_ethertype(&mut self, value: u16) {
+        self.0[field::ETHERTYPE].copy_from_slice(&value.to_be_bytes());
     }
 }
 
@@ -424,5 +486,69 @@ mod tests {
             let mac = MacAddr(octets);
             prop_assert_eq!(mac.to_string().parse::<MacAddr>().unwrap(), mac);
         }
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    /// 02:00:00:00:00:02 <- 02:00:00:00:00:01, IPv6.
+    const HDR: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+
+    #[test]
+    fn header_accessors_read_the_fixture() {
+        let h = Header::new(&HDR);
+        assert_eq!(h.dst(), [2, 0, 0, 0, 0, 2]);
+        assert_eq!(h.src(), [2, 0, 0, 0, 0, 1]);
+        assert_eq!(h.ethertype(), ethertype::IPV6);
+        assert_eq!(h.as_bytes(), &HDR);
+    }
+
+    #[test]
+    fn header_from_prefix_needs_14_bytes() {
+        assert!(Header::from_prefix(&HDR[..13]).is_none());
+        let (h, rest) = Header::split_prefix(&[HDR.as_slice(), &[1, 2]].concat())
+            .map(|(h, rest)| (h.ethertype(), rest.to_vec()))
+            .unwrap();
+        assert_eq!((h, rest), (ethertype::IPV6, vec![1, 2]));
+        assert_eq!(
+            Header::try_from(&HDR[..2]),
+            Err(Error::Truncated {
+                layer: Layer::Ethernet,
+                needed: 14,
+                actual: 2
+            })
+        );
+        let mut b = HDR;
+        assert!(HeaderMut::from_prefix(&mut b[..13]).is_none());
+        assert!(HeaderMut::try_from(&mut b[..13]).is_err());
+        let (h, rest) = HeaderMut::split_prefix(&mut b).unwrap();
+        assert_eq!((h.ethertype(), rest.len()), (ethertype::IPV6, 0));
+    }
+
+    #[test]
+    fn header_setters_write_their_field_only() {
+        let mut b = [0u8; 14];
+        let mut h = HeaderMut::new(&mut b);
+        h.set_dst([2, 0, 0, 0, 0, 2]);
+        h.set_src([2, 0, 0, 0, 0, 1]);
+        h.set_ethertype(ethertype::IPV6);
+        assert_eq!(h.as_header().src(), [2, 0, 0, 0, 0, 1]);
+        assert_eq!(h.dst(), [2, 0, 0, 0, 0, 2]);
+        assert_eq!(b, HDR);
+    }
+
+    #[test]
+    fn moving_the_addresses_over_the_tag_leaves_the_untagged_frame() {
+        // dst, src, 802.1Q tag (VID 5), IPv4, one payload byte.
+        let mut f = [
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00, 0x05, 0x08, 0x00, 0xaa,
+        ];
+        move_addresses_over_vlan_tag(&mut f);
+        assert_eq!(
+            &f[VLAN_TAG_LEN..],
+            &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0xaa]
+        );
     }
 }

@@ -242,6 +242,86 @@ fn parse_pptp(b: &[u8], flags_version: u16) -> GreError {
     })
 }
 
+/// Length of the base header (flags/version and protocol type).
+pub const BASE_HEADER_LEN: usize = field::BASE_LEN;
+/// Length of the base header followed by Checksum and Reserved1 (the C bit set).
+pub const CHECKSUM_HEADER_LEN: usize = field::CHECKSUM.end + 2;
+
+// The accessors shared by [`Header`] and [`HeaderMut`], each a load at a constant `field` offset of the
+// 4-byte array (no bounds check after the one in the constructor).
+macro_rules! fixed_header_getters {
+    () => {
+        /// The raw first word: flag bits ([`flags`]) and version.
+        #[inline(always)]
+        pub fn flags_version(&self) -> u16 {
+            let at = field::FLAGS_VERSION.start;
+            u16::from_be_bytes([self.0[at], self.0[at + 1]])
+        }
+        #[inline(always)]
+        pub fn protocol(&self) -> u16 {
+            let at = field::PROTOCOL.start;
+            u16::from_be_bytes([self.0[at], self.0[at + 1]])
+        }
+    };
+}
+
+fixed_header_views! {
+    len: BASE_HEADER_LEN,
+    error: GreError,
+    truncated: |actual| GreError::Truncated { needed: BASE_HEADER_LEN, actual },
+    /// A fixed-size view of the 4-byte GRE base header for the fast paths: built by one length check
+    /// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which each accessor is a load at a constant offset. It
+    /// applies no receiver rule: [`Packet::new_checked`] does.
+    header;
+    /// The writable [`Header`].
+    header_mut;
+}
+
+impl HeaderMut<'_> {
+    #[inline(always)]
+    pub fn set_flags_version(&mut self, value: u16) {
+        self.0[field::FLAGS_VERSION].copy_from_slice(&value.to_be_bytes());
+    }
+    #[inline(always)]
+    pub fn set_protocol(&mut self, value: u16) {
+        self.0[field::PROTOCOL].copy_from_slice(&value.to_be_bytes());
+    }
+}
+
+/// A fixed-size writable view of the first 8 bytes of a GRE header whose C bit is set: the base header, then
+/// Checksum and Reserved1 (RFC 2784 2.1). The encapsulation writes the checksum through it at a constant
+/// offset once the payload is summed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChecksumHeaderMut<'a>(&'a mut [u8; CHECKSUM_HEADER_LEN]);
+
+impl<'a> ChecksumHeaderMut<'a> {
+    #[inline(always)]
+    pub fn new(bytes: &'a mut [u8; CHECKSUM_HEADER_LEN]) -> ChecksumHeaderMut<'a> {
+        ChecksumHeaderMut(bytes)
+    }
+
+    /// The first 8 bytes of `bytes`, or `None` when it is shorter.
+    #[inline(always)]
+    pub fn from_prefix(bytes: &'a mut [u8]) -> Option<ChecksumHeaderMut<'a>> {
+        bytes.first_chunk_mut().map(ChecksumHeaderMut)
+    }
+
+    fixed_header_getters!();
+
+    /// The Checksum field as received or written.
+    #[inline(always)]
+    pub fn checksum(&self) -> u16 {
+        let at = field::CHECKSUM.start;
+        u16::from_be_bytes([self.0[at], self.0[at + 1]])
+    }
+
+    /// The Checksum field as given (the one's complement of the sum is the caller's: RFC 2784 2.5).
+    #[inline(always)]
+    pub fn set_checksum(&mut self, value: u16) {
+        self.0[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
+    }
+}
+
 /// A view over a whole GRE packet (header and payload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -991,5 +1071,62 @@ mod tests {
                 prop_assert!(seq_is_later(a, b) || seq_is_later(b, a));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    /// C and K set, version 0, IPv6; checksum 0x1234, Reserved1 0.
+    const HDR: [u8; 8] = [0xa0, 0x00, 0x86, 0xdd, 0x12, 0x34, 0x00, 0x00];
+
+    #[test]
+    fn header_accessors_read_the_fixture() {
+        let base: &[u8; 4] = HDR[..4].try_into().unwrap();
+        let h = Header::new(base);
+        assert_eq!(h.flags_version(), flags::CHECKSUM | flags::KEY);
+        assert_eq!(h.protocol(), protocol::IPV6);
+        let mut b = HDR;
+        let c = ChecksumHeaderMut::new(&mut b);
+        assert_eq!(c.flags_version(), 0xa000);
+        assert_eq!(c.protocol(), protocol::IPV6);
+        assert_eq!(c.checksum(), 0x1234);
+    }
+
+    #[test]
+    fn header_from_prefix_needs_the_base_header() {
+        assert!(Header::from_prefix(&HDR[..3]).is_none());
+        let (h, rest) = Header::split_prefix(&HDR).unwrap();
+        assert_eq!((h.protocol(), rest), (protocol::IPV6, &HDR[4..]));
+        assert_eq!(
+            Header::try_from(&HDR[..1]),
+            Err(GreError::Truncated {
+                needed: 4,
+                actual: 1
+            })
+        );
+        let mut b = HDR;
+        assert!(HeaderMut::from_prefix(&mut b[..3]).is_none());
+        assert!(HeaderMut::try_from(&mut b[..3]).is_err());
+        assert!(ChecksumHeaderMut::from_prefix(&mut b[..7]).is_none());
+        assert!(ChecksumHeaderMut::from_prefix(&mut b).is_some());
+    }
+
+    #[test]
+    fn header_setters_write_their_field_only() {
+        let mut b = [0u8; 8];
+        {
+            let mut h = HeaderMut::from_prefix(&mut b).unwrap();
+            h.set_flags_version(flags::CHECKSUM | flags::KEY);
+            h.set_protocol(protocol::IPV6);
+            assert_eq!(h.protocol(), protocol::IPV6);
+        }
+        ChecksumHeaderMut::from_prefix(&mut b)
+            .unwrap()
+            .set_checksum(0x1234);
+        assert_eq!(b, HDR);
+        // The checksum the view writes is the one `Packet` reads.
+        assert_eq!(Packet::new_unchecked(&b[..]).checksum(), Some(0x1234));
     }
 }

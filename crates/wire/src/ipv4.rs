@@ -10,15 +10,8 @@ use core::net::Ipv4Addr;
 use super::checksum;
 use super::{need, Error, Layer};
 
-/// IP protocol numbers greway uses.
-pub mod protocol {
-    pub const ICMP: u8 = 1;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const IPV6: u8 = 41;
-    pub const GRE: u8 = 47;
-    pub const ICMPV6: u8 = 58;
-}
+/// IP protocol numbers greway uses (defined once, in [`crate::ip::protocol`]).
+pub use crate::ip::protocol;
 
 mod field {
     use core::ops::Range;
@@ -71,6 +64,198 @@ pub fn fill_checksum_20(header: &mut [u8; HEADER_LEN]) {
     header[field::CHECKSUM].copy_from_slice(&[0, 0]);
     let sum = checksum::checksum(header);
     header[field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The flags/fragment-offset word's bits, for code that holds the raw word ([`Header::flags_frag`]).
+pub mod flags_frag {
+    /// Reserved (evil) bit: MUST be zero (RFC 791).
+    pub const RESERVED: u16 = 0x8000;
+    pub const DONT_FRAGMENT: u16 = super::FLAG_DONT_FRAGMENT;
+    pub const MORE_FRAGMENTS: u16 = super::FLAG_MORE_FRAGMENTS;
+    /// In 8-byte units.
+    pub const OFFSET_MASK: u16 = super::FRAGMENT_OFFSET_MASK;
+}
+
+/// `0x45`: the version/IHL byte of a header without options.
+pub const VER_IHL_NO_OPTIONS: u8 = 0x45;
+
+// The accessors shared by [`Header`] and [`HeaderMut`]: every field of the fixed 20-byte header at its
+// `field` offset. The view holds a `[u8; 20]`, so each index is a constant below the array length and
+// compiles to a plain load (no bounds check after the one in the constructor).
+macro_rules! fixed_header_getters {
+    () => {
+        /// The version/IHL byte (`0x45` for a header without options).
+        #[inline(always)]
+        pub fn ver_ihl(&self) -> u8 {
+            self.0[field::VER_IHL]
+        }
+        #[inline(always)]
+        pub fn version(&self) -> u8 {
+            self.0[field::VER_IHL] >> 4
+        }
+        /// IHL * 4 (may exceed 20: the options are outside this view).
+        #[inline(always)]
+        pub fn header_len(&self) -> usize {
+            usize::from(self.0[field::VER_IHL] & 0x0F) * 4
+        }
+        /// DSCP (6 bits) and ECN (2 bits): the old TOS byte.
+        #[inline(always)]
+        pub fn dscp_ecn(&self) -> u8 {
+            self.0[field::DSCP_ECN]
+        }
+        /// The ECN codepoint (RFC 3168): `0b11` is CE.
+        #[inline(always)]
+        pub fn ecn(&self) -> u8 {
+            self.0[field::DSCP_ECN] & 0x03
+        }
+        #[inline(always)]
+        pub fn total_len(&self) -> u16 {
+            u16::from_be_bytes(self.word(field::TOTAL_LEN.start))
+        }
+        #[inline(always)]
+        pub fn ident(&self) -> u16 {
+            u16::from_be_bytes(self.word(field::IDENT.start))
+        }
+        /// The raw flags/fragment-offset word (bits in [`flags_frag`]).
+        #[inline(always)]
+        pub fn flags_frag(&self) -> u16 {
+            u16::from_be_bytes(self.word(field::FLAGS_FRAG.start))
+        }
+        #[inline(always)]
+        pub fn dont_frag(&self) -> bool {
+            self.0[field::FLAGS_FRAG.start] & (FLAG_DONT_FRAGMENT >> 8) as u8 != 0
+        }
+        /// A fragment of a larger datagram: MF set or a non-zero offset (the reserved bit is not looked at).
+        #[inline(always)]
+        pub fn is_fragment(&self) -> bool {
+            self.flags_frag() & (FLAG_MORE_FRAGMENTS | FRAGMENT_OFFSET_MASK) != 0
+        }
+        #[inline(always)]
+        pub fn ttl(&self) -> u8 {
+            self.0[field::TTL]
+        }
+        #[inline(always)]
+        pub fn protocol(&self) -> u8 {
+            self.0[field::PROTOCOL]
+        }
+        /// The header checksum field (host order of the big-endian word).
+        #[inline(always)]
+        pub fn checksum(&self) -> u16 {
+            u16::from_be_bytes(self.word(field::CHECKSUM.start))
+        }
+        #[inline(always)]
+        pub fn src(&self) -> [u8; 4] {
+            self.quad(field::SRC.start)
+        }
+        #[inline(always)]
+        pub fn dst(&self) -> [u8; 4] {
+            self.quad(field::DST.start)
+        }
+        /// The source address as a host-order `u32` (the LPM key).
+        #[inline(always)]
+        pub fn src_u32(&self) -> u32 {
+            u32::from_be_bytes(self.src())
+        }
+        /// The destination address as a host-order `u32` (the LPM key).
+        #[inline(always)]
+        pub fn dst_u32(&self) -> u32 {
+            u32::from_be_bytes(self.dst())
+        }
+        #[inline(always)]
+        pub fn src_addr(&self) -> Ipv4Addr {
+            Ipv4Addr::from(self.src())
+        }
+        #[inline(always)]
+        pub fn dst_addr(&self) -> Ipv4Addr {
+            Ipv4Addr::from(self.dst())
+        }
+        /// The header bytes are a valid checksum (sum to 0xFFFF). Only meaningful without options.
+        #[inline(always)]
+        pub fn checksum_valid(&self) -> bool {
+            checksum::ipv4_header_valid(&self.0)
+        }
+        #[inline(always)]
+        fn word(&self, at: usize) -> [u8; 2] {
+            [self.0[at], self.0[at + 1]]
+        }
+        #[inline(always)]
+        fn quad(&self, at: usize) -> [u8; 4] {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&self.0[at..at + 4]);
+            a
+        }
+    };
+}
+
+fixed_header_views! {
+    len: HEADER_LEN,
+    error: Error,
+    truncated: |actual| Error::Truncated { layer: Layer::Ipv4, needed: HEADER_LEN, actual },
+    /// A fixed-size view of the first 20 bytes of an IPv4 header (all of it without options) for the fast
+    /// paths: built by one length check ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor
+    /// is a load at a constant offset. It checks nothing else (version, IHL, lengths, checksum are the caller's
+    /// rules to apply through the accessors); [`Packet`] is the checked view.
+    header;
+    /// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+    /// Setters write exactly their field: the header checksum is the caller's (see [`HeaderMut::fill_checksum`]).
+    header_mut;
+}
+
+impl HeaderMut<'_> {
+    #[inline(always)]
+    pub fn set_ver_ihl(&mut self, value: u8) {
+        self.0[field::VER_IHL] = value;
+    }
+    #[inline(always)]
+    pub fn set_dscp_ecn(&mut self, value: u8) {
+        self.0[field::DSCP_ECN] = value;
+    }
+    #[inline(always)]
+    pub fn set_total_len(&mut self, value: u16) {
+        self.set_word(field::TOTAL_LEN.start, value);
+    }
+    #[inline(always)]
+    pub fn set_ident(&mut self, value: u16) {
+        self.set_word(field::IDENT.start, value);
+    }
+    /// The raw flags/fragment-offset word (bits in [`flags_frag`]).
+    #[inline(always)]
+    pub fn set_flags_frag(&mut self, value: u16) {
+        self.set_word(field::FLAGS_FRAG.start, value);
+    }
+    #[inline(always)]
+    pub fn set_ttl(&mut self, value: u8) {
+        self.0[field::TTL] = value;
+    }
+    #[inline(always)]
+    pub fn set_protocol(&mut self, value: u8) {
+        self.0[field::PROTOCOL] = value;
+    }
+    /// The checksum field as given (host order of the big-endian word).
+    #[inline(always)]
+    pub fn set_checksum(&mut self, value: u16) {
+        self.set_word(field::CHECKSUM.start, value);
+    }
+    #[inline(always)]
+    pub fn set_src(&mut self, value: [u8; 4]) {
+        self.0[field::SRC].copy_from_slice(&value);
+    }
+    #[inline(always)]
+    pub fn set_dst(&mut self, value: [u8; 4]) {
+        self.0[field::DST].copy_from_slice(&value);
+    }
+    /// Zero the checksum field, then write the checksum of the 20 bytes (a header without options).
+    #[inline(always)]
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let sum = checksum::ipv4_header_checksum(self.0);
+        self.set_checksum(sum);
+    }
+    #[inline(always)]
+    fn set_word(&mut self, at: usize, value: u16) {
+        // One 16-bit store (two byte stores are not always merged).
+        self.0[at..at + 2].copy_from_slice(&value.to_be_bytes());
+    }
 }
 
 /// A view over an IPv4 packet.
@@ -215,6 +400,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     pub fn set_dscp_ecn(&mut self, value: u8) {
         self.buffer.as_mut()[field::DSCP_ECN] = value;
+    }
+
+    /// Store a header checksum computed elsewhere (an RFC 1624 incremental update); [`Packet::fill_checksum`]
+    /// sums the header instead.
+    pub fn set_checksum(&mut self, value: u16) {
+        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
     }
 
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {
@@ -575,5 +766,129 @@ mod tests {
             parsed.emit(&mut again);
             prop_assert_eq!(&again[..], &bytes[..20]);
         }
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    /// various_gre.pcap frame 12's outer IPv4 header (the `tests` module's fixture): TOS 0xc0, total 28, ident
+    /// 0xa3, no flags, TTL 254, GRE, checksum 0x25eb, 10.172.64.6 -> 10.172.64.7.
+    const HDR: [u8; 20] = [
+        0x45, 0xc0, 0x00, 0x1c, 0x00, 0xa3, 0x00, 0x00, 0xfe, 0x2f, 0x25, 0xeb, 0x0a, 0xac, 0x40,
+        0x06, 0x0a, 0xac, 0x40, 0x07,
+    ];
+
+    #[test]
+    fn header_accessors_read_the_fixture() {
+        let h = Header::new(&HDR);
+        assert_eq!(h.ver_ihl(), VER_IHL_NO_OPTIONS);
+        assert_eq!(h.version(), 4);
+        assert_eq!(h.header_len(), 20);
+        assert_eq!(h.dscp_ecn(), 0xc0);
+        assert_eq!(h.ecn(), 0);
+        assert_eq!(h.total_len(), 28);
+        assert_eq!(h.ident(), 0xa3);
+        assert_eq!(h.flags_frag(), 0);
+        assert!(!h.dont_frag());
+        assert!(!h.is_fragment());
+        assert_eq!(h.ttl(), 254);
+        assert_eq!(h.protocol(), protocol::GRE);
+        assert_eq!(h.checksum(), 0x25eb);
+        assert!(h.checksum_valid());
+        assert_eq!(h.src(), [10, 172, 64, 6]);
+        assert_eq!(h.dst(), [10, 172, 64, 7]);
+        assert_eq!(h.src_u32(), 0x0aac_4006);
+        assert_eq!(h.dst_u32(), 0x0aac_4007);
+        assert_eq!(h.src_addr(), Ipv4Addr::new(10, 172, 64, 6));
+        assert_eq!(h.dst_addr(), Ipv4Addr::new(10, 172, 64, 7));
+        assert_eq!(h.as_bytes(), &HDR);
+        // The same values as the checked view.
+        let p = Packet::new_checked(&HDR[..]).unwrap_err();
+        assert!(matches!(p, Error::Truncated { needed: 28, .. }));
+    }
+
+    #[test]
+    fn header_flag_bits_and_ecn() {
+        let mut b = HDR;
+        b[1] = 0x03;
+        b[6] = 0x40;
+        let h = Header::new(&b);
+        assert_eq!(h.ecn(), crate::ip::ecn::CE);
+        assert!(h.dont_frag());
+        assert!(!h.is_fragment(), "DF alone is not a fragment");
+        assert_eq!(h.flags_frag(), flags_frag::DONT_FRAGMENT);
+        for (hi, lo) in [(0x20, 0x00), (0x00, 0x01), (0x1f, 0x00)] {
+            b[6] = hi;
+            b[7] = lo;
+            assert!(Header::new(&b).is_fragment(), "{hi:#x} {lo:#x}");
+        }
+        b[6] = 0x80;
+        b[7] = 0;
+        assert!(!Header::new(&b).is_fragment(), "the reserved bit is not MF");
+        b[0] = 0x46;
+        assert_eq!(Header::new(&b).header_len(), 24);
+    }
+
+    #[test]
+    fn header_from_prefix_needs_20_bytes() {
+        assert!(Header::from_prefix(&HDR[..19]).is_none());
+        assert_eq!(Header::from_prefix(&HDR).unwrap().ttl(), 254);
+        let mut long = [0u8; 30];
+        long[..20].copy_from_slice(&HDR);
+        let (h, rest) = Header::split_prefix(&long).unwrap();
+        assert_eq!((h.total_len(), rest.len()), (28, 10));
+        assert_eq!(
+            Header::try_from(&HDR[..7]),
+            Err(Error::Truncated {
+                layer: Layer::Ipv4,
+                needed: 20,
+                actual: 7
+            })
+        );
+        let mut short = [0u8; 19];
+        assert!(HeaderMut::from_prefix(&mut short).is_none());
+        assert!(HeaderMut::try_from(&mut short[..]).is_err());
+        assert!(HeaderMut::split_prefix(&mut long).is_some());
+    }
+
+    #[test]
+    fn header_setters_write_their_field_only() {
+        let mut b = HDR;
+        let mut h = HeaderMut::new(&mut b);
+        h.set_dscp_ecn(0x2e);
+        h.set_total_len(0x0102);
+        h.set_ident(0x0304);
+        h.set_flags_frag(0x4005);
+        h.set_ttl(9);
+        h.set_protocol(protocol::UDP);
+        h.set_checksum(0xbeef);
+        h.set_src([1, 2, 3, 4]);
+        h.set_dst([5, 6, 7, 8]);
+        assert_eq!(h.ttl(), 9);
+        assert_eq!(h.as_header().ident(), 0x0304);
+        assert_eq!(
+            b,
+            [
+                0x45, 0x2e, 0x01, 0x02, 0x03, 0x04, 0x40, 0x05, 9, 17, 0xbe, 0xef, 1, 2, 3, 4, 5,
+                6, 7, 8
+            ]
+        );
+        let mut h = HeaderMut::new(&mut b);
+        h.set_ver_ihl(0x46);
+        assert_eq!(h.header_len(), 24);
+        assert_eq!(h.as_bytes_mut()[0], 0x46);
+    }
+
+    #[test]
+    fn header_fill_checksum_matches_the_capture() {
+        let mut b = HDR;
+        b[10] = 0x12;
+        b[11] = 0x34;
+        let mut h = HeaderMut::new(&mut b);
+        h.fill_checksum();
+        assert_eq!(h.checksum(), 0x25eb);
+        assert_eq!(b, HDR);
     }
 }

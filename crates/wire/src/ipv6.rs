@@ -9,19 +9,9 @@ use core::net::Ipv6Addr;
 
 use super::{need, Error, Layer};
 
-/// Next Header values for the extension headers the walk understands, and upper layers greway uses.
-pub mod next_header {
-    pub const HOP_BY_HOP: u8 = 0;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const ROUTING: u8 = 43;
-    pub const FRAGMENT: u8 = 44;
-    pub const GRE: u8 = 47;
-    pub const AUTHENTICATION: u8 = 51;
-    pub const ICMPV6: u8 = 58;
-    pub const NO_NEXT_HEADER: u8 = 59;
-    pub const DESTINATION_OPTIONS: u8 = 60;
-}
+/// Next Header values for the extension headers the walk understands, and upper layers greway uses: the IP
+/// protocol numbers (one registry for both families, defined once in [`crate::ip::protocol`]).
+pub use crate::ip::protocol as next_header;
 
 mod field {
     use core::ops::Range;
@@ -55,6 +45,139 @@ pub fn pseudo_header_sum(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, upper_le
         }
     }
     sum + (upper_len >> 16) + (upper_len & 0xFFFF) + u32::from(next_header)
+}
+
+// The accessors shared by [`Header`] and [`HeaderMut`]: every field of the 40-byte fixed header at its `field`
+// offset. The view holds a `[u8; 40]`, so each index is a constant below the array length and compiles to a
+// plain load (no bounds check after the one in the constructor).
+macro_rules! fixed_header_getters {
+    () => {
+        #[inline(always)]
+        pub fn version(&self) -> u8 {
+            self.0[field::VER_TC_FLOW.start] >> 4
+        }
+        /// DSCP (6 bits) and ECN (2 bits).
+        #[inline(always)]
+        pub fn traffic_class(&self) -> u8 {
+            let at = field::VER_TC_FLOW.start;
+            ((u16::from_be_bytes([self.0[at], self.0[at + 1]]) >> 4) & 0xFF) as u8
+        }
+        /// The ECN codepoint (RFC 3168): `0b11` is CE.
+        #[inline(always)]
+        pub fn ecn(&self) -> u8 {
+            (self.0[field::VER_TC_FLOW.start + 1] >> 4) & 0x03
+        }
+        #[inline(always)]
+        pub fn flow_label(&self) -> u32 {
+            let at = field::VER_TC_FLOW.start;
+            u32::from_be_bytes([self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]])
+                & 0x000F_FFFF
+        }
+        /// Bytes after the fixed header (extension headers included).
+        #[inline(always)]
+        pub fn payload_len(&self) -> u16 {
+            let at = field::PAYLOAD_LEN.start;
+            u16::from_be_bytes([self.0[at], self.0[at + 1]])
+        }
+        #[inline(always)]
+        pub fn next_header(&self) -> u8 {
+            self.0[field::NEXT_HEADER]
+        }
+        #[inline(always)]
+        pub fn hop_limit(&self) -> u8 {
+            self.0[field::HOP_LIMIT]
+        }
+        #[inline(always)]
+        pub fn src(&self) -> [u8; 16] {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&self.0[field::SRC]);
+            a
+        }
+        #[inline(always)]
+        pub fn dst(&self) -> [u8; 16] {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&self.0[field::DST]);
+            a
+        }
+        /// The source address as a host-order `u128` (the LPM key).
+        #[inline(always)]
+        pub fn src_u128(&self) -> u128 {
+            u128::from_be_bytes(self.src())
+        }
+        /// The destination address as a host-order `u128` (the LPM key).
+        #[inline(always)]
+        pub fn dst_u128(&self) -> u128 {
+            u128::from_be_bytes(self.dst())
+        }
+        #[inline(always)]
+        pub fn src_addr(&self) -> Ipv6Addr {
+            Ipv6Addr::from(self.src())
+        }
+        #[inline(always)]
+        pub fn dst_addr(&self) -> Ipv6Addr {
+            Ipv6Addr::from(self.dst())
+        }
+    };
+}
+
+fixed_header_views! {
+    len: HEADER_LEN,
+    error: Error,
+    truncated: |actual| Error::Truncated { layer: Layer::Ipv6, needed: HEADER_LEN, actual },
+    /// A fixed-size view of the 40-byte IPv6 fixed header for the fast paths: built by one length check
+    /// ([`Header::from_prefix`], `TryFrom<&[u8]>`), after which every accessor is a load at a constant offset. It
+    /// checks nothing else (version and payload length are the caller's rules); [`Packet`] is the checked view.
+    header;
+    /// The writable [`Header`]: the same accessors plus a setter per field, each a store at a constant offset.
+    header_mut;
+}
+
+impl<'a> Header<'a> {
+    /// The destination address bytes, borrowed (the LPM walks them in place).
+    #[inline(always)]
+    pub fn dst_bytes(&self) -> &'a [u8; 16] {
+        let (_, dst) = self
+            .0
+            .split_last_chunk::<16>()
+            .expect("DST is the last field");
+        dst
+    }
+}
+
+impl HeaderMut<'_> {
+    /// The whole first word: version 6, `traffic_class`, and `flow_label` (its low 20 bits), in one store.
+    #[inline(always)]
+    pub fn set_ver_tc_flow(&mut self, traffic_class: u8, flow_label: u32) {
+        let word = (6 << 28) | (u32::from(traffic_class) << 20) | (flow_label & 0x000F_FFFF);
+        self.0[field::VER_TC_FLOW].copy_from_slice(&word.to_be_bytes());
+    }
+    /// The traffic class only (version and flow label kept).
+    #[inline(always)]
+    pub fn set_traffic_class(&mut self, traffic_class: u8) {
+        let at = field::VER_TC_FLOW.start;
+        self.0[at] = (self.0[at] & 0xF0) | (traffic_class >> 4);
+        self.0[at + 1] = (self.0[at + 1] & 0x0F) | (traffic_class << 4);
+    }
+    #[inline(always)]
+    pub fn set_payload_len(&mut self, value: u16) {
+        self.0[field::PAYLOAD_LEN].copy_from_slice(&value.to_be_bytes());
+    }
+    #[inline(always)]
+    pub fn set_next_header(&mut self, value: u8) {
+        self.0[field::NEXT_HEADER] = value;
+    }
+    #[inline(always)]
+    pub fn set_hop_limit(&mut self, value: u8) {
+        self.0[field::HOP_LIMIT] = value;
+    }
+    #[inline(always)]
+    pub fn set_src(&mut self, value: [u8; 16]) {
+        self.0[field::SRC].copy_from_slice(&value);
+    }
+    #[inline(always)]
+    pub fn set_dst(&mut self, value: [u8; 16]) {
+        self.0[field::DST].copy_from_slice(&value);
+    }
 }
 
 /// A view over an IPv6 packet.
@@ -488,5 +611,89 @@ mod tests {
             repr.emit(&mut out);
             prop_assert_eq!(Ipv6Repr::parse(&Packet::new_checked(&out[..]).unwrap()).unwrap(), repr);
         }
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    /// The `tests` module's fixture: traffic class 0xb8, flow label 0x12345, payload 4, GRE, hop limit 64,
+    /// 2001:db8::1 -> 2001:db8::2.
+    const HDR: [u8; 40] = [
+        0x6b, 0x81, 0x23, 0x45, 0x00, 0x04, 47, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 1, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    ];
+    const SRC: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const DST: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+    #[test]
+    fn header_accessors_read_the_fixture() {
+        let h = Header::new(&HDR);
+        assert_eq!(h.version(), 6);
+        assert_eq!(h.traffic_class(), 0xb8);
+        assert_eq!(h.ecn(), 0);
+        assert_eq!(h.flow_label(), 0x12345);
+        assert_eq!(h.payload_len(), 4);
+        assert_eq!(h.next_header(), next_header::GRE);
+        assert_eq!(h.hop_limit(), 64);
+        assert_eq!(h.src(), SRC);
+        assert_eq!(h.dst(), DST);
+        assert_eq!(h.dst_bytes(), &DST);
+        assert_eq!(h.src_u128(), 0x2001_0db8_u128 << 96 | 1);
+        assert_eq!(h.dst_u128(), 0x2001_0db8_u128 << 96 | 2);
+        assert_eq!(h.src_addr(), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(h.dst_addr(), "2001:db8::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(h.as_bytes(), &HDR);
+        let mut b = HDR;
+        b[1] = 0xb1; // traffic class 0xbb: ECN CE
+        assert_eq!(Header::new(&b).ecn(), crate::ip::ecn::CE);
+    }
+
+    #[test]
+    fn header_from_prefix_needs_40_bytes() {
+        assert!(Header::from_prefix(&HDR[..39]).is_none());
+        let mut long = [0u8; 44];
+        long[..40].copy_from_slice(&HDR);
+        let (h, rest) = Header::split_prefix(&long).unwrap();
+        assert_eq!((h.hop_limit(), rest.len()), (64, 4));
+        assert_eq!(
+            Header::try_from(&HDR[..3]),
+            Err(Error::Truncated {
+                layer: Layer::Ipv6,
+                needed: 40,
+                actual: 3
+            })
+        );
+        assert!(HeaderMut::from_prefix(&mut long[..39]).is_none());
+        assert!(HeaderMut::try_from(&mut long[..39]).is_err());
+        assert!(HeaderMut::split_prefix(&mut long).is_some());
+    }
+
+    #[test]
+    fn header_setters_write_their_field_only() {
+        let mut b = [0u8; 40];
+        let mut h = HeaderMut::new(&mut b);
+        h.set_ver_tc_flow(0xb8, 0x12345);
+        h.set_payload_len(4);
+        h.set_next_header(next_header::GRE);
+        h.set_hop_limit(64);
+        h.set_src(SRC);
+        h.set_dst(DST);
+        assert_eq!(h.as_header().flow_label(), 0x12345);
+        assert_eq!(b, HDR);
+        let mut h = HeaderMut::new(&mut b);
+        h.set_traffic_class(0x03);
+        assert_eq!(h.version(), 6);
+        assert_eq!(h.traffic_class(), 0x03);
+        assert_eq!(h.flow_label(), 0x12345, "flow label kept");
+        assert_eq!(&b[..4], &[0x60, 0x31, 0x23, 0x45]);
+        let mut h = HeaderMut::new(&mut b);
+        h.set_ver_tc_flow(0xff, 0xfff_ffff);
+        assert_eq!(
+            &b[..4],
+            &[0x6f, 0xff, 0xff, 0xff],
+            "flow label cut to 20 bits"
+        );
     }
 }

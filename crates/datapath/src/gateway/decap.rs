@@ -196,7 +196,7 @@ impl<B: PacketBuf> Worker<B> {
                             u16::from(tos),
                             u16::from(tos | ECN_CE),
                         );
-                        set_ipv4_checksum(ip.into_inner(), ck);
+                        ip.set_checksum(ck);
                     }
                 }
             } else {
@@ -269,15 +269,6 @@ impl<B: PacketBuf> Worker<B> {
 const ECN_MASK: u8 = 0b11;
 const ECN_NOT_ECT: u8 = 0b00;
 const ECN_CE: u8 = 0b11;
-
-/// Store an IPv4 header checksum computed by an RFC 1624 update. `ipv4::Packet` has no checksum setter yet (only
-/// `fill_checksum`, which sums the header again); until it has one, this is the one header field written by
-/// offset outside `wire`.
-#[inline(always)]
-fn set_ipv4_checksum(header: &mut [u8], ck: u16) {
-    const CHECKSUM: core::ops::Range<usize> = 10..12;
-    header[CHECKSUM].copy_from_slice(&ck.to_be_bytes());
-}
 
 /// The Ethernet header in front of a decapsulated packet: its EtherType; the addresses are written when the
 /// packet is routed (`l2_rewrite`). Written whole: the bytes there are what was left of the outer headers, and

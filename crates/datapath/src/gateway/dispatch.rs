@@ -134,23 +134,23 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Verdict {
         let d = pkt.data();
-        if d.len() < ETH {
+        let Some(eth) = ethernet::Header::from_prefix(d) else {
             return Verdict::Drop(DropReason::Truncated);
-        }
-        let mut ethertype = be16(d, 12);
-        if ethertype == ETHERTYPE_VLAN {
+        };
+        let mut ether = eth.ethertype();
+        if ether == ethertype::VLAN {
             // Access-port semantics: a single 802.1Q tag is accepted and removed; replies leave untagged.
-            if d.len() < ETH + 4 {
+            if d.len() < ethernet::VLAN_HEADER_LEN {
                 return Verdict::Drop(DropReason::Truncated);
             }
-            pkt.data_mut().copy_within(0..12, 4);
-            pkt.adj(4);
-            ethertype = be16(pkt.data(), 12);
+            ethernet::move_addresses_over_vlan_tag(pkt.data_mut());
+            pkt.adj(ethernet::VLAN_TAG_LEN);
+            ether = ethertype_of(pkt.data());
         }
-        let v = match ethertype {
-            ETHERTYPE_IPV4 => self.ipv4_in(tables, pkt, in_port, released, c),
-            ETHERTYPE_IPV6 => self.ipv6_in(tables, pkt, in_port, released, c),
-            ETHERTYPE_ARP => self.arp_in(tables, pkt, in_port),
+        let v = match ether {
+            ethertype::IPV4 => self.ipv4_in(tables, pkt, in_port, released, c),
+            ethertype::IPV6 => self.ipv6_in(tables, pkt, in_port, released, c),
+            ethertype::ARP => self.arp_in(tables, pkt, in_port),
             _ => Verdict::Drop(DropReason::UnsupportedEthertype),
         };
         // The rules read headers from the first segment: a chained (jumbo) frame whose length fields point past
@@ -163,18 +163,20 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// Validate the IPv4 header at ETH; returns (header length, total length).
+    /// Validate the IPv4 header after the Ethernet header; returns (header length, total length).
     #[inline]
     pub(super) fn check_ipv4(d: &[u8]) -> Result<(usize, usize), DropReason> {
-        if d.len() < ETH + 20 {
+        let Some((_, ip)) = ethernet::Header::split_prefix(d) else {
             return Err(DropReason::Truncated);
-        }
-        let ip = &d[ETH..];
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if ip[0] >> 4 != 4 || ihl < 20 {
+        };
+        let Some(hdr) = ipv4::Header::from_prefix(ip) else {
+            return Err(DropReason::Truncated);
+        };
+        let ihl = hdr.header_len();
+        if hdr.version() != 4 || ihl < ipv4::HEADER_LEN {
             return Err(DropReason::BadIpHeader);
         }
-        let total = usize::from(be16(ip, 2));
+        let total = usize::from(hdr.total_len());
         if total < ihl || ip.len() < ihl {
             return Err(DropReason::BadIpHeader);
         }
@@ -205,13 +207,13 @@ impl<B: PacketBuf> Worker<B> {
             Ok(v) => v,
             Err(r) => return Verdict::Drop(r),
         };
-        let d = pkt.data();
-        let dst: [u8; 4] = d[ETH + 16..ETH + 20].try_into().expect("4 bytes");
-        let proto = d[ETH + 9];
+        let (_, ip) = eth_ipv4(checked_prefix::<ETH_IPV4>(pkt.data()));
+        let dst = ip.dst();
+        let proto = ip.protocol();
         if self.is_local4(tables, dst) {
             return match proto {
-                PROTO_GRE => self.decap(tables, pkt, ihl, total, false, released, c),
-                PROTO_ICMP => self.icmp4_local(tables, pkt, in_port, ihl, total),
+                protocol::GRE => self.decap(tables, pkt, ihl, total, false, released, c),
+                protocol::ICMP => self.icmp4_local(tables, pkt, in_port, ihl, total),
                 _ => Verdict::Drop(DropReason::LocalUnhandled),
             };
         }
@@ -219,7 +221,7 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::NoRoute);
         }
         // Trailing Ethernet padding is not part of the packet.
-        let excess = pkt.pkt_len() - ETH - total;
+        let excess = pkt.pkt_len() - ethernet::HEADER_LEN - total;
         if excess > 0 && !pkt.trim(excess) {
             return Verdict::Drop(DropReason::Segmented);
         }
@@ -228,17 +230,18 @@ impl<B: PacketBuf> Worker<B> {
 
     #[inline]
     pub(super) fn check_ipv6(d: &[u8]) -> Result<usize, DropReason> {
-        if d.len() < ETH + 40 {
+        let Some(h) = frame_prefix::<ETH_IPV6>(d) else {
             return Err(DropReason::Truncated);
-        }
-        if d[ETH] >> 4 != 6 {
+        };
+        let (_, ip) = eth_ipv6(h);
+        if ip.version() != 6 {
             return Err(DropReason::BadIpHeader);
         }
-        let plen = usize::from(be16(d, ETH + 4));
-        if d.len() < ETH + 40 + plen {
+        let plen = usize::from(ip.payload_len());
+        if d.len() - ETH_IPV6 < plen {
             return Err(DropReason::Truncated);
         }
-        Ok(40 + plen)
+        Ok(ipv6::HEADER_LEN + plen)
     }
 
     pub(super) fn ipv6_in(
@@ -253,19 +256,19 @@ impl<B: PacketBuf> Worker<B> {
             Ok(v) => v,
             Err(r) => return Verdict::Drop(r),
         };
-        let d = pkt.data();
-        let dst: [u8; 16] = d[ETH + 24..ETH + 40].try_into().expect("16 bytes");
-        let next = d[ETH + 6];
+        let (_, ip) = eth_ipv6(checked_prefix::<ETH_IPV6>(pkt.data()));
+        let dst = ip.dst();
+        let next = ip.next_header();
         let solicited_node = dst[0] == 0xff && dst[1] == 0x02 && dst[11] == 1 && dst[12] == 0xff;
         if self.is_local6(tables, dst)
             || solicited_node
             || dst == [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
         {
             return match next {
-                PROTO_GRE if !solicited_node => {
-                    self.decap(tables, pkt, 40, total, true, released, c)
+                protocol::GRE if !solicited_node => {
+                    self.decap(tables, pkt, ipv6::HEADER_LEN, total, true, released, c)
                 }
-                PROTO_ICMPV6 => self.icmp6_local(tables, pkt, in_port, total),
+                protocol::ICMPV6 => self.icmp6_local(tables, pkt, in_port, total),
                 _ => Verdict::Drop(DropReason::LocalUnhandled),
             };
         }
@@ -276,7 +279,7 @@ impl<B: PacketBuf> Worker<B> {
         if tables.ports[in_port].role != PortRole::Inside {
             return Verdict::Drop(DropReason::NoRoute);
         }
-        let excess = pkt.pkt_len() - ETH - total;
+        let excess = pkt.pkt_len() - ethernet::HEADER_LEN - total;
         if excess > 0 && !pkt.trim(excess) {
             return Verdict::Drop(DropReason::Segmented);
         }
@@ -295,43 +298,34 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Verdict {
         let d = pkt.data();
-        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
-        // No multicast or broadcast routing (and so no ICMP errors about them, RFC 1812 4.3.2.7).
-        let group = if v4 {
-            d[ETH + 16] >= 224
+        let v4 = ethertype_of(d) == ethertype::IPV4;
+        // (group, TTL, destination): no multicast or broadcast routing (and so no ICMP errors about them, RFC
+        // 1812 4.3.2.7).
+        let (group, ttl, dst) = if v4 {
+            let (_, ip) = eth_ipv4(checked_prefix::<ETH_IPV4>(d));
+            (ip.dst()[0] >= 224, ip.ttl(), IpAddr::V4(ip.dst_addr()))
         } else {
-            d[ETH + 24] == 0xff
+            let (_, ip) = eth_ipv6(checked_prefix::<ETH_IPV6>(d));
+            (
+                ip.dst()[0] == 0xff,
+                ip.hop_limit(),
+                IpAddr::V6(ip.dst_addr()),
+            )
         };
         if group {
             return Verdict::Drop(DropReason::NoRoute);
         }
-        if decrement {
-            let ttl = if v4 { d[ETH + 8] } else { d[ETH + 7] };
-            if ttl <= 1 {
-                return self.icmp_error(tables, pkt, in_port, IcmpKind::TimeExceeded, c);
-            }
+        if decrement && ttl <= 1 {
+            return self.icmp_error(tables, pkt, in_port, IcmpKind::TimeExceeded, c);
         }
-        let d = pkt.data();
         let rt = &tables.routes;
-        let tunnel = if v4 {
-            let dst = u32::from_be_bytes(d[ETH + 16..ETH + 20].try_into().expect("4"));
-            rt.encap4.lookup(dst)
-        } else {
-            let dst = u128::from_be_bytes(d[ETH + 24..ETH + 40].try_into().expect("16"));
-            rt.encap6.lookup(dst)
+        let tunnel = match dst {
+            IpAddr::V4(a) => rt.encap4.lookup(u32::from(a)),
+            IpAddr::V6(a) => rt.encap6.lookup(u128::from(a)),
         };
         if let Some(ti) = tunnel {
             return self.encap(tables, pkt, in_port, ti, decrement, false, c);
         }
-        let dst: IpAddr = if v4 {
-            IpAddr::V4(Ipv4Addr::from(
-                <[u8; 4]>::try_from(&d[ETH + 16..ETH + 20]).expect("4"),
-            ))
-        } else {
-            IpAddr::V6(Ipv6Addr::from(
-                <[u8; 16]>::try_from(&d[ETH + 24..ETH + 40]).expect("16"),
-            ))
-        };
         let Some((port, nh)) = rt.next_hop(dst) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
@@ -371,9 +365,9 @@ impl<B: PacketBuf> Worker<B> {
             return self.wait_for_neighbor(Waiting::L2 { port, nh });
         };
         let src = tables.ports[port].mac;
-        let d = pkt.data_mut();
-        d[0..6].copy_from_slice(&mac);
-        d[6..12].copy_from_slice(&src);
+        let mut eth = ethernet::HeaderMut::from_prefix(pkt.data_mut()).expect("an Ethernet header");
+        eth.set_dst(mac);
+        eth.set_src(src);
         Verdict::Tx(port)
     }
 }

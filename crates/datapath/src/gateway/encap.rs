@@ -3,7 +3,7 @@
 use super::*;
 
 impl<B: PacketBuf> Worker<B> {
-    /// Encapsulate the IP packet at ETH into tunnel `ti` (TTL already handled). Inlined into the routing step:
+    /// Encapsulate the IP packet after the Ethernet header into tunnel `ti` (TTL already handled). Inlined into the routing step:
     /// the call boundaries of handle -> route_ip -> encap cost a measurable share of the per-packet budget.
     ///
     /// `keepalive`: one of our own keepalives, sent even while the tunnel is down (it is what brings it up).
@@ -24,9 +24,8 @@ impl<B: PacketBuf> Worker<B> {
             c.tunnels[ti as usize].drops += 1;
             return Verdict::Drop(DropReason::TunnelDown);
         }
-        let d = pkt.data();
-        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
-        let inner_len = pkt.pkt_len() - ETH;
+        let v4 = ethertype_of(pkt.data()) == ethertype::IPV4;
+        let inner_len = pkt.pkt_len() - ethernet::HEADER_LEN;
         if inner_len > usize::from(t.mtu) {
             return self.encap_too_big(tables, pkt, in_port, ti, decrement, c);
         }
@@ -57,7 +56,7 @@ impl<B: PacketBuf> Worker<B> {
     /// The encapsulation proper, every check passed: the router hop's TTL decrement, the outer header from the
     /// tunnel's template with the per-packet fields, GRE checksum and sequence number, counters.
     ///
-    /// `plain4`: the packet is one segment holding exactly an option-less IPv4 packet at ETH whose header
+    /// `plain4`: the packet is one segment holding exactly an option-less IPv4 packet after the Ethernet header whose header
     /// checksum was verified (the fast path's shape). The GRE checksum then skips the inner header: a valid
     /// header sums to 0xffff, which adds nothing to a one's-complement sum, and the TTL decrement's RFC 1624
     /// update keeps it so. The payload is summed before any header is written (so its loads never wait on
@@ -78,7 +77,7 @@ impl<B: PacketBuf> Worker<B> {
         // (Not with a sequence number: the fast path never has one, and the general sum covers it.)
         let payload_sum = if plain4 && t.checksum && !t.sequence {
             Some(checksum::fold(checksum::sum(
-                &pkt.data()[ETH + 20..],
+                &pkt.data()[ETH_IPV4..],
                 t.gre_base_sum,
             )))
         } else {
@@ -86,17 +85,15 @@ impl<B: PacketBuf> Worker<B> {
         };
         if decrement {
             // After the MTU check: an ICMP error quotes the packet as it was received.
-            if v4 {
-                decrement_ttl4(pkt.data_mut());
-            } else {
-                pkt.data_mut()[ETH + 7] -= 1;
-            }
+            decrement_ip_ttl(pkt.data_mut(), v4);
         }
         let d = pkt.data();
         let (tos_in, ttl_in, df) = if v4 {
-            (d[ETH + 1], d[ETH + 8], d[ETH + 6] & 0x40 != 0)
+            let (_, ip) = eth_ipv4(checked_prefix::<ETH_IPV4>(d));
+            (ip.dscp_ecn(), ip.ttl(), ip.dont_frag())
         } else {
-            (((be16(d, ETH) >> 4) & 0xff) as u8, d[ETH + 7], true)
+            let (_, ip) = eth_ipv6(checked_prefix::<ETH_IPV6>(d));
+            (ip.traffic_class(), ip.hop_limit(), true)
         };
         // RFC 6040 normal mode: the outer ECN field is a copy of the inner one. DSCP inherited or fixed (the
         // masks are decided per tunnel, see `Tunnel::tos_keep`).
@@ -104,27 +101,31 @@ impl<B: PacketBuf> Worker<B> {
         let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
         let hl = t.header_bytes();
         debug_assert!(hl <= MAX_ENCAP_HEADER);
-        if pkt.prepend(hl - ETH).is_none() {
+        if pkt.prepend(hl - ethernet::HEADER_LEN).is_none() {
             return Verdict::Drop(DropReason::NoHeadroom);
         }
-        let outer_len = inner_len + hl - ETH;
+        let outer_len = inner_len + hl - ethernet::HEADER_LEN;
         let ident = self.ip_ident;
         self.ip_ident = self.ip_ident.wrapping_add(1);
         let d = pkt.data_mut();
         copy_header(d, &t.template, hl);
         if t.outer_v6() {
-            let ip = &mut d[ETH..ETH + 40];
-            ip[0] = 0x60 | (tos >> 4);
-            ip[1] = tos << 4;
-            put16(ip, 4, (outer_len - 40) as u16);
-            ip[7] = ttl;
+            let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(d));
+            // The template's flow label is zero.
+            ip.set_ver_tc_flow(tos, 0);
+            ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
+            ip.set_hop_limit(ttl);
         } else {
-            let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
-            outer_ipv4_fields(ip, t, tos, outer_len, ident, df, ttl);
+            let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(d));
+            outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, df, ttl);
         }
         if !v4 {
             // The template's protocol type is IPv4.
-            put16(d, t.gre_at() + 2, ETHERTYPE_IPV6);
+            let at = t.gre_at();
+            d.get_mut(at..at + gre::BASE_HEADER_LEN)
+                .and_then(gre::HeaderMut::from_prefix)
+                .expect("the template's GRE header")
+                .set_protocol(ethertype::IPV6);
         }
         if t.sequence {
             // Single writer (the owner worker): load + store, no read-modify-write contention.
@@ -154,7 +155,11 @@ impl<B: PacketBuf> Worker<B> {
                 });
                 acc.finish()
             };
-            put16(pkt.data_mut(), gre_off + 4, !s);
+            pkt.data_mut()
+                .get_mut(gre_off..gre_off + gre::CHECKSUM_HEADER_LEN)
+                .and_then(gre::ChecksumHeaderMut::from_prefix)
+                .expect("the template's GRE header with a checksum")
+                .set_checksum(!s);
         }
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
@@ -179,9 +184,9 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         let t = &tables.tunnels[ti as usize];
         let d = pkt.data();
-        let v4 = be16(d, 12) == ETHERTYPE_IPV4;
-        let inner_len = pkt.pkt_len() - ETH;
-        let df = !v4 || d[ETH + 6] & 0x40 != 0;
+        let v4 = ethertype_of(d) == ethertype::IPV4;
+        let inner_len = pkt.pkt_len() - ethernet::HEADER_LEN;
+        let df = !v4 || frame_prefix::<ETH_IPV4>(d).is_none_or(|h| eth_ipv4(h).1.dont_frag());
         if df {
             c.tunnels[ti as usize].drops += 1;
             return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(t.mtu), c);

@@ -28,46 +28,45 @@ impl<B: PacketBuf> Worker<B> {
         if len != pkt.pkt_len() {
             return None;
         }
-        let h: &[u8; ETH + 20] = d.get(..ETH + 20)?.try_into().ok()?;
-        let (eth, ip) = h.split_at(ETH);
-        let ip: &[u8; 20] = ip.try_into().ok()?;
-        if eth[12] != 0x08 || eth[13] != 0x00 || ip[0] != 0x45 {
+        let (eth, ip) = eth_ipv4(frame_prefix::<ETH_IPV4>(d)?);
+        if eth.ethertype() != ethertype::IPV4 || ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS {
             return None;
         }
+        let ip_len = len - ethernet::HEADER_LEN;
         // (A NIC with IPv4 rx checksum offload has verified the header already.)
-        if usize::from(u16::from_be_bytes([ip[2], ip[3]])) != len - ETH
-            || !(pkt.rx_ipv4_cksum_good() || checksum::ipv4_header_valid(ip))
+        if usize::from(ip.total_len()) != ip_len
+            || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
         {
             return None;
         }
-        let dst = [ip[16], ip[17], ip[18], ip[19]];
-        // Not multicast/broadcast, TTL left to forward with.
-        if dst[0] >= 224 || ip[8] <= 1 {
+        let dst = ip.dst_u32();
+        // Not multicast/broadcast (224/3: first octet 224 or more), TTL left to forward with.
+        if dst >= 0xe000_0000 || ip.ttl() <= 1 {
             return None;
         }
         let ti = match staged {
             // Staged on this same destination (the packet is unchanged since).
             Some(NO_TUNNEL) => return None,
             Some(ti) => ti,
-            None => tables.routes.encap4.lookup(u32::from_be_bytes(dst))?,
+            None => tables.routes.encap4.lookup(dst)?,
         };
         // Not for us: only possible here when some tunnel route covers one of our addresses.
-        if tables.local4_tunneled && self.is_local4(tables, dst) {
+        if tables.local4_tunneled && self.is_local4(tables, dst.to_be_bytes()) {
             return None;
         }
         let t = tables.tunnels.get(ti as usize)?;
         // Sequenced tunnels (owner worker), unresolved next hops, down tunnels and too-big packets: general.
-        if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {
+        if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu) {
             return None;
         }
         if !t.outer_v6() {
             // IPv4 outside: from the header values already loaded, at fixed offsets.
             let inner = InnerV4 {
-                len: len - ETH,
-                tos: ip[1],
-                ttl: ip[8],
-                df: ip[6] & 0x40 != 0,
-                cksum: u16::from_be_bytes([ip[10], ip[11]]),
+                len: ip_len,
+                tos: ip.dscp_ecn(),
+                ttl: ip.ttl(),
+                df: ip.dont_frag(),
+                cksum: ip.checksum(),
             };
             // One copy per checksum setting: the plain tunnel's copy has no checksum code at all.
             return Some(if t.checksum {
@@ -76,7 +75,7 @@ impl<B: PacketBuf> Worker<B> {
                 self.fast_emit4::<false>(t, pkt, ti, inner, c)
             });
         }
-        Some(self.encap_emit(t, pkt, ti, true, len - ETH, true, true, c))
+        Some(self.encap_emit(t, pkt, ti, true, ip_len, true, true, c))
     }
 
     /// [`Worker::encap_emit`] for the fast path's IPv4-outside tunnels (no sequence number there, so a 38-, 42-
@@ -93,14 +92,14 @@ impl<B: PacketBuf> Worker<B> {
         inner: InnerV4,
         c: &mut Counters,
     ) -> Verdict {
-        const HL_MIN: usize = ETH + 20 + 4;
+        const HL_MIN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + gre::BASE_HEADER_LEN;
         // RFC 2784 2.5, summed before anything is written (see `encap_emit`): the GRE words from the tunnel's
         // precomputed sum plus the inner payload; the verified inner header sums to all ones and adds nothing,
         // and the TTL decrement's RFC 1624 update keeps it so.
         debug_assert_eq!(CSUM, t.checksum);
         let gre_sum = if CSUM {
             Some(checksum::fold(checksum::sum(
-                &pkt.data()[ETH + 20..],
+                &pkt.data()[ETH_IPV4..],
                 t.gre_base_sum,
             )))
         } else {
@@ -109,12 +108,9 @@ impl<B: PacketBuf> Worker<B> {
         // The caller saw more than 1 (forwarded: the TTL drops by one, RFC 1812).
         let ttl_in = inner.ttl - 1;
         {
-            let h: &mut [u8; ETH + 20] = (&mut pkt.data_mut()[..ETH + 20])
-                .try_into()
-                .expect("inner IPv4 header checked by the caller");
-            h[ETH + 8] = ttl_in;
-            h[ETH + 10..ETH + 12]
-                .copy_from_slice(&ttl_decrement_checksum(inner.cksum).to_be_bytes());
+            let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(pkt.data_mut()));
+            ip.set_ttl(ttl_in);
+            ip.set_checksum(ttl_decrement_checksum(inner.cksum));
         }
         let tos = (inner.tos & t.tos_keep) | t.tos_set;
         let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
@@ -127,10 +123,10 @@ impl<B: PacketBuf> Worker<B> {
             short
         };
         debug_assert_eq!(hl, t.header_bytes());
-        if pkt.prepend(hl - ETH).is_none() {
+        if pkt.prepend(hl - ethernet::HEADER_LEN).is_none() {
             return Verdict::Drop(DropReason::NoHeadroom);
         }
-        let outer_len = inner.len + hl - ETH;
+        let outer_len = inner.len + hl - ethernet::HEADER_LEN;
         let ident = self.ip_ident;
         self.ip_ident = self.ip_ident.wrapping_add(1);
         // At least the shortest header and the 20-byte inner header after it.
@@ -139,11 +135,12 @@ impl<B: PacketBuf> Worker<B> {
             .expect("a header and an IPv4 header");
         d[..32].copy_from_slice(&t.template[..32]);
         d[hl - 32..hl].copy_from_slice(&t.template[hl - 32..hl]);
-        let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
-        outer_ipv4_fields(ip, t, tos, outer_len, ident, inner.df, ttl);
+        // `d` has a constant length: the views below need no runtime check.
+        let (headers, gre) = d.split_at_mut(ETH_IPV4);
+        let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
+        outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, inner.df, ttl);
         if let Some(s) = gre_sum {
-            // The checksum field follows the GRE flags and protocol.
-            put16(d, ETH + 20 + 4, !s);
+            gre::ChecksumHeaderMut::new(checked_prefix_mut(gre)).set_checksum(!s);
         }
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
@@ -169,33 +166,33 @@ impl<B: PacketBuf> Worker<B> {
         if len != pkt.pkt_len() {
             return None;
         }
-        let h: &[u8; ETH + 40] = d.get(..ETH + 40)?.try_into().ok()?;
-        let (eth, ip) = h.split_at(ETH);
-        if eth[12] != 0x86 || eth[13] != 0xdd || ip[0] >> 4 != 6 {
+        let (eth, ip) = eth_ipv6(frame_prefix::<ETH_IPV6>(d)?);
+        if eth.ethertype() != ethertype::IPV6 || ip.version() != 6 {
             return None;
         }
-        if usize::from(u16::from_be_bytes([ip[4], ip[5]])) + 40 != len - ETH {
+        let ip_len = len - ethernet::HEADER_LEN;
+        if usize::from(ip.payload_len()) + ipv6::HEADER_LEN != ip_len {
             return None;
         }
-        let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+        let dst = ip.dst_bytes();
         // Not multicast or link-local (never routed), hop limit left to forward with.
-        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || ip[7] <= 1 {
+        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || ip.hop_limit() <= 1 {
             return None;
         }
         let ti = match staged {
             Some(NO_TUNNEL) => return None,
             Some(ti) => ti,
-            None => tables.routes.encap6.lookup_bytes(&dst)?,
+            None => tables.routes.encap6.lookup_bytes(dst)?,
         };
         // Not for us: only possible here when some tunnel route covers an address of ours.
-        if tables.local6_tunneled && self.is_local6(tables, dst) {
+        if tables.local6_tunneled && self.is_local6(tables, *dst) {
             return None;
         }
         let t = tables.tunnels.get(ti as usize)?;
-        if t.sequence || !t.resolved || t.is_down() || len - ETH > usize::from(t.mtu) {
+        if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu) {
             return None;
         }
-        Some(self.encap_emit(t, pkt, ti, false, len - ETH, true, false, c))
+        Some(self.encap_emit(t, pkt, ti, false, ip_len, true, false, c))
     }
 
     /// Outside port: IPv4 GRE (key or not) to one of our addresses, carrying IPv4 to an inside neighbour ->
@@ -207,35 +204,37 @@ impl<B: PacketBuf> Worker<B> {
         pkt: &mut B,
         c: &mut Counters,
     ) -> Option<Verdict> {
-        const GRE_AT: usize = ETH + 20;
+        const GRE_AT: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
         let d = pkt.data();
         let len = d.len();
         if len != pkt.pkt_len() {
             return None;
         }
-        let h: &[u8; GRE_AT + 4] = d.get(..GRE_AT + 4)?.try_into().ok()?;
-        let (eth, rest) = h.split_at(ETH);
-        let (ip, gre) = rest.split_at(20);
-        let ip: &[u8; 20] = ip.try_into().ok()?;
-        if eth[12] != 0x08 || eth[13] != 0x00 || ip[0] != 0x45 || ip[9] != PROTO_GRE {
-            return None;
-        }
-        // Exact length, valid checksum, not a fragment, no CE mark to fold into the inner header.
-        if usize::from(u16::from_be_bytes([ip[2], ip[3]])) != len - ETH
-            || (ip[6] & 0x3f) != 0
-            || ip[7] != 0
-            || ip[1] & 0x03 == 0x03
-            || !(pkt.rx_ipv4_cksum_good() || checksum::ipv4_header_valid(ip))
+        // One length check for the three headers; the views of `h` are then in bounds by its constant length.
+        let h = frame_prefix::<{ GRE_AT + gre::BASE_HEADER_LEN }>(d)?;
+        let (eth, ip) = eth_ipv4(h);
+        let gre = gre::Header::new(checked_prefix(&h[GRE_AT..]));
+        if eth.ethertype() != ethertype::IPV4
+            || ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
+            || ip.protocol() != protocol::GRE
         {
             return None;
         }
-        let local = [ip[16], ip[17], ip[18], ip[19]];
+        // Exact length, valid checksum, not a fragment, no CE mark to fold into the inner header.
+        if usize::from(ip.total_len()) != len - ethernet::HEADER_LEN
+            || ip.is_fragment()
+            || ip.ecn() == ecn::CE
+            || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
+        {
+            return None;
+        }
+        let local = ip.dst();
         if !self.is_local4(tables, local) {
             return None;
         }
         let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
         let local = u32::from_be_bytes(local);
-        let remote = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+        let remote = ip.src_u32();
         let ti = match self.last_decap4 {
             Some((l, r, k, ti)) if l == local && r == remote && k == key => ti,
             _ => {
@@ -263,25 +262,29 @@ impl<B: PacketBuf> Worker<B> {
         pkt: &mut B,
         c: &mut Counters,
     ) -> Option<Verdict> {
-        const GRE_AT: usize = ETH + 40;
+        const GRE_AT: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
         let d = pkt.data();
         let len = d.len();
         if len != pkt.pkt_len() {
             return None;
         }
-        let h: &[u8; GRE_AT + 4] = d.get(..GRE_AT + 4)?.try_into().ok()?;
-        let (eth, rest) = h.split_at(ETH);
-        let (ip, gre) = rest.split_at(40);
-        if eth[12] != 0x86 || eth[13] != 0xdd || ip[0] >> 4 != 6 || ip[6] != PROTO_GRE {
-            return None;
-        }
-        if usize::from(u16::from_be_bytes([ip[4], ip[5]])) + 40 != len - ETH
-            || (ip[1] >> 4) & 0x03 == 0x03
+        // One length check for the three headers; the views of `h` are then in bounds by its constant length.
+        let h = frame_prefix::<{ GRE_AT + gre::BASE_HEADER_LEN }>(d)?;
+        let (eth, ip) = eth_ipv6(h);
+        let gre = gre::Header::new(checked_prefix(&h[GRE_AT..]));
+        if eth.ethertype() != ethertype::IPV6
+            || ip.version() != 6
+            || ip.next_header() != protocol::GRE
         {
             return None;
         }
-        let local: [u8; 16] = ip[24..40].try_into().ok()?;
-        let remote: [u8; 16] = ip[8..24].try_into().ok()?;
+        if usize::from(ip.payload_len()) + ipv6::HEADER_LEN != len - ethernet::HEADER_LEN
+            || ip.ecn() == ecn::CE
+        {
+            return None;
+        }
+        let local = ip.dst();
+        let remote = ip.src();
         if !self.is_local6(tables, local) {
             return None;
         }
@@ -319,7 +322,7 @@ impl<B: PacketBuf> Worker<B> {
         if t.checksum || t.sequence || t.allowed_sources.is_some() {
             return None;
         }
-        if proto == ETHERTYPE_IPV6 {
+        if proto == ethertype::IPV6 {
             self.fast_decap_inner6(tables, pkt, off, ti, c)
         } else {
             self.fast_decap_inner4(tables, pkt, off, ti, c)
@@ -341,18 +344,18 @@ impl<B: PacketBuf> Worker<B> {
         let len = d.len();
         // The inner IPv4 header: option-less, exactly the rest of the frame, valid, not GRE (keepalives and
         // tunnel-in-tunnel take the general rules), not to a tunnel endpoint of ours (loop), routable.
-        let inner: &[u8; 20] = d.get(off..off + 20)?.try_into().ok()?;
-        let inner_total = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
-        if inner[0] != 0x45
+        let inner = ipv4::Header::new(d.get(off..off + ipv4::HEADER_LEN)?.try_into().ok()?);
+        let inner_total = usize::from(inner.total_len());
+        let idst = inner.dst_u32();
+        if inner.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
             || inner_total != len - off
-            || inner[9] == PROTO_GRE
-            || inner[8] <= 1
-            || inner[16] >= 224
-            || !checksum::ipv4_header_valid(inner)
+            || inner.protocol() == protocol::GRE
+            || inner.ttl() <= 1
+            || idst >= 0xe000_0000
+            || !inner.checksum_valid()
         {
             return None;
         }
-        let idst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
         if tables.tunnel_locals4.contains(idst) {
             return None;
         }
@@ -371,18 +374,16 @@ impl<B: PacketBuf> Worker<B> {
         let nh = route.via.unwrap_or(IpAddr::V4(idst.into()));
         let mac = self.neighbor_mac(tables, nh)?;
         // Accepted: strip the outer headers, leaving room for the new Ethernet header, and forward.
-        if !pkt.adj(off - ETH) {
+        if !pkt.adj(off - ethernet::HEADER_LEN) {
             return None;
         }
         let src = tables.ports[route.port].mac;
         // One length check for the whole rewrite (the inner header was seen whole above).
-        let d: &mut [u8; ETH + 20] = (&mut pkt.data_mut()[..ETH + 20])
-            .try_into()
-            .expect("inner IPv4 header checked above");
-        d[0..6].copy_from_slice(&mac);
-        d[6..12].copy_from_slice(&src);
-        d[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        decrement_ttl4(d);
+        let (mut eth, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(pkt.data_mut()));
+        eth.set_dst(mac);
+        eth.set_src(src);
+        eth.set_ethertype(ethertype::IPV4);
+        decrement_ttl4(&mut ip);
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
@@ -402,13 +403,16 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Option<Verdict> {
         let d = pkt.data();
-        let inner: &[u8; 40] = d.get(off..off + 40)?.try_into().ok()?;
-        let inner_total = usize::from(u16::from_be_bytes([inner[4], inner[5]])) + 40;
-        if inner[0] >> 4 != 6 || inner_total != d.len() - off || inner[7] <= 1 || inner[24] == 0xff
+        let inner = ipv6::Header::new(d.get(off..off + ipv6::HEADER_LEN)?.try_into().ok()?);
+        let inner_total = usize::from(inner.payload_len()) + ipv6::HEADER_LEN;
+        let idst = inner.dst_bytes();
+        if inner.version() != 6
+            || inner_total != d.len() - off
+            || inner.hop_limit() <= 1
+            || idst[0] == 0xff
         {
             return None;
         }
-        let idst: &[u8; 16] = inner[24..40].try_into().ok()?;
         let rt = &tables.routes;
         let route = rt.routes6.lookup_bytes(idst);
         let dst = Ipv6Addr::from(*idst);
@@ -425,17 +429,15 @@ impl<B: PacketBuf> Worker<B> {
         }
         let nh = route.via.unwrap_or(IpAddr::V6(dst));
         let mac = self.neighbor_mac(tables, nh)?;
-        if !pkt.adj(off - ETH) {
+        if !pkt.adj(off - ethernet::HEADER_LEN) {
             return None;
         }
         let src = tables.ports[route.port].mac;
-        let d: &mut [u8; ETH + 40] = (&mut pkt.data_mut()[..ETH + 40])
-            .try_into()
-            .expect("inner IPv6 header checked above");
-        d[0..6].copy_from_slice(&mac);
-        d[6..12].copy_from_slice(&src);
-        d[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-        d[ETH + 7] -= 1;
+        let (mut eth, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(pkt.data_mut()));
+        eth.set_dst(mac);
+        eth.set_src(src);
+        eth.set_ethertype(ethertype::IPV6);
+        ip.set_hop_limit(ip.hop_limit() - 1);
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;

@@ -22,20 +22,14 @@ use crate::tunnel::table::{Neighbor, PortRole, Tables, Tunnel, TunnelRef, MAX_EN
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use greway_wire::checksum;
+use greway_wire::ethernet::{self, ethertype};
 use greway_wire::gre::{self, GreError};
+use greway_wire::ip::{ecn, protocol};
+use greway_wire::{ipv4, ipv6};
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-const ETH: usize = 14;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const PROTO_ICMP: u8 = 1;
-const PROTO_GRE: u8 = 47;
-const PROTO_ICMPV6: u8 = 58;
 
 /// Control-plane work a worker asks the control thread to do (it never blocks on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,14 +197,89 @@ pub const HOLD_MAX: usize = 64;
 /// How long a held packet waits for its neighbour before it is dropped as `no_neighbor`.
 pub const HOLD_MS: u64 = 1000;
 
+/// An Ethernet header and the IPv4 header after it (20 bytes: options, if any, follow them).
+const ETH_IPV4: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+/// An Ethernet header and the IPv6 fixed header after it.
+const ETH_IPV6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+
+/// The first `N` bytes of frame `d` as an array, or None when it is shorter: the one length check the header
+/// views after it need.
 #[inline(always)]
-fn be16(d: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([d[at], d[at + 1]])
+fn frame_prefix<const N: usize>(d: &[u8]) -> Option<&[u8; N]> {
+    d.get(..N)?.try_into().ok()
 }
 
+/// The first `N` bytes of a frame the caller checked holds them (panics when shorter, like indexing).
 #[inline(always)]
-fn put16(d: &mut [u8], at: usize, v: u16) {
-    d[at..at + 2].copy_from_slice(&v.to_be_bytes());
+fn checked_prefix<const N: usize>(d: &[u8]) -> &[u8; N] {
+    d[..N].try_into().expect("length checked by the caller")
+}
+
+/// [`checked_prefix`], writable.
+#[inline(always)]
+fn checked_prefix_mut<const N: usize>(d: &mut [u8]) -> &mut [u8; N] {
+    (&mut d[..N])
+        .try_into()
+        .expect("length checked by the caller")
+}
+
+/// The Ethernet and IPv4 header views at the start of `h`, whose length is a constant at least
+/// [`ETH_IPV4`]: no runtime check (the conversions below compile to nothing).
+#[inline(always)]
+fn eth_ipv4<const N: usize>(h: &[u8; N]) -> (ethernet::Header<'_>, ipv4::Header<'_>) {
+    const { assert!(N >= ETH_IPV4) };
+    let (eth, ip) = h.split_at(ethernet::HEADER_LEN);
+    (
+        ethernet::Header::new(eth.try_into().expect("constant length")),
+        ipv4::Header::new(ip[..ipv4::HEADER_LEN].try_into().expect("constant length")),
+    )
+}
+
+/// [`eth_ipv4`], writable.
+#[inline(always)]
+fn eth_ipv4_mut<const N: usize>(h: &mut [u8; N]) -> (ethernet::HeaderMut<'_>, ipv4::HeaderMut<'_>) {
+    const { assert!(N >= ETH_IPV4) };
+    let (eth, ip) = h.split_at_mut(ethernet::HEADER_LEN);
+    (
+        ethernet::HeaderMut::new(eth.try_into().expect("constant length")),
+        ipv4::HeaderMut::new(
+            (&mut ip[..ipv4::HEADER_LEN])
+                .try_into()
+                .expect("constant length"),
+        ),
+    )
+}
+
+/// The Ethernet and IPv6 fixed header views at the start of `h` (constant length, at least [`ETH_IPV6`]).
+#[inline(always)]
+fn eth_ipv6<const N: usize>(h: &[u8; N]) -> (ethernet::Header<'_>, ipv6::Header<'_>) {
+    const { assert!(N >= ETH_IPV6) };
+    let (eth, ip) = h.split_at(ethernet::HEADER_LEN);
+    (
+        ethernet::Header::new(eth.try_into().expect("constant length")),
+        ipv6::Header::new(ip[..ipv6::HEADER_LEN].try_into().expect("constant length")),
+    )
+}
+
+/// [`eth_ipv6`], writable.
+#[inline(always)]
+fn eth_ipv6_mut<const N: usize>(h: &mut [u8; N]) -> (ethernet::HeaderMut<'_>, ipv6::HeaderMut<'_>) {
+    const { assert!(N >= ETH_IPV6) };
+    let (eth, ip) = h.split_at_mut(ethernet::HEADER_LEN);
+    (
+        ethernet::HeaderMut::new(eth.try_into().expect("constant length")),
+        ipv6::HeaderMut::new(
+            (&mut ip[..ipv6::HEADER_LEN])
+                .try_into()
+                .expect("constant length"),
+        ),
+    )
+}
+
+/// The EtherType of frame `d` (0 when it is shorter than an Ethernet header: the callers checked it is not).
+#[inline(always)]
+fn ethertype_of(d: &[u8]) -> u16 {
+    ethernet::Header::from_prefix(d).map_or(0, |eth| eth.ethertype())
 }
 
 impl<B: PacketBuf> Gateway<B> {
@@ -288,21 +357,19 @@ impl<B: PacketBuf> Gateway<B> {
 /// The GRE header of a decap fast path at `gre_at` (its first four bytes `gre`, already in view): version 0, no
 /// flag but K, protocol IPv4 or IPv6. Returns (protocol, key, offset of the inner packet).
 #[inline(always)]
-fn fast_gre(d: &[u8], gre_at: usize, gre: &[u8]) -> Option<(u16, Option<u32>, usize)> {
-    let flags = u16::from_be_bytes([gre[0], gre[1]]);
-    let proto = u16::from_be_bytes([gre[2], gre[3]]);
-    if flags & !gre::flags::KEY != 0 || (proto != ETHERTYPE_IPV4 && proto != ETHERTYPE_IPV6) {
+fn fast_gre(d: &[u8], gre_at: usize, gre: gre::Header<'_>) -> Option<(u16, Option<u32>, usize)> {
+    let flags = gre.flags_version();
+    let proto = gre.protocol();
+    if flags & !gre::flags::KEY != 0 || (proto != ethertype::IPV4 && proto != ethertype::IPV6) {
         return None;
     }
+    // Without C, the key (RFC 2890 2.1, 4 bytes) is the first optional field: right after the base header.
+    let key_at = gre_at + gre::BASE_HEADER_LEN;
     if flags != 0 {
-        let k = d.get(gre_at + 4..gre_at + 8)?;
-        Some((
-            proto,
-            Some(u32::from_be_bytes([k[0], k[1], k[2], k[3]])),
-            gre_at + 8,
-        ))
+        let k: &[u8; 4] = d.get(key_at..key_at + 4)?.try_into().ok()?;
+        Some((proto, Some(u32::from_be_bytes(*k)), key_at + 4))
     } else {
-        Some((proto, None, gre_at + 4))
+        Some((proto, None, key_at))
     }
 }
 
@@ -311,7 +378,7 @@ fn fast_gre(d: &[u8], gre_at: usize, gre: &[u8]) -> Option<(u16, Option<u32>, us
 /// in registers (never read back from the packet).
 #[inline(always)]
 fn outer_ipv4_fields(
-    ip: &mut [u8; 20],
+    ip: &mut ipv4::HeaderMut<'_>,
     t: &Tunnel,
     tos: u8,
     outer_len: usize,
@@ -319,19 +386,23 @@ fn outer_ipv4_fields(
     df: bool,
     ttl: u8,
 ) {
-    let frag: u16 = if df { 0x4000 } else { 0 };
+    let frag: u16 = if df {
+        ipv4::flags_frag::DONT_FRAGMENT
+    } else {
+        0
+    };
     let sum = t.ip4_base_sum
         + u32::from(tos)
         + outer_len as u32
         + u32::from(ident)
         + u32::from(frag)
         + (u32::from(ttl) << 8);
-    ip[1] = tos;
-    put16(ip, 2, outer_len as u16);
-    put16(ip, 4, ident);
-    put16(ip, 6, frag);
-    ip[8] = ttl;
-    put16(ip, 10, !checksum::fold(sum));
+    ip.set_dscp_ecn(tos);
+    ip.set_total_len(outer_len as u16);
+    ip.set_ident(ident);
+    ip.set_flags_frag(frag);
+    ip.set_ttl(ttl);
+    ip.set_checksum(!checksum::fold(sum));
 }
 
 /// The inner IPv4 header values [`Worker::fast_emit4`] needs, as the fast path's checks loaded them.
@@ -360,25 +431,31 @@ fn copy_header(d: &mut [u8], tpl: &[u8; MAX_ENCAP_HEADER], hl: usize) {
     }
 }
 
-/// Decrement the TTL / hop limit of the IP packet at ETH (caller checked it is > 1), updating the IPv4 header
-/// checksum incrementally (RFC 1624).
+/// Decrement the TTL / hop limit of the IP packet after the Ethernet header (caller checked it is > 1),
+/// updating the IPv4 header checksum incrementally (RFC 1624).
 #[inline(always)]
 fn decrement_ttl(d: &mut [u8]) {
-    if be16(d, 12) == ETHERTYPE_IPV4 {
-        decrement_ttl4(d);
+    let v4 = ethertype_of(d) == ethertype::IPV4;
+    decrement_ip_ttl(d, v4);
+}
+
+/// [`decrement_ttl`] for a frame known to carry IPv4 (`v4`) or IPv6 (the caller checked the header is there).
+#[inline(always)]
+fn decrement_ip_ttl(d: &mut [u8], v4: bool) {
+    if v4 {
+        let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(d));
+        decrement_ttl4(&mut ip);
     } else {
-        d[ETH + 7] -= 1;
+        let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(d));
+        ip.set_hop_limit(ip.hop_limit() - 1);
     }
 }
 
-/// [`decrement_ttl`] for a frame known to carry IPv4.
+/// The TTL decrement of an IPv4 header: the TTL/protocol word drops by 0x0100.
 #[inline(always)]
-fn decrement_ttl4(d: &mut [u8]) {
-    // One bounds check for the header; the TTL/protocol word drops by 0x0100.
-    let ip: &mut [u8; 20] = (&mut d[ETH..ETH + 20]).try_into().expect("20");
-    ip[8] -= 1;
-    let ck = ttl_decrement_checksum(u16::from_be_bytes([ip[10], ip[11]]));
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+fn decrement_ttl4(ip: &mut ipv4::HeaderMut<'_>) {
+    ip.set_ttl(ip.ttl() - 1);
+    ip.set_checksum(ttl_decrement_checksum(ip.checksum()));
 }
 
 /// The IPv4 header checksum after the TTL drops by one: `checksum::update16(hc, old, old - 0x0100)` for any
