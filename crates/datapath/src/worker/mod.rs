@@ -291,6 +291,7 @@ fn sync_tunnel_layout<B: PacketBuf, P: Processor<B>>(proc: &P, counters: &mut Co
     }
 }
 
+#[inline(always)]
 fn flush_all<IO: PortIo>(
     io: &mut IO,
     tx: &mut [IO::Burst],
