@@ -25,7 +25,7 @@ pub const FCS: usize = 4;
 /// Simple IMIX, one period: 7 x 64, 4 x 594, 1 x 1518, interleaved so that bursts stay mixed.
 pub const IMIX: [u16; 12] = [64, 594, 64, 64, 594, 64, 1518, 64, 594, 64, 594, 64];
 
-const ETH_LEN: usize = 14;
+const ETH_LEN: usize = crate::wire::ethernet::HEADER_LEN;
 const UDP_LEN: usize = 8;
 
 /// One prebuilt frame (without FCS).

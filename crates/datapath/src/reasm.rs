@@ -14,7 +14,7 @@
 use crate::buf::PacketBuf;
 use greway_wire::checksum;
 
-const ETH: usize = 14;
+const ETH: usize = greway_wire::ethernet::HEADER_LEN;
 
 /// Datagrams in progress per worker; a fragment of a new datagram beyond them is dropped (`outer_fragment`).
 pub const MAX_DATAGRAMS: usize = 64;

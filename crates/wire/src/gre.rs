@@ -196,10 +196,7 @@ fn header_len_for(flags_version: u16) -> usize {
         }
 }
 
-#[inline]
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
+use crate::be16;
 
 #[inline]
 fn be32(b: &[u8], at: usize) -> u32 {

@@ -80,9 +80,7 @@ mod field {
     pub const TARGET: Range<usize> = 8..24;
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
+use crate::be16;
 
 /// A view over an ICMPv6 message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

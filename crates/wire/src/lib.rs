@@ -243,6 +243,12 @@ pub(crate) fn need(layer: Layer, needed: usize, actual: usize) -> Result<(), Err
     }
 }
 
+/// The big-endian 16-bit word at `at` (the views' one reader of unaligned words; the caller checked the length).
+#[inline]
+pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
