@@ -209,8 +209,11 @@ pub fn build_tables(
             .get(i)
             .cloned()
             .unwrap_or_else(|| Arc::new(TunnelState::default()));
-        let mut t = build_tunnel(cfg, i as u32, tc, &ports, &routes, &neighbors, state);
-        t.id = ids[i];
+        let tref = TunnelRef {
+            index: i as u32,
+            id: ids[i],
+        };
+        let t = build_tunnel(cfg, tref, tc, &ports, &routes, &neighbors, state);
         decap.insert(
             DecapKey {
                 local: t.local,
@@ -269,7 +272,7 @@ pub fn build_tables(
 
 fn build_tunnel(
     cfg: &Config,
-    index: u32,
+    tref: TunnelRef,
     tc: &TunnelCfg,
     ports: &[PortInfo],
     routes: &RouteTables,
@@ -355,8 +358,8 @@ fn build_tunnel(
     // The checksum field (present only when enabled) is zero in the template; so is the sequence number.
     let gre_base_sum = u32::from(checksum::fold(checksum::sum(&tpl[gre_off..off], 0)));
     Tunnel {
-        index,
-        id: u64::from(index),
+        index: tref.index,
+        id: tref.id,
         name: tc.name.clone(),
         local: tc.local,
         remote: tc.remote,
