@@ -55,8 +55,6 @@ pub trait PortIo {
     }
 }
 
-pub use greway_wire::cpu::rdtsc;
-
 /// The lock-free channels between a worker and the control thread.
 pub struct WorkerChannels<P> {
     /// Worker -> control: cumulative snapshots.
