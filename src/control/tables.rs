@@ -5,7 +5,8 @@ use crate::config::{Config, Tos, Ttl, TunnelCfg};
 use greway_datapath::tunnel::lpm::Lpm4;
 use greway_datapath::tunnel::lpm6::Lpm6;
 use greway_datapath::tunnel::table::*;
-use greway_wire::checksum;
+use greway_wire::ethernet::{self, ethertype};
+use greway_wire::{checksum, gre, ipv4, ipv6};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -289,73 +290,65 @@ fn build_tunnel(
         (p, tc.remote)
     });
     let nb = neighbors.get(&next_hop).filter(|n| n.port == out_port);
+    let ttl = match tc.ttl {
+        Ttl::Fixed(t) => t,
+        Ttl::Inherit => 64,
+    };
+    // The outer headers, written once here and copied in front of every packet: lengths, checksums, the TTL and
+    // the sequence number are filled per packet (zero here).
     let mut tpl = [0u8; MAX_ENCAP_HEADER];
-    // Ethernet.
-    if let Some(n) = nb {
-        tpl[0..6].copy_from_slice(&n.mac);
-    }
-    tpl[6..12].copy_from_slice(&ports.get(out_port).map(|p| p.mac).unwrap_or_default());
-    let ip_off = 14;
+    let mut eth =
+        ethernet::HeaderMut::from_prefix(&mut tpl).expect("an Ethernet header fits the template");
+    eth.set_dst(nb.map(|n| n.mac).unwrap_or_default());
+    eth.set_src(ports.get(out_port).map(|p| p.mac).unwrap_or_default());
+    let ip_off = ethernet::HEADER_LEN;
     let gre_off = match (tc.local, tc.remote) {
         (IpAddr::V4(l), IpAddr::V4(r)) => {
-            tpl[12..14].copy_from_slice(&[0x08, 0x00]);
-            let ip = &mut tpl[ip_off..ip_off + 20];
-            ip[0] = 0x45;
-            ip[8] = match tc.ttl {
-                Ttl::Fixed(t) => t,
-                Ttl::Inherit => 64,
-            };
-            ip[9] = 47;
-            ip[12..16].copy_from_slice(&l.octets());
-            ip[16..20].copy_from_slice(&r.octets());
-            ip_off + 20
+            eth.set_ethertype(ethertype::IPV4);
+            let mut ip = ipv4::HeaderMut::from_prefix(&mut tpl[ip_off..]).expect("fits");
+            ip.set_ver_ihl(0x45);
+            ip.set_ttl(ttl);
+            ip.set_protocol(ipv4::protocol::GRE);
+            ip.set_src(l.octets());
+            ip.set_dst(r.octets());
+            ip_off + ipv4::HEADER_LEN
         }
         (l, r) => {
             let (IpAddr::V6(l), IpAddr::V6(r)) = (l, r) else {
                 unreachable!("validated: local and remote are of one family")
             };
-            tpl[12..14].copy_from_slice(&[0x86, 0xdd]);
-            let ip = &mut tpl[ip_off..ip_off + 40];
-            ip[0] = 0x60;
-            ip[6] = 47;
-            ip[7] = match tc.ttl {
-                Ttl::Fixed(t) => t,
-                Ttl::Inherit => 64,
-            };
-            ip[8..24].copy_from_slice(&l.octets());
-            ip[24..40].copy_from_slice(&r.octets());
-            ip_off + 40
+            eth.set_ethertype(ethertype::IPV6);
+            let mut ip = ipv6::HeaderMut::from_prefix(&mut tpl[ip_off..]).expect("fits");
+            ip.set_ver_tc_flow(0, 0);
+            ip.set_next_header(ipv4::protocol::GRE);
+            ip.set_hop_limit(ttl);
+            ip.set_src(l.octets());
+            ip.set_dst(r.octets());
+            ip_off + ipv6::HEADER_LEN
         }
     };
-    let mut flags: u16 = 0;
-    let mut off = gre_off + 4;
-    if tc.checksum {
-        flags |= 0x8000;
-        off += 4;
-    }
-    let key_off = off;
-    if let Some(k) = tc.out_key() {
-        flags |= 0x2000;
-        tpl[off..off + 4].copy_from_slice(&k.to_be_bytes());
-        off += 4;
-    }
-    let seq_off = off;
-    if tc.sequence {
-        flags |= 0x1000;
-        off += 4;
-    }
-    tpl[gre_off..gre_off + 2].copy_from_slice(&flags.to_be_bytes());
-    // Protocol type: IPv4, the common inner protocol; the encapsulation rewrites it only for IPv6.
-    tpl[gre_off + 2..gre_off + 4].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip4_base_sum = if gre_off == ip_off + 20 {
-        let mut h = [0u8; 20];
-        h.copy_from_slice(&tpl[ip_off..ip_off + 20]);
-        h[8] = 0; // TTL: per packet
+    // Protocol type: IPv4, the common inner protocol; the encapsulation rewrites it only for IPv6. The checksum
+    // field (present only when enabled) is zero in the template; so is the sequence number.
+    let gre = gre::GreRepr {
+        checksum: tc.checksum,
+        key: tc.out_key(),
+        sequence: tc.sequence.then_some(0),
+        protocol: ethertype::IPV4,
+    };
+    let off = gre_off + gre.emit(&mut tpl[gre_off..]);
+    let key_off = gre_off + gre.key_offset();
+    let seq_off = gre_off + gre.sequence_offset();
+    let ip4_base_sum = if gre_off == ip_off + ipv4::HEADER_LEN {
+        let mut h = [0u8; ipv4::HEADER_LEN];
+        h.copy_from_slice(&tpl[ip_off..gre_off]);
+        // The TTL is per packet.
+        ipv4::HeaderMut::from_prefix(&mut h)
+            .expect("20 bytes")
+            .set_ttl(0);
         u32::from(checksum::fold(checksum::sum(&h, 0)))
     } else {
         0
     };
-    // The checksum field (present only when enabled) is zero in the template; so is the sequence number.
     let gre_base_sum = u32::from(checksum::fold(checksum::sum(&tpl[gre_off..off], 0)));
     Tunnel {
         index: tref.index,

@@ -161,7 +161,7 @@ fn a_handed_off_packet_follows_its_tunnel_when_the_indices_shift() {
     let other = 1 - owner;
     let v = r.receive(other, inside_packet([10, 20, 0, 9]));
     assert!(
-        matches!(v, Verdict::Hold(HoldReason::Handoff { owner: o, tunnel }) if o == owner && tunnel.id == seq_id),
+        matches!(v, Verdict::Hold(HoldReason::Handoff { owner: o, tunnel: 1 }) if usize::from(o) == owner),
         "{v:?}"
     );
     // The decoy before it goes away: "seq" moves from index 1 to 0 while its packet is on the ring.

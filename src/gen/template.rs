@@ -7,6 +7,7 @@
 //! is raised to the smallest that fits (see [`Plan::min_frame`]).
 use crate::gen::config::{GenEncap, GeneratorCfg};
 use crate::wire::checksum;
+use crate::wire::ethernet;
 use crate::wire::gre::{self, GreRepr};
 use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::ipv6::Ipv6Repr;
@@ -191,20 +192,21 @@ fn build(
 ) -> Template {
     let stream = tunnel * g.flows + flow;
     let mut b = vec![0u8; frame];
-    b[0..6].copy_from_slice(&dst_mac);
-    b[6..12].copy_from_slice(&src_mac);
     let inner_src = add_ip(g.inner_src, flow);
     let outer_family = if g.encap == GenEncap::Gre {
         g.outer_src
     } else {
         g.inner_src
     };
-    let et: u16 = if outer_family.is_ipv4() {
-        0x0800
+    let mut eth =
+        ethernet::HeaderMut::from_prefix(&mut b).expect("a frame holds an Ethernet header");
+    eth.set_dst(dst_mac);
+    eth.set_src(src_mac);
+    eth.set_ethertype(if outer_family.is_ipv4() {
+        ethernet::ethertype::IPV4
     } else {
-        0x86dd
-    };
-    b[12..14].copy_from_slice(&et.to_be_bytes());
+        ethernet::ethertype::IPV6
+    });
     let mut at = ETH_LEN;
     let mut gre_off = None;
     let mut gre_seq_off = None;

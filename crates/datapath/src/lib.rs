@@ -17,8 +17,6 @@ pub use greway_wire as wire;
 
 use crate::buf::PacketBuf;
 use crate::stats::{Counters, DropReason};
-use crate::tunnel::table::TunnelRef;
-use std::net::IpAddr;
 
 /// What to do with a packet after processing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,18 +37,23 @@ impl Verdict {
     }
 }
 
-/// Why a packet is held rather than sent or dropped. Everything that can outlive the table generation it was
-/// decided in names its tunnel by [`TunnelRef`] (run-unique id), never by a bare index.
+/// Why a packet is held rather than sent or dropped.
+///
+/// A hold is decided and taken in the same poll round, on the same table generation: the worker passes the
+/// reason straight back to [`Processor::hold`]. So a tunnel is named here by its index in that generation, and
+/// everything is kept small enough for [`Verdict`] to come back in two registers (see the size check below).
+/// Whatever outlives the round (a handoff ring entry, a packet waiting for its neighbour) is converted by
+/// `hold` into a form that names its tunnel by run-unique id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HoldReason {
     /// A packet of a sequenced tunnel that another worker owns: only the owner numbers and sends that tunnel's
     /// packets (RFC 2890 order on the wire), so it goes over the owner's handoff ring.
-    Handoff { owner: usize, tunnel: TunnelRef },
+    Handoff { owner: u16, tunnel: u32 },
     /// Waiting for a next hop's MAC (like the kernel's unresolved-neighbour queue).
     Neighbor(Waiting),
     /// A GRE packet of a reordering tunnel that arrived ahead of a gap (RFC 2890 2.2): buffered until the gap
     /// fills or its time is up.
-    Reorder { tunnel: TunnelRef, seq: u32 },
+    Reorder { tunnel: u32, seq: u32 },
     /// An outer IPv4 fragment, kept for reassembly.
     Fragment,
 }
@@ -58,11 +61,16 @@ pub enum HoldReason {
 /// What a packet held for its neighbour waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Waiting {
-    /// A finished packet for port `port` that only needs the MAC of `nh`.
-    L2 { port: usize, nh: IpAddr },
-    /// An inner packet for `tunnel` whose outer next hop is unresolved (encapsulated once it is).
-    Encap { in_port: usize, tunnel: TunnelRef },
+    /// A finished packet for port `port` that only needs its next hop's MAC. The next hop is the route's for the
+    /// packet's destination, in this generation: `hold` looks it up again rather than carrying 16 bytes here.
+    L2 { port: u16 },
+    /// An inner packet for tunnel index `tunnel` whose outer next hop is unresolved (encapsulated once it is).
+    Encap { in_port: u16, tunnel: u32 },
 }
+
+// A verdict of at most 16 bytes is returned in two registers (x86-64 SysV, AArch64); a larger one goes through
+// memory on every packet.
+const _: () = assert!(std::mem::size_of::<Verdict>() <= 16);
 
 /// Per-packet logic, generic over the buffer so it runs on mbufs and on `VecBuf`s.
 pub trait Processor<B: PacketBuf>: Send {

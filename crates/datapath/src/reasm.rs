@@ -12,7 +12,7 @@
 //! The datagram is rebuilt in the first fragment's own buffer (its tailroom), so no packet buffer is allocated
 //! either, and the packets of an abandoned datagram come back in a fixed-capacity [`Spill`].
 use crate::buf::PacketBuf;
-use greway_wire::checksum;
+use greway_wire::ipv4;
 
 const ETH: usize = greway_wire::ethernet::HEADER_LEN;
 
@@ -161,23 +161,23 @@ impl<B: PacketBuf> Reassembler<B> {
     /// non-zero offset, and exactly the IP packet (no padding). `deadline` is when an incomplete datagram is
     /// given up (TSC).
     pub fn offer(&mut self, pkt: B, deadline: u64) -> Offer<B> {
-        let d = pkt.data();
-        let ihl = usize::from(d[ETH] & 0x0f) * 4;
-        let total = usize::from(u16::from_be_bytes([d[ETH + 2], d[ETH + 3]]));
-        let word = u16::from_be_bytes([d[ETH + 6], d[ETH + 7]]);
-        let more = word & 0x2000 != 0;
-        let off = usize::from(word & 0x1fff) * 8;
+        let ip = ipv4::Packet::new_unchecked(&pkt.data()[ETH..]);
+        let ihl = ip.header_len();
+        let total = usize::from(ip.total_len());
+        let more = ip.more_frags();
+        let off = usize::from(ip.frag_offset()) * 8;
         let len = total - ihl;
-        let src = u32::from_be_bytes(d[ETH + 12..ETH + 16].try_into().expect("4"));
-        let dst = u32::from_be_bytes(d[ETH + 16..ETH + 20].try_into().expect("4"));
         let key = (
-            src,
-            dst,
-            u16::from_be_bytes([d[ETH + 4], d[ETH + 5]]),
-            d[ETH + 9],
+            u32::from(ip.src_addr()),
+            u32::from(ip.dst_addr()),
+            ip.ident(),
+            ip.protocol(),
         );
         // Every fragment but the last carries a multiple of 8 bytes; nothing reaches past 65535.
-        if (more && (len == 0 || len % 8 != 0)) || off + len > 65535 - ihl || !pkt.is_contiguous() {
+        if (more && (len == 0 || !len.is_multiple_of(8)))
+            || off + len > 65535 - ihl
+            || !pkt.is_contiguous()
+        {
             return self.abandon(key, pkt);
         }
         let pos = match self.find(key) {
@@ -299,21 +299,22 @@ fn rebuild<B: PacketBuf>(s: &mut Slot<B>, end: usize) -> Offer<B> {
     if first.pkt.append(end - first.len).is_none() {
         return Offer::Dropped(spill_all(s, Some(first.pkt)));
     }
-    let ihl = usize::from(first.pkt.data()[ETH] & 0x0f) * 4;
+    let ihl = ipv4::Packet::new_unchecked(&first.pkt.data()[ETH..]).header_len();
     let d = first.pkt.data_mut();
     for f in s.frags[..n].iter().flatten() {
-        let fihl = usize::from(f.pkt.data()[ETH] & 0x0f) * 4;
+        let fihl = ipv4::Packet::new_unchecked(&f.pkt.data()[ETH..]).header_len();
         let src = &f.pkt.data()[ETH + fihl..ETH + fihl + f.len];
         d[ETH + ihl + f.off..ETH + ihl + f.off + f.len].copy_from_slice(src);
     }
-    let ip = &mut d[ETH..ETH + ihl];
-    ip[2..4].copy_from_slice(&((ihl + end) as u16).to_be_bytes());
+    let mut ip = ipv4::Packet::new_unchecked(&mut d[ETH..]);
+    ip.set_total_len((ihl + end) as u16);
     // Fragment fields cleared; DF, if any, kept.
-    ip[6] &= 0x40;
-    ip[7] = 0;
-    ip[10..12].fill(0);
-    let ck = checksum::checksum(ip);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    ip.set_flags_frag(if ip.dont_frag() {
+        ipv4::FLAG_DONT_FRAGMENT
+    } else {
+        0
+    });
+    ip.fill_checksum();
     // The other pieces are merged into `first`: freed here.
     s.take_all(&mut drop);
     Offer::Complete(first.pkt, n)
@@ -323,6 +324,7 @@ fn rebuild<B: PacketBuf>(s: &mut Slot<B>, end: usize) -> Offer<B> {
 mod tests {
     use super::*;
     use crate::buf::VecBuf;
+    use greway_wire::checksum;
 
     fn datagram(payload: usize, id: u16) -> Vec<u8> {
         let mut f = vec![0u8; ETH];

@@ -560,6 +560,18 @@ impl GreRepr {
         header_len_for(self.flags_version())
     }
 
+    /// Where the key field is (or would be), from the start of the GRE header.
+    #[inline]
+    pub fn key_offset(&self) -> usize {
+        field::BASE_LEN + if self.checksum { 4 } else { 0 }
+    }
+
+    /// Where the sequence number field is (or would be), from the start of the GRE header.
+    #[inline]
+    pub fn sequence_offset(&self) -> usize {
+        self.key_offset() + if self.key.is_some() { 4 } else { 0 }
+    }
+
     /// Write the header into `buf[..header_len()]` with Checksum and Reserved1 zero; returns `header_len()`.
     /// When `checksum` is on, call [`fill_checksum`] on the whole packet once the payload is written.
     /// Panics if `buf` is shorter than `header_len()`.

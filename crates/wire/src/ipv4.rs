@@ -31,9 +31,9 @@ mod field {
 pub const HEADER_LEN: usize = 20;
 
 /// RFC 791 flag bits in the flags/fragment-offset word.
-const FLAG_DONT_FRAGMENT: u16 = 0x4000;
-const FLAG_MORE_FRAGMENTS: u16 = 0x2000;
-const FRAGMENT_OFFSET_MASK: u16 = 0x1FFF;
+pub const FLAG_DONT_FRAGMENT: u16 = 0x4000;
+pub const FLAG_MORE_FRAGMENTS: u16 = 0x2000;
+pub const FRAGMENT_OFFSET_MASK: u16 = 0x1FFF;
 
 use crate::be16;
 
@@ -393,6 +393,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     pub fn set_ident(&mut self, ident: u16) {
         self.buffer.as_mut()[field::IDENT].copy_from_slice(&ident.to_be_bytes());
+    }
+
+    /// The flags and fragment offset word (offset in 8-byte units).
+    pub fn set_flags_frag(&mut self, value: u16) {
+        self.buffer.as_mut()[field::FLAGS_FRAG].copy_from_slice(&value.to_be_bytes());
     }
 
     pub fn set_dscp_ecn(&mut self, value: u8) {

@@ -106,10 +106,7 @@ impl<B: PacketBuf> Worker<B> {
             let released = released == Some(s);
             if t.reorder.is_some() && !released && s != last.wrapping_add(1) {
                 // Ahead of a gap: hold it in the reordering buffer (see `reorder`).
-                return Verdict::Hold(HoldReason::Reorder {
-                    tunnel: t.tref(),
-                    seq: s,
-                });
+                return Verdict::Hold(HoldReason::Reorder { tunnel: ti, seq: s });
             }
             t.state.rx_seq.store(s, Ordering::Relaxed);
         }

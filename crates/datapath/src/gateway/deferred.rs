@@ -112,9 +112,8 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             HoldReason::Fragment => self.hold_fragment(pkt, counters),
             HoldReason::Reorder { tunnel, seq } => {
                 // Decided in this poll round, on this table generation: the index is current.
-                let ti = tunnel.index as usize;
+                let ti = tunnel as usize;
                 let t = &self.tables.tunnels[ti];
-                debug_assert_eq!(t.id, tunnel.id);
                 let (window, timeout_ms) = t.reorder.unwrap_or((1, 0));
                 let last = t.state.rx_seq.load(Ordering::Relaxed);
                 let deadline = self.w.now + ms_to_ticks(u64::from(timeout_ms), self.w.tsc_hz);
@@ -140,7 +139,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
                 }
             }
             HoldReason::Handoff { .. } | HoldReason::Neighbor(_) => {
-                self.w.hold_now(pkt, why, counters)
+                self.w.hold_now(&self.tables, pkt, why, counters)
             }
         }
     }
@@ -325,14 +324,14 @@ impl<B: PacketBuf + Send> Gateway<B> {
             };
             // None: still waiting.
             let v = match w {
-                Waiting::L2 { port, nh } => self.tables.neighbors.get(&nh).map(|n| {
+                Held::L2 { port, nh } => self.tables.neighbors.get(&nh).map(|n| {
                     let mut frame = Frame::new_unchecked(pkt.data_mut());
                     frame.set_dst_addr(MacAddr(n.mac));
                     frame.set_src_addr(MacAddr(self.tables.ports[port].mac));
                     Verdict::Tx(port)
                 }),
                 // By id: the tunnel may have moved to another index, or be gone.
-                Waiting::Encap { in_port, tunnel } => match self.tables.resolve(tunnel) {
+                Held::Encap { in_port, tunnel } => match self.tables.resolve(tunnel) {
                     Some(ti) if self.tables.tunnels[ti as usize].resolved => Some(self.w.encap(
                         &self.tables,
                         &mut pkt,

@@ -4,25 +4,41 @@
 use super::*;
 
 impl<B: PacketBuf> Worker<B> {
-    /// Keep a packet a rule held for its neighbour or handed off to its tunnel's owner (the `Hold` of a packet
-    /// made inside a rule: fragments, ICMP errors, released packets). Reorder and fragment holds come from the
+    /// Keep a packet held for its neighbour or handed off to its tunnel's owner, converting the reason (decided
+    /// on `tables`, this round) into one that names its tunnel by id. Reorder and fragment holds come from the
     /// receive path only and go through [`Processor::hold`].
-    pub(super) fn hold_now(&mut self, pkt: B, why: HoldReason, c: &mut Counters) {
+    pub(super) fn hold_now(&mut self, tables: &Tables, pkt: B, why: HoldReason, c: &mut Counters) {
         match why {
             HoldReason::Neighbor(w) => {
+                let held = match w {
+                    Waiting::L2 { port } => {
+                        // The next hop `l2_rewrite` waited for: the route's for the packet's destination.
+                        match packet_dst(pkt.data()).and_then(|dst| tables.routes.next_hop(dst)) {
+                            Some((p, nh)) if p == usize::from(port) => Held::L2 { port: p, nh },
+                            _ => return c.drop_pkt(DropReason::NoRoute),
+                        }
+                    }
+                    Waiting::Encap { in_port, tunnel } => Held::Encap {
+                        in_port: usize::from(in_port),
+                        tunnel: tables.tunnels[tunnel as usize].tref(),
+                    },
+                };
                 if self.held.len() < HOLD_MAX {
                     let deadline = self.now + ms_to_ticks(HOLD_MS, self.tsc_hz);
-                    self.held.push_back((deadline, w, pkt));
+                    self.held.push_back((deadline, held, pkt));
                 } else {
                     c.drop_pkt(DropReason::NoNeighbor);
                 }
             }
             HoldReason::Handoff { owner, tunnel } => {
                 let h = Handoff {
-                    tunnel,
+                    tunnel: tables.tunnels[tunnel as usize].tref(),
                     keepalive: false,
                 };
-                if self.shared.handoff[owner].push((h, pkt)).is_err() {
+                if self.shared.handoff[usize::from(owner)]
+                    .push((h, pkt))
+                    .is_err()
+                {
                     c.drop_pkt(DropReason::HandoffFull);
                 }
             }
@@ -362,7 +378,12 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         let Some(mac) = self.neighbor_mac(tables, nh) else {
             self.event(Event::Resolve { port, ip: nh });
-            return self.wait_for_neighbor(Waiting::L2 { port, nh });
+            debug_assert_eq!(
+                packet_dst(pkt.data()).and_then(|d| tables.routes.next_hop(d)),
+                Some((port, nh)),
+                "a held packet's next hop is found again from its destination"
+            );
+            return self.wait_for_neighbor(Waiting::L2 { port: port as u16 });
         };
         let src = tables.ports[port].mac;
         let mut eth = ethernet::HeaderMut::from_prefix(pkt.data_mut()).expect("an Ethernet header");

@@ -35,8 +35,8 @@ impl<B: PacketBuf> Worker<B> {
                 ip: t.next_hop,
             });
             let v = self.wait_for_neighbor(Waiting::Encap {
-                in_port,
-                tunnel: t.tref(),
+                in_port: in_port as u16,
+                tunnel: ti,
             });
             if !v.is_hold() {
                 c.tunnels[ti as usize].drops += 1;
@@ -46,8 +46,8 @@ impl<B: PacketBuf> Worker<B> {
         if t.sequence && self.owner_of(t) != self.worker {
             // RFC 2890 order on the wire: only the owner numbers and sends this tunnel's packets.
             return Verdict::Hold(HoldReason::Handoff {
-                owner: self.owner_of(t),
-                tunnel: t.tref(),
+                owner: self.owner_of(t) as u16,
+                tunnel: ti,
             });
         }
         self.encap_emit(t, pkt, ti, v4, inner_len, decrement, false, c)
@@ -212,7 +212,7 @@ impl<B: PacketBuf> Worker<B> {
             match self.encap(tables, &mut f, in_port, ti, decrement, false, c) {
                 Verdict::Tx(p) => self.deferred.push((p, f)),
                 Verdict::Drop(r) => c.drop_pkt(r),
-                Verdict::Hold(why) => self.hold_now(f, why, c),
+                Verdict::Hold(why) => self.hold_now(tables, f, why, c),
             }
         }
         self.encap(tables, pkt, in_port, ti, decrement, false, c)

@@ -44,6 +44,16 @@ pub enum Event {
     Resolve { port: usize, ip: IpAddr },
 }
 
+/// What a packet in the neighbour queue waits for, named so that it survives table changes (the queue outlives
+/// the generation the packet was held in).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Held {
+    /// A finished packet for port `port`: its Ethernet header is written once `nh`'s MAC is known.
+    L2 { port: usize, nh: IpAddr },
+    /// An inner packet for `tunnel`, encapsulated once the tunnel's outer next hop is resolved.
+    Encap { in_port: usize, tunnel: TunnelRef },
+}
+
 /// What a packet on a handoff ring is for: the tunnel (by run-unique id, so a runtime change in flight can
 /// only make it `unknown_tunnel`, never another tunnel's) and whether it is one of the control plane's
 /// keepalives (sent even while the tunnel is down) rather than data.
@@ -149,7 +159,7 @@ struct Worker<B> {
     tsc_hz: u64,
     /// Packets waiting for a next hop's MAC (at most [`HOLD_MAX`], each for at most [`HOLD_MS`]): (deadline TSC,
     /// what it waits for, packet). Released by `poll_deferred` once the neighbour is in the tables.
-    held: VecDeque<(u64, Waiting, B)>,
+    held: VecDeque<(u64, Held, B)>,
     /// Extra packets a rule produced (fragments) waiting for the worker's next deferred flush.
     deferred: Vec<(usize, B)>,
     /// RFC 2890 reordering buffers, by tunnel index of the table in use (moved by tunnel id when a new table
@@ -280,6 +290,16 @@ fn eth_ipv6_mut<const N: usize>(h: &mut [u8; N]) -> (ethernet::HeaderMut<'_>, ip
 #[inline(always)]
 fn ethertype_of(d: &[u8]) -> u16 {
     ethernet::Header::from_prefix(d).map_or(0, |eth| eth.ethertype())
+}
+
+/// The IP destination of a frame holding IPv4 or IPv6 after its Ethernet header.
+fn packet_dst(d: &[u8]) -> Option<IpAddr> {
+    let ip = d.get(ethernet::HEADER_LEN..)?;
+    match ethertype_of(d) {
+        ethertype::IPV4 => ipv4::Header::from_prefix(ip).map(|h| IpAddr::V4(h.dst_addr())),
+        ethertype::IPV6 => ipv6::Header::from_prefix(ip).map(|h| IpAddr::V6(h.dst_addr())),
+        _ => None,
+    }
 }
 
 impl<B: PacketBuf> Gateway<B> {
