@@ -209,9 +209,7 @@ run_testpmd() { # scenario n -> out/bench/SCEN.testpmd.N.log
 
 # Instruction counts: both programs once under callgrind (one file per thread; the busiest thread is the
 # forwarding one) for CG_SECS seconds; bench.py splits the counts by shared object and divides by the packets
-# each forwarded (greway: its stats JSON; testpmd: the forward statistics it prints when it exits). greway's
-# statistics snapshots (`worker::publish`, a fixed number per second whatever the rate) are not collected: on a
-# busy machine a run forwards fewer packets in its seconds, and counting them would charge each packet more.
+# each forwarded (greway: its stats JSON; testpmd: the forward statistics it prints when it exits).
 if [[ -n $INSTRUCTIONS ]]; then
     CG_SECS=${CG_SECS:-4}
     for s in "${SCENARIOS[@]}"; do
@@ -219,7 +217,6 @@ if [[ -n $INSTRUCTIONS ]]; then
         rm -f "$OUT/$s.cg.greway."* "$OUT/$s.cg.testpmd."*
         sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$s.toml" | mem_toml >"$OUT/$s.run.toml"
         timeout 600 valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes \
-            --toggle-collect='*worker::publish*' \
             --callgrind-out-file="$OUT/$s.cg.greway.out" "$GREWAY" --log warn run -c "$OUT/$s.run.toml" -q \
             --duration-s "$CG_SECS" --warmup-s 0 --stats-json "$OUT/$s.cg.greway.json" \
             >"$OUT/$s.cg.greway.log" 2>&1 || {
