@@ -227,7 +227,7 @@ pub fn build_tables(
         peers.insert((t.local, t.remote), i as u32);
         outer_paths
             .entry((t.local, t.remote))
-            .or_insert_with(Vec::new)
+            .or_default()
             .push(i as u32);
         tunnels.push(t);
     }
