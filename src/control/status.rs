@@ -458,6 +458,11 @@ mod tests {
             "escaped: {t}"
         );
         assert!(t.contains("greway_tunnel_up{tunnel=\"site-b\"} 1\n"));
+        assert!(t.contains("# TYPE greway_tunnel_pmtu_bytes gauge\n"), "{t}");
+        assert!(
+            t.contains("greway_tunnel_pmtu_bytes{tunnel=\"site-b\"} 1400\n"),
+            "{t}"
+        );
         assert!(t.contains("greway_latency_seconds_bucket{le=\"+Inf\"} 9\n"));
         assert!(
             t.contains("greway_latency_seconds_bucket{le=\"0.000002\"} 9\n"),
