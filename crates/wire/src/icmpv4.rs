@@ -343,6 +343,10 @@ mod tests {
         repr.emit(&mut out);
         assert_eq!(&out[..8], &[3, 4, out[2], out[3], 0, 0, 0x05, 0xc4]);
         assert_eq!(Icmpv4Repr::parse_bytes(&out).unwrap(), repr);
+        // The view reads what the Repr wrote: the RFC 1191 MTU and the quoted datagram.
+        let view = Packet::new_checked(&out[..]).unwrap();
+        assert_eq!(view.next_hop_mtu(), 1476);
+        assert_eq!(view.data(), &invoking);
         let te = Icmpv4Repr::TimeExceeded {
             code: time_exceeded_code::TTL_EXCEEDED_IN_TRANSIT,
             invoking: &invoking,

@@ -612,6 +612,10 @@ mod tests {
         let mut out = vec![0u8; ptb.buffer_len()];
         ptb.emit(src(), dst(), &mut out);
         assert_eq!(&out[4..8], &1456u32.to_be_bytes());
+        // The view reads what the Repr wrote: the MTU and the invoking packet.
+        let view = Packet::new_checked(&out[..]).unwrap();
+        assert_eq!(view.rest_of_header(), 1456u32.to_be_bytes());
+        assert_eq!(view.data(), &invoking[..]);
     }
 
     #[test]
