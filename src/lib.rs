@@ -13,5 +13,5 @@ pub mod datapath;
 pub mod dpdk;
 pub mod gen;
 
-pub use greway_datapath::{buf, stats, tunnel};
+pub use greway_datapath::{buf, pmtu, stats, tunnel};
 pub use greway_wire as wire;

@@ -45,6 +45,28 @@ fn gre_frame(src: [u8; 4], dst: [u8; 4], gre: &[u8]) -> Vec<u8> {
     f
 }
 
+/// A router's ICMP fragmentation needed (RFC 1191) to us, next-hop MTU `mtu`, quoting the start of our GRE packet
+/// into site-b (key 1001).
+fn frag_needed_frame(mtu: u16) -> Vec<u8> {
+    let ours = gre_frame(
+        LOCAL,
+        REMOTE,
+        &gre(0, 0x0800, Some(1001), &inner4(LOCAL, REMOTE, 1)),
+    );
+    let mut icmp = vec![3, 4, 0, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(&ours[14..14 + 28]);
+    let ck = ipv4_checksum(&icmp);
+    icmp[2..4].copy_from_slice(&ck.to_be_bytes());
+    let mut f = gre_frame([192, 0, 2, 254], LOCAL, &icmp);
+    // The same IPv4 header with protocol ICMP.
+    f[14 + 9] = 1;
+    f[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let ck = ipv4_checksum(&f[14..34]);
+    f[14 + 10..14 + 12].copy_from_slice(&ck.to_be_bytes());
+    f
+}
+
 /// A GRE header (RFC 2784/2890) with an optional key, then `payload`.
 fn gre(flags_ver: u16, proto: u16, key: Option<u32>, payload: &[u8]) -> Vec<u8> {
     let flags = flags_ver | if key.is_some() { 0x2000 } else { 0 };
@@ -495,6 +517,13 @@ routes = ["10.20.0.0/16"]
         assert_eq!(names, ["a", "b"]);
         let (ok, v, _) = ctl(&sock, &["tunnel", "show"]);
         assert!(ok);
+        // "a": key 1001 over IPv4 (overhead 28), nothing learned from ICMP: the configured path MTU.
+        assert_eq!(
+            (&v["tunnels"][0]["mtu"], &v["tunnels"][0]["pmtu"]),
+            (&1472.into(), &1500.into()),
+            "{v}"
+        );
+        assert!(v["tunnels"][0]["pmtu_expires_s"].is_null(), "{v}");
         assert_eq!(v["tunnels"][1]["sequence"], true);
         assert_eq!(v["tunnels"][1]["routes"][0], "10.30.0.0/16");
         let (ok, v, _) = ctl(&sock, &["route", "show"]);
@@ -648,11 +677,10 @@ fn prometheus_and_dpdk_telemetry_answer_while_running() {
     let inner = inner4([10, 20, 3, 4], [10, 0, 0, 2], 1);
     write_pcap(
         &dir.join("outside.pcap"),
-        &[gre_frame(
-            REMOTE,
-            LOCAL,
-            &gre(0, 0x0800, Some(1001), &inner),
-        )],
+        &[
+            gre_frame(REMOTE, LOCAL, &gre(0, 0x0800, Some(1001), &inner)),
+            frag_needed_frame(1400),
+        ],
     );
     let d = dir.display();
     let port = free_tcp_port();
@@ -682,6 +710,7 @@ routes = ["10.20.0.0/16"]
             .expect("curl is needed");
         text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.contains("greway_tunnel_encap_packets_total{tunnel=\"site-b\"} 30\n")
+            && text.contains("greway_drops_total{reason=\"pmtu_learned\"} 1\n")
     });
     for want in [
         "# TYPE greway_port_rx_packets_total counter",
@@ -691,6 +720,9 @@ routes = ["10.20.0.0/16"]
         "greway_drops_total{reason=\"no_route\"} 1\n",
         "greway_drops_total{reason=\"bad_checksum\"} 0\n",
         "greway_tunnel_up{tunnel=\"site-b\"} 1\n",
+        // Lowered from 1500 (inner 1472 + IPv4 20 + GRE with key 8) by the fragmentation needed.
+        "# TYPE greway_tunnel_pmtu_bytes gauge",
+        "greway_tunnel_pmtu_bytes{tunnel=\"site-b\"} 1400\n",
         "# TYPE greway_latency_seconds histogram",
         "greway_latency_seconds_bucket{le=\"+Inf\"} 31\n",
         "greway_latency_seconds_count 31\n",
@@ -745,11 +777,13 @@ routes = ["10.20.0.0/16"]
     let tu = query("/greway/tunnels");
     assert_eq!(tu["site_b/encap"], 30, "{tu}");
     assert_eq!(tu["site_b/up"], 1);
+    assert_eq!(tu["site_b/pmtu"], 1400, "{tu}");
     let la = query("/greway/latency");
     assert_eq!(la["latency/count"], 31, "{la}");
     assert!(la["latency/p99_ns"].as_u64().unwrap() >= la["latency/p50_ns"].as_u64().unwrap());
     interrupt(&child);
     let s = finish(child, &dir);
     assert_eq!(s["tunnels"]["site-b"]["encap"], 30);
+    assert_eq!(s["tunnels"]["site-b"]["pmtu"], 1400);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,8 +7,10 @@ use crate::config::{Config, TunnelCfg};
 use crate::control::ctl::{Request, Response, TunnelSpec};
 use crate::control::plane::{ControlPlane, Notice, Outgoing, RouteTarget};
 use crate::control::status::TunnelInfo;
+use crate::control::tables::pmtu_params;
 use crate::datapath::gateway::{owner_of, Handoff, Shared};
 use crate::dpdk::{self, Mbuf, Mempool};
+use crate::pmtu;
 use crate::stats::{Counters, DropReason};
 use crate::tunnel::table::TunnelRef;
 use std::sync::atomic::Ordering;
@@ -34,6 +36,7 @@ impl ControlDuties for GatewayControl {
                 out.push(o);
             }
         }
+        let refresh_pmtu = now >= self.next_tick;
         if now >= self.next_tick {
             self.next_tick = now + Duration::from_millis(100);
             let (frames, notices) = cp.tick(now, dpdk::rdtsc(), self.tsc_hz);
@@ -47,6 +50,17 @@ impl ControlDuties for GatewayControl {
         }
         if cp.take_dirty() {
             self.shared.tables.store(Arc::new(cp.tables()));
+        }
+        if refresh_pmtu {
+            // Learned path MTUs: expire them after 10 minutes, and bring the newest table's tunnels in line with
+            // what workers learned while reading an older one.
+            let now_ms = pmtu::ticks_to_ms(dpdk::rdtsc(), self.tsc_hz);
+            let expired = pmtu::refresh(&self.shared.tables.load(), now_ms);
+            if expired > 0 {
+                log::info!(
+                    "path MTU: {expired} learned value(s) expired, back to the configured MTU"
+                );
+            }
         }
         for o in out {
             let (bytes, dest) = match o {
@@ -97,7 +111,12 @@ impl ControlDuties for GatewayControl {
         let cfg = self.cp.config();
         let changed = match req {
             Request::Stats => return Response::err("stats is answered by the socket thread"),
-            Request::TunnelShow => return Response::ok(Some(tunnels_json(&self.cp))),
+            Request::TunnelShow => {
+                return Response::ok(Some(tunnels_json(
+                    &self.cp,
+                    pmtu::ticks_to_ms(dpdk::rdtsc(), self.tsc_hz),
+                )))
+            }
             Request::RouteShow => return Response::ok(Some(routes_json(cfg))),
             Request::TunnelAdd { tunnel } => add_tunnel(cfg, &tunnel),
             Request::TunnelDel { name } => {
@@ -134,7 +153,10 @@ impl ControlDuties for GatewayControl {
             self.cp.config().tunnels.len(),
             self.cp.config().routes.len()
         );
-        Response::ok(Some(tunnels_json(&self.cp)))
+        Response::ok(Some(tunnels_json(
+            &self.cp,
+            pmtu::ticks_to_ms(dpdk::rdtsc(), self.tsc_hz),
+        )))
     }
 }
 
@@ -149,18 +171,25 @@ fn tunnel_infos(cp: &ControlPlane) -> Vec<TunnelInfo> {
             name: t.name.clone(),
             id: *id,
             up: t.keepalive.is_none() || st.up.load(Ordering::Relaxed),
+            pmtu: st.pmtu.path_mtu(&pmtu_params(cp.config(), t)),
         })
         .collect()
 }
 
-fn tunnels_json(cp: &ControlPlane) -> serde_json::Value {
+fn tunnels_json(cp: &ControlPlane, now_ms: u64) -> serde_json::Value {
     let infos = tunnel_infos(cp);
     let list: Vec<serde_json::Value> = cp
         .config()
         .tunnels
         .iter()
         .zip(infos)
-        .map(|(t, i)| {
+        .zip(cp.tunnel_states())
+        .map(|((t, i), st)| {
+            // Seconds until a learned path MTU expires; null when none is learned.
+            let expires_s = st
+                .pmtu
+                .learned()
+                .map(|(_, at)| at.saturating_sub(now_ms).div_ceil(1000));
             serde_json::json!({
                 "name": t.name,
                 "id": i.id,
@@ -173,6 +202,9 @@ fn tunnels_json(cp: &ControlPlane) -> serde_json::Value {
                 "keepalive": t.keepalive.is_some(),
                 "routes": t.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
                 "up": i.up,
+                "mtu": t.effective_mtu(cp.config()),
+                "pmtu": i.pmtu,
+                "pmtu_expires_s": expires_s,
             })
         })
         .collect();
@@ -255,7 +287,9 @@ impl GatewayControl {
         self.cp.take_dirty();
         self.shared.tables.store(Arc::new(self.cp.tables()));
         log::debug!("route change applied");
-        Response::ok((!quiet).then(|| tunnels_json(&self.cp)))
+        Response::ok(
+            (!quiet).then(|| tunnels_json(&self.cp, pmtu::ticks_to_ms(dpdk::rdtsc(), self.tsc_hz))),
+        )
     }
 }
 

@@ -21,6 +21,8 @@ pub struct PortStatus {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TunnelStatus {
     pub up: bool,
+    /// The path MTU in use (outer packet bytes): the configured one, or less while a lower one is learned.
+    pub pmtu: u16,
     #[serde(flatten)]
     pub counters: TunnelCounters,
 }
@@ -31,6 +33,8 @@ pub struct TunnelInfo {
     pub name: String,
     pub id: u64,
     pub up: bool,
+    /// The path MTU in use (outer packet bytes).
+    pub pmtu: u16,
 }
 
 /// The gateway's state at one instant.
@@ -92,6 +96,7 @@ impl Status {
                     t.name.clone(),
                     TunnelStatus {
                         up: t.up,
+                        pmtu: t.pmtu,
                         counters: total.tunnel_by_id(t.id).copied().unwrap_or_default(),
                     },
                 )
@@ -185,6 +190,20 @@ impl Status {
                 "greway_tunnel_up{{tunnel=\"{}\"}} {}",
                 escape(t),
                 u8::from(s.up)
+            );
+        }
+        family(
+            &mut o,
+            "greway_tunnel_pmtu_bytes",
+            "gauge",
+            "Path MTU the tunnel uses (outer IP packet bytes): the configured one, or a lower one learned from ICMP.",
+        );
+        for (t, s) in &self.tunnels {
+            let _ = writeln!(
+                o,
+                "greway_tunnel_pmtu_bytes{{tunnel=\"{}\"}} {}",
+                escape(t),
+                s.pmtu
             );
         }
         let tunnel_metrics: [Family<TunnelCounters>; 7] = [
@@ -339,6 +358,7 @@ impl Status {
             let n = tel_key(n);
             let c = &t.counters;
             v.push((format!("{n}/up"), TelValue::U64(u64::from(t.up))));
+            v.push((format!("{n}/pmtu"), TelValue::U64(u64::from(t.pmtu))));
             v.push((format!("{n}/encap"), TelValue::U64(c.encap)));
             v.push((format!("{n}/encap_bytes"), TelValue::U64(c.encap_bytes)));
             v.push((format!("{n}/decap"), TelValue::U64(c.decap)));
@@ -408,11 +428,13 @@ mod tests {
                     name: "a\"b".into(),
                     id: 0,
                     up: false,
+                    pmtu: 1500,
                 },
                 TunnelInfo {
                     name: "site-b".into(),
                     id: 1,
                     up: true,
+                    pmtu: 1400,
                 },
             ],
             1,
@@ -436,6 +458,11 @@ mod tests {
             "escaped: {t}"
         );
         assert!(t.contains("greway_tunnel_up{tunnel=\"site-b\"} 1\n"));
+        assert!(t.contains("# TYPE greway_tunnel_pmtu_bytes gauge\n"), "{t}");
+        assert!(
+            t.contains("greway_tunnel_pmtu_bytes{tunnel=\"site-b\"} 1400\n"),
+            "{t}"
+        );
         assert!(t.contains("greway_latency_seconds_bucket{le=\"+Inf\"} 9\n"));
         assert!(
             t.contains("greway_latency_seconds_bucket{le=\"0.000002\"} 9\n"),

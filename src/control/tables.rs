@@ -2,6 +2,7 @@
 //! route LPMs and static neighbours. The tables themselves (and every lookup) live in the pure datapath crate;
 //! this is the one place that knows both the configuration and the table layout.
 use crate::config::{Config, Tos, Ttl, TunnelCfg};
+use greway_datapath::pmtu::{MtuCell, PmtuParams};
 use greway_datapath::tunnel::lpm::Lpm4;
 use greway_datapath::tunnel::lpm6::Lpm6;
 use greway_datapath::tunnel::table::*;
@@ -204,6 +205,7 @@ pub fn build_tables(
     assert_eq!(ids.len(), cfg.tunnels.len(), "one run-unique id per tunnel");
     let mut decap = FxMap::default();
     let mut peers = FxMap::default();
+    let mut outer_paths: FxMap<(IpAddr, IpAddr), Vec<u32>> = FxMap::default();
     let mut tunnels = Vec::with_capacity(cfg.tunnels.len());
     for (i, tc) in cfg.tunnels.iter().enumerate() {
         let state = states
@@ -224,8 +226,16 @@ pub fn build_tables(
             i as u32,
         );
         peers.insert((t.local, t.remote), i as u32);
+        outer_paths
+            .entry((t.local, t.remote))
+            .or_default()
+            .push(i as u32);
         tunnels.push(t);
     }
+    let outer_paths = outer_paths
+        .into_iter()
+        .map(|(k, v)| (k, v.into_boxed_slice()))
+        .collect();
     let mut tunnel_locals: Vec<IpAddr> = tunnels.iter().map(|t| t.local).collect();
     tunnel_locals.sort_unstable();
     tunnel_locals.dedup();
@@ -257,6 +267,7 @@ pub fn build_tables(
         tunnels,
         decap,
         peers,
+        outer_paths,
         routes,
         neighbors,
         local4,
@@ -269,6 +280,17 @@ pub fn build_tables(
         generation,
         tunnel_ids: ids.clone(),
     }
+}
+
+/// A tunnel's MTU limits for path MTU discovery: its configured inner MTU, the floor (576, or 1280 with IPv6
+/// outside or IPv6 routes) and its overhead.
+pub fn pmtu_params(cfg: &Config, tc: &TunnelCfg) -> PmtuParams {
+    PmtuParams::new(
+        tc.effective_mtu(cfg),
+        tc.local.is_ipv6(),
+        tc.routes.iter().any(|r| matches!(r, IpNet::V6(_))),
+        tc.overhead(),
+    )
 }
 
 fn build_tunnel(
@@ -350,6 +372,11 @@ fn build_tunnel(
         0
     };
     let gre_base_sum = u32::from(checksum::fold(checksum::sum(&tpl[gre_off..off], 0)));
+    // Path MTU discovery: the limits, and the inner MTU the tunnel's state gives now (a learned path MTU
+    // survives the rebuild).
+    let pmtu = pmtu_params(cfg, tc);
+    debug_assert_eq!(usize::from(pmtu.overhead), off - 14);
+    let mtu = MtuCell::new(state.pmtu.inner_mtu(&pmtu));
     Tunnel {
         index: tref.index,
         id: tref.id,
@@ -361,7 +388,8 @@ fn build_tunnel(
         checksum: tc.checksum,
         sequence: tc.sequence,
         reorder: tc.reorder.map(|r| (usize::from(r.window), r.timeout_ms)),
-        mtu: tc.effective_mtu(cfg),
+        mtu,
+        pmtu,
         keepalive: tc.keepalive.map(|k| (k.interval_s, k.retries)),
         keepalive_on: tc.keepalive.is_some(),
         tos_keep: match tc.tos {

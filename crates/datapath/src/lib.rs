@@ -7,6 +7,7 @@
 pub mod buf;
 pub mod frag;
 pub mod gateway;
+pub mod pmtu;
 pub mod reasm;
 pub mod reorder;
 pub mod stats;

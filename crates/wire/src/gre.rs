@@ -597,6 +597,67 @@ impl GreRepr {
     }
 }
 
+/// The key as an ICMP error's quote shows it (see [`QuotedHeader`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotedKey {
+    /// The K bit is clear: the packet had no key.
+    Absent,
+    /// The K bit is set and the key is within the quote.
+    Present(u32),
+    /// The K bit is set but the quote ends before the key (RFC 792 promises only 8 bytes past the IP header:
+    /// with a checksum the key is bytes 8..12).
+    NotQuoted,
+}
+
+/// A GRE header as an ICMP error quotes it: the start of one of our own packets, possibly cut anywhere after
+/// the base header. Only what the quote holds is read: the flags and the protocol type always, the key when
+/// its four bytes are there. The receiver rules of [`Packet::check_len`] do not apply (the packet is ours, not a
+/// peer's); a version other than 0 or the R/s/Recur bits are still refused, since we never send them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuotedHeader {
+    pub flags_version: u16,
+    pub protocol: u16,
+    pub key: QuotedKey,
+}
+
+impl QuotedHeader {
+    /// Parse the quoted bytes from the start of the GRE header; `None` when the base header is not all there,
+    /// the version is not 0 or a discard bit is set.
+    pub fn parse(quote: &[u8]) -> Option<QuotedHeader> {
+        let (base, _) = Header::split_prefix(quote)?;
+        let flags_version = base.flags_version();
+        if flags_version & flags::VERSION != 0 || flags_version & flags::DISCARD_MASK != 0 {
+            return None;
+        }
+        let key = if flags_version & flags::KEY == 0 {
+            QuotedKey::Absent
+        } else {
+            // RFC 2890 section 2: the key follows the checksum word when there is one.
+            let at = field::BASE_LEN
+                + if flags_version & flags::CHECKSUM != 0 {
+                    4
+                } else {
+                    0
+                };
+            match quote.get(at..at + 4) {
+                Some(k) => QuotedKey::Present(be32(k, 0)),
+                None => QuotedKey::NotQuoted,
+            }
+        };
+        Some(QuotedHeader {
+            flags_version,
+            protocol: base.protocol(),
+            key,
+        })
+    }
+
+    /// The C, K and S bits (what a sender chooses per tunnel).
+    #[inline]
+    pub fn optional_fields(&self) -> u16 {
+        self.flags_version & (flags::CHECKSUM | flags::KEY | flags::SEQUENCE)
+    }
+}
+
 /// Write the inner packet of a Cisco GRE keepalive into `buf[..20 + 4 + (key ? 4 : 0)]` and return its length:
 /// an IPv4 header from `peer` to `us` (protocol GRE, TTL 255, DSCP CS6 as Cisco IOS sends it) and a GRE header
 /// with protocol 0 and the tunnel's key. The caller sends it as the payload of the ordinary outer GRE header
@@ -1120,6 +1181,38 @@ mod header_tests {
         assert!(HeaderMut::try_from(&mut b[..3]).is_err());
         assert!(ChecksumHeaderMut::from_prefix(&mut b[..7]).is_none());
         assert!(ChecksumHeaderMut::from_prefix(&mut b).is_some());
+    }
+
+    /// What an ICMP error quotes of our packets: the key when the quote reaches it, never past the quote.
+    #[test]
+    fn quoted_header_reads_only_what_the_quote_holds() {
+        // K only: the 8 bytes RFC 792 promises hold the key.
+        let k = [0x20, 0x00, 0x08, 0x00, 0x00, 0x00, 0x03, 0xe9];
+        let q = QuotedHeader::parse(&k).unwrap();
+        assert_eq!(q.key, QuotedKey::Present(1001));
+        assert_eq!(q.protocol, protocol::IPV4);
+        assert_eq!(q.optional_fields(), flags::KEY);
+        // C and K: the key is bytes 8..12, cut off by an 8-byte quote, read from a 12-byte one.
+        let ck = [0xa0, 0x00, 0x86, 0xdd, 0x12, 0x34, 0, 0, 0, 0, 0x03, 0xe9];
+        assert_eq!(
+            QuotedHeader::parse(&ck[..8]).unwrap().key,
+            QuotedKey::NotQuoted
+        );
+        assert_eq!(
+            QuotedHeader::parse(&ck[..11]).unwrap().key,
+            QuotedKey::NotQuoted
+        );
+        assert_eq!(
+            QuotedHeader::parse(&ck).unwrap().key,
+            QuotedKey::Present(1001)
+        );
+        // No K bit: no key, however long the quote.
+        let plain = [0x00, 0x00, 0x08, 0x00, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(QuotedHeader::parse(&plain).unwrap().key, QuotedKey::Absent);
+        // The base header must be there; PPTP (version 1) and routing bits are never ours.
+        assert!(QuotedHeader::parse(&k[..3]).is_none());
+        assert!(QuotedHeader::parse(&[0x30, 0x01, 0x88, 0x0b]).is_none());
+        assert!(QuotedHeader::parse(&[0x40, 0x00, 0x08, 0x00]).is_none());
     }
 
     #[test]

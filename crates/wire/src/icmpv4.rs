@@ -120,6 +120,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
 
+    /// The next-hop MTU of a "fragmentation needed" (RFC 1191 section 4: the low-order 16 bits of the second
+    /// word; zero from routers older than RFC 1191).
+    pub fn next_hop_mtu(&self) -> u16 {
+        let [_, _, hi, lo] = self.rest_of_header();
+        u16::from_be_bytes([hi, lo])
+    }
+
     /// The sum over the whole message, checksum field included, folds to 0xFFFF.
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::sum(self.buffer.as_ref(), 0)) == 0xFFFF
@@ -336,6 +343,10 @@ mod tests {
         repr.emit(&mut out);
         assert_eq!(&out[..8], &[3, 4, out[2], out[3], 0, 0, 0x05, 0xc4]);
         assert_eq!(Icmpv4Repr::parse_bytes(&out).unwrap(), repr);
+        // The view reads what the Repr wrote: the RFC 1191 MTU and the quoted datagram.
+        let view = Packet::new_checked(&out[..]).unwrap();
+        assert_eq!(view.next_hop_mtu(), 1476);
+        assert_eq!(view.data(), &invoking);
         let te = Icmpv4Repr::TimeExceeded {
             code: time_exceeded_code::TTL_EXCEEDED_IN_TRANSIT,
             invoking: &invoking,

@@ -115,6 +115,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
         be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
+    /// The second 32-bit word: the MTU of a packet too big (RFC 4443 section 3.2), else type-specific.
+    pub fn rest_of_header(&self) -> [u8; 4] {
+        let b = self.buffer.as_ref();
+        [
+            b[field::REST.start],
+            b[field::REST.start + 1],
+            b[field::REST.start + 2],
+            b[field::REST.start + 3],
+        ]
+    }
+
+    /// The message body after the 8-byte header (the invoking packet of an error).
+    pub fn data(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+
     /// Verify the checksum including the pseudo-header of `src` -> `dst`.
     pub fn verify_checksum(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         let b = self.buffer.as_ref();
@@ -596,6 +612,10 @@ mod tests {
         let mut out = vec![0u8; ptb.buffer_len()];
         ptb.emit(src(), dst(), &mut out);
         assert_eq!(&out[4..8], &1456u32.to_be_bytes());
+        // The view reads what the Repr wrote: the MTU and the invoking packet.
+        let view = Packet::new_checked(&out[..]).unwrap();
+        assert_eq!(view.rest_of_header(), 1456u32.to_be_bytes());
+        assert_eq!(view.data(), &invoking[..]);
     }
 
     #[test]

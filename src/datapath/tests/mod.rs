@@ -10,5 +10,6 @@ mod icmp_errors;
 mod keepalive;
 mod local;
 mod neighbors;
+mod pmtu;
 mod rig;
 mod sequence;

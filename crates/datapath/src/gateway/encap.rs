@@ -26,7 +26,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         let v4 = ethertype_of(pkt.data()) == ethertype::IPV4;
         let inner_len = pkt.pkt_len() - ethernet::HEADER_LEN;
-        if inner_len > usize::from(t.mtu) {
+        if inner_len > usize::from(t.mtu.get()) {
             return self.encap_too_big(tables, pkt, in_port, ti, decrement, c);
         }
         if !t.resolved {
@@ -183,21 +183,22 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Verdict {
         let t = &tables.tunnels[ti as usize];
+        // Read once: a path MTU learned meanwhile applies from the next packet.
+        let mtu = t.mtu.get();
         let d = pkt.data();
         let v4 = ethertype_of(d) == ethertype::IPV4;
         let inner_len = pkt.pkt_len() - ethernet::HEADER_LEN;
         let df = !v4 || frame_prefix::<ETH_IPV4>(d).is_none_or(|h| eth_ipv4(h).1.dont_frag());
         if df {
             c.tunnels[ti as usize].drops += 1;
-            return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(t.mtu), c);
+            return self.icmp_error(tables, pkt, in_port, IcmpKind::TooBig(mtu), c);
         }
         let mut rest: [Option<B>; MAX_FRAGMENTS] = Default::default();
         let mut n = 0;
-        let res = if inner_len.div_ceil(usize::from(t.mtu).saturating_sub(20) & !7) > MAX_FRAGMENTS
-        {
+        let res = if inner_len.div_ceil(usize::from(mtu).saturating_sub(20) & !7) > MAX_FRAGMENTS {
             Err(crate::frag::FragError::Unsupported)
         } else {
-            crate::frag::fragment_ipv4(pkt, usize::from(t.mtu), &mut |f| {
+            crate::frag::fragment_ipv4(pkt, usize::from(mtu), &mut |f| {
                 rest[n] = Some(f);
                 n += 1;
             })

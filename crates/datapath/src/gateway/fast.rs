@@ -56,7 +56,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         let t = tables.tunnels.get(ti as usize)?;
         // Sequenced tunnels (owner worker), unresolved next hops, down tunnels and too-big packets: general.
-        if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu) {
+        if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu.get()) {
             return None;
         }
         if !t.outer_v6() {
@@ -189,7 +189,7 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let t = tables.tunnels.get(ti as usize)?;
-        if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu) {
+        if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu.get()) {
             return None;
         }
         Some(self.encap_emit(t, pkt, ti, false, ip_len, true, false, c))

@@ -65,15 +65,23 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::Truncated);
         }
         let request = icmpv4::Packet::new_unchecked(&pkt.data()[ETH..][ihl..total]);
-        if request.msg_type() != icmpv4::message_type::ECHO_REQUEST {
+        let frag_needed = request.msg_type() == icmpv4::message_type::DST_UNREACHABLE
+            && request.code() == icmpv4::unreachable_code::FRAGMENTATION_NEEDED;
+        if request.msg_type() != icmpv4::message_type::ECHO_REQUEST && !frag_needed {
             return Verdict::Drop(DropReason::LocalUnhandled);
         }
         let excess = pkt.pkt_len() - ETH - total;
         if excess > 0 && !pkt.trim(excess) {
             return Verdict::Drop(DropReason::Segmented);
         }
-        if !icmpv4::Packet::new_unchecked(&pkt.data()[ETH..][ihl..]).verify_checksum() {
+        let icmp = icmpv4::Packet::new_unchecked(&pkt.data()[ETH..][ihl..]);
+        if !icmp.verify_checksum() {
             return Verdict::Drop(DropReason::BadChecksum);
+        }
+        if frag_needed {
+            // RFC 1191: about one of our packets, whose quote says which tunnel.
+            let quote = crate::pmtu::Quote::from_ipv4(icmp.data());
+            return self.pmtu_report(tables, quote, u32::from(icmp.next_hop_mtu()));
         }
         let mac = MacAddr(tables.ports[in_port].mac);
         // Echo reply: swap addresses, type 8 -> 0 (RFC 1624 update of the ICMP checksum), fresh TTL.
@@ -118,6 +126,11 @@ impl<B: PacketBuf> Worker<B> {
             icmpv6::message_type::ECHO_REQUEST if self.is_local6(tables, dst.octets()) => {
                 self.echo6_reply(tables, pkt, in_port)
             }
+            icmpv6::message_type::PACKET_TOO_BIG if self.is_local6(tables, dst.octets()) => {
+                // RFC 8201: about one of our packets, whose quote says which tunnel.
+                let quote = crate::pmtu::Quote::from_ipv6(icmp.data());
+                self.pmtu_report(tables, quote, u32::from_be_bytes(icmp.rest_of_header()))
+            }
             icmpv6::message_type::NEIGHBOR_SOLICIT => self.nd_solicit(tables, pkt, in_port, total),
             icmpv6::message_type::NEIGHBOR_ADVERT => {
                 // Neighbour advertisement: learn the target's link-layer address (RFC 4861 7.2.5).
@@ -137,6 +150,19 @@ impl<B: PacketBuf> Worker<B> {
             }
             _ => Verdict::Drop(DropReason::LocalUnhandled),
         }
+    }
+
+    /// A fragmentation needed / packet too big (checksum verified) that quoted `quote`, reporting a next-hop MTU
+    /// of `mtu`: lowers the path MTU of the tunnel it quotes (`crate::pmtu`); consumed either way.
+    fn pmtu_report(&self, tables: &Tables, quote: Option<crate::pmtu::Quote>, mtu: u32) -> Verdict {
+        use crate::pmtu::{apply, ticks_to_ms, Outcome};
+        let now_ms = ticks_to_ms(self.now, self.tsc_hz);
+        Verdict::Drop(match quote.and_then(|q| apply(tables, &q, mtu, now_ms)) {
+            None => DropReason::PmtuNoTunnel,
+            Some(Outcome::Learned) => DropReason::PmtuLearned,
+            Some(Outcome::NotLower) => DropReason::PmtuNotLower,
+            Some(Outcome::RateLimited) => DropReason::PmtuRateLimited,
+        })
     }
 
     /// An ICMPv6 echo request to one of our addresses (checksum verified) becomes the reply in place.

@@ -80,11 +80,21 @@ pub enum DropReason {
     FragmentReassembled,
     /// ARP reply or neighbour advertisement suppressed by the reply rate limiter (no amplification).
     ReplyRateLimited,
+    /// ICMP fragmentation needed / packet too big about one of our tunnels' packets: the tunnel's path MTU was
+    /// lowered or refreshed (consumed, not an error).
+    PmtuLearned,
+    /// ICMP fragmentation needed / packet too big about one of our tunnels' packets whose MTU is not below the
+    /// tunnel's current path MTU: nothing changed.
+    PmtuNotLower,
+    /// ICMP fragmentation needed / packet too big about a tunnel whose path MTU changed less than 100 ms ago.
+    PmtuRateLimited,
+    /// ICMP fragmentation needed / packet too big that quotes no packet of any tunnel of ours.
+    PmtuNoTunnel,
 }
 
 impl DropReason {
     /// Number of reasons (size of counter arrays).
-    pub const COUNT: usize = DropReason::ReplyRateLimited as usize + 1;
+    pub const COUNT: usize = DropReason::PmtuNoTunnel as usize + 1;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -121,6 +131,10 @@ impl DropReason {
         DropReason::NeighborLearned,
         DropReason::FragmentReassembled,
         DropReason::ReplyRateLimited,
+        DropReason::PmtuLearned,
+        DropReason::PmtuNotLower,
+        DropReason::PmtuRateLimited,
+        DropReason::PmtuNoTunnel,
     ];
 
     /// The snake_case name used in JSON, Prometheus labels and logs.
@@ -159,6 +173,10 @@ impl DropReason {
             DropReason::NeighborLearned => "neighbor_learned",
             DropReason::FragmentReassembled => "fragment_reassembled",
             DropReason::ReplyRateLimited => "reply_rate_limited",
+            DropReason::PmtuLearned => "pmtu_learned",
+            DropReason::PmtuNotLower => "pmtu_not_lower",
+            DropReason::PmtuRateLimited => "pmtu_rate_limited",
+            DropReason::PmtuNoTunnel => "pmtu_no_tunnel",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! neighbour change does not rebuild them.
 use super::lpm::{Lpm4, LpmError};
 use super::lpm6::Lpm6;
+use crate::pmtu::{MtuCell, PmtuParams, PmtuState};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -124,6 +125,8 @@ pub struct TunnelState {
     /// Last sequence number delivered (RFC 2890 receiver state, starts at 2^32-1). Single writer: the worker
     /// whose rx queue the tunnel's packets hash to (RSS on the outer addresses keeps a tunnel on one queue).
     pub rx_seq: AtomicU32,
+    /// The path MTU learned from ICMP errors about our packets (see [`crate::pmtu`]).
+    pub pmtu: PmtuState,
 }
 
 impl Default for TunnelState {
@@ -133,6 +136,7 @@ impl Default for TunnelState {
             last_keepalive_tsc: AtomicU64::new(0),
             tx_seq: AtomicU32::new(0),
             rx_seq: AtomicU32::new(greway_wire::gre::RECEIVER_INITIAL_SEQUENCE),
+            pmtu: PmtuState::default(),
         }
     }
 }
@@ -155,8 +159,9 @@ pub struct Tunnel {
     /// and sequence number fields zero: the GRE checksum of a fast-path packet starts from it instead of
     /// reading back the header it just wrote (see `encap_emit`).
     pub gre_base_sum: u32,
-    /// Largest inner packet (bytes of the inner IP packet).
-    pub mtu: u16,
+    /// Largest inner packet (bytes of the inner IP packet): the configured MTU, or less while a lower path MTU
+    /// is learned (`crate::pmtu`). Read per packet like a plain `u16`.
+    pub mtu: MtuCell,
     /// Egress port for the outer packet and its next hop (the remote, or the route's gateway).
     pub out_port: u16,
     pub checksum: bool,
@@ -196,6 +201,8 @@ pub struct Tunnel {
     pub reorder: Option<(usize, u32)>,
     pub allowed_sources: Option<Vec<IpNet>>,
     pub next_hop: IpAddr,
+    /// The configured MTU and the limits of path MTU discovery.
+    pub pmtu: PmtuParams,
 }
 
 impl Tunnel {
@@ -218,6 +225,16 @@ impl Tunnel {
     /// part of the template.
     pub fn hot_bytes(&self) -> usize {
         std::mem::offset_of!(Tunnel, template) + self.header_bytes()
+    }
+    /// The C, K and S bits of the GRE header this tunnel sends (from its template).
+    pub fn gre_optional_fields(&self) -> u16 {
+        use greway_wire::gre;
+        self.template
+            .get(self.gre_at()..)
+            .and_then(gre::Header::from_prefix)
+            .map_or(0, |h| {
+                h.flags_version() & (gre::flags::CHECKSUM | gre::flags::KEY | gre::flags::SEQUENCE)
+            })
     }
     /// GRE header length.
     pub fn gre_len(&self) -> usize {
@@ -337,6 +354,8 @@ pub struct Tables {
     pub decap: FxMap<DecapKey, u32>,
     /// (local, remote) pairs with any tunnel: tells a key mismatch from an unknown peer.
     pub peers: FxMap<(IpAddr, IpAddr), u32>,
+    /// Every tunnel of each (local, remote) pair: the tunnels an ICMP error about our packets can be about.
+    pub outer_paths: FxMap<(IpAddr, IpAddr), Box<[u32]>>,
     pub routes: Arc<RouteTables>,
     pub neighbors: FxMap<IpAddr, Neighbor>,
     /// Our own addresses (any port) and the tunnel endpoints.
