@@ -3,19 +3,19 @@
 # Debian's openvswitch-switch-dpdk) is the far end of an L3 GRE tunnel with a key and checksums. Real kernel hosts
 # in network namespaces on both sides; ping and TCP (content checked) in both directions; tshark on the wire.
 #
-#    netns eo-hA                                                              netns eo-hB
-#  +-------------+                                                          +-------------+
-#  | hostA  eth0 |                                                          | eth0  hostB |
-#  +------+------+                                                          +------+------+
-#         | veth                                                                   | veth
-#  - - - -|- - - - - - - - - root namespace - - - - - - - - -  - - - - - - - - - - | - - - -
-#     eo-gw-in                                     netns eo-ovs               eo-ovs-in
-#   +-----------+                     +--------------------------------------------+-----+
-#   |  greway   |                     |  ovs-vswitchd (DPDK, netdev datapath)  in0 (dpdk) |
-#   | (DPDK)    |                     |  br-int: in0, gre0 (type=gre, legacy_l3, key, csum)|
-#   +-----------+                     |  br-phy: up0 (dpdk), LOCAL = TAP br-phy 192.0.2.2  |
-#     eo-gw-out ===== veth "the wire" ===== wire (up0)                                     |
-#     192.0.2.1    dumpcap on both ends   +----------------------------------------------------+
+#   netns eo-hA                                                        netns eo-hB
+# +-------------+                                                    +-------------+
+# | hostA  eth0 |                                                    | eth0  hostB |
+# +------+------+                                                    +------+------+
+#        | veth                                                             | veth
+# - - - -|- - - - - - - - root namespace - - - - - - - - - - - - - - - - - -|- - - -
+#    eo-gw-in                                 netns eo-ovs             eo-ovs-in
+#  +-----------+                  +-------------------------------------------+---+
+#  |  greway   |                  | ovs-vswitchd (DPDK)              in0 (dpdk)   |
+#  +-----------+                  | br-int: in0, gre0 (gre, legacy_l3, key, csum) |
+#    eo-gw-out ==== veth: the wire ==== wire: up0 (dpdk) on br-phy;              |
+#    192.0.2.1    dumpcap on both ends    br-phy's TAP = tunnel endpoint 192.0.2.2  |
+#                                 +-----------------------------------------------+
 #
 #  hostA  10.1.0.2/24 2001:db8:1::2/64, default routes via greway (10.1.0.1, 2001:db8:1::1)
 #  greway inside 10.1.0.1 2001:db8:1::1; outside 192.0.2.1/24; tunnel to-ovs: key 4242, checksum
@@ -27,7 +27,8 @@
 # greway's ports and OVS's ports are net_af_packet sockets on veth ends. OVS runs in its own namespace from a run
 # directory under the work directory (its own ovsdb-server, no system service), without hugepages.
 # Needs root. Prints one PASS/FAIL line per check and a final "N passed, N failed"; exits non-zero on any failure.
-# Bounded: every command has a timeout and a watchdog ends the run after E2E_OVS_TIMEOUT seconds (default 240).
+# Bounded: waits poll with a limit, traffic commands have timeouts, and a watchdog ends the run after
+# E2E_OVS_TIMEOUT seconds (default 240; the install of missing packages and the build are not counted).
 # Everything it creates (namespaces, veths, OVS's TAP devices, processes, /var/run/dpdk/greway-e2e-ovs*) is removed
 # on exit, also on failure or interruption.
 #
@@ -161,16 +162,6 @@ if [ "$(id -u)" != 0 ]; then
     fail "e2e-ovs needs root (network namespaces, veth, af_packet)"
     finish
 fi
-# The watchdog: whatever hangs, the run ends (and cleans up) after LIMIT seconds.
-(
-    trap 'kill $sp 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait $sp
-    kill -TERM $$ 2>/dev/null
-) &
-WATCHDOG=$!
-
 if [ ! -x "$OVS_VSWITCHD" ] || ! command -v ovsdb-server >/dev/null; then
     say "== scripts/install-deps.sh (Open vSwitch with DPDK is missing)"
     timeout 600 scripts/install-deps.sh || { fail "install openvswitch-switch-dpdk (scripts/install-deps.sh)"; finish; }
@@ -182,6 +173,17 @@ if [ ! -x "$GREWAY" ]; then
     say "== cargo build --release"
     cargo build --release || { fail "cargo build --release"; finish; }
 fi
+
+# The watchdog: whatever hangs, the run ends (and cleans up) after LIMIT seconds (the install and
+# the build above are not counted).
+(
+    trap 'kill $sp 2>/dev/null; exit 0' TERM
+    sleep "$LIMIT" &
+    sp=$!
+    wait $sp
+    kill -TERM $$ 2>/dev/null
+) &
+WATCHDOG=$!
 
 # Leftovers of an interrupted earlier run would make the setup fail.
 teardown 2>/dev/null
