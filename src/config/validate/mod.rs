@@ -19,7 +19,7 @@ use neighbors::check_neighbors;
 use ports::check_ports;
 pub(super) use ports::check_roles_for_tunnels;
 pub(crate) use ports::unknown_port;
-use routes::check_routes;
+use routes::{check_route_into_tunnel, check_routes};
 pub use runtime::{
     validate_route_addition, validate_route_removal, validate_tunnel_route_addition,
 };
@@ -38,6 +38,18 @@ pub(super) fn validate(cfg: &Config) -> Check {
         check_tunnel(cfg, i, t, &cfg.tunnels[..i], &routes)?;
         for p in &t.routes {
             routes.entry(*p).or_insert(i);
+        }
+    }
+    // Routes into tunnels, against the tunnels' routes and subnets (checked above, so subnets are unique).
+    for (i, t) in cfg.tunnels.iter().enumerate() {
+        for n in t.subnets() {
+            routes.entry(n).or_insert(i);
+        }
+    }
+    for (i, r) in cfg.routes.iter().enumerate() {
+        if let Some(ti) = cfg.route_tunnel(r) {
+            let owner = routes.get(&r.prefix).copied();
+            check_route_into_tunnel(cfg, &format!("route[{i}]"), r, ti, owner)?;
         }
     }
     if let Some(c) = &cfg.control {
