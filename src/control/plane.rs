@@ -840,7 +840,14 @@ mod tests {
         "2001:db8:eeee::/48",
         "2001:db8::/32",
         "10.20.5.1/24",
+        "169.254.100.0/29",
+        "169.254.100.0/24",
     ];
+
+    /// The test kit's configuration with an address on t1: 169.254.100.1/29, its peer 169.254.100.2.
+    fn addressed() -> Config {
+        crate::datapath::testkit::config_with("address = \"169.254.100.1/29\"")
+    }
 
     /// The change as the old path made it: on a copy of the config, validated as a whole.
     fn old_path(cfg: &Config, op: &(u8, IpNet)) -> Result<Config, ()> {
@@ -857,6 +864,12 @@ mod tests {
                     .push(p);
             }
             2 => c.routes.push(RouteCfg::through_port(p, "inside", None)),
+            5 => c.routes.push(RouteCfg {
+                prefix: p,
+                via: Some("169.254.100.2".parse().unwrap()),
+                port: None,
+                tunnel: None,
+            }),
             _ => {
                 let mut found = false;
                 for t in &mut c.tunnels {
@@ -903,14 +916,14 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
-        /// Route changes applied in place accept and refuse exactly what the old path (a whole copy of the
-        /// config, validated) did, keep the same configuration, and leave route tables that answer like
+        /// Route changes applied in place (into tunnels by name or via a peer on a tunnel's subnet, out of a
+        /// port, removals) accept and refuse exactly what the old path (a whole copy of the config, validated) did, keep the same configuration, and leave route tables that answer like
         /// tables built afresh from it: tunnel index, egress port, next hop and the tunnel-overlap flag.
         #[test]
         fn route_changes_in_place_equal_a_rebuild(
-            ops in prop::collection::vec((0u8..5, 0..POOL.len()), 1..40),
+            ops in prop::collection::vec((0u8..6, 0..POOL.len()), 1..40),
         ) {
-            let cfg = crate::datapath::testkit::config_with("");
+            let cfg = addressed();
             let now = Instant::now();
             let mut cp = ControlPlane::new(&cfg, &[[0; 6]; 2], now, 0).unwrap();
             let mut expect = cfg.clone();
@@ -925,6 +938,7 @@ mod tests {
                         RouteTarget::Port { port: "inside".into(), via: None },
                         RouteOrigin::Ctl,
                     ),
+                    5 => cp.add_route(p, RouteTarget::Via("169.254.100.2".parse().unwrap()), RouteOrigin::Ctl),
                     _ => cp.del_route(p),
                 };
                 prop_assert_eq!(old.is_ok(), new.is_ok(), "{} {}: {:?}", kind, p, new);
@@ -958,6 +972,144 @@ mod tests {
             // The published generation resolves tunnels through the changed routes.
             let t = cp.tables();
             prop_assert_eq!(t.tunnels.len(), 2);
+        }
+    }
+
+    /// Every installed route keeps its origin; routes via a tunnel's peer resolve to that tunnel; a tunnel's
+    /// connected subnet is no route to add or remove; a kernel route never displaces a config route, and
+    /// removing kernel routes leaves the others alone.
+    #[test]
+    fn route_origins_and_routes_via_tunnel_peers() {
+        let cfg = crate::datapath::testkit::config_with(
+            "address = [\"169.254.100.1/29\", \"fd00:100::1/125\"]\n\
+             [[route]]\nprefix = \"10.70.0.0/16\"\nvia = \"169.254.100.2\"\n\
+             [[route]]\nprefix = \"2001:db8:70::/48\"\ntunnel = \"t1\"",
+        );
+        let mut cp = ControlPlane::new(&cfg, &[[0; 6]; 2], Instant::now(), 0).unwrap();
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let encap = |cp: &ControlPlane, a: &str| match a.parse::<IpAddr>().unwrap() {
+            IpAddr::V4(a) => cp.route_tables().encap4.lookup_addr(a),
+            IpAddr::V6(a) => cp.route_tables().encap6.lookup_addr(a),
+        };
+        let (t, port) = (RouteTable::Tunnel, RouteTable::Port);
+        assert_eq!(
+            cp.route_origin(t, &net("10.70.0.0/16")),
+            Some(RouteOrigin::Config)
+        );
+        assert_eq!(
+            cp.route_origin(t, &net("10.20.0.0/16")),
+            Some(RouteOrigin::Config)
+        );
+        assert_eq!(
+            cp.route_origin(port, &net("0.0.0.0/0")),
+            Some(RouteOrigin::Config)
+        );
+        assert_eq!(
+            cp.route_origin(t, &net("169.254.100.0/29")),
+            None,
+            "connected"
+        );
+        for a in [
+            "10.70.1.1",
+            "2001:db8:70::1",
+            "169.254.100.6",
+            "fd00:100::3",
+        ] {
+            assert_eq!(encap(&cp, a), Some(0), "{a} into t1");
+        }
+        assert_eq!(encap(&cp, "169.254.100.8"), None);
+
+        let peer = RouteTarget::Via("169.254.100.2".parse().unwrap());
+        cp.add_route(net("10.71.0.0/16"), peer.clone(), RouteOrigin::Ctl)
+            .unwrap();
+        assert_eq!(encap(&cp, "10.71.2.3"), Some(0));
+        assert_eq!(
+            cp.route_origin(t, &net("10.71.0.0/16")),
+            Some(RouteOrigin::Ctl)
+        );
+        let e = cp
+            .add_route(
+                net("10.72.0.0/16"),
+                RouteTarget::Via("169.254.101.2".parse().unwrap()),
+                RouteOrigin::Ctl,
+            )
+            .unwrap_err();
+        assert!(
+            e.contains("route[5].via") && e.contains("on no tunnel's subnet"),
+            "{e}"
+        );
+        let e = cp
+            .add_route(
+                net("10.71.0.0/16"),
+                RouteTarget::Tunnel("t6".into()),
+                RouteOrigin::Ctl,
+            )
+            .unwrap_err();
+        assert!(e.contains("already goes into tunnel \"t1\""), "{e}");
+        for target in [
+            RouteTarget::Tunnel("t6".into()),
+            RouteTarget::Port {
+                port: "inside".into(),
+                via: None,
+            },
+            peer.clone(),
+        ] {
+            let e = cp
+                .add_route(net("169.254.100.0/29"), target, RouteOrigin::Ctl)
+                .unwrap_err();
+            assert!(e.contains("connected subnet of tunnel[0] \"t1\""), "{e}");
+        }
+        let e = cp.del_route(net("169.254.100.0/29")).unwrap_err();
+        assert!(e.contains("connected subnet of tunnel \"t1\""), "{e}");
+
+        // Kernel routes: never over a config route, and withdrawn without touching others.
+        let e = cp
+            .add_route(
+                net("10.70.0.0/16"),
+                RouteTarget::Port {
+                    port: "inside".into(),
+                    via: None,
+                },
+                RouteOrigin::Kernel,
+            )
+            .unwrap_err();
+        assert!(e.contains("wins over kernel routes"), "{e}");
+        cp.add_route(net("10.73.0.0/16"), peer, RouteOrigin::Kernel)
+            .unwrap();
+        assert_eq!(
+            cp.route_origin(t, &net("10.73.0.0/16")),
+            Some(RouteOrigin::Kernel)
+        );
+        let e = cp
+            .del_route_of(net("10.70.0.0/16"), RouteOrigin::Kernel)
+            .unwrap_err();
+        assert!(e.contains("no kernel route 10.70.0.0/16"), "{e}");
+        assert_eq!(encap(&cp, "10.70.0.1"), Some(0), "the config route stays");
+        cp.del_route_of(net("10.73.0.0/16"), RouteOrigin::Kernel)
+            .unwrap();
+        assert_eq!(encap(&cp, "10.73.0.1"), None);
+        assert_eq!(cp.route_origin(t, &net("10.73.0.0/16")), None);
+
+        // ctl removes any route; what is left equals a fresh build of the configuration it leaves.
+        cp.del_route(net("10.70.0.0/16")).unwrap();
+        assert_eq!(encap(&cp, "10.70.0.1"), None);
+        assert!(cp
+            .config()
+            .routes
+            .iter()
+            .all(|r| r.prefix != net("10.70.0.0/16")));
+        let fresh = build_routes(cp.config()).unwrap();
+        for a in [
+            "10.70.0.1",
+            "10.71.0.1",
+            "10.73.0.1",
+            "169.254.100.3",
+            "10.20.0.1",
+        ] {
+            let IpAddr::V4(x) = a.parse().unwrap() else {
+                unreachable!()
+            };
+            assert_eq!(encap(&cp, a), fresh.encap4.lookup_addr(x), "{a}");
         }
     }
 }

@@ -19,7 +19,7 @@ use neighbors::check_neighbors;
 use ports::check_ports;
 pub(super) use ports::check_roles_for_tunnels;
 pub(crate) use ports::unknown_port;
-use routes::{check_route_into_tunnel, check_routes};
+use routes::{check_routes, check_routes_into_tunnels};
 pub use runtime::{
     validate_route_addition, validate_route_removal, validate_tunnel_route_addition,
 };
@@ -46,12 +46,7 @@ pub(super) fn validate(cfg: &Config) -> Check {
             routes.entry(n).or_insert(i);
         }
     }
-    for (i, r) in cfg.routes.iter().enumerate() {
-        if let Some(ti) = cfg.route_tunnel(r) {
-            let owner = routes.get(&r.prefix).copied();
-            check_route_into_tunnel(cfg, &format!("route[{i}]"), r, ti, owner)?;
-        }
-    }
+    check_routes_into_tunnels(cfg, &routes)?;
     if let Some(c) = &cfg.control {
         if c.socket.as_os_str().is_empty() {
             return Err(issue("control.socket", "socket path must not be empty"));

@@ -24,7 +24,26 @@ pub(super) fn check_routes(cfg: &Config) -> Check {
                 format!("duplicate route {} (also route[{j}])", r.prefix),
             ));
         }
+        // Routes into tunnels are checked once the tunnels are (`check_routes_into_tunnels`).
+        if r.port.is_some() && r.tunnel.is_none() {
+            check_route(cfg, &at, r)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `[[route]]`s that do not name a port alone: where they go, then against the tunnels' prefixes. `owners`
+/// maps each tunnel route and tunnel subnet to its tunnel. Run after the tunnels are checked.
+pub(super) fn check_routes_into_tunnels(cfg: &Config, owners: &HashMap<IpNet, usize>) -> Check {
+    for (i, r) in cfg.routes.iter().enumerate() {
+        if r.port.is_some() && r.tunnel.is_none() {
+            continue;
+        }
+        let at = format!("route[{i}]");
         check_route(cfg, &at, r)?;
+        if let Some(ti) = cfg.route_tunnel(r) {
+            check_route_into_tunnel(cfg, &at, r, ti, owners.get(&r.prefix).copied())?;
+        }
     }
     Ok(())
 }

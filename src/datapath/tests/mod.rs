@@ -12,3 +12,4 @@ mod local;
 mod neighbors;
 mod rig;
 mod sequence;
+mod tunnel_addresses;
