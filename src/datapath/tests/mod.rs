@@ -10,5 +10,6 @@ mod icmp_errors;
 mod keepalive;
 mod local;
 mod neighbors;
+mod punt;
 mod rig;
 mod sequence;

@@ -210,6 +210,15 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
+        if !t.addresses.is_empty() && t.addresses.iter().any(|a| a.addr() == idst) {
+            // For the tunnel interface itself: the kernel's, TTL as received.
+            return self.punt(
+                tables,
+                pkt,
+                HoldReason::PuntTunnel { tunnel: ti },
+                inner_total,
+            );
+        }
         let in_port = usize::from(t.out_port);
         self.route_ip(tables, pkt, in_port, true, c)
     }

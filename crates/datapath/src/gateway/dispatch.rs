@@ -42,6 +42,9 @@ impl<B: PacketBuf> Worker<B> {
                     c.drop_pkt(DropReason::HandoffFull);
                 }
             }
+            HoldReason::PuntPort { .. } | HoldReason::PuntTunnel { .. } => {
+                self.punt_now(tables, pkt, why, c)
+            }
             HoldReason::Reorder { .. } | HoldReason::Fragment => {
                 c.drop_pkt(DropReason::LocalUnhandled)
             }
@@ -230,7 +233,14 @@ impl<B: PacketBuf> Worker<B> {
             return match proto {
                 protocol::GRE => self.decap(tables, pkt, ihl, total, false, released, c),
                 protocol::ICMP => self.icmp4_local(tables, pkt, in_port, ihl, total),
-                _ => Verdict::Drop(DropReason::LocalUnhandled),
+                _ => self.punt(
+                    tables,
+                    pkt,
+                    HoldReason::PuntPort {
+                        port: in_port as u16,
+                    },
+                    total,
+                ),
             };
         }
         if tables.ports[in_port].role != PortRole::Inside {
@@ -285,6 +295,15 @@ impl<B: PacketBuf> Worker<B> {
                     self.decap(tables, pkt, ipv6::HEADER_LEN, total, true, released, c)
                 }
                 protocol::ICMPV6 => self.icmp6_local(tables, pkt, in_port, total),
+                // Unicast to one of our addresses (not a group we listen to for ND).
+                _ if self.is_local6(tables, dst) => self.punt(
+                    tables,
+                    pkt,
+                    HoldReason::PuntPort {
+                        port: in_port as u16,
+                    },
+                    total,
+                ),
                 _ => Verdict::Drop(DropReason::LocalUnhandled),
             };
         }

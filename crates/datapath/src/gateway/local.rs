@@ -66,7 +66,18 @@ impl<B: PacketBuf> Worker<B> {
         }
         let request = icmpv4::Packet::new_unchecked(&pkt.data()[ETH..][ihl..total]);
         if request.msg_type() != icmpv4::message_type::ECHO_REQUEST {
-            return Verdict::Drop(DropReason::LocalUnhandled);
+            // Errors about our own GRE packets are greway's; any other ICMP is the kernel's.
+            if Self::icmp4_about_our_gre(tables, &pkt.data()[ETH..][ihl..total]) {
+                return Verdict::Drop(DropReason::LocalUnhandled);
+            }
+            return self.punt(
+                tables,
+                pkt,
+                HoldReason::PuntPort {
+                    port: in_port as u16,
+                },
+                total,
+            );
         }
         let excess = pkt.pkt_len() - ETH - total;
         if excess > 0 && !pkt.trim(excess) {
@@ -134,6 +145,19 @@ impl<B: PacketBuf> Worker<B> {
                     }
                 }
                 Verdict::Drop(DropReason::NeighborLearned)
+            }
+            // Unicast to us: the kernel's, unless it is an error about one of our own GRE packets.
+            _ if self.is_local6(tables, dst.octets())
+                && !Self::icmp6_about_our_gre(tables, &l3[ipv6::HEADER_LEN..]) =>
+            {
+                self.punt(
+                    tables,
+                    pkt,
+                    HoldReason::PuntPort {
+                        port: in_port as u16,
+                    },
+                    total,
+                )
             }
             _ => Verdict::Drop(DropReason::LocalUnhandled),
         }

@@ -80,11 +80,15 @@ pub enum DropReason {
     FragmentReassembled,
     /// ARP reply or neighbour advertisement suppressed by the reply rate limiter (no amplification).
     ReplyRateLimited,
+    /// A packet for a host interface over the worker's punt rate (`host.punt_pps`).
+    PuntRateLimited,
+    /// A packet for a host interface that found the worker's punt ring to the control thread full.
+    PuntQueueFull,
 }
 
 impl DropReason {
     /// Number of reasons (size of counter arrays).
-    pub const COUNT: usize = DropReason::ReplyRateLimited as usize + 1;
+    pub const COUNT: usize = DropReason::PuntQueueFull as usize + 1;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -121,6 +125,8 @@ impl DropReason {
         DropReason::NeighborLearned,
         DropReason::FragmentReassembled,
         DropReason::ReplyRateLimited,
+        DropReason::PuntRateLimited,
+        DropReason::PuntQueueFull,
     ];
 
     /// The snake_case name used in JSON, Prometheus labels and logs.
@@ -159,6 +165,8 @@ impl DropReason {
             DropReason::NeighborLearned => "neighbor_learned",
             DropReason::FragmentReassembled => "fragment_reassembled",
             DropReason::ReplyRateLimited => "reply_rate_limited",
+            DropReason::PuntRateLimited => "punt_rate_limited",
+            DropReason::PuntQueueFull => "punt_queue_full",
         }
     }
 }
@@ -219,6 +227,12 @@ pub struct Counters {
     /// Packets the general rules handled because no fast path took them (the fast paths take the common shapes,
     /// see README "How greway handles packets"): the share of traffic paying the slower path.
     pub general_path: u64,
+    /// Packets (and their IP bytes) handed to the control thread for a host interface: with `tx` and the drops
+    /// they account for every received packet.
+    pub punted: u64,
+    pub punted_bytes: u64,
+    /// Packets from host interfaces (the kernel's) this worker took from its ring and sent or dropped.
+    pub from_host: u64,
 }
 
 impl Clone for Counters {
@@ -244,6 +258,9 @@ impl Clone for Counters {
         self.fragments_created = o.fragments_created;
         self.fragments_reassembled = o.fragments_reassembled;
         self.general_path = o.general_path;
+        self.punted = o.punted;
+        self.punted_bytes = o.punted_bytes;
+        self.from_host = o.from_host;
     }
 }
 
@@ -263,6 +280,9 @@ impl Counters {
             fragments_created: 0,
             fragments_reassembled: 0,
             general_path: 0,
+            punted: 0,
+            punted_bytes: 0,
+            from_host: 0,
         }
     }
 
@@ -345,6 +365,9 @@ impl Counters {
         self.fragments_created += o.fragments_created;
         self.fragments_reassembled += o.fragments_reassembled;
         self.general_path += o.general_path;
+        self.punted += o.punted;
+        self.punted_bytes += o.punted_bytes;
+        self.from_host += o.from_host;
     }
 
     /// Total drops.
