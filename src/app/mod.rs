@@ -91,7 +91,7 @@ pub fn run_configured(
                         );
                     }
                     Some(
-                        crate::host::HostIfaces::create(cfg, &cp.tunnel_ids())
+                        crate::host::HostIfaces::create(cfg, cp.tunnel_ids())
                             .map_err(|e| AppError::Setup(e.to_string()))?,
                     )
                 }

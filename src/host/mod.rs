@@ -213,7 +213,7 @@ impl HostIfaces {
                 let Some((hif, m)) = ring.pop() else {
                     break;
                 };
-                self.to_kernel(hif, &m);
+                self.write_to_kernel(hif, &m);
             }
         }
         let nworkers = shared.from_host.len().max(1);
@@ -256,7 +256,7 @@ impl HostIfaces {
     pub fn after_stop(&mut self, shared: &Shared<Mbuf>) {
         for ring in &shared.punt {
             while let Some((hif, m)) = ring.pop() {
-                self.to_kernel(hif, &m);
+                self.write_to_kernel(hif, &m);
             }
         }
         for ring in &shared.from_host {
@@ -293,7 +293,7 @@ impl HostIfaces {
         }
     }
 
-    fn to_kernel(&mut self, hif: HostIf, m: &Mbuf) {
+    fn write_to_kernel(&mut self, hif: HostIf, m: &Mbuf) {
         let Some(iface) = self.ifaces.iter_mut().find(|i| i.target == hif) else {
             // A tunnel without an interface (added at run time).
             return;

@@ -232,7 +232,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             let Some((hif, mut pkt)) = self.w.shared.from_host[self.w.worker].pop() else {
                 break;
             };
-            let v = self.w.from_host(&self.tables, hif, &mut pkt, counters);
+            let v = self.w.send_from_host(&self.tables, hif, &mut pkt, counters);
             self.settle(v, pkt, emit, counters);
         }
     }

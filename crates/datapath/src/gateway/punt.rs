@@ -101,7 +101,7 @@ impl<B: PacketBuf> Worker<B> {
     /// A packet the kernel sent out of host interface `hif` (an IP packet after an Ethernet header whose
     /// addresses are still to be written): into the tunnel, or routed from a port. Never a router hop: the
     /// TTL stays as the kernel set it.
-    pub(super) fn from_host(
+    pub(super) fn send_from_host(
         &mut self,
         tables: &Tables,
         hif: HostIf,
