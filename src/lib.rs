@@ -5,13 +5,15 @@
 //! - `greway-datapath` (crates/datapath; [`buf`], [`stats`], [`tunnel`], [`datapath`]): the packet logic, the
 //!   generic poll loop, tables and counters. Neither pure crate depends on DPDK, the configuration or the
 //!   control plane, and neither has a build script.
-//! - this crate: [`dpdk`] (the only FFI), [`config`], [`control`], [`app`] and [`gen`], and the CLI.
+//! - this crate: [`dpdk`] (the only FFI), [`config`], [`control`], [`app`], [`gen`] and [`host`] (the host
+//!   interfaces), and the CLI.
 pub mod app;
 pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod dpdk;
 pub mod gen;
+pub mod host;
 
 pub use greway_datapath::{buf, pmtu, stats, tunnel};
 pub use greway_wire as wire;
