@@ -31,6 +31,12 @@ pub struct TunnelSpec {
     pub sequence: bool,
     #[serde(default)]
     pub routes: Vec<String>,
+    /// `mss_clamp`: `false` (off), `true` (from the tunnel MTU) or an MSS.
+    #[serde(default)]
+    pub mss_clamp: crate::config::MssClamp,
+    /// `encap_limit` (IPv6 outer only).
+    #[serde(default)]
+    pub encap_limit: Option<u8>,
 }
 
 /// One request.

@@ -6,6 +6,8 @@ use greway_datapath::tunnel::lpm::Lpm4;
 use greway_datapath::tunnel::lpm6::Lpm6;
 use greway_datapath::tunnel::table::*;
 use greway_wire::checksum;
+use greway_wire::ip::protocol as ip_protocol;
+use greway_wire::ipv6_options::EncapLimitRepr;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -324,7 +326,21 @@ fn build_tunnel(
             };
             ip[8..24].copy_from_slice(&l.octets());
             ip[24..40].copy_from_slice(&r.octets());
-            ip_off + 40
+            match tc.encap_limit {
+                // RFC 2473 4.1.1, as Linux ip6_tunnel sends it: a Destination Options header with the Tunnel
+                // Encapsulation Limit between IPv6 and GRE.
+                Some(limit) => {
+                    ip[6] = ip_protocol::DESTINATION_OPTIONS;
+                    let at = ip_off + 40;
+                    let n = EncapLimitRepr {
+                        next_header: ip_protocol::GRE,
+                        limit,
+                    }
+                    .emit(&mut tpl[at..]);
+                    at + n
+                }
+                None => ip_off + 40,
+            }
         }
     };
     let mut flags: u16 = 0;
@@ -356,7 +372,19 @@ fn build_tunnel(
         0
     };
     // The checksum field (present only when enabled) is zero in the template; so is the sequence number.
-    let gre_base_sum = u32::from(checksum::fold(checksum::sum(&tpl[gre_off..off], 0)));
+    let gre_base_sum = checksum::fold(checksum::sum(&tpl[gre_off..off], 0));
+    let mss_clamp = tc.mss_clamp_values(cfg).map(|(v4, v6)| MssClamp { v4, v6 });
+    // The Destination Options header only exists with an IPv6 outer header (validated).
+    let encap_limit = tc.encap_limit.filter(|_| tc.local.is_ipv6());
+    let inner_checks = if mss_clamp.is_some() {
+        inner_check::MSS_CLAMP
+    } else {
+        0
+    } | if encap_limit.is_some() {
+        inner_check::ENCAP_LIMIT
+    } else {
+        0
+    };
     Tunnel {
         index: tref.index,
         id: tref.id,
@@ -390,8 +418,11 @@ fn build_tunnel(
         template: tpl,
         ip4_base_sum,
         gre_base_sum,
-        // At most MAX_ENCAP_HEADER (70).
+        // At most MAX_ENCAP_HEADER (78).
         header_len: off as u8,
+        inner_checks,
+        mss_clamp,
+        encap_limit,
         gre_off: gre_off as u8,
         key_off,
         seq_off: seq_off as u8,

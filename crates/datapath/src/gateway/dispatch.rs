@@ -268,6 +268,10 @@ impl<B: PacketBuf> Worker<B> {
                 protocol::GRE if !solicited_node => {
                     self.decap(tables, pkt, ipv6::HEADER_LEN, total, true, released, c)
                 }
+                // Linux ip6gre's default: the RFC 2473 encapsulation limit in a Destination Options header.
+                protocol::DESTINATION_OPTIONS if !solicited_node => {
+                    self.dest_opts_in(tables, pkt, in_port, total, released, c)
+                }
                 protocol::ICMPV6 => self.icmp6_local(tables, pkt, in_port, total),
                 _ => Verdict::Drop(DropReason::LocalUnhandled),
             };
