@@ -70,9 +70,12 @@ impl<B: PacketBuf> Worker<B> {
                 tunnel: t.tref(),
             });
         }
-        if let Some(clamp) = t.mss_clamp {
+        if t.inner_checks & inner_check::MSS_CLAMP != 0 {
             // MSS clamping into the tunnel (after the MTU check: an ICMP error quotes the packet as received).
-            inner::clamp_mss(pkt.data_mut(), ethernet::HEADER_LEN, v4, clamp);
+            // The hot flag first: `mss_clamp` lives in the tunnel's cold part.
+            if let Some(clamp) = t.mss_clamp {
+                inner::clamp_mss(pkt.data_mut(), ethernet::HEADER_LEN, v4, clamp);
+            }
         }
         let v = self.encap_emit(t, pkt, ti, v4, inner_len, decrement, false, c);
         if let (Some(limit), Some(at), Verdict::Tx(_)) = (outer_limit, t.dest_opts_at(), v) {
