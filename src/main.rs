@@ -121,6 +121,14 @@ enum TunnelCmd {
         /// GRE sequence numbers (RFC 2890).
         #[arg(long)]
         sequence: bool,
+        /// Clamp the MSS of TCP SYN and SYN-ACK segments, both directions: alone (or `true`) to the tunnel MTU
+        /// - 40 (IPv4) / - 60 (IPv6), or to the MSS given.
+        #[arg(long, value_name = "MSS", num_args = 0..=1, default_missing_value = "true",
+              value_parser = parse_mss_clamp)]
+        mss_clamp: Option<greway::config::MssClamp>,
+        /// IPv6 outer only: send an RFC 2473 Tunnel Encapsulation Limit of N (0..=255) before GRE.
+        #[arg(long, value_name = "N")]
+        encap_limit: Option<u8>,
         /// An inner destination prefix routed into the tunnel (repeat for more).
         #[arg(long = "route", value_name = "PREFIX")]
         routes: Vec<String>,
@@ -300,6 +308,22 @@ fn man_pages(out: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `--mss-clamp` values: `true`, `false`, or an MSS (the configuration's `mss_clamp`).
+fn parse_mss_clamp(s: &str) -> Result<greway::config::MssClamp, String> {
+    use greway::config::MssClamp;
+    match s {
+        "true" => Ok(MssClamp::Auto),
+        "false" => Ok(MssClamp::Off),
+        n => match n.parse::<u16>() {
+            Ok(m) if m >= MssClamp::MIN => Ok(MssClamp::Fixed(m)),
+            _ => Err(format!(
+                "expected true, false or an MSS {}..=65535, got {n:?}",
+                MssClamp::MIN
+            )),
+        },
+    }
+}
+
 fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
     use greway::control::ctl::{call, Request, TunnelSpec};
     let req = match cmd {
@@ -312,6 +336,8 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
                 key,
                 checksum,
                 sequence,
+                mss_clamp,
+                encap_limit,
                 routes,
                 address,
             } => Request::TunnelAdd {
@@ -324,6 +350,8 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
                     sequence,
                     routes,
                     address,
+                    mss_clamp: mss_clamp.unwrap_or_default(),
+                    encap_limit,
                 },
             },
             TunnelCmd::Del { name } => Request::TunnelDel { name },

@@ -169,11 +169,13 @@ fn every_cli_flag_is_in_docs_cli_md() {
 fn config_keys() -> BTreeSet<String> {
     let mut cfg = greway::config::Config::load(&root().join("dpdk-config/all-keys.toml"))
         .expect("dpdk-config/all-keys.toml loads");
-    // `ttl` and `tos` serialize as an integer or as "inherit"; the file shows both forms on different tunnels,
-    // which the tracer would report as two formats of one field. One form is enough for the field names.
+    // `ttl` and `tos` serialize as an integer or as "inherit", `mss_clamp` as a bool or an integer; the file shows
+    // both forms on different tunnels, which the tracer would report as two formats of one field. One form is
+    // enough for the field names.
     for t in &mut cfg.tunnels {
         t.ttl = greway::config::Ttl::default();
         t.tos = greway::config::Tos::default();
+        t.mss_clamp = greway::config::MssClamp::default();
     }
     let mut tracer = Tracer::new(TracerConfig::default().is_human_readable(true));
     let mut samples = serde_reflection::Samples::new();

@@ -503,6 +503,7 @@ routes = ["10.20.0.0/16"]
                 "5",
                 "--checksum",
                 "--sequence",
+                "--mss-clamp",
                 "--route",
                 "10.30.0.0/16",
             ],
@@ -525,6 +526,13 @@ routes = ["10.20.0.0/16"]
         );
         assert!(v["tunnels"][0]["pmtu_expires_s"].is_null(), "{v}");
         assert_eq!(v["tunnels"][1]["sequence"], true);
+        assert_eq!(v["tunnels"][1]["mss_clamp"], true, "{v}");
+        assert_eq!(
+            v["tunnels"][1]["encap_limit"],
+            serde_json::Value::Null,
+            "{v}"
+        );
+        assert_eq!(v["tunnels"][0]["mss_clamp"], false, "{v}");
         assert_eq!(v["tunnels"][1]["routes"][0], "10.30.0.0/16");
         let (ok, v, _) = ctl(&sock, &["route", "show"]);
         assert!(ok);
@@ -565,6 +573,25 @@ routes = ["10.20.0.0/16"]
         ],
     );
     assert!(!ok && err.contains("not an address of any port"), "{err}");
+    let (ok, _, err) = ctl(
+        &sock,
+        &[
+            "tunnel",
+            "add",
+            "--name",
+            "c",
+            "--local",
+            "192.0.2.1",
+            "--remote",
+            "198.51.100.20",
+            "--encap-limit",
+            "4",
+        ],
+    );
+    assert!(
+        !ok && err.contains("tunnel[1].encap_limit"),
+        "encap_limit on an IPv4 tunnel refused: {err}"
+    );
     let (ok, _, err) = ctl(&sock, &["tunnel", "del", "--name", "nope"]);
     assert!(!ok && err.contains("no tunnel named"), "{err}");
     let (ok, _, _) = ctl(

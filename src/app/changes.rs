@@ -222,6 +222,8 @@ fn tunnels_json(cp: &ControlPlane, now_ms: u64) -> serde_json::Value {
                 "checksum": t.checksum,
                 "sequence": t.sequence,
                 "keepalive": t.keepalive.is_some(),
+                "mss_clamp": t.mss_clamp,
+                "encap_limit": t.encap_limit,
                 "routes": t.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
                 "address": t.address.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "up": i.up,
@@ -294,6 +296,8 @@ fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
     t.key = spec.key;
     t.checksum = spec.checksum;
     t.sequence = spec.sequence;
+    t.mss_clamp = spec.mss_clamp;
+    t.encap_limit = spec.encap_limit;
     t.routes = spec
         .routes
         .iter()

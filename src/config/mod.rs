@@ -104,7 +104,7 @@ pub use validate::{
     validate_route_addition, validate_route_removal, validate_tunnel_route_addition,
 };
 pub(crate) use value::{de_ip, de_opt_key};
-pub use value::{mac, opt_mac, parse_mac, MacAddr, MacParseError, PortRole, Tos, Ttl};
+pub use value::{mac, opt_mac, parse_mac, MacAddr, MacParseError, MssClamp, PortRole, Tos, Ttl};
 
 impl Config {
     /// Reads, parses and validates a config file. Errors name `path` as the file.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::value::{
     de_cidr, de_cidrs, de_ip, de_one_or_many_cidrs, de_opt_cidrs, de_opt_ip, de_opt_key,
-    de_sockaddr, MacAddr, PortRole, Tos, Ttl,
+    de_sockaddr, MacAddr, MssClamp, PortRole, Tos, Ttl,
 };
 use crate::gen::config::GeneratorCfg;
 
@@ -223,6 +223,13 @@ pub struct TunnelCfg {
     /// The name of the tunnel's host interface (with `[host]`). None: the tunnel name cut to 15 characters.
     #[serde(default)]
     pub host_if: Option<String>,
+    /// IPv6 outer only: send an RFC 2473 Tunnel Encapsulation Limit of this value in a Destination Options
+    /// header before GRE (as Linux ip6gre's `encaplimit`). None: no such header.
+    #[serde(default)]
+    pub encap_limit: Option<u8>,
+    /// Lower the MSS option of TCP SYN and SYN-ACK segments through the tunnel, both directions.
+    #[serde(default)]
+    pub mss_clamp: MssClamp,
 }
 
 impl TunnelCfg {
@@ -246,6 +253,8 @@ impl TunnelCfg {
             allowed_sources: None,
             address: Vec::new(),
             host_if: None,
+            encap_limit: None,
+            mss_clamp: MssClamp::Off,
         }
     }
 
@@ -284,9 +293,15 @@ impl TunnelCfg {
     }
 
     /// Bytes added by encapsulation: outer IP header (20 / 40) + GRE base header (4) + 4 for
-    /// each of checksum, out-key and sequence.
+    /// each of checksum, out-key and sequence, + 8 for the Destination Options header of `encap_limit`.
     pub fn overhead(&self) -> u16 {
-        let ip = if self.local.is_ipv4() { 20 } else { 40 };
+        let ip = if self.local.is_ipv4() {
+            20
+        } else if self.encap_limit.is_some() {
+            40 + greway_wire::ipv6_options::EncapLimitRepr::HEADER_LEN as u16
+        } else {
+            40
+        };
         let opts = [self.checksum, self.out_key().is_some(), self.sequence]
             .iter()
             .filter(|&&b| b)
@@ -304,6 +319,20 @@ impl TunnelCfg {
     /// The inner MTU: explicit `mtu`, else [`max_mtu`](Self::max_mtu).
     pub fn effective_mtu(&self, cfg: &Config) -> u16 {
         self.mtu.unwrap_or_else(|| self.max_mtu(cfg))
+    }
+
+    /// The MSS `mss_clamp` lowers SYN and SYN-ACK segments to, for (IPv4, IPv6) inner packets: `true` is the
+    /// tunnel MTU minus the IP and TCP headers (40 / 60 bytes, as MikroTik's `clamp-tcp-mss`), a number is
+    /// that MSS for both.
+    pub fn mss_clamp_values(&self, cfg: &Config) -> Option<(u16, u16)> {
+        match self.mss_clamp {
+            MssClamp::Off => None,
+            MssClamp::Fixed(m) => Some((m, m)),
+            MssClamp::Auto => {
+                let mtu = self.effective_mtu(cfg);
+                Some((mtu.saturating_sub(40), mtu.saturating_sub(60)))
+            }
+        }
     }
 
     /// Minimum inner MTU: 1280 if the tunnel carries an IPv6 route or has an IPv6 address (RFC 8200), else 576.

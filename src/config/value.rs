@@ -201,6 +201,78 @@ impl Serialize for Tos {
     }
 }
 
+/// `mss_clamp`: off (`false`, the default), derived from the tunnel MTU (`true`: MTU - 40 for IPv4 inside, MTU -
+/// 60 for IPv6), or a fixed MSS for both families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MssClamp {
+    #[default]
+    Off,
+    Auto,
+    Fixed(u16),
+}
+
+impl MssClamp {
+    /// The smallest fixed MSS accepted: Linux's TCP_MIN_MSS (88), below which its TCP ignores the option.
+    pub const MIN: u16 = 88;
+}
+
+struct MssClampVisitor;
+
+impl MssClampVisitor {
+    fn range_msg(got: &dyn fmt::Display) -> String {
+        format!(
+            "mss_clamp must be true, false or an MSS {}..=65535, got {got}",
+            MssClamp::MIN
+        )
+    }
+}
+
+impl Visitor<'_> for MssClampVisitor {
+    type Value = MssClamp;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "true, false or an integer {}..=65535", MssClamp::MIN)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<MssClamp, E> {
+        Ok(if v { MssClamp::Auto } else { MssClamp::Off })
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<MssClamp, E> {
+        match u16::try_from(v) {
+            Ok(m) if m >= MssClamp::MIN => Ok(MssClamp::Fixed(m)),
+            _ => Err(E::custom(Self::range_msg(&v))),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<MssClamp, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => Err(E::custom(Self::range_msg(&v))),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<MssClamp, E> {
+        Err(E::custom(Self::range_msg(&format!("{v:?}"))))
+    }
+}
+
+impl<'de> Deserialize<'de> for MssClamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MssClampVisitor)
+    }
+}
+
+impl Serialize for MssClamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MssClamp::Off => s.serialize_bool(false),
+            MssClamp::Auto => s.serialize_bool(true),
+            MssClamp::Fixed(v) => s.serialize_u16(*v),
+        }
+    }
+}
+
 pub use greway_datapath::tunnel::table::PortRole;
 
 // ---- deserializers with messages that quote the bad value --------------------------------------

@@ -34,6 +34,12 @@ pub struct TunnelSpec {
     /// The tunnel's own addresses (CIDRs), like the file's `address`.
     #[serde(default)]
     pub address: Vec<String>,
+    /// `mss_clamp`: `false` (off), `true` (from the tunnel MTU) or an MSS.
+    #[serde(default)]
+    pub mss_clamp: crate::config::MssClamp,
+    /// `encap_limit` (IPv6 outer only).
+    #[serde(default)]
+    pub encap_limit: Option<u8>,
 }
 
 /// One request.

@@ -7,6 +7,8 @@ use greway_datapath::tunnel::lpm::Lpm4;
 use greway_datapath::tunnel::lpm6::Lpm6;
 use greway_datapath::tunnel::table::*;
 use greway_wire::ethernet::{self, ethertype};
+use greway_wire::ip::protocol as ip_protocol;
+use greway_wire::ipv6_options::EncapLimitRepr;
 use greway_wire::{checksum, gre, ipv4, ipv6};
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -359,11 +361,27 @@ fn build_tunnel(
             eth.set_ethertype(ethertype::IPV6);
             let mut ip = ipv6::HeaderMut::from_prefix(&mut tpl[ip_off..]).expect("fits");
             ip.set_ver_tc_flow(0, 0);
-            ip.set_next_header(ipv4::protocol::GRE);
+            ip.set_next_header(if tc.encap_limit.is_some() {
+                ip_protocol::DESTINATION_OPTIONS
+            } else {
+                ip_protocol::GRE
+            });
             ip.set_hop_limit(ttl);
             ip.set_src(l.octets());
             ip.set_dst(r.octets());
-            ip_off + ipv6::HEADER_LEN
+            let at = ip_off + ipv6::HEADER_LEN;
+            match tc.encap_limit {
+                // RFC 2473 4.1.1, as Linux ip6_tunnel sends it: a Destination Options header with the Tunnel
+                // Encapsulation Limit between IPv6 and GRE.
+                Some(limit) => {
+                    at + EncapLimitRepr {
+                        next_header: ip_protocol::GRE,
+                        limit,
+                    }
+                    .emit(&mut tpl[at..])
+                }
+                None => at,
+            }
         }
     };
     // Protocol type: IPv4, the common inner protocol; the encapsulation rewrites it only for IPv6. The checksum
@@ -388,12 +406,24 @@ fn build_tunnel(
     } else {
         0
     };
-    let gre_base_sum = u32::from(checksum::fold(checksum::sum(&tpl[gre_off..off], 0)));
+    let gre_base_sum = checksum::fold(checksum::sum(&tpl[gre_off..off], 0));
     // Path MTU discovery: the limits, and the inner MTU the tunnel's state gives now (a learned path MTU
     // survives the rebuild).
     let pmtu = pmtu_params(cfg, tc);
     debug_assert_eq!(usize::from(pmtu.overhead), off - 14);
     let mtu = MtuCell::new(state.pmtu.inner_mtu(&pmtu));
+    let mss_clamp = tc.mss_clamp_values(cfg).map(|(v4, v6)| MssClamp { v4, v6 });
+    // The Destination Options header only exists with an IPv6 outer header (validated).
+    let encap_limit = tc.encap_limit.filter(|_| tc.local.is_ipv6());
+    let inner_checks = if mss_clamp.is_some() {
+        inner_check::MSS_CLAMP
+    } else {
+        0
+    } | if encap_limit.is_some() {
+        inner_check::ENCAP_LIMIT
+    } else {
+        0
+    };
     Tunnel {
         index: tref.index,
         id: tref.id,
@@ -429,8 +459,11 @@ fn build_tunnel(
         template: tpl,
         ip4_base_sum,
         gre_base_sum,
-        // At most MAX_ENCAP_HEADER (70).
+        // At most MAX_ENCAP_HEADER (78).
         header_len: off as u8,
+        inner_checks,
+        mss_clamp,
+        encap_limit,
         gre_off: gre_off as u8,
         key_off,
         seq_off: seq_off as u8,

@@ -231,4 +231,28 @@ pub const BAD: &[(&str, &str, usize, &str)] = &[
         24,
         "keepalives are supported on IPv4 tunnels only",
     ),
+    (
+        "encap-limit-ipv4-tunnel.toml",
+        "tunnel[0].encap_limit",
+        24,
+        "encap_limit applies to tunnels with an IPv6 outer header",
+    ),
+    (
+        "encap-limit-too-big.toml",
+        "tunnel[0].encap_limit",
+        24,
+        "256",
+    ),
+    (
+        "mss-clamp-too-small.toml",
+        "tunnel[0].mss_clamp",
+        24,
+        "mss_clamp must be true, false or an MSS 88..=65535, got 40",
+    ),
+    (
+        "mss-clamp-bad-string.toml",
+        "tunnel[0].mss_clamp",
+        24,
+        "got \"yes\"",
+    ),
 ];

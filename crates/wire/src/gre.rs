@@ -38,8 +38,9 @@
 //!   Flags bits) are ignored as section 2.3 says, and never emitted.
 //! - RFC 2784 section 2.3.1: "The Version Number field MUST contain the value zero." Version 1 is the
 //!   "enhanced GRE" of PPTP (RFC 2637 section 4.1): recognised and reported as [`GreError::Pptp`] carrying its
-//!   call id, payload length, sequence and acknowledgment numbers, never decapsulated. Any other version is
-//!   [`GreError::UnsupportedVersion`].
+//!   call id, payload length, sequence and acknowledgment numbers, never decapsulated. MikroTik's EoIP is
+//!   version 1 too, with protocol type 0x6400 ([`protocol::EOIP`]): recognised first and reported as
+//!   [`GreError::Eoip`] with its tunnel id. Any other version is [`GreError::UnsupportedVersion`].
 //! - RFC 2784 section 2.5: "The Checksum field contains the IP (one's complement) checksum sum of the all the
 //!   16 bit words in the GRE header and the payload packet. For purposes of computing the checksum, the value
 //!   of the checksum field is zero." Section 2.6: Reserved1 "MUST be transmitted as zero"; it is ignored on
@@ -114,6 +115,8 @@ pub mod protocol {
     pub const CDP: u16 = 0x2000;
     /// WCCP redirect (WCCP v2 redirect header then IPv4).
     pub const WCCP: u16 = 0x883E;
+    /// MikroTik EoIP (Ethernet over IP), carried in a version-1 header, see [`super::EoipHeader`].
+    pub const EOIP: u16 = 0x6400;
 
     /// Human name for logs and counters; `None` for values greway has no name for.
     pub fn name(protocol: u16) -> Option<&'static str> {
@@ -129,6 +132,7 @@ pub mod protocol {
             PPP => "PPP",
             CDP => "CDP",
             WCCP => "WCCP",
+            EOIP => "EoIP",
             _ => return None,
         })
     }
@@ -145,6 +149,21 @@ pub struct PptpHeader {
     pub ack: Option<u32>,
 }
 
+/// The fields of a MikroTik EoIP header, reported instead of decapsulated. EoIP is a version-1 GRE header with
+/// the K bit set (`0x2001`) and protocol type [`protocol::EOIP`], whose "key" holds the length of the Ethernet
+/// frame it carries (big-endian) and the tunnel id (little-endian, as RouterOS writes it).
+///
+/// ```text
+///  | 0x20 0x01 (K, version 1)      | 0x64 0x00 (protocol)          |
+///  | frame length (big-endian)     | tunnel id (little-endian)     |
+///  | Ethernet frame ...
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EoipHeader {
+    pub payload_len: u16,
+    pub tunnel_id: u16,
+}
+
 /// A GRE receiver rule failed; each rule has its own variant so the data path counts them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum GreError {
@@ -157,6 +176,9 @@ pub enum GreError {
     /// Version 1: PPTP enhanced GRE (RFC 2637). Not decapsulated; the header is exposed for reporting.
     #[error("GRE: PPTP enhanced GRE (version 1), call id {}, payload length {}", .0.call_id, .0.payload_len)]
     Pptp(PptpHeader),
+    /// Version 1 with protocol 0x6400: MikroTik EoIP (Ethernet over IP). Not decapsulated.
+    #[error("GRE: MikroTik EoIP, tunnel id {}, frame length {}", .0.tunnel_id, .0.payload_len)]
+    Eoip(EoipHeader),
     /// Version 2..=7 (RFC 2784 section 2.3.1: MUST be zero).
     #[error("GRE: unsupported version {version}")]
     UnsupportedVersion { version: u8 },
@@ -236,6 +258,21 @@ fn parse_pptp(b: &[u8], flags_version: u16) -> GreError {
         call_id: be16(b, 6),
         sequence,
         ack,
+    })
+}
+
+/// Parse a version-1 header with the EoIP protocol type for reporting. Only called once `len >= 4`.
+fn parse_eoip(b: &[u8]) -> GreError {
+    const LEN: usize = field::BASE_LEN + 4;
+    if b.len() < LEN {
+        return GreError::Truncated {
+            needed: LEN,
+            actual: b.len(),
+        };
+    }
+    GreError::Eoip(EoipHeader {
+        payload_len: be16(b, field::BASE_LEN),
+        tunnel_id: u16::from_le_bytes([b[field::BASE_LEN + 2], b[field::BASE_LEN + 3]]),
     })
 }
 
@@ -351,6 +388,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let flags_version = be16(b, 0);
         match (flags_version & flags::VERSION) as u8 {
             0 => {}
+            1 if be16(b, field::PROTOCOL.start) == protocol::EOIP => return Err(parse_eoip(b)),
             1 => return Err(parse_pptp(b, flags_version)),
             version => return Err(GreError::UnsupportedVersion { version }),
         }
@@ -970,6 +1008,41 @@ mod tests {
         }))
         .to_string()
         .contains("call id 2"));
+    }
+
+    #[test]
+    fn eoip_is_reported_apart_from_pptp() {
+        // RouterOS EoIP, tunnel id 100 (little-endian 0x64 0x00), a 60-byte Ethernet frame.
+        let b = [0x20, 0x01, 0x64, 0x00, 0x00, 0x3c, 0x64, 0x00, 0xff, 0xff];
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap_err(),
+            GreError::Eoip(EoipHeader {
+                payload_len: 60,
+                tunnel_id: 100
+            })
+        );
+        for len in 4..8 {
+            assert_eq!(
+                Packet::new_checked(&b[..len]).unwrap_err(),
+                GreError::Truncated {
+                    needed: 8,
+                    actual: len
+                }
+            );
+        }
+        // Version 0 with the same protocol type is not EoIP (an unknown protocol for the caller to count).
+        let v0 = [0x20, 0x00, 0x64, 0x00, 0, 0, 0, 1];
+        assert_eq!(
+            Packet::new_checked(&v0[..]).unwrap().protocol(),
+            protocol::EOIP
+        );
+        assert_eq!(protocol::name(protocol::EOIP), Some("EoIP"));
+        assert!(Error::from(GreError::Eoip(EoipHeader {
+            payload_len: 1,
+            tunnel_id: 7
+        }))
+        .to_string()
+        .contains("tunnel id 7"));
     }
 
     #[test]

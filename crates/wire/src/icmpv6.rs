@@ -21,6 +21,8 @@ pub mod message_type {
     pub const DST_UNREACHABLE: u8 = 1;
     pub const PACKET_TOO_BIG: u8 = 2;
     pub const TIME_EXCEEDED: u8 = 3;
+    /// RFC 4443 section 3.4: the second word is a pointer to the offending octet of the invoking packet.
+    pub const PARAMETER_PROBLEM: u8 = 4;
     pub const ECHO_REQUEST: u8 = 128;
     pub const ECHO_REPLY: u8 = 129;
     pub const NEIGHBOR_SOLICIT: u8 = 135;
@@ -31,6 +33,13 @@ pub mod message_type {
     pub const fn is_error(msg_type: u8) -> bool {
         msg_type < 128
     }
+}
+
+/// Parameter Problem codes (RFC 4443 section 3.4).
+pub mod param_problem_code {
+    pub const ERRONEOUS_HEADER_FIELD: u8 = 0;
+    pub const UNRECOGNIZED_NEXT_HEADER: u8 = 1;
+    pub const UNRECOGNIZED_OPTION: u8 = 2;
 }
 
 /// ND option types (RFC 4861 section 4.6).

@@ -25,6 +25,9 @@ mod field {
 
 pub const HEADER_LEN: usize = 40;
 
+/// The Fragment header's length (RFC 8200 section 4.5).
+pub const FRAGMENT_HEADER_LEN: usize = 8;
+
 /// More extension headers than any sane packet carries (RFC 8200 section 4.1 lists at most 8 kinds, each once
 /// except Destination Options twice).
 pub const MAX_EXTENSION_HEADERS: usize = 8;
@@ -315,7 +318,7 @@ pub fn walk_extension_headers(first: u8, payload: &[u8]) -> Result<UpperLayer, E
                 need(Layer::Ipv6Extension, offset + 2, payload.len())?;
                 (usize::from(payload[offset + 1]) + 1) * 8
             }
-            next_header::FRAGMENT => 8,
+            next_header::FRAGMENT => FRAGMENT_HEADER_LEN,
             next_header::AUTHENTICATION => {
                 need(Layer::Ipv6Extension, offset + 2, payload.len())?;
                 (usize::from(payload[offset + 1]) + 2) * 4
@@ -333,7 +336,7 @@ pub fn walk_extension_headers(first: u8, payload: &[u8]) -> Result<UpperLayer, E
         }
         need(Layer::Ipv6Extension, offset + len, payload.len())?;
         if protocol == next_header::FRAGMENT {
-            let b = &payload[offset..offset + 8];
+            let b = &payload[offset..offset + FRAGMENT_HEADER_LEN];
             let word = u16::from_be_bytes([b[2], b[3]]);
             fragment = Some(FragmentInfo {
                 offset: word >> 3,

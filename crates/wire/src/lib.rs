@@ -121,6 +121,8 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ipv6_options;
+pub mod tcp;
 
 /// What IPv4 and IPv6 share.
 pub mod ip {
@@ -176,6 +178,7 @@ pub enum Layer {
     Icmpv6,
     Gre,
     CiscoMetaData,
+    Tcp,
 }
 
 impl core::fmt::Display for Layer {
@@ -191,6 +194,7 @@ impl core::fmt::Display for Layer {
             Layer::Icmpv6 => "ICMPv6",
             Layer::Gre => "GRE",
             Layer::CiscoMetaData => "Cisco MetaData",
+            Layer::Tcp => "TCP",
         };
         f.write_str(name)
     }

@@ -141,6 +141,15 @@ pub(crate) fn check_tunnel(
             "ttl must be 1..=255 or \"inherit\", got 0",
         ));
     }
+    if t.encap_limit.is_some() && t.local.is_ipv4() {
+        // RFC 2473's option lives in an IPv6 Destination Options header: an IPv4 outer header has no place
+        // for it.
+        return Err(issue(
+            format!("{at}.encap_limit"),
+            "encap_limit applies to tunnels with an IPv6 outer header (RFC 2473); remove it from this IPv4 \
+             tunnel",
+        ));
+    }
     if let Some(k) = &t.keepalive {
         if t.local.is_ipv6() {
             // Sent and answered in Cisco's IPv4 format only: on an IPv6 tunnel no reply would ever come, and the

@@ -35,6 +35,41 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
         v.push((INSIDE, inside_v4(dst, 64, 0x03, true, 18), 0));
         v.push((INSIDE, inside_v4(dst, 2, 0xb8, false, 1400), 0));
     }
+    // TCP from the host (SYN with an MSS option, SYN-ACK, ACK) into t1 and, with the e6 extra, into an IPv6
+    // tunnel with mss_clamp and encap_limit: the shapes the inner-packet rules look at.
+    for dst in [[10, 20, 0, 5], [10, 70, 0, 5]] {
+        for flags in [0x02u8, 0x12, 0x10] {
+            let mut f = eth(IN_MAC, HOST_MAC, 0x0800);
+            f.extend(ipv4(
+                [10, 0, 0, 2],
+                dst,
+                6,
+                64,
+                0,
+                true,
+                &tcp_mss(flags, 1460),
+            ));
+            v.push((INSIDE, f, 0));
+        }
+    }
+    for dst in ["2001:db8:20::9", "2001:db8:99::1"] {
+        for (next, payload) in [
+            (6u8, tcp_mss(0x02, 1440)),
+            (6, tcp_mss(0x10, 1440)),
+            (
+                60,
+                [&[17, 0, 4, 1, 0, 1, 1, 0][..], &udp_payload(18)].concat(),
+            ),
+            (
+                60,
+                [&[6, 0, 4, 1, 3, 1, 1, 0][..], &tcp_mss(0x02, 1440)].concat(),
+            ),
+        ] {
+            let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+            f.extend(ipv6(v6("2001:db8:1::2"), v6(dst), next, 64, 0, &payload));
+            v.push((INSIDE, f, 0));
+        }
+    }
     // IPv6 from the host: routed (t1's 2001:db8:20::/48), ours, on-link, unrouted, multicast, link-local; the
     // large ones exceed t1's MTU (a Packet Too Big from the general rules).
     for dst in [
@@ -70,8 +105,20 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
             [10, 0, 0, 1],
             [169, 254, 100, 1],
         ] {
-            for (proto, ttl) in [(17u8, 60u8), (47, 60), (17, 1)] {
-                let mut inner = inner_from_remote(dst, ttl, 0x02);
+            for (proto, ttl) in [(17u8, 60u8), (47, 60), (17, 1), (6, 60)] {
+                let mut inner = if proto == 6 {
+                    ipv4(
+                        [10, 20, 0, 5],
+                        dst,
+                        6,
+                        ttl,
+                        0x02,
+                        false,
+                        &tcp_mss(0x12, 1460),
+                    )
+                } else {
+                    inner_from_remote(dst, ttl, 0x02)
+                };
                 inner[9] = proto;
                 fix_ipv4_checksum(&mut inner, 0);
                 let g = gre_hdr(false, key, None, 0x0800, &inner);
@@ -90,15 +137,13 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
             "2001:db8:eeee::5",
             "ff02::1",
         ] {
-            for (next, hop, tc) in [(17u8, 60u8, 0x02u8), (47, 60, 0x01), (17, 1, 0)] {
-                let inner = ipv6(
-                    v6("2001:db8:20::5"),
-                    v6(dst),
-                    next,
-                    hop,
-                    tc,
-                    &udp_payload(18),
-                );
+            for (next, hop, tc) in [(17u8, 60u8, 0x02u8), (47, 60, 0x01), (17, 1, 0), (6, 60, 0)] {
+                let payload = if next == 6 {
+                    tcp_mss(0x02, 1440)
+                } else {
+                    udp_payload(18)
+                };
+                let inner = ipv6(v6("2001:db8:20::5"), v6(dst), next, hop, tc, &payload);
                 let g = gre_hdr(false, key, None, 0x86dd, &inner);
                 let io = ETH_LEN + 20 + g.len();
                 v.push((OUTSIDE, outer_gre(&g, &inner, 0x01), io));
@@ -144,7 +189,19 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
 
 const ETH_LEN: usize = 14;
 
-const FAST_PATH_EXTRAS: [&str; 9] = [
+/// A TCP header with `flags` and options NOP, MSS `mss`, SACK permitted, End (the checksum is not filled: the
+/// rules update it incrementally whatever it is).
+fn tcp_mss(flags: u8, mss: u16) -> Vec<u8> {
+    let mut s = vec![
+        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x70, flags, 0xff, 0xff, 0x12, 0x34, 0, 0,
+    ];
+    s.extend_from_slice(&[1, 2, 4]);
+    s.extend_from_slice(&mss.to_be_bytes());
+    s.extend_from_slice(&[4, 2, 0]);
+    s
+}
+
+const FAST_PATH_EXTRAS: [&str; 11] = [
     "",
     // A second tunnel that routes the multicast and reserved ranges (which are never routed).
     "key = 1001\n[[tunnel]]\nname = \"mc\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"224.0.0.0/3\", \"ff00::/8\", \"fe80::/10\"]",
@@ -158,6 +215,10 @@ const FAST_PATH_EXTRAS: [&str; 9] = [
     // Addresses on t1: packets to them are ours (answered or local_unhandled), its subnet is routed into it.
     "key = 1001\naddress = [\"169.254.100.1/29\", \"fd00:100::1/125\"]",
     "key = 1001\n[[tunnel]]\nname = \"own\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"10.0.0.0/30\", \"192.0.2.0/31\", \"2001:db8:1::/126\"]",
+    // MSS clamping: TCP SYNs take the general rules, everything else the fast paths.
+    "key = 1001\nmss_clamp = true",
+    // And an IPv6 tunnel with both inner-packet rules (encap_limit: inner IPv6 with extension headers).
+    "key = 1001\nmss_clamp = 1000\n[[tunnel]]\nname = \"e6\"\nlocal = \"2001:db8:ffff::1\"\nremote = \"2001:db8:eeee::8\"\nencap_limit = 2\nmss_clamp = true\nroutes = [\"10.70.0.0/16\", \"2001:db8:99::/48\"]",
 ];
 
 /// Run `f` through a gateway with the fast paths and one without; assert the same verdict, bytes and counters.
@@ -234,7 +295,7 @@ proptest::proptest! {
     /// The same with several random changes at once.
     #[test]
     fn fast_path_equals_general_rules_random(
-        extra in 0usize..8,
+        extra in 0usize..FAST_PATH_EXTRAS.len(),
         pick in 0usize..1000,
         edits in proptest::collection::vec((0usize..80, 1u8..=255), 1..4),
         resize in -3i32..8,

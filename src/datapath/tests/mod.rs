@@ -7,6 +7,7 @@ mod encap;
 mod fast_path;
 mod fragments;
 mod icmp_errors;
+mod interop;
 mod keepalive;
 mod local;
 mod neighbors;

@@ -2,10 +2,66 @@
 //! sequence checks, reordering), RFC 6040 ECN, and Cisco keepalive replies.
 use super::*;
 use greway_wire::ethernet::{ethertype, EthernetRepr, HEADER_LEN as ETH};
+use greway_wire::icmpv6::param_problem_code;
 use greway_wire::ipv6::Ipv6Repr;
+use greway_wire::ipv6_options::{self, option_type, UnrecognizedAction};
 use greway_wire::{ipv4, ipv6, MacAddr};
 
 impl<B: PacketBuf> Worker<B> {
+    /// An IPv6 packet to one of our addresses with a Destination Options header (RFC 8200 4.6) first, as
+    /// Linux ip6gre sends by default (`encaplimit 4`: the RFC 2473 Tunnel Encapsulation Limit and a PadN).
+    /// Its options are processed by RFC 8200 4.2; one such header, then GRE, is decapsulated like GRE right
+    /// after the fixed header. `total` is the IPv6 packet's length.
+    pub(super) fn dest_opts_in(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        total: usize,
+        released: Option<u32>,
+        c: &mut Counters,
+    ) -> Verdict {
+        if !pkt.is_contiguous() {
+            return Verdict::Drop(DropReason::Segmented);
+        }
+        let l3 = &pkt.data()[ETH..ETH + total];
+        let dst_multicast = ipv6::Packet::new_unchecked(l3).dst_addr().is_multicast();
+        let Ok(h) = ipv6_options::Header::new_checked(&l3[ipv6::HEADER_LEN..]) else {
+            return Verdict::Drop(DropReason::Truncated);
+        };
+        for opt in h.options() {
+            let Ok(opt) = opt else {
+                return Verdict::Drop(DropReason::BadIpv6Options);
+            };
+            // Padding and the encapsulation limit are understood (the limit matters to a tunnel entry point,
+            // not here); any other option is acted on by its type's two high bits.
+            if opt.is_padding() || opt.option_type == option_type::TUNNEL_ENCAP_LIMIT {
+                continue;
+            }
+            let report = match UnrecognizedAction::of(opt.option_type) {
+                UnrecognizedAction::Skip => continue,
+                UnrecognizedAction::Discard => false,
+                UnrecognizedAction::DiscardAndReport => true,
+                UnrecognizedAction::DiscardAndReportUnlessMulticast => !dst_multicast,
+            };
+            if !report {
+                return Verdict::Drop(DropReason::UnknownIpv6Option);
+            }
+            let kind = IcmpKind::ParamProblem {
+                code: param_problem_code::UNRECOGNIZED_OPTION,
+                pointer: (ipv6::HEADER_LEN + opt.offset) as u32,
+                reason: DropReason::UnknownIpv6Option,
+                to_sender: true,
+            };
+            return self.icmp_error(tables, pkt, in_port, kind, c);
+        }
+        if h.next_header() != protocol::GRE {
+            return Verdict::Drop(DropReason::LocalUnhandled);
+        }
+        let gre_at = ipv6::HEADER_LEN + h.header_len();
+        self.decap(tables, pkt, gre_at, total, true, released, c)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn decap(
         &mut self,
@@ -53,6 +109,7 @@ impl<B: PacketBuf> Worker<B> {
                     GreError::Truncated { .. } => DropReason::Truncated,
                     GreError::RoutingOrRecursion { .. } => DropReason::GreReservedBits,
                     GreError::Pptp(_) => DropReason::Pptp,
+                    GreError::Eoip(_) => DropReason::Eoip,
                     GreError::UnsupportedVersion { .. } => DropReason::BadGreVersion,
                 })
             }
@@ -206,6 +263,11 @@ impl<B: PacketBuf> Worker<B> {
                 ip.traffic_class |= ECN_CE;
                 ip.emit(inner);
             }
+        }
+        if let Some(clamp) = t.mss_clamp {
+            // MSS clamping leaving the tunnel: the SYN-ACK of a connection opened from the inside, or a SYN
+            // opened from the far side.
+            inner::clamp_mss(pkt.data_mut(), ETH, inner_type == ethertype::IPV4, clamp);
         }
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;

@@ -285,6 +285,10 @@ impl<B: PacketBuf> Worker<B> {
             if next == protocol::GRE && !solicited_node {
                 return self.decap(tables, pkt, ipv6::HEADER_LEN, total, true, released, c);
             }
+            if next == protocol::DESTINATION_OPTIONS && !solicited_node {
+                // Linux ip6gre's default: the RFC 2473 encapsulation limit in a Destination Options header.
+                return self.dest_opts_in(tables, pkt, in_port, total, released, c);
+            }
             return self.local6_in(tables, pkt, LocalIngress::Port(in_port), total, c);
         }
         if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {

@@ -1,6 +1,7 @@
 //! Encapsulation (RFC 2784/2890, outer IPv4 or IPv6 per RFC 7676): MTU, neighbour and ownership checks, the
 //! outer header from the tunnel's template, GRE checksum and sequence number, fragmentation of non-DF packets.
 use super::*;
+use crate::tunnel::table::inner_check;
 
 impl<B: PacketBuf> Worker<B> {
     /// Encapsulate the IP packet after the Ethernet header into tunnel `ti` (TTL already handled). Inlined into the routing step:
@@ -25,6 +26,25 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::TunnelDown);
         }
         let v4 = ethertype_of(pkt.data()) == ethertype::IPV4;
+        // RFC 2473 4.1.1 (Linux ip6gre): an inner IPv6 packet's own encapsulation limit, before anything else
+        // (a packet that may not be encapsulated gets no Packet Too Big).
+        let mut outer_limit = None;
+        if t.inner_checks & inner_check::ENCAP_LIMIT != 0 && !v4 {
+            match inner::inner_encap_limit(&pkt.data()[ethernet::HEADER_LEN..]) {
+                inner::InnerEncapLimit::None => {}
+                inner::InnerEncapLimit::Decremented(l) => outer_limit = Some(l),
+                inner::InnerEncapLimit::Exceeded { pointer } => {
+                    c.tunnels[ti as usize].drops += 1;
+                    let kind = IcmpKind::ParamProblem {
+                        code: greway_wire::icmpv6::param_problem_code::ERRONEOUS_HEADER_FIELD,
+                        pointer,
+                        reason: DropReason::EncapLimitExceeded,
+                        to_sender: false,
+                    };
+                    return self.icmp_error(tables, pkt, in_port, kind, c);
+                }
+            }
+        }
         let inner_len = pkt.pkt_len() - ethernet::HEADER_LEN;
         if inner_len > usize::from(t.mtu.get()) {
             return self.encap_too_big(tables, pkt, in_port, ti, decrement, c);
@@ -50,7 +70,18 @@ impl<B: PacketBuf> Worker<B> {
                 tunnel: ti,
             });
         }
-        self.encap_emit(t, pkt, ti, v4, inner_len, decrement, false, c)
+        if t.inner_checks & inner_check::MSS_CLAMP != 0 {
+            // MSS clamping into the tunnel (after the MTU check: an ICMP error quotes the packet as received).
+            // The hot flag first: `mss_clamp` lives in the tunnel's cold part.
+            if let Some(clamp) = t.mss_clamp {
+                inner::clamp_mss(pkt.data_mut(), ethernet::HEADER_LEN, v4, clamp);
+            }
+        }
+        let v = self.encap_emit(t, pkt, ti, v4, inner_len, decrement, false, c);
+        if let (Some(limit), Some(at), Verdict::Tx(_)) = (outer_limit, t.dest_opts_at(), v) {
+            inner::set_outer_encap_limit(pkt.data_mut(), at, limit);
+        }
+        v
     }
 
     /// The encapsulation proper, every check passed: the router hop's TTL decrement, the outer header from the
@@ -78,7 +109,7 @@ impl<B: PacketBuf> Worker<B> {
         let payload_sum = if plain4 && t.checksum && !t.sequence {
             Some(checksum::fold(checksum::sum(
                 &pkt.data()[ETH_IPV4..],
-                t.gre_base_sum,
+                u32::from(t.gre_base_sum),
             )))
         } else {
             None

@@ -2,6 +2,7 @@
 //! (key or not, no checksum or sequence number) carrying IP to an inside neighbour. Each declines (returns
 //! `None`, packet untouched) anything the general rules must see.
 use super::*;
+use crate::tunnel::table::inner_check;
 
 impl<B: PacketBuf> Worker<B> {
     //
@@ -59,6 +60,12 @@ impl<B: PacketBuf> Worker<B> {
         if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu.get()) {
             return None;
         }
+        // A tunnel with inner-packet rules (MSS clamping, encapsulation limit): what they apply to, general.
+        if t.inner_checks != 0
+            && inner::inner_needs_general(pkt.data(), ethernet::HEADER_LEN, true, t.inner_checks)
+        {
+            return None;
+        }
         if !t.outer_v6() {
             // IPv4 outside: from the header values already loaded, at fixed offsets.
             let inner = InnerV4 {
@@ -100,7 +107,7 @@ impl<B: PacketBuf> Worker<B> {
         let gre_sum = if CSUM {
             Some(checksum::fold(checksum::sum(
                 &pkt.data()[ETH_IPV4..],
-                t.gre_base_sum,
+                u32::from(t.gre_base_sum),
             )))
         } else {
             None
@@ -190,6 +197,11 @@ impl<B: PacketBuf> Worker<B> {
         }
         let t = tables.tunnels.get(ti as usize)?;
         if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu.get()) {
+            return None;
+        }
+        if t.inner_checks != 0
+            && inner::inner_needs_general(pkt.data(), ethernet::HEADER_LEN, false, t.inner_checks)
+        {
             return None;
         }
         Some(self.encap_emit(t, pkt, ti, false, ip_len, true, false, c))
@@ -321,6 +333,17 @@ impl<B: PacketBuf> Worker<B> {
         let t = tables.tunnels.get(ti as usize)?;
         // (A tunnel with addresses of its own may carry packets for us: the general rules decide.)
         if t.checksum || t.sequence || t.allowed_sources.is_some() || !t.addresses.is_empty() {
+            return None;
+        }
+        // MSS clamping leaving the tunnel: TCP SYNs take the general rules.
+        if t.inner_checks & inner_check::MSS_CLAMP != 0
+            && inner::inner_needs_general(
+                pkt.data(),
+                off,
+                proto != ethertype::IPV6,
+                inner_check::MSS_CLAMP,
+            )
+        {
             return None;
         }
         if proto == ethertype::IPV6 {

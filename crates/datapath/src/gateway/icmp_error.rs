@@ -1,5 +1,5 @@
 //! ICMP errors built in place of the offending packet (RFC 792/1812, RFC 4443): fragmentation needed,
-//! packet too big, time exceeded; rate-limited by a token bucket. The offending packet is read through `wire`
+//! packet too big, time exceeded, and (IPv6) parameter problem; rate-limited by a token bucket. The offending packet is read through `wire`
 //! views; the new headers are `emit`ted in front of the quoted part and the ICMP header is set through the view.
 use super::*;
 use greway_wire::ethernet::{ethertype, EthernetRepr, Frame, HEADER_LEN as ETH};
@@ -20,6 +20,7 @@ impl<B: PacketBuf> Worker<B> {
         let drop_reason = match kind {
             IcmpKind::TooBig(_) => DropReason::TooBig,
             IcmpKind::TimeExceeded => DropReason::TtlExpired,
+            IcmpKind::ParamProblem { reason, .. } => reason,
         };
         // The packet becomes the ICMP error (a tx); when the limiter says no, it is dropped under its reason.
         if !self.icmp_limit.take(self.now) {
@@ -89,6 +90,7 @@ impl<B: PacketBuf> Worker<B> {
                     icmp.set_code(icmpv4::time_exceeded_code::TTL_EXCEEDED_IN_TRANSIT);
                     icmp.set_rest_of_header([0; 4]);
                 }
+                IcmpKind::ParamProblem { .. } => unreachable!("IPv6 packets only"),
             }
             icmp.fill_checksum();
         } else {
@@ -96,6 +98,19 @@ impl<B: PacketBuf> Worker<B> {
                 return Verdict::Drop(drop_reason);
             };
             let ip = ipv6::Packet::new_unchecked(l3);
+            // RFC 4443 2.2: an error about a packet sent to one of our unicast addresses comes from that address.
+            let me = match kind {
+                IcmpKind::ParamProblem { .. } if self.is_local6(tables, ip.dst_addr().octets()) => {
+                    ip.dst_addr()
+                }
+                _ => me,
+            };
+            // RFC 4443 2.4 (e): never to a source that does not name a single node.
+            if matches!(kind, IcmpKind::ParamProblem { .. })
+                && (ip.src_addr().is_multicast() || ip.src_addr().is_unspecified())
+            {
+                return Verdict::Drop(drop_reason);
+            }
             if ip.next_header() == ipv6::next_header::ICMPV6
                 && l3
                     .get(ipv6::HEADER_LEN)
@@ -135,13 +150,26 @@ impl<B: PacketBuf> Worker<B> {
                     icmp.set_code(0);
                     icmp.set_rest_of_header([0; 4]);
                 }
+                IcmpKind::ParamProblem { code, pointer, .. } => {
+                    icmp.set_msg_type(icmpv6::message_type::PARAMETER_PROBLEM);
+                    icmp.set_code(code);
+                    // RFC 4443 3.4: the offset of the offending octet in the invoking packet.
+                    icmp.set_rest_of_header(pointer.to_be_bytes());
+                }
             }
             icmp.fill_checksum(ip.src_addr, ip.dst_addr);
         }
         c.icmp_errors_sent += 1;
         // Back toward the sender: the source is behind the port the packet came in on, or behind a tunnel.
         let src_role = tables.ports[in_port].role;
-        if src_role == PortRole::Inside {
+        let to_sender = matches!(
+            kind,
+            IcmpKind::ParamProblem {
+                to_sender: true,
+                ..
+            }
+        );
+        if src_role == PortRole::Inside || to_sender {
             Verdict::Tx(in_port)
         } else {
             self.route_ip(tables, pkt, in_port, false, c)

@@ -13,6 +13,7 @@ mod dispatch;
 mod encap;
 mod fast;
 mod icmp_error;
+mod inner;
 mod local;
 mod punt;
 
@@ -539,6 +540,16 @@ use greway_wire::cpu::prefetch;
 enum IcmpKind {
     TooBig(u16),
     TimeExceeded,
+    /// ICMPv6 Parameter Problem (RFC 4443 3.4) with `code` and `pointer` (the offending octet's offset in the
+    /// invoking packet), for an IPv6 packet only. `reason`: its drop reason when the error is not sent.
+    /// `to_sender`: the error goes straight back out of the port the packet came in on, to the frame's
+    /// source (an outer packet to one of our addresses), rather than routed.
+    ParamProblem {
+        code: u8,
+        pointer: u32,
+        reason: DropReason,
+        to_sender: bool,
+    },
 }
 
 /// Time in TSC ticks for `ms` milliseconds.

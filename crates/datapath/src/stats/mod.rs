@@ -19,6 +19,12 @@ pub enum DropReason {
     UnsupportedEthertype,
     /// IPv4/IPv6 header invalid (version, IHL, length, header checksum).
     BadIpHeader,
+    /// An IPv6 Destination Options header before GRE with malformed options (an option past the header's end,
+    /// more than 7 bytes of padding, PadN with non-zero data).
+    BadIpv6Options,
+    /// An IPv6 Destination Options header before GRE with an option greway does not know whose type says
+    /// discard (RFC 8200 4.2: 01, or 10/11 when the Parameter Problem was not sent).
+    UnknownIpv6Option,
     /// Not addressed to us and nothing to route it to.
     NoRoute,
     /// Next hop MAC unknown and the resolution queue is full.
@@ -27,12 +33,17 @@ pub enum DropReason {
     TtlExpired,
     /// Larger than the tunnel MTU with DF set (an ICMP error was sent when allowed).
     TooBig,
+    /// An inner IPv6 packet whose Tunnel Encapsulation Limit is 0, for a tunnel with `encap_limit` (RFC 2473
+    /// 4.1.1; the ICMPv6 Parameter Problem was suppressed by the rate limiter).
+    EncapLimitExceeded,
     /// GRE packet for no configured tunnel (local, remote, key).
     UnknownTunnel,
     /// GRE version not 0 (other than PPTP).
     BadGreVersion,
     /// GRE version 1 (PPTP enhanced GRE): recognised, not decapsulated.
     Pptp,
+    /// GRE version 1 with protocol type 0x6400 (MikroTik EoIP): recognised, not decapsulated.
+    Eoip,
     /// GRE R, s or Recur bits set (RFC 1701 routing/recursion).
     GreReservedBits,
     /// GRE checksum present and wrong.
@@ -105,13 +116,17 @@ impl DropReason {
         DropReason::Truncated,
         DropReason::UnsupportedEthertype,
         DropReason::BadIpHeader,
+        DropReason::BadIpv6Options,
+        DropReason::UnknownIpv6Option,
         DropReason::NoRoute,
         DropReason::NoNeighbor,
         DropReason::TtlExpired,
         DropReason::TooBig,
+        DropReason::EncapLimitExceeded,
         DropReason::UnknownTunnel,
         DropReason::BadGreVersion,
         DropReason::Pptp,
+        DropReason::Eoip,
         DropReason::GreReservedBits,
         DropReason::BadChecksum,
         DropReason::MissingChecksum,
@@ -149,13 +164,17 @@ impl DropReason {
             DropReason::Truncated => "truncated",
             DropReason::UnsupportedEthertype => "unsupported_ethertype",
             DropReason::BadIpHeader => "bad_ip_header",
+            DropReason::BadIpv6Options => "bad_ipv6_options",
+            DropReason::UnknownIpv6Option => "unknown_ipv6_option",
             DropReason::NoRoute => "no_route",
             DropReason::NoNeighbor => "no_neighbor",
             DropReason::TtlExpired => "ttl_expired",
             DropReason::TooBig => "too_big",
+            DropReason::EncapLimitExceeded => "encap_limit_exceeded",
             DropReason::UnknownTunnel => "unknown_tunnel",
             DropReason::BadGreVersion => "bad_gre_version",
             DropReason::Pptp => "pptp",
+            DropReason::Eoip => "eoip",
             DropReason::GreReservedBits => "gre_reserved_bits",
             DropReason::BadChecksum => "bad_checksum",
             DropReason::MissingChecksum => "missing_checksum",

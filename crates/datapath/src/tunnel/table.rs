@@ -49,8 +49,26 @@ impl Hasher for FxHasher {
 }
 pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// Longest headers an encapsulation adds: Ethernet 14 + IPv6 40 + GRE 16.
-pub const MAX_ENCAP_HEADER: usize = 14 + 40 + 16;
+/// Longest headers an encapsulation adds: Ethernet 14 + IPv6 40 + Destination Options 8 (`encap_limit`) +
+/// GRE 16.
+pub const MAX_ENCAP_HEADER: usize = 14 + 40 + 8 + 16;
+
+/// Bits of [`Tunnel::inner_checks`]: what the fast paths must look for in the inner packet before they may
+/// take it (the general rules do the work).
+pub mod inner_check {
+    /// `mss_clamp`: TCP SYN and SYN-ACK segments (and IPv6 packets with extension headers, which may hide one).
+    pub const MSS_CLAMP: u8 = 1;
+    /// `encap_limit` on an IPv6-outer tunnel: inner IPv6 packets with extension headers (which may carry an
+    /// RFC 2473 Tunnel Encapsulation Limit).
+    pub const ENCAP_LIMIT: u8 = 2;
+}
+
+/// The MSS a tunnel's `mss_clamp` lowers TCP SYN and SYN-ACK segments to, per inner family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MssClamp {
+    pub v4: u16,
+    pub v6: u16,
+}
 
 /// Which side a port faces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,7 +164,7 @@ impl Default for TunnelState {
 #[repr(C, align(64))]
 pub struct Tunnel {
     // Hot: everything the encapsulation fast path reads per packet, at the start (the layout is fixed by
-    // `repr(C)`; `hot_fields_layout` checks it): 22 bytes of fields, then the header template. For an IPv4
+    // `repr(C)`; `hot_fields_layout` checks it): 21 bytes of fields, then the header template. For an IPv4
     // tunnel with a key (a 42-byte header) that is exactly the first cache line; every tunnel fits two. With
     // many tunnels the burst prefetches one line per packet, or two when some tunnel needs them
     // (`Tables::tunnel_lines`).
@@ -158,7 +176,7 @@ pub struct Tunnel {
     /// The one's-complement sum (folded, big-endian words) of the template's GRE header with the checksum
     /// and sequence number fields zero: the GRE checksum of a fast-path packet starts from it instead of
     /// reading back the header it just wrote (see `encap_emit`).
-    pub gre_base_sum: u32,
+    pub gre_base_sum: u16,
     /// Largest inner packet (bytes of the inner IP packet): the configured MTU, or less while a lower path MTU
     /// is learned (`crate::pmtu`). Read per packet like a plain `u16`.
     pub mtu: MtuCell,
@@ -179,6 +197,9 @@ pub struct Tunnel {
     pub ttl_set: u8,
     /// Length of the encapsulation header (at most [`MAX_ENCAP_HEADER`]).
     pub header_len: u8,
+    /// [`inner_check`] bits, decided when the table is built: 0 for a tunnel without `mss_clamp` or
+    /// `encap_limit`, so its fast path tests one byte and nothing more.
+    pub inner_checks: u8,
     /// Offsets within the template.
     pub gre_off: u8,
     pub seq_off: u8,
@@ -206,13 +227,23 @@ pub struct Tunnel {
     /// The tunnel interface's own addresses (the subnet lies through the tunnel): a decapsulated packet to one
     /// of them is for us. Empty for most tunnels; the decap fast paths decline the others.
     pub addresses: Vec<IpNet>,
+    /// `mss_clamp`, resolved to values.
+    pub mss_clamp: Option<MssClamp>,
+    /// `encap_limit` (IPv6 outer only): the template carries a Destination Options header with it.
+    pub encap_limit: Option<u8>,
 }
 
 impl Tunnel {
     /// Outer IPv6 (from the template layout, a hot field, rather than `local`, a cold one).
     #[inline]
     pub fn outer_v6(&self) -> bool {
-        self.gre_off == 14 + 40
+        self.gre_off >= 14 + 40
+    }
+    /// Offset in the template of the Destination Options header that carries `encap_limit` (right before GRE).
+    #[inline]
+    pub fn dest_opts_at(&self) -> Option<usize> {
+        self.encap_limit
+            .map(|_| self.gre_at() - greway_wire::ipv6_options::EncapLimitRepr::HEADER_LEN)
     }
     /// Offset of the GRE header in the template.
     #[inline]
@@ -508,7 +539,7 @@ mod layout_tests {
         // Every hot field before the template, the template last of them.
         let fields = [
             offset_of!(Tunnel, ip4_base_sum) + 4,
-            offset_of!(Tunnel, gre_base_sum) + 4,
+            offset_of!(Tunnel, gre_base_sum) + 2,
             offset_of!(Tunnel, mtu) + 2,
             offset_of!(Tunnel, out_port) + 2,
             offset_of!(Tunnel, checksum) + 1,
@@ -519,6 +550,7 @@ mod layout_tests {
             offset_of!(Tunnel, tos_set) + 1,
             offset_of!(Tunnel, ttl_set) + 1,
             offset_of!(Tunnel, header_len) + 1,
+            offset_of!(Tunnel, inner_checks) + 1,
             offset_of!(Tunnel, gre_off) + 1,
             offset_of!(Tunnel, seq_off) + 1,
         ];
