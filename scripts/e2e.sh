@@ -369,10 +369,10 @@ check "tshark: the capture has GRE in both directions and both outer families" b
 check "tshark: every GRE packet carries the configured key (100 on IPv4 outer, 600 on IPv6 outer; tshark prints keys in hex)" bash -c "set -o pipefail
     awk -F'\t' '\$7==47 && \$9!=\"0x00000064\" { print \"frame \" \$1 \": key \" \$9; bad++ }
                \$8==47 && \$9!=\"0x00000258\" { print \"frame \" \$1 \": key \" \$9; bad++ } END { exit bad > 0 }' '$TS' | head"
-check "tshark: every GRE checksum is good (gre.checksum.status == 1; full-frame capture)" bash -c "set -o pipefail
-    awk -F'\t' '(\$7==47||\$8==47) && \$10!=1 { print \"frame \" \$1 \": checksum status \" \$10; bad++ } END { exit bad > 0 }' '$TS_FULL' | head"
-check "tshark: GRE sequence numbers strictly increase per direction" bash -c "set -o pipefail
-    awk -F'\t' '(\$7==47||\$8==47) { k=\$3 \$5 \">\" \$4 \$6; s=\$11+0
+check "tshark: every GRE checksum is good (gre.checksum.status == 1; full-frame capture; keepalive replies excepted)" bash -c "set -o pipefail
+    awk -F'\t' '(\$7==47||\$8==47) && \$12!=\"0x0000\" && \$10!=1 { print \"frame \" \$1 \": checksum status \" \$10; bad++ } END { exit bad > 0 }' '$TS_FULL' | head"
+check "tshark: GRE sequence numbers strictly increase per direction (keepalive replies excepted)" bash -c "set -o pipefail
+    awk -F'\t' '(\$7==47||\$8==47) && \$12!=\"0x0000\" { k=\$3 \$5 \">\" \$4 \$6; s=\$11+0
         if (\$11==\"\") { print \"frame \" \$1 \": no sequence number\"; bad++ }
         else if ((k in last) && s <= last[k]) { print \"frame \" \$1 \" \" k \": \" s \" after \" last[k]; bad++ }
         last[k]=s } END { exit bad > 0 }' '$TS' | head"
