@@ -12,6 +12,7 @@ pub mod control;
 pub mod datapath;
 pub mod dpdk;
 pub mod gen;
+pub mod host;
 
 pub use greway_datapath::{buf, pmtu, stats, tunnel};
 pub use greway_wire as wire;

@@ -1,0 +1,2 @@
+//! Host interfaces: the kernel exception path, owned by the control thread.
+pub mod learn;
