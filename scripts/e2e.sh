@@ -364,19 +364,19 @@ fields "$WORK/wan.pcapng" >"$TS_FULL"
 } >"$TS"
 GRE_N=$(awk -F'\t' '$10 != "" || $7 == 47 || $8 == 47' "$TS" | wc -l)
 say "      capture: $(wc -l <"$TS") frames on the wan bridge, $GRE_N GRE ($(wc -l <"$TS_FULL") full frames, the rest headers only)"
-check "tshark: the capture has GRE in both directions and both outer families" sh -c "
+check "tshark: the capture has GRE in both directions and both outer families" bash -c "set -o pipefail
     awk -F'\t' '(\$7==47||\$8==47) { d[\$3 \$5 \">\" \$4 \$6]++ } END { for (k in d) print k, d[k]; exit !(length(d) >= 4) }' '$TS'"
-check "tshark: every GRE packet carries the configured key (100 on IPv4 outer, 600 on IPv6 outer)" sh -c "
-    awk -F'\t' '\$7==47 && \$9!=100 { print \"frame \" \$1 \": key \" \$9; bad++ }
-               \$8==47 && \$9!=600 { print \"frame \" \$1 \": key \" \$9; bad++ } END { exit bad > 0 }' '$TS' | head"
-check "tshark: every GRE checksum is good (gre.checksum.status == 1; full-frame capture)" sh -c "
+check "tshark: every GRE packet carries the configured key (100 on IPv4 outer, 600 on IPv6 outer; tshark prints keys in hex)" bash -c "set -o pipefail
+    awk -F'\t' '\$7==47 && \$9!=\"0x00000064\" { print \"frame \" \$1 \": key \" \$9; bad++ }
+               \$8==47 && \$9!=\"0x00000258\" { print \"frame \" \$1 \": key \" \$9; bad++ } END { exit bad > 0 }' '$TS' | head"
+check "tshark: every GRE checksum is good (gre.checksum.status == 1; full-frame capture)" bash -c "set -o pipefail
     awk -F'\t' '(\$7==47||\$8==47) && \$10!=1 { print \"frame \" \$1 \": checksum status \" \$10; bad++ } END { exit bad > 0 }' '$TS_FULL' | head"
-check "tshark: GRE sequence numbers strictly increase per direction" sh -c "
+check "tshark: GRE sequence numbers strictly increase per direction" bash -c "set -o pipefail
     awk -F'\t' '(\$7==47||\$8==47) { k=\$3 \$5 \">\" \$4 \$6; s=\$11+0
         if (\$11==\"\") { print \"frame \" \$1 \": no sequence number\"; bad++ }
         else if ((k in last) && s <= last[k]) { print \"frame \" \$1 \" \" k \": \" s \" after \" last[k]; bad++ }
         last[k]=s } END { exit bad > 0 }' '$TS' | head"
-check "tshark: nothing crossed the transport side unencapsulated (only GRE, ARP, ND between the gateways)" sh -c "
+check "tshark: nothing crossed the transport side unencapsulated (only GRE, ARP, ND between the gateways)" bash -c "set -o pipefail
     awk -F'\t' '{ ok = 0
         if (\$2 == \"0x0806\") ok = 1
         if (\$7 == 47 || \$8 == 47) ok = 1

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install what greway needs on Debian 12: DPDK 22.11 (+ testpmd), clang for bindgen, pkg-config, and the tools the
-# tests use as independent judges (tshark, scapy, iperf3). Idempotent: installs only what is missing.
+# tests use as independent judges (tshark, scapy, iperf3) and as a live peer (Open vSwitch with DPDK, for
+# scripts/e2e-ovs.sh). Idempotent: installs only what is missing. Installing never starts a service (OVS's own
+# ovsdb-server/ovs-vswitchd, DPDK's): a policy-rc.d that refuses every start is in place during apt-get install, and
+# the tests start their daemons themselves, in their own namespaces and run directories.
 set -euo pipefail
 
 PKGS=(libdpdk-dev dpdk-dev libclang-dev clang pkg-config tshark python3-scapy iperf3 iproute2 tcpdump curl
-      iputils-ping ethtool jq)
+      iputils-ping ethtool jq openvswitch-switch-dpdk)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -16,7 +19,19 @@ if ((${#missing[@]})); then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # No service may start during the install (policy-rc.d exit 101 = "action forbidden"); an existing policy-rc.d
+    # (container images ship one) is left as it is.
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    rc=0
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 \
+        "${missing[@]}" >/dev/null || rc=$?
+    [ -z "$own_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+    [ "$rc" -eq 0 ] || { echo "install-deps: apt-get install failed ($rc)" >&2; exit "$rc"; }
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, then format + lint gates, unit/property tests, integration tests
-# on real DPDK virtual ports, tshark/scapy cross-checks, a fuzz smoke and the dependency audit.
+# on real DPDK virtual ports, tshark/scapy cross-checks, end-to-end runs (greway with itself and with Open vSwitch as
+# the far end), a fuzz smoke and the dependency audit.
 # Usage: scripts/test.sh            (FUZZ_SECONDS=N to change the per-target fuzz smoke, default 15;
 #                                   SOAK_MINUTES=M for the soak smoke, default 0.5)
 set -euo pipefail
@@ -34,6 +35,7 @@ step() { # step NAME COMMAND...: run a suite step, count it as one check
 }
 
 [ -x scripts/e2e.sh ] && step "end-to-end (scripts/e2e.sh)" scripts/e2e.sh
+[ -x scripts/e2e-ovs.sh ] && step "interoperability with Open vSwitch (scripts/e2e-ovs.sh)" scripts/e2e-ovs.sh
 bench_smoke() { # the benchmark harness end to end (1 s runs: plumbing and output format, not performance)
     local dir s scenarios=(forward-64 encap-64 decap-64 encap6-64 decap6-64 decap-over6-64)
     dir=$(mktemp -d)

@@ -91,7 +91,7 @@ enum CtlCmd {
         #[command(subcommand)]
         cmd: TunnelCmd,
     },
-    /// Routes: an inner prefix into a tunnel (--tunnel) or an underlay route out of a port (--port [--via]).
+    /// Routes: into a tunnel (--tunnel, or --via a peer on a tunnel's subnet) or out of a port (--port [--via]).
     Route {
         #[command(subcommand)]
         cmd: RouteCmd,
@@ -124,6 +124,10 @@ enum TunnelCmd {
         /// An inner destination prefix routed into the tunnel (repeat for more).
         #[arg(long = "route", value_name = "PREFIX")]
         routes: Vec<String>,
+        /// An address of the tunnel interface itself, with its prefix length (repeat for more): its subnet
+        /// lies through the tunnel.
+        #[arg(long = "address", value_name = "CIDR")]
+        address: Vec<String>,
     },
     /// Remove a tunnel (its routes go with it).
     Del {
@@ -145,8 +149,9 @@ enum RouteCmd {
         /// Or: route it out of this port...
         #[arg(long)]
         port: Option<String>,
-        /// ...through this next hop (none: directly connected).
-        #[arg(long, requires = "port")]
+        /// ...through this next hop (none: directly connected). Without --port: a peer on a tunnel's subnet,
+        /// and the prefix is routed into that tunnel.
+        #[arg(long)]
         via: Option<String>,
     },
     Del {
@@ -308,6 +313,7 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
                 checksum,
                 sequence,
                 routes,
+                address,
             } => Request::TunnelAdd {
                 tunnel: TunnelSpec {
                     name,
@@ -317,6 +323,7 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
                     checksum,
                     sequence,
                     routes,
+                    address,
                 },
             },
             TunnelCmd::Del { name } => Request::TunnelDel { name },

@@ -5,7 +5,7 @@ use super::{ControlDuties, InjectRing};
 use crate::buf::PacketBuf;
 use crate::config::{Config, TunnelCfg};
 use crate::control::ctl::{Request, Response, TunnelSpec};
-use crate::control::plane::{ControlPlane, Notice, Outgoing, RouteTarget};
+use crate::control::plane::{ControlPlane, Notice, Outgoing, RouteOrigin, RouteTable, RouteTarget};
 use crate::control::status::TunnelInfo;
 use crate::control::tables::pmtu_params;
 use crate::datapath::gateway::{owner_of, Handoff, Shared};
@@ -117,18 +117,19 @@ impl ControlDuties for GatewayControl {
                     pmtu::ticks_to_ms(dpdk::rdtsc(), self.tsc_hz),
                 )))
             }
-            Request::RouteShow => return Response::ok(Some(routes_json(cfg))),
+            Request::RouteShow => return Response::ok(Some(routes_json(&self.cp))),
             Request::TunnelAdd { tunnel } => add_tunnel(cfg, &tunnel),
-            Request::TunnelDel { name } => {
-                let mut c = cfg.clone();
-                let before = c.tunnels.len();
-                c.tunnels.retain(|t| t.name != name);
-                if c.tunnels.len() == before {
-                    Err(format!("no tunnel named {name:?}"))
-                } else {
+            Request::TunnelDel { name } => match cfg.tunnels.iter().position(|t| t.name == name) {
+                None => Err(format!("no tunnel named {name:?}")),
+                Some(ti) => {
+                    // Routes into the tunnel go with it (its own `routes`, and the `[[route]]`s with
+                    // `tunnel = NAME` or via a peer on its subnet): their traffic is then `no_route`.
+                    let mut c = cfg.clone();
+                    c.routes.retain(|r| cfg.route_tunnel(r) != Some(ti));
+                    c.tunnels.remove(ti);
                     Ok(c)
                 }
-            }
+            },
             Request::RouteAdd { .. } | Request::RouteDel { .. } => {
                 return self.route_change(req);
             }
@@ -201,6 +202,7 @@ fn tunnels_json(cp: &ControlPlane, now_ms: u64) -> serde_json::Value {
                 "sequence": t.sequence,
                 "keepalive": t.keepalive.is_some(),
                 "routes": t.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                "address": t.address.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "up": i.up,
                 "mtu": t.effective_mtu(cp.config()),
                 "pmtu": i.pmtu,
@@ -211,27 +213,46 @@ fn tunnels_json(cp: &ControlPlane, now_ms: u64) -> serde_json::Value {
     serde_json::json!({ "tunnels": list })
 }
 
-fn routes_json(cfg: &Config) -> serde_json::Value {
-    let tunnel_routes: Vec<serde_json::Value> = cfg
+/// `route show`: the routes into tunnels (the tunnels' `routes` and the `[[route]]`s into a tunnel) and the
+/// routes out of ports, each with its origin (`config`, `ctl` or `kernel`). Connected subnets are not listed.
+fn routes_json(cp: &ControlPlane) -> serde_json::Value {
+    let cfg = cp.config();
+    let origin = |table, p: &ipnet::IpNet| {
+        cp.route_origin(table, p)
+            .unwrap_or(RouteOrigin::Config)
+            .name()
+    };
+    let mut tunnel_routes: Vec<serde_json::Value> = cfg
         .tunnels
         .iter()
         .flat_map(|t| {
-            t.routes
-                .iter()
-                .map(move |r| serde_json::json!({"prefix": r.to_string(), "tunnel": t.name}))
-        })
-        .collect();
-    let routes: Vec<serde_json::Value> = cfg
-        .routes
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "prefix": r.prefix.to_string(),
-                "via": r.via.map(|v| v.to_string()),
-                "port": r.port,
+            t.routes.iter().map(move |r| {
+                serde_json::json!({
+                    "prefix": r.to_string(),
+                    "tunnel": t.name,
+                    "origin": origin(RouteTable::Tunnel, r),
+                })
             })
         })
         .collect();
+    let mut routes = Vec::new();
+    for r in &cfg.routes {
+        match (&r.port, cfg.route_tunnel(r)) {
+            (Some(port), _) => routes.push(serde_json::json!({
+                "prefix": r.prefix.to_string(),
+                "via": r.via.map(|v| v.to_string()),
+                "port": port,
+                "origin": origin(RouteTable::Port, &r.prefix),
+            })),
+            (None, Some(ti)) => tunnel_routes.push(serde_json::json!({
+                "prefix": r.prefix.to_string(),
+                "tunnel": cfg.tunnels[ti].name,
+                "via": r.via.map(|v| v.to_string()),
+                "origin": origin(RouteTable::Tunnel, &r.prefix),
+            })),
+            (None, None) => {}
+        }
+    }
     serde_json::json!({ "tunnel_routes": tunnel_routes, "routes": routes })
 }
 
@@ -256,6 +277,11 @@ fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
         .routes
         .iter()
         .map(|r| parse("route", r))
+        .collect::<Result<_, _>>()?;
+    t.address = spec
+        .address
+        .iter()
+        .map(|a| parse("address", a))
         .collect::<Result<_, _>>()?;
     crate::config::validate_tunnel_addition(cfg, &t).map_err(|e| e.to_string())?;
     let mut c = cfg.clone();
@@ -301,13 +327,15 @@ fn route_add(
     via: Option<String>,
 ) -> Result<(), String> {
     let p: ipnet::IpNet = parse("prefix", prefix)?;
-    let target = match (tunnel, port) {
-        (Some(t), None) => RouteTarget::Tunnel(t),
-        (None, Some(port)) => RouteTarget::Port {
-            port,
-            via: via.map(|v| parse("via", &v)).transpose()?,
-        },
-        _ => return Err("give either --tunnel NAME or --port NAME [--via IP]".into()),
+    let via = via.map(|v| parse("via", &v)).transpose()?;
+    let target = match (tunnel, port, via) {
+        (Some(t), None, None) => RouteTarget::Tunnel(t),
+        (None, Some(port), via) => RouteTarget::Port { port, via },
+        (None, None, Some(via)) => RouteTarget::Via(via),
+        _ => return Err(
+            "give --tunnel NAME, --port NAME [--via IP], or --via IP (a peer on a tunnel's subnet)"
+                .into(),
+        ),
     };
-    cp.add_route(p, target)
+    cp.add_route(p, target, RouteOrigin::Ctl)
 }

@@ -44,9 +44,12 @@
 //!   least one outside-role port. Several ports of either role are allowed.
 //! * Neighbors: `port` must name a port, `ip` must lie in one of that port's subnets, `mac`
 //!   unicast, one entry per (port, ip).
-//! * Routes: `prefix` without host bits, each prefix at most once, `port` must exist, `via`
-//!   (optional; absent = directly connected) of the prefix's family and on one of the port's
-//!   subnets.
+//! * Routes: `prefix` without host bits, each prefix at most once; exactly one of `port`, `tunnel`
+//!   or a `via` in a tunnel's subnet. With `port`: the port must exist, `via` (optional; absent =
+//!   directly connected) of the prefix's family and a foreign host on one of the port's subnets.
+//!   With `tunnel`: the tunnel must exist and there is no `via`. With `via` alone: a foreign host on
+//!   a tunnel's subnet, of the prefix's family. A route into a tunnel takes a prefix that no tunnel
+//!   route or tunnel subnet has, and an IPv6 one needs the tunnel MTU to be at least 1280.
 //! * Tunnels: unique names; `local` must be an address of an outside-role port; `remote` of the
 //!   same family, unicast, different from `local`, and reachable (inside a connected subnet of an
 //!   outside-role port or covered by a `[[route]]` through an outside-role port); keys are u32;
@@ -57,6 +60,11 @@
 //!   prefixes without host bits, no duplicates inside a tunnel; the same route prefix in two
 //!   tunnels is an error (overlapping prefixes of different lengths are fine: longest prefix
 //!   wins); `allowed_sources`, when present, must not be empty (omit it to accept any source).
+//! * Tunnel addresses (`address`, a CIDR or an array like a port's): unicast, not a /0, not the
+//!   network address (IPv4 below /31, IPv6 below /127) nor the IPv4 broadcast address (below /31);
+//!   no address used twice across ports and tunnels; each subnet overlaps no port subnet and no
+//!   other tunnel subnet, is no tunnel route's or `[[route]]`'s prefix, and holds no tunnel's
+//!   `remote`. A /32 or /128 is an address without a peer subnet.
 //! * Tunnel MTU: the default is the MTU of the outside port that owns `local` minus the
 //!   encapsulation overhead (outer IPv4 20 / IPv6 40 bytes, GRE 4 bytes, plus 4 for each of
 //!   checksum, out-key and sequence). An explicit `mtu` may not exceed that (greway does not
@@ -148,6 +156,25 @@ impl Config {
     /// Ports of the given role, in file order.
     pub fn ports_with_role(&self, role: PortRole) -> impl Iterator<Item = &PortCfg> {
         self.ports.iter().filter(move |p| p.role() == role)
+    }
+
+    /// Index of the tunnel whose subnet holds next hop `ip` (a peer on it, not the tunnel's own address).
+    /// Tunnel subnets do not overlap (validated), so there is at most one.
+    pub fn tunnel_for_next_hop(&self, ip: IpAddr) -> Option<usize> {
+        self.tunnels.iter().position(|t| t.peer_on_link(ip))
+    }
+
+    /// The tunnel a `[[route]]` sends into, resolved now: `tunnel = NAME`, or (without `port`) the tunnel whose
+    /// subnet holds `via`. None for a route out of a port (or one that resolves to nothing: invalid).
+    pub fn route_tunnel(&self, r: &RouteCfg) -> Option<usize> {
+        if r.port.is_some() {
+            return None;
+        }
+        match (&r.tunnel, r.via) {
+            (Some(name), _) => self.tunnels.iter().position(|t| &t.name == name),
+            (None, Some(via)) => self.tunnel_for_next_hop(via),
+            (None, None) => None,
+        }
     }
 }
 

@@ -193,6 +193,11 @@ pub struct TunnelCfg {
     /// None: any inner source accepted on decap; Some: only these prefixes.
     #[serde(default, deserialize_with = "de_opt_cidrs")]
     pub allowed_sources: Option<Vec<IpNet>>,
+    /// The tunnel interface's own addresses (`address` in TOML: a CIDR string or an array of them, like a
+    /// port's). Each is an address of greway; its subnet (unless a /32 or /128) lies through the tunnel: a
+    /// connected route into it.
+    #[serde(default, deserialize_with = "de_one_or_many_cidrs")]
+    pub address: Vec<IpNet>,
 }
 
 impl TunnelCfg {
@@ -214,7 +219,27 @@ impl TunnelCfg {
             keepalive: None,
             routes: Vec::new(),
             allowed_sources: None,
+            address: Vec::new(),
         }
+    }
+
+    /// True if `ip` is one of this tunnel's own addresses.
+    pub fn has_address(&self, ip: IpAddr) -> bool {
+        self.address.iter().any(|a| a.addr() == ip)
+    }
+
+    /// The connected subnets through this tunnel: its addresses' prefixes, except host addresses (/32, /128),
+    /// which have no peer subnet.
+    pub fn subnets(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.address
+            .iter()
+            .filter(|a| a.prefix_len() < a.max_prefix_len())
+            .map(|a| a.trunc())
+    }
+
+    /// True if `ip` is a foreign host on one of this tunnel's subnets: a next hop through it.
+    pub fn peer_on_link(&self, ip: IpAddr) -> bool {
+        !self.has_address(ip) && self.subnets().any(|n| n.contains(&ip))
     }
 
     /// Key expected on received packets (`ikey`, else `key`).
@@ -250,9 +275,14 @@ impl TunnelCfg {
         self.mtu.unwrap_or_else(|| self.max_mtu(cfg))
     }
 
-    /// Minimum inner MTU: 1280 if the tunnel carries an IPv6 route (RFC 8200), else 576.
+    /// Minimum inner MTU: 1280 if the tunnel carries an IPv6 route or has an IPv6 address (RFC 8200), else 576.
     pub fn min_mtu(&self) -> u16 {
-        if self.routes.iter().any(|r| matches!(r, IpNet::V6(_))) {
+        if self
+            .routes
+            .iter()
+            .chain(&self.address)
+            .any(|r| matches!(r, IpNet::V6(_)))
+        {
             1280
         } else {
             576
@@ -271,16 +301,35 @@ pub struct NeighborCfg {
     pub mac: MacAddr,
 }
 
-/// `[[route]]`: an outer route (to tunnel remotes) or inside route (to inner hosts).
+/// `[[route]]`: an outer route (to tunnel remotes), an inside route (to inner hosts), or a route into a tunnel.
+/// Exactly one of `port`, `tunnel`, or a `via` in a tunnel's subnet says where it goes ([`Config::route_tunnel`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCfg {
     #[serde(deserialize_with = "de_cidr")]
     pub prefix: IpNet,
-    /// None: directly connected on `port`.
+    /// With `port`: the next hop on the port's subnet (None: directly connected). Without `port`: a peer on a
+    /// tunnel's subnet, and the route goes into that tunnel.
     #[serde(default, deserialize_with = "de_opt_ip")]
     pub via: Option<IpAddr>,
-    pub port: String,
+    /// The egress port (an outer or inside route).
+    #[serde(default)]
+    pub port: Option<String>,
+    /// Straight into this tunnel (no `via`).
+    #[serde(default)]
+    pub tunnel: Option<String>,
+}
+
+impl RouteCfg {
+    /// A route out of `port`, through `via` or directly connected.
+    pub fn through_port(prefix: IpNet, port: impl Into<String>, via: Option<IpAddr>) -> Self {
+        RouteCfg {
+            prefix,
+            via,
+            port: Some(port.into()),
+            tunnel: None,
+        }
+    }
 }
 
 /// `[metrics]`.

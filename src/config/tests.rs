@@ -245,3 +245,249 @@ fn ttl_tos_values() {
         Tos::Fixed(0)
     );
 }
+
+/// MINIMAL with addresses on tunnel "a" and two `[[route]]`s into it: via a peer on its subnet, and by name.
+fn with_tunnel_addresses() -> String {
+    MINIMAL.replace(
+        "key = 7\n",
+        "key = 7\naddress = [\"169.254.100.1/29\", \"fd00:100::1/125\"]\n",
+    ) + r#"[[route]]
+prefix = "10.60.0.0/16"
+via = "169.254.100.2"
+[[route]]
+prefix = "10.61.0.0/16"
+tunnel = "a"
+"#
+}
+
+/// The 1-based line of the first line of `text` containing `needle`.
+fn line_with(text: &str, needle: &str) -> usize {
+    1 + text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in the text"))
+}
+
+/// `text` must fail at `field`, on the line holding `at`, with a message containing `msg`.
+fn fails_at(text: &str, field: &str, at: &str, msg: &str) {
+    let e = Config::from_str_named(text, "t.toml").unwrap_err();
+    let line = line_with(text, at);
+    assert_eq!((e.field(), e.line()), (field, Some(line)), "{e}");
+    assert!(e.message().contains(msg), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("t.toml:{line}: {field}: ")),
+        "{e}"
+    );
+}
+
+#[test]
+fn tunnel_addresses_and_routes_into_tunnels_load() {
+    let c = Config::from_str_named(&with_tunnel_addresses(), "t.toml").unwrap();
+    let t = &c.tunnels[0];
+    assert_eq!(t.address.len(), 2);
+    let subnets: Vec<String> = t.subnets().map(|n| n.to_string()).collect();
+    assert_eq!(subnets, ["169.254.100.0/29", "fd00:100::/125"]);
+    assert!(t.has_address("169.254.100.1".parse().unwrap()));
+    assert!(t.peer_on_link("169.254.100.2".parse().unwrap()));
+    assert!(!t.peer_on_link("169.254.100.1".parse().unwrap()), "own");
+    assert!(!t.peer_on_link("169.254.100.9".parse().unwrap()));
+    assert_eq!(c.route_tunnel(&c.routes[0]), Some(0));
+    assert_eq!(c.route_tunnel(&c.routes[1]), Some(0));
+    assert_eq!(
+        t.min_mtu(),
+        1280,
+        "an IPv6 address makes the tunnel carry IPv6"
+    );
+    // One CIDR as a string, like a port's; /31, /32 (no peer subnet), /127 and /128 are host addresses.
+    for a in [
+        "\"169.254.100.1/29\"",
+        "[\"169.254.100.0/31\"]",
+        "[\"169.254.100.1/31\"]",
+        "\"169.254.100.1/32\"",
+        "[\"fd00:100::/127\", \"fd00:200::/128\"]",
+    ] {
+        let text = MINIMAL.replace("key = 7\n", &format!("key = 7\naddress = {a}\n"));
+        let c = Config::from_str_named(&text, "t.toml").unwrap_or_else(|e| panic!("{a}: {e}"));
+        assert!(!c.tunnels[0].address.is_empty());
+    }
+    let text = MINIMAL.replace("key = 7\n", "key = 7\naddress = \"169.254.100.1/32\"\n");
+    let c = Config::from_str_named(&text, "t.toml").unwrap();
+    assert_eq!(
+        c.tunnels[0].subnets().count(),
+        0,
+        "a /32 has no peer subnet"
+    );
+    // Round trip through serde.
+    let c = Config::from_str_named(&with_tunnel_addresses(), "t.toml").unwrap();
+    let back = toml::to_string(&c).unwrap();
+    assert_eq!(Config::from_str_named(&back, "back").unwrap(), c, "{back}");
+}
+
+#[test]
+fn tunnel_address_errors_name_file_line_and_field() {
+    let base = with_tunnel_addresses();
+    let addr = |a: &str| base.replace("\"169.254.100.1/29\"", a);
+    fails_at(
+        &addr("\"169.254.100.0/29\""),
+        "tunnel[0].address[0]",
+        "169.254.100.0/29",
+        "network address",
+    );
+    fails_at(
+        &addr("\"169.254.100.7/29\""),
+        "tunnel[0].address[0]",
+        "169.254.100.7/29",
+        "broadcast address",
+    );
+    fails_at(
+        &base.replace("\"fd00:100::1/125\"", "\"fd00:100::/125\""),
+        "tunnel[0].address[1]",
+        "fd00:100::/125",
+        "network address",
+    );
+    fails_at(
+        &addr("\"10.0.0.1/32\""),
+        "tunnel[0].address[0]",
+        "10.0.0.1/32",
+        "already used by port[0].address[0]",
+    );
+    fails_at(
+        &addr("\"10.0.0.9/30\""),
+        "tunnel[0].address[0]",
+        "10.0.0.9/30",
+        "overlaps the subnet 10.0.0.0/24 of port[0] \"inside\"",
+    );
+    fails_at(
+        &addr("\"224.0.0.5/29\""),
+        "tunnel[0].address[0]",
+        "224.0.0.5/29",
+        "not a usable unicast",
+    );
+    fails_at(
+        &addr("\"169.254.100.1/0\""),
+        "tunnel[0].address[0]",
+        "169.254.100.1/0",
+        "whole address space",
+    );
+    fails_at(
+        &addr("\"169.254.100.1/29\", \"169.254.100.2/30\""),
+        "tunnel[0].address[1]",
+        "169.254.100.2/30",
+        "overlaps the subnet 169.254.100.0/29 of another address of this tunnel",
+    );
+    // Against another tunnel: same address, overlapping subnet.
+    let second = |a: &str| {
+        base.clone()
+            + &format!(
+                "[[tunnel]]\nname = \"b\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.8\"\naddress = \"{a}\"\n"
+            )
+    };
+    fails_at(
+        &second("169.254.100.1/32"),
+        "tunnel[1].address",
+        "address = \"169.254.100.1/32\"",
+        "already used by tunnel[0] \"a\"",
+    );
+    fails_at(
+        &second("169.254.100.5/30"),
+        "tunnel[1].address",
+        "address = \"169.254.100.5/30\"",
+        "overlaps the subnet 169.254.100.0/29 of tunnel[0] \"a\"",
+    );
+    Config::from_str_named(&second("169.254.101.1/29"), "t.toml").unwrap();
+    // A subnet that is also a route prefix, or holds a tunnel's remote.
+    fails_at(
+        &base.replace(
+            "routes = [\"10.20.0.0/16\"]",
+            "routes = [\"169.254.100.0/29\"]",
+        ),
+        "tunnel[0].address[0]",
+        "169.254.100.1/29",
+        "also in this tunnel's routes",
+    );
+    // A subnet inside a tunnel route of another length is fine (the longest prefix wins).
+    let text = addr("\"10.20.0.1/24\"").replace("via = \"169.254.100.2\"", "via = \"10.20.0.2\"");
+    Config::from_str_named(&text, "t.toml").unwrap();
+    fails_at(
+        &addr("\"192.0.2.7/32\""),
+        "tunnel[0].address[0]",
+        "192.0.2.7/32",
+        "overlaps the subnet 192.0.2.0/24 of port[1]",
+    );
+}
+
+#[test]
+fn route_target_errors_name_file_line_and_field() {
+    let base = with_tunnel_addresses();
+    fails_at(
+        &base.replace("via = \"169.254.100.2\"", "via = \"169.254.101.2\""),
+        "route[0].via",
+        "via = \"169.254.101.2\"",
+        "on no tunnel's subnet",
+    );
+    fails_at(
+        &base.replace("via = \"169.254.100.2\"", "via = \"169.254.100.1\""),
+        "route[0].via",
+        "via = \"169.254.100.1\"",
+        "an address of tunnel \"a\" itself",
+    );
+    fails_at(
+        &base.replace("via = \"169.254.100.2\"", "via = \"fd00:100::2\""),
+        "route[0].via",
+        "via = \"fd00:100::2\"",
+        "not of the same family",
+    );
+    fails_at(
+        &base.replace("tunnel = \"a\"", "tunnel = \"a\"\nport = \"inside\""),
+        "route[1].tunnel",
+        "tunnel = \"a\"",
+        "either port or tunnel",
+    );
+    fails_at(
+        &base.replace("tunnel = \"a\"", "tunnel = \"a\"\nvia = \"169.254.100.3\""),
+        "route[1].via",
+        "via = \"169.254.100.3\"",
+        "cannot be combined with tunnel",
+    );
+    fails_at(
+        &base.replace("tunnel = \"a\"", "tunnel = \"nope\""),
+        "route[1].tunnel",
+        "tunnel = \"nope\"",
+        "unknown tunnel \"nope\" (tunnels: a)",
+    );
+    // Neither port, tunnel nor via: the route's table header.
+    let text = base.replace("tunnel = \"a\"\n", "");
+    let e = Config::from_str_named(&text, "t.toml").unwrap_err();
+    let header = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "[[route]]")
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    assert_eq!((e.field(), e.line()), ("route[1]", Some(header)), "{e}");
+    assert!(e.message().contains("needs port, tunnel, or a via"), "{e}");
+    // A prefix goes into one tunnel only: a tunnel route, or another tunnel's subnet.
+    fails_at(
+        &base.replace("prefix = \"10.61.0.0/16\"", "prefix = \"10.20.0.0/16\""),
+        "route[1].prefix",
+        "prefix = \"10.20.0.0/16\"",
+        "already points into tunnel[0] \"a\"",
+    );
+    fails_at(
+        &base.replace("prefix = \"10.61.0.0/16\"", "prefix = \"169.254.100.0/29\""),
+        "tunnel[0].address[0]",
+        "169.254.100.1/29",
+        "also the prefix of route[1]",
+    );
+    // A route through a port may still share a tunnel route's prefix (the tunnel route wins).
+    let text = base.clone() + "[[route]]\nprefix = \"10.20.0.0/16\"\nport = \"inside\"\n";
+    Config::from_str_named(&text, "t.toml").unwrap();
+    // A tunnel whose remote lies in another tunnel's subnet would send its GRE packets into that tunnel.
+    let text = base.clone()
+        + "[[tunnel]]\nname = \"b\"\nlocal = \"192.0.2.1\"\nremote = \"169.254.100.4\"\n";
+    let e = Config::from_str_named(&text, "t.toml").unwrap_err();
+    assert_eq!(e.field(), "tunnel[1].remote", "{e}");
+}

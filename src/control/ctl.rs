@@ -31,6 +31,9 @@ pub struct TunnelSpec {
     pub sequence: bool,
     #[serde(default)]
     pub routes: Vec<String>,
+    /// The tunnel's own addresses (CIDRs), like the file's `address`.
+    #[serde(default)]
+    pub address: Vec<String>,
 }
 
 /// One request.
@@ -44,8 +47,8 @@ pub enum Request {
         name: String,
     },
     TunnelShow,
-    /// With `tunnel`: an inner prefix routed into that tunnel. Otherwise an underlay route out of `port`
-    /// (directly connected, or `via` a next hop).
+    /// With `tunnel`: an inner prefix routed into that tunnel. With `port`: an underlay route out of it
+    /// (directly connected, or `via` a next hop). With `via` alone: into the tunnel whose subnet holds `via`.
     RouteAdd {
         prefix: String,
         #[serde(default)]

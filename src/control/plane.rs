@@ -106,10 +106,71 @@ fn overlaps_any<V>(set: &BTreeMap<PrefixKey, V>, p: &IpNet) -> bool {
 /// A route change asked for at run time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteTarget {
-    /// An inner prefix into the named tunnel.
+    /// An inner prefix into the named tunnel (one of the tunnel's `routes`).
     Tunnel(String),
     /// An underlay `[[route]]`.
     Port { port: String, via: Option<IpAddr> },
+    /// A `[[route]]` via a peer on a tunnel's subnet: into that tunnel, resolved when it is installed.
+    Via(IpAddr),
+}
+
+/// Where an installed route came from, kept with every route (`greway ctl route show`).
+///
+/// Precedence on one prefix: a prefix holds one route of each table (one into a tunnel, one out of a port; the
+/// route into a tunnel wins in forwarding). A route added on a prefix that already has one is refused, and a
+/// kernel route is also refused on a prefix where a config route exists in either table, so that config
+/// routes always win over kernel routes; removing kernel routes ([`ControlPlane::del_route_of`]) never
+/// touches a config or ctl route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteOrigin {
+    /// The configuration file (the tunnel's `routes`, `[[route]]`).
+    Config,
+    /// `greway ctl route add` (or a tunnel added with `greway ctl tunnel add --route`).
+    Ctl,
+    /// Learned from the kernel's routing table.
+    Kernel,
+}
+
+impl RouteOrigin {
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteOrigin::Config => "config",
+            RouteOrigin::Ctl => "ctl",
+            RouteOrigin::Kernel => "kernel",
+        }
+    }
+}
+
+impl std::fmt::Display for RouteOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The two route tables of a prefix: into a tunnel (`encap4`/`encap6`) or out of a port (`routes4`/`routes6`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteTable {
+    Tunnel,
+    Port,
+}
+
+/// What put a prefix into a tunnel's route table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EncapKind {
+    /// The subnet of one of the tunnel's own addresses (changes only with the tunnel).
+    Connected,
+    /// One of the tunnel's `routes`.
+    TunnelRoute,
+    /// A `[[route]]` with `tunnel = NAME` or `via` a peer on the tunnel's subnet.
+    Route,
+}
+
+/// A prefix in a tunnel's route table: the tunnel's index and why it is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct EncapEntry {
+    tunnel: usize,
+    kind: EncapKind,
 }
 
 pub struct ControlPlane {
@@ -119,8 +180,10 @@ pub struct ControlPlane {
     routes: RouteTablesWriter,
     /// Where each underlay route lives in the route tables.
     slots: RouteSlots,
-    /// Every tunnel route -> its tunnel's index.
-    tunnel_prefixes: BTreeMap<PrefixKey, usize>,
+    /// Every prefix into a tunnel (tunnel subnets, tunnel routes, `[[route]]`s into tunnels) -> its tunnel.
+    tunnel_prefixes: BTreeMap<PrefixKey, EncapEntry>,
+    /// The origin of every installed route but connected subnets, by table and prefix.
+    origins: HashMap<(RouteTable, IpNet), RouteOrigin>,
     /// Every underlay prefix (connected subnets and `[[route]]`s).
     underlay: BTreeMap<PrefixKey, ()>,
     neighbors: FxMap<IpAddr, Neighbor>,
@@ -161,6 +224,7 @@ impl ControlPlane {
             routes,
             slots: RouteSlots::of(cfg),
             tunnel_prefixes: tunnel_prefixes(cfg),
+            origins: route_keys(cfg).map(|k| (k, RouteOrigin::Config)).collect(),
             underlay: underlay_prefixes(cfg),
             neighbors: static_neighbors(cfg),
             learned_at: HashMap::new(),
@@ -236,6 +300,11 @@ impl ControlPlane {
         self.routes.replace(routes);
         self.slots = RouteSlots::of(&cfg);
         self.tunnel_prefixes = tunnel_prefixes(&cfg);
+        // Routes that stay keep their origin; new ones come with a runtime change (a tunnel added by ctl).
+        let old = std::mem::take(&mut self.origins);
+        self.origins = route_keys(&cfg)
+            .map(|k| (k, old.get(&k).copied().unwrap_or(RouteOrigin::Ctl)))
+            .collect();
         self.underlay = underlay_prefixes(&cfg);
         self.states = states;
         self.ids = ids.into();
@@ -246,57 +315,113 @@ impl ControlPlane {
     }
 
     /// Adds a route at run time in place (no table is rebuilt): validated like the file, then applied to
-    /// the route tables. The caller publishes [`ControlPlane::tables`].
-    pub fn add_route(&mut self, p: IpNet, target: RouteTarget) -> Result<(), String> {
+    /// the route tables, and remembered with its `origin`. The caller publishes [`ControlPlane::tables`].
+    /// Routes learned from the kernel come through here too, with [`RouteOrigin::Kernel`]; see
+    /// [`RouteOrigin`] for which route wins on one prefix.
+    pub fn add_route(
+        &mut self,
+        p: IpNet,
+        target: RouteTarget,
+        origin: RouteOrigin,
+    ) -> Result<(), String> {
         let key = prefix_key(&p);
-        let mut changes = Vec::new();
+        let entry = self.tunnel_prefixes.get(&key).copied();
+        if origin == RouteOrigin::Kernel {
+            let config = [RouteTable::Tunnel, RouteTable::Port]
+                .iter()
+                .any(|&t| self.origins.get(&(t, p)) == Some(&RouteOrigin::Config));
+            if config || entry.is_some_and(|e| e.kind == EncapKind::Connected) {
+                return Err(format!(
+                    "{p} has a route from the configuration, which wins over kernel routes"
+                ));
+            }
+        }
         match target {
             RouteTarget::Tunnel(name) => {
                 let Some(ti) = self.cfg.tunnels.iter().position(|t| t.name == name) else {
                     return Err(format!("no tunnel named {name:?}"));
                 };
-                let owner = self.tunnel_prefixes.get(&key).copied();
-                crate::config::validate_tunnel_route_addition(&self.cfg, ti, &p, owner)
-                    .map_err(|e| e.to_string())?;
-                changes.push(RouteChange::Encap(p, Some(ti as u32)));
-                // Underlay routes around or inside it now overlap a tunnel route.
-                let current = self.routes.current().clone();
-                for u in overlapping(&self.underlay, &p) {
-                    for slot in self.slots.of_prefix(&u) {
-                        let r = current.routes[slot as usize];
-                        if !r.tunnel_overlap {
-                            changes.push(RouteChange::Slot(
-                                slot,
-                                Route {
-                                    tunnel_overlap: true,
-                                    ..r
-                                },
-                            ));
-                        }
-                    }
+                if let Some(e) = entry.filter(|e| e.kind == EncapKind::Route) {
+                    return Err(format!(
+                        "route {p} already goes into tunnel {:?} (a route via its subnet); a prefix can go \
+                         to one tunnel only",
+                        self.cfg.tunnels[e.tunnel].name
+                    ));
                 }
-                self.apply(&changes)?;
+                crate::config::validate_tunnel_route_addition(
+                    &self.cfg,
+                    ti,
+                    &p,
+                    entry.map(|e| e.tunnel),
+                )
+                .map_err(|e| e.to_string())?;
+                self.route_into_tunnel(p, ti)?;
                 self.cfg.tunnels[ti].routes.push(p);
-                self.tunnel_prefixes.insert(key, ti);
+                self.tunnel_prefixes.insert(
+                    key,
+                    EncapEntry {
+                        tunnel: ti,
+                        kind: EncapKind::TunnelRoute,
+                    },
+                );
+                self.origins.insert((RouteTable::Tunnel, p), origin);
             }
-            RouteTarget::Port { port, via } => {
+            RouteTarget::Via(via) => {
                 let rc = RouteCfg {
                     prefix: p,
-                    via,
-                    port,
+                    via: Some(via),
+                    port: None,
+                    tunnel: None,
                 };
-                let exists = self.slots.configured.contains_key(&p);
-                crate::config::validate_route_addition(&self.cfg, &rc, exists)
-                    .map_err(|e| e.to_string())?;
-                let port = self.cfg.port_index(&rc.port).expect("validated");
+                let exists = self.slots.configured.contains_key(&p)
+                    || entry.is_some_and(|e| e.kind == EncapKind::Route);
+                crate::config::validate_route_addition(
+                    &self.cfg,
+                    &rc,
+                    exists,
+                    entry.map(|e| e.tunnel),
+                )
+                .map_err(|e| e.to_string())?;
+                let ti = self
+                    .cfg
+                    .route_tunnel(&rc)
+                    .expect("validated: via a tunnel's peer");
+                self.route_into_tunnel(p, ti)?;
+                self.cfg.routes.push(rc);
+                self.tunnel_prefixes.insert(
+                    key,
+                    EncapEntry {
+                        tunnel: ti,
+                        kind: EncapKind::Route,
+                    },
+                );
+                self.origins.insert((RouteTable::Tunnel, p), origin);
+            }
+            RouteTarget::Port { port, via } => {
+                let rc = RouteCfg::through_port(p, port, via);
+                let exists = self.slots.configured.contains_key(&p)
+                    || entry.is_some_and(|e| e.kind == EncapKind::Route);
+                crate::config::validate_route_addition(
+                    &self.cfg,
+                    &rc,
+                    exists,
+                    entry.map(|e| e.tunnel),
+                )
+                .map_err(|e| e.to_string())?;
+                let port = self
+                    .cfg
+                    .port_index(rc.port.as_deref().unwrap_or_default())
+                    .expect("validated");
                 let slot = self.slots.alloc();
                 let route = Route {
                     port,
                     via,
                     tunnel_overlap: overlaps_any(&self.tunnel_prefixes, &p),
                 };
-                changes.push(RouteChange::Slot(slot, route));
-                changes.push(RouteChange::Route(p, Some(slot)));
+                let changes = [
+                    RouteChange::Slot(slot, route),
+                    RouteChange::Route(p, Some(slot)),
+                ];
                 if let Err(e) = self.apply(&changes) {
                     self.slots.free.push(slot);
                     return Err(e);
@@ -304,27 +429,83 @@ impl ControlPlane {
                 self.cfg.routes.push(rc);
                 self.slots.configured.insert(p, slot);
                 self.underlay.insert(key, ());
+                self.origins.insert((RouteTable::Port, p), origin);
             }
         }
         Ok(())
     }
 
-    /// Removes every route for `p` (a tunnel route and an underlay route) at run time, in place.
+    /// Puts `p` into tunnel `ti`'s route table in place, and flags the underlay routes around or inside it as
+    /// overlapping a tunnel route.
+    fn route_into_tunnel(&mut self, p: IpNet, ti: usize) -> Result<(), String> {
+        let mut changes = vec![RouteChange::Encap(p, Some(ti as u32))];
+        let current = self.routes.current().clone();
+        for u in overlapping(&self.underlay, &p) {
+            for slot in self.slots.of_prefix(&u) {
+                let r = current.routes[slot as usize];
+                if !r.tunnel_overlap {
+                    changes.push(RouteChange::Slot(
+                        slot,
+                        Route {
+                            tunnel_overlap: true,
+                            ..r
+                        },
+                    ));
+                }
+            }
+        }
+        self.apply(&changes)
+    }
+
+    /// The origin of the route for `p` in `table`, if there is one (connected subnets have none).
+    pub fn route_origin(&self, table: RouteTable, p: &IpNet) -> Option<RouteOrigin> {
+        self.origins.get(&(table, *p)).copied()
+    }
+
+    /// Removes every route for `p` (a route into a tunnel and a route out of a port), whatever its origin, at
+    /// run time, in place. A tunnel's connected subnet goes only with the tunnel.
     pub fn del_route(&mut self, p: IpNet) -> Result<(), String> {
+        self.del_route_where(p, None)
+    }
+
+    /// Removes the routes for `p` that came from `origin` (a kernel route withdrawn leaves a config or ctl
+    /// route on the same prefix alone).
+    pub fn del_route_of(&mut self, p: IpNet, origin: RouteOrigin) -> Result<(), String> {
+        self.del_route_where(p, Some(origin))
+    }
+
+    fn del_route_where(&mut self, p: IpNet, origin: Option<RouteOrigin>) -> Result<(), String> {
         let key = prefix_key(&p);
-        let tunnel = self.tunnel_prefixes.get(&key).copied();
-        let configured = self.slots.configured.get(&p).copied();
+        let from = |t: RouteTable| origin.is_none() || self.route_origin(t, &p) == origin;
+        let entry = self.tunnel_prefixes.get(&key).copied();
+        let tunnel = entry.filter(|e| e.kind != EncapKind::Connected && from(RouteTable::Tunnel));
+        let configured = self
+            .slots
+            .configured
+            .get(&p)
+            .copied()
+            .filter(|_| from(RouteTable::Port));
         // Stored prefixes have no host bits (validated), and a prefix is matched exactly.
         if p.trunc() != p || (tunnel.is_none() && configured.is_none()) {
-            return Err(format!("no route {p}"));
+            if let Some(e) = entry.filter(|e| e.kind == EncapKind::Connected && p.trunc() == p) {
+                return Err(format!(
+                    "{p} is the connected subnet of tunnel {:?}: it goes with the tunnel's address",
+                    self.cfg.tunnels[e.tunnel].name
+                ));
+            }
+            return Err(match origin {
+                Some(o) => format!("no {o} route {p}"),
+                None => format!("no route {p}"),
+            });
         }
         if configured.is_some() {
             crate::config::validate_route_removal(&self.cfg, &p).map_err(|e| e.to_string())?;
         }
         let mut changes = Vec::new();
-        if let Some(ti) = tunnel {
+        if let Some(EncapEntry { tunnel: ti, kind }) = tunnel {
             changes.push(RouteChange::Encap(p, None));
             self.tunnel_prefixes.remove(&key);
+            self.origins.remove(&(RouteTable::Tunnel, p));
             let current = self.routes.current().clone();
             for u in overlapping(&self.underlay, &p) {
                 let still = overlaps_any(&self.tunnel_prefixes, &u);
@@ -341,9 +522,18 @@ impl ControlPlane {
                     }
                 }
             }
-            let routes = &mut self.cfg.tunnels[ti].routes;
-            if let Some(i) = routes.iter().position(|r| *r == p) {
-                routes.remove(i);
+            if kind == EncapKind::TunnelRoute {
+                let routes = &mut self.cfg.tunnels[ti].routes;
+                if let Some(i) = routes.iter().position(|r| *r == p) {
+                    routes.remove(i);
+                }
+            } else if let Some(i) = self
+                .cfg
+                .routes
+                .iter()
+                .position(|r| r.prefix == p && r.port.is_none())
+            {
+                self.cfg.routes.remove(i);
             }
         }
         if let Some(slot) = configured {
@@ -355,7 +545,13 @@ impl ControlPlane {
             }
             self.slots.configured.remove(&p);
             self.slots.free.push(slot);
-            if let Some(i) = self.cfg.routes.iter().position(|r| r.prefix == p) {
+            self.origins.remove(&(RouteTable::Port, p));
+            if let Some(i) = self
+                .cfg
+                .routes
+                .iter()
+                .position(|r| r.prefix == p && r.port.is_some())
+            {
                 self.cfg.routes.remove(i);
             }
         }
@@ -533,11 +729,23 @@ impl ControlPlane {
     }
 }
 
-fn tunnel_prefixes(cfg: &Config) -> BTreeMap<PrefixKey, usize> {
+fn tunnel_prefixes(cfg: &Config) -> BTreeMap<PrefixKey, EncapEntry> {
     let mut m = BTreeMap::new();
+    let mut put = |p: &IpNet, tunnel: usize, kind: EncapKind| {
+        m.entry(prefix_key(&p.trunc()))
+            .or_insert(EncapEntry { tunnel, kind });
+    };
     for (i, t) in cfg.tunnels.iter().enumerate() {
+        for n in t.subnets() {
+            put(&n, i, EncapKind::Connected);
+        }
         for r in &t.routes {
-            m.entry(prefix_key(&r.trunc())).or_insert(i);
+            put(r, i, EncapKind::TunnelRoute);
+        }
+    }
+    for r in &cfg.routes {
+        if let Some(i) = cfg.route_tunnel(r) {
+            put(&r.prefix, i, EncapKind::Route);
         }
     }
     m
@@ -545,10 +753,28 @@ fn tunnel_prefixes(cfg: &Config) -> BTreeMap<PrefixKey, usize> {
 
 fn underlay_prefixes(cfg: &Config) -> BTreeMap<PrefixKey, ()> {
     let connected = cfg.ports.iter().flat_map(|p| p.addresses.iter());
+    let routes = cfg.routes.iter().filter(|r| r.port.is_some());
     connected
-        .chain(cfg.routes.iter().map(|r| &r.prefix))
+        .chain(routes.map(|r| &r.prefix))
         .map(|p| (prefix_key(&p.trunc()), ()))
         .collect()
+}
+
+/// The (table, prefix) of every route of `cfg` but the connected subnets.
+fn route_keys(cfg: &Config) -> impl Iterator<Item = (RouteTable, IpNet)> + '_ {
+    let tunnel_routes = cfg
+        .tunnels
+        .iter()
+        .flat_map(|t| t.routes.iter().map(|r| (RouteTable::Tunnel, r.trunc())));
+    let routes = cfg.routes.iter().map(|r| {
+        let table = if r.port.is_some() {
+            RouteTable::Port
+        } else {
+            RouteTable::Tunnel
+        };
+        (table, r.prefix.trunc())
+    });
+    tunnel_routes.chain(routes)
 }
 
 /// A broadcast ARP request (RFC 826) for `target` from `mac`/`ip`.
@@ -614,7 +840,14 @@ mod tests {
         "2001:db8:eeee::/48",
         "2001:db8::/32",
         "10.20.5.1/24",
+        "169.254.100.0/29",
+        "169.254.100.0/24",
     ];
+
+    /// The test kit's configuration with an address on t1: 169.254.100.1/29, its peer 169.254.100.2.
+    fn addressed() -> Config {
+        crate::datapath::testkit::config_with("address = \"169.254.100.1/29\"")
+    }
 
     /// The change as the old path made it: on a copy of the config, validated as a whole.
     fn old_path(cfg: &Config, op: &(u8, IpNet)) -> Result<Config, ()> {
@@ -630,10 +863,12 @@ mod tests {
                     .routes
                     .push(p);
             }
-            2 => c.routes.push(RouteCfg {
+            2 => c.routes.push(RouteCfg::through_port(p, "inside", None)),
+            5 => c.routes.push(RouteCfg {
                 prefix: p,
-                via: None,
-                port: "inside".into(),
+                via: Some("169.254.100.2".parse().unwrap()),
+                port: None,
+                tunnel: None,
             }),
             _ => {
                 let mut found = false;
@@ -681,14 +916,14 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
-        /// Route changes applied in place accept and refuse exactly what the old path (a whole copy of the
-        /// config, validated) did, keep the same configuration, and leave route tables that answer like
+        /// Route changes applied in place (into tunnels by name or via a peer on a tunnel's subnet, out of a
+        /// port, removals) accept and refuse exactly what the old path (a whole copy of the config, validated) did, keep the same configuration, and leave route tables that answer like
         /// tables built afresh from it: tunnel index, egress port, next hop and the tunnel-overlap flag.
         #[test]
         fn route_changes_in_place_equal_a_rebuild(
-            ops in prop::collection::vec((0u8..5, 0..POOL.len()), 1..40),
+            ops in prop::collection::vec((0u8..6, 0..POOL.len()), 1..40),
         ) {
-            let cfg = crate::datapath::testkit::config_with("");
+            let cfg = addressed();
             let now = Instant::now();
             let mut cp = ControlPlane::new(&cfg, &[[0; 6]; 2], now, 0).unwrap();
             let mut expect = cfg.clone();
@@ -696,9 +931,14 @@ mod tests {
                 let p: IpNet = POOL[i].parse().unwrap();
                 let old = old_path(&expect, &(kind, p));
                 let new = match kind {
-                    0 => cp.add_route(p, RouteTarget::Tunnel("t1".into())),
-                    1 => cp.add_route(p, RouteTarget::Tunnel("t6".into())),
-                    2 => cp.add_route(p, RouteTarget::Port { port: "inside".into(), via: None }),
+                    0 => cp.add_route(p, RouteTarget::Tunnel("t1".into()), RouteOrigin::Ctl),
+                    1 => cp.add_route(p, RouteTarget::Tunnel("t6".into()), RouteOrigin::Ctl),
+                    2 => cp.add_route(
+                        p,
+                        RouteTarget::Port { port: "inside".into(), via: None },
+                        RouteOrigin::Ctl,
+                    ),
+                    5 => cp.add_route(p, RouteTarget::Via("169.254.100.2".parse().unwrap()), RouteOrigin::Ctl),
                     _ => cp.del_route(p),
                 };
                 prop_assert_eq!(old.is_ok(), new.is_ok(), "{} {}: {:?}", kind, p, new);
@@ -732,6 +972,144 @@ mod tests {
             // The published generation resolves tunnels through the changed routes.
             let t = cp.tables();
             prop_assert_eq!(t.tunnels.len(), 2);
+        }
+    }
+
+    /// Every installed route keeps its origin; routes via a tunnel's peer resolve to that tunnel; a tunnel's
+    /// connected subnet is no route to add or remove; a kernel route never displaces a config route, and
+    /// removing kernel routes leaves the others alone.
+    #[test]
+    fn route_origins_and_routes_via_tunnel_peers() {
+        let cfg = crate::datapath::testkit::config_with(
+            "address = [\"169.254.100.1/29\", \"fd00:100::1/125\"]\n\
+             [[route]]\nprefix = \"10.70.0.0/16\"\nvia = \"169.254.100.2\"\n\
+             [[route]]\nprefix = \"2001:db8:70::/48\"\ntunnel = \"t1\"",
+        );
+        let mut cp = ControlPlane::new(&cfg, &[[0; 6]; 2], Instant::now(), 0).unwrap();
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let encap = |cp: &ControlPlane, a: &str| match a.parse::<IpAddr>().unwrap() {
+            IpAddr::V4(a) => cp.route_tables().encap4.lookup_addr(a),
+            IpAddr::V6(a) => cp.route_tables().encap6.lookup_addr(a),
+        };
+        let (t, port) = (RouteTable::Tunnel, RouteTable::Port);
+        assert_eq!(
+            cp.route_origin(t, &net("10.70.0.0/16")),
+            Some(RouteOrigin::Config)
+        );
+        assert_eq!(
+            cp.route_origin(t, &net("10.20.0.0/16")),
+            Some(RouteOrigin::Config)
+        );
+        assert_eq!(
+            cp.route_origin(port, &net("0.0.0.0/0")),
+            Some(RouteOrigin::Config)
+        );
+        assert_eq!(
+            cp.route_origin(t, &net("169.254.100.0/29")),
+            None,
+            "connected"
+        );
+        for a in [
+            "10.70.1.1",
+            "2001:db8:70::1",
+            "169.254.100.6",
+            "fd00:100::3",
+        ] {
+            assert_eq!(encap(&cp, a), Some(0), "{a} into t1");
+        }
+        assert_eq!(encap(&cp, "169.254.100.8"), None);
+
+        let peer = RouteTarget::Via("169.254.100.2".parse().unwrap());
+        cp.add_route(net("10.71.0.0/16"), peer.clone(), RouteOrigin::Ctl)
+            .unwrap();
+        assert_eq!(encap(&cp, "10.71.2.3"), Some(0));
+        assert_eq!(
+            cp.route_origin(t, &net("10.71.0.0/16")),
+            Some(RouteOrigin::Ctl)
+        );
+        let e = cp
+            .add_route(
+                net("10.72.0.0/16"),
+                RouteTarget::Via("169.254.101.2".parse().unwrap()),
+                RouteOrigin::Ctl,
+            )
+            .unwrap_err();
+        assert!(
+            e.contains("route[5].via") && e.contains("on no tunnel's subnet"),
+            "{e}"
+        );
+        let e = cp
+            .add_route(
+                net("10.71.0.0/16"),
+                RouteTarget::Tunnel("t6".into()),
+                RouteOrigin::Ctl,
+            )
+            .unwrap_err();
+        assert!(e.contains("already goes into tunnel \"t1\""), "{e}");
+        for target in [
+            RouteTarget::Tunnel("t6".into()),
+            RouteTarget::Port {
+                port: "inside".into(),
+                via: None,
+            },
+            peer.clone(),
+        ] {
+            let e = cp
+                .add_route(net("169.254.100.0/29"), target, RouteOrigin::Ctl)
+                .unwrap_err();
+            assert!(e.contains("connected subnet of tunnel[0] \"t1\""), "{e}");
+        }
+        let e = cp.del_route(net("169.254.100.0/29")).unwrap_err();
+        assert!(e.contains("connected subnet of tunnel \"t1\""), "{e}");
+
+        // Kernel routes: never over a config route, and withdrawn without touching others.
+        let e = cp
+            .add_route(
+                net("10.70.0.0/16"),
+                RouteTarget::Port {
+                    port: "inside".into(),
+                    via: None,
+                },
+                RouteOrigin::Kernel,
+            )
+            .unwrap_err();
+        assert!(e.contains("wins over kernel routes"), "{e}");
+        cp.add_route(net("10.73.0.0/16"), peer, RouteOrigin::Kernel)
+            .unwrap();
+        assert_eq!(
+            cp.route_origin(t, &net("10.73.0.0/16")),
+            Some(RouteOrigin::Kernel)
+        );
+        let e = cp
+            .del_route_of(net("10.70.0.0/16"), RouteOrigin::Kernel)
+            .unwrap_err();
+        assert!(e.contains("no kernel route 10.70.0.0/16"), "{e}");
+        assert_eq!(encap(&cp, "10.70.0.1"), Some(0), "the config route stays");
+        cp.del_route_of(net("10.73.0.0/16"), RouteOrigin::Kernel)
+            .unwrap();
+        assert_eq!(encap(&cp, "10.73.0.1"), None);
+        assert_eq!(cp.route_origin(t, &net("10.73.0.0/16")), None);
+
+        // ctl removes any route; what is left equals a fresh build of the configuration it leaves.
+        cp.del_route(net("10.70.0.0/16")).unwrap();
+        assert_eq!(encap(&cp, "10.70.0.1"), None);
+        assert!(cp
+            .config()
+            .routes
+            .iter()
+            .all(|r| r.prefix != net("10.70.0.0/16")));
+        let fresh = build_routes(cp.config()).unwrap();
+        for a in [
+            "10.70.0.1",
+            "10.71.0.1",
+            "10.73.0.1",
+            "169.254.100.3",
+            "10.20.0.1",
+        ] {
+            let IpAddr::V4(x) = a.parse().unwrap() else {
+                unreachable!()
+            };
+            assert_eq!(encap(&cp, a), fresh.encap4.lookup_addr(x), "{a}");
         }
     }
 }

@@ -17,12 +17,23 @@ use std::sync::Arc;
 pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
     let mut e4 = Vec::new();
     let mut e6 = Vec::new();
+    let mut into_tunnel = |p: IpNet, i: usize| match p {
+        IpNet::V4(n) => e4.push((n, i as u32)),
+        IpNet::V6(n) => e6.push((n, i as u32)),
+    };
     for (i, t) in cfg.tunnels.iter().enumerate() {
+        // The tunnel's connected subnets, like a port's: what lies beyond them is reached through the tunnel.
+        for n in t.subnets() {
+            into_tunnel(n, i);
+        }
         for r in &t.routes {
-            match r {
-                IpNet::V4(n) => e4.push((*n, i as u32)),
-                IpNet::V6(n) => e6.push((*n, i as u32)),
-            }
+            into_tunnel(*r, i);
+        }
+    }
+    // `[[route]]`s into a tunnel (`tunnel = NAME`, or `via` a peer on a tunnel's subnet), resolved now.
+    for r in &cfg.routes {
+        if let Some(i) = cfg.route_tunnel(r) {
+            into_tunnel(r.prefix.trunc(), i);
         }
     }
     let mut routes = Vec::new();
@@ -43,14 +54,11 @@ pub fn build_routes(cfg: &Config) -> Result<RouteTables, TableError> {
             }
         }
     }
-    for r in &cfg.routes {
+    for r in cfg.routes.iter().filter(|r| r.port.is_some()) {
+        let name = r.port.as_deref().unwrap_or_default();
         let port = cfg
-            .ports
-            .iter()
-            .position(|p| p.name == r.port)
-            .ok_or_else(|| {
-                TableError::Other(format!("route {}: unknown port {}", r.prefix, r.port))
-            })?;
+            .port_index(name)
+            .ok_or_else(|| TableError::Other(format!("route {}: unknown port {name}", r.prefix)))?;
         let idx = routes.len() as u32;
         routes.push(Route {
             port,
@@ -115,7 +123,7 @@ impl RouteSlots {
                 s.next += 1;
             }
         }
-        for r in &cfg.routes {
+        for r in cfg.routes.iter().filter(|r| r.port.is_some()) {
             s.configured.insert(r.prefix.trunc(), s.next);
             s.next += 1;
         }
@@ -239,15 +247,23 @@ pub fn build_tables(
     let mut tunnel_locals: Vec<IpAddr> = tunnels.iter().map(|t| t.local).collect();
     tunnel_locals.sort_unstable();
     tunnel_locals.dedup();
-    let tunnel_locals4 = AddrSet4::new(tunnel_locals.iter().filter_map(|a| match a {
-        IpAddr::V4(a) => Some(u32::from(*a)),
-        IpAddr::V6(_) => None,
-    }));
     let mut local4 = Vec::new();
     let mut local6 = Vec::new();
     for p in &ports {
         local4.extend(p.v4.iter().map(|a| a.0));
         local6.extend(p.v6.iter().map(|a| a.0));
+    }
+    // The tunnels' own addresses are ours too (after the ports': ICMP errors take the first port address).
+    let tunnel_addrs: Vec<IpAddr> = cfg
+        .tunnels
+        .iter()
+        .flat_map(|t| t.address.iter().map(|a| a.addr()))
+        .collect();
+    for a in &tunnel_addrs {
+        match a {
+            IpAddr::V4(a) => local4.push(*a),
+            IpAddr::V6(a) => local6.push(*a),
+        }
     }
     let local4_set = AddrSet4::new(local4.iter().map(|&a| u32::from(a)));
     let local4_tunneled = local4
@@ -275,7 +291,7 @@ pub fn build_tables(
         local4_tunneled,
         local6_tunneled,
         tunnel_locals,
-        tunnel_locals4,
+        tunnel_addrs,
         local4_set,
         generation,
         tunnel_ids: ids.clone(),

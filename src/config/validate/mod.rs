@@ -19,7 +19,7 @@ use neighbors::check_neighbors;
 use ports::check_ports;
 pub(super) use ports::check_roles_for_tunnels;
 pub(crate) use ports::unknown_port;
-use routes::check_routes;
+use routes::{check_routes, check_routes_into_tunnels};
 pub use runtime::{
     validate_route_addition, validate_route_removal, validate_tunnel_route_addition,
 };
@@ -40,6 +40,13 @@ pub(super) fn validate(cfg: &Config) -> Check {
             routes.entry(*p).or_insert(i);
         }
     }
+    // Routes into tunnels, against the tunnels' routes and subnets (checked above, so subnets are unique).
+    for (i, t) in cfg.tunnels.iter().enumerate() {
+        for n in t.subnets() {
+            routes.entry(n).or_insert(i);
+        }
+    }
+    check_routes_into_tunnels(cfg, &routes)?;
     if let Some(c) = &cfg.control {
         if c.socket.as_os_str().is_empty() {
             return Err(issue("control.socket", "socket path must not be empty"));

@@ -68,12 +68,7 @@ pub(super) fn check_ports(cfg: &Config) -> Check {
         }
         for (k, a) in p.addresses.iter().enumerate() {
             let ip = a.addr();
-            if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
-                return Err(issue(
-                    format!("{at}.address[{k}]"),
-                    format!("{a} is not a usable unicast interface address"),
-                ));
-            }
+            check_unicast_address(&format!("{at}.address[{k}]"), a)?;
             if let Some(other) = addrs.insert(ip, format!("{at}.address[{k}]")) {
                 return Err(issue(
                     format!("{at}.address[{k}]"),
@@ -111,6 +106,18 @@ pub(super) fn check_ports(cfg: &Config) -> Check {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// An interface address (a port's or a tunnel's) must be a usable unicast address.
+pub(super) fn check_unicast_address(at: &str, a: &IpNet) -> Check {
+    let ip = a.addr();
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+        return Err(issue(
+            at.to_string(),
+            format!("{a} is not a usable unicast interface address"),
+        ));
     }
     Ok(())
 }

@@ -2,16 +2,18 @@
 //! indexes (which prefixes exist, which tunnel routes a prefix) and passes what they say.
 use ipnet::IpNet;
 
-use super::routes::{check_route, host_bits_msg};
+use super::routes::{check_route, check_route_into_tunnel, host_bits_msg};
 use super::tunnels::{check_tunnel_mtu, no_route_to_remote, remote_reachable};
 use crate::config::{issue, Check, Config, ConfigError, RouteCfg};
 
 /// Checks a `[[route]]` about to be added at run time: `exists` says whether `cfg.routes` already has its
-/// prefix. The error's field is `route[N].…` with N the index the route would get.
+/// prefix; `tunnel_owner` is the tunnel that has the prefix as a tunnel route or as its connected subnet, if
+/// any (the control plane's index). The error's field is `route[N].…` with N the index the route would get.
 pub fn validate_route_addition(
     cfg: &Config,
     r: &RouteCfg,
     exists: bool,
+    tunnel_owner: Option<usize>,
 ) -> Result<(), ConfigError> {
     let i = cfg.routes.len();
     let at = format!("route[{i}]");
@@ -30,7 +32,22 @@ pub fn validate_route_addition(
                 format!("duplicate route {} (also route[{j}])", r.prefix),
             ));
         }
-        check_route(cfg, &at, r)
+        check_route(cfg, &at, r)?;
+        match cfg.route_tunnel(r) {
+            Some(ti) => check_route_into_tunnel(cfg, &at, r, ti, tunnel_owner),
+            None => match tunnel_owner {
+                // A route out of a port may share its prefix with a tunnel route (which wins), not with a
+                // tunnel's connected subnet.
+                Some(j) if cfg.tunnels[j].subnets().any(|n| n == r.prefix) => Err(issue(
+                    format!("{at}.prefix"),
+                    format!(
+                        "{} is the connected subnet of tunnel[{j}] {:?}",
+                        r.prefix, cfg.tunnels[j].name
+                    ),
+                )),
+                _ => Ok(()),
+            },
+        }
     };
     check().map_err(|iss| ConfigError::new("<runtime>", None, iss.path, iss.msg))
 }
@@ -53,6 +70,15 @@ pub fn validate_tunnel_route_addition(
             return Err(issue(format!("{at}[{k}]"), host_bits_msg(p)));
         }
         match owner {
+            Some(o) if cfg.tunnels[o].subnets().any(|n| n == *p) => {
+                return Err(issue(
+                    format!("{at}[{k}]"),
+                    format!(
+                        "{p} is the connected subnet of tunnel[{o}] {:?}",
+                        cfg.tunnels[o].name
+                    ),
+                ));
+            }
             Some(o) if o == ti => {
                 let j = position(o).unwrap_or(k);
                 return Err(issue(

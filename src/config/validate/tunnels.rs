@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::ports::valid_name;
+use super::ports::{check_unicast_address, valid_name};
 use super::routes::check_prefix_list;
 use crate::config::{issue, Check, Config, PortRole, Ttl, TunnelCfg};
 
@@ -168,6 +168,8 @@ pub(crate) fn check_tunnel(
         }
     }
 
+    check_tunnel_addresses(cfg, &at, t, earlier, earlier_routes)?;
+
     // Prefixes.
     check_prefix_list(&format!("{at}.routes"), &t.routes)?;
     if let Some(src) = &t.allowed_sources {
@@ -197,6 +199,164 @@ pub(crate) fn check_tunnel(
     check_tunnel_mtu(cfg, idx, t, t.min_mtu())
 }
 
+/// Two prefixes overlap when one contains the other.
+fn overlap(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The tunnel interface's own addresses (`address`): usable, unique across ports and tunnels, and each subnet
+/// apart from the ports' and the earlier tunnels' subnets, from every prefix routed into a tunnel or out of a
+/// port, and from the tunnels' remotes. The routes of `t` are checked against the earlier tunnels' subnets too
+/// (the subnets of the later ones are checked against `t`'s routes when their turn comes).
+fn check_tunnel_addresses(
+    cfg: &Config,
+    at: &str,
+    t: &TunnelCfg,
+    earlier: &[TunnelCfg],
+    earlier_routes: &HashMap<IpNet, usize>,
+) -> Check {
+    // Subnets of the earlier tunnels (also host addresses: nothing may overlap those either).
+    let earlier_nets: Vec<(usize, usize, IpNet)> = earlier
+        .iter()
+        .enumerate()
+        .flat_map(|(j, o)| o.address.iter().enumerate().map(move |(k, a)| (j, k, *a)))
+        .collect();
+    for (k, a) in t.address.iter().enumerate() {
+        let here = format!("{at}.address[{k}]");
+        check_unicast_address(&here, a)?;
+        let ip = a.addr();
+        let net = a.trunc();
+        if a.prefix_len() == 0 {
+            return Err(issue(
+                here,
+                format!(
+                    "{a}: a tunnel subnet cannot be the whole address space; for a default route into the \
+                     tunnel use a [[route]] with tunnel = {:?}",
+                    t.name
+                ),
+            ));
+        }
+        let below = if ip.is_ipv4() { 31 } else { 127 };
+        if a.prefix_len() < below && ip == net.addr() {
+            return Err(issue(
+                here,
+                format!("{ip} is the network address of {net}, not a host address"),
+            ));
+        }
+        if ip.is_ipv4() && a.prefix_len() < below && ip == a.broadcast() {
+            return Err(issue(
+                here,
+                format!("{ip} is the broadcast address of {net}, not a host address"),
+            ));
+        }
+        for (pi, p) in cfg.ports.iter().enumerate() {
+            for (pk, pa) in p.addresses.iter().enumerate() {
+                if pa.addr() == ip {
+                    return Err(issue(
+                        here,
+                        format!("address {ip} is already used by port[{pi}].address[{pk}]"),
+                    ));
+                }
+                if overlap(&pa.trunc(), &net) {
+                    return Err(issue(
+                        here,
+                        format!(
+                            "subnet {net} overlaps the subnet {} of port[{pi}] {:?}",
+                            pa.trunc(),
+                            p.name
+                        ),
+                    ));
+                }
+            }
+        }
+        let own = t.address[..k].iter().map(|o| (None, *o));
+        let others = earlier_nets.iter().map(|&(j, _, o)| (Some(j), o));
+        for (j, o) in own.chain(others) {
+            let whose = match j {
+                Some(j) => format!("tunnel[{j}] {:?}", earlier[j].name),
+                None => "another address of this tunnel".to_string(),
+            };
+            if o.addr() == ip {
+                return Err(issue(
+                    here,
+                    format!("address {ip} is already used by {whose}"),
+                ));
+            }
+            if overlap(&o.trunc(), &net) {
+                return Err(issue(
+                    here,
+                    format!("subnet {net} overlaps the subnet {} of {whose}", o.trunc()),
+                ));
+            }
+        }
+        if t.routes.contains(&net) {
+            return Err(issue(
+                here,
+                format!("subnet {net} is also in this tunnel's routes: it is connected already"),
+            ));
+        }
+        if let Some(&j) = earlier_routes.get(&net) {
+            return Err(issue(
+                here,
+                format!(
+                    "subnet {net} is a route into tunnel[{j}] {:?}; a prefix can go to one tunnel only",
+                    earlier[j].name
+                ),
+            ));
+        }
+        if let Some(ri) = cfg.routes.iter().position(|r| r.prefix == net) {
+            return Err(issue(
+                here,
+                format!("subnet {net} is also the prefix of route[{ri}]"),
+            ));
+        }
+        if let Some(o) = earlier
+            .iter()
+            .chain(std::iter::once(t))
+            .find(|o| net.contains(&o.remote))
+        {
+            return Err(issue(
+                here,
+                format!(
+                    "subnet {net} holds the remote {} of tunnel {:?}: its GRE packets would be routed into a tunnel",
+                    o.remote, o.name
+                ),
+            ));
+        }
+    }
+    if !earlier_nets.is_empty() {
+        let nets: HashMap<IpNet, usize> = earlier_nets
+            .iter()
+            .map(|&(j, _, n)| (n.trunc(), j))
+            .collect();
+        for (k, p) in t.routes.iter().enumerate() {
+            if let Some(&j) = nets.get(p) {
+                return Err(issue(
+                    format!("{at}.routes[{k}]"),
+                    format!(
+                        "{p} is the connected subnet of tunnel[{j}] {:?}",
+                        earlier[j].name
+                    ),
+                ));
+            }
+        }
+        if let Some((j, o)) = earlier_nets.iter().find_map(|&(j, _, n)| {
+            (n.prefix_len() < n.max_prefix_len() && n.contains(&t.remote)).then_some((j, n))
+        }) {
+            return Err(issue(
+                format!("{at}.remote"),
+                format!(
+                    "remote {} lies in the subnet {} of tunnel[{j}] {:?}: its GRE packets would be routed into a tunnel",
+                    t.remote,
+                    o.trunc(),
+                    earlier[j].name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether tunnel `t`'s remote is on an outside port's subnet or covered by a `[[route]]` (other
 /// than `skip`) through an outside port.
 pub(super) fn remote_reachable(cfg: &Config, t: &TunnelCfg, skip: Option<&IpNet>) -> bool {
@@ -205,8 +365,9 @@ pub(super) fn remote_reachable(cfg: &Config, t: &TunnelCfg, skip: Option<&IpNet>
         || cfg.routes.iter().any(|r| {
             Some(&r.prefix) != skip
                 && r.prefix.contains(&t.remote)
-                && cfg
-                    .port_by_name(&r.port)
+                && r.port
+                    .as_deref()
+                    .and_then(|name| cfg.port_by_name(name))
                     .is_some_and(|p| p.role() == PortRole::Outside)
         })
 }

@@ -28,6 +28,9 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
         [10, 0, 0, 1],
         [192, 0, 2, 1],
         [224, 0, 0, 5],
+        // A tunnel's own address and its peer (with the `address` extra below).
+        [169, 254, 100, 1],
+        [169, 254, 100, 2],
     ] {
         v.push((INSIDE, inside_v4(dst, 64, 0x03, true, 18), 0));
         v.push((INSIDE, inside_v4(dst, 2, 0xb8, false, 1400), 0));
@@ -42,6 +45,8 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
         "ff02::1",
         "ff0e::5",
         "fe80::7",
+        "fd00:100::1",
+        "fd00:100::2",
     ] {
         for (hop, tc, n) in [(64u8, 0x03u8, 18usize), (2, 0xb9, 1400), (9, 0, 1500)] {
             let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
@@ -57,7 +62,14 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
         }
     }
     for key in [None, Some(1001), Some(7)] {
-        for dst in [[10, 0, 0, 2], [10, 0, 0, 9], [10, 20, 0, 9], [192, 0, 2, 1]] {
+        for dst in [
+            [10, 0, 0, 2],
+            [10, 0, 0, 9],
+            [10, 20, 0, 9],
+            [192, 0, 2, 1],
+            [10, 0, 0, 1],
+            [169, 254, 100, 1],
+        ] {
             for (proto, ttl) in [(17u8, 60u8), (47, 60), (17, 1)] {
                 let mut inner = inner_from_remote(dst, ttl, 0x02);
                 inner[9] = proto;
@@ -132,7 +144,7 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
 
 const ETH_LEN: usize = 14;
 
-const FAST_PATH_EXTRAS: [&str; 8] = [
+const FAST_PATH_EXTRAS: [&str; 9] = [
     "",
     // A second tunnel that routes the multicast and reserved ranges (which are never routed).
     "key = 1001\n[[tunnel]]\nname = \"mc\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"224.0.0.0/3\", \"ff00::/8\", \"fe80::/10\"]",
@@ -143,6 +155,8 @@ const FAST_PATH_EXTRAS: [&str; 8] = [
     "key = 1001\ntos = 0x20\nmtu = 1300",
     // A second tunnel whose routes cover our own addresses (inside 10.0.0.1, outside 192.0.2.1, and
     // 2001:db8:1::1): packets to them are ours, not the tunnel's, on the fast path as in the general rules.
+    // Addresses on t1: packets to them are ours (answered or local_unhandled), its subnet is routed into it.
+    "key = 1001\naddress = [\"169.254.100.1/29\", \"fd00:100::1/125\"]",
     "key = 1001\n[[tunnel]]\nname = \"own\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"10.0.0.0/30\", \"192.0.2.0/31\", \"2001:db8:1::/126\"]",
 ];
 

@@ -13,3 +13,4 @@ mod neighbors;
 mod pmtu;
 mod rig;
 mod sequence;
+mod tunnel_addresses;

@@ -132,11 +132,11 @@ impl<B: PacketBuf> Worker<B> {
         }
         fresh_ethernet(pkt.data_mut(), inner_type);
         let inner_ok = if inner_type == ethertype::IPV4 {
-            Self::check_ipv4(pkt.data()).map(|(_, tot)| tot)
+            Self::check_ipv4(pkt.data())
         } else {
-            Self::check_ipv6(pkt.data())
+            Self::check_ipv6(pkt.data()).map(|tot| (ipv6::HEADER_LEN, tot))
         };
-        let inner_total = match inner_ok {
+        let (inner_ihl, inner_total) = match inner_ok {
             Ok(v) => v,
             Err(r) => return tdrop(c, r),
         };
@@ -210,6 +210,19 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
+        // For us (a tunnel's own address, or a port's): answered or handed on here, never routed.
+        let ours = match idst {
+            IpAddr::V4(a) => self.is_local4(tables, a.octets()),
+            IpAddr::V6(a) => self.is_local6(tables, a.octets()),
+        };
+        if ours {
+            let from = LocalIngress::Tunnel(ti);
+            return if inner_type == ethertype::IPV4 {
+                self.local4_in(tables, pkt, from, inner_ihl, inner_total, c)
+            } else {
+                self.local6_in(tables, pkt, from, inner_total, c)
+            };
+        }
         let in_port = usize::from(t.out_port);
         self.route_ip(tables, pkt, in_port, true, c)
     }

@@ -227,11 +227,10 @@ impl<B: PacketBuf> Worker<B> {
         let dst = ip.dst();
         let proto = ip.protocol();
         if self.is_local4(tables, dst) {
-            return match proto {
-                protocol::GRE => self.decap(tables, pkt, ihl, total, false, released, c),
-                protocol::ICMP => self.icmp4_local(tables, pkt, in_port, ihl, total),
-                _ => Verdict::Drop(DropReason::LocalUnhandled),
-            };
+            if proto == protocol::GRE {
+                return self.decap(tables, pkt, ihl, total, false, released, c);
+            }
+            return self.local4_in(tables, pkt, LocalIngress::Port(in_port), ihl, total, c);
         }
         if tables.ports[in_port].role != PortRole::Inside {
             return Verdict::Drop(DropReason::NoRoute);
@@ -280,13 +279,10 @@ impl<B: PacketBuf> Worker<B> {
             || solicited_node
             || dst == [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
         {
-            return match next {
-                protocol::GRE if !solicited_node => {
-                    self.decap(tables, pkt, ipv6::HEADER_LEN, total, true, released, c)
-                }
-                protocol::ICMPV6 => self.icmp6_local(tables, pkt, in_port, total),
-                _ => Verdict::Drop(DropReason::LocalUnhandled),
-            };
+            if next == protocol::GRE && !solicited_node {
+                return self.decap(tables, pkt, ipv6::HEADER_LEN, total, true, released, c);
+            }
+            return self.local6_in(tables, pkt, LocalIngress::Port(in_port), total, c);
         }
         if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
             // Multicast and link-local are not routed.

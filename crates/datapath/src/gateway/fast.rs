@@ -343,7 +343,7 @@ impl<B: PacketBuf> Worker<B> {
         let d = pkt.data();
         let len = d.len();
         // The inner IPv4 header: option-less, exactly the rest of the frame, valid, not GRE (keepalives and
-        // tunnel-in-tunnel take the general rules), not to a tunnel endpoint of ours (loop), routable.
+        // tunnel-in-tunnel take the general rules), not to an address of ours (loop or local delivery), routable.
         let inner = ipv4::Header::new(d.get(off..off + ipv4::HEADER_LEN)?.try_into().ok()?);
         let inner_total = usize::from(inner.total_len());
         let idst = inner.dst_u32();
@@ -356,7 +356,9 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
-        if tables.tunnel_locals4.contains(idst) {
+        // To one of our own addresses (a tunnel endpoint: a loop; any other: delivered locally): the general
+        // rules.
+        if tables.local4_set.contains(idst) {
             return None;
         }
         // `RouteTables::next_hop` by hand on the raw address: calling it (with an `IpAddr`) measured 16 cycles/packet
@@ -392,7 +394,8 @@ impl<B: PacketBuf> Worker<B> {
 
     /// The rest of the decap fast paths for an IPv6 packet inside (the outer header and GRE checked, tunnel
     /// `ti` matched, the inner packet at `off`): exactly the rest of the frame, hop limit left, not multicast,
-    /// not to a tunnel endpoint of ours (loop), not into a tunnel again, routed to an inside neighbour we know.
+    /// not to an address of ours (a loop, or local delivery), not into a tunnel again, routed to an inside
+    /// neighbour we know.
     #[inline(always)]
     pub(super) fn fast_decap_inner6(
         &mut self,
@@ -416,7 +419,7 @@ impl<B: PacketBuf> Worker<B> {
         let rt = &tables.routes;
         let route = rt.routes6.lookup_bytes(idst);
         let dst = Ipv6Addr::from(*idst);
-        if tables.tunnel_locals.contains(&IpAddr::V6(dst)) {
+        if tables.local6.contains(&dst) {
             return None;
         }
         let route = rt.routes.get(route? as usize)?;

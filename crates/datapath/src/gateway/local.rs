@@ -8,7 +8,86 @@ use greway_wire::icmpv6::Icmpv6Repr;
 use greway_wire::ipv6::Ipv6Repr;
 use greway_wire::{icmpv4, icmpv6, ipv4, ipv6, Error as WireError, MacAddr};
 
+/// Where a packet for one of our own addresses (a port's or a tunnel's) came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalIngress {
+    /// Received on this port (index in the tables).
+    Port(usize),
+    /// Decapsulated from this tunnel (index in the current tables): its Ethernet header is a placeholder.
+    Tunnel(u32),
+}
+
+impl LocalIngress {
+    /// The port a reply made from the packet is routed from: the port it came in on, or the tunnel's outer port.
+    fn port(self, tables: &Tables) -> usize {
+        match self {
+            LocalIngress::Port(p) => p,
+            LocalIngress::Tunnel(ti) => usize::from(tables.tunnels[ti as usize].out_port),
+        }
+    }
+}
+
 impl<B: PacketBuf> Worker<B> {
+    /// An IPv4 packet for one of our own addresses (not GRE from a port, which is decapsulated): echo requests
+    /// are answered, anything else goes to [`Worker::unserved_local`]. `ihl`/`total`: the checked header and
+    /// total lengths.
+    pub(super) fn local4_in(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        from: LocalIngress,
+        ihl: usize,
+        total: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        let ip = ipv4::Packet::new_unchecked(&pkt.data()[ETH..]);
+        if ip.protocol() == protocol::ICMP {
+            return self.icmp4_local(tables, pkt, from, ihl, total, c);
+        }
+        self.unserved_local(tables, pkt, from)
+    }
+
+    /// An IPv6 packet for one of our own addresses, or to the all-nodes / a solicited-node group (not GRE
+    /// from a port): ICMPv6 (echo, neighbour discovery) is answered, anything else goes to
+    /// [`Worker::unserved_local`]. `total`: the IPv6 packet's length.
+    pub(super) fn local6_in(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        from: LocalIngress,
+        total: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        let ip = ipv6::Packet::new_unchecked(&pkt.data()[ETH..]);
+        if ip.next_header() == protocol::ICMPV6 {
+            return self.icmp6_local(tables, pkt, from, total, c);
+        }
+        self.unserved_local(tables, pkt, from)
+    }
+
+    /// The one place a packet for one of our own addresses ends when greway does not answer it itself (any
+    /// protocol but GRE, ICMP echo, ARP and neighbour discovery; ICMP other than echo requests), with where it
+    /// came from. Dropped and counted as `local_unhandled`; this is where the host exception path takes such
+    /// packets instead.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn unserved_local(
+        &mut self,
+        _tables: &Tables,
+        _pkt: &mut B,
+        _from: LocalIngress,
+    ) -> Verdict {
+        Verdict::Drop(DropReason::LocalUnhandled)
+    }
+
+    /// Whether the echo reply to a request for `dst` is routed by the tables rather than turned around on the
+    /// port the request came in on: when the request came through a tunnel, or is for a tunnel's own address
+    /// (its reply goes where the tables send the sender's address: back through the tunnel, for a health
+    /// check from the tunnel's peer). Routed replies take a token of the reply rate limit.
+    fn echo_reply_routed(tables: &Tables, from: LocalIngress, dst: IpAddr) -> bool {
+        matches!(from, LocalIngress::Tunnel(_)) || tables.tunnel_addrs.contains(&dst)
+    }
+
     pub(super) fn arp_in(&mut self, tables: &Tables, pkt: &mut B, in_port: usize) -> Verdict {
         let arp = match ArpRepr::parse_bytes(&pkt.data()[ETH..]) {
             Ok(a) => a,
@@ -57,9 +136,10 @@ impl<B: PacketBuf> Worker<B> {
         &mut self,
         tables: &Tables,
         pkt: &mut B,
-        in_port: usize,
+        from: LocalIngress,
         ihl: usize,
         total: usize,
+        c: &mut Counters,
     ) -> Verdict {
         if total < ihl + icmpv4::HEADER_LEN {
             return Verdict::Drop(DropReason::Truncated);
@@ -68,7 +148,7 @@ impl<B: PacketBuf> Worker<B> {
         let frag_needed = request.msg_type() == icmpv4::message_type::DST_UNREACHABLE
             && request.code() == icmpv4::unreachable_code::FRAGMENTATION_NEEDED;
         if request.msg_type() != icmpv4::message_type::ECHO_REQUEST && !frag_needed {
-            return Verdict::Drop(DropReason::LocalUnhandled);
+            return self.unserved_local(tables, pkt, from);
         }
         let excess = pkt.pkt_len() - ETH - total;
         if excess > 0 && !pkt.trim(excess) {
@@ -83,11 +163,13 @@ impl<B: PacketBuf> Worker<B> {
             let quote = crate::pmtu::Quote::from_ipv4(icmp.data());
             return self.pmtu_report(tables, quote, u32::from(icmp.next_hop_mtu()));
         }
-        let mac = MacAddr(tables.ports[in_port].mac);
+        let dst = ipv4::Packet::new_unchecked(&pkt.data()[ETH..]).dst_addr();
+        let routed = Self::echo_reply_routed(tables, from, IpAddr::V4(dst));
+        if routed && !self.reply_limit.take(self.now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
+        }
         // Echo reply: swap addresses, type 8 -> 0 (RFC 1624 update of the ICMP checksum), fresh TTL.
-        let (l2, l3) = pkt.data_mut().split_at_mut(ETH);
-        turn_around(l2, mac);
-        let mut ip = ipv4::Packet::new_unchecked(l3);
+        let mut ip = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[ETH..]);
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         ip.set_src_addr(dst);
         ip.set_dst_addr(src);
@@ -98,6 +180,27 @@ impl<B: PacketBuf> Worker<B> {
         icmp.set_msg_type(icmpv4::message_type::ECHO_REPLY);
         let new = u16::from_be_bytes([icmp.msg_type(), icmp.code()]);
         icmp.set_checksum(checksum::update16(icmp.checksum(), old, new));
+        self.send_reply(tables, pkt, from, routed, c)
+    }
+
+    /// Sends an answer made in place of a request: routed by the tables from the port the request came in on
+    /// (no TTL decrement: the answer starts here), or turned around to the request's sender on that port.
+    fn send_reply(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        from: LocalIngress,
+        routed: bool,
+        c: &mut Counters,
+    ) -> Verdict {
+        let in_port = from.port(tables);
+        if routed {
+            return self.route_ip(tables, pkt, in_port, false, c);
+        }
+        turn_around(
+            &mut pkt.data_mut()[..ETH],
+            MacAddr(tables.ports[in_port].mac),
+        );
         Verdict::Tx(in_port)
     }
 
@@ -105,8 +208,9 @@ impl<B: PacketBuf> Worker<B> {
         &mut self,
         tables: &Tables,
         pkt: &mut B,
-        in_port: usize,
+        from: LocalIngress,
         total: usize,
+        c: &mut Counters,
     ) -> Verdict {
         let excess = pkt.pkt_len() - ETH - total;
         if excess > 0 && !pkt.trim(excess) {
@@ -122,17 +226,24 @@ impl<B: PacketBuf> Worker<B> {
         if !icmp.verify_checksum(src, dst) {
             return Verdict::Drop(DropReason::BadChecksum);
         }
-        match icmp.msg_type() {
-            icmpv6::message_type::ECHO_REQUEST if self.is_local6(tables, dst.octets()) => {
-                self.echo6_reply(tables, pkt, in_port)
+        // Neighbour discovery is link-local: only on a port.
+        let on_port = match from {
+            LocalIngress::Port(p) => Some(p),
+            LocalIngress::Tunnel(_) => None,
+        };
+        match (icmp.msg_type(), on_port) {
+            (icmpv6::message_type::ECHO_REQUEST, _) if self.is_local6(tables, dst.octets()) => {
+                self.echo6_reply(tables, pkt, from, IpAddr::V6(dst), c)
             }
-            icmpv6::message_type::PACKET_TOO_BIG if self.is_local6(tables, dst.octets()) => {
+            (icmpv6::message_type::PACKET_TOO_BIG, _) if self.is_local6(tables, dst.octets()) => {
                 // RFC 8201: about one of our packets, whose quote says which tunnel.
                 let quote = crate::pmtu::Quote::from_ipv6(icmp.data());
                 self.pmtu_report(tables, quote, u32::from_be_bytes(icmp.rest_of_header()))
             }
-            icmpv6::message_type::NEIGHBOR_SOLICIT => self.nd_solicit(tables, pkt, in_port, total),
-            icmpv6::message_type::NEIGHBOR_ADVERT => {
+            (icmpv6::message_type::NEIGHBOR_SOLICIT, Some(in_port)) => {
+                self.nd_solicit(tables, pkt, in_port, total)
+            }
+            (icmpv6::message_type::NEIGHBOR_ADVERT, Some(in_port)) => {
                 // Neighbour advertisement: learn the target's link-layer address (RFC 4861 7.2.5).
                 if hop_limit == icmpv6::ND_HOP_LIMIT {
                     if let (Ok(target), Ok(Some(ll))) = (
@@ -148,7 +259,7 @@ impl<B: PacketBuf> Worker<B> {
                 }
                 Verdict::Drop(DropReason::NeighborLearned)
             }
-            _ => Verdict::Drop(DropReason::LocalUnhandled),
+            _ => self.unserved_local(tables, pkt, from),
         }
     }
 
@@ -165,11 +276,20 @@ impl<B: PacketBuf> Worker<B> {
         })
     }
 
-    /// An ICMPv6 echo request to one of our addresses (checksum verified) becomes the reply in place.
-    fn echo6_reply(&mut self, tables: &Tables, pkt: &mut B, in_port: usize) -> Verdict {
-        let mac = MacAddr(tables.ports[in_port].mac);
-        let (l2, l3) = pkt.data_mut().split_at_mut(ETH);
-        turn_around(l2, mac);
+    /// An ICMPv6 echo request to one of our addresses (`dst`, checksum verified) becomes the reply in place.
+    fn echo6_reply(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        from: LocalIngress,
+        dst: IpAddr,
+        c: &mut Counters,
+    ) -> Verdict {
+        let routed = Self::echo_reply_routed(tables, from, dst);
+        if routed && !self.reply_limit.take(self.now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
+        }
+        let l3 = &mut pkt.data_mut()[ETH..];
         let Ok(mut ip) = Ipv6Repr::parse(&ipv6::Packet::new_unchecked(&*l3)) else {
             return Verdict::Drop(DropReason::BadIpHeader);
         };
@@ -182,7 +302,7 @@ impl<B: PacketBuf> Worker<B> {
         icmp.set_msg_type(icmpv6::message_type::ECHO_REPLY);
         let new = u16::from_be_bytes([icmp.msg_type(), icmp.code()]);
         icmp.set_checksum(checksum::update16(icmp.checksum(), old, new));
-        Verdict::Tx(in_port)
+        self.send_reply(tables, pkt, from, routed, c)
     }
 
     /// RFC 4861 7.2.4: answer a solicitation for one of our addresses with a solicited advertisement carrying

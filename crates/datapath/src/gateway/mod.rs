@@ -15,6 +15,8 @@ mod fast;
 mod icmp_error;
 mod local;
 
+pub use local::LocalIngress;
+
 use super::{HoldReason, Processor, Verdict, Waiting};
 use crate::buf::PacketBuf;
 use crate::stats::{Counters, DropReason};

@@ -358,7 +358,7 @@ pub struct Tables {
     pub outer_paths: FxMap<(IpAddr, IpAddr), Box<[u32]>>,
     pub routes: Arc<RouteTables>,
     pub neighbors: FxMap<IpAddr, Neighbor>,
-    /// Our own addresses (any port) and the tunnel endpoints.
+    /// Our own addresses: every port's (the tunnel endpoints among them) and every tunnel's own.
     pub local4: Vec<Ipv4Addr>,
     pub local6: Vec<Ipv6Addr>,
     /// Some tunnel route covers one of `local4`: only then can a destination routed into a tunnel be ours.
@@ -367,8 +367,9 @@ pub struct Tables {
     pub local6_tunneled: bool,
     /// The distinct tunnel endpoint addresses of ours (`local` of every tunnel): the decap loop check.
     pub tunnel_locals: Vec<IpAddr>,
-    /// The IPv4 ones of `tunnel_locals` (the IPv4 decap fast path's loop check).
-    pub tunnel_locals4: AddrSet4,
+    /// The tunnels' own interface addresses (also in `local4` / `local6`): an echo request to one of them is
+    /// answered with a reply routed by the tables, not turned around on the port it came in on.
+    pub tunnel_addrs: Vec<IpAddr>,
     /// `local4` as an [`AddrSet4`] (the fast paths' "is it ours" checks).
     pub local4_set: AddrSet4,
     /// Cache lines of the largest tunnel's hot part ([`Tunnel::hot_bytes`]): what the encap stage prefetches
