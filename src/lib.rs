@@ -5,7 +5,8 @@
 //! - `greway-datapath` (crates/datapath; [`buf`], [`stats`], [`tunnel`], [`datapath`]): the packet logic, the
 //!   generic poll loop, tables and counters. Neither pure crate depends on DPDK, the configuration or the
 //!   control plane, and neither has a build script.
-//! - this crate: [`dpdk`] (the only FFI), [`config`], [`control`], [`app`] and [`gen`], and the CLI.
+//! - this crate: [`dpdk`] (the only FFI), [`config`], [`control`], [`app`], [`gen`] and [`host`] (the host
+//!   interfaces), and the CLI.
 pub mod app;
 pub mod config;
 pub mod control;

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 /// and runtime changes from `greway ctl`, validated like the file and published as a new table.
 pub(super) struct GatewayControl {
+    /// The host interfaces (`[host]`), served from this thread.
+    pub(super) host: Option<crate::host::HostIfaces>,
     pub(super) cp: ControlPlane,
     pub(super) shared: Shared<Mbuf>,
     pub(super) pool: Arc<Mempool>,
@@ -62,6 +64,9 @@ impl ControlDuties for GatewayControl {
                 );
             }
         }
+        if let Some(h) = &mut self.host {
+            h.poll(&self.shared, &self.pool);
+        }
         for o in out {
             let (bytes, dest) = match o {
                 Outgoing::Frame { port, bytes } => (bytes, Ok(port)),
@@ -97,7 +102,23 @@ impl ControlDuties for GatewayControl {
         tunnel_infos(&self.cp)
     }
 
+    fn round(&self) -> Duration {
+        // Host interfaces carry a routing daemon's packets: a 1 ms round keeps their latency low.
+        if self.host.is_some() {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        }
+    }
+
+    fn host_status(&self) -> Option<crate::host::HostStatus> {
+        self.host.as_ref().map(|h| h.status())
+    }
+
     fn after_stop(&mut self, total: &mut Counters) {
+        if let Some(h) = &mut self.host {
+            h.after_stop(&self.shared);
+        }
         for ring in &self.shared.handoff {
             while let Some((_, m)) = ring.pop() {
                 drop(m);

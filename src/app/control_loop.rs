@@ -25,6 +25,27 @@ pub trait ControlDuties {
     /// Every worker has stopped: free what is still in flight between them (a worker that stopped first can
     /// still have been handed packets by another) and count it in `total`.
     fn after_stop(&mut self, _total: &mut crate::stats::Counters) {}
+    /// How long one control loop round lasts (what [`ControlDuties::poll`] waits at most).
+    fn round(&self) -> Duration {
+        Duration::from_millis(10)
+    }
+    /// The host interfaces and their counters, with `[host]` (the worker-side totals are filled in by the loop).
+    fn host_status(&self) -> Option<crate::host::HostStatus> {
+        None
+    }
+}
+
+/// The host status with the workers' totals.
+fn host_status(
+    duties: &dyn ControlDuties,
+    total: &crate::stats::Counters,
+) -> Option<crate::host::HostStatus> {
+    duties.host_status().map(|mut h| {
+        h.punted = total.punted;
+        h.punted_bytes = total.punted_bytes;
+        h.from_host = total.from_host;
+        h
+    })
 }
 
 /// Forward mode: no control plane.
@@ -169,7 +190,7 @@ where
     while !stop.load(Ordering::Relaxed) {
         // A 10 ms round, during which `greway ctl` requests are answered as they arrive (a client that waits for
         // each answer is not held to one change per round).
-        let round_end = Instant::now() + Duration::from_millis(10);
+        let round_end = Instant::now() + duties.round();
         loop {
             let left = round_end.saturating_duration_since(Instant::now());
             let Some(rx) = &ctl_rx else {
@@ -231,7 +252,7 @@ where
             next_status = now + STATUS_EVERY;
             let total = agg.total();
             let hist = agg.latency();
-            let st = Status::build(
+            let mut st = Status::build(
                 &port_names,
                 &total,
                 &hist,
@@ -240,6 +261,7 @@ where
                 started.elapsed().as_secs_f64(),
                 rt.pool.available(),
             );
+            st.host = host_status(duties, &total);
             if want_live {
                 next_live += Duration::from_secs(1);
                 println!(
@@ -260,7 +282,7 @@ where
     }
     let duration_s = started.elapsed().as_secs_f64();
     let free_at_end = rt.pool.available();
-    let fin = Status::build(
+    let mut fin = Status::build(
         &port_names,
         &total,
         &hist,
@@ -269,6 +291,7 @@ where
         duration_s,
         free_at_end,
     );
+    fin.host = host_status(duties, &total);
     board.publish(fin.clone());
     drop(ctl);
     drop(metrics);
@@ -298,6 +321,7 @@ where
         latency: fin.latency,
         workers: nworkers,
         general_path_packets: fin.general_path_packets,
+        host: fin.host.clone(),
         duration_s,
         bench,
     })

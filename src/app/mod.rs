@@ -81,7 +81,24 @@ pub fn run_configured(
             let mut cp = ControlPlane::new(cfg, &rt.macs, Instant::now(), dpdk::rdtsc())
                 .map_err(|e| AppError::Setup(e.to_string()))?;
             let shared: Shared<Mbuf> = Shared::new(cp.tables(), nworkers);
+            // Before any worker runs: a host interface that cannot be made fails the start (those made so far
+            // are removed again).
+            let host = match &cfg.host {
+                Some(h) => {
+                    if h.routes == crate::config::HostRoutes::Learn {
+                        log::warn!(
+                            "host.routes = \"learn\": learning kernel routes is not part of this build; no route is learned"
+                        );
+                    }
+                    Some(
+                        crate::host::HostIfaces::create(cfg, cp.tunnel_ids())
+                            .map_err(|e| AppError::Setup(e.to_string()))?,
+                    )
+                }
+                None => None,
+            };
             let mut ctl = GatewayControl {
+                host,
                 cp,
                 shared: shared.clone(),
                 pool: rt.pool.clone(),

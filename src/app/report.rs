@@ -17,6 +17,9 @@ pub struct Report {
     pub workers: usize,
     /// Packets the general rules handled because no fast path took them (see README).
     pub general_path_packets: u64,
+    /// The host interfaces (`[host]`) and their counters; absent without `[host]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::host::HostStatus>,
     pub duration_s: f64,
     /// Steady-state throughput measured by the workers themselves over their TSC-timed window.
     pub bench: BenchReport,

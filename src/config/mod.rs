@@ -72,6 +72,11 @@
 //!   routes and 1280 (RFC 8200) as soon as it carries an IPv6 route. The same minimum applies
 //!   to the derived default.
 //! * `metrics.prometheus` is a socket address; `control.socket` a non-empty path.
+//! * Tunnel `address`: unicast, non-loopback addresses, none used twice across ports and tunnels.
+//! * `[host]`: `netns` a name of letters, digits, `_`, `-`, `.`; `routes` `"learn"` (default) or `"off"`;
+//!   `table` 1..=4294967295 (default 254); `punt_pps` 1..=1000000 (default 10000). `host_if` of a port or
+//!   tunnel (default: its name cut to 15 characters) needs `[host]`, is 1..=15 such characters and unique
+//!   across ports and tunnels, derived names included.
 //!
 //! [`validate_tunnel_addition`] applies the tunnel rules (including duplicates against the
 //! tunnels already in the config) to a tunnel added at run time.

@@ -30,6 +30,9 @@ pub struct Config {
     pub metrics: Option<MetricsCfg>,
     #[serde(default)]
     pub control: Option<ControlCfg>,
+    /// `[host]`: the kernel exception path (host interfaces). None: no host interfaces.
+    #[serde(default)]
+    pub host: Option<HostCfg>,
     /// `[generator]`: settings of `greway gen` (ignored by `greway run`).
     #[serde(default)]
     pub generator: Option<GeneratorCfg>,
@@ -100,6 +103,9 @@ pub struct PortCfg {
     /// As written; after validation always `Some` (inferred from the name). Use [`PortCfg::role`].
     #[serde(default)]
     pub role: Option<PortRole>,
+    /// The name of the port's host interface (with `[host]`). None: the port name cut to 15 characters.
+    #[serde(default)]
+    pub host_if: Option<String>,
 }
 
 impl PortCfg {
@@ -119,6 +125,22 @@ impl PortCfg {
     /// True if `ip` lies in one of this port's connected subnets.
     pub fn on_link(&self, ip: IpAddr) -> bool {
         self.addresses.iter().any(|a| a.contains(&ip))
+    }
+
+    /// The name of the port's host interface: `host_if`, else the port name cut to [`IFNAMSIZ_MAX`] bytes.
+    pub fn host_if_name(&self) -> String {
+        default_if_name(self.host_if.as_deref(), &self.name)
+    }
+}
+
+/// The longest Linux interface name (IFNAMSIZ 16 with the terminating NUL).
+pub const IFNAMSIZ_MAX: usize = 15;
+
+/// `explicit`, else `name` cut to [`IFNAMSIZ_MAX`] bytes (names are ASCII, see the name rules).
+fn default_if_name(explicit: Option<&str>, name: &str) -> String {
+    match explicit {
+        Some(n) => n.to_string(),
+        None => name.chars().take(IFNAMSIZ_MAX).collect(),
     }
 }
 
@@ -198,6 +220,9 @@ pub struct TunnelCfg {
     /// connected route into it.
     #[serde(default, deserialize_with = "de_one_or_many_cidrs")]
     pub address: Vec<IpNet>,
+    /// The name of the tunnel's host interface (with `[host]`). None: the tunnel name cut to 15 characters.
+    #[serde(default)]
+    pub host_if: Option<String>,
 }
 
 impl TunnelCfg {
@@ -220,6 +245,7 @@ impl TunnelCfg {
             routes: Vec::new(),
             allowed_sources: None,
             address: Vec::new(),
+            host_if: None,
         }
     }
 
@@ -240,6 +266,11 @@ impl TunnelCfg {
     /// True if `ip` is a foreign host on one of this tunnel's subnets: a next hop through it.
     pub fn peer_on_link(&self, ip: IpAddr) -> bool {
         !self.has_address(ip) && self.subnets().any(|n| n.contains(&ip))
+    }
+
+    /// The name of the tunnel's host interface: `host_if`, else the tunnel name cut to 15 bytes.
+    pub fn host_if_name(&self) -> String {
+        default_if_name(self.host_if.as_deref(), &self.name)
     }
 
     /// Key expected on received packets (`ikey`, else `key`).
@@ -339,6 +370,46 @@ pub struct MetricsCfg {
     /// Prometheus exporter listen address.
     #[serde(deserialize_with = "de_sockaddr")]
     pub prometheus: SocketAddr,
+}
+
+/// `[host]`: greway's host interfaces (one kernel TUN interface per port and tunnel) and what it learns from
+/// the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostCfg {
+    /// The network namespace of the host interfaces (created, like `ip netns add`, when it does not exist).
+    /// None: greway's own namespace.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// Whether kernel routes through the host interfaces become greway routes.
+    #[serde(default)]
+    pub routes: HostRoutes,
+    /// The kernel routing table routes are learned from.
+    #[serde(default = "default_host_table")]
+    pub table: u32,
+    /// Packets per second each worker hands to the host interfaces; the excess is dropped and counted.
+    #[serde(default = "default_punt_pps")]
+    pub punt_pps: u32,
+}
+
+/// `[host] routes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostRoutes {
+    /// Kernel routes whose next hop is a host interface become greway routes.
+    #[default]
+    Learn,
+    /// Nothing is learned from the kernel.
+    Off,
+}
+
+/// The kernel's main routing table (RT_TABLE_MAIN).
+fn default_host_table() -> u32 {
+    254
+}
+
+fn default_punt_pps() -> u32 {
+    10_000
 }
 
 /// `[control]`.

@@ -491,3 +491,50 @@ fn route_target_errors_name_file_line_and_field() {
     let e = Config::from_str_named(&text, "t.toml").unwrap_err();
     assert_eq!(e.field(), "tunnel[1].remote", "{e}");
 }
+
+#[test]
+fn host_defaults_and_interface_names() {
+    let text = format!("{MINIMAL}[host]\n");
+    let c = Config::from_str_named(&text, "m.toml").unwrap();
+    let h = c.host.as_ref().unwrap();
+    assert_eq!(
+        (h.netns.as_deref(), h.routes, h.table, h.punt_pps),
+        (None, HostRoutes::Learn, 254, 10_000)
+    );
+    assert_eq!(c.ports[0].host_if_name(), "inside");
+    // A tunnel address as a single CIDR, like a port's.
+    let text = MINIMAL.replace("key = 7", "key = 7\naddress = \"169.254.100.1/29\"");
+    let c = Config::from_str_named(&text, "m.toml").unwrap();
+    assert_eq!(
+        c.tunnels[0].address,
+        vec!["169.254.100.1/29".parse::<ipnet::IpNet>().unwrap()]
+    );
+}
+
+#[test]
+fn host_rules_are_located() {
+    let err = |text: &str| Config::from_str_named(text, "m.toml").unwrap_err();
+    // host_if needs [host].
+    let e = err(&MINIMAL.replace("key = 7", "key = 7\nhost_if = \"t\""));
+    assert_eq!(e.field(), "tunnel[0].host_if");
+    // Two names that agree on their first 15 characters collide once cut.
+    let long = MINIMAL
+        .replace("name = \"a\"", "name = \"tunnel-to-site-1\"")
+        .replace(
+            "name = \"inside\"",
+            "name = \"tunnel-to-site-2\"\nrole = \"inside\"",
+        );
+    let e = err(&format!("{long}[host]\n"));
+    assert_eq!(e.field(), "tunnel[0].name");
+    assert!(e.to_string().contains("already used by port[0]"), "{e}");
+    let e = err(&format!("{MINIMAL}[host]\npunt_pps = 0\n"));
+    assert_eq!(e.field(), "host.punt_pps");
+    let e = err(&format!("{MINIMAL}[host]\nnetns = \"a/b\"\n"));
+    assert_eq!(e.field(), "host.netns");
+    let e = err(&format!("{MINIMAL}[host]\nroutes = \"maybe\"\n"));
+    assert_eq!(e.field(), "host.routes");
+    // A tunnel address already used by a port (a single string is reported without an index, as a port's).
+    let e = err(&MINIMAL.replace("key = 7", "key = 7\naddress = \"192.0.2.1/24\""));
+    assert_eq!(e.field(), "tunnel[0].address");
+    assert!(e.to_string().contains("already used by port[1]"), "{e}");
+}

@@ -54,8 +54,86 @@ pub struct Status {
     /// Packets the general rules handled (no fast path took them).
     pub general_path_packets: u64,
     pub mempool_available: u32,
+    /// The host interfaces (`[host]`) and their counters; absent without `[host]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::host::HostStatus>,
     #[serde(skip)]
     pub latency_buckets: LatencyBuckets,
+}
+
+/// The host path's metrics (with `[host]`): the workers' totals, then one series per host interface.
+fn host_metrics(
+    o: &mut String,
+    h: &crate::host::HostStatus,
+    family: impl Fn(&mut String, &str, &str, &str),
+) {
+    let totals: [(&str, &str, u64); 3] = [
+        (
+            "greway_host_punted_packets_total",
+            "Packets the workers handed to the host interfaces.",
+            h.punted,
+        ),
+        (
+            "greway_host_punted_bytes_total",
+            "IP bytes the workers handed to the host interfaces.",
+            h.punted_bytes,
+        ),
+        (
+            "greway_host_from_host_packets_total",
+            "Packets from the host interfaces the workers sent or dropped.",
+            h.from_host,
+        ),
+    ];
+    for (name, help, v) in totals {
+        family(o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    type Get = fn(&crate::host::HostIfCounters) -> u64;
+    let per_if: [(&str, &str, Get); 6] = [
+        (
+            "greway_host_to_kernel_packets_total",
+            "Packets written to the host interface.",
+            |c| c.to_kernel,
+        ),
+        (
+            "greway_host_to_kernel_bytes_total",
+            "IP bytes written to the host interface.",
+            |c| c.to_kernel_bytes,
+        ),
+        (
+            "greway_host_to_kernel_dropped_total",
+            "Packets the kernel did not take from the host interface.",
+            |c| c.to_kernel_dropped,
+        ),
+        (
+            "greway_host_from_kernel_packets_total",
+            "Packets the kernel sent out of the host interface, passed to a worker.",
+            |c| c.from_kernel,
+        ),
+        (
+            "greway_host_from_kernel_bytes_total",
+            "IP bytes the kernel sent out of the host interface, passed to a worker.",
+            |c| c.from_kernel_bytes,
+        ),
+        (
+            "greway_host_from_kernel_dropped_total",
+            "Packets the kernel sent out of the host interface that no worker could take.",
+            |c| c.from_kernel_dropped,
+        ),
+    ];
+    for (name, help, f) in per_if {
+        family(o, name, "counter", help);
+        for (ifname, s) in &h.interfaces {
+            let _ = writeln!(
+                o,
+                "{name}{{host_if=\"{}\",{}=\"{}\"}} {}",
+                escape(ifname),
+                s.kind,
+                escape(&s.name),
+                f(&s.counters)
+            );
+        }
+    }
 }
 
 impl Status {
@@ -116,6 +194,7 @@ impl Status {
             icmp_errors_suppressed: total.icmp_errors_suppressed,
             general_path_packets: total.general_path,
             mempool_available,
+            host: None,
             latency_buckets: LatencyBuckets::of(hist),
         }
     }
@@ -310,6 +389,9 @@ impl Status {
         );
         let _ = writeln!(o, "greway_latency_seconds_sum {}", b.sum_ns as f64 / 1e9);
         let _ = writeln!(o, "greway_latency_seconds_count {}", b.count);
+        if let Some(h) = &self.host {
+            host_metrics(&mut o, h, family);
+        }
         o
     }
 

@@ -295,6 +295,7 @@ pub fn build_tables(
         local4_set,
         generation,
         tunnel_ids: ids.clone(),
+        punt_pps: cfg.host.as_ref().map_or(0, |h| h.punt_pps),
     }
 }
 
@@ -421,6 +422,7 @@ fn build_tunnel(
             Ttl::Fixed(v) => v,
         },
         allowed_sources: tc.allowed_sources.clone(),
+        addresses: tc.address.clone(),
         out_port: u16::try_from(out_port).expect("a port index fits 16 bits"),
         next_hop,
         resolved: nb.is_some(),

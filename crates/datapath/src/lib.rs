@@ -57,6 +57,12 @@ pub enum HoldReason {
     Reorder { tunnel: u32, seq: u32 },
     /// An outer IPv4 fragment, kept for reassembly.
     Fragment,
+    /// A packet to one of our port addresses that greway does not answer itself: for the host interface of
+    /// port index `port` (the kernel's exception path, see `gateway::HostIf`).
+    PuntPort { port: u16 },
+    /// A decapsulated packet to one of tunnel index `tunnel`'s own addresses that greway does not answer
+    /// itself: for that tunnel's host interface.
+    PuntTunnel { tunnel: u32 },
 }
 
 /// What a packet held for its neighbour waits for.

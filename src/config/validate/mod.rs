@@ -1,6 +1,7 @@
 //! Semantic rules on the typed [`Config`], one module per section. Each rule reports an [`Issue`]: the field path
 //! and a message; [`super::location`] turns the path into a line.
 mod dataplane;
+mod host;
 mod neighbors;
 mod ports;
 mod routes;
@@ -15,6 +16,7 @@ use crate::gen::config::check_generator_issue;
 use dataplane::check_dataplane;
 #[cfg(test)]
 pub(super) use dataplane::parse_core_list;
+use host::check_host;
 use neighbors::check_neighbors;
 use ports::check_ports;
 pub(super) use ports::check_roles_for_tunnels;
@@ -47,6 +49,7 @@ pub(super) fn validate(cfg: &Config) -> Check {
         }
     }
     check_routes_into_tunnels(cfg, &routes)?;
+    check_host(cfg)?;
     if let Some(c) = &cfg.control {
         if c.socket.as_os_str().is_empty() {
             return Err(issue("control.socket", "socket path must not be empty"));

@@ -11,6 +11,7 @@ mod keepalive;
 mod local;
 mod neighbors;
 mod pmtu;
+mod punt;
 mod rig;
 mod sequence;
 mod tunnel_addresses;

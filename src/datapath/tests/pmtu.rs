@@ -130,7 +130,6 @@ fn quotes_of_no_tunnel_change_nothing() {
         // Wrong key, wrong remote, wrong local, no key at all, checksum the tunnel does not send.
         our_packet(LOCAL, REMOTE, &keyed(1002), 548),
         our_packet(LOCAL, [198, 51, 100, 8], &keyed(1001), 548),
-        our_packet([192, 0, 2, 9], REMOTE, &keyed(1001), 548),
         our_packet(LOCAL, REMOTE, &gre_hdr(false, None, None, 0x0800, &[]), 548),
         our_packet(
             LOCAL,
@@ -140,12 +139,19 @@ fn quotes_of_no_tunnel_change_nothing() {
         ),
         // Cut inside the GRE base header.
         our_packet(LOCAL, REMOTE, &keyed(1001), 22),
-        // Not GRE at all: a quoted UDP packet.
-        ipv4(LOCAL, REMOTE, 17, 64, 0, true, &udp_payload(100)),
     ];
     for q in &cases {
         let (v, _) = r.run(&frag_needed(LOCAL, 1300, q), OUTSIDE);
         assert_eq!(v, Verdict::Drop(DropReason::PmtuNoTunnel));
+    }
+    // Not about GRE from one of our tunnel endpoints (a foreign local, a quoted UDP packet): the kernel's
+    // (`local_unhandled` without `[host]`), not path MTU discovery's.
+    for q in [
+        our_packet([192, 0, 2, 9], REMOTE, &keyed(1001), 548),
+        ipv4(LOCAL, REMOTE, 17, 64, 0, true, &udp_payload(100)),
+    ] {
+        let (v, _) = r.run(&frag_needed(LOCAL, 1300, &q), OUTSIDE);
+        assert_eq!(v, Verdict::Drop(DropReason::LocalUnhandled));
     }
     // A bad ICMP checksum is never read further.
     let mut bad = t1_frag_needed(1300);

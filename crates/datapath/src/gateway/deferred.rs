@@ -138,9 +138,10 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
                     }
                 }
             }
-            HoldReason::Handoff { .. } | HoldReason::Neighbor(_) => {
-                self.w.hold_now(&self.tables, pkt, why, counters)
-            }
+            HoldReason::Handoff { .. }
+            | HoldReason::Neighbor(_)
+            | HoldReason::PuntPort { .. }
+            | HoldReason::PuntTunnel { .. } => self.w.hold_now(&self.tables, pkt, why, counters),
         }
     }
 
@@ -156,6 +157,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             && self.w.reorder_held == 0
             && self.w.held.is_empty()
             && self.w.shared.handoff[self.w.worker].is_empty()
+            && self.w.shared.from_host[self.w.worker].is_empty()
         {
             return;
         }
@@ -223,6 +225,14 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             } else {
                 self.encap(&mut pkt, 0, ti, counters)
             };
+            self.settle(v, pkt, emit, counters);
+        }
+        // What the kernel sent out of a host interface, a bounded number per round.
+        for _ in 0..FROM_HOST_PER_ROUND {
+            let Some((hif, mut pkt)) = self.w.shared.from_host[self.w.worker].pop() else {
+                break;
+            };
+            let v = self.w.send_from_host(&self.tables, hif, &mut pkt, counters);
             self.settle(v, pkt, emit, counters);
         }
     }

@@ -42,6 +42,9 @@ impl<B: PacketBuf> Worker<B> {
                     c.drop_pkt(DropReason::HandoffFull);
                 }
             }
+            HoldReason::PuntPort { .. } | HoldReason::PuntTunnel { .. } => {
+                self.punt_now(tables, pkt, why, c)
+            }
             HoldReason::Reorder { .. } | HoldReason::Fragment => {
                 c.drop_pkt(DropReason::LocalUnhandled)
             }

@@ -319,7 +319,8 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Option<Verdict> {
         let t = tables.tunnels.get(ti as usize)?;
-        if t.checksum || t.sequence || t.allowed_sources.is_some() {
+        // (A tunnel with addresses of its own may carry packets for us: the general rules decide.)
+        if t.checksum || t.sequence || t.allowed_sources.is_some() || !t.addresses.is_empty() {
             return None;
         }
         if proto == ethertype::IPV6 {

@@ -44,7 +44,7 @@ impl<B: PacketBuf> Worker<B> {
         if ip.protocol() == protocol::ICMP {
             return self.icmp4_local(tables, pkt, from, ihl, total, c);
         }
-        self.unserved_local(tables, pkt, from)
+        self.unserved_local(tables, pkt, from, total)
     }
 
     /// An IPv6 packet for one of our own addresses, or to the all-nodes / a solicited-node group (not GRE
@@ -62,22 +62,32 @@ impl<B: PacketBuf> Worker<B> {
         if ip.next_header() == protocol::ICMPV6 {
             return self.icmp6_local(tables, pkt, from, total, c);
         }
-        self.unserved_local(tables, pkt, from)
+        if !self.is_local6(tables, ip.dst_addr().octets()) {
+            // A group we listen to for neighbour discovery only.
+            return Verdict::Drop(DropReason::LocalUnhandled);
+        }
+        self.unserved_local(tables, pkt, from, total)
     }
 
     /// The one place a packet for one of our own addresses ends when greway does not answer it itself (any
-    /// protocol but GRE, ICMP echo, ARP and neighbour discovery; ICMP other than echo requests), with where it
-    /// came from. Dropped and counted as `local_unhandled`; this is where the host exception path takes such
-    /// packets instead.
+    /// protocol but GRE, ICMP echo, ARP and neighbour discovery; ICMP other than echo requests and errors about
+    /// our own GRE packets), with where it came from: punted to the host interface of that port or tunnel
+    /// (`punt`: with `[host]`, within the punt rate), else dropped and counted as `local_unhandled`. `total`:
+    /// the IP packet's length.
     #[cold]
     #[inline(never)]
     pub(super) fn unserved_local(
         &mut self,
-        _tables: &Tables,
-        _pkt: &mut B,
-        _from: LocalIngress,
+        tables: &Tables,
+        pkt: &mut B,
+        from: LocalIngress,
+        total: usize,
     ) -> Verdict {
-        Verdict::Drop(DropReason::LocalUnhandled)
+        let to = match from {
+            LocalIngress::Port(p) => HoldReason::PuntPort { port: p as u16 },
+            LocalIngress::Tunnel(ti) => HoldReason::PuntTunnel { tunnel: ti },
+        };
+        self.punt(tables, pkt, to, total)
     }
 
     /// Whether the echo reply to a request for `dst` is routed by the tables rather than turned around on the
@@ -145,10 +155,18 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::Truncated);
         }
         let request = icmpv4::Packet::new_unchecked(&pkt.data()[ETH..][ihl..total]);
-        let frag_needed = request.msg_type() == icmpv4::message_type::DST_UNREACHABLE
+        // Errors about our own GRE packets are greway's (fragmentation needed: path MTU discovery); any other
+        // ICMP but echo requests is the kernel's.
+        let about_our_gre = request.msg_type() != icmpv4::message_type::ECHO_REQUEST
+            && Self::icmp4_about_our_gre(tables, &pkt.data()[ETH..][ihl..total]);
+        let frag_needed = about_our_gre
+            && request.msg_type() == icmpv4::message_type::DST_UNREACHABLE
             && request.code() == icmpv4::unreachable_code::FRAGMENTATION_NEEDED;
         if request.msg_type() != icmpv4::message_type::ECHO_REQUEST && !frag_needed {
-            return self.unserved_local(tables, pkt, from);
+            if about_our_gre {
+                return Verdict::Drop(DropReason::LocalUnhandled);
+            }
+            return self.unserved_local(tables, pkt, from, total);
         }
         let excess = pkt.pkt_len() - ETH - total;
         if excess > 0 && !pkt.trim(excess) {
@@ -235,7 +253,10 @@ impl<B: PacketBuf> Worker<B> {
             (icmpv6::message_type::ECHO_REQUEST, _) if self.is_local6(tables, dst.octets()) => {
                 self.echo6_reply(tables, pkt, from, IpAddr::V6(dst), c)
             }
-            (icmpv6::message_type::PACKET_TOO_BIG, _) if self.is_local6(tables, dst.octets()) => {
+            (icmpv6::message_type::PACKET_TOO_BIG, _)
+                if self.is_local6(tables, dst.octets())
+                    && Self::icmp6_about_our_gre(tables, &pkt.data()[ETH + ipv6::HEADER_LEN..]) =>
+            {
                 // RFC 8201: about one of our packets, whose quote says which tunnel.
                 let quote = crate::pmtu::Quote::from_ipv6(icmp.data());
                 self.pmtu_report(tables, quote, u32::from_be_bytes(icmp.rest_of_header()))
@@ -259,7 +280,13 @@ impl<B: PacketBuf> Worker<B> {
                 }
                 Verdict::Drop(DropReason::NeighborLearned)
             }
-            _ => self.unserved_local(tables, pkt, from),
+            // Unicast to us: the kernel's, unless it is an error about one of our own GRE packets.
+            _ if self.is_local6(tables, dst.octets())
+                && !Self::icmp6_about_our_gre(tables, &pkt.data()[ETH + ipv6::HEADER_LEN..]) =>
+            {
+                self.unserved_local(tables, pkt, from, total)
+            }
+            _ => Verdict::Drop(DropReason::LocalUnhandled),
         }
     }
 

@@ -14,6 +14,7 @@ mod encap;
 mod fast;
 mod icmp_error;
 mod local;
+mod punt;
 
 pub use local::LocalIngress;
 
@@ -65,6 +66,25 @@ pub struct Handoff {
     pub keepalive: bool,
 }
 
+/// A host interface (the kernel's exception path, owned by the control thread), named so that it survives table
+/// generations: a port by index (ports never change at run time), a tunnel by run-unique id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HostIf {
+    Port(u16),
+    Tunnel(u64),
+}
+
+/// Packets between the workers and the host interfaces, per worker: `punt` carries what a worker hands to the
+/// kernel (worker -> control thread), `from_host` what the kernel sent out of a host interface (control thread
+/// -> worker). Both are bounded: a full ring drops and counts.
+pub type HostRing<B> = Arc<ArrayQueue<(HostIf, B)>>;
+
+/// Packets per ring between a worker and the control thread's host interfaces, each way.
+pub const HOST_RING: usize = 1024;
+
+/// Packets from the kernel a worker takes from its `from_host` ring per poll round.
+pub const FROM_HOST_PER_ROUND: usize = 64;
+
 /// The worker that owns a sequenced tunnel (numbers and sends its packets): by run-unique id, so ownership
 /// does not move when other tunnels are added or removed.
 #[inline]
@@ -78,6 +98,10 @@ pub struct Shared<B> {
     pub tables: Arc<ArcSwap<Tables>>,
     pub events: Arc<ArrayQueue<Event>>,
     pub handoff: Vec<Arc<ArrayQueue<(Handoff, B)>>>,
+    /// Per worker: packets for the host interfaces (worker -> control thread).
+    pub punt: Vec<HostRing<B>>,
+    /// Per worker: packets the kernel sent out of a host interface (control thread -> worker).
+    pub from_host: Vec<HostRing<B>>,
 }
 
 impl<B> Clone for Shared<B> {
@@ -86,6 +110,8 @@ impl<B> Clone for Shared<B> {
             tables: self.tables.clone(),
             events: self.events.clone(),
             handoff: self.handoff.clone(),
+            punt: self.punt.clone(),
+            from_host: self.from_host.clone(),
         }
     }
 }
@@ -98,6 +124,12 @@ impl<B> Shared<B> {
             events: Arc::new(ArrayQueue::new(4096)),
             handoff: (0..workers)
                 .map(|_| Arc::new(ArrayQueue::new(4096)))
+                .collect(),
+            punt: (0..workers)
+                .map(|_| Arc::new(ArrayQueue::new(HOST_RING)))
+                .collect(),
+            from_host: (0..workers)
+                .map(|_| Arc::new(ArrayQueue::new(HOST_RING)))
                 .collect(),
         }
     }
@@ -141,6 +173,13 @@ impl TokenBucket {
     }
 }
 
+/// The punt limiter for `pps` packets per second: a burst of a tenth of a second (at least one packet), so that
+/// no second lets more than 1.1 × `pps` through.
+pub fn punt_bucket(pps: u32, tsc_hz: u64) -> TokenBucket {
+    let rate = f64::from(pps);
+    TokenBucket::new(rate, (rate / 10.0).max(1.0), tsc_hz)
+}
+
 /// Per-worker gateway: the table generation it reads plus its private state. One per worker thread.
 pub struct Gateway<B> {
     tables: Arc<Tables>,
@@ -157,6 +196,9 @@ struct Worker<B> {
     /// ARP replies and neighbour advertisements: a request costs its sender as much as our reply, but a
     /// flood must not turn the gateway into a reflector at line rate.
     reply_limit: TokenBucket,
+    /// Packets toward the host interfaces, at most `Tables::punt_pps` per second (rebuilt when that changes).
+    punt_limit: TokenBucket,
+    punt_rate: u32,
     now: u64,
     tsc_hz: u64,
     /// Packets waiting for a next hop's MAC (at most [`HOLD_MAX`], each for at most [`HOLD_MS`]): (deadline TSC,
@@ -318,6 +360,8 @@ impl<B: PacketBuf> Gateway<B> {
                 ip_ident: (worker as u16).wrapping_mul(0x3d1),
                 icmp_limit: TokenBucket::new(1000.0, 100.0, tsc_hz),
                 reply_limit: TokenBucket::new(REPLY_RATE_PER_S, REPLY_BURST, tsc_hz),
+                punt_limit: punt_bucket(0, tsc_hz),
+                punt_rate: 0,
                 now: 0,
                 tsc_hz,
                 held: VecDeque::with_capacity(HOLD_MAX),

@@ -90,11 +90,15 @@ pub enum DropReason {
     PmtuRateLimited,
     /// ICMP fragmentation needed / packet too big that quotes no packet of any tunnel of ours.
     PmtuNoTunnel,
+    /// A packet for a host interface over the worker's punt rate (`host.punt_pps`).
+    PuntRateLimited,
+    /// A packet for a host interface that found the worker's punt ring to the control thread full.
+    PuntQueueFull,
 }
 
 impl DropReason {
     /// Number of reasons (size of counter arrays).
-    pub const COUNT: usize = DropReason::PmtuNoTunnel as usize + 1;
+    pub const COUNT: usize = DropReason::PuntQueueFull as usize + 1;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -135,6 +139,8 @@ impl DropReason {
         DropReason::PmtuNotLower,
         DropReason::PmtuRateLimited,
         DropReason::PmtuNoTunnel,
+        DropReason::PuntRateLimited,
+        DropReason::PuntQueueFull,
     ];
 
     /// The snake_case name used in JSON, Prometheus labels and logs.
@@ -177,6 +183,8 @@ impl DropReason {
             DropReason::PmtuNotLower => "pmtu_not_lower",
             DropReason::PmtuRateLimited => "pmtu_rate_limited",
             DropReason::PmtuNoTunnel => "pmtu_no_tunnel",
+            DropReason::PuntRateLimited => "punt_rate_limited",
+            DropReason::PuntQueueFull => "punt_queue_full",
         }
     }
 }
@@ -237,6 +245,12 @@ pub struct Counters {
     /// Packets the general rules handled because no fast path took them (the fast paths take the common shapes,
     /// see README "How greway handles packets"): the share of traffic paying the slower path.
     pub general_path: u64,
+    /// Packets (and their IP bytes) handed to the control thread for a host interface: with `tx` and the drops
+    /// they account for every received packet.
+    pub punted: u64,
+    pub punted_bytes: u64,
+    /// Packets from host interfaces (the kernel's) this worker took from its ring and sent or dropped.
+    pub from_host: u64,
 }
 
 impl Clone for Counters {
@@ -262,6 +276,9 @@ impl Clone for Counters {
         self.fragments_created = o.fragments_created;
         self.fragments_reassembled = o.fragments_reassembled;
         self.general_path = o.general_path;
+        self.punted = o.punted;
+        self.punted_bytes = o.punted_bytes;
+        self.from_host = o.from_host;
     }
 }
 
@@ -281,6 +298,9 @@ impl Counters {
             fragments_created: 0,
             fragments_reassembled: 0,
             general_path: 0,
+            punted: 0,
+            punted_bytes: 0,
+            from_host: 0,
         }
     }
 
@@ -363,6 +383,9 @@ impl Counters {
         self.fragments_created += o.fragments_created;
         self.fragments_reassembled += o.fragments_reassembled;
         self.general_path += o.general_path;
+        self.punted += o.punted;
+        self.punted_bytes += o.punted_bytes;
+        self.from_host += o.from_host;
     }
 
     /// Total drops.

@@ -203,6 +203,9 @@ pub struct Tunnel {
     pub next_hop: IpAddr,
     /// The configured MTU and the limits of path MTU discovery.
     pub pmtu: PmtuParams,
+    /// The tunnel interface's own addresses (the subnet lies through the tunnel): a decapsulated packet to one
+    /// of them is for us. Empty for most tunnels; the decap fast paths decline the others.
+    pub addresses: Vec<IpNet>,
 }
 
 impl Tunnel {
@@ -379,6 +382,9 @@ pub struct Tables {
     /// Run-unique id of each tunnel (`tunnel_ids[i]` for `tunnels[i]`), never reused within a run: workers
     /// key their per-tunnel counters by it so runtime additions and removals do not mix counters up.
     pub tunnel_ids: Arc<[u64]>,
+    /// Packets per second each worker may hand to the host interfaces (`[host] punt_pps`); 0 without `[host]`:
+    /// nothing is punted and what greway does not answer itself is `local_unhandled`.
+    pub punt_pps: u32,
 }
 
 impl Tables {
