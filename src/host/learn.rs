@@ -290,6 +290,8 @@ pub struct LearnSpec {
 
 /// The running learner: the control thread takes its updates with [`Learner::take`].
 pub struct Learner {
+    /// The kernel table followed.
+    pub table: u32,
     rx: Receiver<Vec<Update>>,
     /// Updates received but not yet taken (a batch is taken in parts when it is larger than asked for).
     pending: std::collections::VecDeque<Update>,
@@ -303,6 +305,7 @@ impl Learner {
     /// the table first. Errors opening the namespace or the socket are returned here.
     pub fn spawn(spec: LearnSpec) -> io::Result<Learner> {
         let (tx, rx) = mpsc::channel();
+        let table = spec.table;
         let counters = Arc::new(LearnCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -342,6 +345,7 @@ impl Learner {
             .recv()
             .map_err(|_| io::Error::other("the learner thread ended at start"))??;
         Ok(Learner {
+            table,
             rx,
             pending: Default::default(),
             counters,

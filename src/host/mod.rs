@@ -78,6 +78,26 @@ pub struct HostStatus {
     pub from_host: u64,
     /// By interface name.
     pub interfaces: BTreeMap<String, HostIfStatus>,
+    /// Routes learned from the kernel (`routes = "learn"`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<LearnStatus>,
+}
+
+/// Route learning as the status shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LearnStatus {
+    /// The kernel table followed.
+    pub table: u32,
+    /// Kernel routes installed now (origin `kernel`).
+    pub learned: u64,
+    /// Kernel routes installed or replaced, removed, and not installed (the prefix has a config route, or the
+    /// route was refused), since start.
+    pub installed: u64,
+    pub removed: u64,
+    pub refused: u64,
+    /// Dumps of the kernel table (the first, and one per resync) and lost-message reports that caused a resync.
+    pub dumps: u64,
+    pub overruns: u64,
 }
 
 /// A host interface could not be made: a clear start-up error.
@@ -199,6 +219,31 @@ impl HostIfaces {
             .iter()
             .find(|i| i.ifindex == ifindex)
             .map(|i| i.target)
+    }
+
+    /// What the route learner follows: the interfaces' namespace, kernel table `table`, and the interfaces by
+    /// kernel index.
+    pub fn learn_spec(&self, table: u32) -> learn::LearnSpec {
+        learn::LearnSpec {
+            netns: self
+                .netns
+                .as_ref()
+                .map(|n| std::path::Path::new(NETNS_RUN_DIR).join(&n.name)),
+            table,
+            ifaces: self
+                .ifaces
+                .iter()
+                .map(|i| {
+                    let t = match i.target {
+                        HostIf::Port(_) => learn::HostTarget::Port(i.owner.clone()),
+                        HostIf::Tunnel(_) => learn::HostTarget::Tunnel(i.owner.clone()),
+                    };
+                    (i.ifindex, t)
+                })
+                .collect(),
+            recv_queue_bytes: None,
+            hold: None,
+        }
     }
 
     /// The namespace of the interfaces (None: greway's own).
