@@ -383,10 +383,36 @@ fn make_all(specs: &[Spec]) -> Result<Vec<HostIface>, HostError> {
         what: "cannot open a netlink socket",
         err,
     })?;
-    specs.iter().map(|s| make(&mut rtnl, s)).collect()
+    let made = specs.iter().map(make).collect::<Result<Vec<_>, _>>()?;
+    // The addresses only after the kernel has announced the new links, and a routing daemon has had time to
+    // take them in: FRR 8.4's zebra reads links and addresses on separate sockets, and an RTM_NEWADDR it handles
+    // before the interface's RTM_NEWLINK is lost (FRR issue #13288), leaving the interface without addresses
+    // in zebra after a greway restart.
+    if !made.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for (s, h) in specs.iter().zip(&made) {
+        configure(&mut rtnl, s, h.ifindex)?;
+    }
+    Ok(made)
 }
 
-fn make(rtnl: &mut link::Rtnl, s: &Spec) -> Result<HostIface, HostError> {
+/// The addresses and MTU of a host interface just made, and the link up (addresses first: a daemon sees it
+/// come up with them).
+fn configure(rtnl: &mut link::Rtnl, s: &Spec, ifindex: u32) -> Result<(), HostError> {
+    let fail = |what: &'static str| {
+        let name = s.name.clone();
+        move |err: io::Error| HostError { name, what, err }
+    };
+    for a in &s.addresses {
+        rtnl.add_address(ifindex, a.addr(), a.prefix_len())
+            .map_err(fail("cannot add an address"))?;
+    }
+    rtnl.link_up(ifindex, u32::from(s.mtu))
+        .map_err(fail("cannot set its MTU and bring it up"))
+}
+
+fn make(s: &Spec) -> Result<HostIface, HostError> {
     let fail = |what: &'static str| {
         let name = s.name.clone();
         move |err: io::Error| HostError { name, what, err }
@@ -405,12 +431,6 @@ fn make(rtnl: &mut link::Rtnl, s: &Spec) -> Result<HostIface, HostError> {
         .map_err(fail("cannot make the TUN device non-blocking"))?;
     let ifindex = nix::net::if_::if_nametoindex(s.name.as_str())
         .map_err(|e| fail("cannot find the new interface")(io::Error::from(e)))?;
-    rtnl.link_up(ifindex, u32::from(s.mtu))
-        .map_err(fail("cannot set its MTU and bring it up"))?;
-    for a in &s.addresses {
-        rtnl.add_address(ifindex, a.addr(), a.prefix_len())
-            .map_err(fail("cannot add an address"))?;
-    }
     Ok(HostIface {
         name: s.name.clone(),
         target: s.target,
