@@ -16,10 +16,16 @@ use crate::tunnel::table::TunnelRef;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Learned route changes applied per control round at most (some 100 ms of work).
+const LEARNED_PER_ROUND: usize = 50_000;
 /// and runtime changes from `greway ctl`, validated like the file and published as a new table.
 pub(super) struct GatewayControl {
     /// The host interfaces (`[host]`), served from this thread.
     pub(super) host: Option<crate::host::HostIfaces>,
+    /// The kernel route learner (`[host] routes = "learn"`) and what its routes did here.
+    pub(super) learner: Option<crate::host::learn::Learner>,
+    pub(super) learned: crate::control::learned::LearnedCounts,
     pub(super) cp: ControlPlane,
     pub(super) shared: Shared<Mbuf>,
     pub(super) pool: Arc<Mempool>,
@@ -48,6 +54,14 @@ impl ControlDuties for GatewayControl {
                     Notice::TunnelUp(t) => log::info!("tunnel {t} is up"),
                     Notice::TunnelDown(t) => log::warn!("tunnel {t} is down (keepalives missed)"),
                 }
+            }
+        }
+        if let Some(l) = &mut self.learner {
+            // Kernel route changes, a bounded number per round (a full table takes a few rounds, and the
+            // host interfaces are served in between); published once with the rest of the round.
+            let updates = l.take(LEARNED_PER_ROUND);
+            if !updates.is_empty() {
+                cp.apply_learned(&updates, &mut self.learned);
             }
         }
         if cp.take_dirty() {
@@ -112,7 +126,19 @@ impl ControlDuties for GatewayControl {
     }
 
     fn host_status(&self) -> Option<crate::host::HostStatus> {
-        self.host.as_ref().map(|h| h.status())
+        self.host.as_ref().map(|h| {
+            let mut s = h.status();
+            s.routes = self.learner.as_ref().map(|l| crate::host::LearnStatus {
+                table: l.table,
+                learned: self.cp.kernel_routes() as u64,
+                installed: self.learned.installed,
+                removed: self.learned.removed,
+                refused: self.learned.refused,
+                dumps: l.counters.dumps.load(Ordering::Relaxed),
+                overruns: l.counters.overruns.load(Ordering::Relaxed),
+            });
+            s
+        })
     }
 
     fn after_stop(&mut self, total: &mut Counters) {

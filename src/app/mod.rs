@@ -84,21 +84,24 @@ pub fn run_configured(
             // Before any worker runs: a host interface that cannot be made fails the start (those made so far
             // are removed again).
             let host = match &cfg.host {
-                Some(h) => {
-                    if h.routes == crate::config::HostRoutes::Learn {
-                        log::warn!(
-                            "host.routes = \"learn\": learning kernel routes is not part of this build; no route is learned"
-                        );
-                    }
-                    Some(
-                        crate::host::HostIfaces::create(cfg, cp.tunnel_ids())
-                            .map_err(|e| AppError::Setup(e.to_string()))?,
-                    )
-                }
+                Some(_) => Some(
+                    crate::host::HostIfaces::create(cfg, cp.tunnel_ids())
+                        .map_err(|e| AppError::Setup(e.to_string()))?,
+                ),
                 None => None,
+            };
+            // Routes from the kernel: the learner dumps the table and follows it from its own thread.
+            let learner = match (&cfg.host, &host) {
+                (Some(h), Some(ifaces)) if h.routes == crate::config::HostRoutes::Learn => Some(
+                    crate::host::learn::Learner::spawn(ifaces.learn_spec(h.table))
+                        .map_err(|e| AppError::Setup(format!("host route learning: {e}")))?,
+                ),
+                _ => None,
             };
             let mut ctl = GatewayControl {
                 host,
+                learner,
+                learned: Default::default(),
                 cp,
                 shared: shared.clone(),
                 pool: rt.pool.clone(),

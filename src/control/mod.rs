@@ -2,6 +2,7 @@
 //! them on demand, and render the once-a-second live line.
 pub mod ctl;
 pub mod http;
+pub mod learned;
 pub mod plane;
 pub mod status;
 pub mod tables;

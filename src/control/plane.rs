@@ -454,7 +454,14 @@ impl ControlPlane {
                 }
             }
         }
+        // Not held across the change: an unpublished generation is then changed in place.
+        drop(current);
         self.apply(&changes)
+    }
+
+    /// How many installed routes came from `origin`.
+    pub fn origins_of(&self, origin: RouteOrigin) -> usize {
+        self.origins.values().filter(|&&o| o == origin).count()
     }
 
     /// The origin of the route for `p` in `table`, if there is one (connected subnets have none).

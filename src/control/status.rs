@@ -121,6 +121,44 @@ fn host_metrics(
             |c| c.from_kernel_dropped,
         ),
     ];
+    if let Some(r) = &h.routes {
+        let learned: [(&str, &str, &str, u64); 5] = [
+            (
+                "greway_host_routes_learned",
+                "gauge",
+                "Kernel routes installed now (origin kernel).",
+                r.learned,
+            ),
+            (
+                "greway_host_routes_installed_total",
+                "counter",
+                "Kernel routes installed or replaced.",
+                r.installed,
+            ),
+            (
+                "greway_host_routes_refused_total",
+                "counter",
+                "Kernel routes not installed (a config route on the prefix, or refused).",
+                r.refused,
+            ),
+            (
+                "greway_host_route_dumps_total",
+                "counter",
+                "Dumps of the kernel table (the first and one per resync).",
+                r.dumps,
+            ),
+            (
+                "greway_host_route_overruns_total",
+                "counter",
+                "Lost route messages or interrupted dumps that caused a resync.",
+                r.overruns,
+            ),
+        ];
+        for (name, kind, help, v) in learned {
+            family(o, name, kind, help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+    }
     for (name, help, f) in per_if {
         family(o, name, "counter", help);
         for (ifname, s) in &h.interfaces {

@@ -15,6 +15,7 @@
 //!
 //! The interfaces are not persistent: they disappear when their file descriptors close, i.e. when
 //! [`HostIfaces`] is dropped and, whatever happens, when the process ends.
+pub mod learn;
 mod link;
 mod netns;
 
@@ -77,6 +78,26 @@ pub struct HostStatus {
     pub from_host: u64,
     /// By interface name.
     pub interfaces: BTreeMap<String, HostIfStatus>,
+    /// Routes learned from the kernel (`routes = "learn"`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<LearnStatus>,
+}
+
+/// Route learning as the status shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LearnStatus {
+    /// The kernel table followed.
+    pub table: u32,
+    /// Kernel routes installed now (origin `kernel`).
+    pub learned: u64,
+    /// Kernel routes installed or replaced, removed, and not installed (the prefix has a config route, or the
+    /// route was refused), since start.
+    pub installed: u64,
+    pub removed: u64,
+    pub refused: u64,
+    /// Dumps of the kernel table (the first, and one per resync) and lost-message reports that caused a resync.
+    pub dumps: u64,
+    pub overruns: u64,
 }
 
 /// A host interface could not be made: a clear start-up error.
@@ -198,6 +219,31 @@ impl HostIfaces {
             .iter()
             .find(|i| i.ifindex == ifindex)
             .map(|i| i.target)
+    }
+
+    /// What the route learner follows: the interfaces' namespace, kernel table `table`, and the interfaces by
+    /// kernel index.
+    pub fn learn_spec(&self, table: u32) -> learn::LearnSpec {
+        learn::LearnSpec {
+            netns: self
+                .netns
+                .as_ref()
+                .map(|n| std::path::Path::new(NETNS_RUN_DIR).join(&n.name)),
+            table,
+            ifaces: self
+                .ifaces
+                .iter()
+                .map(|i| {
+                    let t = match i.target {
+                        HostIf::Port(_) => learn::HostTarget::Port(i.owner.clone()),
+                        HostIf::Tunnel(_) => learn::HostTarget::Tunnel(i.owner.clone()),
+                    };
+                    (i.ifindex, t)
+                })
+                .collect(),
+            recv_queue_bytes: None,
+            hold: None,
+        }
     }
 
     /// The namespace of the interfaces (None: greway's own).
@@ -337,10 +383,36 @@ fn make_all(specs: &[Spec]) -> Result<Vec<HostIface>, HostError> {
         what: "cannot open a netlink socket",
         err,
     })?;
-    specs.iter().map(|s| make(&mut rtnl, s)).collect()
+    let made = specs.iter().map(make).collect::<Result<Vec<_>, _>>()?;
+    // The addresses only after the kernel has announced the new links, and a routing daemon has had time to
+    // take them in: FRR 8.4's zebra reads links and addresses on separate sockets, and an RTM_NEWADDR it handles
+    // before the interface's RTM_NEWLINK is lost (FRR issue #13288), leaving the interface without addresses
+    // in zebra after a greway restart.
+    if !made.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for (s, h) in specs.iter().zip(&made) {
+        configure(&mut rtnl, s, h.ifindex)?;
+    }
+    Ok(made)
 }
 
-fn make(rtnl: &mut link::Rtnl, s: &Spec) -> Result<HostIface, HostError> {
+/// The addresses and MTU of a host interface just made, and the link up (addresses first: a daemon sees it
+/// come up with them).
+fn configure(rtnl: &mut link::Rtnl, s: &Spec, ifindex: u32) -> Result<(), HostError> {
+    let fail = |what: &'static str| {
+        let name = s.name.clone();
+        move |err: io::Error| HostError { name, what, err }
+    };
+    for a in &s.addresses {
+        rtnl.add_address(ifindex, a.addr(), a.prefix_len())
+            .map_err(fail("cannot add an address"))?;
+    }
+    rtnl.link_up(ifindex, u32::from(s.mtu))
+        .map_err(fail("cannot set its MTU and bring it up"))
+}
+
+fn make(s: &Spec) -> Result<HostIface, HostError> {
     let fail = |what: &'static str| {
         let name = s.name.clone();
         move |err: io::Error| HostError { name, what, err }
@@ -359,12 +431,6 @@ fn make(rtnl: &mut link::Rtnl, s: &Spec) -> Result<HostIface, HostError> {
         .map_err(fail("cannot make the TUN device non-blocking"))?;
     let ifindex = nix::net::if_::if_nametoindex(s.name.as_str())
         .map_err(|e| fail("cannot find the new interface")(io::Error::from(e)))?;
-    rtnl.link_up(ifindex, u32::from(s.mtu))
-        .map_err(fail("cannot set its MTU and bring it up"))?;
-    for a in &s.addresses {
-        rtnl.add_address(ifindex, a.addr(), a.prefix_len())
-            .map_err(fail("cannot add an address"))?;
-    }
     Ok(HostIface {
         name: s.name.clone(),
         target: s.target,

@@ -207,6 +207,45 @@ fn punting_is_limited_to_punt_pps_per_worker_and_refills_with_time() {
 }
 
 #[test]
+fn a_flood_toward_one_host_interface_leaves_the_others_their_budget() {
+    // 100/s per host interface: a SYN flood to the inside port's address uses up that interface's budget
+    // only; the tunnel's control traffic (BGP, BFD to the tunnel address) still gets its own.
+    let mut r = host_rig(Some(100), "");
+    let syn = tcp_syn([10, 0, 0, 1], 64);
+    for _ in 0..50 {
+        r.run_held(&syn, INSIDE);
+    }
+    assert_eq!(r.c.punted, 10, "the inside port's burst");
+    assert_eq!(r.c.drops[DropReason::PuntRateLimited as usize], 40);
+    assert_eq!(
+        r.run_held(&syn, INSIDE),
+        Verdict::Drop(DropReason::PuntRateLimited)
+    );
+    let inner = ipv4(
+        [169, 254, 100, 2],
+        [169, 254, 100, 1],
+        17,
+        255,
+        0,
+        false,
+        &udp_payload(12),
+    );
+    let f = outer_gre(&gre_hdr(false, None, None, 0x0800, &inner), &inner, 0);
+    for _ in 0..10 {
+        assert_eq!(
+            r.run_held(&f, OUTSIDE),
+            Verdict::Hold(HoldReason::PuntTunnel { tunnel: 0 }),
+            "the tunnel's budget is its own"
+        );
+    }
+    assert_eq!(
+        r.run_held(&f, OUTSIDE),
+        Verdict::Drop(DropReason::PuntRateLimited),
+        "and limited in its turn"
+    );
+}
+
+#[test]
 fn a_full_punt_ring_drops_and_counts() {
     let mut r = host_rig(Some(1_000_000), "");
     let syn = tcp_syn([10, 0, 0, 1], 64);

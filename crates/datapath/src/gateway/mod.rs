@@ -197,8 +197,10 @@ struct Worker<B> {
     /// ARP replies and neighbour advertisements: a request costs its sender as much as our reply, but a
     /// flood must not turn the gateway into a reflector at line rate.
     reply_limit: TokenBucket,
-    /// Packets toward the host interfaces, at most `Tables::punt_pps` per second (rebuilt when that changes).
-    punt_limit: TokenBucket,
+    /// Packets toward the host interfaces: at most `Tables::punt_pps` per second to each host interface (keyed
+    /// by port index, or by tunnel id), so that a flood toward one (a port's address) does not starve the
+    /// control protocols of another (BGP and BFD over a tunnel). Emptied when the rate changes.
+    punt_limits: crate::tunnel::table::FxMap<crate::gateway::HostIf, TokenBucket>,
     punt_rate: u32,
     now: u64,
     tsc_hz: u64,
@@ -361,7 +363,7 @@ impl<B: PacketBuf> Gateway<B> {
                 ip_ident: (worker as u16).wrapping_mul(0x3d1),
                 icmp_limit: TokenBucket::new(1000.0, 100.0, tsc_hz),
                 reply_limit: TokenBucket::new(REPLY_RATE_PER_S, REPLY_BURST, tsc_hz),
-                punt_limit: punt_bucket(0, tsc_hz),
+                punt_limits: Default::default(),
                 punt_rate: 0,
                 now: 0,
                 tsc_hz,

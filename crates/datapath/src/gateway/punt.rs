@@ -10,6 +10,9 @@ use super::*;
 use greway_wire::ethernet::HEADER_LEN as ETH;
 use greway_wire::{icmpv4, icmpv6};
 
+/// At most this many host interfaces keep a punt budget per worker at a time.
+const PUNT_LIMITS_MAX: usize = 4096;
+
 impl<B: PacketBuf> Worker<B> {
     /// A packet to one of our addresses that greway does not answer: hold it for host interface `to`
     /// ([`HoldReason::PuntPort`] or [`HoldReason::PuntTunnel`]) when there are host interfaces and the punt
@@ -24,11 +27,23 @@ impl<B: PacketBuf> Worker<B> {
         if tables.punt_pps == 0 {
             return Verdict::Drop(DropReason::LocalUnhandled);
         }
-        if self.punt_rate != tables.punt_pps {
-            self.punt_limit = punt_bucket(tables.punt_pps, self.tsc_hz);
+        // One budget per host interface; the map holds one entry per interface punted to (tunnels removed at
+        // run time leave theirs until it is emptied: bounded by PUNT_LIMITS_MAX).
+        if self.punt_rate != tables.punt_pps || self.punt_limits.len() >= PUNT_LIMITS_MAX {
+            self.punt_limits.clear();
             self.punt_rate = tables.punt_pps;
         }
-        if !self.punt_limit.take(self.now) {
+        let hif = match to {
+            HoldReason::PuntPort { port } => HostIf::Port(port),
+            HoldReason::PuntTunnel { tunnel } => HostIf::Tunnel(tables.tunnels[tunnel as usize].id),
+            _ => unreachable!("punt reasons only"),
+        };
+        let (pps, hz) = (tables.punt_pps, self.tsc_hz);
+        let bucket = self
+            .punt_limits
+            .entry(hif)
+            .or_insert_with(|| punt_bucket(pps, hz));
+        if !bucket.take(self.now) {
             return Verdict::Drop(DropReason::PuntRateLimited);
         }
         // The control thread writes the first segment: the kernel takes one contiguous IP packet.

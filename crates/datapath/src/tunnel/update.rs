@@ -26,6 +26,10 @@
 //! 3. It hands the result out as the new `current` (the caller publishes it in a new `Tables`); the
 //!    old `current` becomes `spare`, and the batch becomes `behind`.
 //!
+//! While `current` has not been handed out since the last change (no one but the writer holds it:
+//! several batches between two publications), a batch is applied to it in place and added to
+//! `behind`; no grace period is waited for.
+//!
 //! Each change is thus applied twice (once per generation) and costs what the LPM's in-place
 //! change costs (see [`super::lpm`]): no table is rebuilt or copied. Changes that arrive while
 //! one is applied are batched by the caller into the next [`RouteTablesWriter::apply`].
@@ -170,6 +174,24 @@ impl RouteTablesWriter {
     ) -> Result<Arc<RouteTables>, (usize, LpmError)> {
         if changes.is_empty() {
             return Ok(self.current.clone());
+        }
+        if let Some(t) = Arc::get_mut(&mut self.current) {
+            // `current` has not been handed out since the last change (several batches between two
+            // publications, e.g. a burst of learned routes): no reader holds it, so it is changed in place,
+            // and `spare` lacks these changes too.
+            let mut failed = None;
+            for (i, c) in changes.iter().enumerate() {
+                if let Err(e) = t.apply(c) {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+            let applied = failed.as_ref().map_or(changes.len(), |f| f.0);
+            self.behind.extend_from_slice(&changes[..applied]);
+            return match failed {
+                None => Ok(self.current.clone()),
+                Some(f) => Err(f),
+            };
         }
         let mut next = self.take_spare(grace);
         let t = Arc::get_mut(&mut next).expect("the spare has no other holder");
@@ -341,6 +363,8 @@ mod tests {
     #[test]
     fn a_reader_that_holds_on_costs_a_copy_not_a_change_under_it() {
         let mut w = RouteTablesWriter::new(empty());
+        // The first generation is published (held).
+        let g0 = w.current().clone();
         let net: IpNet = "192.168.0.0/16".parse().unwrap();
         let route = Route {
             port: 1,
@@ -354,13 +378,16 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(w.copies(), 1);
+        // g1 is published in its place.
+        drop(g0);
         // A reader keeps g1.
         let held = w.current().clone();
         // g2 is made from the generation before g1, which no one holds: no copy.
         let g2 = w.apply_within(&[RouteChange::Route(net, None)], Duration::from_millis(1));
         assert!(g2.is_ok());
         assert_eq!(w.copies(), 1);
-        drop((g1, g2));
+        // g2 stays published (held); g1 is dropped by all but the reader.
+        drop(g1);
         // g3 would be made from g1, which the reader still holds: a copy of g2 instead.
         let g3 = w
             .apply_within(
@@ -382,7 +409,8 @@ mod tests {
         assert_eq!(g3.routes.len(), 1);
         // Replacing drops both generations; the next change copies once more.
         w.replace(empty());
-        drop((held, g3));
+        let published = w.current().clone();
+        drop((held, g2, g3));
         let g4 = w
             .apply(&[
                 RouteChange::Slot(0, route),
@@ -393,5 +421,55 @@ mod tests {
         assert_eq!(g4.routes4.len(), 1);
         let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
         assert_eq!(g4.next_hop(IpAddr::V6(v6)), None);
+        drop(published);
+    }
+
+    /// Batches between two publications change the unpublished generation in place (no grace period,
+    /// no copy), and the generation before catches up on all of them at the next change.
+    #[test]
+    fn batches_before_a_publication_change_the_current_generation_in_place() {
+        let mut w = RouteTablesWriter::new(empty());
+        let g0 = w.current().clone();
+        let published = w.apply(&[RouteChange::Encap(v4(1).0, Some(1))]).unwrap();
+        drop(g0);
+        assert_eq!(w.copies(), 1);
+        // Not published: each of these changes the same generation.
+        for k in 2..200 {
+            let (n, v) = v4(k);
+            drop(
+                w.apply_within(&[RouteChange::Encap(n, Some(v))], Duration::ZERO)
+                    .unwrap(),
+            );
+        }
+        drop(
+            w.apply_within(&[RouteChange::Encap(v4(2).0, None)], Duration::ZERO)
+                .unwrap(),
+        );
+        assert_eq!(w.copies(), 1);
+        assert_eq!(
+            published.encap4.len(),
+            1,
+            "the published generation is untouched"
+        );
+        assert_eq!(w.current().encap4.len(), 198);
+        // Published now; the one before (no longer held) replays every batch, then takes the next.
+        let g = w.current().clone();
+        drop(published);
+        let next = w
+            .apply_within(&[RouteChange::Encap(v4(3).0, None)], Duration::ZERO)
+            .unwrap();
+        assert_eq!(w.copies(), 1);
+        assert_eq!(g.encap4.len(), 198);
+        assert_eq!(next.encap4.len(), 197);
+        for k in 1..200 {
+            let (n, v) = v4(k);
+            let IpNet::V4(n) = n else { unreachable!() };
+            let want = match k {
+                1 => Some(1),
+                2 | 3 => None,
+                _ => Some(v),
+            };
+            assert_eq!(next.encap4.lookup_addr(n.network()), want, "{n}");
+        }
     }
 }
