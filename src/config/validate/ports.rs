@@ -60,7 +60,14 @@ pub(super) fn check_ports(cfg: &Config) -> Check {
                 format!("device {dev:?} is already used by port[{j}]"),
             ));
         }
-        if p.addresses.is_empty() {
+        if p.role == Some(PortRole::L2) {
+            if !p.addresses.is_empty() {
+                return Err(issue(
+                    format!("{at}.address"),
+                    "an l2 port carries Ethernet frames as they are and has no address: remove address",
+                ));
+            }
+        } else if p.addresses.is_empty() {
             return Err(issue(
                 format!("{at}.address"),
                 "at least one address is required",
@@ -101,7 +108,7 @@ pub(super) fn check_ports(cfg: &Config) -> Check {
             return Err(issue(
                 format!("{at}.role"),
                 format!(
-                    "cannot infer the role of port {:?} from its name: set role = \"inside\" or role = \"outside\"",
+                    "cannot infer the role of port {:?} from its name: set role = \"inside\", \"outside\" or \"l2\"",
                     p.name
                 ),
             ));
