@@ -646,3 +646,22 @@ fn erspan_and_l2_errors_name_the_field() {
         assert_eq!(e.field(), field, "{e}\n{text}");
     }
 }
+
+#[test]
+fn an_erspan_receiver_needs_no_inside_port() {
+    let text = erspan_text("", "erspan = { session = 5 }\ndeliver = \"probe\"");
+    // Without the inside port and the IP tunnel "a": an outside port, an l2 port, an ERSPAN tunnel.
+    let text = text
+        .replace("[[port]]\nname = \"inside\"\ndevice = \"net_null0\"\naddress = \"10.0.0.1/24\"\n", "")
+        .replace(
+            "[[tunnel]]\nname = \"a\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.7\"\nkey = 7\nroutes = [\"10.20.0.0/16\"]\n",
+            "",
+        );
+    let c = Config::from_str_named(&text, "m").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!((c.ports.len(), c.tunnels.len()), (2, 1));
+    // An IP tunnel still needs an inside port.
+    let with_ip =
+        format!("{text}[[tunnel]]\nname = \"b\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.8\"\n");
+    let e = Config::from_str_named(&with_ip, "m").unwrap_err();
+    assert_eq!(e.field(), "port", "{e}");
+}
