@@ -38,10 +38,11 @@
 //! * Ports: unique non-empty names (letters, digits, `_`, `-`, `.`), non-empty unique `device`,
 //!   at least one address (a string or an array of CIDR strings), no address used twice, no
 //!   unspecified/multicast/loopback address, unicast `mac`, `mtu` 576..=9216 (at least 1280 when
-//!   the port has an IPv6 address). `role` is `"inside"` or `"outside"`; when absent it is taken
+//!   the port has an IPv6 address). `role` is `"inside"`, `"outside"` or `"l2"`; when absent it is taken
 //!   from the name if that is `inside`/`outside`, otherwise it is an error.
-//! * Roles: at least one port; a config with tunnels needs at least one inside-role port and at
-//!   least one outside-role port. Several ports of either role are allowed.
+//! * Roles: at least one port; a config with tunnels needs at least one outside-role port, and at least one
+//!   inside-role port unless every tunnel is an ERSPAN tunnel. Several ports of each role are allowed. An
+//!   `l2` port has no address.
 //! * Neighbors: `port` must name a port, `ip` must lie in one of that port's subnets, `mac`
 //!   unicast, one entry per (port, ip).
 //! * Routes: `prefix` without host bits, each prefix at most once; exactly one of `port`, `tunnel`
@@ -198,7 +199,7 @@ impl FromStr for Config {
 /// index the tunnel would get.
 pub fn validate_tunnel_addition(cfg: &Config, t: &TunnelCfg) -> Result<(), ConfigError> {
     let routes = route_index(&cfg.tunnels);
-    check_roles_for_tunnels(cfg, 1)
+    check_roles_for_tunnels(cfg, true, t.mode != TunnelMode::Erspan)
         .and_then(|()| check_tunnel(cfg, cfg.tunnels.len(), t, &cfg.tunnels, &routes))
         .map_err(|iss| ConfigError::new("<runtime>", None, iss.path, iss.msg))
 }

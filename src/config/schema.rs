@@ -92,8 +92,9 @@ pub struct PortCfg {
     pub name: String,
     /// DPDK vdev arguments (`net_pcap0,rx_pcap=...`) or a PCI address (`0000:03:00.0`).
     pub device: String,
-    /// `address` in TOML: a CIDR string or an array of them (IPv4 and/or IPv6).
-    #[serde(rename = "address", deserialize_with = "de_one_or_many_cidrs")]
+    /// `address` in TOML: a CIDR string or an array of them (IPv4 and/or IPv6). Required, except on an l2 port,
+    /// which has none.
+    #[serde(rename = "address", default, deserialize_with = "de_one_or_many_cidrs")]
     pub addresses: Vec<IpNet>,
     /// None: use the port's own MAC.
     #[serde(default, with = "super::value::opt_mac")]
@@ -230,6 +231,52 @@ pub struct TunnelCfg {
     /// Lower the MSS option of TCP SYN and SYN-ACK segments through the tunnel, both directions.
     #[serde(default)]
     pub mss_clamp: MssClamp,
+    /// What the tunnel carries: IP packets (default) or ERSPAN mirrored frames.
+    #[serde(default)]
+    pub mode: TunnelMode,
+    /// `mode = "erspan"`: the ERSPAN session (and, for sending, version, index and hwid).
+    #[serde(default)]
+    pub erspan: Option<ErspanCfg>,
+    /// `mode = "erspan"`: the l2 port the received mirrored frames leave by.
+    #[serde(default)]
+    pub deliver: Option<String>,
+}
+
+/// `[[tunnel]] mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelMode {
+    /// IP packets inside (GRE protocol 0x0800 / 0x86DD).
+    #[default]
+    Ip,
+    /// ERSPAN: mirrored Ethernet frames (GRE protocol 0x88BE, types I and II; 0x22EB, type III).
+    Erspan,
+}
+
+impl std::fmt::Display for TunnelMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TunnelMode::Ip => "ip",
+            TunnelMode::Erspan => "erspan",
+        })
+    }
+}
+
+/// `erspan = { session = 55 }` (with `version`, `index`, `hwid` for sending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErspanCfg {
+    /// Session ID, 0..=1023. Received packets of other sessions are dropped.
+    pub session: u16,
+    /// 1: type II; 2: type III (for sending; received types I, II and III are all accepted).
+    #[serde(default)]
+    pub version: Option<u8>,
+    /// Type II port index, 0..=1048575 (for sending).
+    #[serde(default)]
+    pub index: Option<u32>,
+    /// Type III hardware ID, 0..=63 (for sending).
+    #[serde(default)]
+    pub hwid: Option<u8>,
 }
 
 impl TunnelCfg {
@@ -255,7 +302,24 @@ impl TunnelCfg {
             host_if: None,
             encap_limit: None,
             mss_clamp: MssClamp::Off,
+            mode: TunnelMode::Ip,
+            erspan: None,
+            deliver: None,
         }
+    }
+
+    /// `mode = "erspan"` resolved for the datapath: the session and the index of the `deliver` port (None for
+    /// other tunnels, or an unvalidated config whose `deliver` names no port).
+    pub fn erspan_rx(&self, cfg: &Config) -> Option<greway_datapath::tunnel::table::ErspanRx> {
+        if self.mode != TunnelMode::Erspan {
+            return None;
+        }
+        let deliver = self.deliver.as_deref()?;
+        let port = cfg.ports.iter().position(|p| p.name == deliver)?;
+        Some(greway_datapath::tunnel::table::ErspanRx {
+            session: self.erspan?.session,
+            deliver: u16::try_from(port).ok()?,
+        })
     }
 
     /// True if `ip` is one of this tunnel's own addresses.

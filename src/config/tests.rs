@@ -538,3 +538,130 @@ fn host_rules_are_located() {
     assert_eq!(e.field(), "tunnel[0].address");
     assert!(e.to_string().contains("already used by port[1]"), "{e}");
 }
+
+/// MINIMAL with an l2 port "probe" and an ERSPAN tunnel "span" delivering to it; `port_extra` and `span_extra`
+/// are TOML lines added to the port and the tunnel.
+fn erspan_text(port_extra: &str, span_extra: &str) -> String {
+    format!(
+        "{MINIMAL}[[port]]\nname = \"probe\"\ndevice = \"net_null2\"\nrole = \"l2\"\n{port_extra}\n\
+         [[tunnel]]\nname = \"span\"\nmode = \"erspan\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.50\"\n{span_extra}\n"
+    )
+}
+
+#[test]
+fn erspan_tunnel_and_l2_port_are_accepted() {
+    let c = Config::from_str_named(
+        &erspan_text("", "erspan = { session = 1023, version = 2, index = 1048575, hwid = 63 }\ndeliver = \"probe\""),
+        "m",
+    )
+    .unwrap();
+    let probe = c.port_by_name("probe").unwrap();
+    assert_eq!((probe.role(), probe.addresses.len()), (PortRole::L2, 0));
+    let t = c.tunnel_by_name("span").unwrap();
+    assert_eq!(t.mode, TunnelMode::Erspan);
+    let rx = t.erspan_rx(&c).unwrap();
+    assert_eq!((rx.session, rx.deliver), (1023, 2));
+    assert_eq!(c.tunnel_by_name("a").unwrap().erspan_rx(&c), None);
+}
+
+#[test]
+fn erspan_and_l2_errors_name_the_field() {
+    let ok = "erspan = { session = 5 }\ndeliver = \"probe\"";
+    let cases = [
+        (
+            erspan_text("address = \"10.9.0.1/24\"", ok),
+            "port[2].address",
+        ),
+        (erspan_text("", "deliver = \"probe\""), "tunnel[1].erspan"),
+        (
+            erspan_text("", "erspan = { session = 5 }"),
+            "tunnel[1].deliver",
+        ),
+        (
+            erspan_text("", "erspan = { session = 1024 }\ndeliver = \"probe\""),
+            "tunnel[1].erspan.session",
+        ),
+        (
+            erspan_text(
+                "",
+                "erspan = { session = 5, version = 3 }\ndeliver = \"probe\"",
+            ),
+            "tunnel[1].erspan.version",
+        ),
+        (
+            erspan_text(
+                "",
+                "erspan = { session = 5, index = 1048576 }\ndeliver = \"probe\"",
+            ),
+            "tunnel[1].erspan.index",
+        ),
+        (
+            erspan_text(
+                "",
+                "erspan = { session = 5, hwid = 64 }\ndeliver = \"probe\"",
+            ),
+            "tunnel[1].erspan.hwid",
+        ),
+        (
+            erspan_text("", "erspan = { session = 5 }\ndeliver = \"inside\""),
+            "tunnel[1].deliver",
+        ),
+        (
+            erspan_text("", "erspan = { session = 5 }\ndeliver = \"nope\""),
+            "tunnel[1].deliver",
+        ),
+        (
+            erspan_text("", &format!("{ok}\nroutes = [\"10.99.0.0/16\"]")),
+            "tunnel[1].routes",
+        ),
+        (
+            erspan_text("", &format!("{ok}\nsequence = true")),
+            "tunnel[1].sequence",
+        ),
+        (
+            MINIMAL.replace("key = 7", "key = 7\nerspan = { session = 5 }"),
+            "tunnel[0].erspan",
+        ),
+        (
+            MINIMAL.replace("key = 7", "key = 7\ndeliver = \"inside\""),
+            "tunnel[0].deliver",
+        ),
+        (
+            erspan_text(
+                "",
+                &format!("{ok}\n[[route]]\nprefix = \"10.99.0.0/16\"\nport = \"probe\""),
+            ),
+            "route[0].port",
+        ),
+        (
+            erspan_text(
+                "",
+                &format!("{ok}\n[[route]]\nprefix = \"10.99.0.0/16\"\ntunnel = \"span\""),
+            ),
+            "route[0].tunnel",
+        ),
+    ];
+    for (text, field) in cases {
+        let e = Config::from_str_named(&text, "m").unwrap_err();
+        assert_eq!(e.field(), field, "{e}\n{text}");
+    }
+}
+
+#[test]
+fn an_erspan_receiver_needs_no_inside_port() {
+    let text = erspan_text("", "erspan = { session = 5 }\ndeliver = \"probe\"");
+    // Without the inside port and the IP tunnel "a": an outside port, an l2 port, an ERSPAN tunnel.
+    let text = text
+        .replace("[[port]]\nname = \"inside\"\ndevice = \"net_null0\"\naddress = \"10.0.0.1/24\"\n", "")
+        .replace(
+            "[[tunnel]]\nname = \"a\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.7\"\nkey = 7\nroutes = [\"10.20.0.0/16\"]\n",
+            "",
+        );
+    let c = Config::from_str_named(&text, "m").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!((c.ports.len(), c.tunnels.len()), (2, 1));
+    // An IP tunnel still needs an inside port.
+    let with_ip =
+        format!("{text}[[tunnel]]\nname = \"b\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.8\"\n");
+    let e = Config::from_str_named(&with_ip, "m").unwrap_err();
+    assert_eq!(e.field(), "port", "{e}");
+}

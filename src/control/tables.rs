@@ -415,12 +415,17 @@ fn build_tunnel(
     let mss_clamp = tc.mss_clamp_values(cfg).map(|(v4, v6)| MssClamp { v4, v6 });
     // The Destination Options header only exists with an IPv6 outer header (validated).
     let encap_limit = tc.encap_limit.filter(|_| tc.local.is_ipv6());
+    let erspan = tc.erspan_rx(cfg);
     let inner_checks = if mss_clamp.is_some() {
         inner_check::MSS_CLAMP
     } else {
         0
     } | if encap_limit.is_some() {
         inner_check::ENCAP_LIMIT
+    } else {
+        0
+    } | if erspan.is_some() {
+        inner_check::ERSPAN
     } else {
         0
     };
@@ -464,6 +469,7 @@ fn build_tunnel(
         inner_checks,
         mss_clamp,
         encap_limit,
+        erspan,
         gre_off: gre_off as u8,
         key_off,
         seq_off: seq_off as u8,

@@ -22,7 +22,7 @@ mod netns;
 pub use netns::{Netns, NETNS_RUN_DIR};
 
 use crate::buf::PacketBuf;
-use crate::config::Config;
+use crate::config::{Config, PortRole, TunnelMode};
 use crate::datapath::gateway::{owner_of, HostIf, Shared};
 use crate::dpdk::{Mbuf, Mempool};
 use greway_wire::ethernet::{ethertype, EthernetRepr, HEADER_LEN as ETH};
@@ -151,6 +151,8 @@ impl HostIfaces {
             .ports
             .iter()
             .enumerate()
+            // An l2 port carries frames, not IP: no host interface (nor for an erspan tunnel, below).
+            .filter(|(_, p)| p.role() != PortRole::L2)
             .map(|(i, p)| Spec {
                 name: p.host_if_name(),
                 target: HostIf::Port(i as u16),
@@ -160,14 +162,20 @@ impl HostIfaces {
                 addresses: p.addresses.clone(),
             })
             .collect();
-        specs.extend(cfg.tunnels.iter().zip(tunnel_ids).map(|(t, &id)| Spec {
-            name: t.host_if_name(),
-            target: HostIf::Tunnel(id),
-            kind: "tunnel",
-            owner: t.name.clone(),
-            mtu: t.effective_mtu(cfg),
-            addresses: t.address.clone(),
-        }));
+        specs.extend(
+            cfg.tunnels
+                .iter()
+                .zip(tunnel_ids)
+                .filter(|(t, _)| t.mode != TunnelMode::Erspan)
+                .map(|(t, &id)| Spec {
+                    name: t.host_if_name(),
+                    target: HostIf::Tunnel(id),
+                    kind: "tunnel",
+                    owner: t.name.clone(),
+                    mtu: t.effective_mtu(cfg),
+                    addresses: t.address.clone(),
+                }),
+        );
         let netns = match &host.netns {
             Some(name) => Some(Netns::open_or_create(name).map_err(|err| HostError {
                 name: format!("(namespace {name})"),

@@ -115,6 +115,7 @@ pub mod checksum;
 pub mod cpu;
 
 pub mod arp;
+pub mod erspan;
 pub mod ethernet;
 pub mod gre;
 pub mod icmpv4;
@@ -178,6 +179,7 @@ pub enum Layer {
     Icmpv6,
     Gre,
     CiscoMetaData,
+    Erspan,
     Tcp,
 }
 
@@ -194,6 +196,7 @@ impl core::fmt::Display for Layer {
             Layer::Icmpv6 => "ICMPv6",
             Layer::Gre => "GRE",
             Layer::CiscoMetaData => "Cisco MetaData",
+            Layer::Erspan => "ERSPAN",
             Layer::Tcp => "TCP",
         };
         f.write_str(name)

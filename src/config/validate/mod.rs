@@ -10,7 +10,7 @@ mod tunnels;
 
 use std::collections::HashMap;
 
-use super::{issue, Check, Config};
+use super::{issue, Check, Config, TunnelMode};
 use crate::gen::config::check_generator_issue;
 
 use dataplane::check_dataplane;
@@ -30,7 +30,11 @@ pub(super) use tunnels::{check_tunnel, route_index};
 pub(super) fn validate(cfg: &Config) -> Check {
     check_dataplane(cfg)?;
     check_ports(cfg)?;
-    check_roles_for_tunnels(cfg, cfg.tunnels.len())?;
+    check_roles_for_tunnels(
+        cfg,
+        !cfg.tunnels.is_empty(),
+        cfg.tunnels.iter().any(|t| t.mode != TunnelMode::Erspan),
+    )?;
     check_neighbors(cfg)?;
     check_routes(cfg)?;
     // Route prefix -> the earlier tunnel that has it, built as the tunnels are checked (a linear scan of every

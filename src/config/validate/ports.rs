@@ -60,7 +60,14 @@ pub(super) fn check_ports(cfg: &Config) -> Check {
                 format!("device {dev:?} is already used by port[{j}]"),
             ));
         }
-        if p.addresses.is_empty() {
+        if p.role == Some(PortRole::L2) {
+            if !p.addresses.is_empty() {
+                return Err(issue(
+                    format!("{at}.address"),
+                    "an l2 port carries Ethernet frames as they are and has no address: remove address",
+                ));
+            }
+        } else if p.addresses.is_empty() {
             return Err(issue(
                 format!("{at}.address"),
                 "at least one address is required",
@@ -101,7 +108,7 @@ pub(super) fn check_ports(cfg: &Config) -> Check {
             return Err(issue(
                 format!("{at}.role"),
                 format!(
-                    "cannot infer the role of port {:?} from its name: set role = \"inside\" or role = \"outside\"",
+                    "cannot infer the role of port {:?} from its name: set role = \"inside\", \"outside\" or \"l2\"",
                     p.name
                 ),
             ));
@@ -122,13 +129,11 @@ pub(super) fn check_unicast_address(at: &str, a: &IpNet) -> Check {
     Ok(())
 }
 
-/// A config with tunnels needs at least one inside-role and one outside-role port.
-pub(crate) fn check_roles_for_tunnels(cfg: &Config, tunnels: usize) -> Check {
-    if tunnels == 0 {
-        return Ok(());
-    }
-    for role in [PortRole::Inside, PortRole::Outside] {
-        if cfg.ports_with_role(role).next().is_none() {
+/// A config with tunnels needs at least one outside-role port, and one inside-role port when some tunnel carries
+/// IP (an ERSPAN tunnel delivers to an l2 port). `tunnels`: any tunnel at all; `ip_tunnels`: any that carries IP.
+pub(crate) fn check_roles_for_tunnels(cfg: &Config, tunnels: bool, ip_tunnels: bool) -> Check {
+    for (role, needed) in [(PortRole::Inside, ip_tunnels), (PortRole::Outside, tunnels)] {
+        if needed && cfg.ports_with_role(role).next().is_none() {
             return Err(issue(
                 "port",
                 format!("a config with tunnels needs at least one port with role \"{role}\""),

@@ -5,7 +5,7 @@ use ipnet::IpNet;
 
 use super::ports::unknown_port;
 use super::tunnels::check_tunnel_mtu;
-use crate::config::{issue, Check, Config, Issue, RouteCfg};
+use crate::config::{issue, Check, Config, Issue, PortRole, RouteCfg, TunnelMode};
 
 pub(super) fn host_bits_msg(p: &IpNet) -> String {
     format!("prefix {p} has host bits set; did you mean {}?", p.trunc())
@@ -72,6 +72,10 @@ pub(super) fn check_route(cfg: &Config, at: &str, r: &RouteCfg) -> Check {
             ),
         )),
         (None, Some(name), None) => match cfg.tunnel_by_name(name) {
+            Some(t) if t.mode == TunnelMode::Erspan => Err(issue(
+                format!("{at}.tunnel"),
+                format!("tunnel {name:?} is an erspan tunnel: no routed IP goes into it"),
+            )),
             Some(_) => Ok(()),
             None => Err(unknown_tunnel(cfg, format!("{at}.tunnel"), name)),
         },
@@ -95,6 +99,12 @@ pub(super) fn check_route(cfg: &Config, at: &str, r: &RouteCfg) -> Check {
             let Some(port) = cfg.port_by_name(name) else {
                 return Err(unknown_port(cfg, format!("{at}.port"), name));
             };
+            if port.role() == PortRole::L2 {
+                return Err(issue(
+                    format!("{at}.port"),
+                    format!("port {name:?} is an l2 port: no routed IP leaves by it"),
+                ));
+            }
             if let Some(via) = via {
                 if !port.on_link(via) || port.has_address(via) {
                     return Err(issue(

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 
 use super::ports::{check_unicast_address, valid_name};
 use super::routes::check_prefix_list;
-use crate::config::{issue, Check, Config, PortRole, Ttl, TunnelCfg};
+use crate::config::{issue, Check, Config, PortRole, Ttl, TunnelCfg, TunnelMode};
 
 /// Route prefix -> index of the first of `tunnels` that routes it.
 pub(crate) fn route_index(tunnels: &[TunnelCfg]) -> HashMap<IpNet, usize> {
@@ -178,6 +178,8 @@ pub(crate) fn check_tunnel(
     }
 
     check_tunnel_addresses(cfg, &at, t, earlier, earlier_routes)?;
+
+    check_erspan(cfg, &at, t)?;
 
     // Prefixes.
     check_prefix_list(&format!("{at}.routes"), &t.routes)?;
@@ -433,6 +435,107 @@ pub(super) fn check_tunnel_mtu(cfg: &Config, idx: usize, t: &TunnelCfg, min: u16
             ))
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// `mode`, `erspan` and `deliver`: an ERSPAN tunnel has a session and an l2 port to deliver to, and none of the
+/// options of a tunnel that carries IP; `erspan` and `deliver` belong to ERSPAN tunnels only.
+fn check_erspan(cfg: &Config, at: &str, t: &TunnelCfg) -> Check {
+    use greway_wire::erspan;
+    if t.mode != TunnelMode::Erspan {
+        for (set, key) in [
+            (t.erspan.is_some(), "erspan"),
+            (t.deliver.is_some(), "deliver"),
+        ] {
+            if set {
+                return Err(issue(
+                    format!("{at}.{key}"),
+                    format!(
+                        "{key} needs mode = \"erspan\" (this tunnel's mode is {})",
+                        t.mode
+                    ),
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let Some(e) = t.erspan else {
+        return Err(issue(
+            format!("{at}.erspan"),
+            "an erspan tunnel needs erspan = { session = N }",
+        ));
+    };
+    if e.session > erspan::MAX_SESSION {
+        return Err(issue(
+            format!("{at}.erspan.session"),
+            format!(
+                "session must be 0..={}, got {}",
+                erspan::MAX_SESSION,
+                e.session
+            ),
+        ));
+    }
+    if let Some(v) = e.version {
+        if v != erspan::VERSION_TYPE_II && v != erspan::VERSION_TYPE_III {
+            return Err(issue(
+                format!("{at}.erspan.version"),
+                format!("version must be 1 (type II) or 2 (type III), got {v}"),
+            ));
+        }
+    }
+    if let Some(i) = e.index {
+        if i > erspan::MAX_INDEX {
+            return Err(issue(
+                format!("{at}.erspan.index"),
+                format!("index must be 0..={}, got {i}", erspan::MAX_INDEX),
+            ));
+        }
+    }
+    if let Some(h) = e.hwid {
+        if h > erspan::MAX_HWID {
+            return Err(issue(
+                format!("{at}.erspan.hwid"),
+                format!("hwid must be 0..={}, got {h}", erspan::MAX_HWID),
+            ));
+        }
+    }
+    let Some(name) = &t.deliver else {
+        return Err(issue(
+            format!("{at}.deliver"),
+            "an erspan tunnel needs deliver = \"PORT\", the l2 port its mirrored frames leave by",
+        ));
+    };
+    let Some(port) = cfg.port_by_name(name) else {
+        return Err(super::ports::unknown_port(
+            cfg,
+            format!("{at}.deliver"),
+            name,
+        ));
+    };
+    if port.role() != PortRole::L2 {
+        return Err(issue(
+            format!("{at}.deliver"),
+            format!(
+                "port {name:?} has role {}; deliver needs a port with role = \"l2\"",
+                port.role()
+            ),
+        ));
+    }
+    let ip_only = [
+        (!t.routes.is_empty(), "routes"),
+        (!t.address.is_empty(), "address"),
+        (t.allowed_sources.is_some(), "allowed_sources"),
+        (t.mss_clamp != crate::config::MssClamp::Off, "mss_clamp"),
+        (t.keepalive.is_some(), "keepalive"),
+        (t.sequence, "sequence"),
+        (t.reorder.is_some(), "reorder"),
+    ];
+    if let Some((_, key)) = ip_only.iter().find(|(set, _)| *set) {
+        return Err(issue(
+            format!("{at}.{key}"),
+            format!("{key} is for tunnels that carry IP; an erspan tunnel carries mirrored frames"),
+        ));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! One file per topic; [`rig`] holds the shared gateway rig and frame builders.
 mod decap;
 mod encap;
+mod erspan;
 mod fast_path;
 mod fragments;
 mod icmp_errors;

@@ -1,6 +1,8 @@
 //! Decapsulation: the RFC 2784/2890 receiver rules (tunnel match on local, remote and key; checksum and
 //! sequence checks, reordering), RFC 6040 ECN, and Cisco keepalive replies.
 use super::*;
+use crate::tunnel::table::ErspanRx;
+use greway_wire::erspan;
 use greway_wire::ethernet::{ethertype, EthernetRepr, HEADER_LEN as ETH};
 use greway_wire::icmpv6::param_problem_code;
 use greway_wire::ipv6::Ipv6Repr;
@@ -143,6 +145,9 @@ impl<B: PacketBuf> Worker<B> {
         // Bytes of outer IP header and GRE header (and shim) in front of the inner packet.
         let mut strip = ihl + g.header_len();
         let seq = g.sequence();
+        if let Some(e) = t.erspan {
+            return self.erspan_in(pkt, ti, e, proto, seq.is_some(), strip, total, c);
+        }
         if proto == gre::protocol::KEEPALIVE {
             // The reply to our keepalive is the inner header we built: key, no checksum, no sequence number
             // (Cisco's format). It carries no data, so the tunnel's checksum requirement does not apply.
@@ -287,6 +292,65 @@ impl<B: PacketBuf> Worker<B> {
         }
         let in_port = usize::from(t.out_port);
         self.route_ip(tables, pkt, in_port, true, c)
+    }
+
+    /// A packet of an ERSPAN tunnel (`mode = "erspan"`): the mirrored Ethernet frame of the tunnel's session
+    /// leaves the `deliver` port byte for byte. Type I (protocol 0x88BE without a GRE sequence number) has no
+    /// ERSPAN header and no session: it counts as session 0. Type II (0x88BE with a sequence number) and type
+    /// III (0x22EB) headers are checked by `greway_wire::erspan`. The GRE payload is `strip..total` of the
+    /// outer IP packet.
+    #[allow(clippy::too_many_arguments)]
+    fn erspan_in(
+        &mut self,
+        pkt: &mut B,
+        ti: u32,
+        e: ErspanRx,
+        proto: u16,
+        has_seq: bool,
+        strip: usize,
+        total: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        let tdrop = |c: &mut Counters, r: DropReason| {
+            c.tunnels[ti as usize].drops += 1;
+            Verdict::Drop(r)
+        };
+        let payload = &pkt.data()[ETH..][strip..total];
+        let header = match proto {
+            gre::protocol::ERSPAN if !has_seq => Ok((0, 0)),
+            gre::protocol::ERSPAN => {
+                erspan::TypeIIRepr::parse(payload).map(|h| (h.session, erspan::TYPE_II_LEN))
+            }
+            gre::protocol::ERSPAN3 => erspan::TypeIIIRepr::parse(payload).and_then(|h| {
+                if h.ft == erspan::TypeIIIRepr::FT_ETHERNET {
+                    Ok((h.session, h.header_len()))
+                } else {
+                    Err(greway_wire::Error::Malformed {
+                        layer: greway_wire::Layer::Erspan,
+                        reason: "frame type is not Ethernet",
+                    })
+                }
+            }),
+            _ => return tdrop(c, DropReason::UnsupportedGreProtocol),
+        };
+        let Ok((session, erspan_len)) = header else {
+            return tdrop(c, DropReason::ErspanMalformed);
+        };
+        if session != e.session {
+            return tdrop(c, DropReason::ErspanSessionMismatch);
+        }
+        let frame_len = payload.len() - erspan_len;
+        if frame_len < ETH {
+            return tdrop(c, DropReason::ErspanMalformed);
+        }
+        let trail = pkt.pkt_len() - ETH - total;
+        if !pkt.adj(ETH + strip + erspan_len) || (trail > 0 && !pkt.trim(trail)) {
+            return tdrop(c, DropReason::Truncated);
+        }
+        let tc = &mut c.tunnels[ti as usize];
+        tc.decap += 1;
+        tc.decap_bytes += frame_len as u64;
+        Verdict::Tx(usize::from(e.deliver))
     }
 
     /// Cisco keepalives (GRE protocol 0). A peer's keepalive carries an inner IPv4+GRE packet addressed back

@@ -105,16 +105,20 @@ impl<B: PacketBuf> Worker<B> {
         if self.fast_path {
             // A staged packet came in on an inside port (`prepare_burst` stages only those).
             // (An IPv6 packet, staged or not, is declined by the IPv4 path at its ethertype check.)
-            let fast = if staged.is_some() || tables.ports[in_port].role == PortRole::Inside {
+            let role = tables.ports[in_port].role;
+            let fast = if staged.is_some() || role == PortRole::Inside {
                 match self.fast_encap4(tables, pkt, staged, c) {
                     Some(v) => Some(v),
                     None => self.fast_encap6(tables, pkt, staged, c),
                 }
-            } else {
+            } else if role == PortRole::Outside {
                 match self.fast_decap4(tables, pkt, c) {
                     Some(v) => Some(v),
                     None => self.fast_decap6(tables, pkt, c),
                 }
+            } else {
+                // An l2 port: the general rules (which drop it: no bridge).
+                None
             };
             if let Some(v) = fast {
                 #[cfg(feature = "testkit")]
@@ -152,6 +156,10 @@ impl<B: PacketBuf> Worker<B> {
         released: Option<u32>,
         c: &mut Counters,
     ) -> Verdict {
+        if tables.ports[in_port].role == PortRole::L2 {
+            // Frames of an l2 port are bridged, never routed; without a bridge they go nowhere.
+            return Verdict::Drop(DropReason::L2NoBridge);
+        }
         let d = pkt.data();
         let Some(eth) = ethernet::Header::from_prefix(d) else {
             return Verdict::Drop(DropReason::Truncated);

@@ -335,14 +335,16 @@ impl<B: PacketBuf> Worker<B> {
         if t.checksum || t.sequence || t.allowed_sources.is_some() || !t.addresses.is_empty() {
             return None;
         }
-        // MSS clamping leaving the tunnel: TCP SYNs take the general rules.
-        if t.inner_checks & inner_check::MSS_CLAMP != 0
-            && inner::inner_needs_general(
-                pkt.data(),
-                off,
-                proto != ethertype::IPV6,
-                inner_check::MSS_CLAMP,
-            )
+        // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN tunnel decapsulates no IP
+        // packet: the general rules say why. (One test of the hot byte for tunnels with neither.)
+        if t.inner_checks & (inner_check::MSS_CLAMP | inner_check::ERSPAN) != 0
+            && (t.inner_checks & inner_check::ERSPAN != 0
+                || inner::inner_needs_general(
+                    pkt.data(),
+                    off,
+                    proto != ethertype::IPV6,
+                    inner_check::MSS_CLAMP,
+                ))
         {
             return None;
         }

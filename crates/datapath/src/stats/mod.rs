@@ -105,11 +105,18 @@ pub enum DropReason {
     PuntRateLimited,
     /// A packet for a host interface that found the worker's punt ring to the control thread full.
     PuntQueueFull,
+    /// A frame received on an l2 port (`role = "l2"`): nothing bridges it (bridges are not implemented yet).
+    L2NoBridge,
+    /// ERSPAN from a tunnel's peer for another session than the tunnel's `erspan.session`.
+    ErspanSessionMismatch,
+    /// ERSPAN for an ERSPAN tunnel with a truncated header, a wrong version, a type III frame type other than
+    /// Ethernet, or less than an Ethernet header inside.
+    ErspanMalformed,
 }
 
 impl DropReason {
     /// Number of reasons (size of counter arrays).
-    pub const COUNT: usize = DropReason::PuntQueueFull as usize + 1;
+    pub const COUNT: usize = DropReason::ErspanMalformed as usize + 1;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -156,6 +163,9 @@ impl DropReason {
         DropReason::PmtuNoTunnel,
         DropReason::PuntRateLimited,
         DropReason::PuntQueueFull,
+        DropReason::L2NoBridge,
+        DropReason::ErspanSessionMismatch,
+        DropReason::ErspanMalformed,
     ];
 
     /// The snake_case name used in JSON, Prometheus labels and logs.
@@ -204,6 +214,9 @@ impl DropReason {
             DropReason::PmtuNoTunnel => "pmtu_no_tunnel",
             DropReason::PuntRateLimited => "punt_rate_limited",
             DropReason::PuntQueueFull => "punt_queue_full",
+            DropReason::L2NoBridge => "l2_no_bridge",
+            DropReason::ErspanSessionMismatch => "erspan_session_mismatch",
+            DropReason::ErspanMalformed => "erspan_malformed",
         }
     }
 }

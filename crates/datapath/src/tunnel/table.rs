@@ -61,6 +61,18 @@ pub mod inner_check {
     /// `encap_limit` on an IPv6-outer tunnel: inner IPv6 packets with extension headers (which may carry an
     /// RFC 2473 Tunnel Encapsulation Limit).
     pub const ENCAP_LIMIT: u8 = 2;
+    /// An ERSPAN tunnel (`mode = "erspan"`): every packet it receives takes the general rules.
+    pub const ERSPAN: u8 = 4;
+}
+
+/// What an ERSPAN tunnel (`mode = "erspan"`) does with what it receives: the mirrored frames of `session` leave
+/// port `deliver` as they were captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErspanRx {
+    /// The session ID accepted (type I, which has none, counts as session 0).
+    pub session: u16,
+    /// The l2 port the inner frames leave by (`deliver`), as a port index.
+    pub deliver: u16,
 }
 
 /// The MSS a tunnel's `mss_clamp` lowers TCP SYN and SYN-ACK segments to, per inner family.
@@ -78,6 +90,9 @@ pub enum PortRole {
     Inside,
     /// Faces the transport network: GRE in, GRE out.
     Outside,
+    /// Carries Ethernet frames as they are (no address): frames received on it are not routed (dropped as
+    /// `l2_no_bridge`), and no routed IP leaves by it. ERSPAN tunnels deliver their mirrored frames to one.
+    L2,
 }
 
 impl PortRole {
@@ -96,6 +111,7 @@ impl fmt::Display for PortRole {
         f.write_str(match self {
             PortRole::Inside => "inside",
             PortRole::Outside => "outside",
+            PortRole::L2 => "l2",
         })
     }
 }
@@ -231,6 +247,8 @@ pub struct Tunnel {
     pub mss_clamp: Option<MssClamp>,
     /// `encap_limit` (IPv6 outer only): the template carries a Destination Options header with it.
     pub encap_limit: Option<u8>,
+    /// `mode = "erspan"`: the session it accepts and the port it delivers to (with [`inner_check::ERSPAN`]).
+    pub erspan: Option<ErspanRx>,
 }
 
 impl Tunnel {
