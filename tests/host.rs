@@ -89,6 +89,16 @@ impl Net {
             "ip", "netns", "exec", &self.host, "ip", "link", "show", name,
         ])
     }
+
+    /// Host interface `name` is up with an address (greway configures its interfaces' addresses a moment
+    /// after creating them, then brings them up).
+    fn host_ready(&self, name: &str) -> bool {
+        let out = Net::exec(&self.host, &["ip", "-o", "addr", "show", "dev", name, "up"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.contains(" inet ")
+    }
 }
 
 impl Drop for Net {
@@ -151,7 +161,7 @@ fn start(net: &Net, dir: &Path, cfg: &str) -> Child {
         let mut gw = spawn_greway(&path, &dir.join("stats.json"));
         let deadline = Instant::now() + Duration::from_secs(30);
         let exited = loop {
-            if net.host_has("inside") && net.host_has("tun-peer") {
+            if net.host_ready("inside") && net.host_ready("tun-peer") {
                 return gw;
             }
             if gw.try_wait().unwrap().is_some() {
