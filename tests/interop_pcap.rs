@@ -5,20 +5,9 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::Command;
 
 fn scapy_vectors(dir: &Path) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scapy/interop_vectors.py");
-    let out = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(dir)
-        .output()
-        .expect("/usr/bin/python3 with scapy is required (scripts/install-deps.sh installs python3-scapy)");
-    assert!(
-        out.status.success(),
-        "scapy vector script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_scapy("interop_vectors.py", &[&dir]);
     serde_json::from_str(&std::fs::read_to_string(dir.join("expect.json")).unwrap()).unwrap()
 }
 

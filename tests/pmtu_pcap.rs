@@ -4,21 +4,9 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::Command;
 
 fn scapy(mode: &str, dir: &Path) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scapy/pmtu.py");
-    let out = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(mode)
-        .arg(dir)
-        .output()
-        .expect("/usr/bin/python3 with scapy is required (scripts/install-deps.sh installs python3-scapy)");
-    assert!(
-        out.status.success(),
-        "scapy pmtu.py {mode} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_scapy("pmtu.py", &[&mode, &dir]);
     String::from_utf8(out.stdout).unwrap()
 }
 

@@ -12,17 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn scapy_inputs(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scapy/tunnel_addresses.py");
-    let out = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(dir)
-        .output()
-        .expect("/usr/bin/python3 with scapy is required (scripts/install-deps.sh installs python3-scapy)");
-    assert!(
-        out.status.success(),
-        "scapy script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_scapy("tunnel_addresses.py", &[&dir]);
 }
 
 fn config(tag: &str, inside: &str, outside: &str, extra: &str) -> String {

@@ -245,3 +245,22 @@ impl Drop for TestEal {
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
     }
 }
+
+/// Run `tests/scapy/SCRIPT` with `args` under /usr/bin/python3 (scapy, installed by scripts/install-deps.sh) and
+/// return its output, after checking that it succeeded.
+pub fn run_scapy(script: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scapy")
+        .join(script);
+    let out = Command::new("/usr/bin/python3")
+        .arg(&path)
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .expect("/usr/bin/python3 with scapy is required (scripts/install-deps.sh installs python3-scapy)");
+    assert!(
+        out.status.success(),
+        "scapy {script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
