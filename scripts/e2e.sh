@@ -29,7 +29,9 @@
 # Needs root. Prints one line per check and a final "N passed, N failed"; exits non-zero on any failure.
 # Everything it creates (namespaces, veths, processes, /var/run/dpdk/greway-e2e-*) is removed on exit.
 #
-# Usage: scripts/e2e.sh            (builds target/release/greway if missing)
+# Then it runs scripts/e2e-bgp.sh (two greways driven by FRR's BGP over a tunnel) and counts its checks.
+#
+# Usage: scripts/e2e.sh            (builds target/release/greway if missing; E2E_SKIP_BGP=1: without the BGP part)
 #        E2E_KEEP_LOGS=1 scripts/e2e.sh   keep the work directory (logs, capture, stats) for inspection
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -464,4 +466,17 @@ check "greway B (after the restart): same" stats_ok "$WORK/gw-b-2.json"
 say "      gwA drops: $(jq -c '.drops | with_entries(select(.value > 0))' "$WORK/gw-a.json" 2>/dev/null)"
 say "      gwA tunnels: $(jq -c '.tunnels' "$WORK/gw-a.json" 2>/dev/null)"
 say "      TCP throughput: $THROUGHPUT"
+
+# ------------------------------------------------------------------------------------------------------------
+# BGP over a tunnel, routes learned from FRR: scripts/e2e-bgp.sh (a topology of its own); its checks count here.
+# E2E_SKIP_BGP=1 leaves it out.
+# ------------------------------------------------------------------------------------------------------------
+if [ -z "${E2E_SKIP_BGP:-}" ]; then
+    say "== BGP over a tunnel (scripts/e2e-bgp.sh)"
+    scripts/e2e-bgp.sh >"$WORK/e2e-bgp.log" 2>&1
+    sed 's/^/  /' "$WORK/e2e-bgp.log"
+    read -r bgp_pass bgp_fail <<<"$(awk '/^[0-9]+ passed, [0-9]+ failed$/ { p = $1; f = $3 } END { print p + 0, (p == "" ? 1 : f) }' "$WORK/e2e-bgp.log")"
+    PASS=$((PASS + bgp_pass))
+    FAIL=$((FAIL + bgp_fail))
+fi
 finish

@@ -34,8 +34,7 @@ step() { # step NAME COMMAND...: run a suite step, count it as one check
     if "$@"; then extra_pass=$((extra_pass + 1)); else extra_fail=$((extra_fail + 1)); echo "FAILED: $*"; fi
 }
 
-[ -x scripts/e2e.sh ] && step "end-to-end (scripts/e2e.sh)" scripts/e2e.sh
-[ -x scripts/e2e-bgp.sh ] && step "BGP over a tunnel, routes learned from FRR (scripts/e2e-bgp.sh)" scripts/e2e-bgp.sh
+[ -x scripts/e2e.sh ] && step "end-to-end, BGP over a tunnel included (scripts/e2e.sh)" scripts/e2e.sh
 [ -x scripts/e2e-ovs.sh ] && step "interoperability with Open vSwitch (scripts/e2e-ovs.sh)" scripts/e2e-ovs.sh
 bench_smoke() { # the benchmark harness end to end (1 s runs: plumbing and output format, not performance)
     local dir s scenarios=(forward-64 encap-64 decap-64 encap6-64 decap6-64 decap-over6-64)

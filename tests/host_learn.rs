@@ -268,3 +268,48 @@ fn lost_messages_resync_to_the_kernel_table() {
     });
     assert!(l.counters.overruns.load(Ordering::Relaxed) > overruns);
 }
+
+/// How fast the learner follows the kernel: a full table of 100,000 routes added with one `ip -batch`, then
+/// single route adds one at a time. Measured and printed (`cargo test --test host_learn -- --nocapture`), not
+/// asserted: every route must arrive, whatever the time.
+#[test]
+fn a_full_table_and_single_changes_reach_the_learner() {
+    let ns = Ns::new();
+    let mut l = Learner::spawn(ns.spec(254)).expect("learner");
+    let mut learned = Learned::default();
+    let n = 100_000;
+    let lines: String = (0..n)
+        .map(|i| {
+            format!(
+                "route add 100.{}.{}.{}/32 dev tgw\n",
+                64 + (i >> 16),
+                (i >> 8) & 255,
+                i & 255
+            )
+        })
+        .collect();
+    let t0 = Instant::now();
+    ns.batch(&lines);
+    let batch_done = t0.elapsed();
+    learned.until(&mut l, Duration::from_secs(120), |m| m.len() >= n);
+    let full = t0.elapsed();
+    assert_eq!(learned.0.len(), n);
+    let mut single = Vec::new();
+    for k in 0..20 {
+        let p = format!("10.77.{k}.0/24");
+        let t = Instant::now();
+        ns.ip(&format!("route add {p} dev tgw"));
+        let want = net(&p);
+        learned.until(&mut l, Duration::from_secs(5), |m| m.contains_key(&want));
+        single.push(t.elapsed());
+    }
+    single.sort();
+    println!(
+        "learner: {n} routes from one ip -batch in {} ms (the batch itself {} ms); single route add, ip command \
+         included: median {:.2} ms, max {:.2} ms",
+        full.as_millis(),
+        batch_done.as_millis(),
+        single[single.len() / 2].as_secs_f64() * 1e3,
+        single[single.len() - 1].as_secs_f64() * 1e3
+    );
+}
