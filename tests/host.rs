@@ -145,6 +145,8 @@ mac = "02:00:00:00:00:0b"
 netns = "{ns}"
 routes = "off"
 punt_pps = {punt_pps}
+[control]
+socket = "/run/greway-test-{tag}.sock"
 "#,
         eal = eal_args(tag),
         ii = net.inside.0,
@@ -285,6 +287,52 @@ fn tcp_and_tunnel_udp_reach_the_kernel_and_its_answers_leave_through_greway() {
         (Some(3784), Some(3784))
     );
     assert_eq!(a["data"], "pong");
+
+    // A tunnel added at run time gets its host interface, with its address; removed, it loses it.
+    let sock = std::path::PathBuf::from("/run/greway-test-hostpath.sock");
+    let (ok, _, err) = ctl(
+        &sock,
+        &[
+            "tunnel",
+            "add",
+            "--name",
+            "rt",
+            "--local",
+            "192.0.2.1",
+            "--remote",
+            "192.0.2.9",
+            "--address",
+            "169.254.101.1/29",
+        ],
+    );
+    assert!(ok, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !net.host_ready("rt") {
+        assert!(Instant::now() < deadline, "no host interface for tunnel rt");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let show = Net::exec(&net.host, &["ip", "-o", "addr", "show", "dev", "rt"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("inet 169.254.101.1/29"),
+        "{}",
+        String::from_utf8_lossy(&show.stdout)
+    );
+    let (ok, _, err) = ctl(&sock, &["tunnel", "del", "--name", "rt"]);
+    assert!(ok, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while net.host_has("rt") {
+        assert!(
+            Instant::now() < deadline,
+            "tunnel rt's host interface stayed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        net.host_has("tun-peer"),
+        "the configured tunnel's interface stays"
+    );
 
     let out = stop_greway(gw);
     assert!(

@@ -313,3 +313,44 @@ fn a_full_table_and_single_changes_reach_the_learner() {
         single[single.len() - 1].as_secs_f64() * 1e3
     );
 }
+
+/// Host interfaces made or removed at run time (tunnels added or deleted with `greway ctl`): the learner
+/// follows routes through the interfaces it is given from then on, and withdraws those through one it loses.
+#[test]
+fn follows_interfaces_added_and_removed_at_run_time() {
+    let ns = Ns::new();
+    let mut spec = ns.spec(254);
+    let all = spec.ifaces.clone();
+    let tgw = ns.ifindex("tgw");
+    spec.ifaces.remove(&tgw);
+    let mut l = Learner::spawn(spec).expect("learner");
+    ns.ip("route add 10.60.0.0/16 dev tgw");
+    ns.ip("route add 10.61.0.0/16 via 192.0.2.9 dev p0");
+    let mut learned = Learned::default();
+    learned.until(&mut l, Duration::from_secs(5), |m| {
+        m.contains_key(&net("10.61.0.0/16"))
+    });
+    learned.absorb(l.wait(Duration::from_millis(200)));
+    assert!(
+        !learned.0.contains_key(&net("10.60.0.0/16")),
+        "not ours yet"
+    );
+    l.set_ifaces(all.clone());
+    learned.until(&mut l, Duration::from_secs(5), |m| {
+        m.contains_key(&net("10.60.0.0/16"))
+    });
+    assert_eq!(
+        learned.0[&net("10.60.0.0/16")],
+        hop(HostTarget::Tunnel("aws-tgw".into()), None)
+    );
+    let mut without = all;
+    without.remove(&tgw);
+    l.set_ifaces(without);
+    learned.until(&mut l, Duration::from_secs(5), |m| {
+        !m.contains_key(&net("10.60.0.0/16"))
+    });
+    assert!(
+        learned.0.contains_key(&net("10.61.0.0/16")),
+        "the port's route stays"
+    );
+}

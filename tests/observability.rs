@@ -182,23 +182,6 @@ fn finish(mut g: Running, dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap()
 }
 
-/// `greway ctl --socket SOCK ARGS...`: (success, stdout JSON or Null, stderr).
-fn ctl(sock: &Path, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(greway_bin())
-        .arg("ctl")
-        .arg("--socket")
-        .arg(sock)
-        .args(args)
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        out.status.success(),
-        v,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let t = Instant::now();
     while !ok() {

@@ -196,6 +196,18 @@ impl ControlDuties for GatewayControl {
         // counters (run-unique ids).
         self.cp.take_dirty();
         self.shared.tables.store(Arc::new(self.cp.tables()));
+        // Host interfaces for the tunnels added, none for those removed; the route learner follows them.
+        if let Some(h) = &mut self.host {
+            match h.sync_tunnels(self.cp.config(), self.cp.tunnel_ids()) {
+                Ok(true) => {
+                    if let (Some(l), Some(host)) = (&self.learner, &self.cp.config().host) {
+                        l.set_ifaces(h.learn_spec(host.table).ifaces);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => log::warn!("host interfaces after the runtime change: {e}"),
+            }
+        }
         log::info!(
             "runtime change applied: {} tunnel(s), {} route(s)",
             self.cp.config().tunnels.len(),

@@ -296,6 +296,8 @@ pub struct Learner {
     /// Updates received but not yet taken (a batch is taken in parts when it is larger than asked for).
     pending: std::collections::VecDeque<Update>,
     pub counters: Arc<LearnCounters>,
+    /// New interface maps for the thread (host interfaces made or removed at run time).
+    ifaces_tx: Sender<HashMap<u32, HostTarget>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -309,6 +311,7 @@ impl Learner {
         let counters = Arc::new(LearnCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
+        let (ifaces_tx, ifaces_rx) = mpsc::channel();
         let c = counters.clone();
         let s = stop.clone();
         let thread = std::thread::Builder::new()
@@ -334,6 +337,7 @@ impl Learner {
                     dump_families: Vec::new(),
                     interrupted: false,
                     tx,
+                    ifaces_rx,
                     counters: c,
                     buf: vec![0; 1 << 20],
                 };
@@ -349,6 +353,7 @@ impl Learner {
             rx,
             pending: Default::default(),
             counters,
+            ifaces_tx,
             stop,
             thread: Some(thread),
         })
@@ -364,6 +369,13 @@ impl Learner {
         }
         let n = self.pending.len().min(max);
         self.pending.drain(..n).collect()
+    }
+
+    /// greway's host interfaces changed (a tunnel added or removed at run time): follow routes through `ifaces`
+    /// from now on. The thread dumps the table again and sends the difference: routes through a new interface
+    /// are learned, those through a removed one withdrawn.
+    pub fn set_ifaces(&self, ifaces: HashMap<u32, HostTarget>) {
+        let _ = self.ifaces_tx.send(ifaces);
     }
 
     /// Waits up to `timeout` for updates (tests).
@@ -426,6 +438,7 @@ struct Loop {
     dump_families: Vec<AddressFamily>,
     interrupted: bool,
     tx: Sender<Vec<Update>>,
+    ifaces_rx: Receiver<HashMap<u32, HostTarget>>,
     counters: Arc<LearnCounters>,
     buf: Vec<u8>,
 }
@@ -434,6 +447,12 @@ impl Loop {
     fn run(&mut self, stop: &AtomicBool, hold: Option<&AtomicBool>) -> io::Result<()> {
         self.start_dump()?;
         while !stop.load(Ordering::Relaxed) {
+            if let Some(ifaces) = self.ifaces_rx.try_iter().last() {
+                // The next dump builds its table with the new interfaces; its difference from what the control
+                // thread was told goes out as updates.
+                self.table.ifaces = ifaces;
+                self.resync()?;
+            }
             if hold.is_some_and(|h| h.load(Ordering::Relaxed)) {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;

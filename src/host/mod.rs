@@ -162,20 +162,7 @@ impl HostIfaces {
                 addresses: p.addresses.clone(),
             })
             .collect();
-        specs.extend(
-            cfg.tunnels
-                .iter()
-                .zip(tunnel_ids)
-                .filter(|(t, _)| t.mode != TunnelMode::Erspan)
-                .map(|(t, &id)| Spec {
-                    name: t.host_if_name(),
-                    target: HostIf::Tunnel(id),
-                    kind: "tunnel",
-                    owner: t.name.clone(),
-                    mtu: t.effective_mtu(cfg),
-                    addresses: t.address.clone(),
-                }),
-        );
+        specs.extend(tunnel_specs(cfg, tunnel_ids));
         let netns = match &host.netns {
             Some(name) => Some(Netns::open_or_create(name).map_err(|err| HostError {
                 name: format!("(namespace {name})"),
@@ -210,6 +197,46 @@ impl HostIfaces {
             next_worker: 0,
             buf: vec![0; 65536],
         })
+    }
+
+    /// The tunnels changed at run time (`tunnel_ids[i]` is tunnel `i`'s run-unique id): remove the host
+    /// interfaces of tunnels that are gone and make those of new tunnels. True when anything changed.
+    pub fn sync_tunnels(&mut self, cfg: &Config, tunnel_ids: &[u64]) -> Result<bool, HostError> {
+        let keep: std::collections::HashSet<u64> = tunnel_ids.iter().copied().collect();
+        let before = self.ifaces.len();
+        // Dropping an interface closes its TUN device, which removes it from the kernel.
+        self.ifaces.retain(|i| match i.target {
+            HostIf::Tunnel(id) => keep.contains(&id),
+            HostIf::Port(_) => true,
+        });
+        let removed = before - self.ifaces.len();
+        let have: std::collections::HashSet<HostIf> =
+            self.ifaces.iter().map(|i| i.target).collect();
+        let specs: Vec<Spec> = tunnel_specs(cfg, tunnel_ids)
+            .filter(|s| !have.contains(&s.target))
+            .collect();
+        if specs.is_empty() {
+            return Ok(removed > 0);
+        }
+        let made = match &self.netns {
+            Some(ns) => ns.run(|| make_all(&specs)).map_err(|err| HostError {
+                name: format!("(namespace {})", ns.name),
+                what: "cannot enter the network namespace",
+                err,
+            })??,
+            None => make_all(&specs)?,
+        };
+        for i in &made {
+            log::info!(
+                "host interface {} ({} {}) index {}",
+                i.name,
+                i.kind,
+                i.owner,
+                i.ifindex
+            );
+        }
+        self.ifaces.extend(made);
+        Ok(true)
     }
 
     /// The kernel index of the host interface standing for `target`, if there is one: a kernel route's output
@@ -385,6 +412,22 @@ fn frame_of(pool: &Mempool, ip: &[u8]) -> Option<Mbuf> {
 }
 
 /// Make every interface in the calling thread's namespace; on an error those made so far close (and go).
+/// The host interfaces of `cfg`'s tunnels (an erspan tunnel carries frames, not IP: none).
+fn tunnel_specs<'a>(cfg: &'a Config, tunnel_ids: &'a [u64]) -> impl Iterator<Item = Spec> + 'a {
+    cfg.tunnels
+        .iter()
+        .zip(tunnel_ids)
+        .filter(|(t, _)| t.mode != TunnelMode::Erspan)
+        .map(|(t, &id)| Spec {
+            name: t.host_if_name(),
+            target: HostIf::Tunnel(id),
+            kind: "tunnel",
+            owner: t.name.clone(),
+            mtu: t.effective_mtu(cfg),
+            addresses: t.address.clone(),
+        })
+}
+
 fn make_all(specs: &[Spec]) -> Result<Vec<HostIface>, HostError> {
     let mut rtnl = link::Rtnl::new().map_err(|err| HostError {
         name: String::new(),

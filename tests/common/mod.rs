@@ -264,3 +264,20 @@ pub fn run_scapy(script: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     );
     out
 }
+
+/// `greway ctl --socket SOCK ARGS...`: (success, stdout JSON or Null, stderr).
+pub fn ctl(sock: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = Command::new(greway_bin())
+        .arg("ctl")
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
