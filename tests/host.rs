@@ -155,8 +155,26 @@ socket = "/run/greway-test-{tag}.sock"
     )
 }
 
+/// A running greway, killed if a failing assertion unwinds past it (its TUN interfaces go with it).
+struct Running(Option<Child>);
+
+impl Running {
+    fn stop(mut self) -> std::process::Output {
+        stop_greway(self.0.take().expect("running"))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// greway, started and waited for until its host interfaces exist (at most 30 s).
-fn start(net: &Net, dir: &Path, cfg: &str) -> Child {
+fn start(net: &Net, dir: &Path, cfg: &str) -> Running {
     let path = dir.join("greway.toml");
     std::fs::write(&path, cfg).unwrap();
     for attempt in 1.. {
@@ -164,7 +182,7 @@ fn start(net: &Net, dir: &Path, cfg: &str) -> Child {
         let deadline = Instant::now() + Duration::from_secs(30);
         let exited = loop {
             if net.host_ready("inside") && net.host_ready("tun-peer") {
-                return gw;
+                return Running(Some(gw));
             }
             if gw.try_wait().unwrap().is_some() {
                 break gw.wait_with_output().unwrap();
@@ -334,7 +352,7 @@ fn tcp_and_tunnel_udp_reach_the_kernel_and_its_answers_leave_through_greway() {
         "the configured tunnel's interface stays"
     );
 
-    let out = stop_greway(gw);
+    let out = gw.stop();
     assert!(
         out.status.success(),
         "{}",
@@ -377,7 +395,7 @@ fn a_syn_flood_is_limited_to_punt_pps_and_every_packet_is_counted() {
     assert_eq!(a["sent"], sent);
     let _ = tcp.kill();
     let _ = tcp.wait();
-    let out = stop_greway(gw);
+    let out = gw.stop();
     assert!(
         out.status.success(),
         "{}",
