@@ -457,7 +457,6 @@ fn build_tunnel(
             Ttl::Fixed(v) => v,
         },
         allowed_sources: tc.allowed_sources.clone(),
-        addresses: tc.address.clone(),
         out_port: u16::try_from(out_port).expect("a port index fits 16 bits"),
         next_hop,
         resolved: nb.is_some(),

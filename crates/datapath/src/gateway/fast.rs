@@ -331,8 +331,8 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> Option<Verdict> {
         let t = tables.tunnels.get(ti as usize)?;
-        // (A tunnel with addresses of its own may carry packets for us: the general rules decide.)
-        if t.checksum || t.sequence || t.allowed_sources.is_some() || !t.addresses.is_empty() {
+        // (A packet for one of our own addresses, a tunnel's included, is declined by the inner checks below.)
+        if t.checksum || t.sequence || t.allowed_sources.is_some() {
             return None;
         }
         // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN tunnel decapsulates no IP

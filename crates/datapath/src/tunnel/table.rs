@@ -240,9 +240,6 @@ pub struct Tunnel {
     pub next_hop: IpAddr,
     /// The configured MTU and the limits of path MTU discovery.
     pub pmtu: PmtuParams,
-    /// The tunnel interface's own addresses (the subnet lies through the tunnel): a decapsulated packet to one
-    /// of them is for us. Empty for most tunnels; the decap fast paths decline the others.
-    pub addresses: Vec<IpNet>,
     /// `mss_clamp`, resolved to values.
     pub mss_clamp: Option<MssClamp>,
     /// `encap_limit` (IPv6 outer only): the template carries a Destination Options header with it.
