@@ -429,7 +429,7 @@ fn build_tunnel(
     } else {
         0
     };
-    Tunnel {
+    let mut t = Tunnel {
         index: tref.index,
         id: tref.id,
         name: tc.name.clone(),
@@ -472,8 +472,11 @@ fn build_tunnel(
         gre_off: gre_off as u8,
         key_off,
         seq_off: seq_off as u8,
+        fast: 0,
         state,
-    }
+    };
+    t.decide_fast();
+    t
 }
 
 #[cfg(test)]

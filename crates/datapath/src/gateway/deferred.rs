@@ -97,12 +97,13 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict {
         // The worker calls `process` once per packet of the prepared burst, in order.
         let w = &mut self.w;
-        let staged = if w.staged_next < w.staged_len {
-            let ti = w.staged_ti[w.staged_next];
-            w.staged_next += 1;
-            Some(ti)
+        let i = w.staged_next;
+        let staged = if i < w.staged_len {
+            w.staged_next = i + 1;
+            // (`staged_len` <= STAGE_MAX, a power of two: the mask only spares the bounds check.)
+            w.staged_ti[i % STAGE_MAX]
         } else {
-            None
+            NOT_STAGED
         };
         w.handle_staged(&self.tables, pkt, in_port, staged, counters)
     }

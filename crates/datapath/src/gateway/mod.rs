@@ -242,8 +242,11 @@ struct Worker<B> {
 
 /// The largest burst whose encap lookups are staged (the worker's `MAX_BURST`); a larger one is not staged.
 const STAGE_MAX: usize = 256;
-/// A staged lookup that found no tunnel (or a packet that is not IPv4).
+const _: () = assert!(STAGE_MAX.is_power_of_two());
+/// A staged lookup that found no tunnel (or a packet that is not IP).
 const NO_TUNNEL: u32 = u32::MAX;
+/// No staged lookup for this packet (the fast path looks the route up itself). Tunnel indices stay below it.
+const NOT_STAGED: u32 = u32::MAX - 1;
 
 /// At most this many fragments per packet (a 9000-byte jumbo into a 576-byte MTU needs 17).
 const MAX_FRAGMENTS: usize = 32;

@@ -65,6 +65,24 @@ pub mod inner_check {
     pub const ERSPAN: u8 = 4;
 }
 
+/// Bits of [`Tunnel::fast`].
+pub mod fast {
+    /// The IPv4-outside encapsulation fast path's header shape, or 0 when the tunnel needs the full checks
+    /// (sequence numbers, an unresolved next hop, keepalives, inner-packet rules, an IPv6 outer header).
+    pub const ENCAP4_MASK: u8 = 7;
+    /// 38 bytes: no key, no checksum.
+    pub const ENCAP4_PLAIN: u8 = 1;
+    /// 42 bytes: a key.
+    pub const ENCAP4_KEY: u8 = 2;
+    /// 42 bytes: a checksum.
+    pub const ENCAP4_CSUM: u8 = 3;
+    /// 46 bytes: checksum and key.
+    pub const ENCAP4_CSUM_KEY: u8 = 4;
+    /// The decapsulation fast path takes this tunnel's packets without testing its settings: no checksum,
+    /// sequence numbers or source filter, no inner-packet rule on the way out, not an ERSPAN tunnel.
+    pub const DECAP: u8 = 8;
+}
+
 /// What an ERSPAN tunnel (`mode = "erspan"`) does with what it receives: the mirrored frames of `session` leave
 /// port `deliver` as they were captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -219,6 +237,11 @@ pub struct Tunnel {
     /// Offsets within the template.
     pub gre_off: u8,
     pub seq_off: u8,
+    /// The fast paths' per-tunnel decisions, made when the table is built ([`Tunnel::decide_fast`]) so a
+    /// packet tests one byte instead of each setting: [`fast::ENCAP4_MASK`] holds the IPv4-outside
+    /// encapsulation's header shape (0: the tunnel takes the full checks), [`fast::DECAP`] says the
+    /// decapsulation fast path needs no per-tunnel check.
+    pub fast: u8,
     /// Ethernet + outer IP + GRE header with every constant field filled; per-packet fields are patched.
     pub template: [u8; MAX_ENCAP_HEADER],
     // Cold: configuration and state read on the slower paths.
@@ -296,6 +319,36 @@ impl Tunnel {
             index: self.index,
             id: self.id,
         }
+    }
+    /// The IPv4-outside encapsulation header shape ([`fast`]`::ENCAP4_*`) by the tunnel's checksum and key;
+    /// 0 for an IPv6 outer header or a sequenced tunnel.
+    #[inline]
+    pub fn encap4_shape(&self) -> u8 {
+        const HL: usize = 14 + 20 + 4;
+        if self.outer_v6() || self.sequence {
+            return 0;
+        }
+        match (self.checksum, self.header_bytes()) {
+            (false, HL) => fast::ENCAP4_PLAIN,
+            (false, l) if l == HL + 4 => fast::ENCAP4_KEY,
+            (true, l) if l == HL + 4 => fast::ENCAP4_CSUM,
+            (true, l) if l == HL + 8 => fast::ENCAP4_CSUM_KEY,
+            _ => 0,
+        }
+    }
+    /// Fill [`Tunnel::fast`] from the settings (call once the tunnel is complete). What can change at run time
+    /// (the keepalive state, a learned path MTU) is still tested per packet.
+    pub fn decide_fast(&mut self) {
+        let encap = if self.resolved && !self.keepalive_on && self.inner_checks == 0 {
+            self.encap4_shape()
+        } else {
+            0
+        };
+        let decap = !self.checksum
+            && !self.sequence
+            && self.allowed_sources.is_none()
+            && self.inner_checks & (inner_check::MSS_CLAMP | inner_check::ERSPAN) == 0;
+        self.fast = encap | if decap { fast::DECAP } else { 0 };
     }
     /// Whether keepalives gate traffic and the tunnel is down.
     #[inline]
@@ -568,6 +621,7 @@ mod layout_tests {
             offset_of!(Tunnel, inner_checks) + 1,
             offset_of!(Tunnel, gre_off) + 1,
             offset_of!(Tunnel, seq_off) + 1,
+            offset_of!(Tunnel, fast) + 1,
         ];
         let tpl = offset_of!(Tunnel, template);
         assert!(
