@@ -335,10 +335,12 @@ impl<B: PacketBuf> Worker<B> {
         if t.checksum || t.sequence || t.allowed_sources.is_some() {
             return None;
         }
-        // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN tunnel decapsulates no IP
-        // packet: the general rules say why. (One test of the hot byte for tunnels with neither.)
-        if t.inner_checks & (inner_check::MSS_CLAMP | inner_check::ERSPAN) != 0
-            && (t.inner_checks & inner_check::ERSPAN != 0
+        // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN or TEB tunnel routes no IP
+        // packet: the general rules say why. (One test of the hot byte for tunnels with none of them; the wider
+        // masks cost no instruction.)
+        const NOT_IP: u8 = inner_check::ERSPAN | inner_check::TEB;
+        if t.inner_checks & (inner_check::MSS_CLAMP | NOT_IP) != 0
+            && (t.inner_checks & NOT_IP != 0
                 || inner::inner_needs_general(
                     pkt.data(),
                     off,

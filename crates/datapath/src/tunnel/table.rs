@@ -63,6 +63,10 @@ pub mod inner_check {
     pub const ENCAP_LIMIT: u8 = 2;
     /// An ERSPAN tunnel (`mode = "erspan"`): every packet it receives takes the general rules.
     pub const ERSPAN: u8 = 4;
+    /// A TEB tunnel (`mode = "teb"`, Ethernet inside): what it receives takes the general rules (its Ethernet
+    /// frames never reach the IP fast path, whose GRE check takes IPv4 and IPv6 only; this bit keeps the rest,
+    /// a peer's keepalives, off it too), and it is sent frames by its bridge, not routed IP.
+    pub const TEB: u8 = 8;
 }
 
 /// What an ERSPAN tunnel (`mode = "erspan"`) does with what it receives: the mirrored frames of `session` leave
@@ -246,6 +250,9 @@ pub struct Tunnel {
     pub encap_limit: Option<u8>,
     /// `mode = "erspan"`: the session it accepts and the port it delivers to (with [`inner_check::ERSPAN`]).
     pub erspan: Option<ErspanRx>,
+    /// `mode = "teb"` (with [`inner_check::TEB`]): the bridge member the tunnel is; None for a TEB tunnel in no
+    /// bridge (what it receives is dropped as `l2_no_bridge`).
+    pub teb: Option<crate::bridge::MemberRef>,
 }
 
 impl Tunnel {
@@ -296,6 +303,11 @@ impl Tunnel {
             index: self.index,
             id: self.id,
         }
+    }
+    /// A TEB tunnel (`mode = "teb"`): Ethernet frames inside.
+    #[inline]
+    pub fn is_teb(&self) -> bool {
+        self.inner_checks & inner_check::TEB != 0
     }
     /// Whether keepalives gate traffic and the tunnel is down.
     #[inline]
@@ -431,6 +443,10 @@ pub struct Tables {
     /// Packets per second each worker may hand to the host interfaces (`[host] punt_pps`); 0 without `[host]`:
     /// nothing is punted and what greway does not answer itself is `local_unhandled`.
     pub punt_pps: u32,
+    /// The bridges (`[[bridge]]`), in configuration order.
+    pub bridges: Vec<crate::bridge::Bridge>,
+    /// Per port index: the bridge members its frames enter by (empty for ports in no bridge).
+    pub port_bridging: Vec<crate::bridge::PortBridging>,
 }
 
 impl Tables {
