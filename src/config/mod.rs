@@ -199,7 +199,7 @@ impl FromStr for Config {
 /// index the tunnel would get.
 pub fn validate_tunnel_addition(cfg: &Config, t: &TunnelCfg) -> Result<(), ConfigError> {
     let routes = route_index(&cfg.tunnels);
-    check_roles_for_tunnels(cfg, true, t.mode != TunnelMode::Erspan)
+    check_roles_for_tunnels(cfg, true, t.mode == TunnelMode::Ip)
         .and_then(|()| check_tunnel(cfg, cfg.tunnels.len(), t, &cfg.tunnels, &routes))
         .map_err(|iss| ConfigError::new("<runtime>", None, iss.path, iss.msg))
 }
