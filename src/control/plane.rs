@@ -5,7 +5,6 @@
 use super::tables::{
     build_routes, build_tables, mac_tables, port_infos, static_neighbors, RouteSlots,
 };
-use greway_datapath::bridge::mac_table::MacTable;
 use crate::config::{Config, RouteCfg};
 use crate::datapath::gateway::Event;
 use crate::tunnel::table::{FxMap, Neighbor, PortInfo, Route, TableError, Tables, TunnelState};
@@ -14,6 +13,7 @@ use crate::wire::arp::ArpRepr;
 use crate::wire::ethernet::{ethertype, EthernetRepr};
 use crate::wire::icmpv6::{self, Icmpv6Repr};
 use crate::wire::{gre, ipv4, MacAddr};
+use greway_datapath::bridge::mac_table::MacTable;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,8 +1,8 @@
 //! What the control thread shows the outside: a [`Status`] built from the merged worker snapshots a few times a
 //! second, and its renderings (Prometheus text exposition, DPDK telemetry dictionaries, JSON for `greway ctl
 //! stats`). Everything here runs on control-side threads; workers never see it.
-use crate::dpdk::telemetry::TelValue;
 use crate::control::bridges::BridgeInfo;
+use crate::dpdk::telemetry::TelValue;
 use crate::stats::{
     BridgeCounters, Counters, DropReason, LatencyBuckets, LatencySummary, TunnelCounters,
 };

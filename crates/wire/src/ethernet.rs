@@ -574,6 +574,10 @@ mod header_tests {
         insert_vlan_tag(&mut f, VlanTag::from_tci(0x0ffe));
         assert_eq!(f, tagged);
         let mut short = [0u8; VLAN_HEADER_LEN - 1];
-        assert!(std::panic::catch_unwind(move || insert_vlan_tag(&mut short, VlanTag::from_tci(1))).is_err());
+        assert!(std::panic::catch_unwind(move || insert_vlan_tag(
+            &mut short,
+            VlanTag::from_tci(1)
+        ))
+        .is_err());
     }
 }

@@ -444,7 +444,12 @@ pub(super) fn check_tunnel_mtu(cfg: &Config, idx: usize, t: &TunnelCfg, min: u16
 fn check_erspan(cfg: &Config, at: &str, t: &TunnelCfg) -> Check {
     use greway_wire::erspan;
     if t.mode == TunnelMode::Teb {
-        check_not_ip(at, t, "a teb tunnel carries the Ethernet frames of its bridge", false)?;
+        check_not_ip(
+            at,
+            t,
+            "a teb tunnel carries the Ethernet frames of its bridge",
+            false,
+        )?;
     }
     if t.mode != TunnelMode::Erspan {
         for (set, key) in [

@@ -192,7 +192,11 @@ impl MacTable {
                     self.seen[s].store(now_s, Ordering::Relaxed);
                 }
                 if member_of(e) == member {
-                    return if was_aged { Learn::Learned } else { Learn::Known };
+                    return if was_aged {
+                        Learn::Learned
+                    } else {
+                        Learn::Known
+                    };
                 }
                 return match self.entries[s].compare_exchange(
                     e,
@@ -283,7 +287,8 @@ impl MacTable {
             out.push(MacEntry {
                 mac,
                 member: member_of(e),
-                age_s: (now_s.wrapping_sub(self.seen[s].load(Ordering::Relaxed)) as i32).max(0) as u32,
+                age_s: (now_s.wrapping_sub(self.seen[s].load(Ordering::Relaxed)) as i32).max(0)
+                    as u32,
             });
         }
         out.sort_unstable_by_key(|e| e.mac);
@@ -329,7 +334,10 @@ mod tests {
         assert_eq!(t.learn(mac(2), 1, 200), Learn::Learned);
         // Full: a third MAC is not learned, and nothing is evicted.
         assert_eq!(t.learn(mac(3), 1, 200), Learn::Full);
-        assert_eq!((t.lookup(mac(1), 200), t.lookup(mac(2), 200)), (Some(0), Some(1)));
+        assert_eq!(
+            (t.lookup(mac(1), 200), t.lookup(mac(2), 200)),
+            (Some(0), Some(1))
+        );
         // 301 s after it was seen, mac(1) is aged: not used for forwarding any more.
         assert_eq!(t.lookup(mac(1), 401), None);
         assert_eq!(t.lookup(mac(1), 400), Some(0));

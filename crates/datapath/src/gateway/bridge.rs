@@ -102,7 +102,13 @@ impl<B: PacketBuf> Worker<B> {
 
     /// Send the frame to every member of its bridge but `from`: copies to all of them but the last, which gets
     /// the frame itself (this packet's verdict).
-    fn flood(&mut self, tables: &Tables, pkt: &mut B, from: MemberRef, c: &mut Counters) -> Verdict {
+    fn flood(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        from: MemberRef,
+        c: &mut Counters,
+    ) -> Verdict {
         let bi = usize::from(from.bridge);
         let members = &tables.bridges[bi].members;
         let from = usize::from(from.member);
@@ -134,7 +140,13 @@ impl<B: PacketBuf> Worker<B> {
     }
 
     /// A frame leaving the bridge by member `to`: out of its port (tagged for a VLAN member), or into its tunnel.
-    fn member_out(&mut self, tables: &Tables, pkt: &mut B, to: Member, c: &mut Counters) -> Verdict {
+    fn member_out(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        to: Member,
+        c: &mut Counters,
+    ) -> Verdict {
         match to {
             Member::Port { port, vlan: None } => Verdict::Tx(usize::from(port)),
             Member::Port {
