@@ -319,6 +319,7 @@ where
         ports,
         drops: fin.drops,
         tunnels: fin.tunnels,
+        bridges: fin.bridges.clone(),
         mempool: MempoolReport {
             size: rt.pool.size(),
             free_at_start: rt.free_at_start,
