@@ -163,7 +163,7 @@ fn two_greways_bridge_frames_through_teb_tunnels_byte_for_byte() {
 
     // Into the tunnels, in order: "lan"'s broadcast, unknown unicast and largest frame (the 1473-byte one is
     // too big), then VLAN 10's broadcast untagged, then the pseudowire's two frames untagged.
-    let into_tunnels = vec![
+    let into_tunnels = [
         lan[0].clone(),
         lan[1].clone(),
         lan[5].clone(),

@@ -204,7 +204,9 @@ pub fn port_infos(cfg: &Config, macs: &[[u8; 6]]) -> Vec<PortInfo> {
         .collect()
 }
 
-/// Build the whole table generation.
+/// Build the whole table generation. `states`, `ids` and `mac_tables` are what outlives generations: the
+/// tunnels' run-time state and run-unique ids, and the bridges' MAC tables.
+#[allow(clippy::too_many_arguments)]
 pub fn build_tables(
     cfg: &Config,
     ports: Vec<PortInfo>,
@@ -323,8 +325,9 @@ fn build_bridges(
     mac_tables: &[Arc<MacTable>],
 ) -> (Vec<Bridge>, Vec<PortBridging>, HashMap<usize, MemberRef>) {
     let mut bridges = Vec::with_capacity(cfg.bridges.len());
-    let mut ports: Vec<(Option<MemberRef>, Vec<(u16, MemberRef)>)> =
-        vec![(None, Vec::new()); cfg.ports.len()];
+    // Per port: the member it is as a whole, and its VLAN members.
+    let mut whole: Vec<Option<MemberRef>> = vec![None; cfg.ports.len()];
+    let mut vlans: Vec<Vec<(u16, MemberRef)>> = vec![Vec::new(); cfg.ports.len()];
     let mut tunnels = HashMap::new();
     for (bi, bc) in cfg.bridges.iter().enumerate() {
         let mut members = Vec::with_capacity(bc.members.len());
@@ -340,8 +343,8 @@ fn build_bridges(
             members.push(match m {
                 BridgeMember::Port { port, vlan } => {
                     match vlan {
-                        Some(v) => ports[port].1.push((v, r)),
-                        None => ports[port].0 = Some(r),
+                        Some(v) => vlans[port].push((v, r)),
+                        None => whole[port] = Some(r),
                     }
                     Member::Port {
                         port: port as u16,
@@ -365,8 +368,9 @@ fn build_bridges(
                 .unwrap_or_else(|| Arc::new(MacTable::new(bc.mac_table_size, bc.aging_s))),
         });
     }
-    let port_bridging = ports
+    let port_bridging = whole
         .into_iter()
+        .zip(vlans)
         .map(|(whole, mut vlans)| {
             vlans.sort_unstable_by_key(|&(v, _)| v);
             PortBridging {

@@ -367,10 +367,8 @@ fn learning_off_floods_every_frame_a_pseudowire() {
         assert_eq!(&out[out.len() - f.len()..], &f[..]);
     }
     let back = frame(A, B, 10);
-    let mut seq = 0;
-    for _ in 0..2 {
+    for seq in 0..2 {
         let gre = gre_hdr(true, None, Some(seq), 0x6558, &back);
-        seq += 1;
         let (v, out) = r.run(&from_peer(PEER_C, &gre, &back), OUTSIDE);
         assert_eq!(v, Verdict::Tx(TRUNK));
         assert_eq!(out, tagged(&back, 20));
