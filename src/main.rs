@@ -96,8 +96,23 @@ enum CtlCmd {
         #[command(subcommand)]
         cmd: RouteCmd,
     },
+    /// Bridges: show their MAC tables.
+    Bridge {
+        #[command(subcommand)]
+        cmd: BridgeCmd,
+    },
     /// The live counters (ports, drops by reason, tunnels with state, latency) as JSON.
     Stats,
+}
+
+#[derive(Subcommand)]
+enum BridgeCmd {
+    /// Every bridge (or the one named) with its settings and MAC table: MAC, member, VLAN (of a PORT.VLAN
+    /// member) and age in seconds.
+    Show {
+        /// The bridge's name.
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -376,6 +391,9 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
             },
             RouteCmd::Show => Request::RouteShow,
         },
+        CtlCmd::Bridge {
+            cmd: BridgeCmd::Show { name },
+        } => Request::BridgeShow { name },
     };
     match call(socket, &req) {
         Ok(r) if r.ok => {

@@ -116,6 +116,10 @@ impl ControlDuties for GatewayControl {
         tunnel_infos(&self.cp)
     }
 
+    fn bridges(&self) -> Vec<crate::control::bridges::BridgeInfo> {
+        crate::control::bridges::bridge_infos(self.cp.config(), self.cp.mac_tables())
+    }
+
     fn round(&self) -> Duration {
         // Host interfaces carry a routing daemon's packets: a 1 ms round keeps their latency low.
         if self.host.is_some() {
@@ -165,6 +169,18 @@ impl ControlDuties for GatewayControl {
                 )))
             }
             Request::RouteShow => return Response::ok(Some(routes_json(&self.cp))),
+            Request::BridgeShow { name } => {
+                let now_s = greway_datapath::bridge::clock_s(dpdk::rdtsc(), self.tsc_hz);
+                return match crate::control::bridges::bridges_json(
+                    cfg,
+                    self.cp.mac_tables(),
+                    name.as_deref(),
+                    now_s,
+                ) {
+                    Ok(v) => Response::ok(Some(v)),
+                    Err(e) => Response::err(e),
+                };
+            }
             Request::TunnelAdd { tunnel } => add_tunnel(cfg, &tunnel),
             Request::TunnelDel { name } => match cfg.tunnels.iter().position(|t| t.name == name) {
                 None => Err(format!("no tunnel named {name:?}")),
@@ -252,6 +268,7 @@ fn tunnels_json(cp: &ControlPlane, now_ms: u64) -> serde_json::Value {
                 .map(|(_, at)| at.saturating_sub(now_ms).div_ceil(1000));
             serde_json::json!({
                 "name": t.name,
+                "mode": t.mode.to_string(),
                 "id": i.id,
                 "local": t.local.to_string(),
                 "remote": t.remote.to_string(),

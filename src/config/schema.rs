@@ -26,6 +26,8 @@ pub struct Config {
     pub neighbors: Vec<NeighborCfg>,
     #[serde(rename = "route", default)]
     pub routes: Vec<RouteCfg>,
+    #[serde(rename = "bridge", default)]
+    pub bridges: Vec<BridgeCfg>,
     #[serde(default)]
     pub metrics: Option<MetricsCfg>,
     #[serde(default)]
@@ -251,6 +253,8 @@ pub enum TunnelMode {
     Ip,
     /// ERSPAN: mirrored Ethernet frames (GRE protocol 0x88BE, types I and II; 0x22EB, type III).
     Erspan,
+    /// Transparent Ethernet bridging (GRE protocol 0x6558, Linux "gretap"): Ethernet frames of a bridge inside.
+    Teb,
 }
 
 impl std::fmt::Display for TunnelMode {
@@ -258,6 +262,7 @@ impl std::fmt::Display for TunnelMode {
         f.write_str(match self {
             TunnelMode::Ip => "ip",
             TunnelMode::Erspan => "erspan",
+            TunnelMode::Teb => "teb",
         })
     }
 }
@@ -357,7 +362,9 @@ impl TunnelCfg {
     }
 
     /// Bytes added by encapsulation: outer IP header (20 / 40) + GRE base header (4) + 4 for
-    /// each of checksum, out-key and sequence, + 8 for the Destination Options header of `encap_limit`.
+    /// each of checksum, out-key and sequence, + 8 for the Destination Options header of `encap_limit`, + 14
+    /// for a TEB tunnel, whose MTU (like a Linux gretap device's) counts the Ethernet payload of its frames, not
+    /// their Ethernet header.
     pub fn overhead(&self) -> u16 {
         let ip = if self.local.is_ipv4() {
             20
@@ -370,7 +377,8 @@ impl TunnelCfg {
             .iter()
             .filter(|&&b| b)
             .count() as u16;
-        ip + 4 + 4 * opts
+        let inner_ethernet = if self.mode == TunnelMode::Teb { 14 } else { 0 };
+        ip + 4 + 4 * opts + inner_ethernet
     }
 
     /// Largest inner packet the outside port owning `local` can carry without fragmenting
@@ -454,6 +462,79 @@ impl RouteCfg {
             tunnel: None,
         }
     }
+}
+
+/// `[[bridge]]`: l2 ports, VLANs of l2 ports and TEB tunnels bridged together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeCfg {
+    pub name: String,
+    /// `"PORT"` (an l2 port), `"PORT.VLAN"` (one 802.1Q VLAN of an l2 port) or a TEB tunnel's name.
+    pub members: Vec<String>,
+    /// Learn source MACs (default). Off: every frame is flooded.
+    #[serde(default = "default_true")]
+    pub learning: bool,
+    /// Most MACs learned at once.
+    #[serde(default = "default_mac_table_size")]
+    pub mac_table_size: u32,
+    /// Seconds a learned MAC is kept without being seen again.
+    #[serde(default = "default_aging_s")]
+    pub aging_s: u32,
+}
+
+/// A bridge member resolved against the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BridgeMember {
+    /// Port index, and the VLAN for `PORT.VLAN`.
+    Port { port: usize, vlan: Option<u16> },
+    /// Tunnel index.
+    Tunnel(usize),
+}
+
+impl Config {
+    /// What a bridge member string names: a port, a tunnel, or `PORT.VLAN` (a port name followed by a dot and a
+    /// number; a port or tunnel whose own name has a dot is found first). `Err` says what is wrong.
+    pub fn bridge_member(&self, s: &str) -> Result<BridgeMember, String> {
+        if let Some(p) = self.port_index(s) {
+            return Ok(BridgeMember::Port {
+                port: p,
+                vlan: None,
+            });
+        }
+        if let Some(t) = self.tunnels.iter().position(|t| t.name == s) {
+            return Ok(BridgeMember::Tunnel(t));
+        }
+        if let Some((port, vlan)) = s.rsplit_once('.') {
+            if let Some(p) = self.port_index(port) {
+                return match vlan.parse::<u16>() {
+                    Ok(v) if (1..=4094).contains(&v) => Ok(BridgeMember::Port {
+                        port: p,
+                        vlan: Some(v),
+                    }),
+                    _ => Err(format!(
+                        "VLAN {vlan:?} of port {port:?}: a VLAN ID is 1..=4094"
+                    )),
+                };
+            }
+        }
+        let ports: Vec<&str> = self.ports.iter().map(|p| p.name.as_str()).collect();
+        let tunnels: Vec<&str> = self.tunnels.iter().map(|t| t.name.as_str()).collect();
+        Err(format!(
+            "{s:?} is no port, PORT.VLAN or tunnel (ports: {}; tunnels: {})",
+            ports.join(", "),
+            tunnels.join(", ")
+        ))
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_mac_table_size() -> u32 {
+    4096
+}
+fn default_aging_s() -> u32 {
+    300
 }
 
 /// `[metrics]`.

@@ -74,6 +74,11 @@ pub enum Request {
         quiet: bool,
     },
     RouteShow,
+    /// Every bridge, or the one named, with its MAC table.
+    BridgeShow {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     Stats,
 }
 

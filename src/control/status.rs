@@ -1,8 +1,11 @@
 //! What the control thread shows the outside: a [`Status`] built from the merged worker snapshots a few times a
 //! second, and its renderings (Prometheus text exposition, DPDK telemetry dictionaries, JSON for `greway ctl
 //! stats`). Everything here runs on control-side threads; workers never see it.
+use crate::control::bridges::BridgeInfo;
 use crate::dpdk::telemetry::TelValue;
-use crate::stats::{Counters, DropReason, LatencyBuckets, LatencySummary, TunnelCounters};
+use crate::stats::{
+    BridgeCounters, Counters, DropReason, LatencyBuckets, LatencySummary, TunnelCounters,
+};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,6 +30,15 @@ pub struct TunnelStatus {
     pub counters: TunnelCounters,
 }
 
+/// One bridge: its MAC table's fill and its counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BridgeStatus {
+    pub mac_entries: usize,
+    pub mac_table_size: usize,
+    #[serde(flatten)]
+    pub counters: BridgeCounters,
+}
+
 /// A tunnel as the control side knows it: name, run-unique id, whether it is up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunnelInfo {
@@ -48,6 +60,9 @@ pub struct Status {
     pub tunnels: BTreeMap<String, TunnelStatus>,
     pub tunnels_up: usize,
     pub tunnels_down: usize,
+    /// The bridges (`[[bridge]]`); absent without any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bridges: BTreeMap<String, BridgeStatus>,
     pub latency: LatencySummary,
     pub icmp_errors_sent: u64,
     pub icmp_errors_suppressed: u64,
@@ -227,6 +242,7 @@ impl Status {
             tunnels_down: tunnels.len() - tunnels_up,
             tunnels_up,
             tunnels,
+            bridges: BTreeMap::new(),
             latency: LatencySummary::of(hist),
             icmp_errors_sent: total.icmp_errors_sent,
             icmp_errors_suppressed: total.icmp_errors_suppressed,
@@ -235,6 +251,24 @@ impl Status {
             host: None,
             latency_buckets: LatencyBuckets::of(hist),
         }
+    }
+
+    /// Fill in the bridges from the merged counters (bridges by index, in configuration order).
+    pub fn set_bridges(&mut self, bridges: &[BridgeInfo], total: &Counters) {
+        self.bridges = bridges
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                (
+                    b.name.clone(),
+                    BridgeStatus {
+                        mac_entries: b.mac_entries,
+                        mac_table_size: b.mac_table_size,
+                        counters: total.bridges.get(i).copied().unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
     }
 
     /// The Prometheus text exposition format (version 0.0.4) of this status.
@@ -365,6 +399,9 @@ impl Status {
             for (t, s) in &self.tunnels {
                 let _ = writeln!(o, "{name}{{tunnel=\"{}\"}} {}", escape(t), f(&s.counters));
             }
+        }
+        if !self.bridges.is_empty() {
+            self.prometheus_bridges(&mut o, family);
         }
         family(
             &mut o,
@@ -499,6 +536,78 @@ impl Status {
             ("latency/p999_ns".into(), ns(self.latency.p999_us)),
             ("latency/max_ns".into(), ns(self.latency.max_us)),
         ]
+    }
+}
+
+impl Status {
+    /// The bridges' metrics: the MAC table's fill (gauges) and the counters, labelled `bridge`.
+    fn prometheus_bridges(&self, o: &mut String, family: impl Fn(&mut String, &str, &str, &str)) {
+        let gauges: [Family<BridgeStatus>; 2] = [
+            (
+                "greway_bridge_mac_entries",
+                "MACs in the bridge's MAC table (aged ones until the next second's expiry).",
+                |b| b.mac_entries as u64,
+            ),
+            (
+                "greway_bridge_mac_table_size",
+                "The bridge's mac_table_size: the most MACs it learns.",
+                |b| b.mac_table_size as u64,
+            ),
+        ];
+        let counters: [Family<BridgeCounters>; 8] = [
+            (
+                "greway_bridge_rx_frames_total",
+                "Frames received from the bridge's members.",
+                |c| c.rx,
+            ),
+            (
+                "greway_bridge_forwarded_frames_total",
+                "Known unicast frames sent to the one member that learned their destination.",
+                |c| c.forwarded,
+            ),
+            (
+                "greway_bridge_flooded_frames_total",
+                "Frames flooded to every other member (broadcast, multicast, unknown unicast, learning off).",
+                |c| c.flooded,
+            ),
+            (
+                "greway_bridge_flood_copies_total",
+                "Copies made for flooding.",
+                |c| c.flood_copies,
+            ),
+            (
+                "greway_bridge_flood_copy_failed_total",
+                "Flood copies that could not be made (no mbuf, deferred queue full): a member missed a frame.",
+                |c| c.flood_copy_failed,
+            ),
+            (
+                "greway_bridge_learned_total",
+                "Source MACs learned.",
+                |c| c.learned,
+            ),
+            (
+                "greway_bridge_moved_total",
+                "Source MACs that moved to another member.",
+                |c| c.moved,
+            ),
+            (
+                "greway_bridge_table_full_total",
+                "Source MACs not learned because the MAC table was full.",
+                |c| c.table_full,
+            ),
+        ];
+        for (name, help, f) in gauges {
+            family(o, name, "gauge", help);
+            for (b, s) in &self.bridges {
+                let _ = writeln!(o, "{name}{{bridge=\"{}\"}} {}", escape(b), f(s));
+            }
+        }
+        for (name, help, f) in counters {
+            family(o, name, "counter", help);
+            for (b, s) in &self.bridges {
+                let _ = writeln!(o, "{name}{{bridge=\"{}\"}} {}", escape(b), f(&s.counters));
+            }
+        }
     }
 }
 

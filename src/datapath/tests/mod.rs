@@ -16,4 +16,5 @@ mod pmtu;
 mod punt;
 mod rig;
 mod sequence;
+mod teb;
 mod tunnel_addresses;

@@ -224,7 +224,8 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             let v = if h.keepalive {
                 self.encap_keepalive(&mut pkt, ti, counters)
             } else {
-                self.encap(&mut pkt, 0, ti, counters)
+                self.w
+                    .encap_released(&self.tables, &mut pkt, 0, ti, counters)
             };
             self.settle(v, pkt, emit, counters);
         }
@@ -343,15 +344,10 @@ impl<B: PacketBuf + Send> Gateway<B> {
                 }),
                 // By id: the tunnel may have moved to another index, or be gone.
                 Held::Encap { in_port, tunnel } => match self.tables.resolve(tunnel) {
-                    Some(ti) if self.tables.tunnels[ti as usize].resolved => Some(self.w.encap(
-                        &self.tables,
-                        &mut pkt,
-                        in_port,
-                        ti,
-                        true,
-                        false,
-                        counters,
-                    )),
+                    Some(ti) if self.tables.tunnels[ti as usize].resolved => Some(
+                        self.w
+                            .encap_released(&self.tables, &mut pkt, in_port, ti, counters),
+                    ),
                     Some(_) => None,
                     None => Some(Verdict::Drop(DropReason::UnknownTunnel)),
                 },

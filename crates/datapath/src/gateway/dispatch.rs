@@ -118,7 +118,7 @@ impl<B: PacketBuf> Worker<B> {
                     None => self.fast_decap6(tables, pkt, c),
                 }
             } else {
-                // An l2 port: the general rules (which drop it: no bridge).
+                // An l2 port: the general rules (which bridge it).
                 None
             };
             if let Some(v) = fast {
@@ -159,7 +159,7 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         if tables.ports[in_port].role == PortRole::L2 {
             // Frames of an l2 port are bridged, never routed; without a bridge they go nowhere.
-            return Verdict::Drop(DropReason::L2NoBridge);
+            return self.bridge_from_port(tables, pkt, in_port, c);
         }
         let d = pkt.data();
         let Some(eth) = ethernet::Header::from_prefix(d) else {

@@ -356,9 +356,9 @@ impl<B: PacketBuf> Worker<B> {
             if t.checksum || t.sequence || t.allowed_sources.is_some() {
                 return None;
             }
-            // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN tunnel decapsulates no
+            // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN or TEB tunnel routes no
             // IP packet: the general rules say why.
-            if t.inner_checks & inner_check::ERSPAN != 0
+            if t.inner_checks & (inner_check::ERSPAN | inner_check::TEB) != 0
                 || (t.inner_checks & inner_check::MSS_CLAMP != 0
                     && inner::inner_needs_general(
                         pkt.data(),

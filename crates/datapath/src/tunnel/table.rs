@@ -63,6 +63,10 @@ pub mod inner_check {
     pub const ENCAP_LIMIT: u8 = 2;
     /// An ERSPAN tunnel (`mode = "erspan"`): every packet it receives takes the general rules.
     pub const ERSPAN: u8 = 4;
+    /// A TEB tunnel (`mode = "teb"`, Ethernet inside): what it receives takes the general rules (its Ethernet
+    /// frames never reach the IP fast path, whose GRE check takes IPv4 and IPv6 only; this bit keeps the rest,
+    /// a peer's keepalives, off it too), and it is sent frames by its bridge, not routed IP.
+    pub const TEB: u8 = 8;
 }
 
 /// Bits of [`Tunnel::fast`].
@@ -79,7 +83,7 @@ pub mod fast {
     /// 46 bytes: checksum and key.
     pub const ENCAP4_CSUM_KEY: u8 = 4;
     /// The decapsulation fast path takes this tunnel's packets without testing its settings: no checksum,
-    /// sequence numbers or source filter, no inner-packet rule on the way out, not an ERSPAN tunnel.
+    /// sequence numbers or source filter, no inner-packet rule on the way out, not an ERSPAN or TEB tunnel.
     pub const DECAP: u8 = 8;
 }
 
@@ -269,6 +273,9 @@ pub struct Tunnel {
     pub encap_limit: Option<u8>,
     /// `mode = "erspan"`: the session it accepts and the port it delivers to (with [`inner_check::ERSPAN`]).
     pub erspan: Option<ErspanRx>,
+    /// `mode = "teb"` (with [`inner_check::TEB`]): the bridge member the tunnel is; None for a TEB tunnel in no
+    /// bridge (what it receives is dropped as `l2_no_bridge`).
+    pub teb: Option<crate::bridge::MemberRef>,
 }
 
 impl Tunnel {
@@ -347,8 +354,15 @@ impl Tunnel {
         let decap = !self.checksum
             && !self.sequence
             && self.allowed_sources.is_none()
-            && self.inner_checks & (inner_check::MSS_CLAMP | inner_check::ERSPAN) == 0;
+            && self.inner_checks
+                & (inner_check::MSS_CLAMP | inner_check::ERSPAN | inner_check::TEB)
+                == 0;
         self.fast = encap | if decap { fast::DECAP } else { 0 };
+    }
+    /// A TEB tunnel (`mode = "teb"`): Ethernet frames inside.
+    #[inline]
+    pub fn is_teb(&self) -> bool {
+        self.inner_checks & inner_check::TEB != 0
     }
     /// Whether keepalives gate traffic and the tunnel is down.
     #[inline]
@@ -484,6 +498,10 @@ pub struct Tables {
     /// Packets per second each worker may hand to the host interfaces (`[host] punt_pps`); 0 without `[host]`:
     /// nothing is punted and what greway does not answer itself is `local_unhandled`.
     pub punt_pps: u32,
+    /// The bridges (`[[bridge]]`), in configuration order.
+    pub bridges: Vec<crate::bridge::Bridge>,
+    /// Per port index: the bridge members its frames enter by (empty for ports in no bridge).
+    pub port_bridging: Vec<crate::bridge::PortBridging>,
 }
 
 impl Tables {
