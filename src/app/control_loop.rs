@@ -262,6 +262,7 @@ where
                 rt.pool.available(),
             );
             st.host = host_status(duties, &total);
+            st.mempool_size = rt.pool.size();
             if want_live {
                 next_live += Duration::from_secs(1);
                 println!(
@@ -292,6 +293,7 @@ where
         free_at_end,
     );
     fin.host = host_status(duties, &total);
+    fin.mempool_size = rt.pool.size();
     board.publish(fin.clone());
     drop(ctl);
     drop(metrics);
