@@ -30,10 +30,10 @@ pub fn long_version() -> String {
 /// `--log-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
-    /// `2024-01-01T00:00:00.000Z INFO  greway::app] message`, as env_logger writes it.
+    /// env_logger's text lines (the default).
     #[default]
     Text,
-    /// One JSON object per line: `{"ts":..., "level":..., "target":..., "msg":...}`.
+    /// One JSON object per line (ts, level, target, msg), for log shippers.
     Json,
 }
 
@@ -158,6 +158,7 @@ pub enum TunnelCmd {
 /// meaning; a key left out takes the file's default. `--route`, `--address` and `--allowed-source` repeat.
 #[derive(Args, Debug, Clone)]
 pub struct TunnelAddArgs {
+    /// The tunnel's name (unique).
     #[arg(long)]
     pub name: String,
     /// Outer source: one of our outside addresses.
