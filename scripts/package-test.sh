@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 [ "$(id -u)" -eq 0 ] || { echo "package-test: needs root (dpkg -i)" >&2; exit 1; }
-if dpkg-query -W -f='${Status}' greway 2>/dev/null | grep -q "installed"; then
+# Installed, or removed with its conffiles left: either way not ours to replace or purge.
+if dpkg-query -W -f='${Status}' greway 2>/dev/null | grep -Eq " (installed|config-files|half-.*|unpacked)$"; then
     echo "package-test: a greway package is installed already; not touching it" >&2
     exit 1
 fi
@@ -49,7 +50,8 @@ check test -s /usr/share/doc/greway/install.md
 # this machine need not run systemd.
 verify=$(systemd-analyze verify /lib/systemd/system/greway@.service 2>&1) && v=0 || v=$?
 [ -z "$verify" ] || echo "$verify" | sed 's/^/    /'
-check test "$v" -eq 0 -a -z "$verify"
+unit_verified() { [ "$v" -eq 0 ] && [ -z "$verify" ]; }
+check unit_verified "(systemd-analyze verify greway@.service: status $v, no message)"
 # The hugepage setup does nothing without GREWAY_HUGEPAGES_2M.
 check env -u GREWAY_HUGEPAGES_2M /usr/libexec/greway/greway-hugepages
 check promtool check rules /usr/share/greway/prometheus/greway-alerts.yml
@@ -59,6 +61,9 @@ dpkg -r greway
 dpkg --purge greway
 trap - EXIT
 check test ! -e /usr/bin/greway -a ! -e /etc/greway/greway.toml -a ! -e /lib/systemd/system/greway@.service
-if dpkg-query -W -f='${Status}' greway 2>/dev/null | grep -q installed; then echo "  FAILED: still installed"; fail=1; fi
+if dpkg-query -W -f='${Status}' greway 2>/dev/null | grep -Eq " (installed|config-files|half-.*|unpacked)$"; then
+    echo "  FAILED: still installed"
+    fail=1
+fi
 [ "$fail" -eq 0 ] && echo "package-test: ok" || echo "package-test: FAILED"
 exit "$fail"
