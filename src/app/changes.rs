@@ -4,7 +4,7 @@
 use super::{ControlDuties, InjectRing};
 use crate::buf::PacketBuf;
 use crate::config::{Config, TunnelCfg};
-use crate::control::ctl::{Request, Response, TunnelSpec};
+use crate::control::ctl::{Request, Response};
 use crate::control::plane::{ControlPlane, Notice, Outgoing, RouteOrigin, RouteTable, RouteTarget};
 use crate::control::status::TunnelInfo;
 use crate::control::tables::pmtu_params;
@@ -266,26 +266,23 @@ fn tunnels_json(cp: &ControlPlane, now_ms: u64) -> serde_json::Value {
                 .pmtu
                 .learned()
                 .map(|(_, at)| at.saturating_sub(now_ms).div_ceil(1000));
-            serde_json::json!({
-                "name": t.name,
-                "mode": t.mode.to_string(),
-                "id": i.id,
-                "local": t.local.to_string(),
-                "remote": t.remote.to_string(),
-                "ikey": t.ikey.or(t.key),
-                "okey": t.out_key(),
-                "checksum": t.checksum,
-                "sequence": t.sequence,
-                "keepalive": t.keepalive.is_some(),
-                "mss_clamp": t.mss_clamp,
-                "encap_limit": t.encap_limit,
-                "routes": t.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-                "address": t.address.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "up": i.up,
-                "mtu": t.effective_mtu(cp.config()),
-                "pmtu": i.pmtu,
-                "pmtu_expires_s": expires_s,
-            })
+            // Every key as the file spells it (unset ones as null), then the keys in effect and the state.
+            let mut o = match serde_json::to_value(t) {
+                Ok(serde_json::Value::Object(o)) => o,
+                _ => serde_json::Map::new(),
+            };
+            for (k, v) in [
+                ("id", serde_json::json!(i.id)),
+                ("ikey", serde_json::json!(t.in_key())),
+                ("okey", serde_json::json!(t.out_key())),
+                ("up", serde_json::json!(i.up)),
+                ("mtu", serde_json::json!(t.effective_mtu(cp.config()))),
+                ("pmtu", serde_json::json!(i.pmtu)),
+                ("pmtu_expires_s", serde_json::json!(expires_s)),
+            ] {
+                o.insert(k.into(), v);
+            }
+            serde_json::Value::Object(o)
         })
         .collect();
     serde_json::json!({ "tunnels": list })
@@ -340,32 +337,12 @@ fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, String> {
         .map_err(|_| format!("{what}: cannot parse {s:?}"))
 }
 
-/// The config with `spec` appended, checked by [`crate::config::validate_tunnel_addition`] (the file's rules
+/// The config with `t` appended, checked by [`crate::config::validate_tunnel_addition`] (the file's rules
 /// against the existing tunnels).
-fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
-    let mut t = TunnelCfg::new(
-        spec.name.clone(),
-        parse("local", &spec.local)?,
-        parse("remote", &spec.remote)?,
-    );
-    t.key = spec.key;
-    t.checksum = spec.checksum;
-    t.sequence = spec.sequence;
-    t.mss_clamp = spec.mss_clamp;
-    t.encap_limit = spec.encap_limit;
-    t.routes = spec
-        .routes
-        .iter()
-        .map(|r| parse("route", r))
-        .collect::<Result<_, _>>()?;
-    t.address = spec
-        .address
-        .iter()
-        .map(|a| parse("address", a))
-        .collect::<Result<_, _>>()?;
-    crate::config::validate_tunnel_addition(cfg, &t).map_err(|e| e.to_string())?;
+fn add_tunnel(cfg: &Config, t: &TunnelCfg) -> Result<Config, String> {
+    crate::config::validate_tunnel_addition(cfg, t).map_err(|e| e.to_string())?;
     let mut c = cfg.clone();
-    c.tunnels.push(t);
+    c.tunnels.push(t.clone());
     Ok(c)
 }
 

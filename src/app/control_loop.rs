@@ -267,6 +267,7 @@ where
             );
             st.host = host_status(duties, &total);
             st.set_bridges(&duties.bridges(), &total);
+            st.mempool_size = rt.pool.size();
             if want_live {
                 next_live += Duration::from_secs(1);
                 println!(
@@ -298,6 +299,7 @@ where
     );
     fin.host = host_status(duties, &total);
     fin.set_bridges(&duties.bridges(), &total);
+    fin.mempool_size = rt.pool.size();
     board.publish(fin.clone());
     drop(ctl);
     drop(metrics);

@@ -158,8 +158,13 @@ pub struct ReorderCfg {
     pub timeout_ms: u32,
 }
 
+impl ReorderCfg {
+    /// `timeout_ms` when left out.
+    pub const DEFAULT_TIMEOUT_MS: u32 = 10;
+}
+
 fn default_reorder_timeout() -> u32 {
-    10
+    ReorderCfg::DEFAULT_TIMEOUT_MS
 }
 
 /// `keepalive = { interval_s = 10, retries = 3 }`.
@@ -173,8 +178,13 @@ pub struct KeepaliveCfg {
     pub retries: u32,
 }
 
+impl KeepaliveCfg {
+    /// `retries` when left out.
+    pub const DEFAULT_RETRIES: u32 = 3;
+}
+
 fn default_retries() -> u32 {
-    3
+    KeepaliveCfg::DEFAULT_RETRIES
 }
 
 /// `[[tunnel]]`.

@@ -69,6 +69,8 @@ pub struct Status {
     /// Packets the general rules handled (no fast path took them).
     pub general_path_packets: u64,
     pub mempool_available: u32,
+    /// Mbufs in the packet pool (`[dataplane] mbufs`): the scale of `mempool_available`.
+    pub mempool_size: u32,
     /// The host interfaces (`[host]`) and their counters; absent without `[host]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::host::HostStatus>,
@@ -248,6 +250,7 @@ impl Status {
             icmp_errors_suppressed: total.icmp_errors_suppressed,
             general_path_packets: total.general_path,
             mempool_available,
+            mempool_size: 0,
             host: None,
             latency_buckets: LatencyBuckets::of(hist),
         }
@@ -443,6 +446,13 @@ impl Status {
             "greway_mempool_available_mbufs {}",
             self.mempool_available
         );
+        family(
+            &mut o,
+            "greway_mempool_size_mbufs",
+            "gauge",
+            "Mbufs in the packet pool ([dataplane] mbufs).",
+        );
+        let _ = writeln!(o, "greway_mempool_size_mbufs {}", self.mempool_size);
         family(
             &mut o,
             "greway_latency_seconds",
