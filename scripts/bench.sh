@@ -240,9 +240,15 @@ if [[ -n $INSTRUCTIONS ]]; then
             >"$OUT/$s.cg.testpmd.log" 2>&1 <"$fifo" &
         tp=$!
         exec 4>"$fifo"
+        # Forwarding has begun once testpmd's forwarding lcore thread has run (it blocks until launched); its
+        # stdout, a file here, is block-buffered, so the log says so only at exit.
         for _ in $(seq 600); do
-            grep -q "packet forwarding packets/burst" "$OUT/$s.cg.testpmd.log" 2>/dev/null && break
             kill -0 "$tp" 2>/dev/null || break
+            fwd_ns=0
+            for t in /proc/"$tp"/task/*; do
+                [[ $(cat "$t/comm" 2>/dev/null) == rte-worker-1 ]] && read -r fwd_ns _ <"$t/schedstat"
+            done
+            ((fwd_ns > 200000000)) && break
             sleep 0.5
         done
         sleep "$CG_SECS"
