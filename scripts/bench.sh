@@ -216,7 +216,7 @@ if [[ -n $INSTRUCTIONS ]]; then
         prefix="cg-bench-$RUNID-$s"
         rm -f "$OUT/$s.cg.greway."* "$OUT/$s.cg.testpmd."*
         sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$s.toml" | mem_toml >"$OUT/$s.run.toml"
-        timeout 600 valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes \
+        timeout 600 valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes --fair-sched=yes \
             --callgrind-out-file="$OUT/$s.cg.greway.out" "$GREWAY" --log warn run -c "$OUT/$s.run.toml" -q \
             --duration-s "$CG_SECS" --warmup-s 0 --stats-json "$OUT/$s.cg.greway.json" \
             >"$OUT/$s.cg.greway.log" 2>&1 || {
@@ -233,13 +233,15 @@ if [[ -n $INSTRUCTIONS ]]; then
         fifo="$OUT/testpmd-cg.fifo"
         rm -f "$fifo"
         mkfifo "$fifo"
-        valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes \
+        valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes --fair-sched=yes \
             --callgrind-out-file="$OUT/$s.cg.testpmd.out" dpdk-testpmd -l 0-1 "${MEM_ARGS[@]}" --no-pci \
             --no-shconf --file-prefix "$prefix-tp" --vdev "${devs[0]}" --vdev "${devs[1]}" -- \
             --forward-mode=io --nb-cores=1 --rxq="$q" --txq="$q" --burst=32 --total-num-mbufs=32768 -a \
             >"$OUT/$s.cg.testpmd.log" 2>&1 <"$fifo" &
         tp=$!
         exec 4>"$fifo"
+        # valgrind runs one thread at a time; --fair-sched=yes hands the lock round so the main thread gets to
+        # the signal while the forwarding thread spins.
         # Forwarding has begun once testpmd's forwarding lcore thread has run (it blocks until launched); its
         # stdout, a file here, is block-buffered, so the log says so only at exit.
         for _ in $(seq 600); do
