@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what greway needs on Debian 12: DPDK 22.11 (+ testpmd), clang for bindgen, pkg-config, and the tools the
 # tests use as independent judges (tshark, scapy, iperf3) and as live peers (Open vSwitch with DPDK, for
-# scripts/e2e-ovs.sh; FRR, for the BGP/BFD routers of scripts/e2e-bgp.sh), and the packaging checks' tools.
+# scripts/e2e-ovs.sh and scripts/e2e-teb.sh; FRR, for the BGP/BFD routers of scripts/e2e-bgp.sh), and the packaging checks' tools.
 # Idempotent: installs only what is
 # missing. Installing never starts a service (OVS's own ovsdb-server/ovs-vswitchd, FRR's, DPDK's): a policy-rc.d that refuses every start is in place during apt-get install, and
 # the tests start their daemons themselves, in their own namespaces and run directories.

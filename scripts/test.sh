@@ -36,6 +36,8 @@ step() { # step NAME COMMAND...: run a suite step, count it as one check
 
 [ -x scripts/e2e.sh ] && step "end-to-end, BGP over a tunnel included (scripts/e2e.sh)" scripts/e2e.sh
 [ -x scripts/e2e-ovs.sh ] && step "interoperability with Open vSwitch (scripts/e2e-ovs.sh)" scripts/e2e-ovs.sh
+[ -x scripts/e2e-teb.sh ] && step "Ethernet over GRE: greway-greway and greway-OVS gretap tunnels (scripts/e2e-teb.sh)" \
+    scripts/e2e-teb.sh
 bench_smoke() { # the benchmark harness end to end (1 s runs: plumbing and output format, not performance)
     local dir s scenarios=(forward-64 encap-64 decap-64 encap6-64 decap6-64 decap-over6-64)
     dir=$(mktemp -d)

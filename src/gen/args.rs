@@ -52,7 +52,7 @@ pub struct GenArgs {
     /// IMIX 7:4:1 of 64/594/1518-byte frames.
     #[arg(long)]
     pub imix: bool,
-    /// `udp` or `gre`.
+    /// `udp`, `gre` or `teb` (Ethernet frames in GRE, protocol 0x6558).
     #[arg(long)]
     pub encap: Option<String>,
     /// Inner source address (flow j: + j); its family picks the inner IP version.
@@ -73,6 +73,12 @@ pub struct GenArgs {
     /// Destination MAC (the device under test's).
     #[arg(long)]
     pub dst_mac: Option<String>,
+    /// With `--encap teb`: the inner frame's source MAC of flow 0 (flow j: + j).
+    #[arg(long)]
+    pub inner_src_mac: Option<String>,
+    /// With `--encap teb`: the inner frame's destination MAC.
+    #[arg(long)]
+    pub inner_dst_mac: Option<String>,
     /// UDP source port of flow 0 (flow j: + j).
     #[arg(long)]
     pub udp_sport: Option<u16>,
@@ -196,12 +202,15 @@ pub fn effective(cfg: &Config, a: &GenArgs) -> Result<GeneratorCfg, UsageError> 
         g.encap = match e.as_str() {
             "udp" => GenEncap::Udp,
             "gre" => GenEncap::Gre,
-            _ => return Err(bad("encap", format!("{e:?} is not udp or gre"))),
+            "teb" => GenEncap::Teb,
+            _ => return Err(bad("encap", format!("{e:?} is not udp, gre or teb"))),
         };
     }
     for (f, src, dst) in [
         ("src-mac", &a.src_mac, &mut g.src_mac),
         ("dst-mac", &a.dst_mac, &mut g.dst_mac),
+        ("inner-src-mac", &a.inner_src_mac, &mut g.inner_src_mac),
+        ("inner-dst-mac", &a.inner_dst_mac, &mut g.inner_dst_mac),
     ] {
         if let Some(s) = src {
             *dst = Some(parse_mac(s).map_err(|e| bad(f, e.to_string()))?);
@@ -297,6 +306,10 @@ sizes = [64, 1518]
             ("rfc2544 = { trials = 0 }", "generator.rfc2544.trials"),
             ("flows = 0", "generator.flows"),
             ("inner_dst = \"2001:db8::1\"", "generator.inner_dst"),
+            (
+                "inner_src_mac = \"02:00:00:00:00:01\"",
+                "generator.inner_src_mac",
+            ),
             ("colour = 1", "generator.colour"),
         ] {
             let text = CFG.replace("sizes = [64, 1518]", bad);

@@ -37,7 +37,8 @@ pub struct GeneratorCfg {
     /// Simple IMIX: 64/594/1518-byte frames in the ratio 7:4:1.
     #[serde(default)]
     pub imix: bool,
-    /// `"udp"` (plain inner packets) or `"gre"` (GRE-encapsulated).
+    /// `"udp"` (plain inner packets), `"gre"` (GRE-encapsulated) or `"teb"` (Ethernet frames in GRE, protocol
+    /// 0x6558, as a gretap tunnel carries them).
     #[serde(default)]
     pub encap: GenEncap,
     /// Inner source address (IPv4 or IPv6, which picks the inner family); flows add to it.
@@ -58,6 +59,13 @@ pub struct GeneratorCfg {
     /// Source MAC (default: the tx port's MAC).
     #[serde(default, with = "crate::config::opt_mac")]
     pub src_mac: Option<MacAddr>,
+    /// `encap = "teb"`: the inner Ethernet frame's source MAC of flow 0; flow j adds j to its last three bytes
+    /// (so a bridge learns one MAC per flow). Default 02:00:00:00:20:01.
+    #[serde(default, with = "crate::config::opt_mac")]
+    pub inner_src_mac: Option<MacAddr>,
+    /// `encap = "teb"`: the inner Ethernet frame's destination MAC. Default 02:00:00:00:10:02.
+    #[serde(default, with = "crate::config::opt_mac")]
+    pub inner_dst_mac: Option<MacAddr>,
     /// UDP source port of flow 0; flows add to it (RSS spreads them).
     #[serde(default = "default_gen_sport")]
     pub udp_sport: u16,
@@ -101,6 +109,15 @@ pub enum GenEncap {
     #[default]
     Udp,
     Gre,
+    /// Transparent Ethernet bridging: GRE protocol 0x6558 carrying an Ethernet frame (Linux gretap).
+    Teb,
+}
+
+impl GenEncap {
+    /// GRE (with an IP or an Ethernet payload).
+    pub fn is_gre(self) -> bool {
+        self != GenEncap::Udp
+    }
 }
 
 /// `[generator.rfc2544]`: the binary search on rate for the throughput at zero loss.
@@ -271,8 +288,24 @@ pub(crate) fn check_generator_issue(cfg: &Config, g: &GeneratorCfg) -> Check {
     if g.tunnels > 1 && g.encap == GenEncap::Udp {
         return Err(issue(
             "generator.tunnels",
-            "tunnels > 1 needs encap = \"gre\" (use flows for plain UDP)",
+            "tunnels > 1 needs encap = \"gre\" or \"teb\" (use flows for plain UDP)",
         ));
+    }
+    for (f, m) in [
+        ("generator.inner_src_mac", g.inner_src_mac),
+        ("generator.inner_dst_mac", g.inner_dst_mac),
+    ] {
+        if m.is_some() && g.encap != GenEncap::Teb {
+            return Err(issue(f, "an inner MAC needs encap = \"teb\""));
+        }
+    }
+    if let Some(m) = g.inner_src_mac {
+        if m.is_multicast() || m.0 == [0; 6] {
+            return Err(issue(
+                "generator.inner_src_mac",
+                "inner source MAC must be non-zero unicast",
+            ));
+        }
     }
     if !(1..=256).contains(&g.burst) {
         return Err(issue(

@@ -121,19 +121,41 @@ fn gre_repr(g: &GeneratorCfg, tunnel: u32) -> GreRepr {
         checksum: g.checksum,
         key: g.key.map(|k| k.wrapping_add(tunnel)),
         sequence: g.sequence.then_some(0),
-        protocol: if g.inner_src.is_ipv4() {
-            0x0800
+        protocol: if g.encap == GenEncap::Teb {
+            gre::protocol::TEB
         } else {
-            0x86dd
+            ip_ethertype(g.inner_src)
         },
     }
+}
+
+fn ip_ethertype(ip: IpAddr) -> u16 {
+    if ip.is_ipv4() {
+        ethernet::ethertype::IPV4
+    } else {
+        ethernet::ethertype::IPV6
+    }
+}
+
+/// Default inner MACs of `encap = "teb"` frames (flow j: source + j).
+pub const DEFAULT_INNER_SRC_MAC: [u8; 6] = [2, 0, 0, 0, 0x20, 1];
+pub const DEFAULT_INNER_DST_MAC: [u8; 6] = [2, 0, 0, 0, 0x10, 2];
+
+/// `mac` with `n` added to its last three bytes (wrapping within them: the OUI part stays).
+fn add_mac(mac: [u8; 6], n: u32) -> [u8; 6] {
+    let low = u32::from_be_bytes([0, mac[3], mac[4], mac[5]]).wrapping_add(n) & 0x00ff_ffff;
+    let b = low.to_be_bytes();
+    [mac[0], mac[1], mac[2], b[1], b[2], b[3]]
 }
 
 /// Header bytes before the signature for this generator config.
 pub fn header_len(g: &GeneratorCfg) -> usize {
     let mut n = ETH_LEN + ip_header_len(g.inner_src) + UDP_LEN;
-    if g.encap == GenEncap::Gre {
+    if g.encap.is_gre() {
         n += ip_header_len(g.outer_src) + gre_repr(g, 0).header_len();
+    }
+    if g.encap == GenEncap::Teb {
+        n += ETH_LEN;
     }
     n
 }
@@ -193,7 +215,7 @@ fn build(
     let stream = tunnel * g.flows + flow;
     let mut b = vec![0u8; frame];
     let inner_src = add_ip(g.inner_src, flow);
-    let outer_family = if g.encap == GenEncap::Gre {
+    let outer_family = if g.encap.is_gre() {
         g.outer_src
     } else {
         g.inner_src
@@ -202,15 +224,11 @@ fn build(
         ethernet::HeaderMut::from_prefix(&mut b).expect("a frame holds an Ethernet header");
     eth.set_dst(dst_mac);
     eth.set_src(src_mac);
-    eth.set_ethertype(if outer_family.is_ipv4() {
-        ethernet::ethertype::IPV4
-    } else {
-        ethernet::ethertype::IPV6
-    });
+    eth.set_ethertype(ip_ethertype(outer_family));
     let mut at = ETH_LEN;
     let mut gre_off = None;
     let mut gre_seq_off = None;
-    if g.encap == GenEncap::Gre {
+    if g.encap.is_gre() {
         let outer_payload = frame - at - ip_header_len(g.outer_src);
         at += emit_ip(
             &mut b[at..],
@@ -226,6 +244,17 @@ fn build(
             gre_seq_off = Some(at + hl - 4);
         }
         at += hl;
+    }
+    if g.encap == GenEncap::Teb {
+        // The bridged frame: its own Ethernet header, then the same IP/UDP packet as the other profiles.
+        let src = g.inner_src_mac.map_or(DEFAULT_INNER_SRC_MAC, |m| m.0);
+        let dst = g.inner_dst_mac.map_or(DEFAULT_INNER_DST_MAC, |m| m.0);
+        let mut eth = ethernet::HeaderMut::from_prefix(&mut b[at..])
+            .expect("a frame holds the inner Ethernet header");
+        eth.set_dst(dst);
+        eth.set_src(add_mac(src, flow));
+        eth.set_ethertype(ip_ethertype(g.inner_src));
+        at += ETH_LEN;
     }
     let inner_payload = frame - at - ip_header_len(g.inner_src);
     at += emit_ip(&mut b[at..], inner_src, g.inner_dst, 17, inner_payload);
@@ -253,7 +282,7 @@ fn build(
         udp_sum,
         gre_off,
         gre_seq_off,
-        gre_checksum: g.encap == GenEncap::Gre && g.checksum,
+        gre_checksum: g.encap.is_gre() && g.checksum,
     }
 }
 
@@ -288,7 +317,7 @@ impl Plan {
         let inner = format!("{} UDP", fam(g.inner_src));
         let profile = match g.encap {
             GenEncap::Udp => format!("{inner}, {} flows", g.flows),
-            GenEncap::Gre => {
+            GenEncap::Gre | GenEncap::Teb => {
                 let mut opts = Vec::new();
                 if let Some(k) = g.key {
                     opts.push(format!("key {k}"));
@@ -299,8 +328,13 @@ impl Plan {
                 if g.sequence {
                     opts.push("seq".into());
                 }
+                let carrying = if g.encap == GenEncap::Teb {
+                    format!("Ethernet (TEB) with {inner}")
+                } else {
+                    inner
+                };
                 format!(
-                    "GRE/{}{}{} carrying {inner}, {} tunnels x {} flows",
+                    "GRE/{}{}{} carrying {carrying}, {} tunnels x {} flows",
                     fam(g.outer_src),
                     if opts.is_empty() { "" } else { " " },
                     opts.join(" "),
@@ -344,26 +378,22 @@ pub struct Signature {
     pub tsc: u64,
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
 /// Find and read the signature in a received frame: Ethernet (one optional 802.1Q tag), IPv4/IPv6, through up
-/// to two GRE layers (any flags, RFC 2784/2890), down to UDP. `None` for anything else.
+/// to two GRE layers (any flags, RFC 2784/2890) and the Ethernet frames of TEB (GRE protocol 0x6558, again
+/// with one optional tag), down to UDP. `None` for anything else.
 pub fn find_signature(f: &[u8]) -> Option<Signature> {
-    let mut et = be16(f, 12)?;
-    let mut at = ETH_LEN;
-    if et == 0x8100 {
-        et = be16(f, 16)?;
-        at += 4;
-    }
-    for _ in 0..3 {
+    let (mut et, mut at) = ethernet_payload(f, 0)?;
+    for _ in 0..5 {
         let (proto, next) = match et {
-            0x0800 => {
+            ethernet::ethertype::IPV4 => {
                 let ihl = usize::from(*f.get(at)? & 0x0f) * 4;
                 (*f.get(at + 9)?, at + ihl)
             }
-            0x86dd => (*f.get(at + 6)?, at + 40),
+            ethernet::ethertype::IPV6 => (*f.get(at + 6)?, at + 40),
+            gre::protocol::TEB => {
+                (et, at) = ethernet_payload(f, at)?;
+                continue;
+            }
             _ => return None,
         };
         match proto {
@@ -393,6 +423,12 @@ pub fn find_signature(f: &[u8]) -> Option<Signature> {
         }
     }
     None
+}
+
+/// The payload EtherType and offset of the Ethernet frame at `at` in `f` (after its 802.1Q tag, if any).
+fn ethernet_payload(f: &[u8], at: usize) -> Option<(u16, usize)> {
+    let frame = ethernet::Frame::new_checked(f.get(at..)?).ok()?;
+    Some((frame.ethertype(), at + frame.header_len()))
 }
 
 #[cfg(test)]
@@ -484,6 +520,52 @@ mod tests {
             p.profile,
             "GRE/IPv6 csum carrying IPv6 UDP, 1 tunnels x 1 flows, 256 B frames"
         );
+    }
+
+    #[test]
+    fn teb_template_carries_an_ethernet_frame_per_flow() {
+        let g = cfg("encap = \"teb\"\nkey = 7\nchecksum = true\nsequence = true\nflows = 3\ntunnels = 2\nsizes = [64, 300]\ninner_dst_mac = \"02:00:00:00:33:02\"");
+        let p = Plan::new(&g, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        // 14 + 20 + 16 + 14 + 20 + 8 + 18 + 4 = 114: 64 is raised.
+        assert_eq!(p.min_frame, 114);
+        assert_eq!(
+            p.profile,
+            "GRE/IPv4 key 7 csum seq carrying Ethernet (TEB) with IPv4 UDP, 2 tunnels x 3 flows, size sweep [114, 300] B"
+        );
+        let t = p.template(5, 1); // tunnel 1, flow 2
+        let mut b = t.bytes.clone();
+        t.stamp(&mut b, 3, 999, 0x1234, 41);
+        assert_eq!(b.len(), 296);
+        assert_eq!(checksum(&b[14..34]), 0, "outer IPv4 header");
+        let gp = gre::Packet::new_checked(&b[34..]).unwrap();
+        assert_eq!(gp.protocol(), 0x6558);
+        assert!(gp.verify_checksum());
+        assert_eq!((gp.key(), gp.sequence()), (Some(8), Some(41)));
+        let inner = ethernet::Frame::new_checked(&b[50..]).unwrap();
+        assert_eq!(inner.dst_addr().0, [2, 0, 0, 0, 0x33, 2]);
+        assert_eq!(
+            inner.src_addr().0,
+            [2, 0, 0, 0, 0x20, 3],
+            "flow 2: source MAC + 2"
+        );
+        assert_eq!(inner.ethertype(), 0x0800);
+        assert_eq!(checksum(&b[64..84]), 0, "inner IPv4 header");
+        assert!(udp_ok(t, &b, add_ip(g.inner_src, 2), g.inner_dst));
+        let s = find_signature(&b).unwrap();
+        assert_eq!((s.stream, s.seq, s.tsc, s.run), (5, 999, 0x1234, 3));
+        // What a gateway decapsulating the TEB tunnel delivers (the inner frame), and the same frame tagged by
+        // a VLAN member on its way out, are found too.
+        assert_eq!(find_signature(&b[50..]).unwrap().seq, 999);
+        let mut tagged = b[50..62].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        tagged.extend_from_slice(&b[62..]);
+        assert_eq!(find_signature(&tagged).unwrap().seq, 999);
+    }
+
+    #[test]
+    fn add_mac_wraps_in_the_low_three_bytes() {
+        assert_eq!(add_mac([2, 0, 0, 0xff, 0xff, 0xff], 1), [2, 0, 0, 0, 0, 0]);
+        assert_eq!(add_mac([2, 1, 2, 0, 0, 0xff], 2), [2, 1, 2, 0, 1, 1]);
     }
 
     #[test]
