@@ -243,7 +243,9 @@ if [[ -n $INSTRUCTIONS ]]; then
         tp=$!
         exec 4>"$fifo"
         # valgrind runs one thread at a time; --fair-sched=yes hands the lock round so the main thread gets to
-        # the signal while the forwarding thread spins.
+        # the signal while the forwarding thread spins. (Not for greway, whose run ends by itself: sharing the
+        # lock slows its worker down, and the fixed per-second work, statistics snapshots, then weighs more per
+        # packet.)
         # Forwarding has begun once testpmd's forwarding lcore thread has run (it blocks until launched); its
         # stdout, a file here, is block-buffered, so the log says so only at exit.
         for _ in $(seq 600); do
