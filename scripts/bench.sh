@@ -218,7 +218,7 @@ if [[ -n $INSTRUCTIONS ]]; then
         prefix="cg-bench-$RUNID-$s"
         rm -f "$OUT/$s.cg.greway."* "$OUT/$s.cg.testpmd."*
         sed "s/\"PREFIX\"/\"$prefix\"/" "$OUT/$s.toml" | mem_toml >"$OUT/$s.run.toml"
-        timeout 600 valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes --fair-sched=yes \
+        timeout 600 valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes \
             --callgrind-out-file="$OUT/$s.cg.greway.out" "$GREWAY" --log warn run -c "$OUT/$s.run.toml" -q \
             --duration-s "$CG_SECS" --warmup-s 0 --stats-json "$OUT/$s.cg.greway.json" \
             >"$OUT/$s.cg.greway.log" 2>&1 || {
