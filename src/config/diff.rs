@@ -7,8 +7,10 @@
 //! tunnels and bridges by name, routes by (route table, prefix), static neighbours by (port, address). A tunnel
 //! whose only change is its `routes` is not changed: the routes are (section `routes`).
 //!
-//! A section that becomes changeable at run time gets one line in [`ReloadDiff::between`] (its [`SectionDiff`]),
-//! a field in [`ReloadDiff`], and its restart rule leaves [`restart_needed`].
+//! A section that becomes changeable at run time (`[[mirror]]`, say) gets one line in [`ReloadDiff::between`] (its
+//! [`SectionDiff`]), a field in [`ReloadDiff`] and in [`ReloadDiff::summary`], and its restart rule leaves
+//! [`restart_needed`]; if it has run-time state that must survive a reload (as tunnels and bridges do), the
+//! carry-over goes in `ControlPlane::replace_config` (`src/control/plane.rs`), the one step that applies a reload.
 use super::{Config, RouteCfg, TunnelCfg};
 use ipnet::IpNet;
 use serde::Serialize;

@@ -294,7 +294,7 @@ impl ControlPlane {
         &self.states
     }
 
-    /// Replace the configuration (runtime tunnel changes from `greway ctl`): see [`ControlPlane::replace_config`].
+    /// Replace the configuration (runtime tunnel changes from `greway ctl`): see `ControlPlane::replace_config`.
     /// Routes new to the tables are `ctl` routes; the others keep their origin.
     pub fn reconfigure(
         &mut self,

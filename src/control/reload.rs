@@ -1,5 +1,5 @@
 //! A configuration reload on the control plane: the running configuration becomes a newly read file, through the
-//! same replacement as runtime tunnel changes ([`ControlPlane::replace_config`]), and the routes learned from the
+//! same replacement as runtime tunnel changes (`ControlPlane::replace_config`), and the routes learned from the
 //! kernel are put back on top of it.
 //!
 //! The file's routes are all `config` routes afterwards; runtime changes made with `greway ctl` that the file does
@@ -66,7 +66,7 @@ impl ControlPlane {
     }
 
     /// Make `file` (a validated configuration, checked by [`crate::config::diff::ReloadDiff::between`] against
-    /// [`ControlPlane::configured`]) the running configuration: one replacement ([`ControlPlane::replace_config`]:
+    /// [`ControlPlane::configured`]) the running configuration: one replacement (`ControlPlane::replace_config`:
     /// what keeps its state), then the kernel routes again. The caller publishes the tables once. On an error
     /// nothing has changed.
     pub fn reload(
