@@ -143,6 +143,11 @@ pub enum CtlCmd {
     },
     /// The live counters (ports, drops by reason, tunnels with state, latency) as JSON.
     Stats,
+    /// Read the configuration file the gateway was started with again and apply the difference (as SIGHUP does):
+    /// tunnels, routes, neighbours and bridges added, changed or removed, unchanged tunnels undisturbed. Prints
+    /// what changed per section; a file that is invalid or changes what needs a restart (EAL, dataplane, ports,
+    /// metrics, control, host) is refused and nothing changes (exit 1, the reason on stderr).
+    Reload,
 }
 
 #[derive(Subcommand)]

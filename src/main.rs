@@ -117,8 +117,10 @@ fn main() -> ExitCode {
                 duration: duration_s.map(Duration::from_secs_f64),
                 warmup: warmup_s.map(Duration::from_secs_f64),
                 live_json,
+                config_path: Some(config),
+                reload: None,
             };
-            match run(&cfg, &opts) {
+            match run(&cfg, opts) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -199,6 +201,7 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
         CtlCmd::Bridge {
             cmd: BridgeCmd::Show { name },
         } => Request::BridgeShow { name },
+        CtlCmd::Reload => Request::Reload,
     };
     match call(socket, &req) {
         Ok(r) if r.ok => {
@@ -220,11 +223,17 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
     }
 }
 
-fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<()> {
+fn run(cfg: &Config, mut opts: RunOptions) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
+    // SIGHUP reloads the configuration file (registered before EAL starts: its default action would end the
+    // process; one received during the start is served by the control loop's first round).
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())?;
+    opts.reload = Some(reload);
+    let opts = &opts;
     let rt = Runtime::start(cfg, &opts.extra_eal_args)?;
     let report = app::run_configured(cfg, &rt, opts, stop)?;
     app::print_summary(&report);

@@ -244,7 +244,8 @@ fn stats(dir: &Path) -> serde_json::Value {
 fn tcp_and_tunnel_udp_reach_the_kernel_and_its_answers_leave_through_greway() {
     let net = Net::new("hp");
     let dir = scratch("host-path");
-    let gw = start(&net, &dir, &config(&net, "hostpath", 10_000));
+    let cfg = config(&net, "hostpath", 10_000);
+    let gw = start(&net, &dir, &cfg);
 
     // The interfaces carry the ports' and tunnel's addresses and MTUs, up.
     let show = Net::exec(&net.host, &["ip", "-o", "addr", "show"])
@@ -350,6 +351,72 @@ fn tcp_and_tunnel_udp_reach_the_kernel_and_its_answers_leave_through_greway() {
     assert!(
         net.host_has("tun-peer"),
         "the configured tunnel's interface stays"
+    );
+
+    // A reload: a tunnel added to the file gets its host interface; changed (its address), it is replaced and its
+    // interface made again with the new address; removed from the file, the interface goes. The unchanged
+    // tunnel's interface is the same one throughout (its index), and `punt_pps` changes without a restart.
+    let ifindex = |name: &str| {
+        let out = Net::exec(&net.host, &["ip", "-o", "link", "show", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let peer_index = ifindex("tun-peer");
+    let has_addr = |name: &str, addr: &str| {
+        let out = Net::exec(&net.host, &["ip", "-o", "addr", "show", "dev", name, "up"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&format!("inet {addr}"))
+    };
+    let with_rt2 = |addr: &str| {
+        format!(
+            "{}\n[[tunnel]]\nname = \"rt2\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.10\"\naddress = \"{addr}\"\n",
+            cfg.replace("punt_pps = 10000", "punt_pps = 20000")
+        )
+    };
+    for (text, section, what, addr) in [
+        (
+            with_rt2("169.254.102.1/29"),
+            "tunnels",
+            "added",
+            Some("169.254.102.1/29"),
+        ),
+        (
+            with_rt2("169.254.103.1/29"),
+            "tunnels",
+            "changed",
+            Some("169.254.103.1/29"),
+        ),
+        (cfg.clone(), "tunnels", "removed", None),
+    ] {
+        std::fs::write(dir.join("greway.toml"), &text).unwrap();
+        let (ok, v, err) = ctl(&sock, &["reload"]);
+        assert!(ok, "{err}");
+        assert_eq!(v[section][what], serde_json::json!(["rt2"]), "{v}");
+        let punt = what != "changed";
+        assert_eq!(
+            v["host"]["changed"].as_array().unwrap().len(),
+            usize::from(punt),
+            "{v}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !match addr {
+            Some(a) => has_addr("rt2", a),
+            None => !net.host_has("rt2"),
+        } {
+            assert!(Instant::now() < deadline, "rt2 after the reload: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(
+        ifindex("tun-peer"),
+        peer_index,
+        "the unchanged tunnel's interface stays"
     );
 
     let out = gw.stop();

@@ -1,6 +1,6 @@
 //! The gateway's control duties: worker events, keepalives and neighbours each loop iteration, and runtime
-//! changes from `greway ctl` (add/delete tunnels and routes), validated like the file and published as a new
-//! table.
+//! changes from `greway ctl` (add/delete tunnels and routes, reload: see `reload.rs`), validated like the file
+//! and published as a new table.
 use super::{ControlDuties, InjectRing};
 use crate::buf::PacketBuf;
 use crate::config::{Config, TunnelCfg};
@@ -32,6 +32,8 @@ pub(super) struct GatewayControl {
     pub(super) next_tick: Instant,
     pub(super) tsc_hz: u64,
     pub(super) nworkers: usize,
+    /// The configuration file the gateway was started with (`greway ctl reload`, SIGHUP).
+    pub(super) config_path: Option<std::path::PathBuf>,
 }
 
 impl ControlDuties for GatewayControl {
@@ -117,7 +119,11 @@ impl ControlDuties for GatewayControl {
     }
 
     fn bridges(&self) -> Vec<crate::control::bridges::BridgeInfo> {
-        crate::control::bridges::bridge_infos(self.cp.config(), self.cp.mac_tables())
+        crate::control::bridges::bridge_infos(
+            self.cp.config(),
+            self.cp.mac_tables(),
+            self.cp.bridge_ids(),
+        )
     }
 
     fn round(&self) -> Duration {
@@ -196,6 +202,7 @@ impl ControlDuties for GatewayControl {
             Request::RouteAdd { .. } | Request::RouteDel { .. } => {
                 return self.route_change(req);
             }
+            Request::Reload => return self.reload(),
         };
         let new = match changed.and_then(|c| {
             crate::config::validate_runtime(&c)
@@ -212,17 +219,8 @@ impl ControlDuties for GatewayControl {
         // counters (run-unique ids).
         self.cp.take_dirty();
         self.shared.tables.store(Arc::new(self.cp.tables()));
-        // Host interfaces for the tunnels added, none for those removed; the route learner follows them.
-        if let Some(h) = &mut self.host {
-            match h.sync_tunnels(self.cp.config(), self.cp.tunnel_ids()) {
-                Ok(true) => {
-                    if let (Some(l), Some(host)) = (&self.learner, &self.cp.config().host) {
-                        l.set_ifaces(h.learn_spec(host.table).ifaces);
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => log::warn!("host interfaces after the runtime change: {e}"),
-            }
+        if let Some(e) = self.sync_host() {
+            log::warn!("host interfaces after the runtime change: {e}");
         }
         log::info!(
             "runtime change applied: {} tunnel(s), {} route(s)",
@@ -347,6 +345,22 @@ fn add_tunnel(cfg: &Config, t: &TunnelCfg) -> Result<Config, String> {
 }
 
 impl GatewayControl {
+    /// Host interfaces for the tunnels added, none for those removed (by run-unique id: a replaced tunnel gets a
+    /// new one); the route learner follows them. The error, if one could not be made.
+    pub(super) fn sync_host(&mut self) -> Option<String> {
+        let h = self.host.as_mut()?;
+        match h.sync_tunnels(self.cp.config(), self.cp.tunnel_ids()) {
+            Ok(true) => {
+                if let (Some(l), Some(host)) = (&self.learner, &self.cp.config().host) {
+                    l.set_ifaces(h.learn_spec(host.table).ifaces);
+                }
+                None
+            }
+            Ok(false) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
     /// A route added or removed in place (no table rebuilt) and published at once: workers use it from
     /// their next poll round. `quiet` requests are answered without the tunnel list.
     fn route_change(&mut self, req: Request) -> Response {

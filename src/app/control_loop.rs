@@ -60,8 +60,14 @@ impl ControlDuties for NoControlPlane {
     fn tunnels(&self) -> Vec<TunnelInfo> {
         Vec::new()
     }
-    fn request(&mut self, _req: Request) -> Response {
-        Response::err("dataplane.mode is \"forward\": no tunnels or routes to change")
+    fn request(&mut self, req: Request) -> Response {
+        let msg = "dataplane.mode is \"forward\": no tunnels or routes to change";
+        if req == Request::Reload {
+            let e = format!("reload refused: {msg}");
+            log::error!("{e}");
+            return Response::err(e);
+        }
+        Response::err(msg)
     }
 }
 
@@ -210,6 +216,14 @@ where
                     std::thread::sleep(left);
                     break;
                 }
+            }
+        }
+        // SIGHUP: the same reload as `greway ctl reload` (it logs what it did).
+        if let Some(flag) = &opts.reload {
+            // Relaxed: the flag carries no data; a signal during the reload sets it again for the next round.
+            if flag.swap(false, Ordering::Relaxed) {
+                log::info!("SIGHUP: reloading the configuration");
+                let _ = duties.request(Request::Reload);
             }
         }
         duties.poll(&injects);

@@ -5,9 +5,11 @@
 //! - [`workers`]: spawning the pinned workers with their channels, and joining them.
 //! - [`control_loop`]: the control thread's loop ([`run`]), the published status and telemetry.
 //! - [`changes`]: the gateway's control duties and runtime changes from `greway ctl`.
+//! - [`reload`]: configuration reload (`greway ctl reload`, SIGHUP).
 //! - [`report`]: the final report (`--stats-json`) and its human form.
 mod changes;
 mod control_loop;
+mod reload;
 mod report;
 mod wiring;
 mod workers;
@@ -50,6 +52,10 @@ pub struct RunOptions {
     pub warmup: Option<Duration>,
     /// Append one JSON line per second here: totals so far and the mempool's free mbufs (soak tests).
     pub live_json: Option<PathBuf>,
+    /// The configuration file the gateway runs, read again by a reload.
+    pub config_path: Option<PathBuf>,
+    /// Set (by SIGHUP) to reload the configuration file; the control loop clears it and reloads.
+    pub reload: Option<Arc<AtomicBool>>,
 }
 
 /// A run-time failure before or while starting (config errors are caught earlier).
@@ -108,6 +114,7 @@ pub fn run_configured(
                 next_tick: Instant::now(),
                 tsc_hz,
                 nworkers,
+                config_path: opts.config_path.clone(),
             };
             run(
                 cfg,

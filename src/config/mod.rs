@@ -87,6 +87,7 @@
 //! [`validate_tunnel_addition`] applies the tunnel rules (including duplicates against the
 //! tunnels already in the config) to a tunnel added at run time.
 
+pub mod diff;
 mod error;
 mod location;
 mod schema;

@@ -13,17 +13,21 @@ pub struct BridgeInfo {
     pub mac_entries: usize,
     /// `mac_table_size`.
     pub mac_table_size: usize,
+    /// Its run-unique id: the index of its counters in `Counters::bridges`.
+    pub id: u32,
 }
 
-/// The bridges of `cfg` over their MAC tables (config order).
-pub fn bridge_infos(cfg: &Config, tables: &[Arc<MacTable>]) -> Vec<BridgeInfo> {
+/// The bridges of `cfg` over their MAC tables and with their run-unique ids (config order).
+pub fn bridge_infos(cfg: &Config, tables: &[Arc<MacTable>], ids: &[u32]) -> Vec<BridgeInfo> {
     cfg.bridges
         .iter()
         .zip(tables)
-        .map(|(b, t)| BridgeInfo {
+        .zip(ids)
+        .map(|((b, t), &id)| BridgeInfo {
             name: b.name.clone(),
             mac_entries: t.len(),
             mac_table_size: t.capacity(),
+            id,
         })
         .collect()
 }

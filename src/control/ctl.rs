@@ -58,6 +58,9 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// Read the configuration file the gateway was started with again and apply the difference (`SIGHUP` does
+    /// the same): the answer lists what was added, changed and removed per section, or why nothing was.
+    Reload,
     Stats,
 }
 

@@ -5,6 +5,7 @@ pub mod ctl;
 pub mod http;
 pub mod learned;
 pub mod plane;
+pub mod reload;
 pub mod status;
 pub mod tables;
 

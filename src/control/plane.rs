@@ -205,6 +205,9 @@ pub struct ControlPlane {
     /// One MAC table per `[[bridge]]` (config order), shared with the workers through every table generation;
     /// aged entries are given up once a second (`next_mac_expiry`).
     mac_tables: Vec<Arc<MacTable>>,
+    /// Run-unique id of each bridge (config order): the slot of its counters (`Counters::bridges`).
+    bridge_ids: Arc<[u32]>,
+    next_bridge_id: u32,
     next_mac_expiry: Instant,
 }
 
@@ -246,6 +249,8 @@ impl ControlPlane {
             keepalive_ident: 0,
             dirty: false,
             mac_tables: mac_tables(cfg),
+            bridge_ids: (0..cfg.bridges.len() as u32).collect(),
+            next_bridge_id: cfg.bridges.len() as u32,
             next_mac_expiry: now,
         })
     }
@@ -261,8 +266,14 @@ impl ControlPlane {
             &self.states,
             &self.ids,
             &self.mac_tables,
+            &self.bridge_ids,
             self.generation,
         )
+    }
+
+    /// Run-unique ids of the current bridges, in `config().bridges` order: where their counters are.
+    pub fn bridge_ids(&self) -> &[u32] {
+        &self.bridge_ids
     }
 
     /// The bridges' MAC tables, in `config().bridges` order.
@@ -283,20 +294,49 @@ impl ControlPlane {
         &self.states
     }
 
-    /// Replace the configuration (runtime tunnel/route changes): tunnels that keep their name keep their state
-    /// (sequence numbers, keepalive clock).
+    /// Replace the configuration (runtime tunnel changes from `greway ctl`): see `ControlPlane::replace_config`.
+    /// Routes new to the tables are `ctl` routes; the others keep their origin.
     pub fn reconfigure(
         &mut self,
         cfg: Config,
         now: Instant,
         now_tsc: u64,
     ) -> Result<(), TableError> {
+        self.replace_config(cfg, now, now_tsc, |old| old.unwrap_or(RouteOrigin::Ctl))
+    }
+
+    /// Replace the configuration with `cfg` (validated), rebuilding the route tables from it (not published: the
+    /// caller publishes [`ControlPlane::tables`] once). What outlives the change:
+    /// - a tunnel that keeps its name and its settings (all but its `routes`, [`TunnelCfg::same_settings`])
+    ///   keeps its run-unique id, and with it its state (sequence numbers, keepalive clock and state, learned
+    ///   path MTU), counters, reorder buffer and owner worker; any other tunnel is new, with a new id;
+    /// - a bridge whose settings are unchanged keeps its MAC table and counters; a new or changed one starts
+    ///   empty;
+    /// - learned neighbours stay; static ones follow `cfg` (a static entry removed is forgotten, to be learned
+    ///   again).
+    ///
+    /// `origin` gives each route of `cfg` its origin from the one it had (None: a new route). On an error
+    /// nothing has changed.
+    ///
+    /// [`TunnelCfg::same_settings`]: crate::config::TunnelCfg::same_settings
+    pub(super) fn replace_config(
+        &mut self,
+        cfg: Config,
+        now: Instant,
+        now_tsc: u64,
+        origin: impl Fn(Option<RouteOrigin>) -> RouteOrigin,
+    ) -> Result<(), TableError> {
         let routes = build_routes(&cfg)?;
         let mut states = Vec::new();
         let mut next = Vec::new();
         let mut ids = Vec::new();
         for t in &cfg.tunnels {
-            match self.cfg.tunnels.iter().position(|o| o.name == t.name) {
+            match self
+                .cfg
+                .tunnels
+                .iter()
+                .position(|o| o.name == t.name && o.same_settings(t))
+            {
                 Some(i) => {
                     states.push(self.states[i].clone());
                     next.push(self.next_keepalive[i]);
@@ -312,17 +352,42 @@ impl ControlPlane {
                 }
             }
         }
+        let mut macs = Vec::new();
+        let mut bridge_ids = Vec::new();
+        for b in &cfg.bridges {
+            match self.cfg.bridges.iter().position(|o| o == b) {
+                Some(i) => {
+                    macs.push(self.mac_tables[i].clone());
+                    bridge_ids.push(self.bridge_ids[i]);
+                }
+                None => {
+                    macs.push(Arc::new(MacTable::new(b.mac_table_size, b.aging_s)));
+                    bridge_ids.push(self.next_bridge_id);
+                    self.next_bridge_id += 1;
+                }
+            }
+        }
+        if cfg.neighbors != self.cfg.neighbors {
+            let statics = static_neighbors(&cfg);
+            self.neighbors
+                .retain(|ip, n| !n.is_static || statics.contains_key(ip));
+            for (ip, n) in statics {
+                self.learned_at.remove(&ip);
+                self.neighbors.insert(ip, n);
+            }
+        }
         self.routes.replace(routes);
         self.slots = RouteSlots::of(&cfg);
         self.tunnel_prefixes = tunnel_prefixes(&cfg);
-        // Routes that stay keep their origin; new ones come with a runtime change (a tunnel added by ctl).
         let old = std::mem::take(&mut self.origins);
         self.origins = route_keys(&cfg)
-            .map(|k| (k, old.get(&k).copied().unwrap_or(RouteOrigin::Ctl)))
+            .map(|k| (k, origin(old.get(&k).copied())))
             .collect();
         self.underlay = underlay_prefixes(&cfg);
         self.states = states;
         self.ids = ids.into();
+        self.mac_tables = macs;
+        self.bridge_ids = bridge_ids.into();
         self.dirty = true;
         self.next_keepalive = next;
         self.cfg = cfg;

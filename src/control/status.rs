@@ -256,12 +256,12 @@ impl Status {
         }
     }
 
-    /// Fill in the bridges from the merged counters (bridges by index, in configuration order).
+    /// Fill in the bridges from the merged counters (each bridge's at the index of its run-unique id).
     pub fn set_bridges(&mut self, bridges: &[BridgeInfo], total: &Counters) {
         self.bridges = bridges
             .iter()
-            .enumerate()
-            .map(|(i, b)| {
+            .map(|b| {
+                let i = b.id as usize;
                 (
                     b.name.clone(),
                     BridgeStatus {

@@ -204,8 +204,8 @@ pub fn port_infos(cfg: &Config, macs: &[[u8; 6]]) -> Vec<PortInfo> {
         .collect()
 }
 
-/// Build the whole table generation. `states`, `ids` and `mac_tables` are what outlives generations: the
-/// tunnels' run-time state and run-unique ids, and the bridges' MAC tables.
+/// Build the whole table generation. `states`, `ids`, `mac_tables` and `bridge_ids` are what outlives
+/// generations: the tunnels' run-time state and run-unique ids, the bridges' MAC tables and run-unique ids.
 #[allow(clippy::too_many_arguments)]
 pub fn build_tables(
     cfg: &Config,
@@ -215,13 +215,14 @@ pub fn build_tables(
     states: &[Arc<TunnelState>],
     ids: &Arc<[u64]>,
     mac_tables: &[Arc<MacTable>],
+    bridge_ids: &[u32],
     generation: u64,
 ) -> Tables {
     assert_eq!(ids.len(), cfg.tunnels.len(), "one run-unique id per tunnel");
     let mut decap = FxMap::default();
     let mut peers = FxMap::default();
     let mut outer_paths: FxMap<(IpAddr, IpAddr), Vec<u32>> = FxMap::default();
-    let (bridges, port_bridging, tunnel_members) = build_bridges(cfg, mac_tables);
+    let (bridges, port_bridging, tunnel_members) = build_bridges(cfg, mac_tables, bridge_ids);
     let mut tunnels = Vec::with_capacity(cfg.tunnels.len());
     for (i, tc) in cfg.tunnels.iter().enumerate() {
         let state = states
@@ -318,11 +319,12 @@ pub fn mac_tables(cfg: &Config) -> Vec<Arc<MacTable>> {
         .collect()
 }
 
-/// The bridges of `cfg` over their MAC tables: the bridges, each port's way into them (by port index), and
-/// each member tunnel's member (by tunnel index).
+/// The bridges of `cfg` over their MAC tables, counting into the counter slots `bridge_ids`: the bridges, each
+/// port's way into them (by port index), and each member tunnel's member (by tunnel index).
 fn build_bridges(
     cfg: &Config,
     mac_tables: &[Arc<MacTable>],
+    bridge_ids: &[u32],
 ) -> (Vec<Bridge>, Vec<PortBridging>, HashMap<usize, MemberRef>) {
     let mut bridges = Vec::with_capacity(cfg.bridges.len());
     // Per port: the member it is as a whole, and its VLAN members.
@@ -362,6 +364,7 @@ fn build_bridges(
             members: members.into(),
             member_names: bc.members.clone().into(),
             learning: bc.learning,
+            counters: bridge_ids.get(bi).copied().unwrap_or(bi as u32),
             macs: mac_tables
                 .get(bi)
                 .cloned()

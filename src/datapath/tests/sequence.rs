@@ -1,9 +1,11 @@
 //! Sequence numbers (RFC 2890): late and duplicate drops, numbering on the owning worker, the reorder buffer.
 use super::rig::*;
 use crate::buf::VecBuf;
+use crate::config::Config;
 use crate::datapath::{Processor, Verdict};
 use crate::stats::DropReason;
 use crate::wire::gre;
+use std::time::Instant;
 
 #[test]
 fn decap_sequence_drops_late_and_duplicate_packets() {
@@ -99,6 +101,56 @@ fn reorder_buffer_releases_in_order_and_on_timeout() {
         "5 is late once 6 went"
     );
     assert_eq!(r.c.tunnels[0].decap, 5);
+}
+
+/// A reload that changes a reordering tunnel replaces it: the packets its buffer held are dropped and counted as
+/// `unknown_tunnel` in the next poll round (never sent through the new tunnel, never lost uncounted); an unchanged
+/// reordering tunnel keeps its buffer when other tunnels shift its index.
+#[test]
+fn reordered_packets_of_a_replaced_tunnel_are_counted() {
+    let mut r = rig("sequence = true\nreorder = { window = 4, timeout_ms = 10 }");
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
+    let frame = |seq: u32| outer_gre(&gre_hdr(false, None, Some(seq), 0x0800, &inner), &inner, 0);
+    let send = |r: &mut Rig, seq: u32| {
+        let mut b = VecBuf::new(&frame(seq));
+        match r.gw.handle(&mut b, OUTSIDE, &mut r.c) {
+            Verdict::Hold(why) => Processor::<VecBuf>::hold(&mut r.gw, b, why, &mut r.c),
+            v => assert_eq!(v, Verdict::Tx(INSIDE)),
+        }
+    };
+    let reload = |r: &mut Rig, f: &dyn Fn(&mut Config)| {
+        let mut cfg = r.cp.config().clone();
+        f(&mut cfg);
+        r.cp.reload(cfg, Instant::now(), 1).unwrap();
+        r.shared.tables.store(std::sync::Arc::new(r.cp.tables()));
+    };
+    for seq in [0, 2, 3] {
+        send(&mut r, seq);
+    }
+    // t6 changes and moves before t1: t1's index shifts, its buffer follows it.
+    reload(&mut r, &|c| {
+        c.tunnels.swap(0, 1);
+        c.tunnels[0].ttl = crate::config::Ttl::Fixed(7);
+    });
+    assert!(
+        deferred(&mut r.gw, 2_000, &mut r.c).is_empty(),
+        "1 is still missing"
+    );
+    assert_eq!(r.c.drops.iter().sum::<u64>(), 0);
+    // t1 changes (its reorder window): replaced, its 2 held packets counted.
+    reload(&mut r, &|c| {
+        c.tunnels[1].reorder = Some(crate::config::ReorderCfg {
+            window: 8,
+            timeout_ms: 10,
+        })
+    });
+    assert!(deferred(&mut r.gw, 3_000, &mut r.c).is_empty());
+    assert_eq!(r.c.drops[DropReason::UnknownTunnel as usize], 2);
+    assert_eq!(r.c.drops.iter().sum::<u64>(), 2);
+    assert!(
+        deferred(&mut r.gw, 20_000_000, &mut r.c).is_empty(),
+        "nothing left"
+    );
 }
 
 #[test]

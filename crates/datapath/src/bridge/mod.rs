@@ -55,6 +55,9 @@ pub struct Bridge {
     pub member_names: Box<[String]>,
     /// `learning = false`: every frame is flooded (a pseudowire with two members).
     pub learning: bool,
+    /// Where the bridge's counters are in `Counters::bridges`: its run-unique id, so that counters stay with
+    /// their bridge when a reload adds or removes others (never reused within a run).
+    pub counters: u32,
     pub macs: Arc<MacTable>,
 }
 

@@ -65,11 +65,11 @@ impl<B: PacketBuf> Worker<B> {
         m: MemberRef,
         c: &mut Counters,
     ) -> Verdict {
-        let bi = usize::from(m.bridge);
-        let b = &tables.bridges[bi];
+        let b = &tables.bridges[usize::from(m.bridge)];
+        let bi = b.counters as usize;
         if c.bridges.len() <= bi {
-            // Once per worker (its first bridged frame).
-            c.ensure_bridges(tables.bridges.len());
+            // Once per worker and bridge (its first bridged frame).
+            c.ensure_bridges(bi + 1);
         }
         let eth = ethernet::Header::from_prefix(pkt.data()).expect("checked by the caller");
         let (dst, src) = (eth.dst(), eth.src());
@@ -109,8 +109,10 @@ impl<B: PacketBuf> Worker<B> {
         from: MemberRef,
         c: &mut Counters,
     ) -> Verdict {
-        let bi = usize::from(from.bridge);
-        let members = &tables.bridges[bi].members;
+        let b = &tables.bridges[usize::from(from.bridge)];
+        // Made room for by `bridge`.
+        let bi = b.counters as usize;
+        let members = &b.members;
         let from = usize::from(from.member);
         let Some(last) = (0..members.len()).rev().find(|&i| i != from) else {
             // A bridge of one member (not a valid configuration): nowhere to go.

@@ -28,7 +28,11 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
                         std::mem::swap(&mut self.w.reorder[ni], buf);
                     }
                 }
-                // A deleted tunnel's held packets are freed with `old`.
+                // A deleted (or replaced) tunnel's packets stay behind the new table's tunnels, where this
+                // round's `poll_deferred` finds no tunnel for them and drops them as `unknown_tunnel`.
+                self.w
+                    .reorder
+                    .extend(old.into_iter().filter(|r| !r.is_empty()));
                 self.w.reorder_held = self.w.reorder.iter().map(|r| r.len()).sum();
             }
             self.tables = new;

@@ -310,7 +310,8 @@ pub struct Counters {
     pub ports: Vec<PortCounters>,
     pub tunnels: Vec<TunnelCounters>,
     pub tunnel_ids: Arc<[u64]>,
-    /// `bridges[i]` counts bridge `i` (in configuration order; bridges do not change at run time).
+    /// `bridges[i]` counts the bridge whose run-unique id (`Bridge::counters`) is `i`: ids are never reused, so a
+    /// bridge's counters stay its own when a reload adds, changes or removes bridges.
     pub bridges: Vec<BridgeCounters>,
     pub drops: [u64; DropReason::COUNT],
     /// Packets whose TSC latency was recorded.
