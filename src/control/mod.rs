@@ -5,6 +5,8 @@ pub mod ctl;
 pub mod http;
 pub mod learned;
 pub mod plane;
+mod prefixes;
+mod probes;
 pub mod reload;
 pub mod status;
 pub mod tables;

@@ -2,6 +2,8 @@
 //! neighbours, tunnel states), absorbs worker events (neighbours seen, next hops to resolve), ages learned
 //! neighbours, drives Cisco keepalives and tunnel up/down, and says which frames to send. `app` turns those
 //! frames into mbufs; tests drive it directly.
+use super::prefixes::{overlapping, overlaps_any, prefix_key, PrefixKey};
+pub use super::probes::{arp_request, neighbor_solicitation};
 use super::tables::{
     build_routes, build_tables, mac_tables, port_infos, static_neighbors, RouteSlots,
 };
@@ -9,14 +11,12 @@ use crate::config::{Config, RouteCfg};
 use crate::datapath::gateway::Event;
 use crate::tunnel::table::{FxMap, Neighbor, PortInfo, Route, TableError, Tables, TunnelState};
 use crate::tunnel::update::{RouteChange, RouteTablesWriter};
-use crate::wire::arp::ArpRepr;
 use crate::wire::ethernet::{ethertype, EthernetRepr};
-use crate::wire::icmpv6::{self, Icmpv6Repr};
 use crate::wire::{gre, ipv4, MacAddr};
 use greway_datapath::bridge::mac_table::MacTable;
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,67 +43,6 @@ pub enum Outgoing {
 pub enum Notice {
     TunnelUp(String),
     TunnelDown(String),
-}
-
-/// A prefix as an ordered key: (IPv6, first address widened to 128 bits, length). Prefixes inside
-/// a range of addresses are a range of keys.
-type PrefixKey = (bool, u128, u8);
-
-fn prefix_key(p: &IpNet) -> PrefixKey {
-    match p {
-        IpNet::V4(n) => (false, u128::from(u32::from(n.network())), n.prefix_len()),
-        IpNet::V6(n) => (true, u128::from(n.network()), n.prefix_len()),
-    }
-}
-
-fn key_prefix((v6, first, len): PrefixKey) -> IpNet {
-    if v6 {
-        IpNet::V6(Ipv6Net::new(Ipv6Addr::from(first), len).expect("a valid length"))
-    } else {
-        IpNet::V4(Ipv4Net::new(Ipv4Addr::from(first as u32), len).expect("a valid length"))
-    }
-}
-
-/// The prefixes of `set` that overlap `p` (one contains the other): those containing it, by one
-/// exact look-up per shorter length, and those inside it, as a key range. O(len + log n + found).
-fn overlapping<V>(set: &BTreeMap<PrefixKey, V>, p: &IpNet) -> Vec<IpNet> {
-    let (v6, first, len) = prefix_key(p);
-    let mut out: Vec<IpNet> = (0..len)
-        .filter_map(|l| {
-            let k = prefix_key(&IpNet::new(p.addr(), l).expect("shorter").trunc());
-            set.contains_key(&k).then(|| key_prefix(k))
-        })
-        .collect();
-    let last = match p.broadcast() {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    };
-    out.extend(
-        set.range((v6, first, 0)..=(v6, last, u8::MAX))
-            .map(|(&k, _)| key_prefix(k)),
-    );
-    // A shorter prefix starting at `first` is found both ways.
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-/// Whether some prefix of `set` overlaps `p`: [`overlapping`] without collecting (a default route
-/// overlaps every tunnel route, and its flag is checked on every tunnel route removal).
-fn overlaps_any<V>(set: &BTreeMap<PrefixKey, V>, p: &IpNet) -> bool {
-    let (v6, first, len) = prefix_key(p);
-    let last = match p.broadcast() {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    };
-    set.range((v6, first, 0)..=(v6, last, u8::MAX))
-        .next()
-        .is_some()
-        || (0..len).any(|l| {
-            set.contains_key(&prefix_key(
-                &IpNet::new(p.addr(), l).expect("shorter").trunc(),
-            ))
-        })
 }
 
 /// A route change asked for at run time.
@@ -871,47 +810,11 @@ fn route_keys(cfg: &Config) -> impl Iterator<Item = (RouteTable, IpNet)> + '_ {
     tunnel_routes.chain(routes)
 }
 
-/// A broadcast ARP request (RFC 826) for `target` from `mac`/`ip`.
-pub fn arp_request(mac: MacAddr, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-    let eth = EthernetRepr {
-        src_addr: mac,
-        dst_addr: MacAddr::BROADCAST,
-        vlan: None,
-        ethertype: ethertype::ARP,
-    };
-    let arp = ArpRepr::request(mac, ip, target);
-    let mut f = vec![0u8; eth.header_len() + arp.buffer_len()];
-    let at = eth.emit(&mut f);
-    arp.emit(&mut f[at..]);
-    f
-}
-
-/// A neighbour solicitation (RFC 4861 4.3) for `target` to its solicited-node multicast address, with our
-/// link-layer address as the source option (section 7.2.2).
-pub fn neighbor_solicitation(mac: MacAddr, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let group = icmpv6::solicited_node(target);
-    let eth = EthernetRepr {
-        src_addr: mac,
-        dst_addr: MacAddr::ipv6_multicast(group),
-        vlan: None,
-        ethertype: ethertype::IPV6,
-    };
-    let ns = Icmpv6Repr::NeighborSolicit {
-        target,
-        source_lladdr: Some(mac),
-    };
-    let ip6 = ns.ipv6_repr(ip, group, icmpv6::ND_HOP_LIMIT);
-    let mut f = vec![0u8; eth.header_len() + ip6.header_len() + ns.buffer_len()];
-    let at = eth.emit(&mut f);
-    let at = at + ip6.emit(&mut f[at..]);
-    ns.emit(ip, group, &mut f[at..]);
-    f
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::net::Ipv6Addr;
 
     /// Prefixes that overlap each other, the config's tunnel routes, its connected subnets and its
     /// underlay routes (whose removal would leave a tunnel's remote unreachable).
