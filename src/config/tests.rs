@@ -560,7 +560,7 @@ fn erspan_tunnel_and_l2_port_are_accepted() {
     let t = c.tunnel_by_name("span").unwrap();
     assert_eq!(t.mode, TunnelMode::Erspan);
     let rx = t.erspan_rx(&c).unwrap();
-    assert_eq!((rx.session, rx.deliver), (1023, 2));
+    assert_eq!((rx.session, rx.deliver), (1023, Some(2)));
     assert_eq!(c.tunnel_by_name("a").unwrap().erspan_rx(&c), None);
 }
 

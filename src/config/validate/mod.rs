@@ -2,6 +2,7 @@
 //! and a message; [`super::location`] turns the path into a line.
 mod dataplane;
 mod host;
+mod mirrors;
 mod neighbors;
 mod ports;
 mod routes;
@@ -17,6 +18,7 @@ use dataplane::check_dataplane;
 #[cfg(test)]
 pub(super) use dataplane::parse_core_list;
 use host::check_host;
+use mirrors::check_mirrors;
 use neighbors::check_neighbors;
 use ports::check_ports;
 pub(super) use ports::check_roles_for_tunnels;
@@ -53,6 +55,7 @@ pub(super) fn validate(cfg: &Config) -> Check {
         }
     }
     check_routes_into_tunnels(cfg, &routes)?;
+    check_mirrors(cfg)?;
     check_host(cfg)?;
     if let Some(c) = &cfg.control {
         if c.socket.as_os_str().is_empty() {

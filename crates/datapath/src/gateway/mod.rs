@@ -15,6 +15,7 @@ mod fast;
 mod icmp_error;
 mod inner;
 mod local;
+mod mirror;
 mod punt;
 
 pub use local::LocalIngress;
@@ -235,6 +236,8 @@ struct Worker<B> {
     staged_ti: Box<[u32; STAGE_MAX]>,
     staged_len: usize,
     staged_next: usize,
+    /// ERSPAN type III timestamps: (TSC, Unix time in 100 µs units) read together once (see `mirror`).
+    wall_anchor: Option<(u64, u64)>,
     /// Packets the fast paths took (tests only: the hot path carries no extra counter).
     #[cfg(feature = "testkit")]
     fast_hits: u64,
@@ -379,6 +382,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_next: 0,
                 last_decap4: None,
                 fast_path: true,
+                wall_anchor: None,
                 #[cfg(feature = "testkit")]
                 fast_hits: 0,
             },
