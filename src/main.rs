@@ -98,6 +98,18 @@ enum CtlCmd {
     },
     /// The live counters (ports, drops by reason, tunnels with state, latency) as JSON.
     Stats,
+    /// Port mirroring (ERSPAN out): show.
+    Mirror {
+        #[command(subcommand)]
+        cmd: MirrorCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum MirrorCmd {
+    /// The `[[mirror]]` entries (port, direction, ERSPAN tunnel and session) with their counters: copies sent,
+    /// bytes, truncated, and failures by reason.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -136,6 +148,16 @@ enum TunnelCmd {
         /// lies through the tunnel.
         #[arg(long = "address", value_name = "CIDR")]
         address: Vec<String>,
+        /// What the tunnel carries: `ip` (default) or `erspan` (receive ERSPAN of --erspan-session and deliver
+        /// it to the l2 port --deliver).
+        #[arg(long, value_name = "MODE", value_parser = parse_tunnel_mode)]
+        mode: Option<greway::config::TunnelMode>,
+        /// With --mode erspan: the ERSPAN session received, 0..=1023.
+        #[arg(long, value_name = "N")]
+        erspan_session: Option<u16>,
+        /// With --mode erspan: the l2 port the mirrored frames leave by.
+        #[arg(long, value_name = "PORT")]
+        deliver: Option<String>,
     },
     /// Remove a tunnel (its routes go with it).
     Del {
@@ -324,10 +346,19 @@ fn parse_mss_clamp(s: &str) -> Result<greway::config::MssClamp, String> {
     }
 }
 
+/// `--mode`: a tunnel mode as the file spells it.
+fn parse_tunnel_mode(s: &str) -> Result<greway::config::TunnelMode, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("expected ip or erspan, got {s:?}"))
+}
+
 fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
     use greway::control::ctl::{call, Request, TunnelSpec};
     let req = match cmd {
         CtlCmd::Stats => Request::Stats,
+        CtlCmd::Mirror {
+            cmd: MirrorCmd::Show,
+        } => Request::MirrorShow,
         CtlCmd::Tunnel { cmd } => match cmd {
             TunnelCmd::Add {
                 name,
@@ -340,6 +371,9 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
                 encap_limit,
                 routes,
                 address,
+                mode,
+                erspan_session,
+                deliver,
             } => Request::TunnelAdd {
                 tunnel: TunnelSpec {
                     name,
@@ -352,6 +386,9 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
                     address,
                     mss_clamp: mss_clamp.unwrap_or_default(),
                     encap_limit,
+                    mode: mode.unwrap_or_default(),
+                    erspan_session,
+                    deliver,
                 },
             },
             TunnelCmd::Del { name } => Request::TunnelDel { name },

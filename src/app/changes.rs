@@ -165,9 +165,13 @@ impl ControlDuties for GatewayControl {
                 )))
             }
             Request::RouteShow => return Response::ok(Some(routes_json(&self.cp))),
+            Request::MirrorShow => return Response::err("mirror show is answered by the socket thread"),
             Request::TunnelAdd { tunnel } => add_tunnel(cfg, &tunnel),
             Request::TunnelDel { name } => match cfg.tunnels.iter().position(|t| t.name == name) {
                 None => Err(format!("no tunnel named {name:?}")),
+                Some(_) if cfg.mirrors.iter().any(|m| m.tunnel == name) => Err(format!(
+                    "tunnel {name:?} is the target of a [[mirror]] in the configuration file; it cannot be removed at run time"
+                )),
                 Some(ti) => {
                     // Routes into the tunnel go with it (its own `routes`, and the `[[route]]`s with
                     // `tunnel = NAME` or via a peer on its subnet): their traffic is then `no_route`.
@@ -262,6 +266,9 @@ fn tunnels_json(cp: &ControlPlane, now_ms: u64) -> serde_json::Value {
                 "keepalive": t.keepalive.is_some(),
                 "mss_clamp": t.mss_clamp,
                 "encap_limit": t.encap_limit,
+                "mode": t.mode.to_string(),
+                "erspan": t.erspan,
+                "deliver": t.deliver,
                 "routes": t.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
                 "address": t.address.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "up": i.up,
@@ -336,6 +343,15 @@ fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
     t.sequence = spec.sequence;
     t.mss_clamp = spec.mss_clamp;
     t.encap_limit = spec.encap_limit;
+    t.mode = spec.mode;
+    // A tunnel added at run time is never a `[[mirror]]` target (mirrors are in the file): it receives.
+    t.erspan = spec.erspan_session.map(|session| crate::config::ErspanCfg {
+        session,
+        version: None,
+        index: None,
+        hwid: None,
+    });
+    t.deliver = spec.deliver.clone();
     t.routes = spec
         .routes
         .iter()

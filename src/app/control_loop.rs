@@ -5,7 +5,7 @@ use super::{AppError, InjectRing, MempoolReport, PortReport, Report, RunOptions,
 use crate::config::Config;
 use crate::control::ctl::{CtlServer, Request, Response};
 use crate::control::http::MetricsServer;
-use crate::control::status::{Status, TunnelInfo};
+use crate::control::status::{MirrorStatus, Status, TunnelInfo};
 use crate::control::{Aggregator, LiveLine};
 use crate::datapath::Processor;
 use crate::dpdk::{self, Mbuf};
@@ -262,6 +262,7 @@ where
                 rt.pool.available(),
             );
             st.host = host_status(duties, &total);
+            st.mirrors = MirrorStatus::all(cfg, &total);
             if want_live {
                 next_live += Duration::from_secs(1);
                 println!(
@@ -292,6 +293,7 @@ where
         free_at_end,
     );
     fin.host = host_status(duties, &total);
+    fin.mirrors = MirrorStatus::all(cfg, &total);
     board.publish(fin.clone());
     drop(ctl);
     drop(metrics);
@@ -322,6 +324,7 @@ where
         workers: nworkers,
         general_path_packets: fin.general_path_packets,
         host: fin.host.clone(),
+        mirrors: fin.mirrors.clone(),
         duration_s,
         bench,
     })

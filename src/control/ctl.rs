@@ -40,6 +40,15 @@ pub struct TunnelSpec {
     /// `encap_limit` (IPv6 outer only).
     #[serde(default)]
     pub encap_limit: Option<u8>,
+    /// `mode`: `ip` (default) or `erspan`.
+    #[serde(default)]
+    pub mode: crate::config::TunnelMode,
+    /// `mode = "erspan"`: the session received (`erspan = { session }`).
+    #[serde(default)]
+    pub erspan_session: Option<u16>,
+    /// `mode = "erspan"`: the l2 port its mirrored frames leave by.
+    #[serde(default)]
+    pub deliver: Option<String>,
 }
 
 /// One request.
@@ -75,6 +84,8 @@ pub enum Request {
     },
     RouteShow,
     Stats,
+    /// The `[[mirror]]` entries (ERSPAN sessions' sources) with their counters, from the live status.
+    MirrorShow,
 }
 
 /// One answer: `ok` with optional `data`, or an `error` message.
@@ -269,6 +280,15 @@ fn serve(
                     write_answer(&mut w, &a.wait())?;
                 }
                 Answer::Ready(Response::ok(serde_json::to_value(&**status.load()).ok()))
+            }
+            Ok(Request::MirrorShow) => {
+                while let Some(a) = pending.pop_front() {
+                    write_answer(&mut w, &a.wait())?;
+                }
+                let st = status.load();
+                Answer::Ready(Response::ok(Some(
+                    serde_json::json!({ "mirrors": st.mirrors }),
+                )))
             }
             Ok(req) => {
                 let (rtx, rrx) = mpsc::channel();

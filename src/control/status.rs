@@ -2,7 +2,9 @@
 //! second, and its renderings (Prometheus text exposition, DPDK telemetry dictionaries, JSON for `greway ctl
 //! stats`). Everything here runs on control-side threads; workers never see it.
 use crate::dpdk::telemetry::TelValue;
-use crate::stats::{Counters, DropReason, LatencyBuckets, LatencySummary, TunnelCounters};
+use crate::stats::{
+    Counters, DropReason, LatencyBuckets, LatencySummary, MirrorCounters, TunnelCounters,
+};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -25,6 +27,41 @@ pub struct TunnelStatus {
     pub pmtu: u16,
     #[serde(flatten)]
     pub counters: TunnelCounters,
+}
+
+/// One `[[mirror]]` entry (a source of an ERSPAN session): what it copies, where to, and its counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MirrorStatus {
+    pub port: String,
+    /// `rx`, `tx` or `both`.
+    pub direction: String,
+    /// The ERSPAN tunnel, its session ID and ERSPAN version (1: type II, 2: type III).
+    pub tunnel: String,
+    pub session: u16,
+    pub version: u8,
+    #[serde(flatten)]
+    pub counters: MirrorCounters,
+}
+
+impl MirrorStatus {
+    /// Every `[[mirror]]` of `cfg` with its counters in `total` (configuration order).
+    pub fn all(cfg: &crate::config::Config, total: &Counters) -> Vec<MirrorStatus> {
+        cfg.mirrors
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let e = cfg.tunnel_by_name(&m.tunnel).and_then(|t| t.erspan);
+                MirrorStatus {
+                    port: m.port.clone(),
+                    direction: m.direction.to_string(),
+                    tunnel: m.tunnel.clone(),
+                    session: e.map_or(0, |e| e.session),
+                    version: e.and_then(|e| e.version).unwrap_or(0),
+                    counters: total.mirrors.get(i).copied().unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// A tunnel as the control side knows it: name, run-unique id, whether it is up.
@@ -57,8 +94,74 @@ pub struct Status {
     /// The host interfaces (`[host]`) and their counters; absent without `[host]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::host::HostStatus>,
+    /// The `[[mirror]]` entries and their counters; absent without mirrors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorStatus>,
     #[serde(skip)]
     pub latency_buckets: LatencyBuckets,
+}
+
+/// The `[[mirror]]` metrics: one series per entry, labelled with its port, direction, tunnel and session;
+/// failures by reason. Nothing without mirrors.
+fn mirror_metrics(
+    o: &mut String,
+    mirrors: &[MirrorStatus],
+    family: impl Fn(&mut String, &str, &str, &str),
+) {
+    if mirrors.is_empty() {
+        return;
+    }
+    let labels = |m: &MirrorStatus| {
+        format!(
+            "port=\"{}\",direction=\"{}\",tunnel=\"{}\",session=\"{}\"",
+            escape(&m.port),
+            m.direction,
+            escape(&m.tunnel),
+            m.session
+        )
+    };
+    type Get = fn(&MirrorCounters) -> u64;
+    let per: [(&str, &str, Get); 3] = [
+        (
+            "greway_mirror_packets_total",
+            "Mirror copies sent (ERSPAN packets).",
+            |c| c.packets,
+        ),
+        (
+            "greway_mirror_bytes_total",
+            "Bytes of the frames mirrored (as captured, before truncation).",
+            |c| c.bytes,
+        ),
+        (
+            "greway_mirror_truncated_total",
+            "Mirror copies sent cut to the tunnel MTU (ERSPAN T bit).",
+            |c| c.truncated,
+        ),
+    ];
+    for (name, help, f) in per {
+        family(o, name, "counter", help);
+        for m in mirrors {
+            let _ = writeln!(o, "{name}{{{}}} {}", labels(m), f(&m.counters));
+        }
+    }
+    let name = "greway_mirror_failures_total";
+    family(o, name, "counter", "Mirror copies not sent, by reason.");
+    let reasons: [(&str, Get); 4] = [
+        ("no_mbuf", |c| c.no_mbuf),
+        ("no_neighbor", |c| c.no_neighbor),
+        ("queue_full", |c| c.queue_full),
+        ("tx_full", |c| c.tx_full),
+    ];
+    for m in mirrors {
+        for (reason, f) in reasons {
+            let _ = writeln!(
+                o,
+                "{name}{{{},reason=\"{reason}\"}} {}",
+                labels(m),
+                f(&m.counters)
+            );
+        }
+    }
 }
 
 /// The host path's metrics (with `[host]`): the workers' totals, then one series per host interface.
@@ -233,6 +336,7 @@ impl Status {
             general_path_packets: total.general_path,
             mempool_available,
             host: None,
+            mirrors: Vec::new(),
             latency_buckets: LatencyBuckets::of(hist),
         }
     }
@@ -366,6 +470,7 @@ impl Status {
                 let _ = writeln!(o, "{name}{{tunnel=\"{}\"}} {}", escape(t), f(&s.counters));
             }
         }
+        mirror_metrics(&mut o, &self.mirrors, family);
         family(
             &mut o,
             "greway_general_path_packets_total",
