@@ -714,9 +714,21 @@ fn mirror_errors_name_the_field() {
         format!("[[mirror]]\nport = \"{port}\"\ndirection = \"{dir}\"\ntunnel = \"{tunnel}\"\n")
     };
     let cases = [
-        (mirror_text(send, &m("nope", "rx", "span")), "mirror[0].port", "unknown port"),
-        (mirror_text(&delivers, &m("inside", "rx", "nope")), "mirror[0].tunnel", "unknown tunnel"),
-        (mirror_text(&delivers, &m("inside", "rx", "a")), "mirror[0].tunnel", "mode = \"erspan\""),
+        (
+            mirror_text(send, &m("nope", "rx", "span")),
+            "mirror[0].port",
+            "unknown port",
+        ),
+        (
+            mirror_text(&delivers, &m("inside", "rx", "nope")),
+            "mirror[0].tunnel",
+            "unknown tunnel",
+        ),
+        (
+            mirror_text(&delivers, &m("inside", "rx", "a")),
+            "mirror[0].tunnel",
+            "mode = \"erspan\"",
+        ),
         (
             mirror_text("erspan = { session = 5 }", &m("inside", "rx", "span")),
             "tunnel[1].erspan.version",
@@ -728,12 +740,18 @@ fn mirror_errors_name_the_field() {
             "no GRE key",
         ),
         (
-            mirror_text(&format!("{send}\nchecksum = true"), &m("inside", "rx", "span")),
+            mirror_text(
+                &format!("{send}\nchecksum = true"),
+                &m("inside", "rx", "span"),
+            ),
             "tunnel[1].checksum",
             "no GRE checksum",
         ),
         (
-            mirror_text(send, &(m("inside", "both", "span") + &m("inside", "tx", "span"))),
+            mirror_text(
+                send,
+                &(m("inside", "both", "span") + &m("inside", "tx", "span")),
+            ),
             "mirror[1].direction",
             "overlaps mirror[0]",
         ),
@@ -743,12 +761,19 @@ fn mirror_errors_name_the_field() {
             "",
         ),
         (
-            mirror_text(send, "[[mirror]]\nport = \"inside\"\ntunnel = \"span\"\nsession = 4"),
+            mirror_text(
+                send,
+                "[[mirror]]\nport = \"inside\"\ntunnel = \"span\"\nsession = 4",
+            ),
             "mirror[0].session",
             "",
         ),
         // Without a mirror, a tunnel with no deliver has nothing to do.
-        (mirror_text(send, ""), "tunnel[1].deliver", "or a [[mirror]]"),
+        (
+            mirror_text(send, ""),
+            "tunnel[1].deliver",
+            "or a [[mirror]]",
+        ),
     ];
     for (text, field, msg) in cases {
         let e = Config::from_str_named(&text, "m").unwrap_err();
@@ -756,6 +781,9 @@ fn mirror_errors_name_the_field() {
         assert!(e.message().contains(msg), "{e}");
     }
     // rx and tx of one port into one session are two entries, not a duplicate; two sessions may copy one port.
-    let ok = mirror_text(send, &(m("inside", "rx", "span") + &m("inside", "tx", "span")));
+    let ok = mirror_text(
+        send,
+        &(m("inside", "rx", "span") + &m("inside", "tx", "span")),
+    );
     Config::from_str_named(&ok, "m").unwrap();
 }

@@ -92,7 +92,8 @@ pub(super) fn check_mirrors(cfg: &Config) -> Check {
         if let Some((j, _)) = cfg.mirrors[..i].iter().enumerate().find(|(_, o)| {
             o.port == m.port
                 && o.tunnel == m.tunnel
-                && ((o.direction.rx() && m.direction.rx()) || (o.direction.tx() && m.direction.tx()))
+                && ((o.direction.rx() && m.direction.rx())
+                    || (o.direction.tx() && m.direction.tx()))
         }) {
             return Err(issue(
                 format!("{at}.direction"),

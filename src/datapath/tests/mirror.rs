@@ -119,7 +119,12 @@ impl MirrorRig {
         out
     }
 
-    fn mirror(&mut self, frames: &[Vec<u8>], port: usize, dir: MirrorDir) -> Vec<(MirrorCopy, Vec<u8>)> {
+    fn mirror(
+        &mut self,
+        frames: &[Vec<u8>],
+        port: usize,
+        dir: MirrorDir,
+    ) -> Vec<(MirrorCopy, Vec<u8>)> {
         self.mirror_with(frames, port, dir, |_| true)
     }
 }
@@ -127,7 +132,15 @@ impl MirrorRig {
 /// An untagged frame with an IPv4/UDP packet of `n` payload bytes and TOS `tos`.
 fn frame(n: usize, tos: u8) -> Vec<u8> {
     let mut f = eth([2, 0, 0, 0, 0, 0x77], HOST_MAC, 0x0800);
-    f.extend(ipv4([10, 0, 0, 2], [10, 20, 0, 9], 17, 64, tos, true, &udp_payload(n)));
+    f.extend(ipv4(
+        [10, 0, 0, 2],
+        [10, 20, 0, 9],
+        17,
+        64,
+        tos,
+        true,
+        &udp_payload(n),
+    ));
     f
 }
 
@@ -136,7 +149,15 @@ fn tagged(n: usize) -> Vec<u8> {
     let mut f = eth([2, 0, 0, 0, 0, 0x77], HOST_MAC, 0x8100);
     f.extend_from_slice(&(5u16 << 13 | 300).to_be_bytes());
     f.extend_from_slice(&0x0800u16.to_be_bytes());
-    f.extend(ipv4([10, 0, 0, 2], [10, 20, 0, 9], 17, 64, 0, true, &udp_payload(n)));
+    f.extend(ipv4(
+        [10, 0, 0, 2],
+        [10, 20, 0, 9],
+        17,
+        64,
+        0,
+        true,
+        &udp_payload(n),
+    ));
     f
 }
 
@@ -204,7 +225,11 @@ fn rx_copies_are_erspan_type_ii_with_the_session_numbered_and_the_frame_byte_for
             1 => (300, 3, 5),
             _ => (0, 0, 0),
         };
-        assert_eq!((w0 & 0xfff, (w1 >> 11) & 3, w1 >> 13), (vlan, en, cos), "copy {i}");
+        assert_eq!(
+            (w0 & 0xfff, (w1 >> 11) & 3, w1 >> 13),
+            (vlan, en, cos),
+            "copy {i}"
+        );
         assert_eq!(&p[at + 8..], &f[..], "the mirrored frame, byte for byte");
     }
     let m = r.c.mirrors[0];
@@ -238,7 +263,11 @@ fn type_iii_copies_carry_the_timestamp_direction_hwid_and_bso() {
         for (i, ((_, p), f)) in copies.iter().zip(&frames).enumerate() {
             let (proto, seq, at) = outer_v4(p);
             assert_eq!(proto, 0x22eb, "type III");
-            assert_eq!(seq, seq0 + i as u32, "one sequence for both directions of the session");
+            assert_eq!(
+                seq,
+                seq0 + i as u32,
+                "one sequence for both directions of the session"
+            );
             let (w0, w1) = (be16(p, at), be16(p, at + 2));
             assert_eq!(w0 >> 12, 2, "version 2");
             assert_eq!(w1 & 0x3ff, 1023);
@@ -246,7 +275,11 @@ fn type_iii_copies_carry_the_timestamp_direction_hwid_and_bso() {
             assert_eq!(bso, [0, 1, 2][i], "BSO: good, short, oversized");
             assert_eq!(w0 & 0xfff, if i == 2 { 300 } else { 0 }, "VLAN");
             assert_eq!(w1 >> 13, [1, 0, 5][i], "COS: precedence, none, PCP");
-            assert_eq!(be32(p, at + 4) as u64, (wall + 25_000) & 0xffff_ffff, "timestamp in 100 us");
+            assert_eq!(
+                be32(p, at + 4) as u64,
+                (wall + 25_000) & 0xffff_ffff,
+                "timestamp in 100 us"
+            );
             assert_eq!(be16(p, at + 8), 0, "SGT");
             let fl = be16(p, at + 10);
             assert_eq!(fl >> 15, 1, "P");
@@ -274,14 +307,26 @@ fn frames_longer_than_the_tunnel_mtu_are_cut_and_flagged() {
     let copies = r.mirror(&frames, INSIDE, MirrorDir::Rx);
     let (tag, p) = &copies[0];
     assert!(tag.truncated);
-    assert_eq!(tag.bytes as usize, frames[0].len(), "bytes counts the frame as captured");
+    assert_eq!(
+        tag.bytes as usize,
+        frames[0].len(),
+        "bytes counts the frame as captured"
+    );
     let (_, _, at) = outer_v4(p);
     assert_ne!(be16(p, at + 2) & 0x0400, 0, "T bit");
     assert_eq!(&p[at + 8..], &frames[0][..600]);
-    assert_eq!(p.len(), 14 + 20 + 8 + 8 + 600, "the outer packet is the port MTU's at most");
+    assert_eq!(
+        p.len(),
+        14 + 20 + 8 + 8 + 600,
+        "the outer packet is the port MTU's at most"
+    );
     let (tag, p) = &copies[1];
     assert!(!tag.truncated);
-    assert_eq!(&p[50..], &frames[1][..], "a frame of exactly the MTU is whole");
+    assert_eq!(
+        &p[50..],
+        &frames[1][..],
+        "a frame of exactly the MTU is whole"
+    );
 }
 
 #[test]
@@ -322,7 +367,8 @@ fn copies_that_cannot_be_made_are_counted_not_held() {
     assert_eq!(r.c.mirrors[0].no_neighbor, 2);
     let mut asked = false;
     while let Some(e) = r.shared.events.pop() {
-        asked |= matches!(e, Event::Resolve { port: OUTSIDE, ip } if ip.to_string() == "192.0.2.254");
+        asked |=
+            matches!(e, Event::Resolve { port: OUTSIDE, ip } if ip.to_string() == "192.0.2.254");
     }
     assert!(asked, "the next hop is resolved like any tunnel's");
     // Resolved: a loop that takes the first copy and not the second counts the second as queue_full.
@@ -397,13 +443,18 @@ port = "outside"
         "far-end",
     )
     .unwrap();
-    let mut cp = ControlPlane::new(&far, &[GW_MAC, [2, 0, 0, 0, 0, 0x33]], Instant::now(), 1).unwrap();
+    let mut cp =
+        ControlPlane::new(&far, &[GW_MAC, [2, 0, 0, 0, 0, 0x33]], Instant::now(), 1).unwrap();
     let mut gw: Gateway<VecBuf> = Gateway::new(0, 1, Shared::new(cp.tables(), 1), TSC_HZ);
     Processor::<VecBuf>::begin_burst(&mut gw, 1_000);
     let mut c = Counters::new(2, 1);
     let mut b = VecBuf::new(&copy);
     assert_eq!(gw.handle(&mut b, 0, &mut c), Verdict::Tx(1));
-    assert_eq!(b.to_vec(), f, "greway's ERSPAN in gives back greway's ERSPAN out's frame");
+    assert_eq!(
+        b.to_vec(),
+        f,
+        "greway's ERSPAN in gives back greway's ERSPAN out's frame"
+    );
     assert_eq!(c.tunnels[0].decap, 1);
 }
 

@@ -123,9 +123,7 @@ impl<B: PacketBuf> Worker<B> {
         let hl = t.header_bytes();
         let el = e.header_len();
         let frame_len = p.pkt_len();
-        let len = frame_len
-            .min(usize::from(t.mtu.get()))
-            .min(cp.tailroom());
+        let len = frame_len.min(usize::from(t.mtu.get())).min(cp.tailroom());
         let truncated = len < frame_len;
         let dst = cp.append(len)?;
         if p.is_contiguous() {
@@ -144,8 +142,9 @@ impl<B: PacketBuf> Worker<B> {
         } else {
             0
         };
-        let ident = self.ip_ident;
-        self.ip_ident = self.ip_ident.wrapping_add(1);
+        // An identification counter of their own: mirroring leaves the originals' outer headers as they were.
+        let ident = self.mirror_ident;
+        self.mirror_ident = self.mirror_ident.wrapping_add(1);
         let d = cp.prepend(hl + el)?;
         copy_header(d, &t.template, hl);
         let outer_len = hl - ethernet::HEADER_LEN + el + len;

@@ -201,9 +201,27 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
         st.mirror.rx_ports = mrx;
         st.mirror.tx_ports = mtx;
         let rx_tsc = if (mrx | mtx) == 0 {
-            round::<IO, P, false>(&setup, io, &mut proc, &mut st, &mut counters, &mut hist, now, burst)
+            round::<IO, P, false>(
+                &setup,
+                io,
+                &mut proc,
+                &mut st,
+                &mut counters,
+                &mut hist,
+                now,
+                burst,
+            )
         } else {
-            round::<IO, P, true>(&setup, io, &mut proc, &mut st, &mut counters, &mut hist, now, burst)
+            round::<IO, P, true>(
+                &setup,
+                io,
+                &mut proc,
+                &mut st,
+                &mut counters,
+                &mut hist,
+                now,
+                burst,
+            )
         };
         let got_any = rx_tsc.is_some();
         if let Some(t_rx) = rx_tsc {

@@ -300,8 +300,13 @@ impl Processor<VecBuf> for MirrorTo {
             MirrorDir::Rx => (0, MARK_RX),
             MirrorDir::Tx => (1, MARK_TX),
         };
-        assert!(port != COPY_PORT || pkts.iter().all(|p| p.data()[0] != MARK_RX && p.data()[0] != MARK_TX),
-            "copies are never mirrored");
+        assert!(
+            port != COPY_PORT
+                || pkts
+                    .iter()
+                    .all(|p| p.data()[0] != MARK_RX && p.data()[0] != MARK_TX),
+            "copies are never mirrored"
+        );
         for (i, p) in pkts.iter().enumerate() {
             let mut b = vec![mark];
             b.extend_from_slice(p.data());
@@ -368,9 +373,17 @@ fn a_tx_mirror_copies_only_what_the_queue_took() {
     assert_eq!(c.ports[1].tx, sent);
     assert_eq!(c.ports[0].rx, sent + c.drops[DropReason::TxFull as usize]);
     let sent1: Vec<Vec<u8>> = io.tx[1].iter().map(|p| p.to_vec()).collect();
-    assert_eq!(marked(&io, MARK_TX), sent1, "the copies are exactly the frames sent");
+    assert_eq!(
+        marked(&io, MARK_TX),
+        sent1,
+        "the copies are exactly the frames sent"
+    );
     assert_eq!(c.mirrors[1].packets, sent);
-    assert_eq!(c.mirrors[1].tx_full, 256 - sent, "refused originals: their copies are not sent");
+    assert_eq!(
+        c.mirrors[1].tx_full,
+        256 - sent,
+        "refused originals: their copies are not sent"
+    );
     // rx copies do not depend on the originals' fate.
     assert_eq!(c.mirrors[0].packets, 256);
 }
