@@ -72,6 +72,11 @@
 //!   fragment outer packets). The minimum is 576 (RFC 791) for a tunnel carrying only IPv4
 //!   routes and 1280 (RFC 8200) as soon as it carries an IPv6 route. The same minimum applies
 //!   to the derived default.
+//! * `[[mirror]]`: `port` names a port among the first 64; `direction` is `"rx"` (default), `"tx"` or `"both"`;
+//!   `tunnel` names a tunnel with `mode = "erspan"`, which then sends: it needs `erspan.version` and may not have
+//!   `key`, `okey` or `checksum`; two entries of one port and tunnel may not overlap in direction. An erspan
+//!   tunnel needs `deliver` unless a `[[mirror]]` names it. Its MTU is the largest mirrored frame sent whole
+//!   (the port MTU minus outer IP, 8 bytes of GRE and 8 / 12 of ERSPAN header).
 //! * `metrics.prometheus` is a socket address; `control.socket` a non-empty path.
 //! * Tunnel `address`: unicast, non-loopback addresses, none used twice across ports and tunnels.
 //! * `[host]`: `netns` a name of letters, digits, `_`, `-`, `.`; `routes` `"learn"` (default) or `"off"`;
