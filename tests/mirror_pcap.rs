@@ -440,3 +440,137 @@ fn erspan_sessions_carry_the_frames_as_received_and_as_sent() {
     assert_eq!(fs["tunnels"]["from-span2"]["decap"], n as u64);
     assert_eq!(fs["tunnels"]["from-span3"]["decap"], routed as u64);
 }
+
+/// `greway gen --encap erspan`: its type II and III sessions decode in tshark (session, version, GRE sequence
+/// numbers per tunnel, good IPv4 and UDP checksums of the mirrored frame), and greway's ERSPAN in delivers the
+/// mirrored UDP frames.
+#[test]
+fn gen_sends_erspan_that_tshark_decodes_and_greway_delivers() {
+    for (version, session) in [(1u64, 300u64), (2, 301)] {
+        let tag = format!("mirror-gen{version}");
+        let dir = scratch(&tag);
+        write_pcap(&dir.join("empty.pcap"), &[]);
+        let d = dir.display();
+        let cfg = format!(
+            r#"
+[eal]
+args = {eal}
+[dataplane]
+workers = [1]
+[[port]]
+name = "outside"
+device = "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={d}/gen.pcap"
+address = "198.51.100.7/24"
+[generator]
+encap = "erspan"
+erspan_version = {version}
+erspan_session = {session}
+outer_src = "198.51.100.60"
+outer_dst = "192.0.2.1"
+dst_mac = "02:00:00:00:00:02"
+tunnels = 2
+flows = 2
+sizes = [128, 700]
+count = 100
+"#,
+            eal = eal_args(&tag)
+        );
+        std::fs::write(dir.join("gen.toml"), &cfg).unwrap();
+        let out = std::process::Command::new(greway_bin())
+            .args(["gen", "--quiet", "--config"])
+            .arg(dir.join("gen.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sent = read_pcap(&dir.join("gen.pcap"));
+        assert_eq!(sent.len(), 100);
+        let rows = tshark_fields(
+            &dir.join("gen.pcap"),
+            None,
+            &[
+                "erspan.version",
+                "erspan.spanid",
+                "gre.sequence_number",
+                "ip.src",
+                "ip.checksum.status",
+                "udp.checksum.status",
+            ],
+            &[
+                "-o",
+                "ip.check_checksum:TRUE",
+                "-o",
+                "udp.check_checksum:TRUE",
+            ],
+        );
+        assert_eq!(rows.len(), 100);
+        let mut next = [0u64; 2];
+        for r in &rows {
+            assert_eq!(r[0], version.to_string(), "{r:?}");
+            assert_eq!(r[1], session.to_string(), "{r:?}");
+            let outer = r[3].split(',').next().unwrap();
+            let t = match outer {
+                "198.51.100.60" => 0,
+                "198.51.100.61" => 1,
+                other => panic!("outer source {other}"),
+            };
+            assert_eq!(r[2], next[t].to_string(), "sequence per tunnel: {r:?}");
+            next[t] += 1;
+            assert_eq!(r[4], "1,1", "outer and mirrored IPv4 checksums: {r:?}");
+            assert_eq!(r[5], "1", "UDP checksum: {r:?}");
+        }
+
+        // greway's ERSPAN in: tunnel 0's session out of the l2 port, the mirrored UDP frames as sent.
+        let rx = scratch(&format!("{tag}-rx"));
+        write_pcap(&rx.join("outside.pcap"), &sent);
+        write_pcap(&rx.join("empty.pcap"), &[]);
+        let r = rx.display();
+        let gw = format!(
+            r#"
+[eal]
+args = {eal}
+[dataplane]
+workers = [1]
+[[port]]
+name = "outside"
+device = "net_pcap0,rx_pcap={r}/outside.pcap,tx_pcap={r}/out-outside.pcap"
+address = "192.0.2.1/24"
+mac = "02:00:00:00:00:02"
+[[port]]
+name = "probe"
+device = "net_pcap1,rx_pcap={r}/empty.pcap,tx_pcap={r}/out-probe.pcap"
+role = "l2"
+[[tunnel]]
+name = "from-gen"
+mode = "erspan"
+local = "192.0.2.1"
+remote = "198.51.100.60"
+erspan = {{ session = {session} }}
+deliver = "probe"
+[[route]]
+prefix = "0.0.0.0/0"
+via = "192.0.2.254"
+port = "outside"
+[[neighbor]]
+port = "outside"
+ip = "192.0.2.254"
+mac = "02:00:00:00:00:fe"
+"#,
+            eal = eal_args(&format!("{tag}-rx"))
+        );
+        let (_, s) = run_greway(&rx, &gw, &[]);
+        let got = read_pcap(&rx.join("out-probe.pcap"));
+        let el = if version == 1 { 8 } else { 12 };
+        let want: Vec<Vec<u8>> = sent
+            .iter()
+            .filter(|f| f[26..30] == [198, 51, 100, 60])
+            .map(|f| f[34 + 8 + el..].to_vec())
+            .collect();
+        assert_eq!(want.len(), 50);
+        assert_eq!(got, want, "{s}");
+        assert_eq!(s["drops"]["unknown_tunnel"], 50, "the other tunnel's: {s}");
+    }
+}

@@ -37,9 +37,16 @@ pub struct GeneratorCfg {
     /// Simple IMIX: 64/594/1518-byte frames in the ratio 7:4:1.
     #[serde(default)]
     pub imix: bool,
-    /// `"udp"` (plain inner packets) or `"gre"` (GRE-encapsulated).
+    /// `"udp"` (plain inner packets), `"gre"` (GRE-encapsulated) or `"erspan"` (the UDP frame mirrored in
+    /// ERSPAN over GRE).
     #[serde(default)]
     pub encap: GenEncap,
+    /// With `encap = "erspan"`: 1 (type II, the default) or 2 (type III).
+    #[serde(default = "default_erspan_version")]
+    pub erspan_version: u8,
+    /// With `encap = "erspan"`: the session ID, 0..=1023.
+    #[serde(default)]
+    pub erspan_session: u16,
     /// Inner source address (IPv4 or IPv6, which picks the inner family); flows add to it.
     #[serde(default = "default_gen_inner_src", deserialize_with = "de_ip")]
     pub inner_src: IpAddr,
@@ -101,6 +108,12 @@ pub enum GenEncap {
     #[default]
     Udp,
     Gre,
+    /// A UDP frame inside ERSPAN type II or III (GRE with a sequence number, no key, no checksum).
+    Erspan,
+}
+
+fn default_erspan_version() -> u8 {
+    greway_wire::erspan::VERSION_TYPE_II
 }
 
 /// `[generator.rfc2544]`: the binary search on rate for the throughput at zero loss.
@@ -271,8 +284,35 @@ pub(crate) fn check_generator_issue(cfg: &Config, g: &GeneratorCfg) -> Check {
     if g.tunnels > 1 && g.encap == GenEncap::Udp {
         return Err(issue(
             "generator.tunnels",
-            "tunnels > 1 needs encap = \"gre\" (use flows for plain UDP)",
+            "tunnels > 1 needs encap = \"gre\" or \"erspan\" (use flows for plain UDP)",
         ));
+    }
+    if g.erspan_version != greway_wire::erspan::VERSION_TYPE_II
+        && g.erspan_version != greway_wire::erspan::VERSION_TYPE_III
+    {
+        return Err(issue(
+            "generator.erspan_version",
+            format!(
+                "erspan_version must be 1 (type II) or 2 (type III), got {}",
+                g.erspan_version
+            ),
+        ));
+    }
+    if g.erspan_session > greway_wire::erspan::MAX_SESSION {
+        return Err(issue(
+            "generator.erspan_session",
+            format!("erspan_session must be 0..=1023, got {}", g.erspan_session),
+        ));
+    }
+    if g.encap == GenEncap::Erspan {
+        for (set, key) in [(g.key.is_some(), "key"), (g.checksum, "checksum")] {
+            if set {
+                return Err(issue(
+                    format!("generator.{key}"),
+                    format!("{key} with encap = \"erspan\": ERSPAN is sent without a GRE key or checksum (as Linux's erspan)"),
+                ));
+            }
+        }
     }
     if !(1..=256).contains(&g.burst) {
         return Err(issue(
