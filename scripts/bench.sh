@@ -4,6 +4,8 @@
 #   scripts/bench.sh                 every scenario, then the summary lines again
 #   scripts/bench.sh SCENARIO        one of: forward-64 encap-64 encap-1k-tunnels encap-64-8k decap-64 encap-csum-64 encap-csum-1500
 #                                    encap-seq-2workers encap6-64 decap6-64 encap-over6-64 decap-over6-64
+#                                    mirror-64 (encap-64 with an rx mirror into an ERSPAN session: its rate counts
+#                                    the packets forwarded, each also mirrored)
 #   scripts/bench.sh checksum        `greway bench checksum` (every variant and DPDK's rte_raw_cksum, same timing)
 #   scripts/bench.sh routes          route changes per second through the control socket with traffic flowing
 #                                    (scripts/bench-routes.sh; ROUTES=N, default 10000 adds then as many deletes)
