@@ -574,3 +574,120 @@ mac = "02:00:00:00:00:fe"
         assert_eq!(s["drops"]["unknown_tunnel"], 50, "the other tunnel's: {s}");
     }
 }
+
+/// The control socket: `ctl mirror show` lists the mirrors with their counters, `ctl tunnel add --mode erspan`
+/// adds an ERSPAN receiver, and a mirror's tunnel cannot be removed.
+#[test]
+fn ctl_shows_mirrors_adds_erspan_receivers_and_keeps_mirror_tunnels() {
+    let dir = scratch("mirror-ctl");
+    let input = inside_frames();
+    // The input replayed forever: the counters keep moving while the socket is asked.
+    write_pcap(&dir.join("inside.pcap"), &input);
+    write_pcap(&dir.join("empty.pcap"), &[]);
+    let sock = dir.join("ctl.sock");
+    let cfg = config(&dir, "mirror-ctl", true)
+        .replace("inside.pcap,tx_pcap", "inside.pcap,infinite_rx=1,tx_pcap")
+        .replace(&format!("{}/out-outside.pcap", dir.display()), "/dev/null")
+        + "[[port]]\nname = \"probe\"\ndevice = \"net_null0\"\nrole = \"l2\"\n"
+        + &format!("[control]\nsocket = \"{}\"\n", sock.display());
+    let cfg_path = dir.join("greway.toml");
+    std::fs::write(&cfg_path, &cfg).unwrap();
+    let gw = spawn_greway(&cfg_path, &dir.join("stats.json"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut shown = Value::Null;
+    while std::time::Instant::now() < deadline {
+        let (ok, v, _) = ctl(&sock, &["mirror", "show"]);
+        if ok && v["mirrors"][0]["packets"].as_u64().unwrap_or(0) > 0 {
+            shown = v;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let added = ctl(
+        &sock,
+        &[
+            "tunnel",
+            "add",
+            "--name",
+            "from-probe",
+            "--local",
+            "192.0.2.1",
+            "--remote",
+            "198.51.100.70",
+            "--mode",
+            "erspan",
+            "--erspan-session",
+            "9",
+            "--deliver",
+            "probe",
+        ],
+    );
+    let refused = ctl(&sock, &["tunnel", "del", "--name", "span2"]);
+    let no_deliver = ctl(
+        &sock,
+        &[
+            "tunnel",
+            "add",
+            "--name",
+            "x",
+            "--local",
+            "192.0.2.1",
+            "--remote",
+            "198.51.100.71",
+            "--mode",
+            "erspan",
+            "--erspan-session",
+            "9",
+        ],
+    );
+    let (_, tunnels, _) = ctl(&sock, &["tunnel", "show"]);
+    let out = stop_greway(gw);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let m = shown["mirrors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("mirror show: {shown}"));
+    assert_eq!(m.len(), 2, "{shown}");
+    assert_eq!(
+        (&m[0]["port"], &m[0]["tunnel"]),
+        (&Value::from("inside"), &Value::from("span2"))
+    );
+    assert_eq!(
+        (&m[1]["direction"], &m[1]["session"]),
+        (&Value::from("tx"), &Value::from(S3))
+    );
+    assert!(added.0, "tunnel add --mode erspan: {}", added.2);
+    assert!(
+        !refused.0 && refused.2.contains("target of a [[mirror]]"),
+        "{}",
+        refused.2
+    );
+    assert!(
+        !no_deliver.0 && no_deliver.2.contains("deliver"),
+        "{}",
+        no_deliver.2
+    );
+    let t = tunnels["tunnels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "from-probe")
+        .unwrap_or_else(|| panic!("{tunnels}"));
+    assert_eq!(
+        (&t["mode"], &t["erspan"]["session"], &t["deliver"]),
+        (
+            &Value::from("erspan"),
+            &Value::from(9),
+            &Value::from("probe")
+        )
+    );
+    assert!(tunnels["tunnels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "span2"));
+}
