@@ -1,7 +1,9 @@
 //! Finds DPDK (>= 22.11) with pkg-config, generates the FFI bindings with bindgen (narrow allowlists) and compiles
-//! the C shim for what bindgen cannot see (thread-locals, macros, static inline burst/alloc calls).
+//! the C shim for what bindgen cannot see (thread-locals, macros, static inline burst/alloc calls), and records
+//! what `greway --version` reports: the DPDK version built against and the git commit.
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=src/dpdk/shim.c");
@@ -24,6 +26,8 @@ fn main() {
         }
     };
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    println!("cargo:rustc-env=GREWAY_DPDK_VERSION={}", dpdk.version);
+    git_commit();
 
     // pkg-config drops `-include rte_config.h`; the wrapper header includes it first instead.
     let mut clang_args: Vec<String> = vec!["-march=corei7".into()];
@@ -35,7 +39,7 @@ fn main() {
         .header("src/dpdk/shim.h")
         .clang_args(&clang_args)
         .allowlist_function(
-            "shim_.*|rte_eal_.*|rte_eth_.*|rte_pktmbuf_pool_create|rte_pktmbuf_free_bulk|rte_mempool_free|\
+            "shim_.*|rte_version|rte_eal_.*|rte_eth_.*|rte_pktmbuf_pool_create|rte_pktmbuf_free_bulk|rte_mempool_free|\
              rte_mempool_avail_count|rte_mempool_in_use_count|rte_lcore_count|rte_socket_id|rte_strerror|\
              rte_thread_register|rte_thread_unregister|rte_get_tsc_hz|rte_get_main_lcore|\
              rte_lcore_is_enabled|rte_lcore_to_cpu_id|rte_tel_.*|rte_telemetry_.*|\
@@ -83,4 +87,55 @@ fn main() {
         probe.define(k, v.as_deref());
     }
     probe.compile("greway_cksum_probe");
+}
+
+/// `GREWAY_GIT_COMMIT` for `greway --version`: the variable of that name if set (a packager building outside a
+/// checkout), else the abbreviated commit of the checkout this file is in, else "unknown" (a source tarball: no
+/// git, or no repository of its own). Re-run when HEAD moves.
+fn git_commit() {
+    println!("cargo:rerun-if-env-changed=GREWAY_GIT_COMMIT");
+    let commit = env::var("GREWAY_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .or_else(|| {
+            let git = |args: &[&str]| -> Option<String> {
+                let out = Command::new("git").args(args).output().ok()?;
+                let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+                (out.status.success() && !s.is_empty()).then_some(s)
+            };
+            // Only this project's own checkout: a source tarball unpacked inside another repository is not one.
+            let top = PathBuf::from(git(&["rev-parse", "--show-toplevel"])?);
+            let here = PathBuf::from(env::var("CARGO_MANIFEST_DIR").ok()?);
+            if top.canonicalize().ok()? != here.canonicalize().ok()? {
+                return None;
+            }
+            let c = git(&["rev-parse", "--short=12", "HEAD"])?;
+            // HEAD, and the branch it names, move with every commit (in a worktree the branch lives in the
+            // common directory).
+            for dir in [
+                git(&["rev-parse", "--git-dir"]),
+                git(&["rev-parse", "--git-common-dir"]),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let dir = Path::new(&dir);
+                for f in ["HEAD", "packed-refs"] {
+                    if dir.join(f).exists() {
+                        println!("cargo:rerun-if-changed={}", dir.join(f).display());
+                    }
+                }
+            }
+            if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+                if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
+                    let p = Path::new(&common).join(r);
+                    if p.exists() {
+                        println!("cargo:rerun-if-changed={}", p.display());
+                    }
+                }
+            }
+            Some(c)
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=GREWAY_GIT_COMMIT={commit}");
 }

@@ -229,11 +229,29 @@ if [[ -n $INSTRUCTIONS ]]; then
         mapfile -t devs < <($PY scripts/bench.py devices "$s" "$OUT")
         q=$($PY scripts/bench.py workers "$s")
         # -a: forward from the start; SIGINT makes testpmd stop, print its totals and exit (callgrind dumps).
-        timeout -s INT "$CG_SECS" valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes \
+        # The CG_SECS count from when it forwards: under valgrind on a busy machine its start alone can take
+        # longer than that (a fixed timeout then interrupted it before its first packet). Its stdin is a fifo held
+        # open here: at end of input testpmd exits.
+        fifo="$OUT/testpmd-cg.fifo"
+        rm -f "$fifo"
+        mkfifo "$fifo"
+        valgrind --tool=callgrind --dump-instr=yes --separate-threads=yes \
             --callgrind-out-file="$OUT/$s.cg.testpmd.out" dpdk-testpmd -l 0-1 "${MEM_ARGS[@]}" --no-pci \
             --no-shconf --file-prefix "$prefix-tp" --vdev "${devs[0]}" --vdev "${devs[1]}" -- \
             --forward-mode=io --nb-cores=1 --rxq="$q" --txq="$q" --burst=32 --total-num-mbufs=32768 -a \
-            >"$OUT/$s.cg.testpmd.log" 2>&1 || true
+            >"$OUT/$s.cg.testpmd.log" 2>&1 <"$fifo" &
+        tp=$!
+        exec 4>"$fifo"
+        for _ in $(seq 600); do
+            grep -q "packet forwarding packets/burst" "$OUT/$s.cg.testpmd.log" 2>/dev/null && break
+            kill -0 "$tp" 2>/dev/null || break
+            sleep 0.5
+        done
+        sleep "$CG_SECS"
+        kill -INT "$tp" 2>/dev/null || true
+        wait "$tp" || true
+        exec 4>&-
+        rm -f "$fifo"
         cleanup_prefix "$prefix-tp"
         $PY scripts/bench.py instructions "$s" "$OUT" || STATUS=1
     done

@@ -88,7 +88,13 @@ via = "192.0.2.254"
 port = "outside"
 EOF
 
-"$GREWAY" --log info run -c "$dir/greway.toml" --duration-s 60 >"$dir/greway.log" 2>&1 &
+# A crash leaves a core file in $dir (when the kernel's core_pattern is a plain file name) for the backtrace
+# printed below.
+(
+    cd "$dir"
+    ulimit -c unlimited 2>/dev/null || true
+    exec "$GREWAY" --log info run -c "$dir/greway.toml" --duration-s 60 >"$dir/greway.log" 2>&1
+) &
 pid=$!
 for ((i = 0; i < 200; i++)); do
     grep -q "worker 0 on core 1 as" "$dir/greway.log" && break
@@ -132,6 +138,10 @@ kill -INT "$pid"
 wait "$pid" || {
     echo "dumpcap check: greway exited with an error:" >&2
     tail -10 "$dir/greway.log" >&2
+    for core in "$dir"/core*; do
+        [[ -f $core ]] && command -v gdb >/dev/null &&
+            gdb -batch -ex "thread apply all bt 12" "$GREWAY" "$core" 2>/dev/null | grep -E "^#|^Thread" >&2
+    done
     fail=1
 }
 pid=

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Install what greway needs on Debian 12: DPDK 22.11 (+ testpmd), clang for bindgen, pkg-config, and the tools the
 # tests use as independent judges (tshark, scapy, iperf3) and as live peers (Open vSwitch with DPDK, for
-# scripts/e2e-ovs.sh; FRR, for the BGP/BFD routers of scripts/e2e-bgp.sh). Idempotent: installs only what is
+# scripts/e2e-ovs.sh; FRR, for the BGP/BFD routers of scripts/e2e-bgp.sh), and the packaging checks' tools.
+# Idempotent: installs only what is
 # missing. Installing never starts a service (OVS's own ovsdb-server/ovs-vswitchd, FRR's, DPDK's): a policy-rc.d that refuses every start is in place during apt-get install, and
 # the tests start their daemons themselves, in their own namespaces and run directories.
 set -euo pipefail
 
+# The Debian package's build and checks (scripts/package.sh, scripts/package-test.sh): dpkg-dev (dpkg-shlibdeps
+# finds the DPDK runtime dependencies), man-db (`man greway`), systemd (`systemd-analyze verify`; nothing is
+# started), prometheus (promtool checks and unit-tests the alerting rules).
 PKGS=(libdpdk-dev dpdk-dev libclang-dev clang pkg-config tshark python3-scapy iperf3 iproute2 tcpdump curl
-      iputils-ping ethtool jq openvswitch-switch-dpdk frr)
+      iputils-ping ethtool jq openvswitch-switch-dpdk frr dpkg-dev man-db systemd prometheus)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -88,6 +88,8 @@ routes_smoke() { # route changes through the control socket under traffic (plumb
 }
 step "route changes under traffic smoke (scripts/bench.sh routes)" routes_smoke
 step "dpdk-dumpcap attaches and captures (scripts/dumpcap.sh)" scripts/dumpcap.sh
+step "Debian package: build, dpkg -i, --version, man, systemd-analyze verify, promtool, dpkg -r (scripts/package-test.sh)" \
+    scripts/package-test.sh
 step "fuzz smoke (scripts/fuzz.sh ${FUZZ_SECONDS:-15})" scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 step "soak smoke (scripts/soak.sh ${SOAK_MINUTES:-0.5})" scripts/soak.sh "${SOAK_MINUTES:-0.5}"
 audit() {

@@ -8,6 +8,7 @@
 //! - this crate: [`dpdk`] (the only FFI), [`config`], [`control`], [`app`], [`gen`] and [`host`] (the host
 //!   interfaces), and the CLI.
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod datapath;

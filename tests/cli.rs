@@ -226,3 +226,120 @@ address = "192.0.2.1/24"
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn version_names_the_commit_and_the_dpdk_versions() {
+    let o = greway(&["--version"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let out = text(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("greway {}", env!("CARGO_PKG_VERSION")),
+        "{out}"
+    );
+    // The commit of this checkout (build.rs re-runs when HEAD moves), or "unknown" outside one.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(lines[1], format!("commit: {head}"), "{out}");
+    let built = Command::new("pkg-config")
+        .args(["--modversion", "libdpdk"])
+        .output()
+        .expect("pkg-config");
+    let built = text(&built.stdout).trim().to_string();
+    assert_eq!(lines[2], format!("DPDK (built against): {built}"), "{out}");
+    // rte_version() of the libraries loaded now: "DPDK 22.11.x" on Debian 12.
+    let running = lines[3]
+        .strip_prefix("DPDK (running): DPDK ")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        running.split('.').take(2).collect::<Vec<_>>(),
+        built.split('.').take(2).collect::<Vec<_>>(),
+        "{out}"
+    );
+    // -V: the short form, the version alone.
+    let o = greway(&["-V"]);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        format!("greway {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// A gateway on two null ports for one second, with this log format.
+fn short_run(tag: &str, log_format: &str) -> Output {
+    let dir = common::scratch(tag);
+    let cfg = format!(
+        r#"
+[eal]
+args = {eal}
+[dataplane]
+workers = [1]
+mbufs = 1023
+[[port]]
+name = "inside"
+device = "net_null0,no-rx=1"
+address = "10.0.0.1/24"
+[[port]]
+name = "outside"
+device = "net_null1,no-rx=1"
+address = "192.0.2.1/24"
+[[tunnel]]
+name = "t"
+local = "192.0.2.1"
+remote = "192.0.2.7"
+routes = ["10.20.0.0/16"]
+"#,
+        eal = common::eal_args(tag)
+    );
+    let path = dir.join("greway.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let o = greway(&[
+        "--log-format",
+        log_format,
+        "run",
+        "--quiet",
+        "--duration-s",
+        "1",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(o.status.success(), "{}", show(&o));
+    o
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let o = short_run("cli-log-json", "json");
+    let err = text(&o.stderr);
+    let mut levels = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for line in err.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{err}"));
+        for k in ["ts", "level", "target", "msg"] {
+            assert!(v[k].is_string(), "{k} missing: {line}");
+        }
+        assert!(
+            v["target"].as_str().unwrap().starts_with("greway"),
+            "{line}"
+        );
+        levels.insert(v["level"].as_str().unwrap().to_string());
+        n += 1;
+    }
+    assert!(
+        n >= 2 && levels.contains("INFO"),
+        "{n} lines, levels {levels:?}:\n{err}"
+    );
+    // The same run in the default format writes text lines.
+    let o = short_run("cli-log-text", "text");
+    let err = text(&o.stderr);
+    assert!(err.lines().any(|l| l.contains(" INFO ")), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with('{')), "{err}");
+}

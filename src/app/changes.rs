@@ -4,7 +4,7 @@
 use super::{ControlDuties, InjectRing};
 use crate::buf::PacketBuf;
 use crate::config::{Config, TunnelCfg};
-use crate::control::ctl::{Request, Response, TunnelSpec};
+use crate::control::ctl::{Request, Response};
 use crate::control::plane::{ControlPlane, Notice, Outgoing, RouteOrigin, RouteTable, RouteTarget};
 use crate::control::status::TunnelInfo;
 use crate::control::tables::pmtu_params;
@@ -116,6 +116,10 @@ impl ControlDuties for GatewayControl {
         tunnel_infos(&self.cp)
     }
 
+    fn bridges(&self) -> Vec<crate::control::bridges::BridgeInfo> {
+        crate::control::bridges::bridge_infos(self.cp.config(), self.cp.mac_tables())
+    }
+
     fn round(&self) -> Duration {
         // Host interfaces carry a routing daemon's packets: a 1 ms round keeps their latency low.
         if self.host.is_some() {
@@ -166,6 +170,18 @@ impl ControlDuties for GatewayControl {
             }
             Request::RouteShow => return Response::ok(Some(routes_json(&self.cp))),
             Request::MirrorShow => return Response::err("mirror show is answered by the socket thread"),
+            Request::BridgeShow { name } => {
+                let now_s = greway_datapath::bridge::clock_s(dpdk::rdtsc(), self.tsc_hz);
+                return match crate::control::bridges::bridges_json(
+                    cfg,
+                    self.cp.mac_tables(),
+                    name.as_deref(),
+                    now_s,
+                ) {
+                    Ok(v) => Response::ok(Some(v)),
+                    Err(e) => Response::err(e),
+                };
+            }
             Request::TunnelAdd { tunnel } => add_tunnel(cfg, &tunnel),
             Request::TunnelDel { name } => match cfg.tunnels.iter().position(|t| t.name == name) {
                 None => Err(format!("no tunnel named {name:?}")),
@@ -254,28 +270,23 @@ fn tunnels_json(cp: &ControlPlane, now_ms: u64) -> serde_json::Value {
                 .pmtu
                 .learned()
                 .map(|(_, at)| at.saturating_sub(now_ms).div_ceil(1000));
-            serde_json::json!({
-                "name": t.name,
-                "id": i.id,
-                "local": t.local.to_string(),
-                "remote": t.remote.to_string(),
-                "ikey": t.ikey.or(t.key),
-                "okey": t.out_key(),
-                "checksum": t.checksum,
-                "sequence": t.sequence,
-                "keepalive": t.keepalive.is_some(),
-                "mss_clamp": t.mss_clamp,
-                "encap_limit": t.encap_limit,
-                "mode": t.mode.to_string(),
-                "erspan": t.erspan,
-                "deliver": t.deliver,
-                "routes": t.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-                "address": t.address.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "up": i.up,
-                "mtu": t.effective_mtu(cp.config()),
-                "pmtu": i.pmtu,
-                "pmtu_expires_s": expires_s,
-            })
+            // Every key as the file spells it (unset ones as null), then the keys in effect and the state.
+            let mut o = match serde_json::to_value(t) {
+                Ok(serde_json::Value::Object(o)) => o,
+                _ => serde_json::Map::new(),
+            };
+            for (k, v) in [
+                ("id", serde_json::json!(i.id)),
+                ("ikey", serde_json::json!(t.in_key())),
+                ("okey", serde_json::json!(t.out_key())),
+                ("up", serde_json::json!(i.up)),
+                ("mtu", serde_json::json!(t.effective_mtu(cp.config()))),
+                ("pmtu", serde_json::json!(i.pmtu)),
+                ("pmtu_expires_s", serde_json::json!(expires_s)),
+            ] {
+                o.insert(k.into(), v);
+            }
+            serde_json::Value::Object(o)
         })
         .collect();
     serde_json::json!({ "tunnels": list })
@@ -330,41 +341,12 @@ fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, String> {
         .map_err(|_| format!("{what}: cannot parse {s:?}"))
 }
 
-/// The config with `spec` appended, checked by [`crate::config::validate_tunnel_addition`] (the file's rules
+/// The config with `t` appended, checked by [`crate::config::validate_tunnel_addition`] (the file's rules
 /// against the existing tunnels).
-fn add_tunnel(cfg: &Config, spec: &TunnelSpec) -> Result<Config, String> {
-    let mut t = TunnelCfg::new(
-        spec.name.clone(),
-        parse("local", &spec.local)?,
-        parse("remote", &spec.remote)?,
-    );
-    t.key = spec.key;
-    t.checksum = spec.checksum;
-    t.sequence = spec.sequence;
-    t.mss_clamp = spec.mss_clamp;
-    t.encap_limit = spec.encap_limit;
-    t.mode = spec.mode;
-    // A tunnel added at run time is never a `[[mirror]]` target (mirrors are in the file): it receives.
-    t.erspan = spec.erspan_session.map(|session| crate::config::ErspanCfg {
-        session,
-        version: None,
-        index: None,
-        hwid: None,
-    });
-    t.deliver = spec.deliver.clone();
-    t.routes = spec
-        .routes
-        .iter()
-        .map(|r| parse("route", r))
-        .collect::<Result<_, _>>()?;
-    t.address = spec
-        .address
-        .iter()
-        .map(|a| parse("address", a))
-        .collect::<Result<_, _>>()?;
-    crate::config::validate_tunnel_addition(cfg, &t).map_err(|e| e.to_string())?;
+fn add_tunnel(cfg: &Config, t: &TunnelCfg) -> Result<Config, String> {
+    crate::config::validate_tunnel_addition(cfg, t).map_err(|e| e.to_string())?;
     let mut c = cfg.clone();
-    c.tunnels.push(t);
+    c.tunnels.push(t.clone());
     Ok(c)
 }
 

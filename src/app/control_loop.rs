@@ -29,6 +29,10 @@ pub trait ControlDuties {
     fn round(&self) -> Duration {
         Duration::from_millis(10)
     }
+    /// The bridges and their MAC tables' fill (the counters are the workers', filled in by the loop).
+    fn bridges(&self) -> Vec<crate::control::bridges::BridgeInfo> {
+        Vec::new()
+    }
     /// The host interfaces and their counters, with `[host]` (the worker-side totals are filled in by the loop).
     fn host_status(&self) -> Option<crate::host::HostStatus> {
         None
@@ -263,6 +267,8 @@ where
             );
             st.host = host_status(duties, &total);
             st.mirrors = MirrorStatus::all(cfg, &total);
+            st.set_bridges(&duties.bridges(), &total);
+            st.mempool_size = rt.pool.size();
             if want_live {
                 next_live += Duration::from_secs(1);
                 println!(
@@ -294,6 +300,8 @@ where
     );
     fin.host = host_status(duties, &total);
     fin.mirrors = MirrorStatus::all(cfg, &total);
+    fin.set_bridges(&duties.bridges(), &total);
+    fin.mempool_size = rt.pool.size();
     board.publish(fin.clone());
     drop(ctl);
     drop(metrics);
@@ -315,6 +323,7 @@ where
         ports,
         drops: fin.drops,
         tunnels: fin.tunnels,
+        bridges: fin.bridges.clone(),
         mempool: MempoolReport {
             size: rt.pool.size(),
             free_at_start: rt.free_at_start,

@@ -1,5 +1,5 @@
 //! The final report of a run (`--stats-json`) and its human form.
-use crate::control::status::TunnelStatus;
+use crate::control::status::{BridgeStatus, TunnelStatus};
 use crate::dpdk;
 use crate::stats::LatencySummary;
 use serde::Serialize;
@@ -12,6 +12,9 @@ pub struct Report {
     pub drops: BTreeMap<&'static str, u64>,
     /// Tunnels at the end of the run (runtime additions included, removals excluded): state and counters.
     pub tunnels: BTreeMap<String, TunnelStatus>,
+    /// The bridges (`[[bridge]]`): MAC table fill and counters; absent without any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bridges: BTreeMap<String, BridgeStatus>,
     pub mempool: MempoolReport,
     pub latency: LatencySummary,
     pub workers: usize,

@@ -41,7 +41,7 @@
 //!   the port has an IPv6 address). `role` is `"inside"`, `"outside"` or `"l2"`; when absent it is taken
 //!   from the name if that is `inside`/`outside`, otherwise it is an error.
 //! * Roles: at least one port; a config with tunnels needs at least one outside-role port, and at least one
-//!   inside-role port unless every tunnel is an ERSPAN tunnel. Several ports of each role are allowed. An
+//!   inside-role port unless every tunnel is an ERSPAN or TEB tunnel. Several ports of each role are allowed. An
 //!   `l2` port has no address.
 //! * Neighbors: `port` must name a port, `ip` must lie in one of that port's subnets, `mac`
 //!   unicast, one entry per (port, ip).
@@ -77,6 +77,11 @@
 //!   `key`, `okey` or `checksum`; two entries of one port and tunnel may not overlap in direction. An erspan
 //!   tunnel needs `deliver` unless a `[[mirror]]` names it. Its MTU is the largest mirrored frame sent whole
 //!   (the port MTU minus outer IP, 8 bytes of GRE and 8 / 12 of ERSPAN header).
+//! * TEB tunnels (`mode = "teb"`): no `routes`, `address`, `allowed_sources`, `mss_clamp` or `host_if`; a member
+//!   of exactly one bridge; their MTU counts the Ethernet payload (overhead + 14).
+//! * Bridges: unique names; 2..=1024 `members`, each an l2 port, `PORT.VLAN` (VLAN 1..=4094 of an l2 port) or a
+//!   TEB tunnel, in one bridge only, once; not a port as a whole and by VLAN in one bridge; `mac_table_size`
+//!   1..=1048576 (default 4096), `aging_s` 1..=1000000 (default 300).
 //! * `metrics.prometheus` is a socket address; `control.socket` a non-empty path.
 //! * Tunnel `address`: unicast, non-loopback addresses, none used twice across ports and tunnels.
 //! * `[host]`: `netns` a name of letters, digits, `_`, `-`, `.`; `routes` `"learn"` (default) or `"off"`;
@@ -204,7 +209,7 @@ impl FromStr for Config {
 /// index the tunnel would get.
 pub fn validate_tunnel_addition(cfg: &Config, t: &TunnelCfg) -> Result<(), ConfigError> {
     let routes = route_index(&cfg.tunnels);
-    check_roles_for_tunnels(cfg, true, t.mode != TunnelMode::Erspan)
+    check_roles_for_tunnels(cfg, true, t.mode == TunnelMode::Ip)
         .and_then(|()| check_tunnel(cfg, cfg.tunnels.len(), t, &cfg.tunnels, &routes))
         .map_err(|iss| ConfigError::new("<runtime>", None, iss.path, iss.msg))
 }

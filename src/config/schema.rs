@@ -29,6 +29,8 @@ pub struct Config {
     /// `[[mirror]]`: ports whose frames are copied into ERSPAN tunnels.
     #[serde(rename = "mirror", default)]
     pub mirrors: Vec<MirrorCfg>,
+    #[serde(rename = "bridge", default)]
+    pub bridges: Vec<BridgeCfg>,
     #[serde(default)]
     pub metrics: Option<MetricsCfg>,
     #[serde(default)]
@@ -159,8 +161,13 @@ pub struct ReorderCfg {
     pub timeout_ms: u32,
 }
 
+impl ReorderCfg {
+    /// `timeout_ms` when left out.
+    pub const DEFAULT_TIMEOUT_MS: u32 = 10;
+}
+
 fn default_reorder_timeout() -> u32 {
-    10
+    ReorderCfg::DEFAULT_TIMEOUT_MS
 }
 
 /// `keepalive = { interval_s = 10, retries = 3 }`.
@@ -174,8 +181,13 @@ pub struct KeepaliveCfg {
     pub retries: u32,
 }
 
+impl KeepaliveCfg {
+    /// `retries` when left out.
+    pub const DEFAULT_RETRIES: u32 = 3;
+}
+
 fn default_retries() -> u32 {
-    3
+    KeepaliveCfg::DEFAULT_RETRIES
 }
 
 /// `[[tunnel]]`.
@@ -254,6 +266,8 @@ pub enum TunnelMode {
     Ip,
     /// ERSPAN: mirrored Ethernet frames (GRE protocol 0x88BE, types I and II; 0x22EB, type III).
     Erspan,
+    /// Transparent Ethernet bridging (GRE protocol 0x6558, Linux "gretap"): Ethernet frames of a bridge inside.
+    Teb,
 }
 
 impl std::fmt::Display for TunnelMode {
@@ -261,6 +275,7 @@ impl std::fmt::Display for TunnelMode {
         f.write_str(match self {
             TunnelMode::Ip => "ip",
             TunnelMode::Erspan => "erspan",
+            TunnelMode::Teb => "teb",
         })
     }
 }
@@ -384,16 +399,23 @@ impl TunnelCfg {
     }
 
     /// Bytes added by encapsulation: outer IP header (20 / 40) + GRE base header (4) + 4 for
-    /// each of checksum, out-key and sequence, + 8 for the Destination Options header of `encap_limit`.
+    /// each of checksum, out-key and sequence, + 8 for the Destination Options header of `encap_limit`, + 14
+    /// for a TEB tunnel, whose MTU (like a Linux gretap device's) counts the Ethernet payload of its frames, not
+    /// their Ethernet header.
     pub fn overhead(&self) -> u16 {
-        let ip = if self.local.is_ipv4() {
+        let inner_ethernet = if self.mode == TunnelMode::Teb { 14 } else { 0 };
+        self.outer_ip_len() + 4 + 4 * self.gre_options() + inner_ethernet
+    }
+
+    /// The outer IP header's length (20 / 40), with the Destination Options header of `encap_limit`.
+    fn outer_ip_len(&self) -> u16 {
+        if self.local.is_ipv4() {
             20
         } else if self.encap_limit.is_some() {
             40 + greway_wire::ipv6_options::EncapLimitRepr::HEADER_LEN as u16
         } else {
             40
-        };
-        ip + 4 + 4 * self.gre_options()
+        }
     }
 
     /// [`overhead`](Self::overhead) in `cfg`: an ERSPAN tunnel that a `[[mirror]]` sends into adds the GRE
@@ -401,11 +423,7 @@ impl TunnelCfg {
     /// header (8 bytes for type II, 12 for type III) in front of each mirrored frame.
     pub fn overhead_in(&self, cfg: &Config) -> u16 {
         match self.erspan_tx(cfg) {
-            Some(e) => {
-                // The outer IP header (and `encap_limit`'s options): the overhead without GRE.
-                let ip = self.overhead() - 4 - 4 * self.gre_options();
-                ip + 8 + e.header_len() as u16
-            }
+            Some(e) => self.outer_ip_len() + 8 + e.header_len() as u16,
             None => self.overhead(),
         }
     }
@@ -547,6 +565,79 @@ impl std::fmt::Display for MirrorDirection {
             MirrorDirection::Both => "both",
         })
     }
+}
+
+/// `[[bridge]]`: l2 ports, VLANs of l2 ports and TEB tunnels bridged together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeCfg {
+    pub name: String,
+    /// `"PORT"` (an l2 port), `"PORT.VLAN"` (one 802.1Q VLAN of an l2 port) or a TEB tunnel's name.
+    pub members: Vec<String>,
+    /// Learn source MACs (default). Off: every frame is flooded.
+    #[serde(default = "default_true")]
+    pub learning: bool,
+    /// Most MACs learned at once.
+    #[serde(default = "default_mac_table_size")]
+    pub mac_table_size: u32,
+    /// Seconds a learned MAC is kept without being seen again.
+    #[serde(default = "default_aging_s")]
+    pub aging_s: u32,
+}
+
+/// A bridge member resolved against the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BridgeMember {
+    /// Port index, and the VLAN for `PORT.VLAN`.
+    Port { port: usize, vlan: Option<u16> },
+    /// Tunnel index.
+    Tunnel(usize),
+}
+
+impl Config {
+    /// What a bridge member string names: a port, a tunnel, or `PORT.VLAN` (a port name followed by a dot and a
+    /// number; a port or tunnel whose own name has a dot is found first). `Err` says what is wrong.
+    pub fn bridge_member(&self, s: &str) -> Result<BridgeMember, String> {
+        if let Some(p) = self.port_index(s) {
+            return Ok(BridgeMember::Port {
+                port: p,
+                vlan: None,
+            });
+        }
+        if let Some(t) = self.tunnels.iter().position(|t| t.name == s) {
+            return Ok(BridgeMember::Tunnel(t));
+        }
+        if let Some((port, vlan)) = s.rsplit_once('.') {
+            if let Some(p) = self.port_index(port) {
+                return match vlan.parse::<u16>() {
+                    Ok(v) if (1..=4094).contains(&v) => Ok(BridgeMember::Port {
+                        port: p,
+                        vlan: Some(v),
+                    }),
+                    _ => Err(format!(
+                        "VLAN {vlan:?} of port {port:?}: a VLAN ID is 1..=4094"
+                    )),
+                };
+            }
+        }
+        let ports: Vec<&str> = self.ports.iter().map(|p| p.name.as_str()).collect();
+        let tunnels: Vec<&str> = self.tunnels.iter().map(|t| t.name.as_str()).collect();
+        Err(format!(
+            "{s:?} is no port, PORT.VLAN or tunnel (ports: {}; tunnels: {})",
+            ports.join(", "),
+            tunnels.join(", ")
+        ))
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_mac_table_size() -> u32 {
+    4096
+}
+fn default_aging_s() -> u32 {
+    300
 }
 
 /// `[metrics]`.

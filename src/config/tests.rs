@@ -787,3 +787,193 @@ fn mirror_errors_name_the_field() {
     );
     Config::from_str_named(&ok, "m").unwrap();
 }
+
+/// An outside port, l2 ports "lan" and "trunk", TEB tunnels "l2-b" and "l2-c", an IP tunnel "ip", and
+/// `bridges` (TOML) after them; no inside port (a TEB-only gateway needs none... but "ip" needs one: it is there).
+fn teb_text(tunnel_extra: &str, bridges: &str) -> String {
+    format!(
+        "[eal]\nargs = [\"-l\", \"0-1\"]\n[dataplane]\nworkers = [1]\n\
+         [[port]]\nname = \"outside\"\ndevice = \"net_null1\"\naddress = \"192.0.2.1/24\"\n\
+         [[port]]\nname = \"lan\"\ndevice = \"net_null2\"\nrole = \"l2\"\n\
+         [[port]]\nname = \"trunk\"\ndevice = \"net_null3\"\nrole = \"l2\"\n\
+         [[port]]\nname = \"inside\"\ndevice = \"net_null0\"\naddress = \"10.0.0.1/24\"\n\
+         [[tunnel]]\nname = \"l2-b\"\nmode = \"teb\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.7\"\nkey = 7\n{tunnel_extra}\n\
+         [[tunnel]]\nname = \"l2-c\"\nmode = \"teb\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.8\"\n\
+         [[tunnel]]\nname = \"ip\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.9\"\nroutes = [\"10.9.0.0/16\"]\n\
+         {bridges}"
+    )
+}
+
+const TWO_BRIDGES: &str = "[[bridge]]\nname = \"office\"\nmembers = [\"lan\", \"trunk.10\", \"l2-b\"]\n\
+                           [[bridge]]\nname = \"pw\"\nmembers = [\"trunk.20\", \"l2-c\"]\nlearning = false\n";
+
+#[test]
+fn teb_tunnels_and_bridges_load_with_defaults_and_an_mtu_for_ethernet_payloads() {
+    let c = Config::from_str_named(&teb_text("", TWO_BRIDGES), "m").unwrap();
+    let b = &c.bridges[0];
+    assert_eq!((b.learning, b.mac_table_size, b.aging_s), (true, 4096, 300));
+    assert!(!c.bridges[1].learning);
+    let t = c.tunnel_by_name("l2-b").unwrap();
+    assert_eq!(t.mode, TunnelMode::Teb);
+    // 1500 - IPv4 20 - GRE with a key 8 - the frames' Ethernet header 14, as Linux gretap's 1462 without key.
+    assert_eq!((t.overhead(), t.effective_mtu(&c)), (42, 1458));
+    assert_eq!(c.tunnel_by_name("l2-c").unwrap().effective_mtu(&c), 1462);
+    assert_eq!(
+        c.bridge_member("trunk.10"),
+        Ok(BridgeMember::Port {
+            port: 2,
+            vlan: Some(10)
+        })
+    );
+    assert_eq!(c.bridge_member("l2-b"), Ok(BridgeMember::Tunnel(0)));
+    // A TEB-only gateway needs no inside port.
+    let teb_only = teb_text("", TWO_BRIDGES)
+        .replace("[[port]]\nname = \"inside\"\ndevice = \"net_null0\"\naddress = \"10.0.0.1/24\"\n", "")
+        .replace("[[tunnel]]\nname = \"ip\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.9\"\nroutes = [\"10.9.0.0/16\"]\n", "");
+    Config::from_str_named(&teb_only, "m").unwrap_or_else(|e| panic!("{e}\n{teb_only}"));
+}
+
+#[test]
+fn teb_and_bridge_errors_name_file_line_and_field() {
+    let one = |members: &str, extra: &str| {
+        format!("[[bridge]]\nname = \"office\"\nmembers = {members}\n{extra}\n[[bridge]]\nname = \"pw\"\nmembers = [\"trunk.20\", \"l2-c\"]\n")
+    };
+    let cases = [
+        (
+            teb_text("", &one("[\"lan\", \"nope\"]", "")),
+            "bridge[0].members[1]",
+            "is no port",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"outside\", \"l2-b\"]", "")),
+            "bridge[0].members[1]",
+            "role = \"l2\"",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"ip\", \"l2-b\"]", "")),
+            "bridge[0].members[1]",
+            "mode = \"teb\"",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"trunk.0\", \"l2-b\"]", "")),
+            "bridge[0].members[1]",
+            "1..=4094",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"trunk.4095\", \"l2-b\"]", "")),
+            "bridge[0].members[1]",
+            "1..=4094",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"trunk.x\", \"l2-b\"]", "")),
+            "bridge[0].members[1]",
+            "1..=4094",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"trunk.20\", \"l2-b\"]", "")),
+            "bridge[1].members[0]",
+            "already a member of bridge \"office\"",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"l2-b\", \"lan\"]", "")),
+            "bridge[0].members[2]",
+            "twice",
+        ),
+        (
+            teb_text("", &one("[\"trunk\", \"trunk.10\", \"l2-b\"]", "")),
+            "bridge[0].members[1]",
+            "as a whole or by VLAN",
+        ),
+        (
+            teb_text("", &one("[\"lan\"]", "")),
+            "bridge[0].members",
+            "at least two",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"l2-b\"]", "mac_table_size = 0")),
+            "bridge[0].mac_table_size",
+            "1..=",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"l2-b\"]", "mac_table_size = 2000000")),
+            "bridge[0].mac_table_size",
+            "1..=",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"l2-b\"]", "aging_s = 0")),
+            "bridge[0].aging_s",
+            "1..=",
+        ),
+        (
+            teb_text("", &one("[\"lan\", \"l2-b\"]", "colour = 1")),
+            "bridge[0].colour",
+            "unknown key",
+        ),
+        (
+            teb_text(
+                "",
+                &format!(
+                    "{}[[bridge]]\nname = \"office\"\nmembers = [\"trunk.30\", \"lan.5\"]\n",
+                    TWO_BRIDGES
+                ),
+            ),
+            "bridge[2].name",
+            "duplicate",
+        ),
+        // A TEB tunnel in no bridge.
+        (
+            teb_text(
+                "",
+                "[[bridge]]\nname = \"office\"\nmembers = [\"lan\", \"l2-b\"]\n",
+            ),
+            "tunnel[1].mode",
+            "no bridge",
+        ),
+        // Options of IP tunnels.
+        (
+            teb_text("routes = [\"10.8.0.0/16\"]", TWO_BRIDGES),
+            "tunnel[0].routes",
+            "carry IP",
+        ),
+        (
+            teb_text("address = \"10.77.0.1/30\"", TWO_BRIDGES),
+            "tunnel[0].address",
+            "carry IP",
+        ),
+        (
+            teb_text("mss_clamp = true", TWO_BRIDGES),
+            "tunnel[0].mss_clamp",
+            "carry IP",
+        ),
+        (
+            teb_text("mtu = 1459", TWO_BRIDGES),
+            "tunnel[0].mtu",
+            "exceeds 1458",
+        ),
+        (
+            teb_text("deliver = \"lan\"", TWO_BRIDGES),
+            "tunnel[0].deliver",
+            "erspan",
+        ),
+        (
+            format!(
+                "{}[[route]]\nprefix = \"10.7.0.0/16\"\ntunnel = \"l2-b\"\n",
+                teb_text("", TWO_BRIDGES)
+            ),
+            "route[0].tunnel",
+            "teb tunnel",
+        ),
+    ];
+    for (text, field, msg) in cases {
+        let e = Config::from_str_named(&text, "m.toml").unwrap_err();
+        assert_eq!(e.field(), field, "{e}\n{text}");
+        assert!(e.to_string().contains(msg), "{e}");
+        assert!(e.to_string().starts_with("m.toml:"), "{e}");
+    }
+    // Keepalives, sequence numbers and checksums are for TEB tunnels too.
+    let ok = teb_text(
+        "keepalive = { interval_s = 5 }\nsequence = true\nchecksum = true\nttl = 9\ntos = 32",
+        TWO_BRIDGES,
+    );
+    Config::from_str_named(&ok, "m").unwrap_or_else(|e| panic!("{e}"));
+}

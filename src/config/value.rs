@@ -322,10 +322,11 @@ pub(crate) fn de_cidrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D:
     Vec::<Cidr>::deserialize(d).map(|v| v.into_iter().map(|c| c.0).collect())
 }
 
+/// An array of CIDR strings; a JSON `null` (a `greway ctl` request leaving the key unset) is `None`.
 pub(crate) fn de_opt_cidrs<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Vec<IpNet>>, D::Error> {
-    de_cidrs(d).map(Some)
+    Option::<Vec<Cidr>>::deserialize(d).map(|v| v.map(|v| v.into_iter().map(|c| c.0).collect()))
 }
 
 /// A CIDR string or an array of CIDR strings.
@@ -368,6 +369,10 @@ pub(crate) fn de_opt_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>,
             u32::try_from(v)
                 .map(Some)
                 .map_err(|_| E::custom(format!("GRE key must be 0..=4294967295 (u32), got {v}")))
+        }
+        // JSON `null` (a `greway ctl` request leaving the key unset); TOML has no null.
+        fn visit_unit<E: de::Error>(self) -> Result<Option<u32>, E> {
+            Ok(None)
         }
     }
     d.deserialize_any(V)

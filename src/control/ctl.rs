@@ -3,8 +3,10 @@
 //! Protocol: one JSON [`Request`] per line in, one JSON [`Response`] per line out, any number per connection.
 //! The socket thread answers `stats` from the published [`Status`]; everything else goes to the control loop
 //! (the only owner of the control plane) through a channel, and the answer comes back the same way. Changes
-//! are validated like the configuration file before they reach the control plane.
+//! are validated like the configuration file before they reach the control plane: a tunnel to add is a
+//! `[[tunnel]]` table (the configuration's own [`TunnelCfg`], so every key of the file is accepted here too).
 use super::status::Status;
+use crate::config::TunnelCfg;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -17,46 +19,14 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A tunnel to add, as the command line gives it (addresses and prefixes as strings, checked by the server).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TunnelSpec {
-    pub name: String,
-    pub local: String,
-    pub remote: String,
-    #[serde(default)]
-    pub key: Option<u32>,
-    #[serde(default)]
-    pub checksum: bool,
-    #[serde(default)]
-    pub sequence: bool,
-    #[serde(default)]
-    pub routes: Vec<String>,
-    /// The tunnel's own addresses (CIDRs), like the file's `address`.
-    #[serde(default)]
-    pub address: Vec<String>,
-    /// `mss_clamp`: `false` (off), `true` (from the tunnel MTU) or an MSS.
-    #[serde(default)]
-    pub mss_clamp: crate::config::MssClamp,
-    /// `encap_limit` (IPv6 outer only).
-    #[serde(default)]
-    pub encap_limit: Option<u8>,
-    /// `mode`: `ip` (default) or `erspan`.
-    #[serde(default)]
-    pub mode: crate::config::TunnelMode,
-    /// `mode = "erspan"`: the session received (`erspan = { session }`).
-    #[serde(default)]
-    pub erspan_session: Option<u16>,
-    /// `mode = "erspan"`: the l2 port its mirrored frames leave by.
-    #[serde(default)]
-    pub deliver: Option<String>,
-}
-
 /// One request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
+    /// `tunnel`: a `[[tunnel]]` table as JSON, every key of the file accepted (unknown keys refused); checked by
+    /// the control loop with the file's rules.
     TunnelAdd {
-        tunnel: TunnelSpec,
+        tunnel: TunnelCfg,
     },
     TunnelDel {
         name: String,
@@ -83,6 +53,11 @@ pub enum Request {
         quiet: bool,
     },
     RouteShow,
+    /// Every bridge, or the one named, with its MAC table.
+    BridgeShow {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     Stats,
     /// The `[[mirror]]` entries (ERSPAN sessions' sources) with their counters, from the live status.
     MirrorShow,
@@ -332,19 +307,46 @@ mod tests {
 
     #[test]
     fn requests_round_trip_as_tagged_json() {
-        let r = Request::TunnelAdd {
-            tunnel: TunnelSpec {
-                name: "b".into(),
-                local: "192.0.2.1".into(),
-                remote: "198.51.100.9".into(),
-                key: Some(7),
-                routes: vec!["10.30.0.0/16".into()],
-                ..TunnelSpec::default()
-            },
-        };
+        let mut t = TunnelCfg::new(
+            "b",
+            "192.0.2.1".parse().unwrap(),
+            "198.51.100.9".parse().unwrap(),
+        );
+        t.key = Some(7);
+        t.routes = vec!["10.30.0.0/16".parse().unwrap()];
+        let r = Request::TunnelAdd { tunnel: t.clone() };
         let j = serde_json::to_string(&r).unwrap();
         assert!(j.starts_with("{\"cmd\":\"tunnel_add\""), "{j}");
         assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), r);
+        // Every optional key set survives the trip too (JSON nulls of the unset ones read back as unset).
+        t.key = None;
+        t.ikey = Some(1);
+        t.okey = Some(2);
+        t.allowed_sources = Some(vec!["10.30.0.0/16".parse().unwrap()]);
+        t.reorder = Some(crate::config::ReorderCfg {
+            window: 4,
+            timeout_ms: 20,
+        });
+        t.ttl = crate::config::Ttl::Inherit;
+        t.tos = crate::config::Tos::Fixed(0xb8);
+        t.mtu = Some(1400);
+        t.host_if = Some("gre-b".into());
+        let r = Request::TunnelAdd { tunnel: t };
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), r, "{j}");
+        // A hand-written request: the file's spellings, keys left out take their defaults.
+        let j = r#"{"cmd":"tunnel_add","tunnel":{"name":"c","local":"192.0.2.1","remote":"198.51.100.10",
+            "ttl":"inherit","keepalive":{"interval_s":5},"allowed_sources":["10.1.0.0/16"]}}"#;
+        let Request::TunnelAdd { tunnel } = serde_json::from_str::<Request>(j).unwrap() else {
+            panic!("not a tunnel_add")
+        };
+        assert_eq!(tunnel.ttl, crate::config::Ttl::Inherit);
+        assert_eq!(tunnel.keepalive.unwrap().retries, 3);
+        assert_eq!(tunnel.allowed_sources.unwrap().len(), 1);
+        assert!(serde_json::from_str::<Request>(
+            r#"{"cmd":"tunnel_add","tunnel":{"name":"c","local":"192.0.2.1","remote":"198.51.100.10","colour":1}}"#
+        )
+        .is_err(), "unknown keys are refused");
         assert_eq!(
             serde_json::from_str::<Request>("{\"cmd\":\"tunnel_del\",\"name\":\"x\"}").unwrap(),
             Request::TunnelDel { name: "x".into() }

@@ -1,8 +1,10 @@
 //! The control thread's side of the stats handoff: keep the newest cumulative snapshot of each worker, sum
 //! them on demand, and render the once-a-second live line.
+pub mod bridges;
 pub mod ctl;
 pub mod http;
 pub mod learned;
+pub mod mirrors;
 pub mod plane;
 pub mod status;
 pub mod tables;

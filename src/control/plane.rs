@@ -2,7 +2,9 @@
 //! neighbours, tunnel states), absorbs worker events (neighbours seen, next hops to resolve), ages learned
 //! neighbours, drives Cisco keepalives and tunnel up/down, and says which frames to send. `app` turns those
 //! frames into mbufs; tests drive it directly.
-use super::tables::{build_routes, build_tables, port_infos, static_neighbors, RouteSlots};
+use super::tables::{
+    build_routes, build_tables, mac_tables, port_infos, static_neighbors, RouteSlots,
+};
 use crate::config::{Config, RouteCfg};
 use crate::datapath::gateway::Event;
 use crate::tunnel::table::{FxMap, Neighbor, PortInfo, Route, TableError, Tables, TunnelState};
@@ -11,6 +13,7 @@ use crate::wire::arp::ArpRepr;
 use crate::wire::ethernet::{ethertype, EthernetRepr};
 use crate::wire::icmpv6::{self, Icmpv6Repr};
 use crate::wire::{gre, ipv4, MacAddr};
+use greway_datapath::bridge::mac_table::MacTable;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -199,6 +202,10 @@ pub struct ControlPlane {
     started_tsc: u64,
     keepalive_ident: u16,
     dirty: bool,
+    /// One MAC table per `[[bridge]]` (config order), shared with the workers through every table generation;
+    /// aged entries are given up once a second (`next_mac_expiry`).
+    mac_tables: Vec<Arc<MacTable>>,
+    next_mac_expiry: Instant,
 }
 
 impl ControlPlane {
@@ -238,6 +245,8 @@ impl ControlPlane {
             started_tsc: now_tsc,
             keepalive_ident: 0,
             dirty: false,
+            mac_tables: mac_tables(cfg),
+            next_mac_expiry: now,
         })
     }
 
@@ -251,8 +260,14 @@ impl ControlPlane {
             self.neighbors.clone(),
             &self.states,
             &self.ids,
+            &self.mac_tables,
             self.generation,
         )
+    }
+
+    /// The bridges' MAC tables, in `config().bridges` order.
+    pub fn mac_tables(&self) -> &[Arc<MacTable>] {
+        &self.mac_tables
     }
 
     /// Run-unique ids of the current tunnels, in `config().tunnels` order.
@@ -634,6 +649,13 @@ impl ControlPlane {
     ) -> (Vec<Outgoing>, Vec<Notice>) {
         let mut out = Vec::new();
         let mut notices = Vec::new();
+        if now >= self.next_mac_expiry {
+            self.next_mac_expiry = now + Duration::from_secs(1);
+            let now_s = greway_datapath::bridge::clock_s(now_tsc, tsc_hz);
+            for t in &self.mac_tables {
+                t.expire(now_s);
+            }
+        }
         let before = self.neighbors.len();
         let learned_at = &self.learned_at;
         self.neighbors.retain(|ip, n| {

@@ -1,9 +1,12 @@
 //! What the control thread shows the outside: a [`Status`] built from the merged worker snapshots a few times a
 //! second, and its renderings (Prometheus text exposition, DPDK telemetry dictionaries, JSON for `greway ctl
 //! stats`). Everything here runs on control-side threads; workers never see it.
+use crate::control::bridges::BridgeInfo;
+use crate::control::mirrors::mirror_metrics;
+pub use crate::control::mirrors::MirrorStatus;
 use crate::dpdk::telemetry::TelValue;
 use crate::stats::{
-    Counters, DropReason, LatencyBuckets, LatencySummary, MirrorCounters, TunnelCounters,
+    BridgeCounters, Counters, DropReason, LatencyBuckets, LatencySummary, TunnelCounters,
 };
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -29,39 +32,13 @@ pub struct TunnelStatus {
     pub counters: TunnelCounters,
 }
 
-/// One `[[mirror]]` entry (a source of an ERSPAN session): what it copies, where to, and its counters.
+/// One bridge: its MAC table's fill and its counters.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct MirrorStatus {
-    pub port: String,
-    /// `rx`, `tx` or `both`.
-    pub direction: String,
-    /// The ERSPAN tunnel, its session ID and ERSPAN version (1: type II, 2: type III).
-    pub tunnel: String,
-    pub session: u16,
-    pub version: u8,
+pub struct BridgeStatus {
+    pub mac_entries: usize,
+    pub mac_table_size: usize,
     #[serde(flatten)]
-    pub counters: MirrorCounters,
-}
-
-impl MirrorStatus {
-    /// Every `[[mirror]]` of `cfg` with its counters in `total` (configuration order).
-    pub fn all(cfg: &crate::config::Config, total: &Counters) -> Vec<MirrorStatus> {
-        cfg.mirrors
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let e = cfg.tunnel_by_name(&m.tunnel).and_then(|t| t.erspan);
-                MirrorStatus {
-                    port: m.port.clone(),
-                    direction: m.direction.to_string(),
-                    tunnel: m.tunnel.clone(),
-                    session: e.map_or(0, |e| e.session),
-                    version: e.and_then(|e| e.version).unwrap_or(0),
-                    counters: total.mirrors.get(i).copied().unwrap_or_default(),
-                }
-            })
-            .collect()
-    }
+    pub counters: BridgeCounters,
 }
 
 /// A tunnel as the control side knows it: name, run-unique id, whether it is up.
@@ -85,12 +62,17 @@ pub struct Status {
     pub tunnels: BTreeMap<String, TunnelStatus>,
     pub tunnels_up: usize,
     pub tunnels_down: usize,
+    /// The bridges (`[[bridge]]`); absent without any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bridges: BTreeMap<String, BridgeStatus>,
     pub latency: LatencySummary,
     pub icmp_errors_sent: u64,
     pub icmp_errors_suppressed: u64,
     /// Packets the general rules handled (no fast path took them).
     pub general_path_packets: u64,
     pub mempool_available: u32,
+    /// Mbufs in the packet pool (`[dataplane] mbufs`): the scale of `mempool_available`.
+    pub mempool_size: u32,
     /// The host interfaces (`[host]`) and their counters; absent without `[host]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::host::HostStatus>,
@@ -99,69 +81,6 @@ pub struct Status {
     pub mirrors: Vec<MirrorStatus>,
     #[serde(skip)]
     pub latency_buckets: LatencyBuckets,
-}
-
-/// The `[[mirror]]` metrics: one series per entry, labelled with its port, direction, tunnel and session;
-/// failures by reason. Nothing without mirrors.
-fn mirror_metrics(
-    o: &mut String,
-    mirrors: &[MirrorStatus],
-    family: impl Fn(&mut String, &str, &str, &str),
-) {
-    if mirrors.is_empty() {
-        return;
-    }
-    let labels = |m: &MirrorStatus| {
-        format!(
-            "port=\"{}\",direction=\"{}\",tunnel=\"{}\",session=\"{}\"",
-            escape(&m.port),
-            m.direction,
-            escape(&m.tunnel),
-            m.session
-        )
-    };
-    type Get = fn(&MirrorCounters) -> u64;
-    let per: [(&str, &str, Get); 3] = [
-        (
-            "greway_mirror_packets_total",
-            "Mirror copies sent (ERSPAN packets).",
-            |c| c.packets,
-        ),
-        (
-            "greway_mirror_bytes_total",
-            "Bytes of the frames mirrored (as captured, before truncation).",
-            |c| c.bytes,
-        ),
-        (
-            "greway_mirror_truncated_total",
-            "Mirror copies sent cut to the tunnel MTU (ERSPAN T bit).",
-            |c| c.truncated,
-        ),
-    ];
-    for (name, help, f) in per {
-        family(o, name, "counter", help);
-        for m in mirrors {
-            let _ = writeln!(o, "{name}{{{}}} {}", labels(m), f(&m.counters));
-        }
-    }
-    let name = "greway_mirror_failures_total";
-    family(o, name, "counter", "Mirror copies not sent, by reason.");
-    let reasons: [(&str, Get); 4] = [
-        ("no_mbuf", |c| c.no_mbuf),
-        ("no_neighbor", |c| c.no_neighbor),
-        ("queue_full", |c| c.queue_full),
-        ("tx_full", |c| c.tx_full),
-    ];
-    for m in mirrors {
-        for (reason, f) in reasons {
-            let _ = writeln!(
-                o,
-                "{name}{{{},reason=\"{reason}\"}} {}",
-                labels(m),
-                f(&m.counters)
-            );
-        }
-    }
 }
 
 /// The host path's metrics (with `[host]`): the workers' totals, then one series per host interface.
@@ -330,15 +249,35 @@ impl Status {
             tunnels_down: tunnels.len() - tunnels_up,
             tunnels_up,
             tunnels,
+            bridges: BTreeMap::new(),
             latency: LatencySummary::of(hist),
             icmp_errors_sent: total.icmp_errors_sent,
             icmp_errors_suppressed: total.icmp_errors_suppressed,
             general_path_packets: total.general_path,
             mempool_available,
+            mempool_size: 0,
             host: None,
             mirrors: Vec::new(),
             latency_buckets: LatencyBuckets::of(hist),
         }
+    }
+
+    /// Fill in the bridges from the merged counters (bridges by index, in configuration order).
+    pub fn set_bridges(&mut self, bridges: &[BridgeInfo], total: &Counters) {
+        self.bridges = bridges
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                (
+                    b.name.clone(),
+                    BridgeStatus {
+                        mac_entries: b.mac_entries,
+                        mac_table_size: b.mac_table_size,
+                        counters: total.bridges.get(i).copied().unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
     }
 
     /// The Prometheus text exposition format (version 0.0.4) of this status.
@@ -470,6 +409,9 @@ impl Status {
                 let _ = writeln!(o, "{name}{{tunnel=\"{}\"}} {}", escape(t), f(&s.counters));
             }
         }
+        if !self.bridges.is_empty() {
+            self.prometheus_bridges(&mut o, family);
+        }
         mirror_metrics(&mut o, &self.mirrors, family);
         family(
             &mut o,
@@ -511,6 +453,13 @@ impl Status {
             "greway_mempool_available_mbufs {}",
             self.mempool_available
         );
+        family(
+            &mut o,
+            "greway_mempool_size_mbufs",
+            "gauge",
+            "Mbufs in the packet pool ([dataplane] mbufs).",
+        );
+        let _ = writeln!(o, "greway_mempool_size_mbufs {}", self.mempool_size);
         family(
             &mut o,
             "greway_latency_seconds",
@@ -607,6 +556,78 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The bridges' metrics: the MAC table's fill (gauges) and the counters, labelled `bridge`.
+    fn prometheus_bridges(&self, o: &mut String, family: impl Fn(&mut String, &str, &str, &str)) {
+        let gauges: [Family<BridgeStatus>; 2] = [
+            (
+                "greway_bridge_mac_entries",
+                "MACs in the bridge's MAC table (aged ones until the next second's expiry).",
+                |b| b.mac_entries as u64,
+            ),
+            (
+                "greway_bridge_mac_table_size",
+                "The bridge's mac_table_size: the most MACs it learns.",
+                |b| b.mac_table_size as u64,
+            ),
+        ];
+        let counters: [Family<BridgeCounters>; 8] = [
+            (
+                "greway_bridge_rx_frames_total",
+                "Frames received from the bridge's members.",
+                |c| c.rx,
+            ),
+            (
+                "greway_bridge_forwarded_frames_total",
+                "Known unicast frames sent to the one member that learned their destination.",
+                |c| c.forwarded,
+            ),
+            (
+                "greway_bridge_flooded_frames_total",
+                "Frames flooded to every other member (broadcast, multicast, unknown unicast, learning off).",
+                |c| c.flooded,
+            ),
+            (
+                "greway_bridge_flood_copies_total",
+                "Copies made for flooding.",
+                |c| c.flood_copies,
+            ),
+            (
+                "greway_bridge_flood_copy_failed_total",
+                "Flood copies that could not be made (no mbuf, deferred queue full): a member missed a frame.",
+                |c| c.flood_copy_failed,
+            ),
+            (
+                "greway_bridge_learned_total",
+                "Source MACs learned.",
+                |c| c.learned,
+            ),
+            (
+                "greway_bridge_moved_total",
+                "Source MACs that moved to another member.",
+                |c| c.moved,
+            ),
+            (
+                "greway_bridge_table_full_total",
+                "Source MACs not learned because the MAC table was full.",
+                |c| c.table_full,
+            ),
+        ];
+        for (name, help, f) in gauges {
+            family(o, name, "gauge", help);
+            for (b, s) in &self.bridges {
+                let _ = writeln!(o, "{name}{{bridge=\"{}\"}} {}", escape(b), f(s));
+            }
+        }
+        for (name, help, f) in counters {
+            family(o, name, "counter", help);
+            for (b, s) in &self.bridges {
+                let _ = writeln!(o, "{name}{{bridge=\"{}\"}} {}", escape(b), f(&s.counters));
+            }
+        }
+    }
+}
+
 /// A metric family of a per-port or per-tunnel counter: name, help, and how to read the value.
 type Family<T> = (&'static str, &'static str, fn(&T) -> u64);
 
@@ -618,7 +639,7 @@ fn tel_key(s: &str) -> String {
 }
 
 /// Escape a Prometheus label value (backslash, double quote, newline).
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -1,7 +1,9 @@
 //! Building the datapath's tables from the configuration: ports, tunnels with their encapsulation templates,
 //! route LPMs and static neighbours. The tables themselves (and every lookup) live in the pure datapath crate;
 //! this is the one place that knows both the configuration and the table layout.
-use crate::config::{Config, Tos, Ttl, TunnelCfg};
+use crate::config::{BridgeMember, Config, Tos, Ttl, TunnelCfg, TunnelMode};
+use greway_datapath::bridge::mac_table::MacTable;
+use greway_datapath::bridge::{Bridge, Member, MemberRef, PortBridging};
 use greway_datapath::pmtu::{MtuCell, PmtuParams};
 use greway_datapath::tunnel::lpm::Lpm4;
 use greway_datapath::tunnel::lpm6::Lpm6;
@@ -202,7 +204,9 @@ pub fn port_infos(cfg: &Config, macs: &[[u8; 6]]) -> Vec<PortInfo> {
         .collect()
 }
 
-/// Build the whole table generation.
+/// Build the whole table generation. `states`, `ids` and `mac_tables` are what outlives generations: the
+/// tunnels' run-time state and run-unique ids, and the bridges' MAC tables.
+#[allow(clippy::too_many_arguments)]
 pub fn build_tables(
     cfg: &Config,
     ports: Vec<PortInfo>,
@@ -210,12 +214,14 @@ pub fn build_tables(
     neighbors: FxMap<IpAddr, Neighbor>,
     states: &[Arc<TunnelState>],
     ids: &Arc<[u64]>,
+    mac_tables: &[Arc<MacTable>],
     generation: u64,
 ) -> Tables {
     assert_eq!(ids.len(), cfg.tunnels.len(), "one run-unique id per tunnel");
     let mut decap = FxMap::default();
     let mut peers = FxMap::default();
     let mut outer_paths: FxMap<(IpAddr, IpAddr), Vec<u32>> = FxMap::default();
+    let (bridges, port_bridging, tunnel_members) = build_bridges(cfg, mac_tables);
     let mut tunnels = Vec::with_capacity(cfg.tunnels.len());
     for (i, tc) in cfg.tunnels.iter().enumerate() {
         let state = states
@@ -226,7 +232,8 @@ pub fn build_tables(
             index: i as u32,
             id: ids[i],
         };
-        let t = build_tunnel(cfg, tref, tc, &ports, &routes, &neighbors, state);
+        let mut t = build_tunnel(cfg, tref, tc, &ports, &routes, &neighbors, state);
+        t.teb = tunnel_members.get(&i).copied();
         decap.insert(
             DecapKey {
                 local: t.local,
@@ -300,6 +307,8 @@ pub fn build_tables(
         generation,
         tunnel_ids: ids.clone(),
         punt_pps: cfg.host.as_ref().map_or(0, |h| h.punt_pps),
+        bridges,
+        port_bridging,
     }
 }
 
@@ -325,6 +334,78 @@ fn build_mirrors(cfg: &Config) -> Mirrors {
         }
     }
     m
+}
+
+/// One MAC table per bridge of `cfg`, in order (made once; every table generation shares them).
+pub fn mac_tables(cfg: &Config) -> Vec<Arc<MacTable>> {
+    cfg.bridges
+        .iter()
+        .map(|b| Arc::new(MacTable::new(b.mac_table_size, b.aging_s)))
+        .collect()
+}
+
+/// The bridges of `cfg` over their MAC tables: the bridges, each port's way into them (by port index), and
+/// each member tunnel's member (by tunnel index).
+fn build_bridges(
+    cfg: &Config,
+    mac_tables: &[Arc<MacTable>],
+) -> (Vec<Bridge>, Vec<PortBridging>, HashMap<usize, MemberRef>) {
+    let mut bridges = Vec::with_capacity(cfg.bridges.len());
+    // Per port: the member it is as a whole, and its VLAN members.
+    let mut whole: Vec<Option<MemberRef>> = vec![None; cfg.ports.len()];
+    let mut vlans: Vec<Vec<(u16, MemberRef)>> = vec![Vec::new(); cfg.ports.len()];
+    let mut tunnels = HashMap::new();
+    for (bi, bc) in cfg.bridges.iter().enumerate() {
+        let mut members = Vec::with_capacity(bc.members.len());
+        for (mi, name) in bc.members.iter().enumerate() {
+            let r = MemberRef {
+                bridge: bi as u16,
+                member: mi as u16,
+            };
+            // Validated: every member resolves.
+            let Ok(m) = cfg.bridge_member(name) else {
+                continue;
+            };
+            members.push(match m {
+                BridgeMember::Port { port, vlan } => {
+                    match vlan {
+                        Some(v) => vlans[port].push((v, r)),
+                        None => whole[port] = Some(r),
+                    }
+                    Member::Port {
+                        port: port as u16,
+                        vlan,
+                    }
+                }
+                BridgeMember::Tunnel(t) => {
+                    tunnels.insert(t, r);
+                    Member::Tunnel { tunnel: t as u32 }
+                }
+            });
+        }
+        bridges.push(Bridge {
+            name: bc.name.clone(),
+            members: members.into(),
+            member_names: bc.members.clone().into(),
+            learning: bc.learning,
+            macs: mac_tables
+                .get(bi)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(MacTable::new(bc.mac_table_size, bc.aging_s))),
+        });
+    }
+    let port_bridging = whole
+        .into_iter()
+        .zip(vlans)
+        .map(|(whole, mut vlans)| {
+            vlans.sort_unstable_by_key(|&(v, _)| v);
+            PortBridging {
+                whole,
+                vlans: vlans.into(),
+            }
+        })
+        .collect();
+    (bridges, port_bridging, tunnels)
 }
 
 /// A tunnel's MTU limits for path MTU discovery: its configured inner MTU, the floor (576, or 1280 with IPv6
@@ -450,9 +531,12 @@ fn build_tunnel(
     // Path MTU discovery: the limits, and the inner MTU the tunnel's state gives now (a learned path MTU
     // survives the rebuild).
     let pmtu = pmtu_params(cfg, tc);
+    // (An ERSPAN sender's overhead also counts its ERSPAN header; a TEB tunnel's MTU also leaves out the frames'
+    // own Ethernet header.)
+    let inner_ethernet = if tc.mode == TunnelMode::Teb { 14 } else { 0 };
     debug_assert_eq!(
         usize::from(pmtu.overhead),
-        off - 14 + erspan_tx.map_or(0, |e| e.header_len())
+        off - 14 + erspan_tx.map_or(0, |e| e.header_len()) + inner_ethernet
     );
     let mtu = MtuCell::new(state.pmtu.inner_mtu(&pmtu));
     let mss_clamp = tc.mss_clamp_values(cfg).map(|(v4, v6)| MssClamp { v4, v6 });
@@ -471,8 +555,12 @@ fn build_tunnel(
         inner_check::ERSPAN
     } else {
         0
+    } | if tc.mode == TunnelMode::Teb {
+        inner_check::TEB
+    } else {
+        0
     };
-    Tunnel {
+    let mut t = Tunnel {
         index: tref.index,
         id: tref.id,
         name: tc.name.clone(),
@@ -513,11 +601,15 @@ fn build_tunnel(
         encap_limit,
         erspan,
         erspan_tx,
+        teb: None,
         gre_off: gre_off as u8,
         key_off,
         seq_off: seq_off as u8,
+        fast: 0,
         state,
-    }
+    };
+    t.decide_fast();
+    t
 }
 
 #[cfg(test)]

@@ -15,6 +15,17 @@ pub struct Mbuf(NonNull<sys::rte_mbuf>);
 // SAFETY: an mbuf is owned by exactly one `Mbuf` value; moving it to another thread moves the ownership.
 unsafe impl Send for Mbuf {}
 
+/// The start of an mbuf's data buffer, known non-null: every mbuf of a pool has its buffer, so the compiler may
+/// drop the null tests an `Option<&[u8]>` made from it would otherwise carry (one per header view on the fast
+/// paths).
+#[inline(always)]
+fn data_start(m: &sys::rte_mbuf) -> *mut u8 {
+    let p = m.buf_addr as *mut u8;
+    // SAFETY: `buf_addr` of an mbuf we own points at its data buffer, set when the pool was created.
+    unsafe { std::hint::assert_unchecked(!p.is_null()) };
+    p
+}
+
 impl Mbuf {
     /// Take ownership of a raw mbuf.
     ///
@@ -70,7 +81,7 @@ impl PacketBuf for Mbuf {
         // SAFETY: buf_addr + data_off .. + data_len is the initialised data of the first segment, owned by us.
         unsafe {
             std::slice::from_raw_parts(
-                (m.buf_addr as *const u8).add(usize::from(m.data_off)),
+                data_start(m).add(usize::from(m.data_off)),
                 usize::from(m.data_len),
             )
         }
@@ -81,7 +92,7 @@ impl PacketBuf for Mbuf {
         // SAFETY: as in data(), and we hold the only reference.
         unsafe {
             std::slice::from_raw_parts_mut(
-                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
+                data_start(m).add(usize::from(m.data_off)),
                 usize::from(m.data_len),
             )
         }
@@ -123,7 +134,7 @@ impl PacketBuf for Mbuf {
         m.pkt_len += u32::from(n16);
         // SAFETY: the n bytes before the old data are inside the buffer (n <= old data_off) and now ours.
         Some(unsafe {
-            std::slice::from_raw_parts_mut((m.buf_addr as *mut u8).add(usize::from(m.data_off)), n)
+            std::slice::from_raw_parts_mut(data_start(m).add(usize::from(m.data_off)), n)
         })
     }
     #[inline(always)]
@@ -148,7 +159,7 @@ impl PacketBuf for Mbuf {
         m.data_len += n as u16;
         m.pkt_len += n as u32;
         // SAFETY: [old, old+n) is within buf_len (n <= tailroom) and owned by us.
-        Some(unsafe { std::slice::from_raw_parts_mut((m.buf_addr as *mut u8).add(old), n) })
+        Some(unsafe { std::slice::from_raw_parts_mut(data_start(m).add(old), n) })
     }
     #[inline(always)]
     fn trim(&mut self, n: usize) -> bool {

@@ -79,6 +79,24 @@ pub fn raw_cksum_o2(data: &[u8]) -> u16 {
     unsafe { sys::shim_raw_cksum_o2(data.as_ptr().cast(), data.len()) }
 }
 
+/// The version of the DPDK libraries this process runs with (`rte_version()`, such as "DPDK 22.11.11"): the
+/// shared libraries loaded at run time, which may be a newer stable release than the one built against
+/// ([`DPDK_BUILD_VERSION`]). Needs no EAL.
+pub fn runtime_version() -> String {
+    // SAFETY: rte_version returns a pointer to a static NUL-terminated string (or NULL, checked).
+    let p = unsafe { sys::rte_version() };
+    if p.is_null() {
+        return "unknown".into();
+    }
+    // SAFETY: non-null, NUL-terminated and static, as above.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The DPDK version greway was built against (`pkg-config --modversion libdpdk` at build time).
+pub const DPDK_BUILD_VERSION: &str = env!("GREWAY_DPDK_VERSION");
+
 /// Serve every allocation of 1 MiB or more with a fresh mmap, for the whole run. glibc otherwise raises its mmap
 /// threshold (up to 32 MiB) after the first large free, and then serves the route tables' zeroed arrays (16 MiB
 /// each, rebuilt on every tunnel change) from the heap with a memset, instead of from fresh zero pages that are

@@ -13,6 +13,7 @@
 #include <rte_telemetry.h>
 #include <rte_pdump.h>
 #include <rte_dev.h>
+#include <rte_version.h>
 
 int shim_rte_errno(void);
 unsigned shim_lcore_id(void);

@@ -412,12 +412,12 @@ fn frame_of(pool: &Mempool, ip: &[u8]) -> Option<Mbuf> {
 }
 
 /// Make every interface in the calling thread's namespace; on an error those made so far close (and go).
-/// The host interfaces of `cfg`'s tunnels (an erspan tunnel carries frames, not IP: none).
+/// The host interfaces of `cfg`'s tunnels (an erspan or teb tunnel carries frames, not IP: none).
 fn tunnel_specs<'a>(cfg: &'a Config, tunnel_ids: &'a [u64]) -> impl Iterator<Item = Spec> + 'a {
     cfg.tunnels
         .iter()
         .zip(tunnel_ids)
-        .filter(|(t, _)| t.mode != TunnelMode::Erspan)
+        .filter(|(t, _)| t.mode == TunnelMode::Ip)
         .map(|(t, &id)| Spec {
             name: t.host_if_name(),
             target: HostIf::Tunnel(id),

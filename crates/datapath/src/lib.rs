@@ -4,6 +4,7 @@
 //! buffers in tests; the poll loop ([`worker::run`]) is generic over the ports' rx/tx ([`worker::PortIo`]).
 //! The tunnel and route tables ([`tunnel`]) and the counters ([`stats`]) live here too. The binary crate
 //! implements `PacketBuf` and `PortIo` on DPDK mbufs and queues, and builds the tables from the configuration.
+pub mod bridge;
 pub mod buf;
 pub mod frag;
 pub mod gateway;

@@ -124,6 +124,16 @@ pub fn move_addresses_over_vlan_tag(frame: &mut [u8]) {
     frame[..VLAN_HEADER_LEN].copy_within(field::DESTINATION.start..field::SOURCE.end, VLAN_TAG_LEN);
 }
 
+/// Insert an 802.1Q tag in place, the inverse of [`move_addresses_over_vlan_tag`]: `frame` is an untagged frame
+/// behind [`VLAN_TAG_LEN`] new bytes at its front (the caller grew its buffer by that much); both addresses move
+/// to the front and the tag (TPID 0x8100 and `tag`'s TCI) takes their old place before the EtherType. Panics if
+/// `frame` is shorter than [`VLAN_HEADER_LEN`] bytes.
+pub fn insert_vlan_tag(frame: &mut [u8], tag: VlanTag) {
+    frame[..VLAN_HEADER_LEN].copy_within(VLAN_TAG_LEN..VLAN_TAG_LEN + field::SOURCE.end, 0);
+    frame[field::ETHERTYPE].copy_from_slice(&ethertype::VLAN.to_be_bytes());
+    frame[field::TCI].copy_from_slice(&tag.tci().to_be_bytes());
+}
+
 /// An 802.1Q Tag Control Information word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VlanTag {
@@ -550,5 +560,24 @@ mod header_tests {
             &f[VLAN_TAG_LEN..],
             &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0xaa]
         );
+    }
+
+    #[test]
+    fn inserting_a_tag_undoes_moving_the_addresses_over_it() {
+        let tagged = [
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x0f, 0xfe, 0x08, 0x00, 0xaa,
+        ];
+        let mut f = tagged;
+        move_addresses_over_vlan_tag(&mut f);
+        // The four bytes in front are whatever the buffer held: the insertion writes all of them.
+        f[..VLAN_TAG_LEN].fill(0x55);
+        insert_vlan_tag(&mut f, VlanTag::from_tci(0x0ffe));
+        assert_eq!(f, tagged);
+        let mut short = [0u8; VLAN_HEADER_LEN - 1];
+        assert!(std::panic::catch_unwind(move || insert_vlan_tag(
+            &mut short,
+            VlanTag::from_tci(1)
+        ))
+        .is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Semantic rules on the typed [`Config`], one module per section. Each rule reports an [`Issue`]: the field path
 //! and a message; [`super::location`] turns the path into a line.
+mod bridges;
 mod dataplane;
 mod host;
 mod mirrors;
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use super::{issue, Check, Config, TunnelMode};
 use crate::gen::config::check_generator_issue;
 
+use bridges::check_bridges;
 use dataplane::check_dataplane;
 #[cfg(test)]
 pub(super) use dataplane::parse_core_list;
@@ -35,7 +37,7 @@ pub(super) fn validate(cfg: &Config) -> Check {
     check_roles_for_tunnels(
         cfg,
         !cfg.tunnels.is_empty(),
-        cfg.tunnels.iter().any(|t| t.mode != TunnelMode::Erspan),
+        cfg.tunnels.iter().any(|t| t.mode == TunnelMode::Ip),
     )?;
     check_neighbors(cfg)?;
     check_routes(cfg)?;
@@ -55,6 +57,7 @@ pub(super) fn validate(cfg: &Config) -> Check {
         }
     }
     check_routes_into_tunnels(cfg, &routes)?;
+    check_bridges(cfg)?;
     check_mirrors(cfg)?;
     check_host(cfg)?;
     if let Some(c) = &cfg.control {

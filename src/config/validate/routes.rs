@@ -72,9 +72,12 @@ pub(super) fn check_route(cfg: &Config, at: &str, r: &RouteCfg) -> Check {
             ),
         )),
         (None, Some(name), None) => match cfg.tunnel_by_name(name) {
-            Some(t) if t.mode == TunnelMode::Erspan => Err(issue(
+            Some(t) if t.mode != TunnelMode::Ip => Err(issue(
                 format!("{at}.tunnel"),
-                format!("tunnel {name:?} is an erspan tunnel: no routed IP goes into it"),
+                format!(
+                    "tunnel {name:?} is a {} tunnel: no routed IP goes into it",
+                    t.mode
+                ),
             )),
             Some(_) => Ok(()),
             None => Err(unknown_tunnel(cfg, format!("{at}.tunnel"), name)),

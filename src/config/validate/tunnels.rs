@@ -443,6 +443,14 @@ pub(super) fn check_tunnel_mtu(cfg: &Config, idx: usize, t: &TunnelCfg, min: u16
 /// options of a tunnel that carries IP; `erspan` and `deliver` belong to ERSPAN tunnels only.
 fn check_erspan(cfg: &Config, at: &str, t: &TunnelCfg) -> Check {
     use greway_wire::erspan;
+    if t.mode == TunnelMode::Teb {
+        check_not_ip(
+            at,
+            t,
+            "a teb tunnel carries the Ethernet frames of its bridge",
+            false,
+        )?;
+    }
     if t.mode != TunnelMode::Erspan {
         for (set, key) in [
             (t.erspan.is_some(), "erspan"),
@@ -528,19 +536,27 @@ fn check_erspan(cfg: &Config, at: &str, t: &TunnelCfg) -> Check {
             }
         }
     }
+    check_not_ip(at, t, "an erspan tunnel carries mirrored frames", true)
+}
+
+/// The options of a tunnel that carries IP, on a tunnel that carries frames (`what` says which): routes, own
+/// addresses, source filters and MSS clamping never apply; keepalives and sequence numbers (with reordering) do
+/// on a TEB tunnel, not on an ERSPAN one (`no_gre_options`).
+fn check_not_ip(at: &str, t: &TunnelCfg, what: &str, no_gre_options: bool) -> Check {
     let ip_only = [
         (!t.routes.is_empty(), "routes"),
         (!t.address.is_empty(), "address"),
         (t.allowed_sources.is_some(), "allowed_sources"),
         (t.mss_clamp != crate::config::MssClamp::Off, "mss_clamp"),
-        (t.keepalive.is_some(), "keepalive"),
-        (t.sequence, "sequence"),
-        (t.reorder.is_some(), "reorder"),
+        (t.host_if.is_some(), "host_if"),
+        (no_gre_options && t.keepalive.is_some(), "keepalive"),
+        (no_gre_options && t.sequence, "sequence"),
+        (no_gre_options && t.reorder.is_some(), "reorder"),
     ];
     if let Some((_, key)) = ip_only.iter().find(|(set, _)| *set) {
         return Err(issue(
             format!("{at}.{key}"),
-            format!("{key} is for tunnels that carry IP; an erspan tunnel carries mirrored frames"),
+            format!("{key} is for tunnels that carry IP; {what}"),
         ));
     }
     Ok(())

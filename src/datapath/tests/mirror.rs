@@ -241,6 +241,36 @@ fn rx_copies_are_erspan_type_ii_with_the_session_numbered_and_the_frame_byte_for
     assert!(r.mirror(&frames, OUTSIDE, MirrorDir::Rx).is_empty());
 }
 
+/// The fast paths' per-tunnel byte (decided when the table is built): an ERSPAN sender never takes the IPv4
+/// encapsulation fast path (its GRE header carries a sequence number each copy fills in, and its copies are made
+/// by the mirror, not encapsulated as routed IP; its template's 42-byte shape would otherwise pass for a keyed
+/// tunnel's) nor the decapsulation one (what it receives takes the ERSPAN rules): type II or III, IPv4 or IPv6
+/// outside. The resolved IP tunnel beside it keeps its fast paths.
+#[test]
+fn an_erspan_sender_never_takes_a_fast_path() {
+    use greway_datapath::tunnel::table::fast;
+    let v6 = "local = \"2001:db8:ffff::1\"\nremote = \"2001:db8:eeee::50\"";
+    for span in [
+        format!("{SPAN_V4}\nerspan = {{ session = 123, version = 1, index = 7 }}"),
+        format!("{SPAN_V4}\nerspan = {{ session = 5, version = 2, hwid = 1 }}\nttl = 9"),
+        format!("{v6}\nerspan = {{ session = 5, version = 1 }}"),
+    ] {
+        let cfg = mirror_config(
+            &span,
+            "[[mirror]]\nport = \"inside\"\ndirection = \"both\"\ntunnel = \"span\"",
+            true,
+        );
+        let r = mirror_rig(&cfg);
+        let tables = r.gw.tables();
+        let t = &tables.tunnels[SPAN as usize];
+        assert!(t.erspan_tx.is_some() && t.resolved, "{span}");
+        assert_eq!(t.fast, 0, "{span}");
+        let ip = &tables.tunnels[0];
+        assert_eq!(ip.fast & fast::ENCAP4_MASK, fast::ENCAP4_PLAIN);
+        assert_ne!(ip.fast & fast::DECAP, 0);
+    }
+}
+
 #[test]
 fn type_iii_copies_carry_the_timestamp_direction_hwid_and_bso() {
     let cfg = mirror_config(

@@ -17,4 +17,5 @@ mod pmtu;
 mod punt;
 mod rig;
 mod sequence;
+mod teb;
 mod tunnel_addresses;

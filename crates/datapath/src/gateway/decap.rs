@@ -172,6 +172,9 @@ impl<B: PacketBuf> Worker<B> {
             }
             t.state.rx_seq.store(s, Ordering::Relaxed);
         }
+        if proto == gre::protocol::TEB && t.is_teb() {
+            return self.teb_in(tables, pkt, ti, t.teb, strip, total, c);
+        }
         let inner_type = match proto {
             gre::protocol::IPV4 | gre::protocol::IPV6 => proto,
             gre::protocol::CISCO_METADATA => match gre::CiscoMetaData::parse(&outer[strip..]) {
@@ -227,6 +230,10 @@ impl<B: PacketBuf> Worker<B> {
                 return tdrop(c, DropReason::NoRoute);
             };
             return self.l2_rewrite(tables, pkt, port, nh);
+        }
+        if t.is_teb() {
+            // A TEB tunnel carries Ethernet frames (and keepalives, answered above), no routed IP.
+            return tdrop(c, DropReason::UnsupportedGreProtocol);
         }
         if let Some(allowed) = &t.allowed_sources {
             if !allowed.iter().any(|n| n.contains(&isrc)) {

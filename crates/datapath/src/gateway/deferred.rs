@@ -118,12 +118,13 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict {
         // The worker calls `process` once per packet of the prepared burst, in order.
         let w = &mut self.w;
-        let staged = if w.staged_next < w.staged_len {
-            let ti = w.staged_ti[w.staged_next];
-            w.staged_next += 1;
-            Some(ti)
+        let i = w.staged_next;
+        let staged = if i < w.staged_len {
+            w.staged_next = i + 1;
+            // (`staged_len` <= STAGE_MAX, a power of two: the mask only spares the bounds check.)
+            w.staged_ti[i % STAGE_MAX]
         } else {
-            None
+            NOT_STAGED
         };
         w.handle_staged(&self.tables, pkt, in_port, staged, counters)
     }
@@ -244,7 +245,8 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             let v = if h.keepalive {
                 self.encap_keepalive(&mut pkt, ti, counters)
             } else {
-                self.encap(&mut pkt, 0, ti, counters)
+                self.w
+                    .encap_released(&self.tables, &mut pkt, 0, ti, counters)
             };
             self.settle(v, pkt, emit, counters);
         }
@@ -363,15 +365,10 @@ impl<B: PacketBuf + Send> Gateway<B> {
                 }),
                 // By id: the tunnel may have moved to another index, or be gone.
                 Held::Encap { in_port, tunnel } => match self.tables.resolve(tunnel) {
-                    Some(ti) if self.tables.tunnels[ti as usize].resolved => Some(self.w.encap(
-                        &self.tables,
-                        &mut pkt,
-                        in_port,
-                        ti,
-                        true,
-                        false,
-                        counters,
-                    )),
+                    Some(ti) if self.tables.tunnels[ti as usize].resolved => Some(
+                        self.w
+                            .encap_released(&self.tables, &mut pkt, in_port, ti, counters),
+                    ),
                     Some(_) => None,
                     None => Some(Verdict::Drop(DropReason::UnknownTunnel)),
                 },

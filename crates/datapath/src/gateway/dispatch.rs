@@ -89,24 +89,25 @@ impl<B: PacketBuf> Worker<B> {
         in_port: usize,
         c: &mut Counters,
     ) -> Verdict {
-        self.handle_staged(tables, pkt, in_port, None, c)
+        self.handle_staged(tables, pkt, in_port, NOT_STAGED, c)
     }
 
-    /// [`Worker::handle`] with the packet's staged encap lookup, when `prepare_burst` made one.
+    /// [`Worker::handle`] with the packet's staged encap lookup, when `prepare_burst` made one (a tunnel index,
+    /// `NO_TUNNEL`), else `NOT_STAGED`.
     #[inline(always)]
     pub(super) fn handle_staged(
         &mut self,
         tables: &Tables,
         pkt: &mut B,
         in_port: usize,
-        staged: Option<u32>,
+        staged: u32,
         c: &mut Counters,
     ) -> Verdict {
         if self.fast_path {
             // A staged packet came in on an inside port (`prepare_burst` stages only those).
             // (An IPv6 packet, staged or not, is declined by the IPv4 path at its ethertype check.)
             let role = tables.ports[in_port].role;
-            let fast = if staged.is_some() || role == PortRole::Inside {
+            let fast = if staged != NOT_STAGED || role == PortRole::Inside {
                 match self.fast_encap4(tables, pkt, staged, c) {
                     Some(v) => Some(v),
                     None => self.fast_encap6(tables, pkt, staged, c),
@@ -117,7 +118,7 @@ impl<B: PacketBuf> Worker<B> {
                     None => self.fast_decap6(tables, pkt, c),
                 }
             } else {
-                // An l2 port: the general rules (which drop it: no bridge).
+                // An l2 port: the general rules (which bridge it).
                 None
             };
             if let Some(v) = fast {
@@ -158,7 +159,7 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Verdict {
         if tables.ports[in_port].role == PortRole::L2 {
             // Frames of an l2 port are bridged, never routed; without a bridge they go nowhere.
-            return Verdict::Drop(DropReason::L2NoBridge);
+            return self.bridge_from_port(tables, pkt, in_port, c);
         }
         let d = pkt.data();
         let Some(eth) = ethernet::Header::from_prefix(d) else {

@@ -49,26 +49,8 @@ impl<B: PacketBuf> Worker<B> {
         if inner_len > usize::from(t.mtu.get()) {
             return self.encap_too_big(tables, pkt, in_port, ti, decrement, c);
         }
-        if !t.resolved {
-            self.event(Event::Resolve {
-                port: usize::from(t.out_port),
-                ip: t.next_hop,
-            });
-            let v = self.wait_for_neighbor(Waiting::Encap {
-                in_port: in_port as u16,
-                tunnel: ti,
-            });
-            if !v.is_hold() {
-                c.tunnels[ti as usize].drops += 1;
-            }
+        if let Some(v) = self.encap_not_ready(t, in_port, ti, c) {
             return v;
-        }
-        if t.sequence && self.owner_of(t) != self.worker {
-            // RFC 2890 order on the wire: only the owner numbers and sends this tunnel's packets.
-            return Verdict::Hold(HoldReason::Handoff {
-                owner: self.owner_of(t) as u16,
-                tunnel: ti,
-            });
         }
         if t.inner_checks & inner_check::MSS_CLAMP != 0 {
             // MSS clamping into the tunnel (after the MTU check: an ICMP error quotes the packet as received).
@@ -82,6 +64,41 @@ impl<B: PacketBuf> Worker<B> {
             inner::set_outer_encap_limit(pkt.data_mut(), at, limit);
         }
         v
+    }
+
+    /// The checks every encapsulation makes once the packet fits the tunnel: the outer next hop's MAC is known
+    /// (else the packet waits for it), and a sequenced tunnel's packets are sent by its owner worker (else handed
+    /// off). `Some` with the verdict when the packet cannot be encapsulated here and now.
+    #[inline(always)]
+    pub(super) fn encap_not_ready(
+        &mut self,
+        t: &Tunnel,
+        in_port: usize,
+        ti: u32,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        if !t.resolved {
+            self.event(Event::Resolve {
+                port: usize::from(t.out_port),
+                ip: t.next_hop,
+            });
+            let v = self.wait_for_neighbor(Waiting::Encap {
+                in_port: in_port as u16,
+                tunnel: ti,
+            });
+            if !v.is_hold() {
+                c.tunnels[ti as usize].drops += 1;
+            }
+            return Some(v);
+        }
+        if t.sequence && self.owner_of(t) != self.worker {
+            // RFC 2890 order on the wire: only the owner numbers and sends this tunnel's packets.
+            return Some(Verdict::Hold(HoldReason::Handoff {
+                owner: self.owner_of(t) as u16,
+                tunnel: ti,
+            }));
+        }
+        None
     }
 
     /// The encapsulation proper, every check passed: the router hop's TTL decrement, the outer header from the
@@ -128,11 +145,45 @@ impl<B: PacketBuf> Worker<B> {
         };
         // RFC 6040 normal mode: the outer ECN field is a copy of the inner one. DSCP inherited or fixed (the
         // masks are decided per tunnel, see `Tunnel::tos_keep`).
+        // The packet's Ethernet header becomes the outer one; the GRE protocol type is the inner family's.
+        let outer = Outer {
+            tos_in,
+            ttl_in,
+            df,
+            grow: t.header_bytes() - ethernet::HEADER_LEN,
+            protocol: if v4 { ethertype::IPV4 } else { ethertype::IPV6 },
+            inner_len,
+            payload_sum,
+        };
+        self.emit_outer(t, pkt, ti, outer, c)
+    }
+
+    /// The outer headers in front of a packet that passed every check (IP routed into the tunnel, or an Ethernet
+    /// frame bridged into it): the tunnel's template grown by `o.grow` bytes, the per-packet IP fields, the
+    /// GRE protocol type, sequence number and checksum, and the tunnel's counters.
+    #[inline(always)]
+    pub(super) fn emit_outer(
+        &mut self,
+        t: &Tunnel,
+        pkt: &mut B,
+        ti: u32,
+        o: Outer,
+        c: &mut Counters,
+    ) -> Verdict {
+        let Outer {
+            tos_in,
+            ttl_in,
+            df,
+            grow,
+            protocol,
+            inner_len,
+            payload_sum,
+        } = o;
         let tos = (tos_in & t.tos_keep) | t.tos_set;
         let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
         let hl = t.header_bytes();
         debug_assert!(hl <= MAX_ENCAP_HEADER);
-        if pkt.prepend(hl - ethernet::HEADER_LEN).is_none() {
+        if pkt.prepend(grow).is_none() {
             return Verdict::Drop(DropReason::NoHeadroom);
         }
         let outer_len = inner_len + hl - ethernet::HEADER_LEN;
@@ -150,13 +201,13 @@ impl<B: PacketBuf> Worker<B> {
             let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(d));
             outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, df, ttl);
         }
-        if !v4 {
+        if protocol != ethertype::IPV4 {
             // The template's protocol type is IPv4.
             let at = t.gre_at();
             d.get_mut(at..at + gre::BASE_HEADER_LEN)
                 .and_then(gre::HeaderMut::from_prefix)
                 .expect("the template's GRE header")
-                .set_protocol(ethertype::IPV6);
+                .set_protocol(protocol);
         }
         if t.sequence {
             // Single writer (the owner worker): load + store, no read-modify-write contention.
@@ -248,5 +299,95 @@ impl<B: PacketBuf> Worker<B> {
             }
         }
         self.encap(tables, pkt, in_port, ti, decrement, false, c)
+    }
+}
+
+/// What [`Worker::emit_outer`] needs to know of the packet it encapsulates.
+#[derive(Clone, Copy)]
+pub(super) struct Outer {
+    /// The inner TOS / traffic class and TTL / hop limit (what `tos = "inherit"` and `ttl = "inherit"` take).
+    pub tos_in: u8,
+    pub ttl_in: u8,
+    /// The outer IPv4 header's DF bit.
+    pub df: bool,
+    /// Bytes the packet grows by at the front (the header length, less the Ethernet header an IP packet already
+    /// has in front of it).
+    pub grow: usize,
+    /// The GRE protocol type (the template holds IPv4's).
+    pub protocol: u16,
+    /// Bytes of the inner packet (an IP packet, or a whole Ethernet frame).
+    pub inner_len: usize,
+    /// The GRE checksum of a fast-path packet, summed before the headers were written (see `encap_emit`).
+    pub payload_sum: Option<u16>,
+}
+
+impl<B: PacketBuf> Worker<B> {
+    /// Encapsulate the Ethernet frame `pkt` (from its first byte) into TEB tunnel `ti` (GRE protocol 0x6558,
+    /// RFC 1701): the frame goes inside as it is, behind the tunnel's whole template. A frame longer than the
+    /// tunnel MTU plus its Ethernet header is dropped (`frame_too_big`): an Ethernet payload is not fragmented,
+    /// and its sender cannot be told (it is not an IP hop of ours). The outer DF bit is set. `tos` and `ttl`
+    /// inherit from an untagged IPv4 or IPv6 packet in the frame (as Linux gretap does); any other frame
+    /// inherits TOS 0 and TTL 64.
+    pub(super) fn encap_frame(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        ti: u32,
+        c: &mut Counters,
+    ) -> Verdict {
+        let t = &tables.tunnels[ti as usize];
+        if t.is_down() {
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::TunnelDown);
+        }
+        let frame_len = pkt.pkt_len();
+        if frame_len > usize::from(t.mtu.get()) + ethernet::HEADER_LEN {
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::FrameTooBig);
+        }
+        if let Some(v) = self.encap_not_ready(t, 0, ti, c) {
+            return v;
+        }
+        let d = pkt.data();
+        let (tos_in, ttl_in) = match ethertype_of(d) {
+            ethertype::IPV4 => frame_prefix::<ETH_IPV4>(d)
+                .map(|h| eth_ipv4(h).1)
+                .filter(|ip| ip.version() == 4)
+                .map(|ip| (ip.dscp_ecn(), ip.ttl())),
+            ethertype::IPV6 => frame_prefix::<ETH_IPV6>(d)
+                .map(|h| eth_ipv6(h).1)
+                .filter(|ip| ip.version() == 6)
+                .map(|ip| (ip.traffic_class(), ip.hop_limit())),
+            _ => None,
+        }
+        .unwrap_or((0, 64));
+        let outer = Outer {
+            tos_in,
+            ttl_in,
+            df: true,
+            grow: t.header_bytes(),
+            protocol: gre::protocol::TEB,
+            inner_len: frame_len,
+            payload_sum: None,
+        };
+        self.emit_outer(t, pkt, ti, outer, c)
+    }
+
+    /// Encapsulate a packet that waited (for the tunnel's next hop, or on the owner's handoff ring): an Ethernet
+    /// frame for a TEB tunnel, else an IP packet as a router hop (its TTL is decremented now: the hold came
+    /// before the encapsulation's decrement).
+    pub(super) fn encap_released(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        in_port: usize,
+        ti: u32,
+        c: &mut Counters,
+    ) -> Verdict {
+        if tables.tunnels[ti as usize].is_teb() {
+            self.encap_frame(tables, pkt, ti, c)
+        } else {
+            self.encap(tables, pkt, in_port, ti, true, false, c)
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! (key or not, no checksum or sequence number) carrying IP to an inside neighbour. Each declines (returns
 //! `None`, packet untouched) anything the general rules must see.
 use super::*;
-use crate::tunnel::table::inner_check;
+use crate::tunnel::table::{fast, inner_check};
 
 impl<B: PacketBuf> Worker<B> {
     //
@@ -20,7 +20,7 @@ impl<B: PacketBuf> Worker<B> {
         &mut self,
         tables: &Tables,
         pkt: &mut B,
-        staged: Option<u32>,
+        staged: u32,
         c: &mut Counters,
     ) -> Option<Verdict> {
         let d = pkt.data();
@@ -45,53 +45,76 @@ impl<B: PacketBuf> Worker<B> {
         if dst >= 0xe000_0000 || ip.ttl() <= 1 {
             return None;
         }
-        let ti = match staged {
-            // Staged on this same destination (the packet is unchanged since).
-            Some(NO_TUNNEL) => return None,
-            Some(ti) => ti,
-            None => tables.routes.encap4.lookup(dst)?,
+        // Staged on this same destination (the packet is unchanged since), or looked up now.
+        let ti = if staged < NOT_STAGED {
+            staged
+        } else if staged == NOT_STAGED {
+            tables.routes.encap4.lookup(dst)?
+        } else {
+            return None;
         };
         // Not for us: only possible here when some tunnel route covers one of our addresses.
         if tables.local4_tunneled && self.is_local4(tables, dst.to_be_bytes()) {
             return None;
         }
         let t = tables.tunnels.get(ti as usize)?;
-        // Sequenced tunnels (owner worker), unresolved next hops, down tunnels and too-big packets: general.
-        if t.sequence || !t.resolved || t.is_down() || ip_len > usize::from(t.mtu.get()) {
+        // The tunnel's shape, decided when the table was built; a tunnel with any setting the fast path must
+        // look at (0) takes the full checks here.
+        let mut shape = t.fast & fast::ENCAP4_MASK;
+        if shape == 0 {
+            // Sequenced tunnels (owner worker), unresolved next hops, down tunnels: general.
+            if t.sequence || !t.resolved || t.is_down() {
+                return None;
+            }
+            // A tunnel with inner-packet rules (MSS clamping, encapsulation limit): what they apply to, general.
+            if t.inner_checks != 0
+                && inner::inner_needs_general(
+                    pkt.data(),
+                    ethernet::HEADER_LEN,
+                    true,
+                    t.inner_checks,
+                )
+            {
+                return None;
+            }
+            shape = t.encap4_shape();
+            if shape == 0 {
+                // IPv6 outside.
+                if ip_len > usize::from(t.mtu.get()) {
+                    return None;
+                }
+                return Some(self.encap_emit(t, pkt, ti, true, ip_len, true, true, c));
+            }
+        }
+        // Too big (the MTU may be a path MTU learned meanwhile): general.
+        if ip_len > usize::from(t.mtu.get()) {
             return None;
         }
-        // A tunnel with inner-packet rules (MSS clamping, encapsulation limit): what they apply to, general.
-        if t.inner_checks != 0
-            && inner::inner_needs_general(pkt.data(), ethernet::HEADER_LEN, true, t.inner_checks)
-        {
-            return None;
-        }
-        if !t.outer_v6() {
-            // IPv4 outside: from the header values already loaded, at fixed offsets.
-            let inner = InnerV4 {
-                len: ip_len,
-                tos: ip.dscp_ecn(),
-                ttl: ip.ttl(),
-                df: ip.dont_frag(),
-                cksum: ip.checksum(),
-            };
-            // One copy per checksum setting: the plain tunnel's copy has no checksum code at all.
-            return Some(if t.checksum {
-                self.fast_emit4::<true>(t, pkt, ti, inner, c)
-            } else {
-                self.fast_emit4::<false>(t, pkt, ti, inner, c)
-            });
-        }
-        Some(self.encap_emit(t, pkt, ti, true, ip_len, true, true, c))
+        // IPv4 outside: from the header values already loaded, at fixed offsets.
+        let inner = InnerV4 {
+            len: ip_len,
+            tos: ip.dscp_ecn(),
+            ttl: ip.ttl(),
+            df: ip.dont_frag(),
+            cksum: ip.checksum(),
+        };
+        // One copy per header shape: the plain tunnel's copy has no checksum code at all, and every copy
+        // writes a header of constant length.
+        Some(match shape {
+            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_KEY => self.fast_emit4::<false, true>(t, pkt, ti, inner, c),
+            fast::ENCAP4_CSUM => self.fast_emit4::<true, false>(t, pkt, ti, inner, c),
+            _ => self.fast_emit4::<true, true>(t, pkt, ti, inner, c),
+        })
     }
 
     /// [`Worker::encap_emit`] for the fast path's IPv4-outside tunnels (no sequence number there, so a 38-, 42-
-    /// or 46-byte header: key and GRE checksum optional): the inner header's TTL is decremented before
-    /// prepending and the outer IPv4 header sits at fixed offsets, so the whole rewrite is two length checks and
+    /// or 46-byte header: `CSUM` and `KEY` say which): the inner header's TTL is decremented before prepending
+    /// and the outer IPv4 header sits at fixed offsets, so the whole rewrite is two length checks and
     /// straight-line stores of values already in registers. `tests::fast_path_equals_general_rules` compares it
     /// byte for byte with the general rules.
     #[inline(always)]
-    pub(super) fn fast_emit4<const CSUM: bool>(
+    pub(super) fn fast_emit4<const CSUM: bool, const KEY: bool>(
         &mut self,
         t: &Tunnel,
         pkt: &mut B,
@@ -121,14 +144,8 @@ impl<B: PacketBuf> Worker<B> {
         }
         let tos = (inner.tos & t.tos_keep) | t.tos_set;
         let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
-        // A value the compiler knows the range of, so the copies below need no checks: 38 or 42 without a
-        // checksum (key or not), 42 or 46 with one.
-        let short = if CSUM { HL_MIN + 4 } else { HL_MIN };
-        let hl = if t.header_bytes() > short {
-            short + 4
-        } else {
-            short
-        };
+        // A constant: 38 or 42 without a checksum (key or not), 42 or 46 with one.
+        let hl = HL_MIN + if CSUM { 4 } else { 0 } + if KEY { 4 } else { 0 };
         debug_assert_eq!(hl, t.header_bytes());
         if pkt.prepend(hl - ethernet::HEADER_LEN).is_none() {
             return Verdict::Drop(DropReason::NoHeadroom);
@@ -165,7 +182,7 @@ impl<B: PacketBuf> Worker<B> {
         &mut self,
         tables: &Tables,
         pkt: &mut B,
-        staged: Option<u32>,
+        staged: u32,
         c: &mut Counters,
     ) -> Option<Verdict> {
         let d = pkt.data();
@@ -186,10 +203,12 @@ impl<B: PacketBuf> Worker<B> {
         if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || ip.hop_limit() <= 1 {
             return None;
         }
-        let ti = match staged {
-            Some(NO_TUNNEL) => return None,
-            Some(ti) => ti,
-            None => tables.routes.encap6.lookup_bytes(dst)?,
+        let ti = if staged < NOT_STAGED {
+            staged
+        } else if staged == NOT_STAGED {
+            tables.routes.encap6.lookup_bytes(dst)?
+        } else {
+            return None;
         };
         // Not for us: only possible here when some tunnel route covers an address of ours.
         if tables.local6_tunneled && self.is_local6(tables, *dst) {
@@ -332,21 +351,24 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Option<Verdict> {
         let t = tables.tunnels.get(ti as usize)?;
         // (A packet for one of our own addresses, a tunnel's included, is declined by the inner checks below.)
-        if t.checksum || t.sequence || t.allowed_sources.is_some() {
-            return None;
-        }
-        // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN tunnel decapsulates no IP
-        // packet: the general rules say why. (One test of the hot byte for tunnels with neither.)
-        if t.inner_checks & (inner_check::MSS_CLAMP | inner_check::ERSPAN) != 0
-            && (t.inner_checks & inner_check::ERSPAN != 0
-                || inner::inner_needs_general(
-                    pkt.data(),
-                    off,
-                    proto != ethertype::IPV6,
-                    inner_check::MSS_CLAMP,
-                ))
-        {
-            return None;
+        // A tunnel with no setting to look at, decided when the table was built, skips the rest.
+        if t.fast & fast::DECAP == 0 {
+            if t.checksum || t.sequence || t.allowed_sources.is_some() {
+                return None;
+            }
+            // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN or TEB tunnel routes no
+            // IP packet: the general rules say why.
+            if t.inner_checks & (inner_check::ERSPAN | inner_check::TEB) != 0
+                || (t.inner_checks & inner_check::MSS_CLAMP != 0
+                    && inner::inner_needs_general(
+                        pkt.data(),
+                        off,
+                        proto != ethertype::IPV6,
+                        inner_check::MSS_CLAMP,
+                    ))
+            {
+                return None;
+            }
         }
         if proto == ethertype::IPV6 {
             self.fast_decap_inner6(tables, pkt, off, ti, c)

@@ -7,6 +7,7 @@
 //! ARP / ND for our addresses, ICMP echo to our addresses, ICMP errors (fragmentation needed / packet too big /
 //! time exceeded, token-bucket limited) and Cisco keepalives are answered in place: no allocation per packet.
 //! Every packet ends as a [`Verdict::Tx`] or a [`Verdict::Drop`] with its reason.
+mod bridge;
 mod decap;
 mod deferred;
 mod dispatch;
@@ -208,8 +209,12 @@ struct Worker<B> {
     /// Packets waiting for a next hop's MAC (at most [`HOLD_MAX`], each for at most [`HOLD_MS`]): (deadline TSC,
     /// what it waits for, packet). Released by `poll_deferred` once the neighbour is in the tables.
     held: VecDeque<(u64, Held, B)>,
-    /// Extra packets a rule produced (fragments) waiting for the worker's next deferred flush.
+    /// Extra packets a rule produced (fragments, flooded copies) waiting for the worker's next deferred flush.
+    /// Flooding adds to it only below [`DEFERRED_CAP`] (its capacity, allocated once).
     deferred: Vec<(usize, B)>,
+    /// The MAC tables' clock in seconds, and the TSC at which it next moves on (see `bridge_clock`).
+    clock_s: u32,
+    clock_next_tsc: u64,
     /// RFC 2890 reordering buffers, by tunnel index of the table in use (moved by tunnel id when a new table
     /// generation is picked up).
     reorder: Vec<crate::reorder::ReorderBuf<B>>,
@@ -248,8 +253,14 @@ struct Worker<B> {
 
 /// The largest burst whose encap lookups are staged (the worker's `MAX_BURST`); a larger one is not staged.
 const STAGE_MAX: usize = 256;
-/// A staged lookup that found no tunnel (or a packet that is not IPv4).
+const _: () = assert!(STAGE_MAX.is_power_of_two());
+/// A staged lookup that found no tunnel (or a packet that is not IP).
 const NO_TUNNEL: u32 = u32::MAX;
+/// No staged lookup for this packet (the fast path looks the route up itself). Tunnel indices stay below it.
+const NOT_STAGED: u32 = u32::MAX - 1;
+
+/// Room in a worker's deferred queue, allocated once: the copies one poll round's flooding may add.
+const DEFERRED_CAP: usize = 1024;
 
 /// At most this many fragments per packet (a 9000-byte jumbo into a 576-byte MTU needs 17).
 const MAX_FRAGMENTS: usize = 32;
@@ -374,7 +385,9 @@ impl<B: PacketBuf> Gateway<B> {
                 now: 0,
                 tsc_hz,
                 held: VecDeque::with_capacity(HOLD_MAX),
-                deferred: Vec::with_capacity(64),
+                deferred: Vec::with_capacity(DEFERRED_CAP),
+                clock_s: 0,
+                clock_next_tsc: 0,
                 reorder: Vec::new(),
                 reorder_held: 0,
                 reasm: Default::default(),

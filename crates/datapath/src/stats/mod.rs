@@ -105,13 +105,22 @@ pub enum DropReason {
     PuntRateLimited,
     /// A packet for a host interface that found the worker's punt ring to the control thread full.
     PuntQueueFull,
-    /// A frame received on an l2 port (`role = "l2"`): nothing bridges it (bridges are not implemented yet).
+    /// A frame received on an l2 port (`role = "l2"`) that no bridge takes: the port is a member of none, or the
+    /// frame is tagged with a VLAN that is no member (and the port as a whole is none either).
     L2NoBridge,
     /// ERSPAN from a tunnel's peer for another session than the tunnel's `erspan.session`.
     ErspanSessionMismatch,
     /// ERSPAN for an ERSPAN tunnel with a truncated header, a wrong version, a type III frame type other than
     /// Ethernet, or less than an Ethernet header inside.
     ErspanMalformed,
+    /// An Ethernet frame bridged into a TEB tunnel that is longer than the tunnel MTU plus its 14-byte Ethernet
+    /// header: Ethernet payloads are not fragmented.
+    FrameTooBig,
+    /// A bridged frame whose destination MAC was learned on the member it came from: it is not sent back.
+    BridgeSameMember,
+    /// A bridged frame whose source MAC is a group (multicast/broadcast) or all-zero address: not learned, not
+    /// forwarded (IEEE 802.1Q 8.7.1).
+    BridgeBadSource,
     /// ERSPAN of the right session from the peer of an ERSPAN tunnel that only sends (a `[[mirror]]` target
     /// without `deliver`): there is no port to deliver it to.
     ErspanNoDeliver,
@@ -169,6 +178,9 @@ impl DropReason {
         DropReason::L2NoBridge,
         DropReason::ErspanSessionMismatch,
         DropReason::ErspanMalformed,
+        DropReason::FrameTooBig,
+        DropReason::BridgeSameMember,
+        DropReason::BridgeBadSource,
         DropReason::ErspanNoDeliver,
     ];
 
@@ -221,6 +233,9 @@ impl DropReason {
             DropReason::L2NoBridge => "l2_no_bridge",
             DropReason::ErspanSessionMismatch => "erspan_session_mismatch",
             DropReason::ErspanMalformed => "erspan_malformed",
+            DropReason::FrameTooBig => "frame_too_big",
+            DropReason::BridgeSameMember => "bridge_same_member",
+            DropReason::BridgeBadSource => "bridge_bad_source",
             DropReason::ErspanNoDeliver => "erspan_no_deliver",
         }
     }
@@ -288,6 +303,42 @@ impl MirrorCounters {
     }
 }
 
+/// Counters of one bridge, as seen by one worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BridgeCounters {
+    /// Frames received from the bridge's members.
+    pub rx: u64,
+    /// Known unicast frames sent to the one member that learned their destination.
+    pub forwarded: u64,
+    /// Frames sent to every other member (broadcast, multicast, unknown unicast, or `learning = false`).
+    pub flooded: u64,
+    /// Copies made for flooding (a frame flooded to n members makes n - 1).
+    pub flood_copies: u64,
+    /// Copies that could not be made (no mbuf, a frame too long for one, the worker's deferred queue full): those
+    /// members did not get the frame.
+    pub flood_copy_failed: u64,
+    /// Source MACs learned (new, or back after aging).
+    pub learned: u64,
+    /// Source MACs seen on another member than the one that had learned them.
+    pub moved: u64,
+    /// Source MACs not learned because the MAC table was full (`mac_table_size`); their frames are still
+    /// forwarded, and frames to them flooded.
+    pub table_full: u64,
+}
+
+impl BridgeCounters {
+    fn add(&mut self, b: &BridgeCounters) {
+        self.rx += b.rx;
+        self.forwarded += b.forwarded;
+        self.flooded += b.flooded;
+        self.flood_copies += b.flood_copies;
+        self.flood_copy_failed += b.flood_copy_failed;
+        self.learned += b.learned;
+        self.moved += b.moved;
+        self.table_full += b.table_full;
+    }
+}
+
 /// Spare per-tunnel slots a worker keeps past its table's tunnels, so a tunnel added at run time and met
 /// before the worker re-lays out its counters lands in a slot (uncounted) instead of past the end.
 pub const TUNNEL_SLACK: usize = 8;
@@ -302,6 +353,8 @@ pub struct Counters {
     pub ports: Vec<PortCounters>,
     pub tunnels: Vec<TunnelCounters>,
     pub tunnel_ids: Arc<[u64]>,
+    /// `bridges[i]` counts bridge `i` (in configuration order; bridges do not change at run time).
+    pub bridges: Vec<BridgeCounters>,
     pub drops: [u64; DropReason::COUNT],
     /// Packets whose TSC latency was recorded.
     pub latency_samples: u64,
@@ -344,6 +397,7 @@ impl Clone for Counters {
         if !Arc::ptr_eq(&self.tunnel_ids, &o.tunnel_ids) {
             self.tunnel_ids = o.tunnel_ids.clone();
         }
+        self.bridges.clone_from(&o.bridges);
         self.drops = o.drops;
         self.latency_samples = o.latency_samples;
         self.polls = o.polls;
@@ -367,6 +421,7 @@ impl Counters {
             ports: vec![PortCounters::default(); ports],
             tunnels: vec![TunnelCounters::default(); tunnels],
             tunnel_ids: (0..tunnels as u64).collect(),
+            bridges: Vec::new(),
             drops: [0; DropReason::COUNT],
             latency_samples: 0,
             polls: 0,
@@ -400,6 +455,13 @@ impl Counters {
     pub fn ensure_tunnels(&mut self, n: usize) {
         if self.tunnels.len() < n {
             self.tunnels.resize(n, TunnelCounters::default());
+        }
+    }
+
+    /// Make room for `n` bridges (done once, before a worker's first bridged frame).
+    pub fn ensure_bridges(&mut self, n: usize) {
+        if self.bridges.len() < n {
+            self.bridges.resize(n, BridgeCounters::default());
         }
     }
 
@@ -457,6 +519,10 @@ impl Counters {
         }
         if ids.len() != self.tunnel_ids.len() {
             self.tunnel_ids = ids.into();
+        }
+        self.ensure_bridges(o.bridges.len());
+        for (a, b) in self.bridges.iter_mut().zip(&o.bridges) {
+            a.add(b);
         }
         for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
@@ -622,6 +688,13 @@ mod tests {
         assert_eq!(&a.tunnel_ids[..], &[0, 1, 2]);
         assert_eq!(a.tunnels[2].encap, 4);
         assert_eq!(a.drops_by_name()["bad_checksum"], 2);
+        assert!(a.bridges.is_empty());
+        let mut w = Counters::new(2, 1);
+        w.ensure_bridges(2);
+        w.bridges[1].flooded = 3;
+        a.merge(&w);
+        a.merge(&w);
+        assert_eq!(a.bridges[1].flooded, 6);
         assert_eq!(a.total_drops(), 3);
     }
 

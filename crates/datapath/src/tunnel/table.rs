@@ -64,6 +64,28 @@ pub mod inner_check {
     pub const ENCAP_LIMIT: u8 = 2;
     /// An ERSPAN tunnel (`mode = "erspan"`): every packet it receives takes the general rules.
     pub const ERSPAN: u8 = 4;
+    /// A TEB tunnel (`mode = "teb"`, Ethernet inside): what it receives takes the general rules (its Ethernet
+    /// frames never reach the IP fast path, whose GRE check takes IPv4 and IPv6 only; this bit keeps the rest,
+    /// a peer's keepalives, off it too), and it is sent frames by its bridge, not routed IP.
+    pub const TEB: u8 = 8;
+}
+
+/// Bits of [`Tunnel::fast`].
+pub mod fast {
+    /// The IPv4-outside encapsulation fast path's header shape, or 0 when the tunnel needs the full checks
+    /// (sequence numbers, an unresolved next hop, keepalives, inner-packet rules, an IPv6 outer header).
+    pub const ENCAP4_MASK: u8 = 7;
+    /// 38 bytes: no key, no checksum.
+    pub const ENCAP4_PLAIN: u8 = 1;
+    /// 42 bytes: a key.
+    pub const ENCAP4_KEY: u8 = 2;
+    /// 42 bytes: a checksum.
+    pub const ENCAP4_CSUM: u8 = 3;
+    /// 46 bytes: checksum and key.
+    pub const ENCAP4_CSUM_KEY: u8 = 4;
+    /// The decapsulation fast path takes this tunnel's packets without testing its settings: no checksum,
+    /// sequence numbers or source filter, no inner-packet rule on the way out, not an ERSPAN or TEB tunnel.
+    pub const DECAP: u8 = 8;
 }
 
 /// What an ERSPAN tunnel (`mode = "erspan"`) does with what it receives: the mirrored frames of `session` leave
@@ -307,6 +329,11 @@ pub struct Tunnel {
     /// Offsets within the template.
     pub gre_off: u8,
     pub seq_off: u8,
+    /// The fast paths' per-tunnel decisions, made when the table is built ([`Tunnel::decide_fast`]) so a
+    /// packet tests one byte instead of each setting: [`fast::ENCAP4_MASK`] holds the IPv4-outside
+    /// encapsulation's header shape (0: the tunnel takes the full checks), [`fast::DECAP`] says the
+    /// decapsulation fast path needs no per-tunnel check.
+    pub fast: u8,
     /// Ethernet + outer IP + GRE header with every constant field filled; per-packet fields are patched.
     pub template: [u8; MAX_ENCAP_HEADER],
     // Cold: configuration and state read on the slower paths.
@@ -337,6 +364,9 @@ pub struct Tunnel {
     /// A `[[mirror]]` sends into this ERSPAN tunnel: the header after GRE. The sequence number is
     /// `state.tx_seq`, taken by every worker that mirrors into the session (an atomic add per copy).
     pub erspan_tx: Option<ErspanTx>,
+    /// `mode = "teb"` (with [`inner_check::TEB`]): the bridge member the tunnel is; None for a TEB tunnel in no
+    /// bridge (what it receives is dropped as `l2_no_bridge`).
+    pub teb: Option<crate::bridge::MemberRef>,
 }
 
 impl Tunnel {
@@ -387,6 +417,49 @@ impl Tunnel {
             index: self.index,
             id: self.id,
         }
+    }
+    /// The IPv4-outside encapsulation header shape ([`fast`]`::ENCAP4_*`) by the tunnel's checksum and key;
+    /// 0 for an IPv6 outer header or a sequenced tunnel.
+    #[inline]
+    pub fn encap4_shape(&self) -> u8 {
+        const HL: usize = 14 + 20 + 4;
+        if self.outer_v6() || self.sequence {
+            return 0;
+        }
+        match (self.checksum, self.header_bytes()) {
+            (false, HL) => fast::ENCAP4_PLAIN,
+            (false, l) if l == HL + 4 => fast::ENCAP4_KEY,
+            (true, l) if l == HL + 4 => fast::ENCAP4_CSUM,
+            (true, l) if l == HL + 8 => fast::ENCAP4_CSUM_KEY,
+            _ => 0,
+        }
+    }
+    /// Fill [`Tunnel::fast`] from the settings (call once the tunnel is complete). What can change at run time
+    /// (the keepalive state, a learned path MTU) is still tested per packet. An ERSPAN sender never takes the
+    /// encapsulation fast path: its template's GRE header carries a sequence number (and its copies are made by
+    /// `gateway::mirror`, not encapsulated as routed IP).
+    pub fn decide_fast(&mut self) {
+        let encap = if self.resolved
+            && !self.keepalive_on
+            && self.inner_checks == 0
+            && self.erspan_tx.is_none()
+        {
+            self.encap4_shape()
+        } else {
+            0
+        };
+        let decap = !self.checksum
+            && !self.sequence
+            && self.allowed_sources.is_none()
+            && self.inner_checks
+                & (inner_check::MSS_CLAMP | inner_check::ERSPAN | inner_check::TEB)
+                == 0;
+        self.fast = encap | if decap { fast::DECAP } else { 0 };
+    }
+    /// A TEB tunnel (`mode = "teb"`): Ethernet frames inside.
+    #[inline]
+    pub fn is_teb(&self) -> bool {
+        self.inner_checks & inner_check::TEB != 0
     }
     /// Whether keepalives gate traffic and the tunnel is down.
     #[inline]
@@ -524,6 +597,10 @@ pub struct Tables {
     pub punt_pps: u32,
     /// The `[[mirror]]` sessions (ERSPAN out).
     pub mirrors: Mirrors,
+    /// The bridges (`[[bridge]]`), in configuration order.
+    pub bridges: Vec<crate::bridge::Bridge>,
+    /// Per port index: the bridge members its frames enter by (empty for ports in no bridge).
+    pub port_bridging: Vec<crate::bridge::PortBridging>,
 }
 
 impl Tables {
@@ -661,6 +738,7 @@ mod layout_tests {
             offset_of!(Tunnel, inner_checks) + 1,
             offset_of!(Tunnel, gre_off) + 1,
             offset_of!(Tunnel, seq_off) + 1,
+            offset_of!(Tunnel, fast) + 1,
         ];
         let tpl = offset_of!(Tunnel, template);
         assert!(

@@ -1,0 +1,523 @@
+//! TEB tunnels (`mode = "teb"`) and bridges (`[[bridge]]`) on byte buffers: learning, forwarding, flooding with
+//! copies, no reflection, VLAN members, the bounded MAC table, pseudowires, the MTU of Ethernet payloads, and
+//! the GRE options of TEB tunnels. Frames are built here by hand; the outer headers are checked field by field
+//! against an independent checksum.
+use super::rig::*;
+use crate::buf::VecBuf;
+use crate::config::Config;
+use crate::control::plane::ControlPlane;
+use crate::datapath::gateway::{Gateway, Shared};
+use crate::datapath::{Processor, Verdict};
+use crate::stats::{Counters, DropReason};
+use std::time::Instant;
+
+const LAN: usize = 2;
+const TRUNK: usize = 3;
+/// Bridges in [`teb_config`].
+const OFFICE: usize = 0;
+const SMALL: usize = 1;
+const PW: usize = 2;
+/// Tunnels.
+const L2B: usize = 0;
+const L2C: usize = 1;
+const L2D: usize = 2;
+
+const TSC_HZ: u64 = 1_000_000_000;
+
+fn teb_config() -> Config {
+    let text = r#"
+[eal]
+args = ["-l", "0-1"]
+[dataplane]
+workers = [1]
+[[port]]
+name = "inside"
+device = "net_null0"
+address = "10.0.0.1/24"
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "outside"
+device = "net_null1"
+address = "192.0.2.1/24"
+mac = "02:00:00:00:00:02"
+[[port]]
+name = "lan"
+device = "net_null2"
+role = "l2"
+[[port]]
+name = "trunk"
+device = "net_null3"
+role = "l2"
+[[tunnel]]
+name = "l2-b"
+mode = "teb"
+local = "192.0.2.1"
+remote = "198.51.100.7"
+key = 7
+[[tunnel]]
+name = "l2-c"
+mode = "teb"
+local = "192.0.2.1"
+remote = "198.51.100.8"
+checksum = true
+sequence = true
+ttl = 9
+tos = 0x20
+[[tunnel]]
+name = "l2-d"
+mode = "teb"
+local = "192.0.2.1"
+remote = "198.51.100.9"
+[[bridge]]
+name = "office"
+members = ["lan", "trunk.10", "l2-b"]
+[[bridge]]
+name = "small"
+members = ["trunk.30", "l2-d"]
+mac_table_size = 2
+aging_s = 60
+[[bridge]]
+name = "pw"
+members = ["trunk.20", "l2-c"]
+learning = false
+[[neighbor]]
+port = "outside"
+ip = "192.0.2.254"
+mac = "02:00:00:00:00:fe"
+[[route]]
+prefix = "0.0.0.0/0"
+via = "192.0.2.254"
+port = "outside"
+"#;
+    Config::from_str_named(text, "teb-test").unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct TebRig {
+    cp: ControlPlane,
+    gw: Gateway<VecBuf>,
+    c: Counters,
+    now: u64,
+}
+
+fn teb_rig() -> TebRig {
+    let cfg = teb_config();
+    let mut cp = ControlPlane::new(
+        &cfg,
+        &[IN_MAC, OUT_MAC, [2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 4]],
+        Instant::now(),
+        1,
+    )
+    .unwrap();
+    let shared = Shared::new(cp.tables(), 1);
+    let mut gw = Gateway::new(0, 1, shared, TSC_HZ);
+    let now = 5 * TSC_HZ;
+    Processor::<VecBuf>::begin_burst(&mut gw, now);
+    TebRig {
+        cp,
+        gw,
+        c: Counters::new(4, cfg.tunnels.len()),
+        now,
+    }
+}
+
+impl TebRig {
+    fn run(&mut self, frame: &[u8], port: usize) -> (Verdict, Vec<u8>) {
+        let mut b = VecBuf::new(frame);
+        let v = self.gw.handle(&mut b, port, &mut self.c);
+        (v, b.to_vec())
+    }
+
+    /// The copies flooding queued, as the end of the poll round sends them.
+    fn copies(&mut self) -> Vec<(usize, Vec<u8>)> {
+        deferred(&mut self.gw, self.now, &mut self.c)
+    }
+
+    /// Move the clock on by `s` seconds.
+    fn later(&mut self, s: u64) {
+        self.now += s * TSC_HZ;
+        Processor::<VecBuf>::begin_burst(&mut self.gw, self.now);
+    }
+}
+
+const A: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
+const B: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];
+const C: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 3];
+
+/// An untagged Ethernet frame from `src` to `dst` carrying IPv4/UDP with `n` payload bytes, TOS 0x48, TTL 33
+/// (the tunnels' outer TOS inherits it; their TTL is 64, or 9 for "l2-c").
+fn frame(dst: [u8; 6], src: [u8; 6], n: usize) -> Vec<u8> {
+    let mut f = eth(dst, src, 0x0800);
+    f.extend(ipv4(
+        [10, 9, 0, 1],
+        [10, 9, 0, 2],
+        17,
+        33,
+        0x48,
+        false,
+        &udp_payload(n),
+    ));
+    f
+}
+
+/// `f` with an 802.1Q tag of VLAN `vid` (priority 0).
+fn tagged(f: &[u8], vid: u16) -> Vec<u8> {
+    let mut t = f[..12].to_vec();
+    t.extend_from_slice(&[0x81, 0x00]);
+    t.extend_from_slice(&vid.to_be_bytes());
+    t.extend_from_slice(&f[12..]);
+    t
+}
+
+/// A TEB packet from `peer` to 192.0.2.1 with GRE header `gre` in front of `inner`.
+fn from_peer(peer: [u8; 4], gre: &[u8], inner: &[u8]) -> Vec<u8> {
+    let mut g = gre.to_vec();
+    g.extend_from_slice(inner);
+    let mut f = eth(OUT_MAC, GW_MAC, 0x0800);
+    f.extend(ipv4(peer, [192, 0, 2, 1], 47, 60, 0, false, &g));
+    f
+}
+
+const PEER_B: [u8; 4] = [198, 51, 100, 7];
+const PEER_C: [u8; 4] = [198, 51, 100, 8];
+const PEER_D: [u8; 4] = [198, 51, 100, 9];
+
+/// The encapsulated frame `out` (the verdict's bytes) checked field by field: outer Ethernet to the next hop,
+/// IPv4 from 192.0.2.1 to `peer` with DF, `ttl`, `tos` and a valid checksum, then the GRE header `gre` (as
+/// sent), then `inner` byte for byte. Returns the GRE header and payload.
+fn check_encap(
+    out: &[u8],
+    peer: [u8; 4],
+    ttl: u8,
+    tos: u8,
+    gre_len: usize,
+    inner: &[u8],
+) -> Vec<u8> {
+    assert_eq!(&out[..14], &eth(GW_MAC, OUT_MAC, 0x0800)[..]);
+    let ip = &out[14..34];
+    assert_eq!(ip[0], 0x45);
+    assert_eq!(ip[1], tos, "outer TOS");
+    assert_eq!(
+        usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+        20 + gre_len + inner.len()
+    );
+    assert_eq!(ip[6] & 0x40, 0x40, "DF");
+    assert_eq!((ip[8], ip[9]), (ttl, 47));
+    assert_eq!(&ip[12..16], &[192, 0, 2, 1]);
+    assert_eq!(&ip[16..20], &peer);
+    assert_eq!(csum(ip), 0, "outer IPv4 header checksum");
+    assert_eq!(
+        &out[34 + gre_len..],
+        inner,
+        "the inner frame, byte for byte"
+    );
+    assert_eq!(&out[36..38], &[0x65, 0x58], "GRE protocol type TEB");
+    out[34..].to_vec()
+}
+
+#[test]
+fn unknown_unicast_is_flooded_to_every_other_member_and_goes_into_the_tunnel_byte_for_byte() {
+    let mut r = teb_rig();
+    let f = frame(B, A, 40);
+    let (v, out) = r.run(&f, LAN);
+    // The last member (the tunnel) gets the frame itself; the VLAN member a copy, tagged.
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    let gre = check_encap(&out, PEER_B, 64, 0x48, 8, &f);
+    assert_eq!(&gre[..8], &[0x20, 0x00, 0x65, 0x58, 0, 0, 0, 7]);
+    assert_eq!(r.copies(), vec![(TRUNK, tagged(&f, 10))]);
+    let b = r.c.bridges[OFFICE];
+    assert_eq!(
+        (b.rx, b.flooded, b.flood_copies, b.learned, b.forwarded),
+        (1, 1, 1, 1, 0)
+    );
+    assert_eq!(r.c.tunnels[L2B].encap, 1);
+    assert_eq!(r.c.tunnels[L2B].encap_bytes, f.len() as u64);
+}
+
+#[test]
+fn a_learned_mac_gets_its_frames_alone_both_ways() {
+    let mut r = teb_rig();
+    r.run(&frame(B, A, 10), LAN);
+    r.copies();
+    // B answers through the tunnel: A is known on "lan", the frame leaves it exactly as B's peer sent it.
+    let reply = frame(A, B, 64);
+    let (v, out) = r.run(
+        &from_peer(PEER_B, &gre_hdr(false, Some(7), None, 0x6558, &[]), &reply),
+        OUTSIDE,
+    );
+    assert_eq!(v, Verdict::Tx(LAN));
+    assert_eq!(out, reply);
+    assert_eq!(r.c.tunnels[L2B].decap, 1);
+    // And now B is known on the tunnel: A's next frame goes there alone, no copies.
+    let f = frame(B, A, 20);
+    let (v, out) = r.run(&f, LAN);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    check_encap(&out, PEER_B, 64, 0x48, 8, &f);
+    assert!(r.copies().is_empty());
+    let b = r.c.bridges[OFFICE];
+    assert_eq!((b.forwarded, b.flooded, b.learned), (2, 1, 2));
+}
+
+#[test]
+fn a_vlan_member_loses_its_tag_inside_the_bridge_and_gets_it_back_outside() {
+    let mut r = teb_rig();
+    // B known on the tunnel.
+    r.run(
+        &from_peer(
+            PEER_B,
+            &gre_hdr(false, Some(7), None, 0x6558, &[]),
+            &frame(A, B, 8),
+        ),
+        OUTSIDE,
+    );
+    r.copies();
+    // C on VLAN 10 of the trunk to B: the tunnel carries the frame untagged.
+    let f = frame(B, C, 30);
+    let (v, out) = r.run(&tagged(&f, 10), TRUNK);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    check_encap(&out, PEER_B, 64, 0x48, 8, &f);
+    // B to C: out of the trunk with VLAN 10's tag.
+    let back = frame(C, B, 50);
+    let (v, out) = r.run(
+        &from_peer(PEER_B, &gre_hdr(false, Some(7), None, 0x6558, &[]), &back),
+        OUTSIDE,
+    );
+    assert_eq!(v, Verdict::Tx(TRUNK));
+    assert_eq!(out, tagged(&back, 10));
+    // A tagged frame arriving through the tunnel (the far side's VLANs) is carried as it is.
+    let inner_tagged = tagged(&frame(C, B, 5), 77);
+    let (v, out) = r.run(
+        &from_peer(
+            PEER_B,
+            &gre_hdr(false, Some(7), None, 0x6558, &[]),
+            &inner_tagged,
+        ),
+        OUTSIDE,
+    );
+    assert_eq!(v, Verdict::Tx(TRUNK));
+    assert_eq!(out, tagged(&inner_tagged, 10));
+}
+
+#[test]
+fn nothing_goes_back_to_the_member_it_came_from() {
+    let mut r = teb_rig();
+    r.run(&frame(B, A, 10), LAN);
+    r.copies();
+    // A frame to A from the member A is on: not sent back.
+    assert_eq!(
+        r.run(&frame(A, C, 10), LAN).0,
+        Verdict::Drop(DropReason::BridgeSameMember)
+    );
+    assert!(r.copies().is_empty());
+    // A broadcast from the tunnel: to "lan" and to VLAN 10 of the trunk, never into the tunnel again.
+    let bc = frame([0xff; 6], B, 12);
+    let (v, out) = r.run(
+        &from_peer(PEER_B, &gre_hdr(false, Some(7), None, 0x6558, &[]), &bc),
+        OUTSIDE,
+    );
+    assert_eq!(v, Verdict::Tx(TRUNK));
+    assert_eq!(out, tagged(&bc, 10));
+    assert_eq!(r.copies(), vec![(LAN, bc.clone())]);
+    // A multicast from "lan": the trunk (tagged) and the tunnel.
+    let mc = frame([0x01, 0x00, 0x5e, 0, 0, 1], A, 12);
+    let (v, _) = r.run(&mc, LAN);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    assert_eq!(r.copies(), vec![(TRUNK, tagged(&mc, 10))]);
+}
+
+#[test]
+fn a_full_mac_table_learns_nothing_more_counts_it_and_floods_to_the_unlearned() {
+    let mut r = teb_rig();
+    let from_trunk = |r: &mut TebRig, src: [u8; 6]| r.run(&tagged(&frame(B, src, 10), 30), TRUNK).0;
+    for src in [A, C, [0x02, 0xdd, 0, 0, 0, 4]] {
+        assert_eq!(from_trunk(&mut r, src), Verdict::Tx(OUTSIDE));
+    }
+    let b = r.c.bridges[SMALL];
+    assert_eq!((b.learned, b.table_full), (2, 1));
+    assert_eq!(r.c.tunnels[L2D].encap, 3);
+    assert_eq!(r.cp.mac_tables()[SMALL].len(), 2);
+    // Frames to the MAC that was not learned are flooded (here: the one other member); to a learned one,
+    // forwarded.
+    let gre = gre_hdr(false, None, None, 0x6558, &[]);
+    r.run(
+        &from_peer(PEER_D, &gre, &frame([0x02, 0xdd, 0, 0, 0, 4], B, 10)),
+        OUTSIDE,
+    );
+    r.run(&from_peer(PEER_D, &gre, &frame(A, B, 10)), OUTSIDE);
+    let b = r.c.bridges[SMALL];
+    // B came through the tunnel: also refused (full).
+    assert_eq!((b.flooded, b.forwarded, b.table_full), (4, 1, 3));
+    // A minute and a second later the entries are old: no longer used, and the control thread's expiry frees
+    // their room for new MACs.
+    r.later(61);
+    assert_eq!(
+        r.cp.mac_tables()[SMALL].expire(greway_datapath::bridge::clock_s(r.now, TSC_HZ)),
+        2
+    );
+    from_trunk(&mut r, [0x02, 0xdd, 0, 0, 0, 4]);
+    assert_eq!(r.c.bridges[SMALL].learned, 3);
+}
+
+#[test]
+fn learning_off_floods_every_frame_a_pseudowire() {
+    let mut r = teb_rig();
+    let f = frame(B, A, 10);
+    for _ in 0..3 {
+        let (v, out) = r.run(&tagged(&f, 20), TRUNK);
+        assert_eq!(v, Verdict::Tx(OUTSIDE));
+        assert_eq!(&out[out.len() - f.len()..], &f[..]);
+    }
+    let back = frame(A, B, 10);
+    for seq in 0..2 {
+        let gre = gre_hdr(true, None, Some(seq), 0x6558, &back);
+        let (v, out) = r.run(&from_peer(PEER_C, &gre, &back), OUTSIDE);
+        assert_eq!(v, Verdict::Tx(TRUNK));
+        assert_eq!(out, tagged(&back, 20));
+    }
+    let b = r.c.bridges[PW];
+    assert_eq!(
+        (b.flooded, b.forwarded, b.learned, b.flood_copies),
+        (5, 0, 0, 0)
+    );
+    assert!(r.cp.mac_tables()[PW].is_empty());
+}
+
+#[test]
+fn checksum_sequence_ttl_and_tos_work_on_teb_tunnels_as_on_ip_ones() {
+    let mut r = teb_rig();
+    let f = frame(B, A, 33);
+    for seq in 0..2u32 {
+        let (v, out) = r.run(&tagged(&f, 20), TRUNK);
+        assert_eq!(v, Verdict::Tx(OUTSIDE));
+        // ttl = 9, tos = 0x20 (the inner ECN bits, 0 here, are kept).
+        let gre = check_encap(&out, PEER_C, 9, 0x20, 12, &f);
+        assert_eq!(&gre[..2], &[0x90, 0x00], "C and S");
+        assert_eq!(&gre[8..12], &seq.to_be_bytes());
+        assert_eq!(csum(&gre), 0, "GRE checksum over header and frame");
+    }
+    assert_eq!(r.c.tunnels[L2C].encap, 2);
+    // Received: a bad checksum, a missing sequence number, a late one are dropped as for IP.
+    let back = frame(A, B, 10);
+    let mut bad = gre_hdr(true, None, Some(0), 0x6558, &back);
+    bad[4] ^= 1;
+    let cases = [
+        (bad, DropReason::BadChecksum),
+        (
+            gre_hdr(true, None, None, 0x6558, &back),
+            DropReason::MissingSequence,
+        ),
+        (
+            gre_hdr(false, None, Some(0), 0x6558, &back),
+            DropReason::MissingChecksum,
+        ),
+    ];
+    for (gre, why) in cases {
+        assert_eq!(
+            r.run(&from_peer(PEER_C, &gre, &back), OUTSIDE).0,
+            Verdict::Drop(why)
+        );
+    }
+    let good = gre_hdr(true, None, Some(5), 0x6558, &back);
+    assert_eq!(
+        r.run(&from_peer(PEER_C, &good, &back), OUTSIDE).0,
+        Verdict::Tx(TRUNK)
+    );
+    let late = gre_hdr(true, None, Some(4), 0x6558, &back);
+    assert_eq!(
+        r.run(&from_peer(PEER_C, &late, &back), OUTSIDE).0,
+        Verdict::Drop(DropReason::LateSequence)
+    );
+}
+
+#[test]
+fn frames_over_the_tunnel_mtu_plus_their_ethernet_header_are_dropped_not_fragmented() {
+    let mut r = teb_rig();
+    // Port MTU 1500 - IPv4 20 - GRE with key 8 - Ethernet 14 = 1458: frames of up to 1472 bytes.
+    assert_eq!(r.gw.tables().tunnels[L2B].mtu.get(), 1458);
+    let learn_b = from_peer(
+        PEER_B,
+        &gre_hdr(false, Some(7), None, 0x6558, &[]),
+        &frame(A, B, 8),
+    );
+    r.run(&learn_b, OUTSIDE);
+    r.copies();
+    let fits = frame(B, A, 1472 - 14 - 28);
+    assert_eq!(fits.len(), 1472);
+    let (v, out) = r.run(&fits, LAN);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    assert_eq!(out.len(), 14 + 1500);
+    let over = frame(B, A, 1473 - 14 - 28);
+    assert_eq!(r.run(&over, LAN).0, Verdict::Drop(DropReason::FrameTooBig));
+    assert_eq!(r.c.tunnels[L2B].drops, 1);
+}
+
+#[test]
+fn strangers_bad_sources_and_ip_in_a_teb_tunnel_are_dropped_with_their_reason() {
+    let mut r = teb_rig();
+    let gre = gre_hdr(false, Some(7), None, 0x6558, &[]);
+    let cases: Vec<(Vec<u8>, usize, DropReason)> = vec![
+        // A group source address.
+        (
+            frame(B, [0x03, 0, 0, 0, 0, 1], 10),
+            LAN,
+            DropReason::BridgeBadSource,
+        ),
+        (frame(B, [0; 6], 10), LAN, DropReason::BridgeBadSource),
+        // The trunk is a member by VLAN only: untagged frames and other VLANs belong to no bridge.
+        (frame(B, A, 10), TRUNK, DropReason::L2NoBridge),
+        (tagged(&frame(B, A, 10), 99), TRUNK, DropReason::L2NoBridge),
+        (frame(B, A, 10)[..13].to_vec(), LAN, DropReason::Truncated),
+        // Less than an Ethernet header inside.
+        (
+            from_peer(PEER_B, &gre, &[1, 2, 3]),
+            OUTSIDE,
+            DropReason::Truncated,
+        ),
+        // IP in a TEB tunnel (other than a peer's keepalive).
+        (
+            from_peer(
+                PEER_B,
+                &gre_hdr(false, Some(7), None, 0x0800, &[]),
+                &inner_from_remote([10, 0, 0, 9], 9, 0),
+            ),
+            OUTSIDE,
+            DropReason::UnsupportedGreProtocol,
+        ),
+    ];
+    for (f, port, why) in cases {
+        assert_eq!(r.run(&f, port).0, Verdict::Drop(why), "{f:02x?}");
+    }
+    assert!(r.copies().is_empty());
+}
+
+#[test]
+fn bridge_show_lists_mac_member_vlan_and_age() {
+    let mut r = teb_rig();
+    r.run(&frame(B, A, 10), LAN);
+    r.run(&tagged(&frame(B, C, 10), 10), TRUNK);
+    r.copies();
+    r.later(7);
+    let now_s = greway_datapath::bridge::clock_s(r.now, TSC_HZ);
+    let j = crate::control::bridges::bridges_json(
+        r.cp.config(),
+        r.cp.mac_tables(),
+        Some("office"),
+        now_s,
+    )
+    .unwrap();
+    let office = &j["bridges"][0];
+    assert_eq!(office["name"], "office");
+    assert_eq!(office["mac_entries"], 2);
+    assert_eq!(office["macs"][0]["mac"], "02:aa:00:00:00:01");
+    assert_eq!(office["macs"][0]["member"], "lan");
+    assert!(office["macs"][0].get("vlan").is_none());
+    assert_eq!(office["macs"][0]["age_s"], 7);
+    assert_eq!(office["macs"][1]["member"], "trunk.10");
+    assert_eq!(office["macs"][1]["vlan"], 10);
+    assert!(crate::control::bridges::bridges_json(
+        r.cp.config(),
+        r.cp.mac_tables(),
+        Some("nope"),
+        now_s
+    )
+    .is_err());
+}
