@@ -420,6 +420,10 @@ def instructions(scenario, out):
 
     g_json = json.load(open(f"{out}/{scenario}.cg.greway.json"))
     g_pkts = sum(p["tx"] for p in g_json["ports"].values())
+    mirror = scenario.startswith("mirror")
+    if mirror:
+        # As the rates do: per packet forwarded (each also mirrored), not per packet sent (copies included).
+        g_pkts -= sum(m["packets"] for m in g_json.get("mirrors", []))
     t_pkts = 0
     for line in open(f"{out}/{scenario}.cg.testpmd.log", errors="replace"):
         m = re.search(r"TX-total:\s*(\d+)", line)
@@ -428,6 +432,9 @@ def instructions(scenario, out):
     if g_pkts == 0 or t_pkts == 0:
         sys.exit(f"{scenario}: no packets forwarded (greway {g_pkts}, testpmd {t_pkts}): see {out}/{scenario}.cg.*.log")
     res = {"scenario": scenario, "tool": "valgrind --tool=callgrind (instructions retired, Ir)"}
+    if mirror:
+        res["mirror"] = g_json.get("mirrors", [])
+        res["rate_counts"] = "packets forwarded (each also mirrored)"
     for prog, pkts in (("greway", g_pkts), ("testpmd", t_pkts)):
         files = sorted(glob.glob(f"{out}/{scenario}.cg.{prog}.out-*"))
         tot, by_obj = callgrind_split(files)
