@@ -169,7 +169,27 @@ SCENARIOS = {
     # tunnel; decap: the tunnel's GRE/TEB packets (64-byte inner frames) out of the l2 port.
     "encap-teb-64": ("encap-teb-64", "inside", [1], {}, 1),
     "decap-teb-64": ("decap-teb-64", "outside", [1], {}, 1),
+    # encap-64 with an rx mirror on the inside port (issue 22): every received frame is also copied into an
+    # ERSPAN type III session out of the outside port. Its rate counts the packets forwarded (received), each of
+    # which costs its copy too; the copies are in the JSON ("mirror").
+    "mirror-64": ("encap-64", "inside", [1], {}, 1),
 }
+
+# The ERSPAN session of the mirror scenarios: to a probe beyond the outside port's next hop.
+MIRROR_TOML = [
+    "[[tunnel]]",
+    'name = "span"',
+    'mode = "erspan"',
+    'local = "192.0.2.1"',
+    'remote = "198.51.100.50"',
+    "erspan = { session = 123, version = 2, hwid = 1 }",
+    "",
+    "[[mirror]]",
+    'port = "inside"',
+    'direction = "rx"',
+    'tunnel = "span"',
+    "",
+]
 
 
 def devices(scenario, out):
@@ -248,6 +268,8 @@ def config(scenario, out):
         lines += ['mode = "teb"', ""] if teb else [f"routes = {routes}", ""]
     if teb:
         lines += ["[[bridge]]", 'name = "lan"', 'members = ["inside", "t0"]', "learning = false", ""]
+    if scenario.startswith("mirror"):
+        lines += MIRROR_TOML
     lines += [
         "[[neighbor]]",
         'port = "outside"',
@@ -282,6 +304,15 @@ def testpmd_window(log):
 
 def summary(scenario, out_json, greway_jsons, testpmd_logs):
     gw = [json.load(open(p)) for p in greway_jsons]
+    mirror = scenario.startswith("mirror")
+    if mirror:
+        # Each received packet leaves twice (forwarded and mirrored): count the packets forwarded, as testpmd's
+        # rate counts the packets it forwards, so that the ratio is the cost of forwarding plus mirroring each.
+        for r in gw:
+            b = r["bench"]
+            b["cpu_mpps"] = b["rx_pkts"] / b["cpu_s"] / 1e6 if b["cpu_s"] > 0 else 0.0
+            b["mpps"] = b["rx_pkts"] / b["window_s"] / 1e6 if b["window_s"] > 0 else 0.0
+            b["cycles_per_pkt"] = b["cpu_s"] * b["tsc_hz"] / b["rx_pkts"] if b["rx_pkts"] else 0.0
     g_mpps = [r["bench"]["cpu_mpps"] for r in gw]
     g_wall = [r["bench"]["mpps"] for r in gw]
     tps = [testpmd_window(p) for p in testpmd_logs]
@@ -322,6 +353,10 @@ def summary(scenario, out_json, greway_jsons, testpmd_logs):
         # "hugepages-2048kB" or "4k-pages" (--no-huge): both programs ran with the same EAL memory arguments.
         "memory": os.environ.get("BENCH_MEMORY", "4k-pages"),
     }
+    if mirror:
+        # The mirror entries of the median run: copies sent and copies not sent by reason.
+        res["mirror"] = mid.get("mirrors", [])
+        res["rate_counts"] = "packets received (each forwarded and mirrored)"
     with open(out_json, "w") as f:
         json.dump(res, f, indent=2)
         f.write("\n")
@@ -411,6 +446,10 @@ def instructions(scenario, out):
 
     g_json = json.load(open(f"{out}/{scenario}.cg.greway.json"))
     g_pkts = sum(p["tx"] for p in g_json["ports"].values())
+    mirror = scenario.startswith("mirror")
+    if mirror:
+        # As the rates do: per packet forwarded (each also mirrored), not per packet sent (copies included).
+        g_pkts -= sum(m["packets"] for m in g_json.get("mirrors", []))
     t_pkts = 0
     for line in open(f"{out}/{scenario}.cg.testpmd.log", errors="replace"):
         m = re.search(r"TX-total:\s*(\d+)", line)
@@ -419,6 +458,9 @@ def instructions(scenario, out):
     if g_pkts == 0 or t_pkts == 0:
         sys.exit(f"{scenario}: no packets forwarded (greway {g_pkts}, testpmd {t_pkts}): see {out}/{scenario}.cg.*.log")
     res = {"scenario": scenario, "tool": "valgrind --tool=callgrind (instructions retired, Ir)"}
+    if mirror:
+        res["mirror"] = g_json.get("mirrors", [])
+        res["rate_counts"] = "packets forwarded (each also mirrored)"
     for prog, pkts in (("greway", g_pkts), ("testpmd", t_pkts)):
         files = sorted(glob.glob(f"{out}/{scenario}.cg.{prog}.out-*"))
         tot, by_obj = callgrind_split(files)

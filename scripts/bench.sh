@@ -6,6 +6,8 @@
 #                                    encap-seq-2workers encap6-64 decap6-64 encap-over6-64 decap-over6-64
 #                                    encap-teb-64 decap-teb-64 (Ethernet over GRE: an l2 port and a teb tunnel in
 #                                    a two-member bridge without learning, a pseudowire)
+#                                    mirror-64 (encap-64 with an rx mirror into an ERSPAN session: its rate counts
+#                                    the packets forwarded, each also mirrored)
 #   scripts/bench.sh checksum        `greway bench checksum` (every variant and DPDK's rte_raw_cksum, same timing)
 #   scripts/bench.sh routes          route changes per second through the control socket with traffic flowing
 #                                    (scripts/bench-routes.sh; ROUTES=N, default 10000 adds then as many deletes)

@@ -141,6 +141,11 @@ pub enum CtlCmd {
         #[command(subcommand)]
         cmd: BridgeCmd,
     },
+    /// Port mirroring (ERSPAN out): show.
+    Mirror {
+        #[command(subcommand)]
+        cmd: MirrorCmd,
+    },
     /// The live counters (ports, drops by reason, tunnels with state, latency) as JSON.
     Stats,
     /// Read the configuration file the gateway was started with again and apply the difference (as SIGHUP does):
@@ -148,6 +153,13 @@ pub enum CtlCmd {
     /// what changed per section; a file that is invalid or changes what needs a restart (EAL, dataplane, ports,
     /// metrics, control, host) is refused and nothing changes (exit 1, the reason on stderr).
     Reload,
+}
+
+#[derive(Subcommand)]
+pub enum MirrorCmd {
+    /// The `[[mirror]]` entries (port, direction, ERSPAN tunnel and session) with their counters: copies sent,
+    /// bytes, truncated, and failures by reason.
+    Show,
 }
 
 #[derive(Subcommand)]

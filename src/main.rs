@@ -1,7 +1,9 @@
 //! `greway`: the command line. Exit status: 0 ok, 1 runtime failure, 2 invalid configuration or arguments.
 use clap::{CommandFactory, FromArgMatches};
 use greway::app::{self, RunOptions, Runtime};
-use greway::cli::{BenchCmd, BridgeCmd, Cli, Cmd, CtlCmd, LogFormat, RouteCmd, TunnelCmd};
+use greway::cli::{
+    BenchCmd, BridgeCmd, Cli, Cmd, CtlCmd, LogFormat, MirrorCmd, RouteCmd, TunnelCmd,
+};
 use greway::config::Config;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -172,6 +174,9 @@ fn ctl(socket: &std::path::Path, cmd: CtlCmd) -> ExitCode {
     use greway::control::ctl::{call, Request};
     let req = match cmd {
         CtlCmd::Stats => Request::Stats,
+        CtlCmd::Mirror {
+            cmd: MirrorCmd::Show,
+        } => Request::MirrorShow,
         CtlCmd::Tunnel { cmd } => match cmd {
             TunnelCmd::Add(a) => Request::TunnelAdd {
                 tunnel: a.into_tunnel(),

@@ -175,6 +175,7 @@ impl ControlDuties for GatewayControl {
                 )))
             }
             Request::RouteShow => return Response::ok(Some(routes_json(&self.cp))),
+            Request::MirrorShow => return Response::err("mirror show is answered by the socket thread"),
             Request::BridgeShow { name } => {
                 let now_s = greway_datapath::bridge::clock_s(dpdk::rdtsc(), self.tsc_hz);
                 return match crate::control::bridges::bridges_json(
@@ -190,6 +191,9 @@ impl ControlDuties for GatewayControl {
             Request::TunnelAdd { tunnel } => add_tunnel(cfg, &tunnel),
             Request::TunnelDel { name } => match cfg.tunnels.iter().position(|t| t.name == name) {
                 None => Err(format!("no tunnel named {name:?}")),
+                Some(_) if cfg.mirrors.iter().any(|m| m.tunnel == name) => Err(format!(
+                    "tunnel {name:?} is the target of a [[mirror]] in the configuration file; it cannot be removed at run time"
+                )),
                 Some(ti) => {
                     // Routes into the tunnel go with it (its own `routes`, and the `[[route]]`s with
                     // `tunnel = NAME` or via a peer on its subnet): their traffic is then `no_route`.

@@ -5,7 +5,7 @@ use super::{AppError, InjectRing, MempoolReport, PortReport, Report, RunOptions,
 use crate::config::Config;
 use crate::control::ctl::{CtlServer, Request, Response};
 use crate::control::http::MetricsServer;
-use crate::control::status::{Status, TunnelInfo};
+use crate::control::status::{MirrorStatus, Status, TunnelInfo};
 use crate::control::{Aggregator, LiveLine};
 use crate::datapath::Processor;
 use crate::dpdk::{self, Mbuf};
@@ -280,6 +280,7 @@ where
                 rt.pool.available(),
             );
             st.host = host_status(duties, &total);
+            st.mirrors = MirrorStatus::all(cfg, &total);
             st.set_bridges(&duties.bridges(), &total);
             st.mempool_size = rt.pool.size();
             if want_live {
@@ -312,6 +313,7 @@ where
         free_at_end,
     );
     fin.host = host_status(duties, &total);
+    fin.mirrors = MirrorStatus::all(cfg, &total);
     fin.set_bridges(&duties.bridges(), &total);
     fin.mempool_size = rt.pool.size();
     board.publish(fin.clone());
@@ -345,6 +347,7 @@ where
         workers: nworkers,
         general_path_packets: fin.general_path_packets,
         host: fin.host.clone(),
+        mirrors: fin.mirrors.clone(),
         duration_s,
         bench,
     })

@@ -23,6 +23,9 @@ pub struct Report {
     /// The host interfaces (`[host]`) and their counters; absent without `[host]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::host::HostStatus>,
+    /// The `[[mirror]]` entries and their counters; absent without mirrors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<crate::control::status::MirrorStatus>,
     pub duration_s: f64,
     /// Steady-state throughput measured by the workers themselves over their TSC-timed window.
     pub bench: BenchReport,
@@ -105,6 +108,23 @@ pub fn print_summary(r: &Report) {
             c.drops,
             c.keepalives_rx,
             c.keepalives_reflected
+        );
+    }
+    for m in &r.mirrors {
+        let c = &m.counters;
+        println!(
+            "  mirror {} {} -> {} (session {}) sent {} truncated {} failed {} (no_mbuf {} no_neighbor {} queue_full {} tx_full {})",
+            m.port,
+            m.direction,
+            m.tunnel,
+            m.session,
+            c.packets,
+            c.truncated,
+            c.failures(),
+            c.no_mbuf,
+            c.no_neighbor,
+            c.queue_full,
+            c.tx_full
         );
     }
     println!(

@@ -204,6 +204,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if ports.is_empty() && order(old) != order(new) {
         out.push("[[port]] order changed".to_string());
     }
+    // Mirrors are set up per port when the workers start (not yet a runtime change).
+    if old.mirrors != new.mirrors {
+        out.push("[[mirror]] entries changed".to_string());
+    }
     for (section, what) in [
         ("[metrics]", presence(&old.metrics, &new.metrics)),
         ("[control]", presence(&old.control, &new.control)),

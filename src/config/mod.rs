@@ -72,6 +72,11 @@
 //!   fragment outer packets). The minimum is 576 (RFC 791) for a tunnel carrying only IPv4
 //!   routes and 1280 (RFC 8200) as soon as it carries an IPv6 route. The same minimum applies
 //!   to the derived default.
+//! * `[[mirror]]`: `port` names a port among the first 64; `direction` is `"rx"` (default), `"tx"` or `"both"`;
+//!   `tunnel` names a tunnel with `mode = "erspan"`, which then sends: it needs `erspan.version` and may not have
+//!   `key`, `okey` or `checksum`; two entries of one port and tunnel may not overlap in direction. An erspan
+//!   tunnel needs `deliver` unless a `[[mirror]]` names it. Its MTU is the largest mirrored frame sent whole
+//!   (the port MTU minus outer IP, 8 bytes of GRE and 8 / 12 of ERSPAN header).
 //! * TEB tunnels (`mode = "teb"`): no `routes`, `address`, `allowed_sources`, `mss_clamp` or `host_if`; a member
 //!   of exactly one bridge; their MTU counts the Ethernet payload (overhead + 14).
 //! * Bridges: unique names; 2..=1024 `members`, each an l2 port, `PORT.VLAN` (VLAN 1..=4094 of an l2 port) or a

@@ -26,6 +26,9 @@ pub struct Config {
     pub neighbors: Vec<NeighborCfg>,
     #[serde(rename = "route", default)]
     pub routes: Vec<RouteCfg>,
+    /// `[[mirror]]`: ports whose frames are copied into ERSPAN tunnels.
+    #[serde(rename = "mirror", default)]
+    pub mirrors: Vec<MirrorCfg>,
     #[serde(rename = "bridge", default)]
     pub bridges: Vec<BridgeCfg>,
     #[serde(default)]
@@ -324,16 +327,40 @@ impl TunnelCfg {
     }
 
     /// `mode = "erspan"` resolved for the datapath: the session and the index of the `deliver` port (None for
-    /// other tunnels, or an unvalidated config whose `deliver` names no port).
+    /// other tunnels; `deliver` None for a tunnel without one, or an unvalidated config's that names no port).
     pub fn erspan_rx(&self, cfg: &Config) -> Option<greway_datapath::tunnel::table::ErspanRx> {
         if self.mode != TunnelMode::Erspan {
             return None;
         }
-        let deliver = self.deliver.as_deref()?;
-        let port = cfg.ports.iter().position(|p| p.name == deliver)?;
+        let deliver = self
+            .deliver
+            .as_deref()
+            .and_then(|d| cfg.ports.iter().position(|p| p.name == d))
+            .and_then(|p| u16::try_from(p).ok());
         Some(greway_datapath::tunnel::table::ErspanRx {
             session: self.erspan?.session,
-            deliver: u16::try_from(port).ok()?,
+            deliver,
+        })
+    }
+
+    /// True when some `[[mirror]]` sends into this tunnel (it is then an ERSPAN sender, see
+    /// [`TunnelCfg::erspan_tx`]).
+    pub fn is_mirror_target(&self, cfg: &Config) -> bool {
+        cfg.mirrors.iter().any(|m| m.tunnel == self.name)
+    }
+
+    /// The ERSPAN header this tunnel sends when a `[[mirror]]` targets it (None otherwise, or without
+    /// `erspan.version`: invalid then).
+    pub fn erspan_tx(&self, cfg: &Config) -> Option<greway_datapath::tunnel::table::ErspanTx> {
+        if self.mode != TunnelMode::Erspan || !self.is_mirror_target(cfg) {
+            return None;
+        }
+        let e = self.erspan?;
+        Some(greway_datapath::tunnel::table::ErspanTx {
+            version: e.version?,
+            session: e.session,
+            index: e.index.unwrap_or(0),
+            hwid: e.hwid.unwrap_or(0),
         })
     }
 
@@ -376,26 +403,45 @@ impl TunnelCfg {
     /// for a TEB tunnel, whose MTU (like a Linux gretap device's) counts the Ethernet payload of its frames, not
     /// their Ethernet header.
     pub fn overhead(&self) -> u16 {
-        let ip = if self.local.is_ipv4() {
+        let inner_ethernet = if self.mode == TunnelMode::Teb { 14 } else { 0 };
+        self.outer_ip_len() + 4 + 4 * self.gre_options() + inner_ethernet
+    }
+
+    /// The outer IP header's length (20 / 40), with the Destination Options header of `encap_limit`.
+    fn outer_ip_len(&self) -> u16 {
+        if self.local.is_ipv4() {
             20
         } else if self.encap_limit.is_some() {
             40 + greway_wire::ipv6_options::EncapLimitRepr::HEADER_LEN as u16
         } else {
             40
-        };
-        let opts = [self.checksum, self.out_key().is_some(), self.sequence]
+        }
+    }
+
+    /// [`overhead`](Self::overhead) in `cfg`: an ERSPAN tunnel that a `[[mirror]]` sends into adds the GRE
+    /// header Linux's erspan sends (4 bytes and a 4-byte sequence number, no key or checksum) and the ERSPAN
+    /// header (8 bytes for type II, 12 for type III) in front of each mirrored frame.
+    pub fn overhead_in(&self, cfg: &Config) -> u16 {
+        match self.erspan_tx(cfg) {
+            Some(e) => self.outer_ip_len() + 8 + e.header_len() as u16,
+            None => self.overhead(),
+        }
+    }
+
+    /// Number of GRE optional fields this tunnel sends as an IP tunnel (checksum, out-key, sequence).
+    fn gre_options(&self) -> u16 {
+        [self.checksum, self.out_key().is_some(), self.sequence]
             .iter()
             .filter(|&&b| b)
-            .count() as u16;
-        let inner_ethernet = if self.mode == TunnelMode::Teb { 14 } else { 0 };
-        ip + 4 + 4 * opts + inner_ethernet
+            .count() as u16
     }
 
     /// Largest inner packet the outside port owning `local` can carry without fragmenting
-    /// (port MTU minus [`overhead`](Self::overhead); port MTU 1500 if no port owns `local`).
+    /// (port MTU minus [`overhead_in`](Self::overhead_in); port MTU 1500 if no port owns `local`). For an
+    /// ERSPAN sender: the largest mirrored frame (Ethernet header included) sent whole.
     pub fn max_mtu(&self, cfg: &Config) -> u16 {
         let port_mtu = cfg.port_for_local(self.local).map_or(1500, |p| p.mtu);
-        port_mtu.saturating_sub(self.overhead())
+        port_mtu.saturating_sub(self.overhead_in(cfg))
     }
 
     /// The inner MTU: explicit `mtu`, else [`max_mtu`](Self::max_mtu).
@@ -471,6 +517,53 @@ impl RouteCfg {
             port: Some(port.into()),
             tunnel: None,
         }
+    }
+}
+
+/// `[[mirror]]`: copy the frames a port receives (`rx`), sends (`tx`) or both into an ERSPAN tunnel (an ERSPAN
+/// session: the tunnel's `erspan.session`, `version`, `index`, `hwid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorCfg {
+    /// Any port.
+    pub port: String,
+    /// `"rx"` (default), `"tx"` or `"both"`.
+    #[serde(default)]
+    pub direction: MirrorDirection,
+    /// An ERSPAN tunnel (`mode = "erspan"` with `erspan.version`).
+    pub tunnel: String,
+}
+
+/// `[[mirror]] direction`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MirrorDirection {
+    /// Frames as received.
+    #[default]
+    Rx,
+    /// Frames as sent.
+    Tx,
+    /// Both.
+    Both,
+}
+
+impl MirrorDirection {
+    /// Whether this direction copies received (`rx`) / sent (`tx`) frames.
+    pub fn rx(self) -> bool {
+        self != MirrorDirection::Tx
+    }
+    pub fn tx(self) -> bool {
+        self != MirrorDirection::Rx
+    }
+}
+
+impl std::fmt::Display for MirrorDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MirrorDirection::Rx => "rx",
+            MirrorDirection::Tx => "tx",
+            MirrorDirection::Both => "both",
+        })
     }
 }
 

@@ -560,7 +560,7 @@ fn erspan_tunnel_and_l2_port_are_accepted() {
     let t = c.tunnel_by_name("span").unwrap();
     assert_eq!(t.mode, TunnelMode::Erspan);
     let rx = t.erspan_rx(&c).unwrap();
-    assert_eq!((rx.session, rx.deliver), (1023, 2));
+    assert_eq!((rx.session, rx.deliver), (1023, Some(2)));
     assert_eq!(c.tunnel_by_name("a").unwrap().erspan_rx(&c), None);
 }
 
@@ -664,6 +664,128 @@ fn an_erspan_receiver_needs_no_inside_port() {
         format!("{text}[[tunnel]]\nname = \"b\"\nlocal = \"192.0.2.1\"\nremote = \"192.0.2.8\"\n");
     let e = Config::from_str_named(&with_ip, "m").unwrap_err();
     assert_eq!(e.field(), "port", "{e}");
+}
+
+/// [`erspan_text`] with `mirrors` ([[mirror]] tables) after it.
+fn mirror_text(span_extra: &str, mirrors: &str) -> String {
+    format!("{}{mirrors}\n", erspan_text("", span_extra))
+}
+
+#[test]
+fn a_mirror_makes_its_erspan_tunnel_a_sender_without_deliver() {
+    let c = Config::from_str_named(
+        &mirror_text(
+            "erspan = { session = 123, version = 1, index = 9 }",
+            "[[mirror]]\nport = \"inside\"\ntunnel = \"span\"\n[[mirror]]\nport = \"outside\"\ndirection = \"both\"\ntunnel = \"span\"",
+        ),
+        "m",
+    )
+    .unwrap();
+    assert_eq!(c.mirrors.len(), 2);
+    assert_eq!(c.mirrors[0].direction, MirrorDirection::Rx, "rx by default");
+    assert!(c.mirrors[1].direction.rx() && c.mirrors[1].direction.tx());
+    let t = c.tunnel_by_name("span").unwrap();
+    let tx = t.erspan_tx(&c).unwrap();
+    assert_eq!((tx.version, tx.session, tx.index, tx.hwid), (1, 123, 9, 0));
+    // No deliver: what it receives is dropped, not delivered.
+    assert_eq!(t.erspan_rx(&c).unwrap().deliver, None);
+    // IPv4 20 + GRE with a sequence number 8 + type II 8.
+    assert_eq!(t.overhead_in(&c), 36);
+    assert_eq!(t.effective_mtu(&c), 1500 - 36);
+    // A tunnel that also delivers: a Linux erspan device's both directions.
+    let c = Config::from_str_named(
+        &mirror_text(
+            "erspan = { session = 5, version = 2 }\ndeliver = \"probe\"",
+            "[[mirror]]\nport = \"probe\"\ndirection = \"tx\"\ntunnel = \"span\"",
+        ),
+        "m",
+    )
+    .unwrap();
+    let t = c.tunnel_by_name("span").unwrap();
+    assert_eq!(t.erspan_rx(&c).unwrap().deliver, Some(2));
+    assert_eq!(t.overhead_in(&c), 20 + 8 + 12);
+}
+
+#[test]
+fn mirror_errors_name_the_field() {
+    let send = "erspan = { session = 5, version = 1 }";
+    let delivers = format!("{send}\ndeliver = \"probe\"");
+    let m = |port: &str, dir: &str, tunnel: &str| {
+        format!("[[mirror]]\nport = \"{port}\"\ndirection = \"{dir}\"\ntunnel = \"{tunnel}\"\n")
+    };
+    let cases = [
+        (
+            mirror_text(send, &m("nope", "rx", "span")),
+            "mirror[0].port",
+            "unknown port",
+        ),
+        (
+            mirror_text(&delivers, &m("inside", "rx", "nope")),
+            "mirror[0].tunnel",
+            "unknown tunnel",
+        ),
+        (
+            mirror_text(&delivers, &m("inside", "rx", "a")),
+            "mirror[0].tunnel",
+            "mode = \"erspan\"",
+        ),
+        (
+            mirror_text("erspan = { session = 5 }", &m("inside", "rx", "span")),
+            "tunnel[1].erspan.version",
+            "target of mirror[0]",
+        ),
+        (
+            mirror_text(&format!("{send}\nkey = 3"), &m("inside", "rx", "span")),
+            "tunnel[1].key",
+            "no GRE key",
+        ),
+        (
+            mirror_text(
+                &format!("{send}\nchecksum = true"),
+                &m("inside", "rx", "span"),
+            ),
+            "tunnel[1].checksum",
+            "no GRE checksum",
+        ),
+        (
+            mirror_text(
+                send,
+                &(m("inside", "both", "span") + &m("inside", "tx", "span")),
+            ),
+            "mirror[1].direction",
+            "overlaps mirror[0]",
+        ),
+        (
+            mirror_text(send, &m("inside", "sideways", "span")),
+            "mirror[0].direction",
+            "",
+        ),
+        (
+            mirror_text(
+                send,
+                "[[mirror]]\nport = \"inside\"\ntunnel = \"span\"\nsession = 4",
+            ),
+            "mirror[0].session",
+            "",
+        ),
+        // Without a mirror, a tunnel with no deliver has nothing to do.
+        (
+            mirror_text(send, ""),
+            "tunnel[1].deliver",
+            "or a [[mirror]]",
+        ),
+    ];
+    for (text, field, msg) in cases {
+        let e = Config::from_str_named(&text, "m").unwrap_err();
+        assert_eq!(e.field(), field, "{e}\n{text}");
+        assert!(e.message().contains(msg), "{e}");
+    }
+    // rx and tx of one port into one session are two entries, not a duplicate; two sessions may copy one port.
+    let ok = mirror_text(
+        send,
+        &(m("inside", "rx", "span") + &m("inside", "tx", "span")),
+    );
+    Config::from_str_named(&ok, "m").unwrap();
 }
 
 /// An outside port, l2 ports "lan" and "trunk", TEB tunnels "l2-b" and "l2-c", an IP tunnel "ip", and

@@ -62,6 +62,8 @@ pub enum Request {
     /// the same): the answer lists what was added, changed and removed per section, or why nothing was.
     Reload,
     Stats,
+    /// The `[[mirror]]` entries (ERSPAN sessions' sources) with their counters, from the live status.
+    MirrorShow,
 }
 
 /// One answer: `ok` with optional `data`, or an `error` message.
@@ -256,6 +258,15 @@ fn serve(
                     write_answer(&mut w, &a.wait())?;
                 }
                 Answer::Ready(Response::ok(serde_json::to_value(&**status.load()).ok()))
+            }
+            Ok(Request::MirrorShow) => {
+                while let Some(a) = pending.pop_front() {
+                    write_answer(&mut w, &a.wait())?;
+                }
+                let st = status.load();
+                Answer::Ready(Response::ok(Some(
+                    serde_json::json!({ "mirrors": st.mirrors }),
+                )))
             }
             Ok(req) => {
                 let (rtx, rrx) = mpsc::channel();

@@ -4,6 +4,7 @@ pub mod bridges;
 pub mod ctl;
 pub mod http;
 pub mod learned;
+pub mod mirrors;
 pub mod plane;
 mod prefixes;
 mod probes;

@@ -2,6 +2,8 @@
 //! second, and its renderings (Prometheus text exposition, DPDK telemetry dictionaries, JSON for `greway ctl
 //! stats`). Everything here runs on control-side threads; workers never see it.
 use crate::control::bridges::BridgeInfo;
+use crate::control::mirrors::mirror_metrics;
+pub use crate::control::mirrors::MirrorStatus;
 use crate::dpdk::telemetry::TelValue;
 use crate::stats::{
     BridgeCounters, Counters, DropReason, LatencyBuckets, LatencySummary, TunnelCounters,
@@ -74,6 +76,9 @@ pub struct Status {
     /// The host interfaces (`[host]`) and their counters; absent without `[host]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::host::HostStatus>,
+    /// The `[[mirror]]` entries and their counters; absent without mirrors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorStatus>,
     #[serde(skip)]
     pub latency_buckets: LatencyBuckets,
 }
@@ -252,6 +257,7 @@ impl Status {
             mempool_available,
             mempool_size: 0,
             host: None,
+            mirrors: Vec::new(),
             latency_buckets: LatencyBuckets::of(hist),
         }
     }
@@ -406,6 +412,7 @@ impl Status {
         if !self.bridges.is_empty() {
             self.prometheus_bridges(&mut o, family);
         }
+        mirror_metrics(&mut o, &self.mirrors, family);
         family(
             &mut o,
             "greway_general_path_packets_total",
@@ -632,7 +639,7 @@ fn tel_key(s: &str) -> String {
 }
 
 /// Escape a Prometheus label value (backslash, double quote, newline).
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -287,7 +287,9 @@ pub fn build_tables(
         .map(|t| t.hot_bytes().div_ceil(64))
         .max()
         .unwrap_or(1);
+    let mirrors = build_mirrors(cfg);
     Tables {
+        mirrors,
         tunnel_lines,
         ports,
         tunnels,
@@ -309,6 +311,30 @@ pub fn build_tables(
         bridges,
         port_bridging,
     }
+}
+
+/// The `[[mirror]]` entries by port and direction, each naming its tunnel by index in this generation (the
+/// configuration's tunnel order). An entry whose port or tunnel is missing (not in a validated configuration)
+/// is left out.
+fn build_mirrors(cfg: &Config) -> Mirrors {
+    let mut m = Mirrors {
+        count: cfg.mirrors.len(),
+        ..Mirrors::default()
+    };
+    for (i, mc) in cfg.mirrors.iter().enumerate() {
+        let port = cfg.ports.iter().position(|p| p.name == mc.port);
+        let tunnel = cfg.tunnels.iter().position(|t| t.name == mc.tunnel);
+        let (Some(port), Some(tunnel), Ok(entry)) = (port, tunnel, u16::try_from(i)) else {
+            continue;
+        };
+        if mc.direction.rx() {
+            m.add(entry, port, MirrorDir::Rx, tunnel as u32);
+        }
+        if mc.direction.tx() {
+            m.add(entry, port, MirrorDir::Tx, tunnel as u32);
+        }
+    }
+    m
 }
 
 /// One MAC table per bridge of `cfg`, in order (made once; every table generation shares them).
@@ -392,7 +418,7 @@ pub fn pmtu_params(cfg: &Config, tc: &TunnelCfg) -> PmtuParams {
         tc.effective_mtu(cfg),
         tc.local.is_ipv6(),
         tc.routes.iter().any(|r| matches!(r, IpNet::V6(_))),
-        tc.overhead(),
+        tc.overhead_in(cfg),
     )
 }
 
@@ -470,11 +496,25 @@ fn build_tunnel(
     };
     // Protocol type: IPv4, the common inner protocol; the encapsulation rewrites it only for IPv6. The checksum
     // field (present only when enabled) is zero in the template; so is the sequence number.
-    let gre = gre::GreRepr {
-        checksum: tc.checksum,
-        key: tc.out_key(),
-        sequence: tc.sequence.then_some(0),
-        protocol: ethertype::IPV4,
+    let erspan_tx = tc.erspan_tx(cfg);
+    let gre = match erspan_tx {
+        // An ERSPAN sender: the GRE header of Linux's erspan_xmit (S bit, no key, no checksum).
+        Some(e) => gre::GreRepr {
+            checksum: false,
+            key: None,
+            sequence: Some(0),
+            protocol: if e.version == greway_wire::erspan::VERSION_TYPE_II {
+                gre::protocol::ERSPAN
+            } else {
+                gre::protocol::ERSPAN3
+            },
+        },
+        None => gre::GreRepr {
+            checksum: tc.checksum,
+            key: tc.out_key(),
+            sequence: tc.sequence.then_some(0),
+            protocol: ethertype::IPV4,
+        },
     };
     let off = gre_off + gre.emit(&mut tpl[gre_off..]);
     let key_off = gre_off + gre.key_offset();
@@ -494,9 +534,13 @@ fn build_tunnel(
     // Path MTU discovery: the limits, and the inner MTU the tunnel's state gives now (a learned path MTU
     // survives the rebuild).
     let pmtu = pmtu_params(cfg, tc);
-    // (A TEB tunnel's MTU also leaves out the frames' own Ethernet header.)
+    // (An ERSPAN sender's overhead also counts its ERSPAN header; a TEB tunnel's MTU also leaves out the frames'
+    // own Ethernet header.)
     let inner_ethernet = if tc.mode == TunnelMode::Teb { 14 } else { 0 };
-    debug_assert_eq!(usize::from(pmtu.overhead), off - 14 + inner_ethernet);
+    debug_assert_eq!(
+        usize::from(pmtu.overhead),
+        off - 14 + erspan_tx.map_or(0, |e| e.header_len()) + inner_ethernet
+    );
     let mtu = MtuCell::new(state.pmtu.inner_mtu(&pmtu));
     let mss_clamp = tc.mss_clamp_values(cfg).map(|(v4, v6)| MssClamp { v4, v6 });
     // The Destination Options header only exists with an IPv6 outer header (validated).
@@ -559,6 +603,7 @@ fn build_tunnel(
         mss_clamp,
         encap_limit,
         erspan,
+        erspan_tx,
         teb: None,
         gre_off: gre_off as u8,
         key_off,

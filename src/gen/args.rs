@@ -52,9 +52,15 @@ pub struct GenArgs {
     /// IMIX 7:4:1 of 64/594/1518-byte frames.
     #[arg(long)]
     pub imix: bool,
-    /// `udp`, `gre` or `teb` (Ethernet frames in GRE, protocol 0x6558).
+    /// `udp`, `gre`, `teb` (Ethernet frames in GRE, protocol 0x6558) or `erspan`.
     #[arg(long)]
     pub encap: Option<String>,
+    /// With `--encap erspan`: 1 (type II) or 2 (type III).
+    #[arg(long)]
+    pub erspan_version: Option<u8>,
+    /// With `--encap erspan`: the ERSPAN session ID.
+    #[arg(long)]
+    pub erspan_session: Option<u16>,
     /// Inner source address (flow j: + j); its family picks the inner IP version.
     #[arg(long)]
     pub inner_src: Option<IpAddr>,
@@ -203,8 +209,20 @@ pub fn effective(cfg: &Config, a: &GenArgs) -> Result<GeneratorCfg, UsageError> 
             "udp" => GenEncap::Udp,
             "gre" => GenEncap::Gre,
             "teb" => GenEncap::Teb,
-            _ => return Err(bad("encap", format!("{e:?} is not udp, gre or teb"))),
+            "erspan" => GenEncap::Erspan,
+            _ => {
+                return Err(bad(
+                    "encap",
+                    format!("{e:?} is not udp, gre, teb or erspan"),
+                ))
+            }
         };
+    }
+    if let Some(v) = a.erspan_version {
+        g.erspan_version = v;
+    }
+    if let Some(v) = a.erspan_session {
+        g.erspan_session = v;
     }
     for (f, src, dst) in [
         ("src-mac", &a.src_mac, &mut g.src_mac),

@@ -37,10 +37,16 @@ pub struct GeneratorCfg {
     /// Simple IMIX: 64/594/1518-byte frames in the ratio 7:4:1.
     #[serde(default)]
     pub imix: bool,
-    /// `"udp"` (plain inner packets), `"gre"` (GRE-encapsulated) or `"teb"` (Ethernet frames in GRE, protocol
-    /// 0x6558, as a gretap tunnel carries them).
+    /// `"udp"` (plain inner packets), `"gre"` (GRE-encapsulated), `"teb"` (Ethernet frames in GRE, protocol
+    /// 0x6558, as a gretap tunnel carries them) or `"erspan"` (the UDP frame mirrored in ERSPAN over GRE).
     #[serde(default)]
     pub encap: GenEncap,
+    /// With `encap = "erspan"`: 1 (type II, the default) or 2 (type III).
+    #[serde(default = "default_erspan_version")]
+    pub erspan_version: u8,
+    /// With `encap = "erspan"`: the session ID, 0..=1023.
+    #[serde(default)]
+    pub erspan_session: u16,
     /// Inner source address (IPv4 or IPv6, which picks the inner family); flows add to it.
     #[serde(default = "default_gen_inner_src", deserialize_with = "de_ip")]
     pub inner_src: IpAddr,
@@ -111,6 +117,8 @@ pub enum GenEncap {
     Gre,
     /// Transparent Ethernet bridging: GRE protocol 0x6558 carrying an Ethernet frame (Linux gretap).
     Teb,
+    /// A UDP frame inside ERSPAN type II or III (GRE with a sequence number, no key, no checksum).
+    Erspan,
 }
 
 impl GenEncap {
@@ -118,6 +126,10 @@ impl GenEncap {
     pub fn is_gre(self) -> bool {
         self != GenEncap::Udp
     }
+}
+
+fn default_erspan_version() -> u8 {
+    greway_wire::erspan::VERSION_TYPE_II
 }
 
 /// `[generator.rfc2544]`: the binary search on rate for the throughput at zero loss.
@@ -288,7 +300,7 @@ pub(crate) fn check_generator_issue(cfg: &Config, g: &GeneratorCfg) -> Check {
     if g.tunnels > 1 && g.encap == GenEncap::Udp {
         return Err(issue(
             "generator.tunnels",
-            "tunnels > 1 needs encap = \"gre\" or \"teb\" (use flows for plain UDP)",
+            "tunnels > 1 needs encap = \"gre\", \"teb\" or \"erspan\" (use flows for plain UDP)",
         ));
     }
     for (f, m) in [
@@ -305,6 +317,33 @@ pub(crate) fn check_generator_issue(cfg: &Config, g: &GeneratorCfg) -> Check {
                 "generator.inner_src_mac",
                 "inner source MAC must be non-zero unicast",
             ));
+        }
+    }
+    if g.erspan_version != greway_wire::erspan::VERSION_TYPE_II
+        && g.erspan_version != greway_wire::erspan::VERSION_TYPE_III
+    {
+        return Err(issue(
+            "generator.erspan_version",
+            format!(
+                "erspan_version must be 1 (type II) or 2 (type III), got {}",
+                g.erspan_version
+            ),
+        ));
+    }
+    if g.erspan_session > greway_wire::erspan::MAX_SESSION {
+        return Err(issue(
+            "generator.erspan_session",
+            format!("erspan_session must be 0..=1023, got {}", g.erspan_session),
+        ));
+    }
+    if g.encap == GenEncap::Erspan {
+        for (set, key) in [(g.key.is_some(), "key"), (g.checksum, "checksum")] {
+            if set {
+                return Err(issue(
+                    format!("generator.{key}"),
+                    format!("{key} with encap = \"erspan\": ERSPAN is sent without a GRE key or checksum (as Linux's erspan)"),
+                ));
+            }
         }
     }
     if !(1..=256).contains(&g.burst) {

@@ -7,6 +7,7 @@
 //! is raised to the smallest that fits (see [`Plan::min_frame`]).
 use crate::gen::config::{GenEncap, GeneratorCfg};
 use crate::wire::checksum;
+use crate::wire::erspan::{self, TypeIIIRepr, TypeIIRepr};
 use crate::wire::ethernet;
 use crate::wire::gre::{self, GreRepr};
 use crate::wire::ipv4::Ipv4Repr;
@@ -28,6 +29,9 @@ pub const IMIX: [u16; 12] = [64, 594, 64, 64, 594, 64, 1518, 64, 594, 64, 594, 6
 
 const ETH_LEN: usize = crate::wire::ethernet::HEADER_LEN;
 const UDP_LEN: usize = 8;
+/// The mirrored frame's MACs (`encap = "erspan"`): a host talking to its router, as a switch would capture it.
+pub const ERSPAN_INNER_SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x0a];
+pub const ERSPAN_INNER_DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
 
 /// One prebuilt frame (without FCS).
 #[derive(Clone, Debug)]
@@ -116,7 +120,25 @@ fn ip_header_len(ip: IpAddr) -> usize {
     }
 }
 
+/// GRE profiles (`gre`, `erspan`) have an outer IP and GRE header.
+fn outer(g: &GeneratorCfg) -> bool {
+    g.encap != GenEncap::Udp
+}
+
 fn gre_repr(g: &GeneratorCfg, tunnel: u32) -> GreRepr {
+    if g.encap == GenEncap::Erspan {
+        // As Linux's erspan_xmit: a sequence number, no key (the session identifies the packets), no checksum.
+        return GreRepr {
+            checksum: false,
+            key: None,
+            sequence: Some(0),
+            protocol: if g.erspan_version == erspan::VERSION_TYPE_II {
+                gre::protocol::ERSPAN
+            } else {
+                gre::protocol::ERSPAN3
+            },
+        };
+    }
     GreRepr {
         checksum: g.checksum,
         key: g.key.map(|k| k.wrapping_add(tunnel)),
@@ -148,11 +170,20 @@ fn add_mac(mac: [u8; 6], n: u32) -> [u8; 6] {
     [mac[0], mac[1], mac[2], b[1], b[2], b[3]]
 }
 
+/// The ERSPAN header and the mirrored frame's Ethernet header before the inner IP (`encap = "erspan"`).
+fn erspan_len(g: &GeneratorCfg) -> usize {
+    match (g.encap, g.erspan_version) {
+        (GenEncap::Erspan, erspan::VERSION_TYPE_II) => erspan::TYPE_II_LEN + ETH_LEN,
+        (GenEncap::Erspan, _) => erspan::TYPE_III_LEN + ETH_LEN,
+        _ => 0,
+    }
+}
+
 /// Header bytes before the signature for this generator config.
 pub fn header_len(g: &GeneratorCfg) -> usize {
     let mut n = ETH_LEN + ip_header_len(g.inner_src) + UDP_LEN;
-    if g.encap.is_gre() {
-        n += ip_header_len(g.outer_src) + gre_repr(g, 0).header_len();
+    if outer(g) {
+        n += ip_header_len(g.outer_src) + gre_repr(g, 0).header_len() + erspan_len(g);
     }
     if g.encap == GenEncap::Teb {
         n += ETH_LEN;
@@ -215,10 +246,11 @@ fn build(
     let stream = tunnel * g.flows + flow;
     let mut b = vec![0u8; frame];
     let inner_src = add_ip(g.inner_src, flow);
-    let outer_family = if g.encap.is_gre() {
-        g.outer_src
+    let outer_family = if outer(g) { g.outer_src } else { g.inner_src };
+    let inner_ethertype = if g.inner_src.is_ipv4() {
+        ethernet::ethertype::IPV4
     } else {
-        g.inner_src
+        ethernet::ethertype::IPV6
     };
     let mut eth =
         ethernet::HeaderMut::from_prefix(&mut b).expect("a frame holds an Ethernet header");
@@ -228,7 +260,7 @@ fn build(
     let mut at = ETH_LEN;
     let mut gre_off = None;
     let mut gre_seq_off = None;
-    if g.encap.is_gre() {
+    if outer(g) {
         let outer_payload = frame - at - ip_header_len(g.outer_src);
         at += emit_ip(
             &mut b[at..],
@@ -240,10 +272,48 @@ fn build(
         let gr = gre_repr(g, tunnel);
         gre_off = Some(at);
         let hl = gr.emit(&mut b[at..]);
-        if g.sequence {
+        if gr.sequence.is_some() {
             gre_seq_off = Some(at + hl - 4);
         }
         at += hl;
+        if g.encap == GenEncap::Erspan {
+            // The ERSPAN header (type III: timestamp 0, ingress, hardware ID 0) and the mirrored frame's
+            // Ethernet header.
+            at += if g.erspan_version == erspan::VERSION_TYPE_II {
+                TypeIIRepr {
+                    vlan: 0,
+                    cos: 0,
+                    en: 0,
+                    truncated: false,
+                    session: g.erspan_session,
+                    index: 0,
+                }
+                .emit(&mut b[at..])
+            } else {
+                TypeIIIRepr {
+                    vlan: 0,
+                    cos: 0,
+                    bso: 0,
+                    truncated: false,
+                    session: g.erspan_session,
+                    timestamp: 0,
+                    sgt: 0,
+                    p: true,
+                    ft: TypeIIIRepr::FT_ETHERNET,
+                    hwid: 0,
+                    d: false,
+                    gra: 0,
+                    platform: None,
+                }
+                .emit(&mut b[at..])
+            };
+            let mut e = ethernet::HeaderMut::from_prefix(&mut b[at..])
+                .expect("a frame holds the mirrored Ethernet header");
+            e.set_dst(ERSPAN_INNER_DST_MAC);
+            e.set_src(ERSPAN_INNER_SRC_MAC);
+            e.set_ethertype(inner_ethertype);
+            at += ETH_LEN;
+        }
     }
     if g.encap == GenEncap::Teb {
         // The bridged frame: its own Ethernet header, then the same IP/UDP packet as the other profiles.
@@ -342,6 +412,18 @@ impl Plan {
                     g.flows
                 )
             }
+            GenEncap::Erspan => format!(
+                "ERSPAN type {} session {} over GRE/{} carrying Ethernet + {inner}, {} tunnels x {} flows",
+                if g.erspan_version == erspan::VERSION_TYPE_II {
+                    "II"
+                } else {
+                    "III"
+                },
+                g.erspan_session,
+                fam(g.outer_src),
+                g.tunnels,
+                g.flows
+            ),
         };
         let size_desc = if g.imix {
             "IMIX 7:4:1 of 64/594/1518".to_string()
@@ -379,8 +461,9 @@ pub struct Signature {
 }
 
 /// Find and read the signature in a received frame: Ethernet (one optional 802.1Q tag), IPv4/IPv6, through up
-/// to two GRE layers (any flags, RFC 2784/2890) and the Ethernet frames of TEB (GRE protocol 0x6558, again
-/// with one optional tag), down to UDP. `None` for anything else.
+/// to two GRE layers (any flags, RFC 2784/2890), the Ethernet frames of TEB (GRE protocol 0x6558, again with one
+/// optional tag) and ERSPAN types I, II and III with the mirrored Ethernet frame, down to UDP. `None` for
+/// anything else.
 pub fn find_signature(f: &[u8]) -> Option<Signature> {
     let (mut et, mut at) = ethernet_payload(f, 0)?;
     for _ in 0..5 {
@@ -418,6 +501,19 @@ pub fn find_signature(f: &[u8]) -> Option<Signature> {
                 let p = gre::Packet::new_checked(g).ok()?;
                 et = p.protocol();
                 at = next + p.header_len();
+                let ers = match et {
+                    // Type I (no sequence number) has no ERSPAN header.
+                    gre::protocol::ERSPAN if p.sequence().is_none() => Some(0),
+                    gre::protocol::ERSPAN => Some(erspan::TYPE_II_LEN),
+                    gre::protocol::ERSPAN3 => {
+                        Some(TypeIIIRepr::parse(f.get(at..)?).ok()?.header_len())
+                    }
+                    _ => None,
+                };
+                if let Some(n) = ers {
+                    // The mirrored Ethernet frame (one optional 802.1Q tag).
+                    (et, at) = ethernet_payload(f, at + n)?;
+                }
             }
             _ => return None,
         }
@@ -477,6 +573,63 @@ mod tests {
                 tsc: 0xbeef_0000_0001
             }
         );
+    }
+
+    #[test]
+    fn erspan_templates_carry_the_session_a_sequence_and_the_udp_frame() {
+        for (version, proto, el) in [(1u8, 0x88be, 8usize), (2, 0x22eb, 12)] {
+            let g = cfg(&format!(
+                "encap = \"erspan\"\nerspan_version = {version}\nerspan_session = 700\nsizes = [64, 300]\ntunnels = 2"
+            ));
+            let p = Plan::new(&g, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+            // 14 + 20 + 8 (GRE with sequence) + el + 14 + 20 + 8 + 18 + 4.
+            assert_eq!(
+                usize::from(p.min_frame),
+                14 + 20 + 8 + el + 14 + 20 + 8 + 18 + 4
+            );
+            let t = p.template(1, 1);
+            let mut b = t.bytes.clone();
+            t.stamp(&mut b, 3, 99, 0x1234, 41);
+            assert_eq!(checksum(&b[14..34]), 0, "outer IPv4 header");
+            assert_eq!(&b[26..30], &[198, 51, 100, 8], "tunnel 1: outer source + 1");
+            let gp = gre::Packet::new_checked(&b[34..]).unwrap();
+            assert_eq!(
+                (gp.protocol(), gp.sequence(), gp.key()),
+                (proto, Some(41), None)
+            );
+            assert!(!gp.has_checksum());
+            let at = 34 + gp.header_len();
+            let session = if version == 1 {
+                TypeIIRepr::parse(&b[at..]).unwrap().session
+            } else {
+                TypeIIIRepr::parse(&b[at..]).unwrap().session
+            };
+            assert_eq!(session, 700);
+            let inner = &b[at + el..];
+            assert_eq!(&inner[..6], &ERSPAN_INNER_DST_MAC);
+            assert_eq!(&inner[6..12], &ERSPAN_INNER_SRC_MAC);
+            assert_eq!(&inner[12..14], &[0x08, 0x00]);
+            assert_eq!(checksum(&inner[14..34]), 0, "inner IPv4 header");
+            assert!(udp_ok(t, &b, g.inner_src, g.inner_dst));
+            let s = find_signature(&b).unwrap();
+            assert_eq!((s.run, s.stream, s.seq, s.tsc), (3, 1, 99, 0x1234));
+            // What an ERSPAN receiver delivers (the mirrored frame alone) carries the signature too.
+            assert_eq!(find_signature(inner), Some(s));
+        }
+        let bad = |t: &str| check_generator_text(t);
+        assert!(bad("encap = \"erspan\"\nerspan_version = 3").contains("erspan_version"));
+        assert!(bad("encap = \"erspan\"\nerspan_session = 1024").contains("erspan_session"));
+        assert!(bad("encap = \"erspan\"\nkey = 5").contains("generator.key"));
+    }
+
+    /// The `[generator]` error of a config whose generator section is `text`.
+    fn check_generator_text(text: &str) -> String {
+        let full = format!(
+            "[eal]\nargs = [\"-l\", \"0-1\"]\n[dataplane]\nworkers = [1]\n[[port]]\nname = \"a\"\nrole = \"outside\"\ndevice = \"net_null0\"\naddress = \"192.0.2.2/24\"\n[generator]\n{text}\n"
+        );
+        crate::config::Config::from_str_named(&full, "g")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

@@ -255,4 +255,22 @@ pub const BAD: &[(&str, &str, usize, &str)] = &[
         24,
         "got \"yes\"",
     ),
+    (
+        "mirror-unknown-port.toml",
+        "mirror[0].port",
+        26,
+        "unknown port \"insde\"",
+    ),
+    (
+        "mirror-tunnel-not-erspan.toml",
+        "mirror[0].tunnel",
+        27,
+        "a mirror sends into a tunnel with mode = \"erspan\"",
+    ),
+    (
+        "mirror-erspan-no-version.toml",
+        "tunnel[0].erspan.version",
+        23,
+        "it needs erspan.version (1: type II, 2: type III) to send",
+    ),
 ];

@@ -19,6 +19,7 @@ pub use greway_wire as wire;
 
 use crate::buf::PacketBuf;
 use crate::stats::{Counters, DropReason};
+pub use crate::tunnel::table::MirrorDir;
 
 /// What to do with a packet after processing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +81,22 @@ pub enum Waiting {
 // memory on every packet.
 const _: () = assert!(std::mem::size_of::<Verdict>() <= 16);
 
+/// A `[[mirror]]` copy as the processor hands it to the poll loop: where it goes and what it counts under. The
+/// copy is a finished ERSPAN packet; the loop sends it after the burst's originals and never mirrors it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MirrorCopy {
+    /// Egress port index.
+    pub out: u16,
+    /// The `[[mirror]]` entry (its counter slot in [`Counters::mirrors`]).
+    pub entry: u16,
+    /// Index of the original in the slice given to [`Processor::mirror`].
+    pub orig: u16,
+    /// The original frame's length (what `bytes` counts).
+    pub bytes: u32,
+    /// The copy was cut to the session's tunnel MTU (ERSPAN T bit).
+    pub truncated: bool,
+}
+
 /// Per-packet logic, generic over the buffer so it runs on mbufs and on `VecBuf`s.
 pub trait Processor<B: PacketBuf>: Send {
     /// Called once per received burst, with the TSC of the rx call.
@@ -112,6 +129,28 @@ pub trait Processor<B: PacketBuf>: Send {
     }
     /// The worker is stopping: free or count whatever is held.
     fn finish(&mut self, _counters: &mut Counters) {}
+    /// The ports whose frames `[[mirror]]` sessions copy, as bit masks by port index: (received, sent). Read
+    /// once per poll round, after [`Processor::begin_burst`]; (0, 0) keeps the loop on its mirror-free code.
+    fn mirror_ports(&self) -> (u64, u64) {
+        (0, 0)
+    }
+    /// Number of `[[mirror]]` entries (the worker's mirror counter slots).
+    fn mirror_count(&self) -> usize {
+        0
+    }
+    /// Copy every packet of `pkts` (received on, or about to be sent out of, port index `port`) into each
+    /// ERSPAN session that mirrors that port and direction, and hand each finished copy to `emit`, which
+    /// returns false when it could not take it (the copy is then already freed; the processor counts it as
+    /// `queue_full`). Copies that cannot be made are counted by reason here. `pkts` are not changed.
+    fn mirror(
+        &mut self,
+        _pkts: &[B],
+        _port: usize,
+        _dir: MirrorDir,
+        _emit: &mut dyn FnMut(MirrorCopy, B) -> bool,
+        _counters: &mut Counters,
+    ) {
+    }
 }
 
 /// `mode = "forward"`: a plain cross-connect between two ports (port 0 <-> port 1), like testpmd's io mode. The

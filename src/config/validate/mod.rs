@@ -3,6 +3,7 @@
 mod bridges;
 mod dataplane;
 mod host;
+mod mirrors;
 mod neighbors;
 mod ports;
 mod routes;
@@ -19,6 +20,7 @@ use dataplane::check_dataplane;
 #[cfg(test)]
 pub(super) use dataplane::parse_core_list;
 use host::check_host;
+use mirrors::check_mirrors;
 use neighbors::check_neighbors;
 use ports::check_ports;
 pub(super) use ports::check_roles_for_tunnels;
@@ -56,6 +58,7 @@ pub(super) fn validate(cfg: &Config) -> Check {
     }
     check_routes_into_tunnels(cfg, &routes)?;
     check_bridges(cfg)?;
+    check_mirrors(cfg)?;
     check_host(cfg)?;
     if let Some(c) = &cfg.control {
         if c.socket.as_os_str().is_empty() {

@@ -419,7 +419,7 @@ pub(super) fn check_tunnel_mtu(cfg: &Config, idx: usize, t: &TunnelCfg, min: u16
                     "tunnel mtu {m} exceeds {max} = port {:?} mtu {} - {} bytes of encapsulation; outer packets are not fragmented",
                     port.name,
                     port.mtu,
-                    t.overhead()
+                    t.overhead_in(cfg)
                 ),
             ))
         }
@@ -430,7 +430,7 @@ pub(super) fn check_tunnel_mtu(cfg: &Config, idx: usize, t: &TunnelCfg, min: u16
                     "derived tunnel mtu {max} (port {:?} mtu {} - {} bytes of encapsulation) is below the minimum {min}: {why_min}; raise the port mtu",
                     port.name,
                     port.mtu,
-                    t.overhead()
+                    t.overhead_in(cfg)
                 ),
             ))
         }
@@ -508,27 +508,33 @@ fn check_erspan(cfg: &Config, at: &str, t: &TunnelCfg) -> Check {
             ));
         }
     }
-    let Some(name) = &t.deliver else {
-        return Err(issue(
-            format!("{at}.deliver"),
-            "an erspan tunnel needs deliver = \"PORT\", the l2 port its mirrored frames leave by",
-        ));
-    };
-    let Some(port) = cfg.port_by_name(name) else {
-        return Err(super::ports::unknown_port(
-            cfg,
-            format!("{at}.deliver"),
-            name,
-        ));
-    };
-    if port.role() != PortRole::L2 {
-        return Err(issue(
-            format!("{at}.deliver"),
-            format!(
-                "port {name:?} has role {}; deliver needs a port with role = \"l2\"",
-                port.role()
-            ),
-        ));
+    match &t.deliver {
+        // A `[[mirror]]` target only sends: it needs no port to deliver to.
+        None if t.is_mirror_target(cfg) => {}
+        None => {
+            return Err(issue(
+                format!("{at}.deliver"),
+                "an erspan tunnel needs deliver = \"PORT\", the l2 port its received mirrored frames leave by (or a [[mirror]] that sends into it)",
+            ))
+        }
+        Some(name) => {
+            let Some(port) = cfg.port_by_name(name) else {
+                return Err(super::ports::unknown_port(
+                    cfg,
+                    format!("{at}.deliver"),
+                    name,
+                ));
+            };
+            if port.role() != PortRole::L2 {
+                return Err(issue(
+                    format!("{at}.deliver"),
+                    format!(
+                        "port {name:?} has role {}; deliver needs a port with role = \"l2\"",
+                        port.role()
+                    ),
+                ));
+            }
+        }
     }
     check_not_ip(at, t, "an erspan tunnel carries mirrored frames", true)
 }

@@ -11,6 +11,7 @@ mod icmp_errors;
 mod interop;
 mod keepalive;
 mod local;
+mod mirror;
 mod neighbors;
 mod pmtu;
 mod punt;

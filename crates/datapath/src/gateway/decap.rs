@@ -346,6 +346,9 @@ impl<B: PacketBuf> Worker<B> {
         if session != e.session {
             return tdrop(c, DropReason::ErspanSessionMismatch);
         }
+        let Some(deliver) = e.deliver else {
+            return tdrop(c, DropReason::ErspanNoDeliver);
+        };
         let frame_len = payload.len() - erspan_len;
         if frame_len < ETH {
             return tdrop(c, DropReason::ErspanMalformed);
@@ -357,7 +360,7 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += frame_len as u64;
-        Verdict::Tx(usize::from(e.deliver))
+        Verdict::Tx(usize::from(deliver))
     }
 
     /// Cisco keepalives (GRE protocol 0). A peer's keepalive carries an inner IPv4+GRE packet addressed back

@@ -6,6 +6,27 @@ use greway_wire::ethernet::{ethertype, Frame, HEADER_LEN as ETH};
 use greway_wire::{ipv4, ipv6, MacAddr};
 
 impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
+    #[inline(always)]
+    fn mirror_ports(&self) -> (u64, u64) {
+        let m = &self.tables.mirrors;
+        (m.rx_ports, m.tx_ports)
+    }
+
+    fn mirror_count(&self) -> usize {
+        self.tables.mirrors.count
+    }
+
+    fn mirror(
+        &mut self,
+        pkts: &[B],
+        port: usize,
+        dir: crate::MirrorDir,
+        emit: &mut dyn FnMut(crate::MirrorCopy, B) -> bool,
+        counters: &mut Counters,
+    ) {
+        self.w.mirror(&self.tables, pkts, port, dir, emit, counters);
+    }
+
     #[inline]
     fn begin_burst(&mut self, now_tsc: u64) {
         self.w.now = now_tsc;

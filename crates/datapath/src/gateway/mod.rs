@@ -16,6 +16,7 @@ mod fast;
 mod icmp_error;
 mod inner;
 mod local;
+mod mirror;
 mod punt;
 
 pub use local::LocalIngress;
@@ -240,6 +241,11 @@ struct Worker<B> {
     staged_ti: Box<[u32; STAGE_MAX]>,
     staged_len: usize,
     staged_next: usize,
+    /// IPv4 identification of the mirror copies (apart from `ip_ident`, so that mirroring changes no
+    /// original).
+    mirror_ident: u16,
+    /// ERSPAN type III timestamps: (TSC, Unix time in 100 µs units) read together once (see `mirror`).
+    wall_anchor: Option<(u64, u64)>,
     /// Packets the fast paths took (tests only: the hot path carries no extra counter).
     #[cfg(feature = "testkit")]
     fast_hits: u64,
@@ -392,6 +398,8 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_next: 0,
                 last_decap4: None,
                 fast_path: true,
+                wall_anchor: None,
+                mirror_ident: (worker as u16).wrapping_mul(0x3d1) ^ 0x8000,
                 #[cfg(feature = "testkit")]
                 fast_hits: 0,
             },

@@ -121,11 +121,14 @@ pub enum DropReason {
     /// A bridged frame whose source MAC is a group (multicast/broadcast) or all-zero address: not learned, not
     /// forwarded (IEEE 802.1Q 8.7.1).
     BridgeBadSource,
+    /// ERSPAN of the right session from the peer of an ERSPAN tunnel that only sends (a `[[mirror]]` target
+    /// without `deliver`): there is no port to deliver it to.
+    ErspanNoDeliver,
 }
 
 impl DropReason {
     /// Number of reasons (size of counter arrays).
-    pub const COUNT: usize = DropReason::BridgeBadSource as usize + 1;
+    pub const COUNT: usize = DropReason::ErspanNoDeliver as usize + 1;
 
     /// All reasons, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -178,6 +181,7 @@ impl DropReason {
         DropReason::FrameTooBig,
         DropReason::BridgeSameMember,
         DropReason::BridgeBadSource,
+        DropReason::ErspanNoDeliver,
     ];
 
     /// The snake_case name used in JSON, Prometheus labels and logs.
@@ -232,6 +236,7 @@ impl DropReason {
             DropReason::FrameTooBig => "frame_too_big",
             DropReason::BridgeSameMember => "bridge_same_member",
             DropReason::BridgeBadSource => "bridge_bad_source",
+            DropReason::ErspanNoDeliver => "erspan_no_deliver",
         }
     }
 }
@@ -258,6 +263,44 @@ pub struct TunnelCounters {
     pub drops: u64,
     pub keepalives_rx: u64,
     pub keepalives_reflected: u64,
+}
+
+/// Counters of one `[[mirror]]` entry (an ERSPAN session's source), as seen by one worker. Every copy attempt
+/// ends in exactly one of `packets` or a failure; the originals are counted as if no mirror existed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MirrorCounters {
+    /// Copies sent (taken by the transmit queue) and their mirrored frame bytes (as captured, before any
+    /// truncation; ERSPAN and outer headers not included).
+    pub packets: u64,
+    pub bytes: u64,
+    /// Of `packets`: frames longer than the session's tunnel MTU, sent cut to it with the ERSPAN T bit set (as
+    /// Linux's `erspan_xmit` does).
+    pub truncated: u64,
+    /// Copy failures: no buffer for the copy (mempool empty).
+    pub no_mbuf: u64,
+    /// The tunnel's next hop is not resolved yet (resolution is started; copies are never held).
+    pub no_neighbor: u64,
+    /// The worker's batch of copies for the egress port was full.
+    pub queue_full: u64,
+    /// The transmit queue refused the copy, or (tx mirror) refused the original, whose copy is then not sent.
+    pub tx_full: u64,
+}
+
+impl MirrorCounters {
+    /// Failed copies, all reasons.
+    pub fn failures(&self) -> u64 {
+        self.no_mbuf + self.no_neighbor + self.queue_full + self.tx_full
+    }
+
+    fn add(&mut self, o: &MirrorCounters) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.truncated += o.truncated;
+        self.no_mbuf += o.no_mbuf;
+        self.no_neighbor += o.no_neighbor;
+        self.queue_full += o.queue_full;
+        self.tx_full += o.tx_full;
+    }
 }
 
 /// Counters of one bridge, as seen by one worker.
@@ -337,6 +380,8 @@ pub struct Counters {
     pub punted_bytes: u64,
     /// Packets from host interfaces (the kernel's) this worker took from its ring and sent or dropped.
     pub from_host: u64,
+    /// Per `[[mirror]]` entry, in configuration order (empty without mirrors).
+    pub mirrors: Vec<MirrorCounters>,
 }
 
 impl Clone for Counters {
@@ -366,6 +411,7 @@ impl Clone for Counters {
         self.punted = o.punted;
         self.punted_bytes = o.punted_bytes;
         self.from_host = o.from_host;
+        self.mirrors.clone_from(&o.mirrors);
     }
 }
 
@@ -389,6 +435,14 @@ impl Counters {
             punted: 0,
             punted_bytes: 0,
             from_host: 0,
+            mirrors: Vec::new(),
+        }
+    }
+
+    /// Make room for `n` `[[mirror]]` entries.
+    pub fn ensure_mirrors(&mut self, n: usize) {
+        if self.mirrors.len() < n {
+            self.mirrors.resize(n, MirrorCounters::default());
         }
     }
 
@@ -485,6 +539,10 @@ impl Counters {
         self.punted += o.punted;
         self.punted_bytes += o.punted_bytes;
         self.from_host += o.from_host;
+        self.ensure_mirrors(o.mirrors.len());
+        for (a, b) in self.mirrors.iter_mut().zip(&o.mirrors) {
+            a.add(b);
+        }
     }
 
     /// Total drops.
@@ -639,6 +697,35 @@ mod tests {
         a.merge(&w);
         assert_eq!(a.bridges[1].flooded, 6);
         assert_eq!(a.total_drops(), 3);
+    }
+
+    #[test]
+    fn mirror_counters_merge_by_entry_and_clone() {
+        let mut w0 = Counters::new(1, 0);
+        let mut w1 = Counters::new(1, 0);
+        w1.ensure_mirrors(2);
+        w1.mirrors[1] = MirrorCounters {
+            packets: 3,
+            bytes: 300,
+            truncated: 1,
+            no_mbuf: 1,
+            no_neighbor: 2,
+            queue_full: 3,
+            tx_full: 4,
+        };
+        w0.ensure_mirrors(1);
+        w0.mirrors[0].packets = 5;
+        let mut t = Counters::new(1, 0);
+        t.merge(&w0);
+        t.merge(&w1);
+        t.merge(&w1);
+        assert_eq!(t.mirrors.len(), 2);
+        assert_eq!(t.mirrors[0].packets, 5);
+        assert_eq!((t.mirrors[1].packets, t.mirrors[1].bytes), (6, 600));
+        assert_eq!((t.mirrors[1].truncated, t.mirrors[1].failures()), (2, 20));
+        let mut c = Counters::new(0, 0);
+        c.clone_from(&t);
+        assert_eq!(c.mirrors, t.mirrors);
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl Hasher for FxHasher {
 pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// Longest headers an encapsulation adds: Ethernet 14 + IPv6 40 + Destination Options 8 (`encap_limit`) +
-/// GRE 16.
+/// GRE 16. (An ERSPAN sender's template holds Ethernet, IP and an 8-byte GRE header; its ERSPAN header is
+/// written per copy after it, see [`ErspanTx`].)
 pub const MAX_ENCAP_HEADER: usize = 14 + 40 + 8 + 16;
 
 /// Bits of [`Tunnel::inner_checks`]: what the fast paths must look for in the inner packet before they may
@@ -93,8 +94,95 @@ pub mod fast {
 pub struct ErspanRx {
     /// The session ID accepted (type I, which has none, counts as session 0).
     pub session: u16,
-    /// The l2 port the inner frames leave by (`deliver`), as a port index.
-    pub deliver: u16,
+    /// The l2 port the inner frames leave by (`deliver`), as a port index. None for a tunnel that only sends
+    /// (a `[[mirror]]` target without `deliver`): what it receives is dropped as `erspan_no_deliver`.
+    pub deliver: Option<u16>,
+}
+
+/// What an ERSPAN tunnel that a `[[mirror]]` sends into puts after its GRE header (version 1: type II, GRE
+/// protocol 0x88BE; version 2: type III, 0x22EB). The tunnel's template then holds the GRE header Linux's
+/// `erspan_xmit` sends: S bit, protocol, sequence number (no key, no checksum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErspanTx {
+    /// `greway_wire::erspan::VERSION_TYPE_II` or `VERSION_TYPE_III`.
+    pub version: u8,
+    pub session: u16,
+    /// Type II port index.
+    pub index: u32,
+    /// Type III hardware ID.
+    pub hwid: u8,
+}
+
+impl ErspanTx {
+    /// Bytes of the ERSPAN header after GRE.
+    pub fn header_len(&self) -> usize {
+        if self.version == greway_wire::erspan::VERSION_TYPE_II {
+            greway_wire::erspan::TYPE_II_LEN
+        } else {
+            greway_wire::erspan::TYPE_III_LEN
+        }
+    }
+}
+
+/// The direction a `[[mirror]]` copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MirrorDir {
+    /// Frames as received on the port.
+    Rx,
+    /// Frames as sent on the port.
+    Tx,
+}
+
+/// One `[[mirror]]` source as a table generation resolves it: its counter slot (the entry's index in the
+/// configuration, stable for the run) and the index of its ERSPAN tunnel in this generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorSource {
+    pub entry: u16,
+    pub tunnel: u32,
+}
+
+/// Every `[[mirror]]` by port and direction, and the ports that have any as bit masks (bit `i` for port index
+/// `i`; at most 64 ports, validated): the poll loop tests a mask bit once per burst.
+#[derive(Debug, Clone, Default)]
+pub struct Mirrors {
+    pub rx_ports: u64,
+    pub tx_ports: u64,
+    /// Per port index: the sessions its received frames are copied into.
+    pub rx: Vec<Box<[MirrorSource]>>,
+    /// Per port index: the sessions its sent frames are copied into.
+    pub tx: Vec<Box<[MirrorSource]>>,
+    /// Number of `[[mirror]]` entries (counter slots).
+    pub count: usize,
+}
+
+impl Mirrors {
+    /// The sources of port `port` in direction `dir` (empty when none).
+    #[inline]
+    pub fn of(&self, port: usize, dir: MirrorDir) -> &[MirrorSource] {
+        let v = match dir {
+            MirrorDir::Rx => &self.rx,
+            MirrorDir::Tx => &self.tx,
+        };
+        v.get(port).map_or(&[], |s| &s[..])
+    }
+
+    /// Add entry `entry` on port `port` copying `dir` into tunnel index `tunnel`.
+    pub fn add(&mut self, entry: u16, port: usize, dir: MirrorDir, tunnel: u32) {
+        let (mask, v) = match dir {
+            MirrorDir::Rx => (&mut self.rx_ports, &mut self.rx),
+            MirrorDir::Tx => (&mut self.tx_ports, &mut self.tx),
+        };
+        if port < 64 {
+            *mask |= 1 << port;
+        }
+        if v.len() <= port {
+            v.resize_with(port + 1, Default::default);
+        }
+        let mut list = std::mem::take(&mut v[port]).into_vec();
+        list.push(MirrorSource { entry, tunnel });
+        v[port] = list.into_boxed_slice();
+        self.count = self.count.max(usize::from(entry) + 1);
+    }
 }
 
 /// The MSS a tunnel's `mss_clamp` lowers TCP SYN and SYN-ACK segments to, per inner family.
@@ -273,6 +361,9 @@ pub struct Tunnel {
     pub encap_limit: Option<u8>,
     /// `mode = "erspan"`: the session it accepts and the port it delivers to (with [`inner_check::ERSPAN`]).
     pub erspan: Option<ErspanRx>,
+    /// A `[[mirror]]` sends into this ERSPAN tunnel: the header after GRE. The sequence number is
+    /// `state.tx_seq`, taken by every worker that mirrors into the session (an atomic add per copy).
+    pub erspan_tx: Option<ErspanTx>,
     /// `mode = "teb"` (with [`inner_check::TEB`]): the bridge member the tunnel is; None for a TEB tunnel in no
     /// bridge (what it receives is dropped as `l2_no_bridge`).
     pub teb: Option<crate::bridge::MemberRef>,
@@ -344,9 +435,15 @@ impl Tunnel {
         }
     }
     /// Fill [`Tunnel::fast`] from the settings (call once the tunnel is complete). What can change at run time
-    /// (the keepalive state, a learned path MTU) is still tested per packet.
+    /// (the keepalive state, a learned path MTU) is still tested per packet. An ERSPAN sender never takes the
+    /// encapsulation fast path: its template's GRE header carries a sequence number (and its copies are made by
+    /// `gateway::mirror`, not encapsulated as routed IP).
     pub fn decide_fast(&mut self) {
-        let encap = if self.resolved && !self.keepalive_on && self.inner_checks == 0 {
+        let encap = if self.resolved
+            && !self.keepalive_on
+            && self.inner_checks == 0
+            && self.erspan_tx.is_none()
+        {
             self.encap4_shape()
         } else {
             0
@@ -498,6 +595,8 @@ pub struct Tables {
     /// Packets per second each worker may hand to the host interfaces (`[host] punt_pps`); 0 without `[host]`:
     /// nothing is punted and what greway does not answer itself is `local_unhandled`.
     pub punt_pps: u32,
+    /// The `[[mirror]]` sessions (ERSPAN out).
+    pub mirrors: Mirrors,
     /// The bridges (`[[bridge]]`), in configuration order.
     pub bridges: Vec<crate::bridge::Bridge>,
     /// Per port index: the bridge members its frames enter by (empty for ports in no bridge).

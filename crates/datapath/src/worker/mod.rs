@@ -2,7 +2,7 @@
 //! refused packets freed and counted, a latency histogram per worker, and a snapshot handoff to the control
 //! thread at a fixed cadence. No locks, allocation or syscalls on the hot path (the optional adaptive idle
 //! sleep is the one deliberate syscall, and only when the queues stay empty).
-use super::{Processor, Verdict};
+use super::{MirrorCopy, MirrorDir, Processor, Verdict};
 use crate::buf::PacketBuf;
 use crate::stats::{new_latency_histogram, Counters, DropReason, Snapshot};
 use crossbeam::queue::ArrayQueue;
@@ -105,6 +105,54 @@ fn tx_rx_total(c: &Counters) -> (u64, u64) {
         .fold((0, 0), |(t, r), p| (t + p.tx, r + p.rx))
 }
 
+/// What the poll loop keeps between bursts: the rx burst, a tx burst per port, the burst's dropped packets,
+/// and the `[[mirror]]` copies.
+struct LoopState<IO: PortIo> {
+    rx: IO::Burst,
+    tx: Vec<IO::Burst>,
+    /// The burst's dropped packets, freed together once it is done (one bulk call instead of one per packet).
+    dropped: IO::Burst,
+    mirror: MirrorState<IO::Burst>,
+    ns_per_tick: f64,
+}
+
+/// The `[[mirror]]` side of the loop. Copies go into bursts of their own per egress port, sent after the
+/// originals and never mirrored themselves (a tx mirror on the port that carries the session would otherwise
+/// copy its own copies). Copies of a tx-mirrored burst are made before its tx call (the NIC owns the
+/// originals after it) and wait in `staged`: those whose original the queue refused are freed, so a tx
+/// mirror shows exactly what was sent.
+struct MirrorState<Bu: PacketBurst> {
+    /// Port masks of this poll round (`Processor::mirror_ports`).
+    rx_ports: u64,
+    tx_ports: u64,
+    /// Per egress port: the copies and their tags, index for index.
+    out: Vec<(Bu, Vec<MirrorCopy>)>,
+    /// A tx-mirrored burst's copies until its tx call returns (never grows past `MAX_BURST`).
+    staged: Vec<(MirrorCopy, Bu::Pkt)>,
+    /// Some copy is waiting in `out`.
+    pending: bool,
+}
+
+impl<Bu: PacketBurst> MirrorState<Bu> {
+    fn new(nports: usize) -> Self {
+        MirrorState {
+            rx_ports: 0,
+            tx_ports: 0,
+            out: (0..nports)
+                .map(|_| (Bu::default(), Vec::with_capacity(MAX_BURST)))
+                .collect(),
+            staged: Vec::with_capacity(MAX_BURST),
+            pending: false,
+        }
+    }
+}
+
+/// Bit `i` of a port mask (ports past 64 have none: validated).
+#[inline(always)]
+fn has_port(mask: u64, i: usize) -> bool {
+    i < 64 && (mask >> i) & 1 != 0
+}
+
 /// Run the poll loop until `stop` is set; returns the final counters (also pushed as a last snapshot), the
 /// latency histogram (of the window) and the measurement window.
 pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
@@ -115,12 +163,15 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
     let nports = io.nports();
     let burst = setup.burst.clamp(1, MAX_BURST);
     let mut counters = Counters::new(nports, setup.n_tunnels);
+    counters.ensure_mirrors(proc.mirror_count());
     let mut hist: Histogram<u64> = new_latency_histogram();
-    let mut rx = IO::Burst::default();
-    let mut tx: Vec<IO::Burst> = (0..nports).map(|_| IO::Burst::default()).collect();
-    // The burst's dropped packets, freed together once it is done (one bulk call instead of one per packet).
-    let mut dropped = IO::Burst::default();
-    let ns_per_tick = 1e9 / setup.tsc_hz.max(1) as f64;
+    let mut st = LoopState::<IO> {
+        rx: IO::Burst::default(),
+        tx: (0..nports).map(|_| IO::Burst::default()).collect(),
+        dropped: IO::Burst::default(),
+        mirror: MirrorState::new(nports),
+        ns_per_tick: 1e9 / setup.tsc_hz.max(1) as f64,
+    };
     let snapshot_every = setup.tsc_hz / SNAPSHOTS_PER_SEC;
     let mut next_snapshot = io.now() + snapshot_every;
     let mut idle_rounds: u32 = 0;
@@ -139,86 +190,46 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
     while !setup.stop.load(Ordering::Relaxed) {
         // Relaxed: the flag carries no data; the worker only needs to see it eventually.
         counters.polls += 1;
-        let mut got_any = false;
         // One clock read and one table check per poll round: the round's bursts, its deferred work and its
         // packets' latency all start from `now` (taken just before the rx calls, so the latency includes them).
         let now = io.now();
         // Pick up a new table (and lay the counters out for it) before any packet or deferred work uses it.
         proc.begin_burst(now);
         sync_tunnel_layout::<IO::Pkt, P>(&proc, &mut counters);
-        for pi in 0..nports {
-            let n = io.rx(pi, &mut rx, burst);
-            if n == 0 {
-                continue;
-            }
-            got_any = true;
-            let t_rx = now;
-            proc.prepare_burst(rx.as_slice(), pi, &counters);
-            let mut rx_bytes = 0u64;
-            for mut m in rx.drain() {
-                rx_bytes += m.pkt_len() as u64;
-                match proc.process(&mut m, pi, &mut counters) {
-                    Verdict::Tx(out) => {
-                        if let Err(m) = tx[out].push(m) {
-                            // A full tx burst: flush it now and retry once.
-                            flush(
-                                io,
-                                &mut tx[out],
-                                out,
-                                &mut counters,
-                                &mut hist,
-                                t_rx,
-                                ns_per_tick,
-                            );
-                            if tx[out].push(m).is_err() {
-                                counters.drop_pkt(DropReason::TxFull);
-                            }
-                        }
-                    }
-                    Verdict::Drop(r) => {
-                        counters.drop_pkt(r);
-                        // Never full: it holds at most one rx burst.
-                        if let Err(m) = dropped.push(m) {
-                            drop(m);
-                        }
-                    }
-                    Verdict::Hold(why) => proc.hold(m, why, &mut counters),
-                }
-            }
-            dropped.free_all();
-            let pc = &mut counters.ports[pi];
-            pc.rx += n as u64;
-            pc.rx_bytes += rx_bytes;
-            flush_all(io, &mut tx, &mut counters, &mut hist, t_rx, ns_per_tick);
+        // Mirrors: one test per poll round; a table without them runs the mirror-free instance of the round.
+        let (mrx, mtx) = proc.mirror_ports();
+        st.mirror.rx_ports = mrx;
+        st.mirror.tx_ports = mtx;
+        let rx_tsc = if (mrx | mtx) == 0 {
+            round::<IO, P, false>(
+                &setup,
+                io,
+                &mut proc,
+                &mut st,
+                &mut counters,
+                &mut hist,
+                now,
+                burst,
+            )
+        } else {
+            round::<IO, P, true>(
+                &setup,
+                io,
+                &mut proc,
+                &mut st,
+                &mut counters,
+                &mut hist,
+                now,
+                burst,
+            )
+        };
+        let got_any = rx_tsc.is_some();
+        if let Some(t_rx) = rx_tsc {
             if t_rx.wrapping_sub(rx_tsc_published) >= rx_tsc_every {
                 rx_tsc_published = t_rx;
                 // Relaxed: a coarse "last activity" clock read by the control thread.
                 setup.last_rx_tsc.fetch_max(t_rx, Ordering::Relaxed);
             }
-        }
-        // Work the processor deferred (handoff rings, reorder timeouts) and packets from the control thread.
-        let mut extra = false;
-        proc.poll_deferred(
-            now,
-            &mut |out, m| {
-                extra = true;
-                if let Err(m) = tx[out].push(m) {
-                    drop(m);
-                    return false;
-                }
-                true
-            },
-            &mut counters,
-        );
-        while let Some((out, m)) = setup.channels.inject.pop() {
-            extra = true;
-            if out < nports && tx[out].push(m).is_ok() {
-                continue;
-            }
-            counters.drop_pkt(DropReason::TxFull);
-        }
-        if extra {
-            flush_all(io, &mut tx, &mut counters, &mut hist, now, ns_per_tick);
         }
 
         if !got_any {
@@ -249,7 +260,7 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
         }
     }
     // Final drain: retry what the queues refused for a short while, then free and count it.
-    for (out, b) in tx.iter_mut().enumerate() {
+    for (out, b) in st.tx.iter_mut().enumerate() {
         for _ in 0..1000 {
             if b.is_empty() {
                 break;
@@ -259,6 +270,8 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
         let left = b.free_all();
         counters.drops[DropReason::TxFull as usize] += left as u64;
     }
+    // Mirror copies are flushed every round: nothing is left but what a stop in mid-round could leave.
+    flush_mirrors(io, &mut st.mirror, &mut counters);
     let end = io.now();
     let end_cpu = io.cpu_ns();
     proc.finish(&mut counters);
@@ -271,6 +284,123 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
         cpu_ns: end_cpu.saturating_sub(cpu0),
     });
     (counters, hist, win)
+}
+
+/// One poll round: an rx burst per port, each processed and flushed, then the processor's deferred work and
+/// the control thread's packets. `MIRROR`: some port is mirrored this round (with false, the mirror code is
+/// not in this instance at all). Returns the TSC of the round's receive when anything was received.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn round<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
+    setup: &WorkerSetup<IO::Pkt>,
+    io: &mut IO,
+    proc: &mut P,
+    st: &mut LoopState<IO>,
+    counters: &mut Counters,
+    hist: &mut Histogram<u64>,
+    now: u64,
+    burst: usize,
+) -> Option<u64> {
+    let nports = st.tx.len();
+    let mut got_any = false;
+    for pi in 0..nports {
+        let n = io.rx(pi, &mut st.rx, burst);
+        if n == 0 {
+            continue;
+        }
+        got_any = true;
+        let t_rx = now;
+        if MIRROR && has_port(st.mirror.rx_ports, pi) {
+            // The frames as received, before anything rewrites them.
+            let m = &mut st.mirror;
+            let (out, pending) = (&mut m.out, &mut m.pending);
+            proc.mirror(
+                st.rx.as_slice(),
+                pi,
+                MirrorDir::Rx,
+                &mut |tag, copy| {
+                    *pending = true;
+                    let (b, tags) = &mut out[usize::from(tag.out)];
+                    match b.push(copy) {
+                        Ok(()) => {
+                            tags.push(tag);
+                            true
+                        }
+                        Err(copy) => {
+                            drop(copy);
+                            false
+                        }
+                    }
+                },
+                counters,
+            );
+        }
+        proc.prepare_burst(st.rx.as_slice(), pi, counters);
+        let mut rx_bytes = 0u64;
+        for mut m in st.rx.drain() {
+            rx_bytes += m.pkt_len() as u64;
+            match proc.process(&mut m, pi, counters) {
+                Verdict::Tx(out) => {
+                    if let Err(m) = st.tx[out].push(m) {
+                        // A full tx burst: flush it now and retry once.
+                        flush::<IO, P, MIRROR>(
+                            io,
+                            proc,
+                            &mut st.tx[out],
+                            &mut st.mirror,
+                            out,
+                            counters,
+                            hist,
+                            t_rx,
+                            st.ns_per_tick,
+                        );
+                        if st.tx[out].push(m).is_err() {
+                            counters.drop_pkt(DropReason::TxFull);
+                        }
+                    }
+                }
+                Verdict::Drop(r) => {
+                    counters.drop_pkt(r);
+                    // Never full: it holds at most one rx burst.
+                    if let Err(m) = st.dropped.push(m) {
+                        drop(m);
+                    }
+                }
+                Verdict::Hold(why) => proc.hold(m, why, counters),
+            }
+        }
+        st.dropped.free_all();
+        let pc = &mut counters.ports[pi];
+        pc.rx += n as u64;
+        pc.rx_bytes += rx_bytes;
+        flush_all::<IO, P, MIRROR>(io, proc, st, counters, hist, t_rx);
+    }
+    // Work the processor deferred (handoff rings, reorder timeouts) and packets from the control thread.
+    let mut extra = false;
+    let tx = &mut st.tx;
+    proc.poll_deferred(
+        now,
+        &mut |out, m| {
+            extra = true;
+            if let Err(m) = tx[out].push(m) {
+                drop(m);
+                return false;
+            }
+            true
+        },
+        counters,
+    );
+    while let Some((out, m)) = setup.channels.inject.pop() {
+        extra = true;
+        if out < nports && st.tx[out].push(m).is_ok() {
+            continue;
+        }
+        counters.drop_pkt(DropReason::TxFull);
+    }
+    if extra {
+        flush_all::<IO, P, MIRROR>(io, proc, st, counters, hist, now);
+    }
+    got_any.then_some(now)
 }
 
 /// A table with another tunnel set was picked up: move the per-tunnel counters to its indices (rare; the
@@ -289,24 +419,41 @@ fn sync_tunnel_layout<B: PacketBuf, P: Processor<B>>(proc: &P, counters: &mut Co
     }
 }
 
+/// Flush every port's tx burst, then (with `MIRROR`) the mirror copies they and the rx burst made.
 #[inline(always)]
-fn flush_all<IO: PortIo>(
+fn flush_all<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
     io: &mut IO,
-    tx: &mut [IO::Burst],
+    proc: &mut P,
+    st: &mut LoopState<IO>,
     counters: &mut Counters,
     hist: &mut Histogram<u64>,
     t_rx: u64,
-    ns_per_tick: f64,
 ) {
-    for (out, b) in tx.iter_mut().enumerate() {
-        flush(io, b, out, counters, hist, t_rx, ns_per_tick);
+    for (out, b) in st.tx.iter_mut().enumerate() {
+        flush::<IO, P, MIRROR>(
+            io,
+            proc,
+            b,
+            &mut st.mirror,
+            out,
+            counters,
+            hist,
+            t_rx,
+            st.ns_per_tick,
+        );
+    }
+    if MIRROR && st.mirror.pending {
+        flush_mirrors(io, &mut st.mirror, counters);
     }
 }
 
 #[inline(always)]
-fn flush<IO: PortIo>(
+#[allow(clippy::too_many_arguments)]
+fn flush<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
     io: &mut IO,
+    proc: &mut P,
     b: &mut IO::Burst,
+    mirror: &mut MirrorState<IO::Burst>,
     out: usize,
     counters: &mut Counters,
     hist: &mut Histogram<u64>,
@@ -315,6 +462,26 @@ fn flush<IO: PortIo>(
 ) {
     if b.is_empty() {
         return;
+    }
+    let tx_mirrored = MIRROR && has_port(mirror.tx_ports, out);
+    if tx_mirrored {
+        // The frames as sent: copied now, kept only for the originals the queue takes (below).
+        let staged = &mut mirror.staged;
+        proc.mirror(
+            b.as_slice(),
+            out,
+            MirrorDir::Tx,
+            &mut |tag, copy| {
+                if staged.len() < staged.capacity() {
+                    staged.push((tag, copy));
+                    true
+                } else {
+                    drop(copy);
+                    false
+                }
+            },
+            counters,
+        );
     }
     let bytes = b.pushed_bytes();
     let n = b.len();
@@ -333,6 +500,78 @@ fn flush<IO: PortIo>(
         let lat_ns = ((io.now().saturating_sub(t_rx)) as f64 * ns_per_tick) as u64;
         let _ = hist.record_n(lat_ns.max(1), sent as u64);
         counters.latency_samples += sent as u64;
+    }
+    if tx_mirrored && !mirror.staged.is_empty() {
+        let MirrorState {
+            staged, out: outs, ..
+        } = mirror;
+        for (tag, copy) in staged.drain(..) {
+            let slot = &mut counters.mirrors[usize::from(tag.entry)];
+            if usize::from(tag.orig) >= sent {
+                // Its original was not sent: neither is the copy.
+                slot.tx_full += 1;
+                drop(copy);
+                continue;
+            }
+            let (mb, tags) = &mut outs[usize::from(tag.out)];
+            let copy = match mb.push(copy) {
+                Ok(()) => {
+                    tags.push(tag);
+                    continue;
+                }
+                Err(copy) => copy,
+            };
+            // A full batch of copies for that port: send it, then retry once.
+            flush_mirror(io, usize::from(tag.out), mb, tags, counters);
+            if mb.push(copy).is_ok() {
+                tags.push(tag);
+            } else {
+                counters.mirrors[usize::from(tag.entry)].queue_full += 1;
+            }
+        }
+        mirror.pending = true;
+    }
+}
+
+/// Send every port's mirror copies.
+fn flush_mirrors<Bu: PacketBurst, IO: PortIo<Burst = Bu, Pkt = Bu::Pkt>>(
+    io: &mut IO,
+    m: &mut MirrorState<Bu>,
+    counters: &mut Counters,
+) {
+    for (out, (b, tags)) in m.out.iter_mut().enumerate() {
+        flush_mirror(io, out, b, tags, counters);
+    }
+    m.pending = false;
+}
+
+/// Send one port's mirror copies: the port's tx counters take them (not the latency histogram: they were
+/// not forwarded), each `[[mirror]]` entry counts its sent copies and bytes, and what the queue refused.
+fn flush_mirror<Bu: PacketBurst, IO: PortIo<Burst = Bu, Pkt = Bu::Pkt>>(
+    io: &mut IO,
+    out: usize,
+    b: &mut Bu,
+    tags: &mut Vec<MirrorCopy>,
+    counters: &mut Counters,
+) {
+    if b.is_empty() {
+        return;
+    }
+    let bytes = b.pushed_bytes();
+    let sent = io.tx(out, b);
+    let refused_bytes = b.pushed_bytes();
+    b.free_all();
+    counters.ports[out].tx += sent as u64;
+    counters.ports[out].tx_bytes += bytes - refused_bytes;
+    for (i, tag) in tags.drain(..).enumerate() {
+        let slot = &mut counters.mirrors[usize::from(tag.entry)];
+        if i < sent {
+            slot.packets += 1;
+            slot.bytes += u64::from(tag.bytes);
+            slot.truncated += u64::from(tag.truncated);
+        } else {
+            slot.tx_full += 1;
+        }
     }
 }
 

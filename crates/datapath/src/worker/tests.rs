@@ -2,7 +2,7 @@
 //! drain, held packets released, and every packet accounted for (rx = tx + drops).
 use super::*;
 use crate::buf::VecBuf;
-use crate::CrossConnect;
+use crate::{CrossConnect, MirrorCopy, MirrorDir};
 use std::collections::VecDeque;
 
 /// A burst of `VecBuf`s.
@@ -50,6 +50,8 @@ struct MemPorts {
     rx: Vec<VecDeque<VecBuf>>,
     tx: Vec<Vec<VecBuf>>,
     tx_room: usize,
+    /// Per port: overrides `tx_room` when set.
+    tx_rooms: Vec<Option<usize>>,
     /// Tx calls that accept nothing (a reader that stalls), before it drains at `tx_room` per call.
     stall_calls: usize,
     clock: std::cell::Cell<u64>,
@@ -64,6 +66,7 @@ impl MemPorts {
             rx: rx.into_iter().map(VecDeque::from).collect(),
             tx: (0..n).map(|_| Vec::new()).collect(),
             tx_room,
+            tx_rooms: vec![None; n],
             stall_calls: 0,
             clock: std::cell::Cell::new(1),
             stop,
@@ -98,7 +101,10 @@ impl PortIo for MemPorts {
             self.stall_calls -= 1;
             return 0;
         }
-        let n = from.pkts.len().min(self.tx_room);
+        let n = from
+            .pkts
+            .len()
+            .min(self.tx_rooms[port].unwrap_or(self.tx_room));
         self.tx[port].extend(from.pkts.drain(..n));
         from.bytes = from.pkts.iter().map(|p| p.pkt_len() as u64).sum();
         n
@@ -261,4 +267,140 @@ fn what_the_queue_still_refuses_at_stop_is_freed_and_counted() {
     assert_eq!(c.ports[1].tx, 0);
     assert_eq!(c.drops[DropReason::TxFull as usize], 40);
     assert!(io.tx[1].is_empty());
+}
+
+/// Cross-connects ports 0 and 1 and mirrors like a `[[mirror]]`: port 0's received frames (entry 0) and port
+/// 1's and port 2's sent frames (entry 1) are copied, each copy a marker byte and the frame, out of port 2.
+/// Port 2 carries the copies, so its tx mirror must never see them (a copy of a copy).
+struct MirrorTo;
+
+const COPY_PORT: usize = 2;
+const MARK_RX: u8 = 0xe0;
+const MARK_TX: u8 = 0xe1;
+
+impl Processor<VecBuf> for MirrorTo {
+    fn process(&mut self, _pkt: &mut VecBuf, in_port: usize, _c: &mut Counters) -> Verdict {
+        Verdict::Tx(in_port ^ 1)
+    }
+    fn mirror_ports(&self) -> (u64, u64) {
+        (1 << 0, 1 << 1 | 1 << COPY_PORT)
+    }
+    fn mirror_count(&self) -> usize {
+        2
+    }
+    fn mirror(
+        &mut self,
+        pkts: &[VecBuf],
+        port: usize,
+        dir: MirrorDir,
+        emit: &mut dyn FnMut(MirrorCopy, VecBuf) -> bool,
+        c: &mut Counters,
+    ) {
+        let (entry, mark) = match dir {
+            MirrorDir::Rx => (0, MARK_RX),
+            MirrorDir::Tx => (1, MARK_TX),
+        };
+        assert!(
+            port != COPY_PORT
+                || pkts
+                    .iter()
+                    .all(|p| p.data()[0] != MARK_RX && p.data()[0] != MARK_TX),
+            "copies are never mirrored"
+        );
+        for (i, p) in pkts.iter().enumerate() {
+            let mut b = vec![mark];
+            b.extend_from_slice(p.data());
+            let tag = MirrorCopy {
+                out: COPY_PORT as u16,
+                entry,
+                orig: i as u16,
+                bytes: p.pkt_len() as u32,
+                truncated: false,
+            };
+            if !emit(tag, VecBuf::new(&b)) {
+                c.mirrors[usize::from(entry)].queue_full += 1;
+            }
+        }
+    }
+}
+
+fn marked(io: &MemPorts, mark: u8) -> Vec<Vec<u8>> {
+    io.tx[COPY_PORT]
+        .iter()
+        .filter(|p| p.data()[0] == mark)
+        .map(|p| p.data()[1..].to_vec())
+        .collect()
+}
+
+#[test]
+fn mirror_copies_go_out_after_the_originals_and_are_never_mirrored_again() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let rx0: Vec<Vec<u8>> = frames(100, 1).iter().map(|p| p.to_vec()).collect();
+    let mut io = MemPorts::new(
+        vec![frames(100, 1), frames(30, 2), Vec::new()],
+        usize::MAX,
+        stop.clone(),
+    );
+    let (c, _, _) = run(setup(3, 32, stop), &mut io, MirrorTo);
+    // The originals: as without mirrors.
+    assert_eq!((c.ports[0].rx, c.ports[1].tx), (100, 100));
+    assert_eq!((c.ports[1].rx, c.ports[0].tx), (30, 30));
+    assert_eq!(total_drops(&c), 0);
+    assert_eq!(c.latency_samples, 130, "copies are not forwarded packets");
+    // rx copies of port 0 in order, byte for byte; tx copies of what port 1 sent (the same frames).
+    assert_eq!(marked(&io, MARK_RX), rx0);
+    let sent1: Vec<Vec<u8>> = io.tx[1].iter().map(|p| p.to_vec()).collect();
+    assert_eq!(marked(&io, MARK_TX), sent1);
+    assert_eq!(io.tx[COPY_PORT].len(), 200);
+    assert_eq!(c.ports[COPY_PORT].tx, 200, "the copies' port counts them");
+    assert_eq!(c.ports[COPY_PORT].tx_bytes, 200 * 15);
+    assert_eq!((c.mirrors[0].packets, c.mirrors[0].bytes), (100, 100 * 14));
+    assert_eq!((c.mirrors[1].packets, c.mirrors[1].failures()), (100, 0));
+}
+
+#[test]
+fn a_tx_mirror_copies_only_what_the_queue_took() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut io = MemPorts::new(
+        vec![frames(256, 1), Vec::new(), Vec::new()],
+        usize::MAX,
+        stop.clone(),
+    );
+    // Port 1 takes 8 of each 32-packet burst; the copies' port takes everything.
+    io.tx_rooms[1] = Some(8);
+    let (c, _, _) = run(setup(3, 32, stop), &mut io, MirrorTo);
+    let sent = io.tx[1].len() as u64;
+    assert_eq!(c.ports[1].tx, sent);
+    assert_eq!(c.ports[0].rx, sent + c.drops[DropReason::TxFull as usize]);
+    let sent1: Vec<Vec<u8>> = io.tx[1].iter().map(|p| p.to_vec()).collect();
+    assert_eq!(
+        marked(&io, MARK_TX),
+        sent1,
+        "the copies are exactly the frames sent"
+    );
+    assert_eq!(c.mirrors[1].packets, sent);
+    assert_eq!(
+        c.mirrors[1].tx_full,
+        256 - sent,
+        "refused originals: their copies are not sent"
+    );
+    // rx copies do not depend on the originals' fate.
+    assert_eq!(c.mirrors[0].packets, 256);
+}
+
+#[test]
+fn copies_the_queue_refuses_are_counted_per_mirror_and_the_originals_are_not_affected() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut io = MemPorts::new(
+        vec![frames(64, 1), Vec::new(), Vec::new()],
+        usize::MAX,
+        stop.clone(),
+    );
+    io.tx_rooms[COPY_PORT] = Some(0);
+    let (c, _, _) = run(setup(3, 32, stop), &mut io, MirrorTo);
+    assert_eq!((c.ports[0].rx, c.ports[1].tx), (64, 64));
+    assert_eq!(total_drops(&c), 0, "copies are not the originals' drops");
+    assert_eq!(c.ports[COPY_PORT].tx, 0);
+    assert_eq!((c.mirrors[0].packets, c.mirrors[0].tx_full), (0, 64));
+    assert_eq!((c.mirrors[1].packets, c.mirrors[1].tx_full), (0, 64));
 }
