@@ -43,12 +43,17 @@ PY=/usr/bin/python3 # has scapy
 SECS=${SECS:-3}
 WARMUP=${WARMUP:-1}
 PAIRS=${PAIRS:-2}
-if [[ ${1:-} == --smoke ]]; then
+PEERS=
+while [[ ${1:-} == --smoke || ${1:-} == peers ]]; do
+    if [[ $1 == peers ]]; then
+        PEERS=1
+    else
+        SECS=1
+        WARMUP=0.5
+        PAIRS=1
+    fi
     shift
-    SECS=1
-    WARMUP=0.5
-    PAIRS=1
-fi
+done
 GREWAY=${GREWAY:-$ROOT/target/release/greway}
 OUT=${BENCH_OUT:-$ROOT/out/bench}
 JSON=${BENCH_JSON:-$ROOT/out/bench.json}
@@ -78,7 +83,11 @@ if [[ ${1:-} == instructions ]]; then
     }
 fi
 
-ALL=$($PY scripts/bench.py list)
+if [[ -n $PEERS ]]; then
+    ALL=$($PY scripts/bench_peers.py list)
+else
+    ALL=$($PY scripts/bench.py list)
+fi
 if [[ $# -gt 0 ]]; then
     SCENARIOS=("$@")
     for s in "${SCENARIOS[@]}"; do
@@ -254,6 +263,11 @@ if [[ -n $INSTRUCTIONS ]]; then
         $PY scripts/bench.py instructions "$s" "$OUT" || STATUS=1
     done
     exit ${STATUS:-0}
+fi
+
+if [[ -n $PEERS ]]; then
+    source scripts/bench-peers.sh
+    exit $STATUS
 fi
 
 LINES=()
