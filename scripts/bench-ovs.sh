@@ -41,7 +41,7 @@
 # check judges the pcap.
 # Environment: BENCH_OUT, SECS, WARMUP, BENCH_MEMORY (4k-pages or hugepages-*), as bench.sh sets them;
 # BENCH_DEVICES: the two vdevs, one a line (default: scripts/bench.py devices SCENARIO BENCH_OUT).
-set -euo pipefail
+set -Eeuo pipefail # -E: the ERR trap also in functions (run)
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
 S=$1
@@ -52,6 +52,7 @@ SECS=${SECS:-3}
 WARMUP=${WARMUP:-1}
 MEMORY=${BENCH_MEMORY:-4k-pages}
 VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
+PER_PORT_MEMORY=${OVS_PER_PORT_MEMORY:-true}
 
 GW_INSIDE_MAC=02:00:00:00:00:01
 GW_OUTSIDE_MAC=02:00:00:00:00:02
@@ -87,7 +88,7 @@ if [[ $MODE == verify ]]; then TAG=verify; else TAG=$N; fi
 LOG=$OUT/$S.ovs.$TAG.log
 : >"$LOG"
 
-vsctl() { timeout 30 ovs-vsctl --db="$DB" --timeout=20 "$@"; }
+vsctl() { timeout 130 ovs-vsctl --db="$DB" --timeout=120 "$@"; }
 ofctl() { timeout 20 ovs-ofctl "$@"; }
 appctl() { timeout 20 ovs-appctl -t "$D/vswitchd.ctl" "$@"; }
 stop_pid() { # SIGTERM, then SIGKILL after 5 s
@@ -179,7 +180,7 @@ run timeout 20 ovsdb-server "$D/conf.db" --remote="punix:$D/db.sock" --pidfile="
 run vsctl --no-wait init
 run vsctl --no-wait set Open_vSwitch . other_config:dpdk-init=true \
     other_config:dpdk-extra="$EAL_MEM --no-pci --file-prefix $PREFIX" \
-    other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x2
+    other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x2 other_config:per-port-memory="$PER_PORT_MEMORY"
 run timeout 60 ip netns exec "$NS" "$VSWITCHD" "$DB" --pidfile="$D/vswitchd.pid" --unixctl="$D/vswitchd.ctl" \
     --log-file="$D/ovs-vswitchd.log" --detach
 wait_for 30 sh -c "[ \"\$(ovs-vsctl --db=$DB --timeout=5 get Open_vSwitch . dpdk_initialized)\" = true ]" ||

@@ -11,7 +11,21 @@
 #                                    instructions per packet (valgrind callgrind, repeatable) of greway and of
 #                                    testpmd io on the scenario's ports, split into I/O (PMDs, DPDK libraries) and
 #                                    the program's own code; default forward-64 encap-64 decap-64
-#   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only
+#   scripts/bench.sh peers [SCENARIO...]
+#                                    greway, testpmd io and Open vSwitch with DPDK (Debian openvswitch-switch-dpdk,
+#                                    installed when missing; userspace datapath, one PMD thread on greway's worker
+#                                    core) on the same vdevs in the same run (scripts/bench-peers.sh, bench-ovs.sh,
+#                                    bench_peers.py); encap-64 decap-64 encap6-64 decap6-64 (and encap-teb-64
+#                                    decap-teb-64 when bench.py has them). First the capture twice through greway and
+#                                    through OVS into a pcap, each output checked packet by packet; then PAIRS rounds
+#                                    of the three; OVS's rate is its egress port's tx over the PMD thread's CPU time.
+#                                    Each OVS run has its own database, run directory (/tmp/greway-bench-ovs.*) and
+#                                    namespace (gwb-ovs-PID), all removed afterwards. The line per scenario:
+#                                    SCENARIO greway_mpps=A ovs_mpps=B testpmd_mpps=C greway_vs_ovs=A/B
+#                                    cycles_per_pkt_greway=.. cycles_per_pkt_ovs=..
+#                                    (JSON: the "peers" section of out/bench.json)
+#   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only (also
+#                                    `scripts/bench.sh peers --smoke [SCENARIO...]`)
 #
 # Per scenario: the capture (scripts/bench.py gen) is replayed forever by net_pcap (rx_pcap=FILE,infinite_rx=1) on
 # the port the traffic enters; the other port is net_null with no-rx=1 (its tx frees the packets). greway and
