@@ -68,8 +68,8 @@ for s in "${SCENARIOS[@]}"; do
 done
 
 [[ ${#PARTS[@]} -gt 0 ]] && BENCH_MACHINE="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPUs" \
-    BENCH_COMMAND="scripts/bench.sh peers $*" BENCH_DATE="$(date -u +%FT%TZ)" \
-    BENCH_OVS_VERSION="$(ovs-vswitchd --version 2>/dev/null | head -n 1)" \
+    BENCH_COMMAND="scripts/bench.sh peers ${SMOKE:+--smoke }$*" BENCH_DATE="$(date -u +%FT%TZ)" \
+    BENCH_OVS_VERSION="$(/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk --version 2>/dev/null | paste -sd ' ')" \
     $PY scripts/bench_peers.py merge "$JSON" "${PARTS[@]}"
 if [[ ${#LINES[@]} -gt 1 ]]; then
     echo "== summary (also in $JSON, \"peers\")"

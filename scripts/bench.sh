@@ -58,10 +58,12 @@ SECS=${SECS:-3}
 WARMUP=${WARMUP:-1}
 PAIRS=${PAIRS:-2}
 PEERS=
+SMOKE=
 while [[ ${1:-} == --smoke || ${1:-} == peers ]]; do
     if [[ $1 == peers ]]; then
         PEERS=1
     else
+        SMOKE=1
         SECS=1
         WARMUP=0.5
         PAIRS=1
@@ -106,7 +108,7 @@ if [[ $# -gt 0 ]]; then
     SCENARIOS=("$@")
     for s in "${SCENARIOS[@]}"; do
         [[ " $ALL " == *" $s "* ]] || {
-            echo "unknown scenario $s (one of: $ALL checksum)" >&2
+            echo "unknown scenario $s (one of: $ALL${PEERS:- checksum routes instructions})" >&2
             exit 2
         }
     done
