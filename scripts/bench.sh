@@ -108,7 +108,8 @@ if [[ $# -gt 0 ]]; then
     SCENARIOS=("$@")
     for s in "${SCENARIOS[@]}"; do
         [[ " $ALL " == *" $s "* ]] || {
-            echo "unknown scenario $s (one of: $ALL${PEERS:- checksum routes instructions})" >&2
+            if [[ -n $PEERS ]]; then more=""; else more=" checksum routes instructions"; fi
+            echo "unknown scenario $s (one of: $ALL$more)" >&2
             exit 2
         }
     done
