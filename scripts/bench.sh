@@ -15,7 +15,21 @@
 #                                    instructions per packet (valgrind callgrind, repeatable) of greway and of
 #                                    testpmd io on the scenario's ports, split into I/O (PMDs, DPDK libraries) and
 #                                    the program's own code; default forward-64 encap-64 decap-64
-#   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only
+#   scripts/bench.sh peers [SCENARIO...]
+#                                    greway, testpmd io and Open vSwitch with DPDK (Debian openvswitch-switch-dpdk,
+#                                    installed when missing; userspace datapath, one PMD thread on greway's worker
+#                                    core) on the same vdevs in the same run (scripts/bench-peers.sh, bench-ovs.sh,
+#                                    bench_peers.py); encap-64 decap-64 encap6-64 decap6-64 (and encap-teb-64
+#                                    decap-teb-64 when bench.py has them). First the capture twice through greway and
+#                                    through OVS into a pcap, each output checked packet by packet; then PAIRS rounds
+#                                    of the three; OVS's rate is its egress port's tx over the PMD thread's CPU time.
+#                                    Each OVS run has its own database, run directory (/tmp/greway-bench-ovs.*) and
+#                                    namespace (gwb-ovs-PID), all removed afterwards. The line per scenario:
+#                                    SCENARIO greway_mpps=A ovs_mpps=B testpmd_mpps=C greway_vs_ovs=A/B
+#                                    cycles_per_pkt_greway=.. cycles_per_pkt_ovs=..
+#                                    (JSON: the "peers" section of out/bench.json)
+#   scripts/bench.sh --smoke [...]   1 s runs, one pair: checks the plumbing and the output format only (also
+#                                    `scripts/bench.sh peers --smoke [SCENARIO...]`)
 #
 # Per scenario: the capture (scripts/bench.py gen) is replayed forever by net_pcap (rx_pcap=FILE,infinite_rx=1) on
 # the port the traffic enters; the other port is net_null with no-rx=1 (its tx frees the packets). greway and
@@ -47,12 +61,19 @@ PY=/usr/bin/python3 # has scapy
 SECS=${SECS:-3}
 WARMUP=${WARMUP:-1}
 PAIRS=${PAIRS:-2}
-if [[ ${1:-} == --smoke ]]; then
+PEERS=
+SMOKE=
+while [[ ${1:-} == --smoke || ${1:-} == peers ]]; do
+    if [[ $1 == peers ]]; then
+        PEERS=1
+    else
+        SMOKE=1
+        SECS=1
+        WARMUP=0.5
+        PAIRS=1
+    fi
     shift
-    SECS=1
-    WARMUP=0.5
-    PAIRS=1
-fi
+done
 GREWAY=${GREWAY:-$ROOT/target/release/greway}
 OUT=${BENCH_OUT:-$ROOT/out/bench}
 JSON=${BENCH_JSON:-$ROOT/out/bench.json}
@@ -82,12 +103,17 @@ if [[ ${1:-} == instructions ]]; then
     }
 fi
 
-ALL=$($PY scripts/bench.py list)
+if [[ -n $PEERS ]]; then
+    ALL=$($PY scripts/bench_peers.py list)
+else
+    ALL=$($PY scripts/bench.py list)
+fi
 if [[ $# -gt 0 ]]; then
     SCENARIOS=("$@")
     for s in "${SCENARIOS[@]}"; do
         [[ " $ALL " == *" $s "* ]] || {
-            echo "unknown scenario $s (one of: $ALL checksum)" >&2
+            if [[ -n $PEERS ]]; then more=""; else more=" checksum routes instructions"; fi
+            echo "unknown scenario $s (one of: $ALL$more)" >&2
             exit 2
         }
     done
@@ -268,6 +294,11 @@ if [[ -n $INSTRUCTIONS ]]; then
         $PY scripts/bench.py instructions "$s" "$OUT" || STATUS=1
     done
     exit ${STATUS:-0}
+fi
+
+if [[ -n $PEERS ]]; then
+    source scripts/bench-peers.sh
+    exit $STATUS
 fi
 
 LINES=()

@@ -13,6 +13,9 @@ set -euo pipefail
 PKGS=(libdpdk-dev dpdk-dev libclang-dev clang pkg-config tshark python3-scapy iperf3 iproute2 tcpdump curl
       iputils-ping ethtool jq openvswitch-switch-dpdk frr dpkg-dev man-db systemd prometheus)
 
+# `scripts/install-deps.sh PACKAGE...`: only those (scripts/bench-ovs.sh installs Open vSwitch this way).
+if (($#)); then PKGS=("$@"); fi
+
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

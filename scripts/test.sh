@@ -89,6 +89,34 @@ routes_smoke() { # route changes through the control socket under traffic (plumb
     rm -rf "$dir"
 }
 step "route changes under traffic smoke (scripts/bench.sh routes)" routes_smoke
+peers_smoke() { # greway, testpmd io and Open vSwitch with DPDK on the same ports (plumbing and format, not performance)
+    local dir line
+    dir=$(mktemp -d)
+    line=$(BENCH_OUT=$dir/bench BENCH_JSON=$dir/bench.json scripts/bench.sh peers --smoke encap-64 | tee "$dir/log" |
+        grep -E '^encap-64 greway_mpps=') || { tail -n 20 "$dir/log"; return 1; }
+    echo "$line"
+    [[ $line =~ ^encap-64\ greway_mpps=[0-9.]+\ ovs_mpps=[0-9.]+\ testpmd_mpps=[0-9.]+\ greway_vs_ovs=[0-9.]+\ cycles_per_pkt_greway=[0-9.]+\ cycles_per_pkt_ovs=[0-9.]+$ ]] ||
+        { echo "peers smoke: bad line: $line" >&2; return 1; }
+    python3 - "$dir/bench.json" <<'PY' || return 1
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["peers"]["scenarios"]["encap-64"]
+for k in ("greway_forwarded", "ovs_forwarded", "testpmd_forwarded"):
+    assert r[k] and min(r[k]) > 0, (k, r[k])
+# Both outputs of the verification input were the packets the scenario's shape says.
+assert r["verified"]["greway"]["ok"] and r["verified"]["ovs"]["ok"], r["verified"]
+assert r["greway_drops_in_median_run"] == {}, r["greway_drops_in_median_run"]
+assert d["peers"]["ovs_version"].startswith("ovs-vswitchd"), d["peers"]
+PY
+    # OVS is gone: no namespace, run directory, DPDK runtime directory or process of its runs.
+    if ip netns list | grep -q '^gwb-ovs-' || compgen -G "/tmp/greway-bench-ovs.*" >/dev/null ||
+        compgen -G "/var/run/dpdk/gwb-ovs-*" >/dev/null || pgrep -f 'greway-bench-ovs\.' >/dev/null; then
+        echo "peers smoke: OVS left something behind" >&2
+        return 1
+    fi
+    rm -rf "$dir"
+}
+step "greway vs Open vSwitch with DPDK smoke (scripts/bench.sh peers --smoke encap-64)" peers_smoke
 step "dpdk-dumpcap attaches and captures (scripts/dumpcap.sh)" scripts/dumpcap.sh
 step "Debian package: build, dpkg -i, --version, man, systemd-analyze verify, promtool, dpkg -r (scripts/package-test.sh)" \
     scripts/package-test.sh
