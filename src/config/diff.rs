@@ -432,6 +432,16 @@ mod tests {
             punt_pps: 100,
         });
         assert_eq!(restart_needed(&old, &host), ["[host] added"]);
+        let mut mirrored = old.clone();
+        mirrored.mirrors.push(crate::config::MirrorCfg {
+            port: "inside".into(),
+            direction: crate::config::MirrorDirection::Both,
+            tunnel: "a".into(),
+        });
+        assert_eq!(
+            restart_needed(&old, &mirrored),
+            ["[[mirror]] entries changed"]
+        );
         let mut punt = host.clone();
         punt.host.as_mut().unwrap().punt_pps = 200;
         let d = ReloadDiff::between(&host, &punt).unwrap();
