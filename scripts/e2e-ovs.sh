@@ -65,9 +65,8 @@ T0=$(date +%s)
 export OVS_RUNDIR="$OVS_D" OVS_LOGDIR="$OVS_D" OVS_DBDIR="$OVS_D" OVS_SYSCONFDIR="$OVS_D"
 DB="unix:$OVS_D/db.sock"
 
-say() { printf '%s\n' "$*"; }
-pass() { PASS=$((PASS + 1)); say "PASS: $*"; }
-fail() { FAIL=$((FAIL + 1)); say "FAIL: $*"; }
+# say, pass, fail, wait_for, stop_pid, pidfile
+. scripts/e2e-lib.sh
 check() { # check "description" command... : pass if the command succeeds
     local what=$1
     shift
@@ -83,31 +82,6 @@ vsctl() { timeout 20 ovs-vsctl --db="$DB" --timeout=15 "$@"; }
 ofctl() { timeout 10 ovs-ofctl "$@"; }
 appctl() { timeout 10 ovs-appctl -t "$OVS_D/vswitchd.ctl" "$@"; }
 
-# wait_for SECONDS command...: poll every 0.1 s until the command succeeds; fails after SECONDS
-wait_for() {
-    local n=$(($1 * 10))
-    shift
-    while ((n-- > 0)); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    "$@"
-}
-
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
-pidfile() { [ -f "$1" ] && cat "$1"; }
 
 LINKS=(eo-gw-in eo-gw-out)
 NSS=("$NS_A" "$NS_B" "$NS_O")
