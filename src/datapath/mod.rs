@@ -1,7 +1,7 @@
 //! The datapath as the binary uses it: the pure crate's modules, plus the tests that drive the gateway together
 //! with the control plane that builds its tables.
 pub use greway_datapath::{
-    frag, gateway, reasm, reorder, worker, CrossConnect, HoldReason, MirrorCopy, MirrorDir,
+    frag, gateway, plan, reasm, reorder, worker, CrossConnect, HoldReason, MirrorCopy, MirrorDir,
     Processor, Verdict, Waiting,
 };
 

@@ -281,6 +281,13 @@ impl<const N: usize> Burst<N> {
         // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>; the first len slots hold valid non-null mbufs.
         unsafe { std::slice::from_raw_parts(self.ptrs.as_ptr() as *const Mbuf, self.len) }
     }
+
+    /// The packets held, to be rewritten in place (each stays owned by the burst).
+    #[inline(always)]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: as `as_slice`; `&mut self` makes the borrow exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptrs.as_mut_ptr() as *mut Mbuf, self.len) }
+    }
     /// Take all mbufs out, in order. Those the iterator does not yield are freed when it drops.
     pub fn drain(&mut self) -> Drain<'_, N> {
         let end = self.len;

@@ -41,6 +41,10 @@ impl<const N: usize> PacketBurst for Burst<N> {
         Burst::as_slice(self)
     }
     #[inline(always)]
+    fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        Burst::as_mut_slice(self)
+    }
+    #[inline(always)]
     fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         Burst::drain(self)
     }

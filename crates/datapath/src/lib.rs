@@ -97,6 +97,40 @@ pub struct MirrorCopy {
     pub truncated: bool,
 }
 
+/// The outcome codes of [`Processor::fast_burst`]: an egress port index, a drop with its reason, or "not
+/// decided" (the packet goes through [`Processor::process`]).
+pub mod plan {
+    use crate::stats::DropReason;
+    /// Not decided by the fast pass: the packet is unchanged and goes to `process`.
+    pub const SLOW: u16 = u16::MAX;
+    /// Codes from this one up are drops (the low byte is the [`DropReason`]).
+    pub const DROP: u16 = 0x8000;
+    /// Sent out of port index `port`.
+    #[inline(always)]
+    pub fn tx(port: usize) -> u16 {
+        debug_assert!(port < usize::from(DROP));
+        port as u16
+    }
+    /// Dropped for `r`.
+    #[inline(always)]
+    pub fn drop(r: DropReason) -> u16 {
+        DROP | r as u16
+    }
+    /// A fast path's verdict as a code. The fast paths only send or drop; a hold cannot be planned (it would
+    /// need the packet itself), so it is counted as a drop if one ever came back (debug builds stop there).
+    #[inline(always)]
+    pub fn of(v: crate::Verdict) -> u16 {
+        match v {
+            crate::Verdict::Tx(p) => tx(p),
+            crate::Verdict::Drop(r) => drop(r),
+            crate::Verdict::Hold(_) => {
+                debug_assert!(false, "a fast path held a packet");
+                drop(DropReason::LocalUnhandled)
+            }
+        }
+    }
+}
+
 /// Per-packet logic, generic over the buffer so it runs on mbufs and on `VecBuf`s.
 pub trait Processor<B: PacketBuf>: Send {
     /// Called once per received burst, with the TSC of the rx call.
@@ -106,6 +140,21 @@ pub trait Processor<B: PacketBuf>: Send {
     /// called, `process` must next be called once for each of these packets, in this order (the processor
     /// may hand each packet a result staged here); without it, `process` works alone.
     fn prepare_burst(&mut self, _pkts: &[B], _in_port: usize, _counters: &Counters) {}
+    /// The fast pass over a whole burst received on port index `in_port`, before its packets are taken one by
+    /// one (VPP-style: each stage runs over the burst). The processor finishes every packet its fast paths take,
+    /// rewriting it in place, and notes the outcome in `plan[i]` ([`plan::tx`], [`plan::drop`]); a packet it
+    /// leaves untouched gets [`plan::SLOW`], and the worker hands it to `process` in order. Returns false when
+    /// it planned nothing (the worker then calls `prepare_burst` and `process` for every packet).
+    /// `plan.len() == pkts.len()`.
+    fn fast_burst(
+        &mut self,
+        _pkts: &mut [B],
+        _in_port: usize,
+        _plan: &mut [u16],
+        _counters: &mut Counters,
+    ) -> bool {
+        false
+    }
     /// Decide the fate of one packet received on port index `in_port`, rewriting it in place.
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict;
     /// Take ownership of a packet `process` returned [`Verdict::Hold`] for, with the reason it gave.

@@ -118,6 +118,17 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         w.staged_len = pkts.len();
     }
 
+    #[inline]
+    fn fast_burst(
+        &mut self,
+        pkts: &mut [B],
+        in_port: usize,
+        plan: &mut [u16],
+        counters: &mut Counters,
+    ) -> bool {
+        self.fast_pass(pkts, in_port, plan, counters)
+    }
+
     #[inline(always)]
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict {
         // The worker calls `process` once per packet of the prepared burst, in order.

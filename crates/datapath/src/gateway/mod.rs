@@ -8,6 +8,7 @@
 //! time exceeded, token-bucket limited) and Cisco keepalives are answered in place: no allocation per packet.
 //! Every packet ends as a [`Verdict::Tx`] or a [`Verdict::Drop`] with its reason.
 mod bridge;
+mod burst;
 mod decap;
 mod deferred;
 mod dispatch;

@@ -2,7 +2,7 @@
 //! refused packets freed and counted, a latency histogram per worker, and a snapshot handoff to the control
 //! thread at a fixed cadence. No locks, allocation or syscalls on the hot path (the optional adaptive idle
 //! sleep is the one deliberate syscall, and only when the queues stay empty).
-use super::{MirrorCopy, MirrorDir, Processor, Verdict};
+use super::{plan, MirrorCopy, MirrorDir, Processor, Verdict};
 use crate::buf::PacketBuf;
 use crate::stats::{new_latency_histogram, Counters, DropReason, Snapshot};
 use crossbeam::queue::ArrayQueue;
@@ -29,6 +29,8 @@ pub trait PacketBurst: Default {
     fn pushed_bytes(&self) -> u64;
     /// The packets held, borrowed.
     fn as_slice(&self) -> &[Self::Pkt];
+    /// The packets held, borrowed to be rewritten in place.
+    fn as_mut_slice(&mut self) -> &mut [Self::Pkt];
     /// Take all packets out, in order; those the iterator does not yield are freed when it drops.
     fn drain(&mut self) -> impl Iterator<Item = Self::Pkt> + '_;
     /// Free everything held; returns how many were freed.
@@ -108,12 +110,19 @@ fn tx_rx_total(c: &Counters) -> (u64, u64) {
 /// What the poll loop keeps between bursts: the rx burst, a tx burst per port, the burst's dropped packets,
 /// and the `[[mirror]]` copies.
 struct LoopState<IO: PortIo> {
-    rx: IO::Burst,
     tx: Vec<IO::Burst>,
     /// The burst's dropped packets, freed together once it is done (one bulk call instead of one per packet).
     dropped: IO::Burst,
     mirror: MirrorState<IO::Burst>,
     ns_per_tick: f64,
+}
+
+/// The rx side of the poll loop: the burst being processed and the fast pass's outcome per packet
+/// ([`Processor::fast_burst`]). Apart from [`LoopState`] so that the packets can be drained while their
+/// verdicts are carried out.
+struct RxState<IO: PortIo> {
+    burst: IO::Burst,
+    plan: [u16; MAX_BURST],
 }
 
 /// The `[[mirror]]` side of the loop. Copies go into bursts of their own per egress port, sent after the
@@ -165,8 +174,11 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
     let mut counters = Counters::new(nports, setup.n_tunnels);
     counters.ensure_mirrors(proc.mirror_count());
     let mut hist: Histogram<u64> = new_latency_histogram();
+    let mut rx = RxState::<IO> {
+        burst: IO::Burst::default(),
+        plan: [plan::SLOW; MAX_BURST],
+    };
     let mut st = LoopState::<IO> {
-        rx: IO::Burst::default(),
         tx: (0..nports).map(|_| IO::Burst::default()).collect(),
         dropped: IO::Burst::default(),
         mirror: MirrorState::new(nports),
@@ -205,6 +217,7 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
                 &setup,
                 io,
                 &mut proc,
+                &mut rx,
                 &mut st,
                 &mut counters,
                 &mut hist,
@@ -216,6 +229,7 @@ pub fn run<IO: PortIo, P: Processor<IO::Pkt>>(
                 &setup,
                 io,
                 &mut proc,
+                &mut rx,
                 &mut st,
                 &mut counters,
                 &mut hist,
@@ -295,6 +309,7 @@ fn round<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
     setup: &WorkerSetup<IO::Pkt>,
     io: &mut IO,
     proc: &mut P,
+    rx: &mut RxState<IO>,
     st: &mut LoopState<IO>,
     counters: &mut Counters,
     hist: &mut Histogram<u64>,
@@ -304,7 +319,7 @@ fn round<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
     let nports = st.tx.len();
     let mut got_any = false;
     for pi in 0..nports {
-        let n = io.rx(pi, &mut st.rx, burst);
+        let n = io.rx(pi, &mut rx.burst, burst);
         if n == 0 {
             continue;
         }
@@ -315,7 +330,7 @@ fn round<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
             let m = &mut st.mirror;
             let (out, pending) = (&mut m.out, &mut m.pending);
             proc.mirror(
-                st.rx.as_slice(),
+                rx.burst.as_slice(),
                 pi,
                 MirrorDir::Rx,
                 &mut |tag, copy| {
@@ -335,38 +350,32 @@ fn round<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
                 counters,
             );
         }
-        proc.prepare_burst(st.rx.as_slice(), pi, counters);
-        let mut rx_bytes = 0u64;
-        for mut m in st.rx.drain() {
-            rx_bytes += m.pkt_len() as u64;
-            match proc.process(&mut m, pi, counters) {
-                Verdict::Tx(out) => {
+        // The bytes as received (the fast pass rewrites packets in place).
+        let rx_bytes: u64 = rx.burst.as_slice().iter().map(|m| m.pkt_len() as u64).sum();
+        let codes = &mut rx.plan[..rx.burst.len()];
+        if proc.fast_burst(rx.burst.as_mut_slice(), pi, codes, counters) {
+            // Planned: the packets the fast pass finished go straight to their tx burst (or are dropped) in
+            // order; the others take `process`, out of line so that this loop stays small.
+            for (m, &code) in rx.burst.drain().zip(rx.plan.iter()) {
+                if code < plan::DROP {
+                    let out = usize::from(code);
                     if let Err(m) = st.tx[out].push(m) {
-                        // A full tx burst: flush it now and retry once.
-                        flush::<IO, P, MIRROR>(
-                            io,
-                            proc,
-                            &mut st.tx[out],
-                            &mut st.mirror,
-                            out,
-                            counters,
-                            hist,
-                            t_rx,
-                            st.ns_per_tick,
-                        );
-                        if st.tx[out].push(m).is_err() {
-                            counters.drop_pkt(DropReason::TxFull);
-                        }
+                        retry_full::<IO, P, MIRROR>(io, proc, st, out, m, counters, hist, t_rx);
                     }
-                }
-                Verdict::Drop(r) => {
-                    counters.drop_pkt(r);
+                } else if code != plan::SLOW {
+                    counters.drops[usize::from(code & 0xff)] += 1;
                     // Never full: it holds at most one rx burst.
                     if let Err(m) = st.dropped.push(m) {
                         drop(m);
                     }
+                } else {
+                    process_one::<IO, P, MIRROR>(io, proc, st, pi, m, counters, hist, t_rx);
                 }
-                Verdict::Hold(why) => proc.hold(m, why, counters),
+            }
+        } else {
+            proc.prepare_burst(rx.burst.as_slice(), pi, counters);
+            for m in rx.burst.drain() {
+                dispose::<IO, P, MIRROR>(io, proc, st, pi, m, counters, hist, t_rx);
             }
         }
         st.dropped.free_all();
@@ -416,6 +425,83 @@ fn sync_tunnel_layout<B: PacketBuf, P: Processor<B>>(proc: &P, counters: &mut Co
                 counters.tunnel_ids = ids.clone();
             }
         }
+    }
+}
+
+/// One packet through `process`, its verdict carried out: queued for tx (flushing a full tx burst first),
+/// dropped (freed with the burst's drops) or held.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dispose<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
+    io: &mut IO,
+    proc: &mut P,
+    st: &mut LoopState<IO>,
+    pi: usize,
+    mut m: IO::Pkt,
+    counters: &mut Counters,
+    hist: &mut Histogram<u64>,
+    t_rx: u64,
+) {
+    match proc.process(&mut m, pi, counters) {
+        Verdict::Tx(out) => {
+            if let Err(m) = st.tx[out].push(m) {
+                retry_full::<IO, P, MIRROR>(io, proc, st, out, m, counters, hist, t_rx);
+            }
+        }
+        Verdict::Drop(r) => {
+            counters.drop_pkt(r);
+            // Never full: it holds at most one rx burst.
+            if let Err(m) = st.dropped.push(m) {
+                drop(m);
+            }
+        }
+        Verdict::Hold(why) => proc.hold(m, why, counters),
+    }
+}
+
+/// [`dispose`] for a packet the fast pass left to `process` (out of line: the planned loop stays small).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn process_one<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
+    io: &mut IO,
+    proc: &mut P,
+    st: &mut LoopState<IO>,
+    pi: usize,
+    m: IO::Pkt,
+    counters: &mut Counters,
+    hist: &mut Histogram<u64>,
+    t_rx: u64,
+) {
+    dispose::<IO, P, MIRROR>(io, proc, st, pi, m, counters, hist, t_rx);
+}
+
+/// A full tx burst: flush it now and queue `m` again (counted as `tx_full` if the queue still has no room).
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn retry_full<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
+    io: &mut IO,
+    proc: &mut P,
+    st: &mut LoopState<IO>,
+    out: usize,
+    m: IO::Pkt,
+    counters: &mut Counters,
+    hist: &mut Histogram<u64>,
+    t_rx: u64,
+) {
+    flush::<IO, P, MIRROR>(
+        io,
+        proc,
+        &mut st.tx[out],
+        &mut st.mirror,
+        out,
+        counters,
+        hist,
+        t_rx,
+        st.ns_per_tick,
+    );
+    if st.tx[out].push(m).is_err() {
+        counters.drop_pkt(DropReason::TxFull);
     }
 }
 

@@ -31,6 +31,9 @@ impl PacketBurst for VecBurst {
     fn as_slice(&self) -> &[VecBuf] {
         &self.pkts
     }
+    fn as_mut_slice(&mut self) -> &mut [VecBuf] {
+        &mut self.pkts
+    }
     fn drain(&mut self) -> impl Iterator<Item = VecBuf> + '_ {
         self.bytes = 0;
         self.pkts.drain(..)

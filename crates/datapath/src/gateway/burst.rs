@@ -1,0 +1,185 @@
+//! The fast pass over a whole rx burst ([`Processor::fast_burst`]), in stages over the burst as VPP runs its
+//! nodes over a vector: on an inside port, (1) every packet's checks and encap-route lookup, (2) with many
+//! tunnels, the matched tunnels' lines prefetched, (3) every staged packet encapsulated; on an outside port,
+//! every packet through the decap fast paths. Each stage is a short loop of its own, out of the worker's poll
+//! loop, so its values stay in registers and one packet's table loads overlap the next one's. The stages do
+//! exactly what the per-packet fast paths do (`fast.rs`; `tests::fast_path_equals_general_rules` runs both and
+//! the general rules on the same packets): a packet they decline is left untouched for `Processor::process`.
+use super::*;
+use crate::plan;
+use crate::tunnel::table::fast;
+use greway_wire::ethernet::HEADER_LEN as ETH;
+
+/// A staged lookup of an IPv6 packet: the tunnel index is in the low bits.
+const STAGED_V6: u32 = 1 << 31;
+
+impl<B: PacketBuf> Gateway<B> {
+    /// [`Processor::fast_burst`]: the stages by the role of `in_port` (an l2 port's frames are bridged by the
+    /// general rules: nothing planned).
+    #[inline]
+    pub(super) fn fast_pass(
+        &mut self,
+        pkts: &mut [B],
+        in_port: usize,
+        plan: &mut [u16],
+        c: &mut Counters,
+    ) -> bool {
+        let tables = &*self.tables;
+        let w = &mut self.w;
+        // Nothing staged for `process` (it looks up what it needs itself).
+        w.staged_len = 0;
+        w.staged_next = 0;
+        if !w.fast_path || pkts.len() > STAGE_MAX || plan.len() != pkts.len() {
+            return false;
+        }
+        match tables.ports.get(in_port).map(|p| p.role) {
+            Some(PortRole::Inside) => w.encap_pass(tables, pkts, plan, c),
+            Some(PortRole::Outside) => w.decap_pass(tables, pkts, plan, c),
+            _ => return false,
+        }
+        #[cfg(feature = "testkit")]
+        {
+            w.fast_hits += plan.iter().filter(|&&p| p != plan::SLOW).count() as u64;
+        }
+        true
+    }
+}
+
+impl<B: PacketBuf> Worker<B> {
+    /// An inside burst: stage 1 checks each packet and looks its destination up (a tunnel index, or
+    /// `NO_TUNNEL` for a packet the fast paths leave alone); stage 2 prefetches the tunnels when there are many;
+    /// stage 3 encapsulates.
+    #[inline(never)]
+    fn encap_pass(&mut self, tables: &Tables, pkts: &mut [B], plan: &mut [u16], c: &mut Counters) {
+        const PREFETCH_MIN_TUNNELS: usize = 16;
+        let mut staged = [NO_TUNNEL; STAGE_MAX];
+        let staged = &mut staged[..pkts.len()];
+        for (s, p) in staged.iter_mut().zip(pkts.iter()) {
+            *s = self.stage_encap(tables, p);
+        }
+        if tables.tunnels.len() >= PREFETCH_MIN_TUNNELS {
+            for &s in staged.iter() {
+                let ti = (s & !STAGED_V6) as usize;
+                if let Some(t) = tables.tunnels.get(ti) {
+                    let base = (t as *const Tunnel).cast::<u8>();
+                    for line in 0..tables.tunnel_lines {
+                        prefetch(base.wrapping_add(64 * line));
+                    }
+                    if let Some(tc) = c.tunnels.get(ti) {
+                        prefetch((tc as *const crate::stats::TunnelCounters).cast::<u8>());
+                    }
+                }
+            }
+        }
+        for ((code, p), &s) in plan.iter_mut().zip(pkts.iter_mut()).zip(staged.iter()) {
+            *code = if s == NO_TUNNEL {
+                plan::SLOW
+            } else if s & STAGED_V6 != 0 {
+                self.fast_encap6(tables, p, s & !STAGED_V6, c)
+                    .map_or(plan::SLOW, plan::of)
+            } else {
+                self.encap_staged4(tables, p, s, c)
+            };
+        }
+    }
+
+    /// Stage 1 of an inside packet: for IPv4, the checks of [`Worker::fast_encap4`] before its tunnel (one
+    /// segment, exactly one option-less packet with a valid header checksum, not multicast, TTL left, a tunnel
+    /// route, not one of our addresses) and the tunnel index; for IPv6, the encap route of the destination
+    /// (`fast_encap6` checks the rest). `NO_TUNNEL` otherwise. Reads the packet only.
+    #[inline(always)]
+    fn stage_encap(&self, tables: &Tables, pkt: &B) -> u32 {
+        let d = pkt.data();
+        let len = d.len();
+        if len != pkt.pkt_len() {
+            return NO_TUNNEL;
+        }
+        let Some(h) = frame_prefix::<ETH_IPV4>(d) else {
+            return NO_TUNNEL;
+        };
+        let (eth, ip) = eth_ipv4(h);
+        let et = eth.ethertype();
+        if et == ethertype::IPV4 {
+            if ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
+                || usize::from(ip.total_len()) != len - ETH
+                || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
+            {
+                return NO_TUNNEL;
+            }
+            let dst = ip.dst_u32();
+            if dst >= 0xe000_0000 || ip.ttl() <= 1 {
+                return NO_TUNNEL;
+            }
+            let Some(ti) = tables.routes.encap4.lookup(dst) else {
+                return NO_TUNNEL;
+            };
+            if ti >= NOT_STAGED
+                || (tables.local4_tunneled && self.is_local4(tables, dst.to_be_bytes()))
+            {
+                return NO_TUNNEL;
+            }
+            ti
+        } else if et == ethertype::IPV6 {
+            let Some(h6) = frame_prefix::<ETH_IPV6>(d) else {
+                return NO_TUNNEL;
+            };
+            let (_, ip6) = eth_ipv6(h6);
+            match tables.routes.encap6.lookup_bytes(ip6.dst_bytes()) {
+                Some(ti) if ti < STAGED_V6 => ti | STAGED_V6,
+                _ => NO_TUNNEL,
+            }
+        } else {
+            NO_TUNNEL
+        }
+    }
+
+    /// Stage 3 of an IPv4 packet that passed stage 1 toward tunnel `ti`: a tunnel whose header shape was
+    /// decided when the table was built gets it written here (within its MTU); any other takes
+    /// [`Worker::fast_encap4`] with its per-tunnel checks.
+    #[inline(always)]
+    fn encap_staged4(&mut self, tables: &Tables, pkt: &mut B, ti: u32, c: &mut Counters) -> u16 {
+        let Some(t) = tables.tunnels.get(ti as usize) else {
+            return plan::SLOW;
+        };
+        let shape = t.fast & fast::ENCAP4_MASK;
+        if shape == 0 {
+            return self
+                .fast_encap4(tables, pkt, ti, c)
+                .map_or(plan::SLOW, plan::of);
+        }
+        let d = pkt.data();
+        let ip_len = d.len() - ETH;
+        // Too big (the MTU may be a path MTU learned meanwhile): the general rules.
+        let Some(h) = frame_prefix::<ETH_IPV4>(d) else {
+            return plan::SLOW;
+        };
+        if ip_len > usize::from(t.mtu.get()) {
+            return plan::SLOW;
+        }
+        let (_, ip) = eth_ipv4(h);
+        let inner = InnerV4 {
+            len: ip_len,
+            tos: ip.dscp_ecn(),
+            ttl: ip.ttl(),
+            df: ip.dont_frag(),
+            cksum: ip.checksum(),
+        };
+        plan::of(match shape {
+            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_KEY => self.fast_emit4::<false, true>(t, pkt, ti, inner, c),
+            fast::ENCAP4_CSUM => self.fast_emit4::<true, false>(t, pkt, ti, inner, c),
+            _ => self.fast_emit4::<true, true>(t, pkt, ti, inner, c),
+        })
+    }
+
+    /// An outside burst: each packet through the decap fast paths.
+    #[inline(never)]
+    fn decap_pass(&mut self, tables: &Tables, pkts: &mut [B], plan: &mut [u16], c: &mut Counters) {
+        for (code, p) in plan.iter_mut().zip(pkts.iter_mut()) {
+            *code = match self.fast_decap4(tables, p, c) {
+                Some(v) => plan::of(v),
+                None => self.fast_decap6(tables, p, c).map_or(plan::SLOW, plan::of),
+            };
+        }
+    }
+}
