@@ -126,6 +126,10 @@ impl ControlDuties for GatewayControl {
         )
     }
 
+    fn mirrors(&self, total: &crate::stats::Counters) -> Vec<crate::control::status::MirrorStatus> {
+        crate::control::status::MirrorStatus::all(self.cp.config(), self.cp.mirror_ids(), total)
+    }
+
     fn round(&self) -> Duration {
         // Host interfaces carry a routing daemon's packets: a 1 ms round keeps their latency low.
         if self.host.is_some() {
@@ -192,7 +196,7 @@ impl ControlDuties for GatewayControl {
             Request::TunnelDel { name } => match cfg.tunnels.iter().position(|t| t.name == name) {
                 None => Err(format!("no tunnel named {name:?}")),
                 Some(_) if cfg.mirrors.iter().any(|m| m.tunnel == name) => Err(format!(
-                    "tunnel {name:?} is the target of a [[mirror]] in the configuration file; it cannot be removed at run time"
+                    "tunnel {name:?} is the target of a [[mirror]]; remove the mirror and the tunnel from the configuration file and reload"
                 )),
                 Some(ti) => {
                     // Routes into the tunnel go with it (its own `routes`, and the `[[route]]`s with

@@ -33,6 +33,11 @@ pub trait ControlDuties {
     fn bridges(&self) -> Vec<crate::control::bridges::BridgeInfo> {
         Vec::new()
     }
+    /// The running configuration's `[[mirror]]` entries with their counters in `total` (none in forward mode,
+    /// which does not mirror).
+    fn mirrors(&self, _total: &crate::stats::Counters) -> Vec<MirrorStatus> {
+        Vec::new()
+    }
     /// The host interfaces and their counters, with `[host]` (the worker-side totals are filled in by the loop).
     fn host_status(&self) -> Option<crate::host::HostStatus> {
         None
@@ -280,7 +285,7 @@ where
                 rt.pool.available(),
             );
             st.host = host_status(duties, &total);
-            st.mirrors = MirrorStatus::all(cfg, &total);
+            st.mirrors = duties.mirrors(&total);
             st.set_bridges(&duties.bridges(), &total);
             st.mempool_size = rt.pool.size();
             if want_live {
@@ -313,7 +318,7 @@ where
         free_at_end,
     );
     fin.host = host_status(duties, &total);
-    fin.mirrors = MirrorStatus::all(cfg, &total);
+    fin.mirrors = duties.mirrors(&total);
     fin.set_bridges(&duties.bridges(), &total);
     fin.mempool_size = rt.pool.size();
     board.publish(fin.clone());

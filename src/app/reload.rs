@@ -4,8 +4,9 @@
 //! 1. The file is loaded and validated like `check-config` (errors name the file, line and field).
 //! 2. [`ReloadDiff::between`] compares it with the running configuration ([`ControlPlane::configured`]): a change
 //!    that only a restart applies refuses the whole reload, naming every such change.
-//! 3. [`ControlPlane::reload`] replaces the configuration (tunnels, routes, neighbours, bridges, `[host]
-//!    punt_pps`) in one step; the tables are rebuilt and published once; the host interfaces follow the tunnels.
+//! 3. [`ControlPlane::reload`] replaces the configuration (tunnels, routes, neighbours, bridges, `[[mirror]]`
+//!    entries, `[host] punt_pps`) in one step; the tables are rebuilt and published once; the host interfaces
+//!    follow the tunnels.
 //!
 //! Nothing changes before step 3, and step 3 changes everything or nothing. Runtime changes made with `greway
 //! ctl` since the start are replaced by the file's configuration; routes learned from the kernel stay.

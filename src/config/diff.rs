@@ -4,14 +4,16 @@
 //! [`ReloadDiff::between`] either names every change that only a restart can apply ([`RestartNeeded`]: EAL
 //! arguments, `[dataplane]`, ports, `[metrics]`, `[control]`, `[host]` but its `punt_pps`) or says, per section
 //! that changes at run time, which items a reload adds, changes and removes. Items are matched by their identity:
-//! tunnels and bridges by name, routes by (route table, prefix), static neighbours by (port, address). A tunnel
-//! whose only change is its `routes` is not changed: the routes are (section `routes`).
+//! tunnels and bridges by name, routes by (route table, prefix), static neighbours by (port, address), `[[mirror]]`
+//! entries by (port, direction, tunnel) ([`MirrorCfg::identity`]). A tunnel whose only change is its `routes` is
+//! not changed: the routes are (section `routes`). A mirror entry whose tunnel is replaced is changed
+//! ([`mirror_kept`]): its session starts again.
 //!
-//! A section that becomes changeable at run time (`[[mirror]]`, say) gets one line in [`ReloadDiff::between`] (its
-//! [`SectionDiff`]), a field in [`ReloadDiff`] and in [`ReloadDiff::summary`], and its restart rule leaves
-//! [`restart_needed`]; if it has run-time state that must survive a reload (as tunnels and bridges do), the
-//! carry-over goes in `ControlPlane::replace_config` (`src/control/plane.rs`), the one step that applies a reload.
-use super::{Config, RouteCfg, TunnelCfg};
+//! A section that becomes changeable at run time gets one line in [`ReloadDiff::between`] (its [`SectionDiff`]), a
+//! field in [`ReloadDiff`] and in [`ReloadDiff::summary`], and its restart rule leaves [`restart_needed`]; if it
+//! has run-time state that must survive a reload (as tunnels, bridges and mirror entries do), the carry-over goes
+//! in `ControlPlane::replace_config` (`src/control/plane.rs`), the one step that applies a reload.
+use super::{Config, MirrorCfg, RouteCfg, TunnelCfg};
 use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -64,6 +66,9 @@ pub struct ReloadDiff {
     pub neighbors: SectionDiff,
     /// `[[bridge]]` by name. A changed bridge starts with an empty MAC table and fresh counters.
     pub bridges: SectionDiff,
+    /// `[[mirror]]` by port, direction and tunnel (`PORT DIRECTION -> TUNNEL`). A changed entry (its tunnel
+    /// replaced) starts with fresh counters.
+    pub mirrors: SectionDiff,
     /// `[host]` keys that change at run time (`punt_pps`).
     pub host: SectionDiff,
 }
@@ -100,6 +105,12 @@ impl ReloadDiff {
                 |b| b.name.clone(),
                 |a, b| a == b,
             ),
+            mirrors: SectionDiff::of(
+                &old.mirrors,
+                &new.mirrors,
+                |m| m.identity(),
+                |a, b| mirror_kept(old, a, new, b),
+            ),
             host: SectionDiff::of(
                 old.host.iter().map(|h| ("punt_pps", h.punt_pps)),
                 new.host.iter().map(|h| ("punt_pps", h.punt_pps)),
@@ -116,9 +127,10 @@ impl ReloadDiff {
             routes,
             neighbors,
             bridges,
+            mirrors,
             host,
         } = self;
-        [tunnels, routes, neighbors, bridges, host]
+        [tunnels, routes, neighbors, bridges, mirrors, host]
             .iter()
             .all(|s| s.is_empty())
     }
@@ -130,6 +142,7 @@ impl ReloadDiff {
             ("routes", &self.routes),
             ("neighbors", &self.neighbors),
             ("bridges", &self.bridges),
+            ("mirrors", &self.mirrors),
             ("host", &self.host),
         ];
         let parts: Vec<String> = sections
@@ -204,10 +217,6 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if ports.is_empty() && order(old) != order(new) {
         out.push("[[port]] order changed".to_string());
     }
-    // Mirrors are set up per port when the workers start (not yet a runtime change).
-    if old.mirrors != new.mirrors {
-        out.push("[[mirror]] entries changed".to_string());
-    }
     for (section, what) in [
         ("[metrics]", presence(&old.metrics, &new.metrics)),
         ("[control]", presence(&old.control, &new.control)),
@@ -273,6 +282,25 @@ fn route_entries(cfg: &Config) -> Vec<(String, String)> {
         (route_name(&r.prefix, r.port.is_some()), target)
     });
     tunnel_routes.chain(routes).collect()
+}
+
+impl MirrorCfg {
+    /// The entry's identity across reloads, as `greway ctl reload` names it: `PORT DIRECTION -> TUNNEL` (unique
+    /// within a file: two entries whose directions overlap on one port and tunnel are an error).
+    pub fn identity(&self) -> String {
+        format!("{} {} -> {}", self.port, self.direction, self.tunnel)
+    }
+}
+
+/// True when a reload from `old` to `new` keeps the mirror entry `o` (of `old`) as `m` (of `new`): the same entry,
+/// into a tunnel the reload keeps ([`TunnelCfg::same_settings`]: its session, and its sequence numbers, go on).
+/// The entry then keeps its run-unique id and counters; any other entry of `new` is new.
+pub fn mirror_kept(old: &Config, o: &MirrorCfg, new: &Config, m: &MirrorCfg) -> bool {
+    o == m
+        && match (old.tunnel_by_name(&o.tunnel), new.tunnel_by_name(&m.tunnel)) {
+            (Some(a), Some(b)) => a.same_settings(b),
+            _ => false,
+        }
 }
 
 impl TunnelCfg {
@@ -432,25 +460,94 @@ mod tests {
             punt_pps: 100,
         });
         assert_eq!(restart_needed(&old, &host), ["[host] added"]);
-        let mut mirrored = old.clone();
-        mirrored.mirrors.push(crate::config::MirrorCfg {
-            port: "inside".into(),
-            direction: crate::config::MirrorDirection::Both,
-            tunnel: "a".into(),
-        });
-        assert_eq!(
-            restart_needed(&old, &mirrored),
-            ["[[mirror]] entries changed"]
-        );
         let mut punt = host.clone();
         punt.host.as_mut().unwrap().punt_pps = 200;
         let d = ReloadDiff::between(&host, &punt).unwrap();
         assert_eq!(d.host.changed, ["punt_pps"]);
         punt.host.as_mut().unwrap().netns = Some("x".into());
         assert_eq!(restart_needed(&host, &punt), ["[host] netns changed"]);
+        // Mirror entries change at run time, beside the changes that need a restart.
+        let mirrored = mirrors("", 2);
+        let mut both = mirrored.clone();
+        both.ports[1].mtu = 9000;
+        both.mirrors.clear();
+        assert_eq!(
+            ReloadDiff::between(&mirrored, &both)
+                .unwrap_err()
+                .to_string(),
+            "[[port]] \"outside\" changed: needs a restart"
+        );
         // The generator's settings are not greway run's.
         let mut g = old.clone();
         g.generator = Some(toml::from_str("rate_pps = 1000.0").unwrap());
         assert!(ReloadDiff::between(&old, &g).unwrap().is_empty());
+    }
+
+    /// The test kit with two ERSPAN senders, "s1" (session 1) and "s2" (session `s2`), three `[[mirror]]`s and
+    /// `first` (mirror entries before them).
+    fn mirrors(first: &str, s2: u16) -> Config {
+        let spans = format!(
+            "[[tunnel]]\nname = \"s1\"\nmode = \"erspan\"\nlocal = \"192.0.2.1\"\nremote = \"198.51.100.51\"\n\
+             erspan = {{ session = 1, version = 1 }}\n\
+             [[tunnel]]\nname = \"s2\"\nmode = \"erspan\"\nlocal = \"192.0.2.1\"\nremote = \"198.51.100.52\"\n\
+             erspan = {{ session = {s2}, version = 2 }}\n"
+        );
+        let entry = |port: &str, direction: &str, tunnel: &str| {
+            format!("[[mirror]]\nport = \"{port}\"\ndirection = \"{direction}\"\ntunnel = \"{tunnel}\"\n")
+        };
+        let list = if first.is_empty() {
+            [
+                entry("inside", "rx", "s1"),
+                entry("outside", "tx", "s1"),
+                entry("inside", "both", "s2"),
+            ]
+            .concat()
+        } else {
+            first.to_string()
+        };
+        cfg(&format!("{spans}{list}"))
+    }
+
+    /// Mirror entries are matched by port, direction and tunnel, not by their place in the file; an entry whose
+    /// tunnel is replaced is changed; a changed direction is another entry.
+    #[test]
+    fn mirrors_are_matched_by_port_direction_and_tunnel() {
+        let old = mirrors("", 2);
+        let entry = |port: &str, direction: &str, tunnel: &str| {
+            format!("[[mirror]]\nport = \"{port}\"\ndirection = \"{direction}\"\ntunnel = \"{tunnel}\"\n")
+        };
+        // "outside tx -> s1" becomes "outside rx -> s1", placed first; "inside rx -> s1" moves down, unchanged;
+        // s2's session changes (the tunnel is replaced, so is its mirror).
+        let new = mirrors(
+            &[
+                entry("outside", "rx", "s1"),
+                entry("inside", "rx", "s1"),
+                entry("inside", "both", "s2"),
+            ]
+            .concat(),
+            3,
+        );
+        let d = ReloadDiff::between(&old, &new).unwrap();
+        assert_eq!(d.mirrors.added, ["outside rx -> s1"]);
+        assert_eq!(d.mirrors.changed, ["inside both -> s2"]);
+        assert_eq!(d.mirrors.removed, ["outside tx -> s1"]);
+        assert_eq!(d.tunnels.changed, ["s2"]);
+        assert_eq!(
+            d.summary(),
+            "tunnels ~s2, mirrors +outside rx -> s1 ~inside both -> s2 -outside tx -> s1"
+        );
+        assert!(mirror_kept(&old, &old.mirrors[0], &new, &new.mirrors[1]));
+        assert!(!mirror_kept(&old, &old.mirrors[2], &new, &new.mirrors[2]));
+        // Every mirror removed, and their tunnels with them.
+        let mut none = cfg("");
+        none.mirrors.clear();
+        let d = ReloadDiff::between(&old, &none).unwrap();
+        assert_eq!(d.mirrors.removed.len(), 3);
+        assert_eq!(d.tunnels.removed, ["s1", "s2"]);
+        assert!(d.mirrors.added.is_empty() && d.mirrors.changed.is_empty());
+        // The same entries in another order: no change.
+        let mut reordered = old.clone();
+        reordered.mirrors.reverse();
+        assert!(ReloadDiff::between(&old, &reordered).unwrap().is_empty());
     }
 }

@@ -1,13 +1,42 @@
-//! What the control side shows of the `[[mirror]]` entries (ERSPAN sessions' sources): their counters in the
-//! status (stats JSON, `greway ctl mirror show`, the final summary) and in Prometheus.
+//! The control side of the `[[mirror]]` entries (ERSPAN sessions' sources): their run-unique ids, which carry
+//! their counters across reloads, and what the status shows of them (stats JSON, `greway ctl mirror show`, the
+//! final summary, Prometheus).
+use crate::config::diff::mirror_kept;
+use crate::config::Config;
 use crate::control::status::escape;
 use crate::stats::{Counters, MirrorCounters};
 use serde::Serialize;
 use std::fmt::Write;
 
+/// The run-unique ids of `new`'s `[[mirror]]` entries (file order) when `new` replaces `old`, whose entries have
+/// `old_ids`: an entry the change keeps ([`mirror_kept`]: the same port, direction and tunnel, the tunnel itself
+/// kept) keeps its id, and with it its counters; any other entry takes the next id of `next`. Ids are never
+/// reused, so a removed entry's counters are never shown again and a new one starts from zero.
+pub fn mirror_ids(old: &Config, old_ids: &[u32], new: &Config, next: &mut u32) -> Vec<u32> {
+    new.mirrors
+        .iter()
+        .map(|m| {
+            let kept = old
+                .mirrors
+                .iter()
+                .zip(old_ids)
+                .find(|(o, _)| mirror_kept(old, o, new, m));
+            match kept {
+                Some((_, &id)) => id,
+                None => {
+                    *next += 1;
+                    *next - 1
+                }
+            }
+        })
+        .collect()
+}
+
 /// One `[[mirror]]` entry (a source of an ERSPAN session): what it copies, where to, and its counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct MirrorStatus {
+    /// Its run-unique id: the same while reloads keep the entry, a new one when an entry is added or changed.
+    pub id: u32,
     pub port: String,
     /// `rx`, `tx` or `both`.
     pub direction: String,
@@ -20,20 +49,22 @@ pub struct MirrorStatus {
 }
 
 impl MirrorStatus {
-    /// Every `[[mirror]]` of `cfg` with its counters in `total` (configuration order).
-    pub fn all(cfg: &crate::config::Config, total: &Counters) -> Vec<MirrorStatus> {
+    /// Every `[[mirror]]` of `cfg` (configuration order), whose run-unique ids are `ids`, with its counters in
+    /// `total`.
+    pub fn all(cfg: &Config, ids: &[u32], total: &Counters) -> Vec<MirrorStatus> {
         cfg.mirrors
             .iter()
-            .enumerate()
-            .map(|(i, m)| {
+            .zip(ids)
+            .map(|(m, &id)| {
                 let e = cfg.tunnel_by_name(&m.tunnel).and_then(|t| t.erspan);
                 MirrorStatus {
+                    id,
                     port: m.port.clone(),
                     direction: m.direction.to_string(),
                     tunnel: m.tunnel.clone(),
                     session: e.map_or(0, |e| e.session),
                     version: e.and_then(|e| e.version).unwrap_or(0),
-                    counters: total.mirrors.get(i).copied().unwrap_or_default(),
+                    counters: total.mirrors.get(id as usize).copied().unwrap_or_default(),
                 }
             })
             .collect()

@@ -148,6 +148,9 @@ pub struct ControlPlane {
     bridge_ids: Arc<[u32]>,
     next_bridge_id: u32,
     next_mac_expiry: Instant,
+    /// Run-unique id of each `[[mirror]]` entry (config order): the slot of its counters (`Counters::mirrors`).
+    mirror_ids: Arc<[u32]>,
+    next_mirror_id: u32,
 }
 
 impl ControlPlane {
@@ -191,6 +194,8 @@ impl ControlPlane {
             bridge_ids: (0..cfg.bridges.len() as u32).collect(),
             next_bridge_id: cfg.bridges.len() as u32,
             next_mac_expiry: now,
+            mirror_ids: (0..cfg.mirrors.len() as u32).collect(),
+            next_mirror_id: cfg.mirrors.len() as u32,
         })
     }
 
@@ -206,8 +211,14 @@ impl ControlPlane {
             &self.ids,
             &self.mac_tables,
             &self.bridge_ids,
+            &self.mirror_ids,
             self.generation,
         )
+    }
+
+    /// Run-unique ids of the current `[[mirror]]` entries, in `config().mirrors` order: where their counters are.
+    pub fn mirror_ids(&self) -> &[u32] {
+        &self.mirror_ids
     }
 
     /// Run-unique ids of the current bridges, in `config().bridges` order: where their counters are.
@@ -251,6 +262,8 @@ impl ControlPlane {
     ///   path MTU), counters, reorder buffer and owner worker; any other tunnel is new, with a new id;
     /// - a bridge whose settings are unchanged keeps its MAC table and counters; a new or changed one starts
     ///   empty;
+    /// - a `[[mirror]]` entry with the same port, direction and tunnel, into a tunnel kept as above, keeps its
+    ///   run-unique id and counters (`control::mirrors::mirror_ids`); a new or changed one starts from zero;
     /// - learned neighbours stay; static ones follow `cfg` (a static entry removed is forgotten, to be learned
     ///   again).
     ///
@@ -306,6 +319,8 @@ impl ControlPlane {
                 }
             }
         }
+        let mirror_ids =
+            super::mirrors::mirror_ids(&self.cfg, &self.mirror_ids, &cfg, &mut self.next_mirror_id);
         if cfg.neighbors != self.cfg.neighbors {
             let statics = static_neighbors(&cfg);
             self.neighbors
@@ -327,6 +342,7 @@ impl ControlPlane {
         self.ids = ids.into();
         self.mac_tables = macs;
         self.bridge_ids = bridge_ids.into();
+        self.mirror_ids = mirror_ids.into();
         self.dirty = true;
         self.next_keepalive = next;
         self.cfg = cfg;

@@ -346,4 +346,119 @@ members = ["l2c.30", "l2c.40"]
             [3, 2]
         );
     }
+
+    /// A `[[mirror]]` entry the reload leaves alone keeps its id (its counter slot) and its tunnel's sequence
+    /// numbers wherever it moves in the file; one whose tunnel changes and one added get new ids; a removed one's
+    /// counters are not shown again. The published tables count each entry under its id.
+    #[test]
+    fn mirror_entries_keep_their_counter_slots() {
+        use crate::control::status::MirrorStatus;
+        use crate::stats::Counters;
+        use crate::tunnel::table::MirrorDir;
+        let file = |s2: u16, entries: &[(&str, &str, &str)]| {
+            let mut extra = format!(
+                "[[tunnel]]\nname = \"s1\"\nmode = \"erspan\"\nlocal = \"192.0.2.1\"\n\
+                 remote = \"198.51.100.51\"\nerspan = {{ session = 1, version = 1 }}\n\
+                 [[tunnel]]\nname = \"s2\"\nmode = \"erspan\"\nlocal = \"192.0.2.1\"\n\
+                 remote = \"198.51.100.52\"\nerspan = {{ session = {s2}, version = 2 }}\n"
+            );
+            for (port, direction, tunnel) in entries {
+                extra += &format!(
+                    "[[mirror]]\nport = \"{port}\"\ndirection = \"{direction}\"\ntunnel = \"{tunnel}\"\n"
+                );
+            }
+            crate::datapath::testkit::config_with(&extra)
+        };
+        let old = file(
+            2,
+            &[
+                ("inside", "rx", "s1"),
+                ("outside", "tx", "s1"),
+                ("inside", "both", "s2"),
+            ],
+        );
+        let mut cp = ControlPlane::new(&old, &[[0; 6]; 2], Instant::now(), 0).unwrap();
+        assert_eq!(cp.mirror_ids(), [0, 1, 2]);
+        let seq = |cp: &ControlPlane, n: &str| {
+            let i = cp.config().tunnels.iter().position(|t| t.name == n);
+            cp.tunnel_states()[i.unwrap()]
+                .tx_seq
+                .load(Ordering::Relaxed)
+        };
+        for (i, t) in cp.config().tunnels.clone().iter().enumerate() {
+            cp.tunnel_states()[i]
+                .tx_seq
+                .store(if t.name == "s1" { 500 } else { 600 }, Ordering::Relaxed);
+        }
+        // "outside tx -> s1" gives way to "outside rx -> s1", first in the file; s2's session changes.
+        let new = file(
+            3,
+            &[
+                ("outside", "rx", "s1"),
+                ("inside", "rx", "s1"),
+                ("inside", "both", "s2"),
+            ],
+        );
+        cp.reload(new, Instant::now(), 0).unwrap();
+        assert_eq!(
+            cp.mirror_ids(),
+            [3, 0, 4],
+            "kept: its id; added, changed: new ids"
+        );
+        assert_eq!(seq(&cp, "s1"), 500, "the kept session numbers on");
+        assert_eq!(seq(&cp, "s2"), 0, "the changed session starts again");
+        let t = cp.tables();
+        let s1 = t.tunnels.iter().position(|t| t.name == "s1").unwrap() as u32;
+        let s2 = t.tunnels.iter().position(|t| t.name == "s2").unwrap() as u32;
+        let sources = |port, dir| -> Vec<(u32, u32)> {
+            t.mirrors
+                .of(port, dir)
+                .iter()
+                .map(|m| (m.entry, m.tunnel))
+                .collect()
+        };
+        assert_eq!(sources(0, MirrorDir::Rx), [(0, s1), (4, s2)]);
+        assert_eq!(sources(0, MirrorDir::Tx), [(4, s2)]);
+        assert_eq!(sources(1, MirrorDir::Rx), [(3, s1)]);
+        assert!(sources(1, MirrorDir::Tx).is_empty());
+        assert_eq!(t.mirrors.count, 5, "counter slots up to the highest id");
+        // The status: each entry its own slot's counters; the removed entry's (slot 1) and the changed entry's old
+        // ones (slot 2) are gone.
+        let mut total = Counters::new(2, 0);
+        total.ensure_mirrors(5);
+        for (i, n) in [10, 11, 12, 13, 14].into_iter().enumerate() {
+            total.mirrors[i].packets = n;
+        }
+        let st = MirrorStatus::all(cp.config(), cp.mirror_ids(), &total);
+        let shown: Vec<(String, u32, u64)> = st
+            .iter()
+            .map(|m| {
+                (
+                    format!("{} {} -> {}", m.port, m.direction, m.tunnel),
+                    m.id,
+                    m.counters.packets,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("outside rx -> s1".to_string(), 3, 13),
+                ("inside rx -> s1".to_string(), 0, 10),
+                ("inside both -> s2".to_string(), 4, 14),
+            ]
+        );
+        // Every mirror removed (their tunnels too); added again, they are new entries.
+        let mut none = old.clone();
+        none.mirrors.clear();
+        none.tunnels.retain(|t| !t.name.starts_with('s'));
+        cp.reload(none, Instant::now(), 0).unwrap();
+        assert!(cp.mirror_ids().is_empty());
+        assert_eq!(
+            cp.tables().mirrors.rx_ports | cp.tables().mirrors.tx_ports,
+            0
+        );
+        cp.reload(old, Instant::now(), 0).unwrap();
+        assert_eq!(cp.mirror_ids(), [5, 6, 7]);
+    }
 }

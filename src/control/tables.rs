@@ -204,8 +204,9 @@ pub fn port_infos(cfg: &Config, macs: &[[u8; 6]]) -> Vec<PortInfo> {
         .collect()
 }
 
-/// Build the whole table generation. `states`, `ids`, `mac_tables` and `bridge_ids` are what outlives
-/// generations: the tunnels' run-time state and run-unique ids, the bridges' MAC tables and run-unique ids.
+/// Build the whole table generation. `states`, `ids`, `mac_tables`, `bridge_ids` and `mirror_ids` are what
+/// outlives generations: the tunnels' run-time state and run-unique ids, the bridges' MAC tables and run-unique
+/// ids, the `[[mirror]]` entries' run-unique ids.
 #[allow(clippy::too_many_arguments)]
 pub fn build_tables(
     cfg: &Config,
@@ -216,6 +217,7 @@ pub fn build_tables(
     ids: &Arc<[u64]>,
     mac_tables: &[Arc<MacTable>],
     bridge_ids: &[u32],
+    mirror_ids: &[u32],
     generation: u64,
 ) -> Tables {
     assert_eq!(ids.len(), cfg.tunnels.len(), "one run-unique id per tunnel");
@@ -287,7 +289,7 @@ pub fn build_tables(
         .map(|t| t.hot_bytes().div_ceil(64))
         .max()
         .unwrap_or(1);
-    let mirrors = build_mirrors(cfg);
+    let mirrors = build_mirrors(cfg, mirror_ids);
     Tables {
         mirrors,
         tunnel_lines,
@@ -313,18 +315,16 @@ pub fn build_tables(
     }
 }
 
-/// The `[[mirror]]` entries by port and direction, each naming its tunnel by index in this generation (the
-/// configuration's tunnel order). An entry whose port or tunnel is missing (not in a validated configuration)
-/// is left out.
-fn build_mirrors(cfg: &Config) -> Mirrors {
-    let mut m = Mirrors {
-        count: cfg.mirrors.len(),
-        ..Mirrors::default()
-    };
-    for (i, mc) in cfg.mirrors.iter().enumerate() {
+/// The `[[mirror]]` entries by port and direction, each counting under its run-unique id (`ids`, config order)
+/// and naming its tunnel by index in this generation (the configuration's tunnel order). An entry whose port or
+/// tunnel is missing (not in a validated configuration) is left out.
+fn build_mirrors(cfg: &Config, ids: &[u32]) -> Mirrors {
+    debug_assert_eq!(ids.len(), cfg.mirrors.len(), "one run-unique id per mirror");
+    let mut m = Mirrors::default();
+    for (mc, &entry) in cfg.mirrors.iter().zip(ids) {
         let port = cfg.ports.iter().position(|p| p.name == mc.port);
         let tunnel = cfg.tunnels.iter().position(|t| t.name == mc.tunnel);
-        let (Some(port), Some(tunnel), Ok(entry)) = (port, tunnel, u16::try_from(i)) else {
+        let (Some(port), Some(tunnel)) = (port, tunnel) else {
             continue;
         };
         if mc.direction.rx() {

@@ -87,8 +87,8 @@ const _: () = assert!(std::mem::size_of::<Verdict>() <= 16);
 pub struct MirrorCopy {
     /// Egress port index.
     pub out: u16,
-    /// The `[[mirror]]` entry (its counter slot in [`Counters::mirrors`]).
-    pub entry: u16,
+    /// The `[[mirror]]` entry's run-unique id (its counter slot in [`Counters::mirrors`]).
+    pub entry: u32,
     /// Index of the original in the slice given to [`Processor::mirror`].
     pub orig: u16,
     /// The original frame's length (what `bytes` counts).

@@ -72,10 +72,11 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) {
         for src in tables.mirrors.of(port, dir) {
-            let entry = usize::from(src.entry);
+            let entry = src.entry as usize;
             c.ensure_mirrors(entry + 1);
             let ti = src.tunnel as usize;
-            // A mirror's tunnel cannot be removed at run time (refused), and it sends (validated).
+            // The entry and its tunnel come from one table generation (a reload that removes a mirror's tunnel
+            // removes the mirror too: validated), and the tunnel sends (validated).
             let Some((t, e)) = tables
                 .tunnels
                 .get(ti)

@@ -380,7 +380,9 @@ pub struct Counters {
     pub punted_bytes: u64,
     /// Packets from host interfaces (the kernel's) this worker took from its ring and sent or dropped.
     pub from_host: u64,
-    /// Per `[[mirror]]` entry, in configuration order (empty without mirrors).
+    /// `mirrors[i]` counts the `[[mirror]]` entry whose run-unique id (`MirrorSource::entry`) is `i`: ids are
+    /// never reused, so an entry's counters stay its own when a reload adds, changes or removes entries (empty
+    /// without mirrors).
     pub mirrors: Vec<MirrorCounters>,
 }
 
@@ -439,7 +441,7 @@ impl Counters {
         }
     }
 
-    /// Make room for `n` `[[mirror]]` entries.
+    /// Make room for the `[[mirror]]` entries with ids below `n`.
     pub fn ensure_mirrors(&mut self, n: usize) {
         if self.mirrors.len() < n {
             self.mirrors.resize(n, MirrorCounters::default());

@@ -133,11 +133,12 @@ pub enum MirrorDir {
     Tx,
 }
 
-/// One `[[mirror]]` source as a table generation resolves it: its counter slot (the entry's index in the
-/// configuration, stable for the run) and the index of its ERSPAN tunnel in this generation.
+/// One `[[mirror]]` source as a table generation resolves it: its counter slot (the entry's run-unique id,
+/// never reused within a run, so that an entry a reload keeps keeps its counters) and the index of its ERSPAN
+/// tunnel in this generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MirrorSource {
-    pub entry: u16,
+    pub entry: u32,
     pub tunnel: u32,
 }
 
@@ -151,7 +152,7 @@ pub struct Mirrors {
     pub rx: Vec<Box<[MirrorSource]>>,
     /// Per port index: the sessions its sent frames are copied into.
     pub tx: Vec<Box<[MirrorSource]>>,
-    /// Number of `[[mirror]]` entries (counter slots).
+    /// Counter slots the entries need: their highest id + 1 (0 without mirrors).
     pub count: usize,
 }
 
@@ -166,8 +167,8 @@ impl Mirrors {
         v.get(port).map_or(&[], |s| &s[..])
     }
 
-    /// Add entry `entry` on port `port` copying `dir` into tunnel index `tunnel`.
-    pub fn add(&mut self, entry: u16, port: usize, dir: MirrorDir, tunnel: u32) {
+    /// Add the entry with id `entry` on port `port`, copying `dir` into tunnel index `tunnel`.
+    pub fn add(&mut self, entry: u32, port: usize, dir: MirrorDir, tunnel: u32) {
         let (mask, v) = match dir {
             MirrorDir::Rx => (&mut self.rx_ports, &mut self.rx),
             MirrorDir::Tx => (&mut self.tx_ports, &mut self.tx),
@@ -181,7 +182,7 @@ impl Mirrors {
         let mut list = std::mem::take(&mut v[port]).into_vec();
         list.push(MirrorSource { entry, tunnel });
         v[port] = list.into_boxed_slice();
-        self.count = self.count.max(usize::from(entry) + 1);
+        self.count = self.count.max(entry as usize + 1);
     }
 }
 

@@ -592,7 +592,7 @@ fn flush<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
             staged, out: outs, ..
         } = mirror;
         for (tag, copy) in staged.drain(..) {
-            let slot = &mut counters.mirrors[usize::from(tag.entry)];
+            let slot = &mut counters.mirrors[tag.entry as usize];
             if usize::from(tag.orig) >= sent {
                 // Its original was not sent: neither is the copy.
                 slot.tx_full += 1;
@@ -612,7 +612,7 @@ fn flush<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
             if mb.push(copy).is_ok() {
                 tags.push(tag);
             } else {
-                counters.mirrors[usize::from(tag.entry)].queue_full += 1;
+                counters.mirrors[tag.entry as usize].queue_full += 1;
             }
         }
         mirror.pending = true;
@@ -650,7 +650,7 @@ fn flush_mirror<Bu: PacketBurst, IO: PortIo<Burst = Bu, Pkt = Bu::Pkt>>(
     counters.ports[out].tx += sent as u64;
     counters.ports[out].tx_bytes += bytes - refused_bytes;
     for (i, tag) in tags.drain(..).enumerate() {
-        let slot = &mut counters.mirrors[usize::from(tag.entry)];
+        let slot = &mut counters.mirrors[tag.entry as usize];
         if i < sent {
             slot.packets += 1;
             slot.bytes += u64::from(tag.bytes);

@@ -321,7 +321,7 @@ impl Processor<VecBuf> for MirrorTo {
                 truncated: false,
             };
             if !emit(tag, VecBuf::new(&b)) {
-                c.mirrors[usize::from(entry)].queue_full += 1;
+                c.mirrors[entry as usize].queue_full += 1;
             }
         }
     }
