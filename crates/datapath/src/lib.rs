@@ -140,11 +140,17 @@ pub trait Processor<B: PacketBuf>: Send {
     /// called, `process` must next be called once for each of these packets, in this order (the processor
     /// may hand each packet a result staged here); without it, `process` works alone.
     fn prepare_burst(&mut self, _pkts: &[B], _in_port: usize, _counters: &Counters) {}
+    /// Whether bursts from port index `in_port` go through [`Processor::fast_burst`] (asked once per burst,
+    /// before it: the worker then counts the received bytes before the fast pass rewrites them).
+    fn has_fast_pass(&self, _in_port: usize) -> bool {
+        false
+    }
     /// The fast pass over a whole burst received on port index `in_port`, before its packets are taken one by
     /// one (VPP-style: each stage runs over the burst). The processor finishes every packet its fast paths take,
     /// rewriting it in place, and notes the outcome in `plan[i]` ([`plan::tx`], [`plan::drop`]); a packet it
     /// leaves untouched gets [`plan::SLOW`], and the worker hands it to `process` in order. Returns false when
-    /// it planned nothing (the worker then calls `prepare_burst` and `process` for every packet).
+    /// it planned nothing (the worker then calls `prepare_burst` and `process` for every packet). Called only
+    /// when [`Processor::has_fast_pass`] says so.
     /// `plan.len() == pkts.len()`.
     fn fast_burst(
         &mut self,

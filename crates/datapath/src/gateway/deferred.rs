@@ -118,6 +118,15 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         w.staged_len = pkts.len();
     }
 
+    #[inline(always)]
+    fn has_fast_pass(&self, in_port: usize) -> bool {
+        self.w.fast_path
+            && matches!(
+                self.tables.ports.get(in_port).map(|p| p.role),
+                Some(PortRole::Inside | PortRole::Outside)
+            )
+    }
+
     #[inline]
     fn fast_burst(
         &mut self,

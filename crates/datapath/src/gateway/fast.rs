@@ -235,6 +235,18 @@ impl<B: PacketBuf> Worker<B> {
         pkt: &mut B,
         c: &mut Counters,
     ) -> Option<Verdict> {
+        let (ti, proto, off) = self.fast_decap4_match(tables, pkt)?;
+        self.fast_decap_inner(tables, pkt, ti, proto, off, c)
+    }
+
+    /// The first half of [`Worker::fast_decap4`]: the outer IPv4 and GRE headers checked and the tunnel matched.
+    /// Returns (tunnel index, GRE protocol, offset of the inner packet); reads the packet only.
+    #[inline(always)]
+    pub(super) fn fast_decap4_match(
+        &mut self,
+        tables: &Tables,
+        pkt: &B,
+    ) -> Option<(u32, u16, usize)> {
         const GRE_AT: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
         let d = pkt.data();
         let len = d.len();
@@ -279,7 +291,7 @@ impl<B: PacketBuf> Worker<B> {
                 ti
             }
         };
-        self.fast_decap_inner(tables, pkt, ti, proto, off, c)
+        Some((ti, proto, off))
     }
 
     /// Outside port: IPv6 GRE (RFC 7676; key or not) to one of our addresses, carrying IPv4 or IPv6 to an inside
@@ -349,32 +361,48 @@ impl<B: PacketBuf> Worker<B> {
         off: usize,
         c: &mut Counters,
     ) -> Option<Verdict> {
-        let t = tables.tunnels.get(ti as usize)?;
-        // (A packet for one of our own addresses, a tunnel's included, is declined by the inner checks below.)
-        // A tunnel with no setting to look at, decided when the table was built, skips the rest.
-        if t.fast & fast::DECAP == 0 {
-            if t.checksum || t.sequence || t.allowed_sources.is_some() {
-                return None;
-            }
-            // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN or TEB tunnel routes no
-            // IP packet: the general rules say why.
-            if t.inner_checks & (inner_check::ERSPAN | inner_check::TEB) != 0
-                || (t.inner_checks & inner_check::MSS_CLAMP != 0
-                    && inner::inner_needs_general(
-                        pkt.data(),
-                        off,
-                        proto != ethertype::IPV6,
-                        inner_check::MSS_CLAMP,
-                    ))
-            {
-                return None;
-            }
+        if !Self::fast_decap_tunnel_ok(tables, pkt, ti, proto, off) {
+            return None;
         }
         if proto == ethertype::IPV6 {
             self.fast_decap_inner6(tables, pkt, off, ti, c)
         } else {
             self.fast_decap_inner4(tables, pkt, off, ti, c)
         }
+    }
+
+    /// Whether tunnel `ti` lets the decap fast paths take this packet (GRE protocol `proto`, inner packet at
+    /// `off`): a tunnel without checksum, sequence numbers or source filter, routing IP packets, whose MSS
+    /// clamping (if any) does not apply to it. Reads the packet only.
+    #[inline(always)]
+    pub(super) fn fast_decap_tunnel_ok(
+        tables: &Tables,
+        pkt: &B,
+        ti: u32,
+        proto: u16,
+        off: usize,
+    ) -> bool {
+        let Some(t) = tables.tunnels.get(ti as usize) else {
+            return false;
+        };
+        // (A packet for one of our own addresses, a tunnel's included, is declined by the inner checks.)
+        // A tunnel with no setting to look at, decided when the table was built, skips the rest.
+        if t.fast & fast::DECAP != 0 {
+            return true;
+        }
+        if t.checksum || t.sequence || t.allowed_sources.is_some() {
+            return false;
+        }
+        // MSS clamping leaving the tunnel: TCP SYNs take the general rules. An ERSPAN or TEB tunnel routes no IP
+        // packet: the general rules say why.
+        !(t.inner_checks & (inner_check::ERSPAN | inner_check::TEB) != 0
+            || (t.inner_checks & inner_check::MSS_CLAMP != 0
+                && inner::inner_needs_general(
+                    pkt.data(),
+                    off,
+                    proto != ethertype::IPV6,
+                    inner_check::MSS_CLAMP,
+                )))
     }
 
     /// The rest of the decap fast paths for an IPv4 packet inside (the outer header and GRE checked, tunnel `ti`
@@ -444,7 +472,8 @@ impl<B: PacketBuf> Worker<B> {
     /// `ti` matched, the inner packet at `off`): exactly the rest of the frame, hop limit left, not multicast,
     /// not to an address of ours (a loop, or local delivery), not into a tunnel again, routed to an inside
     /// neighbour we know.
-    #[inline(always)]
+    // Out of line: the IPv4-inside decapsulation, the common case, keeps its registers.
+    #[inline(never)]
     pub(super) fn fast_decap_inner6(
         &mut self,
         tables: &Tables,

@@ -188,6 +188,9 @@ pub fn punt_bucket(pps: u32, tsc_hz: u64) -> TokenBucket {
 pub struct Gateway<B> {
     tables: Arc<Tables>,
     w: Worker<B>,
+    /// The burst fast pass's stage 1 results (a tunnel index per packet; see `burst.rs`), apart from the
+    /// worker so that stage 3 reads them while it changes the worker, and kept so that no burst clears one.
+    pass_staged: Box<[u32; STAGE_MAX]>,
 }
 
 /// The mutable per-worker part, kept apart from the tables so the hot path borrows both without cloning.
@@ -404,6 +407,7 @@ impl<B: PacketBuf> Gateway<B> {
                 #[cfg(feature = "testkit")]
                 fast_hits: 0,
             },
+            pass_staged: Box::new([NO_TUNNEL; STAGE_MAX]),
         }
     }
 

@@ -350,10 +350,14 @@ fn round<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
                 counters,
             );
         }
-        // The bytes as received (the fast pass rewrites packets in place).
-        let rx_bytes: u64 = rx.burst.as_slice().iter().map(|m| m.pkt_len() as u64).sum();
+        // The bytes as received: summed before a fast pass rewrites the packets in place, else as they go.
+        let fast_pass = proc.has_fast_pass(pi);
+        let mut rx_bytes = 0u64;
+        if fast_pass {
+            rx_bytes = rx.burst.as_slice().iter().map(|m| m.pkt_len() as u64).sum();
+        }
         let codes = &mut rx.plan[..rx.burst.len()];
-        if proc.fast_burst(rx.burst.as_mut_slice(), pi, codes, counters) {
+        if fast_pass && proc.fast_burst(rx.burst.as_mut_slice(), pi, codes, counters) {
             // Planned: the packets the fast pass finished go straight to their tx burst (or are dropped) in
             // order; the others take `process`, out of line so that this loop stays small.
             for (m, &code) in rx.burst.drain().zip(rx.plan.iter()) {
@@ -375,6 +379,9 @@ fn round<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
         } else {
             proc.prepare_burst(rx.burst.as_slice(), pi, counters);
             for m in rx.burst.drain() {
+                if !fast_pass {
+                    rx_bytes += m.pkt_len() as u64;
+                }
                 dispose::<IO, P, MIRROR>(io, proc, st, pi, m, counters, hist, t_rx);
             }
         }
