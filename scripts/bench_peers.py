@@ -254,6 +254,9 @@ def summary(scenario, out_json, files):
         "testpmd_mpps": round(tm, 3),
         "greway_vs_ovs": round(gm / om, 3) if om > 0 else 0.0,
         "greway_vs_testpmd": round(gm / tm, 3) if tm > 0 else 0.0,
+        # Each round's greway rate over the OVS rate of the same round (the two ran seconds apart, under much the
+        # same load): their spread shows how far the ratio of the medians can be trusted.
+        "greway_vs_ovs_per_round": [round(g / o, 3) if o > 0 else 0.0 for g, o in zip(g_mpps, o_mpps)],
         "cycles_per_pkt_greway": round(g_mid["bench"]["cycles_per_pkt"], 1),
         "cycles_per_pkt_ovs": round(cyc(om), 1),
         "cycles_per_pkt_testpmd": round(cyc(tm), 1),
@@ -298,6 +301,8 @@ def summary(scenario, out_json, files):
         "tsc_hz": tsc_hz,
         "memory": os.environ.get("BENCH_MEMORY", "4k-pages"),
         "ovs_eal": o_mid.get("eal", ""),
+        # The machine's load when the scenario ended (1, 5 and 15 minutes; this benchmark's own threads included).
+        "loadavg_at_end": [float(x) for x in open("/proc/loadavg").read().split()[:3]],
     }
     with open(out_json, "w") as f:
         json.dump(res, f, indent=2)
@@ -305,7 +310,8 @@ def summary(scenario, out_json, files):
     print(
         f"  per CPU-second Mpps: greway {res['greway_runs_mpps']} OVS {res['ovs_runs_mpps']}"
         f" testpmd {res['testpmd_runs_mpps']}; CPU share greway {res['greway_cpu_share']}"
-        f" OVS {res['ovs_cpu_share']} testpmd {res['testpmd_cpu_share']}\n"
+        f" OVS {res['ovs_cpu_share']} testpmd {res['testpmd_cpu_share']}; greway/OVS per round"
+        f" {res['greway_vs_ovs_per_round']}; load average {res['loadavg_at_end']}\n"
         f"  OVS median window: rx {o_mid.get('pmd_rx_pkts')} tx {o_mid.get('tx_pkts')}, hits emc"
         f" {o_mid.get('emc_hits')} smc {o_mid.get('smc_hits')} megaflow {o_mid.get('megaflow_hits')} simple"
         f" {o_mid.get('simple_match_hits')}, upcalls {o_mid.get('upcalls')} (failed {o_mid.get('failed_upcalls')}),"
