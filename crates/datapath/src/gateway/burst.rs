@@ -88,10 +88,8 @@ impl<B: PacketBuf> Worker<B> {
         {
             *code = if s == NO_TUNNEL {
                 plan::SLOW
-            } else if s & STAGED_V6 != 0 {
-                self.encap_other(tables, p, s & !STAGED_V6, true, c)
             } else {
-                self.encap_staged4(tables, p, s, c)
+                self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c)
             };
             if *code == plan::SLOW {
                 leave_rest(plan, i);
@@ -100,27 +98,54 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// Stage 3 of an IPv4 packet that passed stage 1 toward tunnel `ti`: a tunnel whose header shape was
-    /// decided when the table was built gets it written here (within its MTU); any other takes
-    /// [`Worker::fast_encap4`] with its per-tunnel checks.
+    /// Stage 3 of a packet that passed stage 1 toward tunnel `ti` (`v6`: an IPv6 packet): a tunnel whose header
+    /// shape was decided when the table was built gets it written here (within its MTU; an IPv6 packet into a
+    /// tunnel without GRE checksum); any other takes [`Worker::fast_encap4`] or [`Worker::fast_encap6`] with
+    /// their per-tunnel checks.
     #[inline(always)]
-    fn encap_staged4(&mut self, tables: &Tables, pkt: &mut B, ti: u32, c: &mut Counters) -> u16 {
+    fn encap_staged(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        ti: u32,
+        v6: bool,
+        c: &mut Counters,
+    ) -> u16 {
         let Some(t) = tables.tunnels.get(ti as usize) else {
             return plan::SLOW;
         };
         let shape = t.fast & fast::ENCAP4_MASK;
-        if shape == 0 {
-            return self.encap_other(tables, pkt, ti, false, c);
+        if shape == 0 || (v6 && shape != fast::ENCAP4_PLAIN && shape != fast::ENCAP4_KEY) {
+            return self.encap_other(tables, pkt, ti, v6, c);
         }
         let d = pkt.data();
         let ip_len = d.len() - ETH;
         // Too big (the MTU may be a path MTU learned meanwhile): the general rules.
-        let Some(h) = frame_prefix::<ETH_IPV4>(d) else {
-            return plan::SLOW;
-        };
         if ip_len > usize::from(t.mtu.get()) {
             return plan::SLOW;
         }
+        if v6 {
+            let Some(h) = frame_prefix::<ETH_IPV6>(d) else {
+                return plan::SLOW;
+            };
+            let (_, ip) = eth_ipv6(h);
+            // As `encap_emit` for IPv6 inside: the traffic class as TOS, DF set.
+            let inner = InnerV4 {
+                len: ip_len,
+                tos: ip.traffic_class(),
+                ttl: ip.hop_limit(),
+                df: true,
+                cksum: 0,
+            };
+            return plan::of(if shape == fast::ENCAP4_PLAIN {
+                self.fast_emit4::<false, false, true>(t, pkt, ti, inner, c)
+            } else {
+                self.fast_emit4::<false, true, true>(t, pkt, ti, inner, c)
+            });
+        }
+        let Some(h) = frame_prefix::<ETH_IPV4>(d) else {
+            return plan::SLOW;
+        };
         let (_, ip) = eth_ipv4(h);
         let inner = InnerV4 {
             len: ip_len,
@@ -130,10 +155,10 @@ impl<B: PacketBuf> Worker<B> {
             cksum: ip.checksum(),
         };
         plan::of(match shape {
-            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false>(t, pkt, ti, inner, c),
-            fast::ENCAP4_KEY => self.fast_emit4::<false, true>(t, pkt, ti, inner, c),
-            fast::ENCAP4_CSUM => self.fast_emit4::<true, false>(t, pkt, ti, inner, c),
-            _ => self.fast_emit4::<true, true>(t, pkt, ti, inner, c),
+            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_KEY => self.fast_emit4::<false, true, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_CSUM => self.fast_emit4::<true, false, false>(t, pkt, ti, inner, c),
+            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, inner, c),
         })
     }
 
@@ -194,8 +219,8 @@ fn leave_rest(plan: &mut [u16], first: usize) {
 
 /// Stage 1 of an inside packet: for IPv4, the checks of [`Worker::fast_encap4`] before its tunnel (one
 /// segment, exactly one option-less packet with a valid header checksum, not multicast, TTL left, a tunnel
-/// route, not one of our addresses) and the tunnel index; for IPv6, the encap route of the destination
-/// (`fast_encap6` checks the rest). `NO_TUNNEL` otherwise. Reads the packet only.
+/// route, not one of our addresses) and the tunnel index; for IPv6, those of [`Worker::fast_encap6`] likewise.
+/// `NO_TUNNEL` otherwise. Reads the packet only.
 #[inline(always)]
 fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
     let d = pkt.data();
@@ -222,7 +247,8 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
         let Some(ti) = tables.routes.encap4.lookup(dst) else {
             return NO_TUNNEL;
         };
-        if ti >= NOT_STAGED || (tables.local4_tunneled && tables.local4_set.contains(dst)) {
+        // (The route tables hold indices below 2^30: never a sentinel, never with `STAGED_V6`.)
+        if tables.local4_tunneled && tables.local4_set.contains(dst) {
             return NO_TUNNEL;
         }
         ti
@@ -230,9 +256,26 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
         let Some(h6) = frame_prefix::<ETH_IPV6>(d) else {
             return NO_TUNNEL;
         };
+        // The checks of `Worker::fast_encap6` before its tunnel: one packet, exactly the rest of the frame, not
+        // multicast or link-local, hop limit left, a tunnel route, not one of our addresses.
         let (_, ip6) = eth_ipv6(h6);
-        match tables.routes.encap6.lookup_bytes(ip6.dst_bytes()) {
-            Some(ti) if ti < STAGED_V6 => ti | STAGED_V6,
+        let dst = ip6.dst_bytes();
+        if ip6.version() != 6
+            || usize::from(ip6.payload_len()) + ipv6::HEADER_LEN != len - ETH
+            || dst[0] == 0xff
+            || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80)
+            || ip6.hop_limit() <= 1
+        {
+            return NO_TUNNEL;
+        }
+        match tables.routes.encap6.lookup_bytes(dst) {
+            Some(ti)
+                if ti < STAGED_V6
+                    && !(tables.local6_tunneled
+                        && tables.local6.contains(&Ipv6Addr::from(*dst))) =>
+            {
+                ti | STAGED_V6
+            }
             _ => NO_TUNNEL,
         }
     } else {

@@ -101,20 +101,20 @@ impl<B: PacketBuf> Worker<B> {
         // One copy per header shape: the plain tunnel's copy has no checksum code at all, and every copy
         // writes a header of constant length.
         Some(match shape {
-            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false>(t, pkt, ti, inner, c),
-            fast::ENCAP4_KEY => self.fast_emit4::<false, true>(t, pkt, ti, inner, c),
-            fast::ENCAP4_CSUM => self.fast_emit4::<true, false>(t, pkt, ti, inner, c),
-            _ => self.fast_emit4::<true, true>(t, pkt, ti, inner, c),
+            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_KEY => self.fast_emit4::<false, true, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_CSUM => self.fast_emit4::<true, false, false>(t, pkt, ti, inner, c),
+            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, inner, c),
         })
     }
 
     /// [`Worker::encap_emit`] for the fast path's IPv4-outside tunnels (no sequence number there, so a 38-, 42-
-    /// or 46-byte header: `CSUM` and `KEY` say which): the inner header's TTL is decremented before prepending
-    /// and the outer IPv4 header sits at fixed offsets, so the whole rewrite is two length checks and
-    /// straight-line stores of values already in registers. `tests::fast_path_equals_general_rules` compares it
-    /// byte for byte with the general rules.
+    /// or 46-byte header: `CSUM` and `KEY` say which), for an IPv4 packet inside or (`V6`, without `CSUM`) an
+    /// IPv6 one: the inner TTL or hop limit is decremented before prepending and the outer IPv4 header sits at
+    /// fixed offsets, so the whole rewrite is two length checks and straight-line stores of values already in
+    /// registers. `tests::fast_path_equals_general_rules` compares it byte for byte with the general rules.
     #[inline(always)]
-    pub(super) fn fast_emit4<const CSUM: bool, const KEY: bool>(
+    pub(super) fn fast_emit4<const CSUM: bool, const KEY: bool, const V6: bool>(
         &mut self,
         t: &Tunnel,
         pkt: &mut B,
@@ -125,9 +125,11 @@ impl<B: PacketBuf> Worker<B> {
         const HL_MIN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + gre::BASE_HEADER_LEN;
         // RFC 2784 2.5, summed before anything is written (see `encap_emit`): the GRE words from the tunnel's
         // precomputed sum plus the inner payload; the verified inner header sums to all ones and adds nothing,
-        // and the TTL decrement's RFC 1624 update keeps it so.
+        // and the TTL decrement's RFC 1624 update keeps it so. (An IPv6 packet has no header checksum: the
+        // caller never asks for `CSUM` with `V6`.)
         debug_assert_eq!(CSUM, t.checksum);
-        let gre_sum = if CSUM {
+        debug_assert!(!(CSUM && V6));
+        let gre_sum = if CSUM && !V6 {
             Some(checksum::fold(checksum::sum(
                 &pkt.data()[ETH_IPV4..],
                 u32::from(t.gre_base_sum),
@@ -135,9 +137,12 @@ impl<B: PacketBuf> Worker<B> {
         } else {
             None
         };
-        // The caller saw more than 1 (forwarded: the TTL drops by one, RFC 1812).
+        // The caller saw more than 1 (forwarded: the TTL or hop limit drops by one, RFC 1812, RFC 8200).
         let ttl_in = inner.ttl - 1;
-        {
+        if V6 {
+            let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(pkt.data_mut()));
+            ip.set_hop_limit(ttl_in);
+        } else {
             let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(pkt.data_mut()));
             ip.set_ttl(ttl_in);
             ip.set_checksum(ttl_decrement_checksum(inner.cksum));
@@ -163,6 +168,10 @@ impl<B: PacketBuf> Worker<B> {
         let (headers, gre) = d.split_at_mut(ETH_IPV4);
         let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
         outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, inner.df, ttl);
+        if V6 {
+            // The template's protocol type is IPv4.
+            gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
+        }
         if let Some(s) = gre_sum {
             gre::ChecksumHeaderMut::new(checked_prefix_mut(gre)).set_checksum(!s);
         }

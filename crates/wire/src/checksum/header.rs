@@ -54,10 +54,18 @@ pub fn ipv4_header_checksum_skip_field(hdr: &[u8; 20]) -> u16 {
 #[inline]
 pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
     // The one's-complement sum is all ones (-0) iff the plain integer sum of the 16-bit words is a non-zero
-    // multiple of 0xffff (2^16 = 1 modulo 0xffff). The five little-endian 32-bit words sum to 256 times that
-    // modulo 0xffff (a byte swap multiplies by 256), and 256 is invertible modulo 0xffff: one remainder (a
-    // multiply by a constant) replaces the folds.
-    let s = le_words_sum(hdr, u32::MAX);
+    // multiple of 0xffff (2^16 = 1 modulo 0xffff). Two little-endian 64-bit words and one 32-bit word, added
+    // with end-around carry (modulo 2^64 - 1, a multiple of 0xffff), sum to 256 times that modulo 0xffff (a
+    // byte swap multiplies by 256, which is invertible modulo 0xffff): three loads and an add-with-carry chain,
+    // then one remainder (a multiply by a constant) instead of the folds. Only the all-zero header sums to 0.
+    let (w0, rest) = hdr.split_first_chunk::<8>().expect("20 bytes");
+    let (w1, w2) = rest.split_first_chunk::<8>().expect("12 bytes");
+    let w2: &[u8; 4] = w2.try_into().expect("4 bytes");
+    let (s, c1) = u64::from_le_bytes(*w0).overflowing_add(u64::from_le_bytes(*w1));
+    let (s, c2) = s.overflowing_add(u64::from(u32::from_le_bytes(*w2)));
+    let (s, c3) = s.overflowing_add(u64::from(c1) + u64::from(c2));
+    // With a third carry `s` is at most 1: adding it cannot carry again.
+    let s = s + u64::from(c3);
     s != 0 && s.is_multiple_of(0xffff)
 }
 
