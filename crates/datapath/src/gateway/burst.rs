@@ -34,12 +34,17 @@ impl<B: PacketBuf> Gateway<B> {
         if !w.fast_path || pkts.len() > STAGE_MAX || plan.len() != pkts.len() {
             return false;
         }
-        match tables.ports.get(in_port).map(|p| p.role) {
+        let planned = match tables.ports.get(in_port).map(|p| p.role) {
             Some(PortRole::Inside) => {
                 w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], c)
             }
             Some(PortRole::Outside) => w.decap_pass(tables, pkts, plan, c),
-            _ => return false,
+            _ => false,
+        };
+        // A pass that took not even the first packet leaves the burst to the worker's own loop (`prepare_burst`
+        // and `process` inline): a port whose traffic is not of the fast shapes pays one packet's checks.
+        if !planned {
+            return false;
         }
         #[cfg(feature = "testkit")]
         {
@@ -61,13 +66,23 @@ impl<B: PacketBuf> Worker<B> {
         plan: &mut [u16],
         staged: &mut [u32],
         c: &mut Counters,
-    ) {
+    ) -> bool {
         const PREFETCH_MIN_TUNNELS: usize = 16;
-        for (s, p) in staged.iter_mut().zip(pkts.iter()) {
+        // Stage 1 up to the first packet it cannot stage: stage 3 would end there anyway.
+        let mut n = pkts.len();
+        for (i, (s, p)) in staged.iter_mut().zip(pkts.iter()).enumerate() {
             *s = stage_encap(tables, p);
+            if *s == NO_TUNNEL {
+                n = i;
+                break;
+            }
         }
+        if n == 0 {
+            return false;
+        }
+        let staged = &staged[..n];
         if tables.tunnels.len() >= PREFETCH_MIN_TUNNELS {
-            for &s in staged.iter() {
+            for &s in staged {
                 let ti = (s & !STAGED_V6) as usize;
                 if let Some(t) = tables.tunnels.get(ti) {
                     let base = (t as *const Tunnel).cast::<u8>();
@@ -86,16 +101,14 @@ impl<B: PacketBuf> Worker<B> {
             .zip(staged.iter())
             .enumerate()
         {
-            *code = if s == NO_TUNNEL {
-                plan::SLOW
-            } else {
-                self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c)
-            };
+            *code = self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c);
             if *code == plan::SLOW {
                 leave_rest(plan, i);
-                return;
+                return i > 0;
             }
         }
+        leave_rest(plan, n);
+        true
     }
 
     /// Stage 3 of a packet that passed stage 1 toward tunnel `ti` (`v6`: an IPv6 packet): a tunnel whose header
@@ -192,7 +205,13 @@ impl<B: PacketBuf> Worker<B> {
     /// match in a loop of its own, it measured 20 instructions per packet more: the match's values must be
     /// packed, stored and loaded again, and nothing waits on a table load worth overlapping.)
     #[inline(never)]
-    fn decap_pass(&mut self, tables: &Tables, pkts: &mut [B], plan: &mut [u16], c: &mut Counters) {
+    fn decap_pass(
+        &mut self,
+        tables: &Tables,
+        pkts: &mut [B],
+        plan: &mut [u16],
+        c: &mut Counters,
+    ) -> bool {
         for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
             *code = match self.fast_decap4(tables, p, c) {
                 Some(v) => plan::of(v),
@@ -200,9 +219,10 @@ impl<B: PacketBuf> Worker<B> {
             };
             if *code == plan::SLOW {
                 leave_rest(plan, i);
-                return;
+                return i > 0;
             }
         }
+        true
     }
 }
 
