@@ -263,6 +263,28 @@ impl<const N: usize> Burst<N> {
         Ok(())
     }
 
+    /// Move every mbuf of `from`, in order, to the end of this burst when they all fit (`from` is left empty);
+    /// false, with nothing moved, when they do not. One copy of the pointers; the byte count is summed over
+    /// the moved mbufs (as `push` would).
+    #[inline(always)]
+    pub fn append(&mut self, from: &mut Self) -> bool {
+        let n = from.len;
+        let Some(dst) = self.ptrs.get_mut(self.len..self.len + n) else {
+            return false;
+        };
+        let src = &from.ptrs[..n];
+        dst.copy_from_slice(src);
+        // SAFETY: slots below `from.len` are valid owned mbufs (now owned by `self`).
+        self.bytes += src
+            .iter()
+            .map(|&p| u64::from(unsafe { (*p).pkt_len }))
+            .sum::<u64>();
+        self.len += n;
+        from.len = 0;
+        from.bytes = 0;
+        true
+    }
+
     /// Bytes held, for a burst filled with [`Burst::push`] (see the field).
     #[inline(always)]
     pub fn pushed_bytes(&self) -> u64 {

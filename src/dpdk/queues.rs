@@ -52,6 +52,10 @@ impl<const N: usize> PacketBurst for Burst<N> {
     fn free_all(&mut self) -> usize {
         Burst::free_all(self)
     }
+    #[inline(always)]
+    fn append(&mut self, from: &mut Self) -> bool {
+        Burst::append(self, from)
+    }
 }
 
 impl PortIo for WorkerQueues {

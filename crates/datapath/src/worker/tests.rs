@@ -44,6 +44,15 @@ impl PacketBurst for VecBurst {
         self.bytes = 0;
         n
     }
+    fn append(&mut self, from: &mut Self) -> bool {
+        if self.pkts.len() + from.pkts.len() > MAX_BURST {
+            return false;
+        }
+        self.bytes += from.pkts.iter().map(|p| p.pkt_len() as u64).sum::<u64>();
+        self.pkts.append(&mut from.pkts);
+        from.bytes = 0;
+        true
+    }
 }
 
 /// Ports as in-memory queues: rx queues filled up front, tx queues that accept at most `tx_room` packets per
@@ -406,4 +415,115 @@ fn copies_the_queue_refuses_are_counted_per_mirror_and_the_originals_are_not_aff
     assert_eq!(c.ports[COPY_PORT].tx, 0);
     assert_eq!((c.mirrors[0].packets, c.mirrors[0].tx_full), (0, 64));
     assert_eq!((c.mirrors[1].packets, c.mirrors[1].tx_full), (0, 64));
+}
+
+/// A processor with a fast pass on port 0, as the gateway's: it finishes most packets itself (marks byte 3 with
+/// `FAST` and plans port 1), plans a drop for every 50th and leaves every 64th to `process` (which marks it
+/// `SLOW`); port 1 has no fast pass. The frame number is in bytes 1..3.
+struct Planner {
+    processed: Arc<AtomicU64>,
+}
+
+const FAST: u8 = 0xaa;
+const SLOW: u8 = 0xbb;
+
+impl Processor<VecBuf> for Planner {
+    fn process(&mut self, pkt: &mut VecBuf, in_port: usize, _c: &mut Counters) -> Verdict {
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        pkt.data_mut()[3] = SLOW;
+        Verdict::Tx(in_port ^ 1)
+    }
+    fn has_fast_pass(&self, in_port: usize) -> bool {
+        in_port == 0
+    }
+    fn fast_burst(
+        &mut self,
+        pkts: &mut [VecBuf],
+        _in_port: usize,
+        codes: &mut [u16],
+        _c: &mut Counters,
+    ) -> bool {
+        for (p, code) in pkts.iter_mut().zip(codes.iter_mut()) {
+            let n = usize::from(u16::from_be_bytes([p.data()[1], p.data()[2]]));
+            *code = if n % 64 == 63 {
+                plan::SLOW
+            } else if n % 50 == 49 {
+                // (The worker counts a planned drop.)
+                plan::drop(DropReason::Truncated)
+            } else {
+                p.data_mut()[3] = FAST;
+                plan::tx(1)
+            };
+        }
+        true
+    }
+}
+
+/// Frame numbers and marks of what left `port`.
+fn sent_marks(io: &MemPorts, port: usize) -> Vec<(usize, u8)> {
+    io.tx[port]
+        .iter()
+        .map(|p| {
+            let d = p.data();
+            (usize::from(u16::from_be_bytes([d[1], d[2]])), d[3])
+        })
+        .collect()
+}
+
+#[test]
+fn planned_bursts_go_out_whole_or_packet_by_packet_in_order_and_counted() {
+    let stop = Arc::new(AtomicBool::new(false));
+    // Bursts of 32: frames 0..32 all planned for port 1 (the whole-burst move); later bursts mix drops and
+    // packets left to `process`.
+    let mut io = MemPorts::new(vec![frames(256, 1), Vec::new()], usize::MAX, stop.clone());
+    let processed = Arc::new(AtomicU64::new(0));
+    let planner = Planner {
+        processed: processed.clone(),
+    };
+    let (c, _, _) = run(setup(2, 32, stop), &mut io, planner);
+    let dropped: Vec<usize> = (0..256).filter(|n| n % 64 != 63 && n % 50 == 49).collect();
+    let expect: Vec<(usize, u8)> = (0..256)
+        .filter(|n| !dropped.contains(n))
+        .map(|n| (n, if n % 64 == 63 { SLOW } else { FAST }))
+        .collect();
+    assert_eq!(sent_marks(&io, 1), expect, "every packet once, in order");
+    assert_eq!(
+        processed.load(Ordering::Relaxed),
+        4,
+        "only the packets left go through process"
+    );
+    assert_eq!(c.ports[0].rx, 256);
+    assert_eq!(c.ports[0].rx_bytes, 256 * 14);
+    assert_eq!(c.ports[1].tx, expect.len() as u64);
+    assert_eq!(c.ports[1].tx_bytes, expect.len() as u64 * 14);
+    assert_eq!(
+        c.drops[DropReason::Truncated as usize],
+        dropped.len() as u64
+    );
+    assert_eq!(total_drops(&c), dropped.len() as u64, "rx = tx + drops");
+}
+
+#[test]
+fn a_planned_burst_moved_whole_onto_a_slow_reader_is_counted_like_any_other() {
+    let stop = Arc::new(AtomicBool::new(false));
+    // 63 frames in bursts of 32 (no frame 63: nothing left to `process`; frame 49 planned as a drop); a queue
+    // that takes 8 per call: each flush sends 8 and counts the rest as tx_full.
+    let mut io = MemPorts::new(vec![frames(63, 1), Vec::new()], 8, stop.clone());
+    let processed = Arc::new(AtomicU64::new(0));
+    let planner = Planner {
+        processed: processed.clone(),
+    };
+    let (c, _, _) = run(setup(2, 32, stop), &mut io, planner);
+    assert_eq!(processed.load(Ordering::Relaxed), 0);
+    let sent = sent_marks(&io, 1);
+    assert_eq!(
+        sent,
+        (0..8).chain(32..40).map(|n| (n, FAST)).collect::<Vec<_>>(),
+        "the first 8 of each burst"
+    );
+    assert_eq!(c.ports[1].tx, 16);
+    assert_eq!(c.ports[1].tx_bytes, 16 * 14);
+    assert_eq!(c.drops[DropReason::Truncated as usize], 1);
+    assert_eq!(c.drops[DropReason::TxFull as usize], 63 - 16 - 1);
+    assert_eq!(total_drops(&c), 63 - 16, "rx = tx + drops");
 }

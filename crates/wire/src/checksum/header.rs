@@ -66,7 +66,12 @@ pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
     let (s, c3) = s.overflowing_add(u64::from(c1) + u64::from(c2));
     // With a third carry `s` is at most 1: adding it cannot carry again.
     let s = s + u64::from(c3);
-    s != 0 && s.is_multiple_of(0xffff)
+    // `s` is a non-zero multiple of 0xffff iff `s * 0xffff^-1` (modulo 2^64) is in 1..=(2^64 - 1) / 0xffff (the
+    // multiples map onto their quotients, everything else above them): one multiply and one compare, where
+    // `s != 0 && s % 0xffff == 0` compiles to a widening multiply, shifts and a subtract.
+    const INV: u64 = 0xfffe_fffe_fffe_ffff;
+    const _: () = assert!(0xffff_u64.wrapping_mul(INV) == 1);
+    s.wrapping_mul(INV).wrapping_sub(1) < u64::MAX / 0xffff
 }
 
 /// RFC 1624 incremental update: the checksum after one 16-bit word of the covered data changes from `old_word`
