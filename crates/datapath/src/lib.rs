@@ -116,6 +116,16 @@ pub mod plan {
     pub fn drop(r: DropReason) -> u16 {
         DROP | r as u16
     }
+    /// The verdict a code stands for (`SLOW`, which is none, is not passed here).
+    #[inline(always)]
+    pub fn verdict(code: u16) -> crate::Verdict {
+        debug_assert_ne!(code, SLOW);
+        if code < DROP {
+            crate::Verdict::Tx(usize::from(code))
+        } else {
+            crate::Verdict::Drop(DropReason::ALL[usize::from(code & 0xff)])
+        }
+    }
     /// A fast path's verdict as a code. The fast paths only send or drop; a hold cannot be planned (it would
     /// need the packet itself), so it is counted as a drop if one ever came back (debug builds stop there).
     #[inline(always)]

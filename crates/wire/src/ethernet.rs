@@ -199,6 +199,11 @@ fixed_header_views! {
 }
 
 impl HeaderMut<'_> {
+    /// The whole header at once (destination, source, EtherType as on the wire): one copy of 14 bytes.
+    #[inline(always)]
+    pub fn set_all(&mut self, header: &[u8; HEADER_LEN]) {
+        self.0.copy_from_slice(header);
+    }
     #[inline(always)]
     pub fn set_dst(&mut self, value: [u8; 6]) {
         self.0[field::DESTINATION].copy_from_slice(&value);

@@ -68,6 +68,23 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> bool {
         const PREFETCH_MIN_TUNNELS: usize = 16;
+        // With few tunnels (their lines stay in L1) nothing is prefetched: stages 1 and 3 run in one loop, each
+        // packet's header values still in registers from its checks when it is rewritten.
+        if tables.tunnels.len() < PREFETCH_MIN_TUNNELS {
+            for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
+                let s = stage_encap(tables, p);
+                *code = if s == NO_TUNNEL {
+                    plan::SLOW
+                } else {
+                    self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c)
+                };
+                if *code == plan::SLOW {
+                    leave_rest(plan, i);
+                    return i > 0;
+                }
+            }
+            return true;
+        }
         // Stage 1 up to the first packet it cannot stage: stage 3 would end there anyway.
         let mut n = pkts.len();
         for (i, (s, p)) in staged.iter_mut().zip(pkts.iter()).enumerate() {
@@ -197,8 +214,7 @@ impl<B: PacketBuf> Worker<B> {
     /// An outside packet the IPv4 decap fast path declined: the IPv6 one (out of line, as above).
     #[inline(never)]
     fn decap_other(&mut self, tables: &Tables, pkt: &mut B, c: &mut Counters) -> u16 {
-        self.fast_decap6(tables, pkt, c)
-            .map_or(plan::SLOW, plan::of)
+        self.fast_decap6(tables, pkt, c).unwrap_or(plan::SLOW)
     }
 
     /// An outside burst: each packet through the decap fast paths. (Staged like an inside burst, the outer
@@ -214,7 +230,7 @@ impl<B: PacketBuf> Worker<B> {
     ) -> bool {
         for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
             *code = match self.fast_decap4(tables, p, c) {
-                Some(v) => plan::of(v),
+                Some(code) => code,
                 None => self.decap_other(tables, p, c),
             };
             if *code == plan::SLOW {

@@ -60,6 +60,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             self.w.last_decap = None;
             self.w.last_neighbor = None;
             self.w.last_decap4 = None;
+            self.w.hops4.fill(Hop4::EMPTY);
         }
     }
 

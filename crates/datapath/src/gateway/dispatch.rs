@@ -2,6 +2,7 @@
 //! the ethertype dispatch, the IPv4 and IPv6 receive checks (RFC 1812 5.2.2 / RFC 8200), routing to a tunnel
 //! or a next hop, and the Ethernet rewrite toward that next hop.
 use super::*;
+use crate::plan;
 
 impl<B: PacketBuf> Worker<B> {
     /// Keep a packet held for its neighbour or handed off to its tunnel's owner, converting the reason (decided
@@ -114,9 +115,10 @@ impl<B: PacketBuf> Worker<B> {
                 }
             } else if role == PortRole::Outside {
                 match self.fast_decap4(tables, pkt, c) {
-                    Some(v) => Some(v),
+                    Some(code) => Some(code),
                     None => self.fast_decap6(tables, pkt, c),
                 }
+                .map(plan::verdict)
             } else {
                 // An l2 port: the general rules (which bridge it).
                 None

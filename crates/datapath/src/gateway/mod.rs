@@ -234,6 +234,11 @@ struct Worker<B> {
     /// The IPv4 fast paths' decap match cache: (outer destination, outer source, key) as raw words -> tunnel
     /// (same validity as `last_decap`).
     last_decap4: Option<(u32, u32, Option<u32>, u32)>,
+    /// The IPv4 decap fast path's next hops by inner destination (a direct-mapped cache, [`Hop4::slot`]): what
+    /// the route lookup, the tunnel-route check, the egress port's role and the neighbour gave for that
+    /// destination (same validity as `last_decap`: cleared when the worker picks up a new table, so a route or
+    /// neighbour change is seen at once).
+    hops4: Box<[Hop4; HOPS4]>,
     /// Whether the one-pass fast paths run (they only ever accept packets the general rules treat the same
     /// way; off in the equivalence test, which compares both).
     fast_path: bool,
@@ -253,6 +258,33 @@ struct Worker<B> {
     /// Packets the fast paths took (tests only: the hot path carries no extra counter).
     #[cfg(feature = "testkit")]
     fast_hits: u64,
+}
+
+/// Slots of [`Worker::hops4`].
+const HOPS4: usize = 64;
+
+/// Where the decap fast path sends a decapsulated IPv4 packet to inner destination `dst`: out of port `port`
+/// (an inside port) with Ethernet header `eth` (the neighbour's MAC, the port's, IPv4). An empty slot has the
+/// broadcast address as `dst`, which the fast path never looks up (it declines 224/3 before).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Hop4 {
+    dst: u32,
+    port: u16,
+    eth: [u8; ethernet::HEADER_LEN],
+}
+
+impl Hop4 {
+    const EMPTY: Hop4 = Hop4 {
+        dst: u32::MAX,
+        port: 0,
+        eth: [0; ethernet::HEADER_LEN],
+    };
+    /// The slot of destination `dst` (multiplicative hashing: the top 6 bits of a 32-bit product).
+    #[inline(always)]
+    fn slot(dst: u32) -> usize {
+        const _: () = assert!(HOPS4 == 1 << 6);
+        (dst.wrapping_mul(0x9e37_79b9) >> 26) as usize
+    }
 }
 
 /// The largest burst whose encap lookups are staged (the worker's `MAX_BURST`); a larger one is not staged.
@@ -401,6 +433,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_len: 0,
                 staged_next: 0,
                 last_decap4: None,
+                hops4: Box::new([Hop4::EMPTY; HOPS4]),
                 fast_path: true,
                 wall_anchor: None,
                 mirror_ident: (worker as u16).wrapping_mul(0x3d1) ^ 0x8000,
