@@ -57,25 +57,15 @@ fn scapy_decode(paths: &[std::path::PathBuf]) -> Vec<Scapy> {
 }
 
 fn config(dir: &Path) -> String {
-    let d = dir.display();
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
+{head}
 # A pure ERSPAN receiver: no inside port.
-[[port]]
-name = "outside"
-device = "net_pcap1,rx_pcap={d}/outside.pcap,tx_pcap={d}/out-outside.pcap"
+{outside}
 address = ["192.168.255.5/24", "192.168.195.196/24", "10.29.11.13/24"]
-[[port]]
-name = "probe"
-device = "net_pcap2,rx_pcap={d}/probe.pcap,tx_pcap={d}/out-probe.pcap"
+{probe}
 role = "l2"
-[[port]]
-name = "probe3"
-device = "net_pcap3,rx_pcap={d}/empty.pcap,tx_pcap={d}/out-probe3.pcap"
+{probe3}
 role = "l2"
 # erspan-type-i-1: type I from 1.1.1.1 (no session: session 0).
 [[tunnel]]
@@ -121,7 +111,10 @@ prefix = "0.0.0.0/0"
 via = "192.168.255.1"
 port = "outside"
 "#,
-        eal = eal_args("erspan")
+        head = config_head("erspan"),
+        outside = pcap_port("outside", 1, dir, "outside.pcap", "out-outside.pcap"),
+        probe = pcap_port("probe", 2, dir, "probe.pcap", "out-probe.pcap"),
+        probe3 = pcap_port("probe3", 3, dir, "empty.pcap", "out-probe3.pcap"),
     )
 }
 
