@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 const CAPTURES: [&str; 5] = [
     "erspan-type-i-1.pcap",
@@ -26,17 +25,8 @@ struct Scapy {
 }
 
 fn scapy_decode(paths: &[std::path::PathBuf]) -> Vec<Scapy> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scapy/erspan_inner.py");
-    let out = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .args(paths)
-        .output()
-        .expect("/usr/bin/python3 with scapy is required (scripts/install-deps.sh installs python3-scapy)");
-    assert!(
-        out.status.success(),
-        "scapy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args: Vec<&dyn AsRef<std::ffi::OsStr>> = paths.iter().map(|p| p as _).collect();
+    let out = run_scapy("erspan_inner.py", &args);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -45,12 +35,7 @@ fn scapy_decode(paths: &[std::path::PathBuf]) -> Vec<Scapy> {
                 src: v["src"].as_str().map(str::to_string),
                 session: v["session"].as_u64(),
                 kind: v["type"].as_u64(),
-                inner: v["inner"].as_str().map(|h| {
-                    (0..h.len())
-                        .step_by(2)
-                        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                        .collect()
-                }),
+                inner: v["inner"].as_str().map(unhex),
             }
         })
         .collect()

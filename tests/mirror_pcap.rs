@@ -164,10 +164,7 @@ fn scapy_erspan(pcap: &Path) -> Vec<Decoded> {
                 session: v["session"].as_u64().unwrap(),
                 seq: v["seq"].as_u64().expect("a GRE sequence number"),
                 t: v["t"].as_u64().unwrap(),
-                inner: (0..h.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                    .collect(),
+                inner: unhex(h),
                 v,
             }
         })

@@ -253,7 +253,7 @@ fn reported_counters_match_sent_packets_per_drop_reason() {
         &mut outside,
         "pptp",
         1,
-        gre_frame(REMOTE, LOCAL, &hex("3001880b0000002a00000001")),
+        gre_frame(REMOTE, LOCAL, &unhex("3001880b0000002a00000001")),
     );
     add(
         &mut outside,
@@ -277,7 +277,7 @@ fn reported_counters_match_sent_packets_per_drop_reason() {
         &mut outside,
         "truncated",
         1,
-        gre_frame(REMOTE, LOCAL, &hex("b0000800000000")),
+        gre_frame(REMOTE, LOCAL, &unhex("b0000800000000")),
     );
     expect_drops.insert("no_route", 3);
     expect_drops.insert("unsupported_ethertype", 2);
@@ -349,13 +349,6 @@ routes = ["10.20.0.0/16"]
     assert_eq!(read_pcap(&dir.join("out-outside.pcap")).len(), 40);
     assert!(!sock.exists(), "the socket is removed at exit");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 #[test]
