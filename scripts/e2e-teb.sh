@@ -69,22 +69,10 @@ CAP_PIDS=()
 WATCHDOG=""
 T0=$(date +%s)
 
-export OVS_RUNDIR="$OVS_D" OVS_LOGDIR="$OVS_D" OVS_DBDIR="$OVS_D" OVS_SYSCONFDIR="$OVS_D"
-DB="unix:$OVS_D/db.sock"
-
-# say, pass, fail, wait_for, stop_pid, pidfile
+# say, pass, fail, check, wait_for, stop_pid, pidfile, ovs_use, ovs_start
 . scripts/e2e-lib.sh
-check() { # check "description" command... : pass if the command succeeds
-    local what=$1
-    shift
-    if "$@" >"$WORK/check.out" 2>&1; then
-        pass "$what"
-        grep -E '^  ' "$WORK/check.out" | head -n 4
-    else
-        fail "$what"
-        sed 's/^/      /' "$WORK/check.out" | tail -n 15
-    fi
-}
+ovs_use "$OVS_D" # OVS's tools use OVS_D, never the system's /var/run/openvswitch; DB
+check_shown() { grep -E '^  ' | head -n 4; } # of a passing check: its first 4 indented lines
 h1() { ip netns exec "$NS_H1" "$@"; }
 h2() { ip netns exec "$NS_H2" "$@"; }
 h3() { ip netns exec "$NS_H3" "$@"; }
@@ -268,16 +256,9 @@ OVS_SETUP=""
 # ------------------------------------------------------------------------------------------------------------
 start_ovs() {
     set -e
-    ovsdb-tool create "$OVS_D/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-    timeout 20 ovsdb-server "$OVS_D/conf.db" --remote="punix:$OVS_D/db.sock" --pidfile="$OVS_D/db.pid" \
-        --unixctl="$OVS_D/db.ctl" --log-file="$OVS_D/ovsdb-server.log" --detach
-    vsctl --no-wait init
-    vsctl --no-wait set Open_vSwitch . other_config:dpdk-init=true \
+    ovs_start "$OVS_D" "$NS_O" \
         other_config:dpdk-extra="--no-huge --legacy-mem -m 1024 --no-pci --file-prefix $OVS_PREFIX" \
         other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x1 other_config:pmd-maxsleep=200
-    timeout 60 ip netns exec "$NS_O" "$OVS_VSWITCHD" "$DB" --pidfile="$OVS_D/vswitchd.pid" \
-        --unixctl="$OVS_D/vswitchd.ctl" --log-file="$OVS_D/ovs-vswitchd.log" --detach
-    wait_for 30 sh -c "[ \"\$(ovs-vsctl --db=$DB --timeout=5 get Open_vSwitch . dpdk_initialized)\" = true ]"
     vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev other-config:hwaddr="$OVS_PHY_MAC" \
         -- add-port br-phy up0 -- set interface up0 type=dpdk options:dpdk-devargs=net_af_packet0,iface=wire
     vsctl add-br br-int -- set bridge br-int datapath_type=netdev \
