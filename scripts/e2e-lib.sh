@@ -55,6 +55,22 @@ ovs_use() {
     DB="unix:$1/db.sock"
 }
 
+# ovs_ports_up "DPDK_PORT..." "PORT...": every port has an OpenFlow port number and no error, the DPDK ports' links
+# are up; prints each port's state (indented) whatever the verdict
+ovs_ports_up() {
+    local i ok=0
+    for i in $1 $2; do
+        printf '  %s: ofport=%s link_state=%s error=%s\n' "$i" "$(vsctl get interface "$i" ofport)" \
+            "$(vsctl get interface "$i" link_state 2>/dev/null)" "$(vsctl get interface "$i" error 2>/dev/null)"
+    done
+    for i in $1; do [ "$(vsctl get interface "$i" link_state)" = up ] || ok=1; done
+    for i in $1 $2; do
+        [ "$(vsctl get interface "$i" ofport)" -gt 0 ] 2>/dev/null || ok=1
+        [ "$(vsctl get interface "$i" error 2>/dev/null)" = "[]" ] || ok=1
+    done
+    return $ok
+}
+
 # ovs_start DIR NS OTHER_CONFIG...: a private Open vSwitch with DPDK (Debian's openvswitch-switch-dpdk, userspace
 # datapath, no system service): ovsdb-server on a new database in DIR (socket DIR/db.sock), the settings
 # other_config:dpdk-init=true OTHER_CONFIG... (other_config:KEY=VALUE), then $OVS_VSWITCHD in network namespace NS

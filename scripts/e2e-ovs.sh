@@ -61,7 +61,7 @@ CAP_PIDS=()
 WATCHDOG=""
 T0=$(date +%s)
 
-# say, pass, fail, check, wait_for, stop_pid, pidfile, ovs_use, ovs_start
+# say, pass, fail, check, wait_for, stop_pid, pidfile, ovs_use, ovs_start, ovs_ports_up
 . scripts/e2e-lib.sh
 # OVS's tools find their database, sockets and logs here, never in the system's /var/run/openvswitch; DB.
 ovs_use "$OVS_D"
@@ -238,19 +238,6 @@ priority=0 actions=drop
 EOF
     set +e
 }
-ovs_ports_up() { # every port configured without error, the DPDK ports' links up
-    local i ok=0
-    for i in up0 in0 gre0; do
-        printf '%s: ofport=%s link_state=%s error=%s\n' "$i" "$(vsctl get interface "$i" ofport)" \
-            "$(vsctl get interface "$i" link_state 2>/dev/null)" "$(vsctl get interface "$i" error 2>/dev/null)"
-    done
-    for i in up0 in0; do [ "$(vsctl get interface "$i" link_state)" = up ] || ok=1; done
-    for i in up0 in0 gre0; do
-        [ "$(vsctl get interface "$i" ofport)" -gt 0 ] 2>/dev/null || ok=1
-        [ "$(vsctl get interface "$i" error 2>/dev/null)" = "[]" ] || ok=1
-    done
-    return $ok
-}
 if (start_ovs) >"$WORK/ovs-setup.log" 2>&1; then
     pass "Open vSwitch $(ovs-vswitchd --version 2>/dev/null | head -n1 | awk '{print $NF}') with DPDK $(
         grep -o 'DPDK [0-9.]*' "$WORK/ovs-setup.log" | head -n1 | cut -d' ' -f2) started in $NS_O (no hugepages)"
@@ -261,7 +248,7 @@ else
     finish
 fi
 check "OVS ports up: up0 (net_af_packet on the wire), in0 (net_af_packet to hostB), gre0 (legacy_l3, key $KEY, csum)" \
-    wait_for 20 ovs_ports_up
+    wait_for 20 ovs_ports_up "up0 in0" gre0
 
 # ------------------------------------------------------------------------------------------------------------
 # Capture on the wire: one dumpcap on each end of the veth, each keeping the frames that arrive from the other

@@ -69,7 +69,7 @@ CAP_PIDS=()
 WATCHDOG=""
 T0=$(date +%s)
 
-# say, pass, fail, check, wait_for, stop_pid, pidfile, ovs_use, ovs_start
+# say, pass, fail, check, wait_for, stop_pid, pidfile, ovs_use, ovs_start, ovs_ports_up
 . scripts/e2e-lib.sh
 ovs_use "$OVS_D" # OVS's tools use OVS_D, never the system's /var/run/openvswitch; DB
 check_shown() { grep -E '^  ' | head -n 4; } # of a passing check: its first 4 indented lines
@@ -269,19 +269,6 @@ start_ovs() {
     nso ip link set br-phy up
     set +e
 }
-ovs_ports_up() {
-    local i ok=0
-    for i in up0 in0 gre0; do
-        printf '  %s: ofport=%s link_state=%s error=%s\n' "$i" "$(vsctl get interface "$i" ofport)" \
-            "$(vsctl get interface "$i" link_state 2>/dev/null)" "$(vsctl get interface "$i" error 2>/dev/null)"
-    done
-    for i in up0 in0; do [ "$(vsctl get interface "$i" link_state)" = up ] || ok=1; done
-    for i in up0 in0 gre0; do
-        [ "$(vsctl get interface "$i" ofport)" -gt 0 ] 2>/dev/null || ok=1
-        [ "$(vsctl get interface "$i" error 2>/dev/null)" = "[]" ] || ok=1
-    done
-    return $ok
-}
 # ------------------------------------------------------------------------------------------------------------
 # (a) host 1 <-> host 2 across greway A and greway B
 # ------------------------------------------------------------------------------------------------------------
@@ -347,7 +334,7 @@ else
     tail -n 20 "$OVS_D/ovs-vswitchd.log" 2>/dev/null | sed 's/^/      /'
     finish
 fi
-check "OVS ports up: up0 (wire), in0 (host 3), gre0 (GRE, TEB by default, key 9)" wait_for 20 ovs_ports_up
+check "OVS ports up: up0 (wire), in0 (host 3), gre0 (GRE, TEB by default, key 9)" wait_for 20 ovs_ports_up "up0 in0" gre0
 
 # OVS resolves its tunnel next hop (greway A) by ARP and drops what it sends meanwhile; its cached datapath flow may
 # keep dropping until revalidated. So host 3 pings host 1 until OVS knows greway A's MAC and a ping is answered.
