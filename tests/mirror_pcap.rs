@@ -26,30 +26,24 @@ const MTU3: usize = 1500 - 40;
 
 fn config(dir: &Path, tag: &str, mirrors: bool) -> String {
     let spans = if mirrors {
-        r#"
-[[tunnel]]
-name = "span2"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.50"
-erspan = { session = 123, version = 1, index = 7 }
-[[tunnel]]
-name = "span3"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.60"
-erspan = { session = 321, version = 2, hwid = 5 }
-[[mirror]]
-port = "inside"
-direction = "rx"
-tunnel = "span2"
-[[mirror]]
-port = "outside"
-direction = "tx"
-tunnel = "span3"
-"#
+        [
+            erspan_sender(
+                "span2",
+                "198.51.100.50",
+                "session = 123, version = 1, index = 7",
+            ),
+            erspan_sender(
+                "span3",
+                "198.51.100.60",
+                "session = 321, version = 2, hwid = 5",
+            ),
+            mirror("inside", "rx", "span2"),
+            mirror("outside", "tx", "span3"),
+        ]
+        .join("\n")
+            + "\n"
     } else {
-        ""
+        String::new()
     };
     format!(
         "\n{}\n{}\n{spans}",

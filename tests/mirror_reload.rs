@@ -133,24 +133,14 @@ fn config(dir: &Path, prom: u16, span2: Option<u64>) -> String {
     let d = dir.display();
     let (tunnel2, mirror2) = match span2 {
         Some(s) => (
-            format!(
-                r#"
-[[tunnel]]
-name = "span2"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.60"
-erspan = {{ session = {s}, version = 2, hwid = 4 }}
-"#
+            erspan_sender(
+                "span2",
+                "198.51.100.60",
+                &format!("session = {s}, version = 2, hwid = 4"),
             ),
-            r#"
-[[mirror]]
-port = "inside"
-direction = "rx"
-tunnel = "span2"
-"#,
+            mirror("inside", "rx", "span2"),
         ),
-        None => (String::new(), ""),
+        None => (String::new(), String::new()),
     };
     format!(
         r#"
@@ -160,21 +150,19 @@ socket = "{d}/ctl.sock"
 [metrics]
 prometheus = "127.0.0.1:{prom}"
 {gateway}
-[[tunnel]]
-name = "span1"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.50"
-erspan = {{ session = {S1}, version = 1, index = 3 }}
+{span1}
 {tunnel2}
 {mirror2}
-[[mirror]]
-port = "inside"
-direction = "rx"
-tunnel = "span1"
+{mirror1}
 "#,
         head = config_head("mirror-reload"),
         gateway = encap_gateway(dir, "inside.fifo"),
+        span1 = erspan_sender(
+            "span1",
+            "198.51.100.50",
+            &format!("session = {S1}, version = 1, index = 3")
+        ),
+        mirror1 = mirror("inside", "rx", "span1"),
     )
 }
 

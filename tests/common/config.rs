@@ -93,3 +93,17 @@ pub fn erspan_receiver(
          erspan = {{ {erspan} }}\ndeliver = \"{deliver}\""
     )
 }
+
+/// An ERSPAN session of [`encap_gateway`]: the `[[tunnel]]` `name` (`mode = "erspan"`) from 192.0.2.1 to
+/// `remote`, `erspan` its session table's keys.
+pub fn erspan_sender(name: &str, remote: &str, erspan: &str) -> String {
+    format!(
+        "[[tunnel]]\nname = \"{name}\"\nmode = \"erspan\"\nlocal = \"192.0.2.1\"\nremote = \"{remote}\"\n\
+         erspan = {{ {erspan} }}"
+    )
+}
+
+/// A `[[mirror]]`: the frames `port` receives (`direction` "rx") or sends ("tx") into the ERSPAN tunnel `tunnel`.
+pub fn mirror(port: &str, direction: &str, tunnel: &str) -> String {
+    format!("[[mirror]]\nport = \"{port}\"\ndirection = \"{direction}\"\ntunnel = \"{tunnel}\"")
+}
