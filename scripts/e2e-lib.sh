@@ -48,6 +48,19 @@ stop_pid() {
 }
 pidfile() { [ -f "$1" ] && cat "$1"; }
 
+# start_watchdog SECONDS: whatever hangs, the script gets SIGTERM (its trap cleans up) after SECONDS; WATCHDOG is the
+# watchdog's pid (kill it at the end: it exits quietly)
+start_watchdog() {
+    (
+        trap 'kill $sp 2>/dev/null; exit 0' TERM
+        sleep "$1" &
+        sp=$!
+        wait $sp
+        kill -TERM $$ 2>/dev/null
+    ) &
+    WATCHDOG=$!
+}
+
 # ovs_use DIR: OVS's tools (ovs-vsctl, ovs-appctl, ovs-ofctl) find their database, sockets and logs in DIR, never
 # in the system's /var/run/openvswitch; DB is DIR's database socket (for ovs-vsctl --db).
 ovs_use() {

@@ -61,7 +61,7 @@ CAP_PIDS=()
 WATCHDOG=""
 T0=$(date +%s)
 
-# say, pass, fail, check, wait_for, stop_pid, pidfile, ovs_use, ovs_start, ovs_ports_up
+# say, pass, fail, check, wait_for, stop_pid, pidfile, start_watchdog, ovs_use, ovs_start, ovs_ports_up
 . scripts/e2e-lib.sh
 # OVS's tools find their database, sockets and logs here, never in the system's /var/run/openvswitch; DB.
 ovs_use "$OVS_D"
@@ -140,14 +140,7 @@ fi
 
 # The watchdog: whatever hangs, the run ends (and cleans up) after LIMIT seconds (the install and
 # the build above are not counted).
-(
-    trap 'kill $sp 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait $sp
-    kill -TERM $$ 2>/dev/null
-) &
-WATCHDOG=$!
+start_watchdog "$LIMIT"
 
 # Leftovers of an interrupted earlier run would make the setup fail.
 teardown 2>/dev/null

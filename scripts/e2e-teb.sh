@@ -69,7 +69,7 @@ CAP_PIDS=()
 WATCHDOG=""
 T0=$(date +%s)
 
-# say, pass, fail, check, wait_for, stop_pid, pidfile, ovs_use, ovs_start, ovs_ports_up
+# say, pass, fail, check, wait_for, stop_pid, pidfile, start_watchdog, ovs_use, ovs_start, ovs_ports_up
 . scripts/e2e-lib.sh
 ovs_use "$OVS_D" # OVS's tools use OVS_D, never the system's /var/run/openvswitch; DB
 check_shown() { grep -E '^  ' | head -n 4; } # of a passing check: its first 4 indented lines
@@ -154,14 +154,7 @@ if [ ! -x "$GREWAY" ]; then
     }
 fi
 
-(
-    trap 'kill $sp 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait $sp
-    kill -TERM $$ 2>/dev/null
-) &
-WATCHDOG=$!
+start_watchdog "$LIMIT"
 
 teardown 2>/dev/null
 mkdir -p "$OVS_D"
