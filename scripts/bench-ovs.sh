@@ -43,6 +43,8 @@
 # BENCH_DEVICES: the two vdevs, one a line (default: scripts/bench.py devices SCENARIO BENCH_OUT).
 set -Eeuo pipefail # -E: the ERR trap also in functions (run)
 cd "$(dirname "$0")/.."
+# stop_pid, wait_for, ovs_use, ovs_start (its say/pass/fail/check are not used: fail is redefined below)
+. scripts/e2e-lib.sh
 PY=/usr/bin/python3
 S=$1
 N=$2
@@ -51,7 +53,7 @@ OUT=${BENCH_OUT:-$PWD/out/bench}
 SECS=${SECS:-3}
 WARMUP=${WARMUP:-1}
 MEMORY=${BENCH_MEMORY:-4k-pages}
-VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
+OVS_VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
 PER_PORT_MEMORY=${OVS_PER_PORT_MEMORY:-true}
 
 GW_INSIDE_MAC=02:00:00:00:00:01
@@ -59,7 +61,7 @@ GW_OUTSIDE_MAC=02:00:00:00:00:02
 HOST_MAC=02:00:00:00:00:0a
 UPSTREAM_MAC=02:00:00:00:00:fe
 
-if [[ ! -x $VSWITCHD ]] || ! command -v ovsdb-server >/dev/null; then
+if [[ ! -x $OVS_VSWITCHD ]] || ! command -v ovsdb-server >/dev/null; then
     echo "bench-ovs: installing openvswitch-switch-dpdk (scripts/install-deps.sh)" >&2
     scripts/install-deps.sh openvswitch-switch-dpdk >&2
 fi
@@ -82,8 +84,7 @@ RUNID=$$
 NS=gwb-ovs-$RUNID
 PREFIX=gwb-ovs-$RUNID
 D=$(mktemp -d /tmp/greway-bench-ovs.XXXXXX)
-export OVS_RUNDIR=$D OVS_LOGDIR=$D OVS_DBDIR=$D OVS_SYSCONFDIR=$D
-DB=unix:$D/db.sock
+ovs_use "$D" # OVS_RUNDIR... and DB
 if [[ $MODE == verify ]]; then TAG=verify; else TAG=$N; fi
 LOG=$OUT/$S.ovs.$TAG.log
 : >"$LOG"
@@ -91,16 +92,6 @@ LOG=$OUT/$S.ovs.$TAG.log
 vsctl() { timeout 130 ovs-vsctl --db="$DB" --timeout=120 "$@"; }
 ofctl() { timeout 20 ovs-ofctl "$@"; }
 appctl() { timeout 20 ovs-appctl -t "$D/vswitchd.ctl" "$@"; }
-stop_pid() { # SIGTERM, then SIGKILL after 5 s
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
     set +e
     local f
@@ -126,15 +117,6 @@ fail() {
     echo "  OVS log: $OUT/$S.ovs.$TAG.vswitchd.log; setup log: $LOG" >&2
     tail -n 15 "$D/ovs-vswitchd.log" 2>/dev/null | sed 's/^/    /' >&2
     exit 1
-}
-wait_for() { # SECONDS COMMAND...: poll every 0.1 s
-    local n=$(($1 * 10))
-    shift
-    while ((n-- > 0)); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
 }
 
 # The scenario's vdevs, as greway and testpmd get them; verify: one pass of the capture, the egress into a pcap.
@@ -174,17 +156,9 @@ if [[ $MODE == verify ]]; then
     run ip netns exec "$NS" ip link set vin up
     run ip netns exec "$NS" ip link set vinj up
 fi
-run ovsdb-tool create "$D/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-run timeout 20 ovsdb-server "$D/conf.db" --remote="punix:$D/db.sock" --pidfile="$D/db.pid" --unixctl="$D/db.ctl" \
-    --log-file="$D/ovsdb-server.log" --detach
-run vsctl --no-wait init
-run vsctl --no-wait set Open_vSwitch . other_config:dpdk-init=true \
-    other_config:dpdk-extra="$EAL_MEM --no-pci --file-prefix $PREFIX" \
-    other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x2 other_config:per-port-memory="$PER_PORT_MEMORY"
-run timeout 60 ip netns exec "$NS" "$VSWITCHD" "$DB" --pidfile="$D/vswitchd.pid" --unixctl="$D/vswitchd.ctl" \
-    --log-file="$D/ovs-vswitchd.log" --detach
-wait_for 30 sh -c "[ \"\$(ovs-vsctl --db=$DB --timeout=5 get Open_vSwitch . dpdk_initialized)\" = true ]" ||
-    fail "DPDK not initialized in ovs-vswitchd"
+run ovs_start "$D" "$NS" other_config:dpdk-extra="$EAL_MEM --no-pci --file-prefix $PREFIX" \
+    other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x2 other_config:per-port-memory="$PER_PORT_MEMORY" ||
+    fail "ovs-vswitchd did not start with DPDK initialized"
 
 GRE_OPTS=(options:remote_ip=198.51.100.7 options:key=42)
 [[ $SHAPE == teb ]] || GRE_OPTS+=(options:packet_type=legacy_l3)

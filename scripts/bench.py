@@ -374,19 +374,21 @@ def summary(scenario, out_json, greway_jsons, testpmd_logs):
     )
 
 
-def merge(out_json, parts):
-    """Merge scenario results into out_json (keeping scenarios run earlier that this run did not repeat)."""
+def merge(out_json, parts, section=None, keys=("machine", "command", "date", "memory")):
+    """Merge scenario results into out_json, or into its `section` (keeping scenarios run earlier that this run did
+    not repeat), with each of `keys` from the environment (BENCH_<KEY>) when set."""
     try:
         allr = json.load(open(out_json))
     except (OSError, ValueError):
         allr = {}
-    sc = allr.setdefault("scenarios", {})
+    top = allr.setdefault(section, {}) if section else allr
+    sc = top.setdefault("scenarios", {})
     for p in parts:
         r = json.load(open(p))
         sc[r["scenario"]] = r
-    for k in ("machine", "command", "date", "memory"):
+    for k in keys:
         if os.environ.get("BENCH_" + k.upper()):
-            allr[k] = os.environ["BENCH_" + k.upper()]
+            top[k] = os.environ["BENCH_" + k.upper()]
     with open(out_json, "w") as f:
         json.dump(allr, f, indent=2)
         f.write("\n")

@@ -327,21 +327,7 @@ def summary(scenario, out_json, files):
 
 def merge(out_json, parts):
     """Merge scenario results into out_json's "peers" section (keeping what this run did not repeat)."""
-    try:
-        allr = json.load(open(out_json))
-    except (OSError, ValueError):
-        allr = {}
-    peers = allr.setdefault("peers", {})
-    sc = peers.setdefault("scenarios", {})
-    for p in parts:
-        r = json.load(open(p))
-        sc[r["scenario"]] = r
-    for k in ("machine", "command", "date", "memory", "ovs_version"):
-        if os.environ.get("BENCH_" + k.upper()):
-            peers[k] = os.environ["BENCH_" + k.upper()]
-    with open(out_json, "w") as f:
-        json.dump(allr, f, indent=2)
-        f.write("\n")
+    bench.merge(out_json, parts, "peers", ("machine", "command", "date", "memory", "ovs_version"))
 
 
 def main():

@@ -46,38 +46,13 @@ BFD_MULT=3
 PUNT_PPS=1000
 T0=$(date +%s)
 
-say() { printf '%s\n' "$*"; }
-pass() { PASS=$((PASS + 1)); say "PASS: $*"; }
-fail() { FAIL=$((FAIL + 1)); say "FAIL: $*"; }
-check() { # check "description" command... : pass if the command succeeds
-    local what=$1
-    shift
-    if "$@" >"$WORK/check.out" 2>&1; then
-        pass "$what"
-        sed 's/^/      /' "$WORK/check.out" | tail -n 3
-    else
-        fail "$what"
-        sed 's/^/      /' "$WORK/check.out" | tail -n 15
-    fi
-}
+# say, pass, fail, check, stop_pid, pidfile (wait_for: its own, below)
+. scripts/e2e-lib.sh
+check_shown() { sed 's/^/      /' | tail -n 3; } # of a passing check: its last 3 lines
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 sock() { echo "/run/greway-bgp-$1.sock"; }
 ctl() { "$GREWAY" ctl --socket "$(sock "$1")" "${@:2}"; }
 vty() { vtysh -N "bgp-gw$1" -c "$2"; }
-
-stop_pid() { # stop_pid PID [SIGNAL]: SIGNAL (TERM), then SIGKILL after 5 s
-    local pid=$1 sig=${2:-TERM}
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$sig" "$pid" 2>/dev/null
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
 links() { echo bgp-ga-in bgp-ga-out bgp-gb-in bgp-gb-out; }
 namespaces() { echo "$NS_A $NS_B $NS_W bgp-gwa bgp-gwb"; }
@@ -107,7 +82,9 @@ finish() {
     exit $?
 }
 
-# wait_for SECONDS command...: poll the command every 50 ms until it succeeds; fails after SECONDS
+# wait_for SECONDS command...: poll the command every 50 ms until it succeeds; fails after SECONDS, silently (the
+# checks pass it to subshells with declare -f; it replaces e2e-lib.sh's, which polls every 100 ms and shows the last
+# try's output)
 wait_for() {
     local limit=$1
     shift

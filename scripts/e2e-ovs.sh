@@ -61,20 +61,10 @@ CAP_PIDS=()
 WATCHDOG=""
 T0=$(date +%s)
 
-# OVS's tools find their database, sockets and logs here, never in the system's /var/run/openvswitch.
-export OVS_RUNDIR="$OVS_D" OVS_LOGDIR="$OVS_D" OVS_DBDIR="$OVS_D" OVS_SYSCONFDIR="$OVS_D"
-DB="unix:$OVS_D/db.sock"
-
-# say, pass, fail, wait_for, stop_pid, pidfile
+# say, pass, fail, check, wait_for, stop_pid, pidfile, start_watchdog, ovs_use, ovs_start, ovs_ports_up
 . scripts/e2e-lib.sh
-check() { # check "description" command... : pass if the command succeeds
-    local what=$1
-    shift
-    if "$@" >"$WORK/check.out" 2>&1; then pass "$what"; else
-        fail "$what"
-        sed 's/^/      /' "$WORK/check.out" | tail -n 15
-    fi
-}
+# OVS's tools find their database, sockets and logs here, never in the system's /var/run/openvswitch; DB.
+ovs_use "$OVS_D"
 nsa() { ip netns exec "$NS_A" "$@"; }
 nsb() { ip netns exec "$NS_B" "$@"; }
 nso() { ip netns exec "$NS_O" "$@"; }
@@ -150,14 +140,7 @@ fi
 
 # The watchdog: whatever hangs, the run ends (and cleans up) after LIMIT seconds (the install and
 # the build above are not counted).
-(
-    trap 'kill $sp 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait $sp
-    kill -TERM $$ 2>/dev/null
-) &
-WATCHDOG=$!
+start_watchdog "$LIMIT"
 
 # Leftovers of an interrupted earlier run would make the setup fail.
 teardown 2>/dev/null
@@ -220,16 +203,9 @@ pass "topology: namespaces ${NSS[*]}, 3 veth pairs (greway-hostA, the wire grewa
 # ------------------------------------------------------------------------------------------------------------
 start_ovs() {
     set -e
-    ovsdb-tool create "$OVS_D/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-    timeout 20 ovsdb-server "$OVS_D/conf.db" --remote="punix:$OVS_D/db.sock" --pidfile="$OVS_D/db.pid" \
-        --unixctl="$OVS_D/db.ctl" --log-file="$OVS_D/ovsdb-server.log" --detach
-    vsctl --no-wait init
-    vsctl --no-wait set Open_vSwitch . other_config:dpdk-init=true \
+    ovs_start "$OVS_D" "$NS_O" \
         other_config:dpdk-extra="--no-huge --legacy-mem -m 1024 --no-pci --file-prefix $OVS_PREFIX" \
         other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x1 other_config:pmd-maxsleep=200
-    timeout 60 ip netns exec "$NS_O" "$OVS_VSWITCHD" "$DB" --pidfile="$OVS_D/vswitchd.pid" \
-        --unixctl="$OVS_D/vswitchd.ctl" --log-file="$OVS_D/ovs-vswitchd.log" --detach
-    wait_for 30 sh -c "[ \"\$(ovs-vsctl --db=$DB --timeout=5 get Open_vSwitch . dpdk_initialized)\" = true ]"
     vsctl get Open_vSwitch . dpdk_version
     # The transport side: br-phy owns the tunnel endpoint address (its LOCAL port is a TAP in this namespace) and
     # the wire through a DPDK port; its default NORMAL flow switches ARP and terminates GRE for gre0.
@@ -255,19 +231,6 @@ priority=0 actions=drop
 EOF
     set +e
 }
-ovs_ports_up() { # every port configured without error, the DPDK ports' links up
-    local i ok=0
-    for i in up0 in0 gre0; do
-        printf '%s: ofport=%s link_state=%s error=%s\n' "$i" "$(vsctl get interface "$i" ofport)" \
-            "$(vsctl get interface "$i" link_state 2>/dev/null)" "$(vsctl get interface "$i" error 2>/dev/null)"
-    done
-    for i in up0 in0; do [ "$(vsctl get interface "$i" link_state)" = up ] || ok=1; done
-    for i in up0 in0 gre0; do
-        [ "$(vsctl get interface "$i" ofport)" -gt 0 ] 2>/dev/null || ok=1
-        [ "$(vsctl get interface "$i" error 2>/dev/null)" = "[]" ] || ok=1
-    done
-    return $ok
-}
 if (start_ovs) >"$WORK/ovs-setup.log" 2>&1; then
     pass "Open vSwitch $(ovs-vswitchd --version 2>/dev/null | head -n1 | awk '{print $NF}') with DPDK $(
         grep -o 'DPDK [0-9.]*' "$WORK/ovs-setup.log" | head -n1 | cut -d' ' -f2) started in $NS_O (no hugepages)"
@@ -278,7 +241,7 @@ else
     finish
 fi
 check "OVS ports up: up0 (net_af_packet on the wire), in0 (net_af_packet to hostB), gre0 (legacy_l3, key $KEY, csum)" \
-    wait_for 20 ovs_ports_up
+    wait_for 20 ovs_ports_up "up0 in0" gre0
 
 # ------------------------------------------------------------------------------------------------------------
 # Capture on the wire: one dumpcap on each end of the veth, each keeping the frames that arrive from the other

@@ -69,22 +69,10 @@ CAP_PIDS=()
 WATCHDOG=""
 T0=$(date +%s)
 
-export OVS_RUNDIR="$OVS_D" OVS_LOGDIR="$OVS_D" OVS_DBDIR="$OVS_D" OVS_SYSCONFDIR="$OVS_D"
-DB="unix:$OVS_D/db.sock"
-
-# say, pass, fail, wait_for, stop_pid, pidfile
+# say, pass, fail, check, wait_for, stop_pid, pidfile, start_watchdog, ovs_use, ovs_start, ovs_ports_up
 . scripts/e2e-lib.sh
-check() { # check "description" command... : pass if the command succeeds
-    local what=$1
-    shift
-    if "$@" >"$WORK/check.out" 2>&1; then
-        pass "$what"
-        grep -E '^  ' "$WORK/check.out" | head -n 4
-    else
-        fail "$what"
-        sed 's/^/      /' "$WORK/check.out" | tail -n 15
-    fi
-}
+ovs_use "$OVS_D" # OVS's tools use OVS_D, never the system's /var/run/openvswitch; DB
+check_shown() { grep -E '^  ' | head -n 4; } # of a passing check: its first 4 indented lines
 h1() { ip netns exec "$NS_H1" "$@"; }
 h2() { ip netns exec "$NS_H2" "$@"; }
 h3() { ip netns exec "$NS_H3" "$@"; }
@@ -166,14 +154,7 @@ if [ ! -x "$GREWAY" ]; then
     }
 fi
 
-(
-    trap 'kill $sp 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait $sp
-    kill -TERM $$ 2>/dev/null
-) &
-WATCHDOG=$!
+start_watchdog "$LIMIT"
 
 teardown 2>/dev/null
 mkdir -p "$OVS_D"
@@ -268,16 +249,9 @@ OVS_SETUP=""
 # ------------------------------------------------------------------------------------------------------------
 start_ovs() {
     set -e
-    ovsdb-tool create "$OVS_D/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-    timeout 20 ovsdb-server "$OVS_D/conf.db" --remote="punix:$OVS_D/db.sock" --pidfile="$OVS_D/db.pid" \
-        --unixctl="$OVS_D/db.ctl" --log-file="$OVS_D/ovsdb-server.log" --detach
-    vsctl --no-wait init
-    vsctl --no-wait set Open_vSwitch . other_config:dpdk-init=true \
+    ovs_start "$OVS_D" "$NS_O" \
         other_config:dpdk-extra="--no-huge --legacy-mem -m 1024 --no-pci --file-prefix $OVS_PREFIX" \
         other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x1 other_config:pmd-maxsleep=200
-    timeout 60 ip netns exec "$NS_O" "$OVS_VSWITCHD" "$DB" --pidfile="$OVS_D/vswitchd.pid" \
-        --unixctl="$OVS_D/vswitchd.ctl" --log-file="$OVS_D/ovs-vswitchd.log" --detach
-    wait_for 30 sh -c "[ \"\$(ovs-vsctl --db=$DB --timeout=5 get Open_vSwitch . dpdk_initialized)\" = true ]"
     vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev other-config:hwaddr="$OVS_PHY_MAC" \
         -- add-port br-phy up0 -- set interface up0 type=dpdk options:dpdk-devargs=net_af_packet0,iface=wire
     vsctl add-br br-int -- set bridge br-int datapath_type=netdev \
@@ -287,19 +261,6 @@ start_ovs() {
     nso ip addr add 198.51.100.2/24 dev br-phy
     nso ip link set br-phy up
     set +e
-}
-ovs_ports_up() {
-    local i ok=0
-    for i in up0 in0 gre0; do
-        printf '  %s: ofport=%s link_state=%s error=%s\n' "$i" "$(vsctl get interface "$i" ofport)" \
-            "$(vsctl get interface "$i" link_state 2>/dev/null)" "$(vsctl get interface "$i" error 2>/dev/null)"
-    done
-    for i in up0 in0; do [ "$(vsctl get interface "$i" link_state)" = up ] || ok=1; done
-    for i in up0 in0 gre0; do
-        [ "$(vsctl get interface "$i" ofport)" -gt 0 ] 2>/dev/null || ok=1
-        [ "$(vsctl get interface "$i" error 2>/dev/null)" = "[]" ] || ok=1
-    done
-    return $ok
 }
 # ------------------------------------------------------------------------------------------------------------
 # (a) host 1 <-> host 2 across greway A and greway B
@@ -366,7 +327,7 @@ else
     tail -n 20 "$OVS_D/ovs-vswitchd.log" 2>/dev/null | sed 's/^/      /'
     finish
 fi
-check "OVS ports up: up0 (wire), in0 (host 3), gre0 (GRE, TEB by default, key 9)" wait_for 20 ovs_ports_up
+check "OVS ports up: up0 (wire), in0 (host 3), gre0 (GRE, TEB by default, key 9)" wait_for 20 ovs_ports_up "up0 in0" gre0
 
 # OVS resolves its tunnel next hop (greway A) by ARP and drops what it sends meanwhile; its cached datapath flow may
 # keep dropping until revalidated. So host 3 pings host 1 until OVS knows greway A's MAC and a ping is answered.

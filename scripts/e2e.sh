@@ -53,34 +53,11 @@ CAP_PID=""
 IPERF_PID=""
 T0=$(date +%s)
 
-say() { printf '%s\n' "$*"; }
-pass() { PASS=$((PASS + 1)); say "PASS: $*"; }
-fail() { FAIL=$((FAIL + 1)); say "FAIL: $*"; }
-check() { # check "description" command... : pass if the command succeeds
-    local what=$1
-    shift
-    if "$@" >"$WORK/check.out" 2>&1; then pass "$what"; else
-        fail "$what"
-        sed 's/^/      /' "$WORK/check.out" | tail -n 15
-    fi
-}
+# say, pass, fail, check, wait_for, stop_pid, pidfile
+. scripts/e2e-lib.sh
 nsa() { ip netns exec "$NS_A" "$@"; }
 nsb() { ip netns exec "$NS_B" "$@"; }
 nsw() { ip netns exec "$NS_W" "$@"; }
-
-stop_pid() { # stop_pid PID: SIGTERM (background jobs of a script ignore SIGINT), then SIGKILL after 5 s
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
 cleanup() {
     set +e

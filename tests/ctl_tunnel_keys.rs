@@ -12,7 +12,6 @@ use serde_reflection::{ContainerFormat, Format, Tracer, TracerConfig};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
 const GWIN: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -204,17 +203,6 @@ impl Drop for Running {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

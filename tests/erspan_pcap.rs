@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 const CAPTURES: [&str; 5] = [
     "erspan-type-i-1.pcap",
@@ -26,17 +25,8 @@ struct Scapy {
 }
 
 fn scapy_decode(paths: &[std::path::PathBuf]) -> Vec<Scapy> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scapy/erspan_inner.py");
-    let out = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .args(paths)
-        .output()
-        .expect("/usr/bin/python3 with scapy is required (scripts/install-deps.sh installs python3-scapy)");
-    assert!(
-        out.status.success(),
-        "scapy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args: Vec<&dyn AsRef<std::ffi::OsStr>> = paths.iter().map(|p| p as _).collect();
+    let out = run_scapy("erspan_inner.py", &args);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -45,37 +35,22 @@ fn scapy_decode(paths: &[std::path::PathBuf]) -> Vec<Scapy> {
                 src: v["src"].as_str().map(str::to_string),
                 session: v["session"].as_u64(),
                 kind: v["type"].as_u64(),
-                inner: v["inner"].as_str().map(|h| {
-                    (0..h.len())
-                        .step_by(2)
-                        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                        .collect()
-                }),
+                inner: v["inner"].as_str().map(unhex),
             }
         })
         .collect()
 }
 
 fn config(dir: &Path) -> String {
-    let d = dir.display();
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
+{head}
 # A pure ERSPAN receiver: no inside port.
-[[port]]
-name = "outside"
-device = "net_pcap1,rx_pcap={d}/outside.pcap,tx_pcap={d}/out-outside.pcap"
+{outside}
 address = ["192.168.255.5/24", "192.168.195.196/24", "10.29.11.13/24"]
-[[port]]
-name = "probe"
-device = "net_pcap2,rx_pcap={d}/probe.pcap,tx_pcap={d}/out-probe.pcap"
+{probe}
 role = "l2"
-[[port]]
-name = "probe3"
-device = "net_pcap3,rx_pcap={d}/empty.pcap,tx_pcap={d}/out-probe3.pcap"
+{probe3}
 role = "l2"
 # erspan-type-i-1: type I from 1.1.1.1 (no session: session 0).
 [[tunnel]]
@@ -121,7 +96,10 @@ prefix = "0.0.0.0/0"
 via = "192.168.255.1"
 port = "outside"
 "#,
-        eal = eal_args("erspan")
+        head = config_head("erspan"),
+        outside = pcap_port("outside", 1, dir, "outside.pcap", "out-outside.pcap"),
+        probe = pcap_port("probe", 2, dir, "probe.pcap", "out-probe.pcap"),
+        probe3 = pcap_port("probe3", 3, dir, "empty.pcap", "out-probe3.pcap"),
     )
 }
 

@@ -11,21 +11,13 @@ fn scapy_vectors(dir: &Path) -> serde_json::Value {
 }
 
 fn gateway_config(dir: &Path, tag: &str, inside_rx: &str, outside_rx: &str) -> String {
-    let d = dir.display();
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_pcap0,rx_pcap={inside_rx},tx_pcap={d}/out-inside.pcap"
+{head}
+{inside}
 address = ["10.0.0.1/24", "2001:db8:1::1/64"]
 mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_pcap1,rx_pcap={outside_rx},tx_pcap={d}/out-outside.pcap"
+{outside}
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:02"
 [[tunnel]]
@@ -38,24 +30,18 @@ sequence = true
 ttl = 64
 tos = "inherit"
 routes = ["10.20.0.0/16", "2001:db8:20::/48"]
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
-[[neighbor]]
-port = "inside"
-ip = "10.0.0.2"
-mac = "02:00:00:00:00:0a"
+{next_hop}
+{inside_host}
 [[neighbor]]
 port = "inside"
 ip = "2001:db8:1::2"
 mac = "02:00:00:00:00:0a"
-[[route]]
-prefix = "198.51.100.0/24"
-via = "192.0.2.254"
-port = "outside"
 "#,
-        eal = eal_args(tag)
+        head = config_head(tag),
+        inside = pcap_port("inside", 0, dir, inside_rx, "out-inside.pcap"),
+        outside = pcap_port("outside", 1, dir, outside_rx, "out-outside.pcap"),
+        next_hop = outside_next_hop("198.51.100.0/24"),
+        inside_host = inside_host(),
     )
 }
 
@@ -146,7 +132,6 @@ fn run_as_cisco_router(
     let cap = peer_captures().join("various_gre.pcap");
     let empty = dir.join("empty.pcap");
     write_pcap(&empty, &[]);
-    let d = dir.display();
     let (host, far) = if us.ends_with(".6") {
         ("172.17.1.54", "172.17.1.55/32")
     } else {
@@ -154,18 +139,11 @@ fn run_as_cisco_router(
     };
     let cfg = format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_pcap0,rx_pcap={empty},tx_pcap={d}/out-inside.pcap"
+{head}
+{inside}
 address = "172.17.1.1/24"
 mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_pcap1,rx_pcap={cap},tx_pcap={d}/out-outside.pcap"
+{outside}
 address = "{us}/24"
 mac = "02:00:00:00:00:02"
 [[tunnel]]
@@ -183,9 +161,9 @@ port = "inside"
 ip = "{host}"
 mac = "02:00:00:00:00:0a"
 "#,
-        eal = eal_args(tag),
-        empty = empty.display(),
-        cap = cap.display(),
+        head = config_head(tag),
+        inside = pcap_port("inside", 0, &dir, &empty, "out-inside.pcap"),
+        outside = pcap_port("outside", 1, &dir, &cap, "out-outside.pcap"),
     );
     let (_, s) = run_greway(&dir, &cfg, &[]);
     let out_in = read_pcap(&dir.join("out-inside.pcap"));

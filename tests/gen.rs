@@ -8,66 +8,15 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn run_gen(dir: &Path, config: &str, extra: &[&str]) -> (Output, serde_json::Value) {
-    let cfg = dir.join("gen.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let report = dir.join("report.json");
-    let mut attempts = 0;
-    let out = loop {
-        attempts += 1;
-        let out = Command::new(greway_bin())
-            .args(["gen", "--quiet", "--config"])
-            .arg(&cfg)
-            .arg("--report-json")
-            .arg(&report)
-            .args(extra)
-            .output()
-            .expect("run greway gen");
-        // DPDK 22.11's af_packet PMD names its PACKET_FANOUT group pid ^ ifindex; when that equals the group of
-        // the gateway's socket on another interface the kernel refuses it (EINVAL) and the port does not come
-        // up. A new process (pid) gets a new group: retry that start-up failure, and only that one. At the
-        // tests' EAL log level the PMD's own message is not printed; what shows is greway's error for the
-        // af_packet port that was never created.
-        let err = String::from_utf8_lossy(&out.stderr);
-        let fanout = err.contains("could not set PACKET_FANOUT")
-            || (err.contains("rte_eth_dev_get_port_by_name(net_af_packet")
-                && err.contains("No such device"));
-        if out.status.success() || !fanout || attempts == 3 {
-            break out;
-        }
-    };
-    assert!(
-        out.status.success(),
-        "greway gen failed: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = serde_json::from_str(&std::fs::read_to_string(&report).expect("report json"))
-        .expect("valid json");
-    (out, json)
-}
 
 #[test]
 fn gre_output_decodes_in_tshark_with_good_checksums_keys_and_sequences() {
-    let dir = scratch("gen-tshark");
-    write_pcap(&dir.join("empty.pcap"), &[]);
-    let d = dir.display();
-    let cfg = format!(
-        r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "outside"
-device = "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={d}/gen.pcap"
-address = "192.0.2.1/24"
-[generator]
-encap = "gre"
+    let (dir, out, r) = gen_to_pcap(
+        "gen-tshark",
+        r#"address = "192.0.2.1/24""#,
+        r#"encap = "gre"
 outer_src = "192.0.2.2"
 outer_dst = "192.0.2.1"
 key = 100
@@ -76,11 +25,8 @@ sequence = true
 tunnels = 2
 flows = 3
 sizes = [128, 300, 1500]
-count = 300
-"#,
-        eal = eal_args("gen-tshark")
+count = 300"#,
     );
-    let (out, r) = run_gen(&dir, &cfg, &[]);
     assert_eq!(r["sent"], 300, "{r}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("sent 300"), "{text}");
@@ -96,12 +42,7 @@ count = 300
             "frame.len",
             "ip.src",
         ],
-        &[
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-o",
-            "udp.check_checksum:TRUE",
-        ],
+        &TSHARK_CHECK_IP_UDP,
     );
     assert_eq!(rows.len(), 300);
     let mut last_seq = [None::<u64>; 2];
@@ -141,10 +82,7 @@ fn generator_config_errors_name_the_field() {
     let dir = scratch("gen-badcfg");
     let cfg = format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
+{head}
 [[port]]
 name = "outside"
 device = "net_null0"
@@ -153,7 +91,7 @@ address = "192.0.2.1/24"
 tx_port = "outside"
 rx_port = "nowhere"
 "#,
-        eal = eal_args("gen-badcfg")
+        head = config_head("gen-badcfg")
     );
     let p = dir.join("g.toml");
     std::fs::write(&p, cfg).unwrap();
@@ -262,10 +200,7 @@ fn gen_through_greway(dir: &Path, devs: &Devices, tag: &str) {
     // greway: outside on a1 (GRE from gen), inside on b1 (decapsulated packets back to gen).
     let gw_cfg = format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
+{head}
 idle_sleep_us = 20
 [[port]]
 name = "outside"
@@ -294,7 +229,7 @@ port = "outside"
 ip = "192.0.2.2"
 mac = "02:00:00:00:00:0b"
 "#,
-        eal = eal_args(&format!("{tag}-gw")),
+        head = config_head(&format!("{tag}-gw")),
         gw_out = devs.gw_outside,
         gw_in = devs.gw_inside,
     );
@@ -308,10 +243,7 @@ mac = "02:00:00:00:00:0b"
     }
     let gen_cfg = format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
+{head}
 [[port]]
 name = "a"
 role = "outside"
@@ -342,7 +274,7 @@ rate_pps = 5000
 count = 5000
 drain_ms = 500
 "#,
-        eal = eal_args(&format!("{tag}-gen")),
+        head = config_head(&format!("{tag}-gen")),
         gen_a = devs.gen_a,
         gen_b = devs.gen_b,
     );
@@ -424,22 +356,11 @@ drain_ms = 500
 /// and sequence numbers per tunnel.
 #[test]
 fn teb_output_decodes_in_tshark_with_inner_ethernet_and_good_checksums() {
-    let dir = scratch("gen-teb-tshark");
-    write_pcap(&dir.join("empty.pcap"), &[]);
-    let d = dir.display();
-    let cfg = format!(
-        r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "outside"
-device = "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={d}/gen.pcap"
-address = "192.0.2.2/24"
-mac = "02:00:00:00:00:0b"
-[generator]
-encap = "teb"
+    let (dir, out, r) = gen_to_pcap(
+        "gen-teb-tshark",
+        r#"address = "192.0.2.2/24"
+mac = "02:00:00:00:00:0b""#,
+        r#"encap = "teb"
 outer_src = "192.0.2.2"
 outer_dst = "192.0.2.1"
 dst_mac = "02:00:00:00:01:02"
@@ -451,11 +372,8 @@ sequence = true
 tunnels = 2
 flows = 2
 sizes = [64, 1518]
-count = 200
-"#,
-        eal = eal_args("gen-teb-tshark")
+count = 200"#,
     );
-    let (out, r) = run_gen(&dir, &cfg, &[]);
     assert_eq!(r["sent"], 200, "{r}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -478,12 +396,7 @@ count = 200
             "udp.checksum.status",
             "frame.len",
         ],
-        &[
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-o",
-            "udp.check_checksum:TRUE",
-        ],
+        &TSHARK_CHECK_IP_UDP,
     );
     assert_eq!(rows.len(), 200);
     let mut last_seq = [None::<u64>; 2];
@@ -535,10 +448,7 @@ fn gen_through_greway_teb_bridge_both_ways_over_veth() {
     };
     let gw_cfg = format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
+{head}
 idle_sleep_us = 20
 [[port]]
 name = "outside"
@@ -565,7 +475,7 @@ port = "outside"
 ip = "192.0.2.2"
 mac = "02:00:00:00:00:0b"
 "#,
-        eal = eal_args("gen-teb-gw"),
+        head = config_head("gen-teb-gw"),
     );
     std::fs::write(dir.join("gw.toml"), gw_cfg).unwrap();
     let stats = dir.join("gw-stats.json");
@@ -574,10 +484,7 @@ mac = "02:00:00:00:00:0b"
     let gen_cfg = |tx: &str, rx: &str, encap: &str, extra: &str| {
         format!(
             r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
+{head}
 [[port]]
 name = "a"
 role = "outside"
@@ -605,7 +512,7 @@ count = 5000
 drain_ms = 500
 {extra}
 "#,
-            eal = eal_args("gen-teb-gen"),
+            head = config_head("gen-teb-gen"),
         )
     };
     // Into greway's outside port: TEB from the tunnel's remote, inner frames from 02:00:00:00:20:01..04 to the

@@ -12,21 +12,13 @@ const OUR_IN_MAC: &str = "02:00:00:00:00:01";
 const OUR_OUT_MAC: &str = "02:00:00:00:00:02";
 
 fn config(dir: &Path, tag: &str) -> String {
-    let d = dir.display();
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_pcap0,rx_pcap={d}/inside.pcap,tx_pcap={d}/out-inside.pcap"
+{head}
+{inside}
 address = ["10.0.0.1/24", "2001:db8:1::1/64"]
 mac = "{OUR_IN_MAC}"
-[[port]]
-name = "outside"
-device = "net_pcap1,rx_pcap={d}/outside.pcap,tx_pcap={d}/out-outside.pcap"
+{outside}
 address = "192.0.2.1/24"
 mac = "{OUR_OUT_MAC}"
 [[tunnel]]
@@ -37,20 +29,14 @@ key = 1001
 checksum = true
 routes = ["10.20.0.0/16"]
 allowed_sources = ["10.20.0.0/16"]
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
-[[neighbor]]
-port = "inside"
-ip = "10.0.0.2"
-mac = "02:00:00:00:00:0a"
-[[route]]
-prefix = "198.51.100.0/24"
-via = "192.0.2.254"
-port = "outside"
+{next_hop}
+{inside_host}
 "#,
-        eal = eal_args(tag)
+        head = config_head(tag),
+        inside = pcap_port("inside", 0, dir, "inside.pcap", "out-inside.pcap"),
+        outside = pcap_port("outside", 1, dir, "outside.pcap", "out-outside.pcap"),
+        next_hop = outside_next_hop("198.51.100.0/24"),
+        inside_host = inside_host(),
     )
 }
 

@@ -12,21 +12,13 @@ fn scapy_vectors(dir: &Path) -> serde_json::Value {
 }
 
 fn config(dir: &Path) -> String {
-    let d = dir.display();
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_pcap0,rx_pcap={d}/inside.pcap,tx_pcap={d}/out-inside.pcap"
+{head}
+{inside}
 address = ["10.0.0.1/24", "2001:db8:1::1/64"]
 mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_pcap1,rx_pcap={d}/outside.pcap,tx_pcap={d}/out-outside.pcap"
+{outside}
 address = ["192.0.2.1/24", "2001:db8:ffff::1/64"]
 mac = "02:00:00:00:00:02"
 # A Linux ip6gre peer with default settings: no key, encaplimit 4 (sent back the same way).
@@ -51,10 +43,7 @@ remote = "2001:db8:ffff::8"
 key = 7
 mss_clamp = 1300
 routes = ["10.40.0.0/16"]
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
+{next_hop}
 [[neighbor]]
 port = "outside"
 ip = "2001:db8:ffff::7"
@@ -63,20 +52,17 @@ mac = "02:00:00:00:00:fe"
 port = "outside"
 ip = "2001:db8:ffff::8"
 mac = "02:00:00:00:00:fe"
-[[neighbor]]
-port = "inside"
-ip = "10.0.0.2"
-mac = "02:00:00:00:00:0a"
+{inside_host}
 [[neighbor]]
 port = "inside"
 ip = "2001:db8:1::2"
 mac = "02:00:00:00:00:0a"
-[[route]]
-prefix = "198.51.100.0/24"
-via = "192.0.2.254"
-port = "outside"
 "#,
-        eal = eal_args("interop")
+        head = config_head("interop"),
+        inside = pcap_port("inside", 0, dir, "inside.pcap", "out-inside.pcap"),
+        outside = pcap_port("outside", 1, dir, "outside.pcap", "out-outside.pcap"),
+        next_hop = outside_next_hop("198.51.100.0/24"),
+        inside_host = inside_host(),
     )
 }
 

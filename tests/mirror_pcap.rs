@@ -25,105 +25,47 @@ const MTU2: usize = 1500 - 36;
 const MTU3: usize = 1500 - 40;
 
 fn config(dir: &Path, tag: &str, mirrors: bool) -> String {
-    let d = dir.display();
     let spans = if mirrors {
-        r#"
-[[tunnel]]
-name = "span2"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.50"
-erspan = { session = 123, version = 1, index = 7 }
-[[tunnel]]
-name = "span3"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.60"
-erspan = { session = 321, version = 2, hwid = 5 }
-[[mirror]]
-port = "inside"
-direction = "rx"
-tunnel = "span2"
-[[mirror]]
-port = "outside"
-direction = "tx"
-tunnel = "span3"
-"#
+        [
+            erspan_sender(
+                "span2",
+                "198.51.100.50",
+                "session = 123, version = 1, index = 7",
+            ),
+            erspan_sender(
+                "span3",
+                "198.51.100.60",
+                "session = 321, version = 2, hwid = 5",
+            ),
+            mirror("inside", "rx", "span2"),
+            mirror("outside", "tx", "span3"),
+        ]
+        .join("\n")
+            + "\n"
     } else {
-        ""
+        String::new()
     };
     format!(
-        r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_pcap0,rx_pcap={d}/inside.pcap,tx_pcap={d}/out-inside.pcap"
-address = "10.0.0.1/24"
-mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out-outside.pcap"
-address = "192.0.2.1/24"
-mac = "02:00:00:00:00:02"
-[[tunnel]]
-name = "t1"
-local = "192.0.2.1"
-remote = "198.51.100.7"
-key = 42
-routes = ["10.20.0.0/16"]
-{spans}
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "192.0.2.254"
-port = "outside"
-"#,
-        eal = eal_args(tag)
+        "\n{}\n{}\n{spans}",
+        config_head(tag),
+        encap_gateway(dir, "inside.pcap")
     )
 }
 
 /// The far end: greway's ERSPAN in, one tunnel per session, each delivering to an l2 port.
 fn far_config(dir: &Path) -> String {
-    let d = dir.display();
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "outside"
-device = "net_pcap0,rx_pcap={d}/outside.pcap,tx_pcap={d}/out-outside.pcap"
+{head}
+{outside}
 address = ["198.51.100.50/24", "198.51.100.60/24"]
 mac = "02:00:00:00:00:fe"
-[[port]]
-name = "probe2"
-device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out-probe2.pcap"
+{probe2}
 role = "l2"
-[[port]]
-name = "probe3"
-device = "net_pcap2,rx_pcap={d}/empty.pcap,tx_pcap={d}/out-probe3.pcap"
+{probe3}
 role = "l2"
-[[tunnel]]
-name = "from-span2"
-mode = "erspan"
-local = "198.51.100.50"
-remote = "192.0.2.1"
-erspan = {{ session = 123 }}
-deliver = "probe2"
-[[tunnel]]
-name = "from-span3"
-mode = "erspan"
-local = "198.51.100.60"
-remote = "192.0.2.1"
-erspan = {{ session = 321 }}
-deliver = "probe3"
+{from_span2}
+{from_span3}
 [[neighbor]]
 port = "outside"
 ip = "198.51.100.1"
@@ -133,7 +75,24 @@ prefix = "0.0.0.0/0"
 via = "198.51.100.1"
 port = "outside"
 "#,
-        eal = eal_args("mirror-far")
+        head = config_head("mirror-far"),
+        outside = pcap_port("outside", 0, dir, "outside.pcap", "out-outside.pcap"),
+        probe2 = pcap_port("probe2", 1, dir, "empty.pcap", "out-probe2.pcap"),
+        probe3 = pcap_port("probe3", 2, dir, "empty.pcap", "out-probe3.pcap"),
+        from_span2 = erspan_receiver(
+            "from-span2",
+            "198.51.100.50",
+            "192.0.2.1",
+            "session = 123",
+            "probe2"
+        ),
+        from_span3 = erspan_receiver(
+            "from-span3",
+            "198.51.100.60",
+            "192.0.2.1",
+            "session = 321",
+            "probe3"
+        ),
     )
 }
 
@@ -199,10 +158,7 @@ fn scapy_erspan(pcap: &Path) -> Vec<Decoded> {
                 session: v["session"].as_u64().unwrap(),
                 seq: v["seq"].as_u64().expect("a GRE sequence number"),
                 t: v["t"].as_u64().unwrap(),
-                inner: (0..h.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                    .collect(),
+                inner: unhex(h),
                 v,
             }
         })
@@ -448,21 +404,11 @@ fn erspan_sessions_carry_the_frames_as_received_and_as_sent() {
 fn gen_sends_erspan_that_tshark_decodes_and_greway_delivers() {
     for (version, session) in [(1u64, 300u64), (2, 301)] {
         let tag = format!("mirror-gen{version}");
-        let dir = scratch(&tag);
-        write_pcap(&dir.join("empty.pcap"), &[]);
-        let d = dir.display();
-        let cfg = format!(
-            r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "outside"
-device = "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={d}/gen.pcap"
-address = "198.51.100.7/24"
-[generator]
-encap = "erspan"
+        let (dir, _, _) = gen_to_pcap(
+            &tag,
+            r#"address = "198.51.100.7/24""#,
+            &format!(
+                r#"encap = "erspan"
 erspan_version = {version}
 erspan_session = {session}
 outer_src = "198.51.100.60"
@@ -471,20 +417,8 @@ dst_mac = "02:00:00:00:00:02"
 tunnels = 2
 flows = 2
 sizes = [128, 700]
-count = 100
-"#,
-            eal = eal_args(&tag)
-        );
-        std::fs::write(dir.join("gen.toml"), &cfg).unwrap();
-        let out = std::process::Command::new(greway_bin())
-            .args(["gen", "--quiet", "--config"])
-            .arg(dir.join("gen.toml"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+count = 100"#
+            ),
         );
         let sent = read_pcap(&dir.join("gen.pcap"));
         assert_eq!(sent.len(), 100);
@@ -499,12 +433,7 @@ count = 100
                 "ip.checksum.status",
                 "udp.checksum.status",
             ],
-            &[
-                "-o",
-                "ip.check_checksum:TRUE",
-                "-o",
-                "udp.check_checksum:TRUE",
-            ],
+            &TSHARK_CHECK_IP_UDP,
         );
         assert_eq!(rows.len(), 100);
         let mut next = [0u64; 2];
@@ -527,39 +456,28 @@ count = 100
         let rx = scratch(&format!("{tag}-rx"));
         write_pcap(&rx.join("outside.pcap"), &sent);
         write_pcap(&rx.join("empty.pcap"), &[]);
-        let r = rx.display();
         let gw = format!(
             r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "outside"
-device = "net_pcap0,rx_pcap={r}/outside.pcap,tx_pcap={r}/out-outside.pcap"
+{head}
+{outside}
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:02"
-[[port]]
-name = "probe"
-device = "net_pcap1,rx_pcap={r}/empty.pcap,tx_pcap={r}/out-probe.pcap"
+{probe}
 role = "l2"
-[[tunnel]]
-name = "from-gen"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.60"
-erspan = {{ session = {session} }}
-deliver = "probe"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "192.0.2.254"
-port = "outside"
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
+{from_gen}
+{next_hop}
 "#,
-            eal = eal_args(&format!("{tag}-rx"))
+            head = config_head(&format!("{tag}-rx")),
+            outside = pcap_port("outside", 0, &rx, "outside.pcap", "out-outside.pcap"),
+            probe = pcap_port("probe", 1, &rx, "empty.pcap", "out-probe.pcap"),
+            from_gen = erspan_receiver(
+                "from-gen",
+                "192.0.2.1",
+                "198.51.100.60",
+                &format!("session = {session}"),
+                "probe"
+            ),
+            next_hop = outside_next_hop("0.0.0.0/0"),
         );
         let (_, s) = run_greway(&rx, &gw, &[]);
         let got = read_pcap(&rx.join("out-probe.pcap"));

@@ -24,7 +24,6 @@ use common::*;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -134,73 +133,36 @@ fn config(dir: &Path, prom: u16, span2: Option<u64>) -> String {
     let d = dir.display();
     let (tunnel2, mirror2) = match span2 {
         Some(s) => (
-            format!(
-                r#"
-[[tunnel]]
-name = "span2"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.60"
-erspan = {{ session = {s}, version = 2, hwid = 4 }}
-"#
+            erspan_sender(
+                "span2",
+                "198.51.100.60",
+                &format!("session = {s}, version = 2, hwid = 4"),
             ),
-            r#"
-[[mirror]]
-port = "inside"
-direction = "rx"
-tunnel = "span2"
-"#,
+            mirror("inside", "rx", "span2"),
         ),
-        None => (String::new(), ""),
+        None => (String::new(), String::new()),
     };
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
+{head}
 [control]
 socket = "{d}/ctl.sock"
 [metrics]
 prometheus = "127.0.0.1:{prom}"
-[[port]]
-name = "inside"
-device = "net_pcap0,rx_pcap={d}/inside.fifo,tx_pcap={d}/out-inside.pcap"
-address = "10.0.0.1/24"
-mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/out-outside.pcap"
-address = "192.0.2.1/24"
-mac = "02:00:00:00:00:02"
-[[tunnel]]
-name = "t1"
-local = "192.0.2.1"
-remote = "198.51.100.7"
-key = 42
-routes = ["10.20.0.0/16"]
-[[tunnel]]
-name = "span1"
-mode = "erspan"
-local = "192.0.2.1"
-remote = "198.51.100.50"
-erspan = {{ session = {S1}, version = 1, index = 3 }}
+{gateway}
+{span1}
 {tunnel2}
 {mirror2}
-[[mirror]]
-port = "inside"
-direction = "rx"
-tunnel = "span1"
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "192.0.2.254"
-port = "outside"
+{mirror1}
 "#,
-        eal = eal_args("mirror-reload"),
+        head = config_head("mirror-reload"),
+        gateway = encap_gateway(dir, "inside.fifo"),
+        span1 = erspan_sender(
+            "span1",
+            "198.51.100.50",
+            &format!("session = {S1}, version = 1, index = 3")
+        ),
+        mirror1 = mirror("inside", "rx", "span1"),
     )
 }
 
@@ -222,29 +184,6 @@ impl Gateway {
         let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
         assert!(ok.success(), "kill {sig}");
     }
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// GET /metrics; None until the exporter answers.
-fn scrape(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut r = String::new();
-    s.read_to_string(&mut r).ok()?;
-    let (head, body) = r.split_once("\r\n\r\n")?;
-    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
 }
 
 /// The `greway_mirror_packets_total` series of the exposition, by their labels.
@@ -286,6 +225,11 @@ fn shown(sock: &Path) -> Vec<(String, u64, u64, u64)> {
         .collect()
 }
 
+/// (tunnel, session, id) of each entry of [`shown`].
+fn ids(m: &[(String, u64, u64, u64)]) -> Vec<(&str, u64, u64)> {
+    m.iter().map(|e| (e.0.as_str(), e.1, e.2)).collect()
+}
+
 /// `ctl reload`: the answer, which must be a success.
 fn reload(sock: &Path) -> Value {
     let (ok, v, err) = ctl(sock, &["reload"]);
@@ -293,15 +237,6 @@ fn reload(sock: &Path) -> Value {
     eprintln!("ctl reload: {v}");
     assert_eq!(v["changed"], true, "{v}");
     v
-}
-
-fn names(v: &Value, section: &str, what: &str) -> Vec<String> {
-    v[section][what]
-        .as_array()
-        .unwrap_or_else(|| panic!("{section}.{what}: {v}"))
-        .iter()
-        .map(|x| x.as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Wait until Prometheus shows exactly span1's entry and, with `span2` (its session), span2's, and every entry
@@ -383,11 +318,7 @@ fn mirrors_come_change_and_go_with_reloads_under_a_stream() {
     write_pcap(&dir.join("empty.pcap"), &[]);
     let sock = dir.join("ctl.sock");
     let cfg_path = dir.join("greway.toml");
-    let prom = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let prom = free_tcp_port();
     let first = config(&dir, prom, None);
     std::fs::write(&cfg_path, &first).unwrap();
     let stream = Stream::start(&dir.join("inside.fifo"));
@@ -423,16 +354,15 @@ fn mirrors_come_change_and_go_with_reloads_under_a_stream() {
     // 1. Added, first in the file.
     std::fs::write(&cfg_path, config(&dir, prom, Some(S2))).unwrap();
     let v = reload(&sock);
-    assert_eq!(names(&v, "mirrors", "added"), ["inside rx -> span2"]);
-    assert_eq!(names(&v, "tunnels", "added"), ["span2"]);
+    assert_eq!(reload_names(&v, "mirrors", "added"), ["inside rx -> span2"]);
+    assert_eq!(reload_names(&v, "tunnels", "added"), ["span2"]);
     assert!(
-        names(&v, "mirrors", "changed").is_empty() && names(&v, "mirrors", "removed").is_empty()
+        reload_names(&v, "mirrors", "changed").is_empty()
+            && reload_names(&v, "mirrors", "removed").is_empty()
     );
     wait_state(&sock, prom, Some(S2));
-    let m = shown(&sock);
-    let ids: Vec<(&str, u64, u64)> = m.iter().map(|e| (e.0.as_str(), e.1, e.2)).collect();
     assert_eq!(
-        ids,
+        ids(&shown(&sock)),
         [("span2", S2, 1), ("span1", S1, 0)],
         "file order; span1 kept its id"
     );
@@ -444,10 +374,8 @@ fn mirrors_come_change_and_go_with_reloads_under_a_stream() {
         logged("tunnels ~span2, mirrors ~inside rx -> span2") == 1
     });
     wait_state(&sock, prom, Some(S2B));
-    let m = shown(&sock);
-    let ids: Vec<(&str, u64, u64)> = m.iter().map(|e| (e.0.as_str(), e.1, e.2)).collect();
     assert_eq!(
-        ids,
+        ids(&shown(&sock)),
         [("span2", S2B, 2), ("span1", S1, 0)],
         "changed: a new id"
     );
@@ -455,8 +383,11 @@ fn mirrors_come_change_and_go_with_reloads_under_a_stream() {
     // 3. Removed, with its tunnel: gone from mirror show, the stats and Prometheus.
     std::fs::write(&cfg_path, &first).unwrap();
     let v = reload(&sock);
-    assert_eq!(names(&v, "mirrors", "removed"), ["inside rx -> span2"]);
-    assert_eq!(names(&v, "tunnels", "removed"), ["span2"]);
+    assert_eq!(
+        reload_names(&v, "mirrors", "removed"),
+        ["inside rx -> span2"]
+    );
+    assert_eq!(reload_names(&v, "tunnels", "removed"), ["span2"]);
     wait_state(&sock, prom, None);
     let m = shown(&sock);
     assert_eq!((m.len(), m[0].0.as_str(), m[0].2), (1, "span1", 0), "{m:?}");
@@ -474,12 +405,10 @@ fn mirrors_come_change_and_go_with_reloads_under_a_stream() {
     // 4. Added again: a new entry, counting from zero.
     std::fs::write(&cfg_path, config(&dir, prom, Some(S2B))).unwrap();
     let v = reload(&sock);
-    assert_eq!(names(&v, "mirrors", "added"), ["inside rx -> span2"]);
+    assert_eq!(reload_names(&v, "mirrors", "added"), ["inside rx -> span2"]);
     wait_state(&sock, prom, Some(S2B));
-    let m = shown(&sock);
-    let ids: Vec<(&str, u64, u64)> = m.iter().map(|e| (e.0.as_str(), e.1, e.2)).collect();
     assert_eq!(
-        ids,
+        ids(&shown(&sock)),
         [("span2", S2B, 3), ("span1", S1, 0)],
         "added again: a new id"
     );

@@ -6,7 +6,7 @@ use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
 const GWIN: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -182,27 +182,8 @@ fn finish(mut g: Running, dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap()
 }
 
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn socket_path(dir: &Path) -> PathBuf {
     dir.join("ctl.sock")
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -272,7 +253,7 @@ fn reported_counters_match_sent_packets_per_drop_reason() {
         &mut outside,
         "pptp",
         1,
-        gre_frame(REMOTE, LOCAL, &hex("3001880b0000002a00000001")),
+        gre_frame(REMOTE, LOCAL, &unhex("3001880b0000002a00000001")),
     );
     add(
         &mut outside,
@@ -296,7 +277,7 @@ fn reported_counters_match_sent_packets_per_drop_reason() {
         &mut outside,
         "truncated",
         1,
-        gre_frame(REMOTE, LOCAL, &hex("b0000800000000")),
+        gre_frame(REMOTE, LOCAL, &unhex("b0000800000000")),
     );
     expect_drops.insert("no_route", 3);
     expect_drops.insert("unsupported_ethertype", 2);
@@ -368,13 +349,6 @@ routes = ["10.20.0.0/16"]
     assert_eq!(read_pcap(&dir.join("out-outside.pcap")).len(), 40);
     assert!(!sock.exists(), "the socket is removed at exit");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 #[test]

@@ -13,21 +13,13 @@ fn scapy(mode: &str, dir: &Path) -> String {
 /// The outside port is listed first: the worker polls ports in order, so the ICMP errors of a poll round are
 /// handled before that round's inside packets.
 fn config(dir: &Path) -> String {
-    let d = dir.display();
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "outside"
-device = "net_pcap0,rx_pcap={d}/outside.pcap,tx_pcap={d}/out-outside.pcap"
+{head}
+{outside}
 address = ["192.0.2.1/24", "2001:db8:ff::1/64"]
 mac = "02:00:00:00:00:02"
-[[port]]
-name = "inside"
-device = "net_pcap1,rx_pcap={d}/inside.pcap,tx_pcap={d}/out-inside.pcap"
+{inside}
 address = ["10.0.0.1/24", "2001:db8:1::1/64"]
 mac = "02:00:00:00:00:01"
 [[tunnel]]
@@ -47,32 +39,26 @@ name = "site-v6"
 local = "2001:db8:ff::1"
 remote = "2001:db8:ee::7"
 routes = ["10.40.0.0/16"]
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
+{next_hop}
 [[neighbor]]
 port = "outside"
 ip = "2001:db8:ff::fe"
 mac = "02:00:00:00:00:fe"
-[[neighbor]]
-port = "inside"
-ip = "10.0.0.2"
-mac = "02:00:00:00:00:0a"
+{inside_host}
 [[neighbor]]
 port = "inside"
 ip = "2001:db8:1::2"
 mac = "02:00:00:00:00:0a"
 [[route]]
-prefix = "198.51.100.0/24"
-via = "192.0.2.254"
-port = "outside"
-[[route]]
 prefix = "2001:db8:ee::/48"
 via = "2001:db8:ff::fe"
 port = "outside"
 "#,
-        eal = eal_args("pmtu")
+        head = config_head("pmtu"),
+        outside = pcap_port("outside", 0, dir, "outside.pcap", "out-outside.pcap"),
+        inside = pcap_port("inside", 1, dir, "inside.pcap", "out-inside.pcap"),
+        next_hop = outside_next_hop("198.51.100.0/24"),
+        inside_host = inside_host(),
     )
 }
 

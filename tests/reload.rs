@@ -335,17 +335,6 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `greway ctl --socket SOCK reload`: (exit code, stdout JSON, stderr).
 fn ctl_reload(sock: &Path) -> (i32, Value, String) {
     let out = Command::new(greway_bin())
@@ -496,14 +485,7 @@ fn reload_under_streams_changes_only_what_changed() {
     eprintln!("ctl reload: {v}");
     assert_eq!(v["changed"], true, "{v}");
     assert_eq!(v["file"], cfg_path.display().to_string());
-    let list = |section: &str, what: &str| -> Vec<String> {
-        v[section][what]
-            .as_array()
-            .unwrap_or_else(|| panic!("{section}.{what}: {v}"))
-            .iter()
-            .map(|x| x.as_str().unwrap().to_string())
-            .collect()
-    };
+    let list = |section: &str, what: &str| reload_names(&v, section, what);
     assert_eq!(list("tunnels", "added"), ["d"]);
     assert_eq!(list("tunnels", "changed"), ["c"]);
     assert_eq!(list("tunnels", "removed"), ["old"]);

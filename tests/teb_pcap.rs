@@ -12,26 +12,16 @@ use std::path::Path;
 const A_MAC: &str = "02:00:00:00:0a:01";
 const B_MAC: &str = "02:00:00:00:0b:01";
 
-fn config_a(d: &Path) -> String {
-    let d = d.display();
+fn config_a(dir: &Path) -> String {
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "outside"
-device = "net_pcap0,rx_pcap={d}/empty.pcap,tx_pcap={d}/a-outside.pcap"
+{head}
+{outside}
 address = "192.0.2.1/24"
 mac = "{A_MAC}"
-[[port]]
-name = "lan"
-device = "net_pcap1,rx_pcap={d}/lan.pcap,tx_pcap={d}/a-lan.pcap"
+{lan}
 role = "l2"
-[[port]]
-name = "trunk"
-device = "net_pcap2,rx_pcap={d}/trunk.pcap,tx_pcap={d}/a-trunk.pcap"
+{trunk}
 role = "l2"
 [[tunnel]]
 name = "l2-b"
@@ -63,30 +53,23 @@ port = "outside"
 ip = "192.0.2.2"
 mac = "{B_MAC}"
 "#,
-        eal = eal_args("teb-a")
+        head = config_head("teb-a"),
+        outside = pcap_port("outside", 0, dir, "empty.pcap", "a-outside.pcap"),
+        lan = pcap_port("lan", 1, dir, "lan.pcap", "a-lan.pcap"),
+        trunk = pcap_port("trunk", 2, dir, "trunk.pcap", "a-trunk.pcap"),
     )
 }
 
-fn config_b(d: &Path) -> String {
-    let d = d.display();
+fn config_b(dir: &Path) -> String {
     format!(
         r#"
-[eal]
-args = {eal}
-[dataplane]
-workers = [1]
-[[port]]
-name = "outside"
-device = "net_pcap0,rx_pcap={d}/a-outside.pcap,tx_pcap={d}/b-outside.pcap"
+{head}
+{outside}
 address = "192.0.2.2/24"
 mac = "{B_MAC}"
-[[port]]
-name = "lan"
-device = "net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/b-lan.pcap"
+{lan}
 role = "l2"
-[[port]]
-name = "trunk"
-device = "net_pcap2,rx_pcap={d}/empty.pcap,tx_pcap={d}/b-trunk.pcap"
+{trunk}
 role = "l2"
 [[tunnel]]
 name = "l2-b"
@@ -114,7 +97,10 @@ port = "outside"
 ip = "192.0.2.1"
 mac = "{A_MAC}"
 "#,
-        eal = eal_args("teb-b")
+        head = config_head("teb-b"),
+        outside = pcap_port("outside", 0, dir, "a-outside.pcap", "b-outside.pcap"),
+        lan = pcap_port("lan", 1, dir, "empty.pcap", "b-lan.pcap"),
+        trunk = pcap_port("trunk", 2, dir, "empty.pcap", "b-trunk.pcap"),
     )
 }
 

@@ -9,7 +9,6 @@ use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn scapy_inputs(dir: &Path) {
     run_scapy("tunnel_addresses.py", &[&dir]);
@@ -208,17 +207,6 @@ fn finish(mut g: Running, dir: &Path) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap()
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn route_entry<'a>(show: &'a Value, list: &str, prefix: &str) -> Option<&'a Value> {

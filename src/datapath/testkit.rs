@@ -12,6 +12,31 @@ use greway_datapath::tunnel::table::{Tables, TunnelState};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// `[eal]` and `[dataplane]` (one worker) of the configurations of the tests on buffers.
+pub const EAL_ONE_WORKER: &str = "[eal]\nargs = [\"-l\", \"0-1\"]\n[dataplane]\nworkers = [1]";
+
+/// [`EAL_ONE_WORKER`] and the two ports of the routed gateways of the tests on buffers: 0 "inside" (net_null0,
+/// 02:00:00:00:00:01) and 1 "outside" (net_null1, 02:00:00:00:00:02), with these `address` values (TOML).
+pub fn two_ports(inside_address: &str, outside_address: &str) -> String {
+    format!(
+        r#"{EAL_ONE_WORKER}
+[[port]]
+name = "inside"
+device = "net_null0"
+address = {inside_address}
+mac = "02:00:00:00:00:01"
+[[port]]
+name = "outside"
+device = "net_null1"
+address = {outside_address}
+mac = "02:00:00:00:00:02""#
+    )
+}
+
+/// The outside port's next hop, 192.0.2.254 at 02:00:00:00:00:fe, and the default route through it.
+pub const DEFAULT_ROUTE: &str = "[[neighbor]]\nport = \"outside\"\nip = \"192.0.2.254\"\nmac = \"02:00:00:00:00:fe\"\n\
+                                 [[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"192.0.2.254\"\nport = \"outside\"";
+
 /// The configuration described in the module docs.
 pub fn demo_config() -> Config {
     config_with("key = 1001\nchecksum = true\nsequence = true\nkeepalive = { interval_s = 10, retries = 3 }")
@@ -22,20 +47,7 @@ pub fn demo_config() -> Config {
 pub fn config_with(tunnel_extra: &str) -> Config {
     let text = format!(
         r#"
-[eal]
-args = ["-l", "0-1"]
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_null0"
-address = ["10.0.0.1/24", "2001:db8:1::1/64"]
-mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_null1"
-address = ["192.0.2.1/24", "2001:db8:ffff::1/64"]
-mac = "02:00:00:00:00:02"
+{ports}
 [[tunnel]]
 name = "t1"
 local = "192.0.2.1"
@@ -72,7 +84,11 @@ port = "outside"
 prefix = "2001:db8:eeee::/48"
 via = "2001:db8:ffff::fe"
 port = "outside"
-"#
+"#,
+        ports = two_ports(
+            r#"["10.0.0.1/24", "2001:db8:1::1/64"]"#,
+            r#"["192.0.2.1/24", "2001:db8:ffff::1/64"]"#
+        )
     );
     Config::from_str_named(&text, "testkit").unwrap_or_else(|e| panic!("testkit config: {e}"))
 }

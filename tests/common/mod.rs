@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::DataLink;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -67,17 +68,22 @@ pub fn run_greway(dir: &Path, config: &str, extra: &[&str]) -> (Output, serde_js
         .args(extra)
         .output()
         .expect("run greway");
-    assert!(
-        out.status.success(),
-        "greway failed: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success("greway", &out);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats json"))
             .expect("valid json");
     (out, json)
+}
+
+/// Fail the test unless `out` (of the process `what`) exited successfully, showing its output.
+pub fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Start `greway run --quiet --config CFG --stats-json STATS` in the background, its output piped.
@@ -174,6 +180,14 @@ pub fn peer_captures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peer-captures")
 }
 
+/// tshark options that make it verify the IPv4 header and UDP checksums (their `.checksum.status` fields: 1 good).
+pub const TSHARK_CHECK_IP_UDP: [&str; 4] = [
+    "-o",
+    "ip.check_checksum:TRUE",
+    "-o",
+    "udp.check_checksum:TRUE",
+];
+
 /// Run tshark on a pcap with `-T fields`; fails the test with a clear message if tshark is missing.
 pub fn tshark_fields(
     pcap: &Path,
@@ -208,6 +222,13 @@ pub fn tshark_fields(
 
 /// The table of bad-config fixtures (tests/fixtures/bad-configs/) and their expected errors.
 pub mod bad_configs;
+
+mod config;
+#[allow(unused_imports)]
+pub use config::*;
+mod generator;
+#[allow(unused_imports)]
+pub use generator::*;
 
 /// EAL in this test process (once per process: one test per file uses it), without hugepages, PCI or shared
 /// config, on the cores of `lcores` (e.g. "0" or "0-1"), with a file prefix of its own. Drop it after every
@@ -280,4 +301,56 @@ pub fn ctl(sock: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
         v,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Poll `ok` every 50 ms until it holds; fails the test, naming `what`, after 60 s.
+pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a gateway's Prometheus exporter).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET /metrics from 127.0.0.1:`port` over plain HTTP/1.0: the body; None until the exporter answers 200.
+pub fn scrape(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut r = String::new();
+    s.read_to_string(&mut r).ok()?;
+    let (head, body) = r.split_once("\r\n\r\n")?;
+    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
+}
+
+/// The bytes of a hex string ("0a1b..."), as scapy and tshark print them.
+pub fn unhex(h: &str) -> Vec<u8> {
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The names a `ctl reload` answer lists under `section` (tunnels, routes, mirrors...) as `what` (added, changed,
+/// removed).
+pub fn reload_names(v: &serde_json::Value, section: &str, what: &str) -> Vec<String> {
+    v[section][what]
+        .as_array()
+        .unwrap_or_else(|| panic!("{section}.{what}: {v}"))
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
 }

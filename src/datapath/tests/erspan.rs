@@ -7,6 +7,7 @@ use crate::buf::VecBuf;
 use crate::config::Config;
 use crate::control::plane::ControlPlane;
 use crate::datapath::gateway::{Gateway, Shared};
+use crate::datapath::testkit::{two_ports, DEFAULT_ROUTE};
 use crate::datapath::{Processor, Verdict};
 use crate::stats::{Counters, DropReason};
 use std::time::Instant;
@@ -17,21 +18,9 @@ const SPAN: usize = 0;
 const IP_TUNNEL: usize = 1;
 
 fn erspan_config() -> Config {
-    let text = r#"
-[eal]
-args = ["-l", "0-1"]
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_null0"
-address = "10.0.0.1/24"
-mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_null1"
-address = "192.0.2.1/24"
-mac = "02:00:00:00:00:02"
+    let text = format!(
+        r#"
+{ports}
 [[port]]
 name = "probe"
 device = "net_null2"
@@ -41,7 +30,7 @@ name = "span"
 mode = "erspan"
 local = "192.0.2.1"
 remote = "198.51.100.50"
-erspan = { session = 55 }
+erspan = {{ session = 55 }}
 deliver = "probe"
 [[tunnel]]
 name = "t1"
@@ -49,19 +38,14 @@ local = "192.0.2.1"
 remote = "198.51.100.7"
 routes = ["10.20.0.0/16"]
 [[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
-[[neighbor]]
 port = "inside"
 ip = "10.0.0.2"
 mac = "02:00:00:00:00:0a"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "192.0.2.254"
-port = "outside"
-"#;
-    Config::from_str_named(text, "erspan-test").unwrap_or_else(|e| panic!("{e}"))
+{DEFAULT_ROUTE}
+"#,
+        ports = two_ports(r#""10.0.0.1/24""#, r#""192.0.2.1/24""#)
+    );
+    Config::from_str_named(&text, "erspan-test").unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct ErspanRig {

@@ -8,6 +8,7 @@ use crate::buf::{PacketBuf, VecBuf};
 use crate::config::Config;
 use crate::control::plane::ControlPlane;
 use crate::datapath::gateway::{Event, Gateway, Shared};
+use crate::datapath::testkit::{two_ports, EAL_ONE_WORKER};
 use crate::datapath::{MirrorCopy, MirrorDir, Processor, Verdict};
 use crate::stats::{Counters, DropReason};
 use std::time::Instant;
@@ -23,20 +24,7 @@ fn mirror_config(span: &str, mirrors: &str, neighbor: bool) -> Config {
     };
     let text = format!(
         r#"
-[eal]
-args = ["-l", "0-1"]
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_null0"
-address = "10.0.0.1/24"
-mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_null1"
-address = ["192.0.2.1/24", "2001:db8:ffff::1/64"]
-mac = "02:00:00:00:00:02"
+{ports}
 [[tunnel]]
 name = "t1"
 local = "192.0.2.1"
@@ -60,7 +48,11 @@ port = "outside"
 prefix = "2001:db8:eeee::/48"
 via = "2001:db8:ffff::fe"
 port = "outside"
-"#
+"#,
+        ports = two_ports(
+            r#""10.0.0.1/24""#,
+            r#"["192.0.2.1/24", "2001:db8:ffff::1/64"]"#
+        )
     );
     Config::from_str_named(&text, "mirror-test").unwrap_or_else(|e| panic!("{e}"))
 }
@@ -444,11 +436,9 @@ fn a_mirror_only_tunnel_drops_what_it_receives_and_a_far_end_delivers_the_copy_u
 
     // A far end at 198.51.100.50 whose erspan tunnel delivers session 77 to its l2 port "probe".
     let far = Config::from_str_named(
-        r#"
-[eal]
-args = ["-l", "0-1"]
-[dataplane]
-workers = [1]
+        &format!(
+            r#"
+{EAL_ONE_WORKER}
 [[port]]
 name = "outside"
 device = "net_null0"
@@ -463,13 +453,14 @@ name = "from-span"
 mode = "erspan"
 local = "198.51.100.50"
 remote = "192.0.2.1"
-erspan = { session = 77 }
+erspan = {{ session = 77 }}
 deliver = "probe"
 [[route]]
 prefix = "0.0.0.0/0"
 via = "198.51.100.1"
 port = "outside"
-"#,
+"#
+        ),
         "far-end",
     )
     .unwrap();

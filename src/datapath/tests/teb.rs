@@ -7,6 +7,7 @@ use crate::buf::VecBuf;
 use crate::config::Config;
 use crate::control::plane::ControlPlane;
 use crate::datapath::gateway::{Gateway, Shared};
+use crate::datapath::testkit::{two_ports, DEFAULT_ROUTE};
 use crate::datapath::{Processor, Verdict};
 use crate::stats::{Counters, DropReason};
 use std::time::Instant;
@@ -25,21 +26,9 @@ const L2D: usize = 2;
 const TSC_HZ: u64 = 1_000_000_000;
 
 fn teb_config() -> Config {
-    let text = r#"
-[eal]
-args = ["-l", "0-1"]
-[dataplane]
-workers = [1]
-[[port]]
-name = "inside"
-device = "net_null0"
-address = "10.0.0.1/24"
-mac = "02:00:00:00:00:01"
-[[port]]
-name = "outside"
-device = "net_null1"
-address = "192.0.2.1/24"
-mac = "02:00:00:00:00:02"
+    let text = format!(
+        r#"
+{ports}
 [[port]]
 name = "lan"
 device = "net_null2"
@@ -80,16 +69,11 @@ aging_s = 60
 name = "pw"
 members = ["trunk.20", "l2-c"]
 learning = false
-[[neighbor]]
-port = "outside"
-ip = "192.0.2.254"
-mac = "02:00:00:00:00:fe"
-[[route]]
-prefix = "0.0.0.0/0"
-via = "192.0.2.254"
-port = "outside"
-"#;
-    Config::from_str_named(text, "teb-test").unwrap_or_else(|e| panic!("{e}"))
+{DEFAULT_ROUTE}
+"#,
+        ports = two_ports(r#""10.0.0.1/24""#, r#""192.0.2.1/24""#)
+    );
+    Config::from_str_named(&text, "teb-test").unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct TebRig {
