@@ -59,7 +59,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             self.tables = new;
             self.w.last_decap = None;
             self.w.last_neighbor = None;
-            self.w.last_decap4 = None;
+            self.w.last_decap4 = NO_DECAP4;
             self.w.hops4.fill(Hop4::EMPTY);
         }
     }

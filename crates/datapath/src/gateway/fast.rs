@@ -140,32 +140,36 @@ impl<B: PacketBuf> Worker<B> {
         };
         // The caller saw more than 1 (forwarded: the TTL or hop limit drops by one, RFC 1812, RFC 8200).
         let ttl_in = inner.ttl - 1;
-        if V6 {
-            let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(pkt.data_mut()));
-            ip.set_hop_limit(ttl_in);
-        } else {
-            let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(pkt.data_mut()));
-            ip.set_ttl(ttl_in);
-            ip.set_checksum(ttl_decrement_checksum(inner.cksum));
-        }
         let tos = (inner.tos & t.tos_keep) | t.tos_set;
         let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
         // A constant: 38 or 42 without a checksum (key or not), 42 or 46 with one.
         let hl = HL_MIN + if CSUM { 4 } else { 0 } + if KEY { 4 } else { 0 };
         debug_assert_eq!(hl, t.header_bytes());
+        // The mbuf's lengths first, then the stores into the packet: those could alias the mbuf's fields, so
+        // after them the compiler would load the fields again.
         if pkt.prepend(hl - ethernet::HEADER_LEN).is_none() {
             return Verdict::Drop(DropReason::NoHeadroom);
         }
         let outer_len = inner.len + hl - ethernet::HEADER_LEN;
         let ident = self.ip_ident;
         self.ip_ident = self.ip_ident.wrapping_add(1);
-        // At least the shortest header and the 20-byte inner header after it.
-        let d: &mut [u8; HL_MIN + 20] = (&mut pkt.data_mut()[..HL_MIN + 20])
-            .try_into()
-            .expect("a header and an IPv4 header");
+        // The new headers and the inner IP header after them (the frame held at least an Ethernet and an IPv4 or
+        // IPv6 header before): a slice of constant length, so the views below need no runtime check.
+        let inner_hl = if V6 {
+            ipv6::HEADER_LEN
+        } else {
+            ipv4::HEADER_LEN
+        };
+        let (d, inner_ip) = pkt.data_mut()[..hl + inner_hl].split_at_mut(hl);
+        if V6 {
+            ipv6::HeaderMut::new(checked_prefix_mut(inner_ip)).set_hop_limit(ttl_in);
+        } else {
+            let mut ip = ipv4::HeaderMut::new(checked_prefix_mut(inner_ip));
+            ip.set_ttl(ttl_in);
+            ip.set_checksum(ttl_decrement_checksum(inner.cksum));
+        }
         d[..32].copy_from_slice(&t.template[..32]);
-        d[hl - 32..hl].copy_from_slice(&t.template[hl - 32..hl]);
-        // `d` has a constant length: the views below need no runtime check.
+        d[hl - 32..].copy_from_slice(&t.template[hl - 32..hl]);
         let (headers, gre) = d.split_at_mut(ETH_IPV4);
         let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
         outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, inner.df, ttl);
@@ -282,23 +286,27 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
-        let local = ip.dst_u32();
-        let remote = ip.src_u32();
+        // The cache's words: source and destination as they lie in the header (one 8-byte load), the key with a
+        // presence bit.
+        let addrs =
+            u64::from(u32::from_ne_bytes(ip.src())) | u64::from(u32::from_ne_bytes(ip.dst())) << 32;
+        let kw = key.map_or(0, |k| 1 << 32 | u64::from(k));
         let ti = match self.last_decap4 {
             // (The cached match passed the "ours" check below in this table generation.)
-            Some((l, r, k, ti)) if l == local && r == remote && k == key => ti,
+            (a, k, ti) if a == addrs && k == kw => ti,
             _ => {
+                let local = ip.dst_u32();
                 // To one of our addresses.
                 if !tables.local4_set.contains(local) {
                     return None;
                 }
                 let dk = crate::tunnel::table::DecapKey {
                     local: IpAddr::V4(local.into()),
-                    remote: IpAddr::V4(remote.into()),
+                    remote: IpAddr::V4(ip.src_u32().into()),
                     key,
                 };
                 let ti = *tables.decap.get(&dk)?;
-                self.last_decap4 = Some((local, remote, key, ti));
+                self.last_decap4 = (addrs, kw, ti);
                 ti
             }
         };

@@ -231,9 +231,9 @@ struct Worker<B> {
     last_decap: Option<(crate::tunnel::table::DecapKey, u32)>,
     /// Last next hop resolved by `l2_rewrite` and its MAC (same validity).
     last_neighbor: Option<(IpAddr, [u8; 6])>,
-    /// The IPv4 fast paths' decap match cache: (outer destination, outer source, key) as raw words -> tunnel
-    /// (same validity as `last_decap`).
-    last_decap4: Option<(u32, u32, Option<u32>, u32)>,
+    /// The IPv4 fast paths' decap match cache: (outer source and destination as one raw word, key with a
+    /// presence bit above it) -> tunnel (same validity as `last_decap`). [`NO_DECAP4`] when empty.
+    last_decap4: (u64, u64, u32),
     /// The IPv4 decap fast path's next hops by inner destination (a direct-mapped cache, [`Hop4::slot`]): what
     /// the route lookup, the tunnel-route check, the egress port's role and the neighbour gave for that
     /// destination (same validity as `last_decap`: cleared when the worker picks up a new table, so a route or
@@ -259,6 +259,9 @@ struct Worker<B> {
     #[cfg(feature = "testkit")]
     fast_hits: u64,
 }
+
+/// An empty [`Worker::last_decap4`]: its key word (all ones) matches no packet's (33 bits at most).
+const NO_DECAP4: (u64, u64, u32) = (0, u64::MAX, 0);
 
 /// Slots of [`Worker::hops4`].
 const HOPS4: usize = 64;
@@ -432,7 +435,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_ti: Box::new([NO_TUNNEL; STAGE_MAX]),
                 staged_len: 0,
                 staged_next: 0,
-                last_decap4: None,
+                last_decap4: NO_DECAP4,
                 hops4: Box::new([Hop4::EMPTY; HOPS4]),
                 fast_path: true,
                 wall_anchor: None,
@@ -480,8 +483,6 @@ impl<B: PacketBuf> Gateway<B> {
     }
 }
 
-/// Copy the first `hl` bytes of an encapsulation template into `d` as two overlapping fixed-size copies (inline
-/// vector moves) instead of a variable-length `memcpy` call: headers are 38..70 bytes.
 /// The GRE header of a decap fast path at `gre_at` (its first four bytes `gre`, already in view): version 0, no
 /// flag but K, protocol IPv4 or IPv6. Returns (protocol, key, offset of the inner packet).
 #[inline(always)]

@@ -158,10 +158,10 @@ pub(crate) fn fold64(mut s: u64) -> u16 {
 
 /// Fold a 32-bit accumulator into 16 bits with end-around carry.
 #[inline(always)]
-pub fn fold(mut s: u32) -> u16 {
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s as u16
+pub fn fold(s: u32) -> u16 {
+    // The upper half of `s + rotl(s, 16)` is hi + lo plus the carry out of lo + hi below it: the end-around
+    // carry, in one add (Linux's `csum_fold`).
+    (s.wrapping_add(s.rotate_left(16)) >> 16) as u16
 }
 
 /// One's-complement sum of `data` added to `initial` (see the module contract). Buffers up to
