@@ -183,6 +183,13 @@ macro_rules! fixed_header_getters {
             let at = field::ETHERTYPE.start;
             u16::from_be_bytes([self.0[at], self.0[at + 1]])
         }
+        /// Whether the EtherType is `et`: the field compared as it lies in memory with `et` in network order
+        /// (a constant), no byte swap of the field.
+        #[inline(always)]
+        pub fn ethertype_is(&self, et: u16) -> bool {
+            let at = field::ETHERTYPE.start;
+            [self.0[at], self.0[at + 1]] == et.to_be_bytes()
+        }
     };
 }
 
@@ -484,6 +491,14 @@ mod tests {
     }
 
     proptest! {
+    /// `ethertype_is` (the raw compare of the fast paths) agrees with `ethertype`.
+    #[test]
+    fn ethertype_is_agrees_with_ethertype(h in proptest::array::uniform14(any::<u8>()), et in any::<u16>()) {
+        let v = Header::new(&h);
+        prop_assert_eq!(v.ethertype_is(et), v.ethertype() == et);
+        prop_assert!(v.ethertype_is(v.ethertype()));
+    }
+
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             if let Ok(frame) = Frame::new_checked(&bytes[..]) {

@@ -268,8 +268,7 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
         return NO_TUNNEL;
     };
     let (eth, ip) = eth_ipv4(h);
-    let et = eth.ethertype();
-    if et == ethertype::IPV4 {
+    if eth.ethertype_is(ethertype::IPV4) {
         if ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
             || usize::from(ip.total_len()) != len - ETH
             || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
@@ -288,7 +287,7 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
             return NO_TUNNEL;
         }
         ti
-    } else if et == ethertype::IPV6 {
+    } else if eth.ethertype_is(ethertype::IPV6) {
         let Some(h6) = frame_prefix::<ETH_IPV6>(d) else {
             return NO_TUNNEL;
         };

@@ -31,7 +31,7 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let (eth, ip) = eth_ipv4(frame_prefix::<ETH_IPV4>(d)?);
-        if eth.ethertype() != ethertype::IPV4 || ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS {
+        if !eth.ethertype_is(ethertype::IPV4) || ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS {
             return None;
         }
         let ip_len = len - ethernet::HEADER_LEN;
@@ -205,7 +205,7 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let (eth, ip) = eth_ipv6(frame_prefix::<ETH_IPV6>(d)?);
-        if eth.ethertype() != ethertype::IPV6 || ip.version() != 6 {
+        if !eth.ethertype_is(ethertype::IPV6) || ip.version() != 6 {
             return None;
         }
         let ip_len = len - ethernet::HEADER_LEN;
@@ -271,7 +271,7 @@ impl<B: PacketBuf> Worker<B> {
         let h = frame_prefix::<{ GRE_AT + gre::BASE_HEADER_LEN }>(d)?;
         let (eth, ip) = eth_ipv4(h);
         let gre = gre::Header::new(checked_prefix(&h[GRE_AT..]));
-        if eth.ethertype() != ethertype::IPV4
+        if !eth.ethertype_is(ethertype::IPV4)
             || ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
             || ip.protocol() != protocol::GRE
         {
@@ -334,7 +334,7 @@ impl<B: PacketBuf> Worker<B> {
         let h = frame_prefix::<{ GRE_AT + gre::BASE_HEADER_LEN }>(d)?;
         let (eth, ip) = eth_ipv6(h);
         let gre = gre::Header::new(checked_prefix(&h[GRE_AT..]));
-        if eth.ethertype() != ethertype::IPV6
+        if !eth.ethertype_is(ethertype::IPV6)
             || ip.version() != 6
             || ip.next_header() != protocol::GRE
         {
