@@ -1,8 +1,8 @@
-//! The fast pass over a whole rx burst ([`Processor::fast_burst`]), in stages over the burst as VPP runs its
-//! nodes over a vector: on an inside port, (1) every packet's checks and encap-route lookup, (2) with many
-//! tunnels, the matched tunnels' lines prefetched, (3) every staged packet encapsulated; on an outside port,
-//! every packet through the decap fast paths. Each stage is a short loop of its own, out of the worker's poll
-//! loop, so its values stay in registers and one packet's table loads overlap the next one's. The stages do
+//! The fast pass over a whole rx burst ([`Processor::fast_burst`]): on an inside port, (1) each packet's checks
+//! and encap-route lookup and (3) its encapsulation, in one loop while the tunnels stay in L1, or with many
+//! tunnels in stages over the burst as VPP runs its nodes over a vector, (1) for every packet, (2) the matched
+//! tunnels' lines prefetched, (3) for every staged packet; on an outside port, every packet through the decap
+//! fast paths. Each loop is out of the worker's poll loop, so its values stay in registers. The stages do
 //! exactly what the per-packet fast paths do (`fast.rs`; `tests::fast_path_equals_general_rules` runs both and
 //! the general rules on the same packets): a packet they decline is left untouched for `Processor::process`,
 //! and so is every packet after it (the pass ends there), so the worker's state changes in arrival order.
@@ -56,8 +56,9 @@ impl<B: PacketBuf> Gateway<B> {
 
 impl<B: PacketBuf> Worker<B> {
     /// An inside burst: stage 1 checks each packet and looks its destination up (a tunnel index, or
-    /// `NO_TUNNEL` for a packet the fast paths leave alone); stage 2 prefetches the tunnels when there are many;
-    /// stage 3 encapsulates.
+    /// `NO_TUNNEL` for a packet the fast paths leave alone); stage 3 encapsulates. With many tunnels stage 1
+    /// runs over the burst first and stage 2 prefetches the tunnels before stage 3; with few, one loop does
+    /// both stages per packet.
     #[inline(never)]
     fn encap_pass(
         &mut self,
