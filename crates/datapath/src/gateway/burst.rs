@@ -168,11 +168,11 @@ impl<B: PacketBuf> Worker<B> {
                 df: true,
                 cksum: 0,
             };
-            return if shape == fast::ENCAP4_PLAIN {
-                self.emit_apart::<false, false, true>(t, pkt, ti, inner, c)
+            return plan::of(if shape == fast::ENCAP4_PLAIN {
+                self.fast_emit4::<false, false, true>(t, pkt, ti, inner, c)
             } else {
-                self.emit_apart::<false, true, true>(t, pkt, ti, inner, c)
-            };
+                self.fast_emit4::<false, true, true>(t, pkt, ti, inner, c)
+            });
         }
         let Some(h) = frame_prefix::<ETH_IPV4>(d) else {
             return plan::SLOW;
@@ -185,26 +185,12 @@ impl<B: PacketBuf> Worker<B> {
             df: ip.dont_frag(),
             cksum: ip.checksum(),
         };
-        match shape {
-            fast::ENCAP4_PLAIN => plan::of(self.fast_emit4::<false, false, false>(t, pkt, ti, inner, c)),
-            fast::ENCAP4_KEY => plan::of(self.fast_emit4::<false, true, false>(t, pkt, ti, inner, c)),
-            fast::ENCAP4_CSUM => self.emit_apart::<true, false, false>(t, pkt, ti, inner, c),
-            _ => self.emit_apart::<true, true, false>(t, pkt, ti, inner, c),
-        }
-    }
-
-    /// [`Worker::fast_emit4`] out of line, for the shapes whose code would otherwise take registers from the
-    /// common ones' loop (IPv4 inside, no GRE checksum): the GRE checksum's sum over the payload, IPv6 inside.
-    #[inline(never)]
-    fn emit_apart<const CSUM: bool, const KEY: bool, const V6: bool>(
-        &mut self,
-        t: &Tunnel,
-        pkt: &mut B,
-        ti: u32,
-        inner: InnerV4,
-        c: &mut Counters,
-    ) -> u16 {
-        plan::of(self.fast_emit4::<CSUM, KEY, V6>(t, pkt, ti, inner, c))
+        plan::of(match shape {
+            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_KEY => self.fast_emit4::<false, true, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_CSUM => self.fast_emit4::<true, false, false>(t, pkt, ti, inner, c),
+            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, inner, c),
+        })
     }
 
     /// Stage 3 of a packet the constant-shape code does not take: an IPv6 packet (`v6`), or one into a tunnel
