@@ -213,47 +213,66 @@ fn learned_neighbor_is_published_and_used() {
     assert_eq!(&out[0..6], &[2, 0, 0, 0, 0, 0x77]);
 }
 
-/// The decap fast path keeps each inner destination's next hop for the table generation (`Worker::hops4`): a
-/// neighbour whose MAC changes, and one that is gone, are seen by the very next packet of a new generation.
+/// The decap fast paths keep each inner destination's next hop for the table generation (`Worker::hops4`,
+/// `hops6`): a neighbour whose MAC changes, and one that is gone, are seen by the very next packet of a new
+/// generation, for IPv4 and IPv6 inside.
 #[test]
 fn a_changed_or_removed_neighbour_is_seen_by_the_next_decapsulated_packet() {
-    let mut r = rig("");
-    let host = "10.0.0.77".parse().unwrap();
-    let inner = inner_from_remote([10, 0, 0, 77], 30, 0);
-    let frame = outer_gre(&gre_hdr(false, None, None, 0x0800, &inner), &inner, 0);
-    let mut now = 2_000;
-    for mac in [[2, 0, 0, 0, 0, 0x77], [2, 0, 0, 0, 0, 0x78]] {
-        r.cp.on_event(
-            Event::Neighbor {
-                port: INSIDE,
-                ip: host,
-                mac,
-            },
-            Instant::now(),
-        );
-        assert!(r.cp.take_dirty());
-        r.shared.tables.store(std::sync::Arc::new(r.cp.tables()));
-        Processor::<VecBuf>::begin_burst(&mut r.gw, now);
-        now += 1_000;
-        let hits = r.gw.fast_path_hits();
-        for _ in 0..3 {
-            let (v, out) = r.run(&frame, OUTSIDE);
-            assert_eq!(v, Verdict::Tx(INSIDE));
+    let inner4 = inner_from_remote([10, 0, 0, 77], 30, 0);
+    let inner6 = ipv6(
+        v6("2001:db8:20::5"),
+        v6("2001:db8:1::77"),
+        17,
+        30,
+        0,
+        &udp_payload(18),
+    );
+    for (host, proto, inner) in [
+        ("10.0.0.77", 0x0800, inner4),
+        ("2001:db8:1::77", 0x86dd, inner6),
+    ] {
+        let mut r = rig("");
+        let host = host.parse().unwrap();
+        let frame = outer_gre(&gre_hdr(false, None, None, proto, &inner), &inner, 0);
+        let mut now = 2_000;
+        for mac in [[2, 0, 0, 0, 0, 0x77], [2, 0, 0, 0, 0, 0x78]] {
+            r.cp.on_event(
+                Event::Neighbor {
+                    port: INSIDE,
+                    ip: host,
+                    mac,
+                },
+                Instant::now(),
+            );
+            assert!(r.cp.take_dirty());
+            r.shared.tables.store(std::sync::Arc::new(r.cp.tables()));
+            Processor::<VecBuf>::begin_burst(&mut r.gw, now);
+            now += 1_000;
+            let hits = r.gw.fast_path_hits();
+            for _ in 0..3 {
+                let (v, out) = r.run(&frame, OUTSIDE);
+                assert_eq!(v, Verdict::Tx(INSIDE), "{host}");
+                assert_eq!(
+                    &out[0..6],
+                    &mac,
+                    "{host}: to the neighbour's MAC of this generation"
+                );
+            }
             assert_eq!(
-                &out[0..6],
-                &mac,
-                "to the neighbour's MAC of this generation"
+                r.gw.fast_path_hits() - hits,
+                3,
+                "{host}: through the fast path"
             );
         }
-        assert_eq!(r.gw.fast_path_hits() - hits, 3, "through the fast path");
+        // A table without the neighbour: the packet waits for it (general rules), never to the old MAC.
+        let mut cp =
+            ControlPlane::new(r.cp.config(), &[IN_MAC, OUT_MAC], Instant::now(), 1).unwrap();
+        r.shared.tables.store(std::sync::Arc::new(cp.tables()));
+        Processor::<VecBuf>::begin_burst(&mut r.gw, now);
+        let (v, _) = r.run(&frame, OUTSIDE);
+        assert!(
+            v.is_hold(),
+            "{host}: held while the next hop is resolved again: {v:?}"
+        );
     }
-    // A table without the neighbour: the packet waits for it (general rules), never to the old MAC.
-    let mut cp = ControlPlane::new(r.cp.config(), &[IN_MAC, OUT_MAC], Instant::now(), 1).unwrap();
-    r.shared.tables.store(std::sync::Arc::new(cp.tables()));
-    Processor::<VecBuf>::begin_burst(&mut r.gw, now);
-    let (v, _) = r.run(&frame, OUTSIDE);
-    assert!(
-        v.is_hold(),
-        "held while the next hop is resolved again: {v:?}"
-    );
 }

@@ -452,7 +452,7 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         // Where it goes: cached for this destination, or found now (`hop4`).
-        let slot = Hop4::slot(idst);
+        let slot = Hop::<u32>::slot(idst);
         let hop = match self.hops4[slot] {
             h if h.dst == idst => h,
             _ => {
@@ -480,7 +480,7 @@ impl<B: PacketBuf> Worker<B> {
     /// (not into a tunnel again), toward a neighbour we know. `None`: the general rules take it. Out of line:
     /// [`Worker::hops4`] answers most packets.
     #[inline(never)]
-    fn hop4(&mut self, tables: &Tables, idst: u32) -> Option<Hop4> {
+    fn hop4(&mut self, tables: &Tables, idst: u32) -> Option<Hop<u32>> {
         if tables.local4_set.contains(idst) {
             return None;
         }
@@ -497,16 +497,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         let nh = route.via.unwrap_or(IpAddr::V4(idst.into()));
         let mac = self.neighbor_mac(tables, nh)?;
-        let mut eth = [0; ethernet::HEADER_LEN];
-        let mut h = ethernet::HeaderMut::new(&mut eth);
-        h.set_dst(mac);
-        h.set_src(port.mac);
-        h.set_ethertype(ethertype::IPV4);
-        Some(Hop4 {
-            dst: idst,
-            port: u16::try_from(route.port).ok()?,
-            eth,
-        })
+        Hop::new(idst, route.port, mac, port.mac, ethertype::IPV4)
     }
 
     /// The rest of the decap fast paths for an IPv6 packet inside (the outer header and GRE checked, tunnel
@@ -534,34 +525,52 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
-        let rt = &tables.routes;
-        let route = rt.routes6.lookup_bytes(idst);
-        let dst = Ipv6Addr::from(*idst);
-        if tables.local6.contains(&dst) {
-            return None;
-        }
-        let route = rt.routes.get(route? as usize)?;
-        // As in `fast_decap_inner4`: the tunnel-route walk only where a tunnel route overlaps the route's prefix.
-        if route.tunnel_overlap && rt.encap6.lookup_bytes(idst).is_some() {
-            return None;
-        }
-        if tables.ports.get(route.port)?.role != PortRole::Inside {
-            return None;
-        }
-        let nh = route.via.unwrap_or(IpAddr::V6(dst));
-        let mac = self.neighbor_mac(tables, nh)?;
+        let key = [
+            u64::from_ne_bytes(idst[..8].try_into().expect("8 bytes")),
+            u64::from_ne_bytes(idst[8..].try_into().expect("8 bytes")),
+        ];
+        // Where it goes: cached for this destination, or found now (`hop6`).
+        let slot = Hop::<[u64; 2]>::slot(key);
+        let hop = match self.hops6[slot] {
+            h if h.dst == key => h,
+            _ => {
+                let h = self.hop6(tables, idst, key)?;
+                self.hops6[slot] = h;
+                h
+            }
+        };
         if !pkt.adj(off - ethernet::HEADER_LEN) {
             return None;
         }
-        let src = tables.ports[route.port].mac;
         let (mut eth, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(pkt.data_mut()));
-        eth.set_dst(mac);
-        eth.set_src(src);
-        eth.set_ethertype(ethertype::IPV6);
+        eth.set_all(&hop.eth);
         ip.set_hop_limit(ip.hop_limit() - 1);
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
-        Some(plan::tx(route.port))
+        Some(plan::tx(usize::from(hop.port)))
+    }
+
+    /// [`Worker::hop4`] for IPv6 inner destination `idst` (`key`: its halves, as cached): not ours, not into a
+    /// tunnel again, routed to an inside port, toward a neighbour we know.
+    #[inline(never)]
+    fn hop6(&mut self, tables: &Tables, idst: &[u8; 16], key: [u64; 2]) -> Option<Hop<[u64; 2]>> {
+        let dst = Ipv6Addr::from(*idst);
+        if tables.local6.contains(&dst) {
+            return None;
+        }
+        let rt = &tables.routes;
+        let route = rt.routes.get(rt.routes6.lookup_bytes(idst)? as usize)?;
+        // As in `hop4`: the tunnel-route walk only where a tunnel route overlaps the route's prefix.
+        if route.tunnel_overlap && rt.encap6.lookup_bytes(idst).is_some() {
+            return None;
+        }
+        let port = tables.ports.get(route.port)?;
+        if port.role != PortRole::Inside {
+            return None;
+        }
+        let nh = route.via.unwrap_or(IpAddr::V6(dst));
+        let mac = self.neighbor_mac(tables, nh)?;
+        Hop::new(key, route.port, mac, port.mac, ethertype::IPV6)
     }
 }

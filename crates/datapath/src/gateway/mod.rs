@@ -234,11 +234,12 @@ struct Worker<B> {
     /// The IPv4 fast paths' decap match cache: (outer source and destination as one raw word, key with a
     /// presence bit above it) -> tunnel (same validity as `last_decap`). [`NO_DECAP4`] when empty.
     last_decap4: (u64, u64, u32),
-    /// The IPv4 decap fast path's next hops by inner destination (a direct-mapped cache, [`Hop4::slot`]): what
-    /// the route lookup, the tunnel-route check, the egress port's role and the neighbour gave for that
-    /// destination (same validity as `last_decap`: cleared when the worker picks up a new table, so a route or
-    /// neighbour change is seen at once).
-    hops4: Box<[Hop4; HOPS4]>,
+    /// The decap fast paths' next hops by inner destination (direct-mapped caches, [`Hop::slot`]): what the
+    /// route lookup, the tunnel-route check, the egress port's role and the neighbour gave for that destination
+    /// (same validity as `last_decap`: cleared when the worker picks up a new table, so a route or neighbour
+    /// change is seen at once).
+    hops4: Box<[Hop<u32>; HOPS]>,
+    hops6: Box<[Hop<[u64; 2]>; HOPS]>,
     /// Whether the one-pass fast paths run (they only ever accept packets the general rules treat the same
     /// way; off in the equivalence test, which compares both).
     fast_path: bool,
@@ -263,30 +264,60 @@ struct Worker<B> {
 /// An empty [`Worker::last_decap4`]: its key word (all ones) matches no packet's (33 bits at most).
 const NO_DECAP4: (u64, u64, u32) = (0, u64::MAX, 0);
 
-/// Slots of [`Worker::hops4`].
-const HOPS4: usize = 64;
+/// Slots of [`Worker::hops4`] and of [`Worker::hops6`].
+const HOPS: usize = 64;
 
-/// Where the decap fast path sends a decapsulated IPv4 packet to inner destination `dst`: out of port `port`
-/// (an inside port) with Ethernet header `eth` (the neighbour's MAC, the port's, IPv4). An empty slot has the
-/// broadcast address as `dst`, which the fast path never looks up (it declines 224/3 before).
+/// Where a decap fast path sends a decapsulated packet to inner destination `dst` (IPv4: the address; IPv6: its
+/// two halves as they lie in memory): out of port `port` (an inside port) with Ethernet header `eth` (the
+/// neighbour's MAC, the port's, the EtherType). An empty slot has a multicast `dst` (all ones), which the fast
+/// paths never look up (they decline multicast before).
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Hop4 {
-    dst: u32,
+pub(super) struct Hop<K> {
+    dst: K,
     port: u16,
     eth: [u8; ethernet::HEADER_LEN],
 }
 
-impl Hop4 {
-    const EMPTY: Hop4 = Hop4 {
+impl<K: Copy> Hop<K> {
+    /// The hop to `dst` out of port `port` (whose MAC is `src`) toward neighbour MAC `mac`.
+    fn new(dst: K, port: usize, mac: [u8; 6], src: [u8; 6], et: u16) -> Option<Self> {
+        let mut eth = [0; ethernet::HEADER_LEN];
+        let mut h = ethernet::HeaderMut::new(&mut eth);
+        h.set_dst(mac);
+        h.set_src(src);
+        h.set_ethertype(et);
+        Some(Hop {
+            dst,
+            port: u16::try_from(port).ok()?,
+            eth,
+        })
+    }
+}
+
+impl Hop<u32> {
+    const EMPTY: Self = Hop {
         dst: u32::MAX,
         port: 0,
         eth: [0; ethernet::HEADER_LEN],
     };
-    /// The slot of destination `dst` (multiplicative hashing: the top 6 bits of a 32-bit product).
+    /// The slot of `dst` (multiplicative hashing: the top 6 bits of a 32-bit product).
     #[inline(always)]
     fn slot(dst: u32) -> usize {
-        const _: () = assert!(HOPS4 == 1 << 6);
+        const _: () = assert!(HOPS == 1 << 6);
         (dst.wrapping_mul(0x9e37_79b9) >> 26) as usize
+    }
+}
+
+impl Hop<[u64; 2]> {
+    const EMPTY: Self = Hop {
+        dst: [u64::MAX; 2],
+        port: 0,
+        eth: [0; ethernet::HEADER_LEN],
+    };
+    /// The slot of `dst` (the halves folded, then as for IPv4 in 64 bits).
+    #[inline(always)]
+    fn slot(dst: [u64; 2]) -> usize {
+        ((dst[0] ^ dst[1]).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
     }
 }
 
@@ -436,7 +467,8 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_len: 0,
                 staged_next: 0,
                 last_decap4: NO_DECAP4,
-                hops4: Box::new([Hop4::EMPTY; HOPS4]),
+                hops4: Box::new([Hop::<u32>::EMPTY; HOPS]),
+                hops6: Box::new([Hop::<[u64; 2]>::EMPTY; HOPS]),
                 fast_path: true,
                 wall_anchor: None,
                 mirror_ident: (worker as u16).wrapping_mul(0x3d1) ^ 0x8000,
