@@ -1,7 +1,8 @@
 //! Decapsulation: the receiver rules each with its drop reason, ECN (RFC 6040), anti-spoofing, IPv6 outer, and
 //! the frames that never reach them (padding, non-IP, truncated, VLAN).
 use super::rig::*;
-use crate::datapath::Verdict;
+use crate::buf::VecBuf;
+use crate::datapath::{Processor, Verdict};
 use crate::stats::DropReason;
 use crate::wire::gre;
 
@@ -255,4 +256,43 @@ fn a_single_vlan_tag_is_accepted_and_removed() {
     assert_eq!(o1.len(), o2.len());
     assert_eq!(&o1[..18], &o2[..18]);
     assert_eq!(&o1[34..], &o2[34..]);
+}
+
+/// The decap fast paths keep the last tunnel match per outer family (`Worker::last_decap4`, `last_decap6`) for
+/// the table generation: when a runtime change gives both tunnels new keys, the very next packet with an old key
+/// is refused as `key_mismatch` by the general rules and one with the new key is taken, over IPv4 and IPv6 outside.
+#[test]
+fn the_tunnel_match_caches_follow_a_key_change_at_once() {
+    let mut r = rig("key = 5");
+    let inner = inner_from_remote([10, 0, 0, 2], 30, 0);
+    let over4 = |k| outer_gre(&gre_hdr(false, Some(k), None, 0x0800, &inner), &inner, 0);
+    let over6 = |k| outer_gre6(&gre_hdr(false, Some(k), None, 0x0800, &inner), &inner, 0);
+    for _ in 0..3 {
+        assert_eq!(r.run(&over4(5), OUTSIDE).0, Verdict::Tx(INSIDE));
+        assert_eq!(r.run(&over6(6), OUTSIDE).0, Verdict::Tx(INSIDE));
+    }
+    let mut cfg = r.cp.config().clone();
+    cfg.tunnels[0].key = Some(7);
+    cfg.tunnels[1].key = Some(8);
+    r.cp.reconfigure(cfg, std::time::Instant::now(), 2).unwrap();
+    r.shared.tables.store(std::sync::Arc::new(r.cp.tables()));
+    Processor::<VecBuf>::begin_burst(&mut r.gw, 2_000);
+    assert_eq!(
+        r.run(&over4(5), OUTSIDE).0,
+        Verdict::Drop(DropReason::KeyMismatch)
+    );
+    assert_eq!(
+        r.run(&over6(6), OUTSIDE).0,
+        Verdict::Drop(DropReason::KeyMismatch)
+    );
+    let hits = r.gw.fast_path_hits();
+    for _ in 0..3 {
+        assert_eq!(r.run(&over4(7), OUTSIDE).0, Verdict::Tx(INSIDE));
+        assert_eq!(r.run(&over6(8), OUTSIDE).0, Verdict::Tx(INSIDE));
+    }
+    assert_eq!(
+        r.gw.fast_path_hits() - hits,
+        6,
+        "the new keys through the fast paths"
+    );
 }

@@ -345,23 +345,32 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
-        let local = ip.dst();
-        let remote = ip.src();
-        if !self.is_local6(tables, local) {
-            return None;
-        }
         let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
-        let dk = crate::tunnel::table::DecapKey {
-            local: IpAddr::from(local),
-            remote: IpAddr::from(remote),
-            key,
-        };
-        // The general rules' one-entry cache (same key, same tables).
-        let ti = match self.last_decap {
-            Some((k, ti)) if k == dk => ti,
+        let (local, remote) = (ip.dst(), ip.src());
+        // As `last_decap4`: the addresses as they lie in memory, the key with a presence bit.
+        let half =
+            |a: &[u8; 16], i: usize| u64::from_ne_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let addrs = [
+            half(&remote, 0),
+            half(&remote, 8),
+            half(&local, 0),
+            half(&local, 8),
+        ];
+        let kw = key.map_or(0, |k| 1 << 32 | u64::from(k));
+        let ti = match self.last_decap6 {
+            // (The cached match passed the "ours" check below in this table generation.)
+            (a, k, ti) if a == addrs && k == kw => ti,
             _ => {
+                if !self.is_local6(tables, local) {
+                    return None;
+                }
+                let dk = crate::tunnel::table::DecapKey {
+                    local: IpAddr::from(local),
+                    remote: IpAddr::from(remote),
+                    key,
+                };
                 let ti = *tables.decap.get(&dk)?;
-                self.last_decap = Some((dk, ti));
+                self.last_decap6 = (addrs, kw, ti);
                 ti
             }
         };

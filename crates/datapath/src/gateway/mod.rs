@@ -234,6 +234,9 @@ struct Worker<B> {
     /// The IPv4 fast paths' decap match cache: (outer source and destination as one raw word, key with a
     /// presence bit above it) -> tunnel (same validity as `last_decap`). [`NO_DECAP4`] when empty.
     last_decap4: (u64, u64, u32),
+    /// The same for the IPv6 fast path: (source and destination as four raw words, key word) -> tunnel.
+    /// [`NO_DECAP6`] when empty.
+    last_decap6: ([u64; 4], u64, u32),
     /// The decap fast paths' next hops by inner destination (direct-mapped caches, [`Hop::slot`]): what the
     /// route lookup, the tunnel-route check, the egress port's role and the neighbour gave for that destination
     /// (same validity as `last_decap`: cleared when the worker picks up a new table, so a route or neighbour
@@ -263,6 +266,8 @@ struct Worker<B> {
 
 /// An empty [`Worker::last_decap4`]: its key word (all ones) matches no packet's (33 bits at most).
 const NO_DECAP4: (u64, u64, u32) = (0, u64::MAX, 0);
+/// An empty [`Worker::last_decap6`] (the same key word).
+const NO_DECAP6: ([u64; 4], u64, u32) = ([0; 4], u64::MAX, 0);
 
 /// Slots of [`Worker::hops4`] and of [`Worker::hops6`].
 const HOPS: usize = 64;
@@ -467,6 +472,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_len: 0,
                 staged_next: 0,
                 last_decap4: NO_DECAP4,
+                last_decap6: NO_DECAP6,
                 hops4: Box::new([Hop::<u32>::EMPTY; HOPS]),
                 hops6: Box::new([Hop::<[u64; 2]>::EMPTY; HOPS]),
                 fast_path: true,
