@@ -265,20 +265,15 @@ impl<const N: usize> Burst<N> {
 
     /// Move every mbuf of `from`, in order, to the end of this burst when they all fit (`from` is left empty);
     /// false, with nothing moved, when they do not. One copy of the pointers; the byte count is summed over
-    /// the moved mbufs (as `push` would).
+    /// the moved mbufs ([`Burst::total_len`]: an rx burst has no `push` count).
     #[inline(always)]
     pub fn append(&mut self, from: &mut Self) -> bool {
         let n = from.len;
         let Some(dst) = self.ptrs.get_mut(self.len..self.len + n) else {
             return false;
         };
-        let src = &from.ptrs[..n];
-        dst.copy_from_slice(src);
-        // SAFETY: slots below `from.len` are valid owned mbufs (now owned by `self`).
-        self.bytes += src
-            .iter()
-            .map(|&p| u64::from(unsafe { (*p).pkt_len }))
-            .sum::<u64>();
+        dst.copy_from_slice(&from.ptrs[..n]);
+        self.bytes += from.total_len() as u64;
         self.len += n;
         from.len = 0;
         from.bytes = 0;

@@ -491,13 +491,16 @@ mod tests {
     }
 
     proptest! {
-    /// `ethertype_is` (the raw compare of the fast paths) agrees with `ethertype`.
-    #[test]
-    fn ethertype_is_agrees_with_ethertype(h in proptest::array::uniform14(any::<u8>()), et in any::<u16>()) {
-        let v = Header::new(&h);
-        prop_assert_eq!(v.ethertype_is(et), v.ethertype() == et);
-        prop_assert!(v.ethertype_is(v.ethertype()));
-    }
+        /// `ethertype_is` (the raw compare of the fast paths) agrees with `ethertype`.
+        #[test]
+        fn ethertype_is_agrees_with_ethertype(
+            h in proptest::array::uniform14(any::<u8>()),
+            et in any::<u16>(),
+        ) {
+            let v = Header::new(&h);
+            prop_assert_eq!(v.ethertype_is(et), v.ethertype() == et);
+            prop_assert!(v.ethertype_is(v.ethertype()));
+        }
 
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {

@@ -99,17 +99,16 @@ impl<B: PacketBuf> Worker<B> {
             return false;
         }
         let staged = &staged[..n];
-        if tables.tunnels.len() >= PREFETCH_MIN_TUNNELS {
-            for &s in staged {
-                let ti = (s & !STAGED_V6) as usize;
-                if let Some(t) = tables.tunnels.get(ti) {
-                    let base = (t as *const Tunnel).cast::<u8>();
-                    for line in 0..tables.tunnel_lines {
-                        prefetch(base.wrapping_add(64 * line));
-                    }
-                    if let Some(tc) = c.tunnels.get(ti) {
-                        prefetch((tc as *const crate::stats::TunnelCounters).cast::<u8>());
-                    }
+        // Stage 2: the matched tunnels' lines and counters, for stage 3.
+        for &s in staged {
+            let ti = (s & !STAGED_V6) as usize;
+            if let Some(t) = tables.tunnels.get(ti) {
+                let base = (t as *const Tunnel).cast::<u8>();
+                for line in 0..tables.tunnel_lines {
+                    prefetch(base.wrapping_add(64 * line));
+                }
+                if let Some(tc) = c.tunnels.get(ti) {
+                    prefetch((tc as *const crate::stats::TunnelCounters).cast::<u8>());
                 }
             }
         }

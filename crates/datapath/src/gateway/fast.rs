@@ -286,22 +286,20 @@ impl<B: PacketBuf> Worker<B> {
             return None;
         }
         let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
-        // The cache's words: source and destination as they lie in the header (one 8-byte load), the key with a
-        // presence bit.
+        // The cache's words: source and destination as they lie in the header (one 8-byte load), the key.
         let addrs =
             u64::from(u32::from_ne_bytes(ip.src())) | u64::from(u32::from_ne_bytes(ip.dst())) << 32;
-        let kw = key.map_or(0, |k| 1 << 32 | u64::from(k));
+        let kw = key_word(key);
         let ti = match self.last_decap4 {
             // (The cached match passed the "ours" check below in this table generation.)
             (a, k, ti) if a == addrs && k == kw => ti,
             _ => {
-                let local = ip.dst_u32();
                 // To one of our addresses.
-                if !tables.local4_set.contains(local) {
+                if !self.is_local4(tables, ip.dst()) {
                     return None;
                 }
                 let dk = crate::tunnel::table::DecapKey {
-                    local: IpAddr::V4(local.into()),
+                    local: IpAddr::V4(ip.dst_u32().into()),
                     remote: IpAddr::V4(ip.src_u32().into()),
                     key,
                 };
@@ -347,7 +345,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
         let (local, remote) = (ip.dst(), ip.src());
-        // As `last_decap4`: the addresses as they lie in memory, the key with a presence bit.
+        // As `last_decap4`: the addresses as they lie in memory, the key.
         let half =
             |a: &[u8; 16], i: usize| u64::from_ne_bytes(a[i..i + 8].try_into().expect("8 bytes"));
         let addrs = [
@@ -356,7 +354,7 @@ impl<B: PacketBuf> Worker<B> {
             half(&local, 0),
             half(&local, 8),
         ];
-        let kw = key.map_or(0, |k| 1 << 32 | u64::from(k));
+        let kw = key_word(key);
         let ti = match self.last_decap6 {
             // (The cached match passed the "ours" check below in this table generation.)
             (a, k, ti) if a == addrs && k == kw => ti,

@@ -269,6 +269,13 @@ const NO_DECAP4: (u64, u64, u32) = (0, u64::MAX, 0);
 /// An empty [`Worker::last_decap6`] (the same key word).
 const NO_DECAP6: ([u64; 4], u64, u32) = ([0; 4], u64::MAX, 0);
 
+/// A GRE key as the decap match caches keep it: the key with a presence bit above it (33 bits at most, so the
+/// empty caches' all-ones word matches none).
+#[inline(always)]
+fn key_word(key: Option<u32>) -> u64 {
+    key.map_or(0, |k| 1 << 32 | u64::from(k))
+}
+
 /// Slots of [`Worker::hops4`] and of [`Worker::hops6`].
 const HOPS: usize = 64;
 
