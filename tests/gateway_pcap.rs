@@ -85,6 +85,16 @@ fn encap_and_decap_match_scapy_byte_for_byte_and_tshark_agrees() {
         s["mempool"]["free_at_start"], s["mempool"]["free_at_end"],
         "no mbuf leaked"
     );
+    // Byte counters (the fast pass counts what it rewrites as received and as sent) against the frames and the
+    // PMD's own counts.
+    let bytes = |v: &[Vec<u8>]| v.iter().map(|f| f.len() as u64).sum::<u64>();
+    let sent_in = read_pcap(&dir.join("inside.pcap"));
+    let sent_out = read_pcap(&dir.join("outside.pcap"));
+    assert_eq!(s["ports"]["inside"]["rx_bytes"], bytes(&sent_in), "{s}");
+    assert_eq!(s["ports"]["outside"]["rx_bytes"], bytes(&sent_out), "{s}");
+    assert_eq!(s["ports"]["outside"]["tx_bytes"], bytes(&got_out), "{s}");
+    assert_eq!(s["ports"]["inside"]["tx_bytes"], bytes(&got_in), "{s}");
+    assert_eq!(s["ports"]["outside"]["hw"]["obytes"], bytes(&got_out));
 
     // tshark (Wireshark's dissectors) on what greway wrote: valid outer IPv4 and GRE checksums, key, sequence.
     let rows = tshark_fields(
@@ -279,4 +289,99 @@ fn malformed_peer_captures_never_crash_and_are_all_counted() {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// An IPv4 GRE frame (key `key`) from `src` to `dst` carrying the IPv4 packet of `inner` (an Ethernet frame),
+/// as the outside next hop 02:00:00:00:00:fe sends it to the gateway's outside port.
+fn gre4_frame(src: [u8; 4], dst: [u8; 4], key: u32, inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x00];
+    let total = 20 + 8 + inner.len() - 14;
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        7,
+        0,
+        0,
+        64,
+        47,
+        0,
+        0,
+    ];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let ck = ipv4_checksum(&ip);
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[0x20, 0x00, 0x08, 0x00]);
+    f.extend_from_slice(&key.to_be_bytes());
+    f.extend_from_slice(&inner[14..]);
+    f
+}
+
+#[test]
+fn byte_counters_of_bursts_the_fast_pass_rewrites_match_the_frames_and_the_pmd() {
+    // A plain keyed tunnel, the fast pass's shape both ways: 300 frames of every size into the tunnel, every
+    // 29th one with TTL 1 (the general rules answer it: the bursts mix planned and processed packets), and 300
+    // GRE frames from the peer to the inside host.
+    let dir = scratch("gw-fast-bytes");
+    let host = [0x02, 0, 0, 0, 0, 0x0a];
+    let gw = [0x02, 0, 0, 0, 0, 0x01];
+    let inside: Vec<Vec<u8>> = (0..300u16)
+        .map(|i| {
+            let payload = vec![i as u8; usize::from(i % 61)];
+            let mut f = udp4_frame(host, gw, [10, 0, 0, 2], [10, 20, 1, i as u8], i, &payload);
+            if i % 29 == 0 {
+                f[14 + 8] = 1;
+                f[14 + 10..14 + 12].fill(0);
+                let ck = ipv4_checksum(&f[14..34]);
+                f[14 + 10..14 + 12].copy_from_slice(&ck.to_be_bytes());
+            }
+            f
+        })
+        .collect();
+    let outside: Vec<Vec<u8>> = (0..300u16)
+        .map(|i| {
+            let payload = vec![i as u8; usize::from(i % 53)];
+            let inner = udp4_frame(gw, host, [10, 20, 2, i as u8], [10, 0, 0, 2], i, &payload);
+            gre4_frame([198, 51, 100, 7], [192, 0, 2, 1], 42, &inner)
+        })
+        .collect();
+    write_pcap(&dir.join("inside.pcap"), &inside);
+    write_pcap(&dir.join("outside.pcap"), &outside);
+    let cfg = format!(
+        "{head}\n{inside}\naddress = \"10.0.0.1/24\"\nmac = \"02:00:00:00:00:01\"\n{outside}\n\
+         address = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:02\"\n[[tunnel]]\nname = \"t1\"\n\
+         local = \"192.0.2.1\"\nremote = \"198.51.100.7\"\nkey = 42\nroutes = [\"10.20.0.0/16\"]\n\
+         {next_hop}\n{host}\n",
+        head = config_head("gw-fast-bytes"),
+        inside = pcap_port("inside", 0, &dir, "inside.pcap", "out-inside.pcap"),
+        outside = pcap_port("outside", 1, &dir, "outside.pcap", "out-outside.pcap"),
+        next_hop = outside_next_hop("198.51.100.0/24"),
+        host = inside_host(),
+    );
+    let (_, s) = run_greway(&dir, &cfg, &[]);
+    let got_out = read_pcap(&dir.join("out-outside.pcap"));
+    let got_in = read_pcap(&dir.join("out-inside.pcap"));
+    let ttl_1 = inside.len().div_ceil(29) as u64;
+    assert_eq!(s["tunnels"]["t1"]["encap"], 300 - ttl_1, "{s}");
+    assert_eq!(s["tunnels"]["t1"]["decap"], 300, "{s}");
+    assert_eq!(s["general_path_packets"], ttl_1, "{s}");
+    assert_eq!(got_out.len() as u64, 300 - ttl_1);
+    // The inside port sent the decapsulated packets and the ICMP time-exceeded answers.
+    assert_eq!(got_in.len() as u64, 300 + ttl_1);
+    let bytes = |v: &[Vec<u8>]| v.iter().map(|f| f.len() as u64).sum::<u64>();
+    for (port, rx, tx) in [
+        ("inside", &inside, &got_in),
+        ("outside", &outside, &got_out),
+    ] {
+        let p = &s["ports"][port];
+        assert_eq!(p["rx_bytes"], bytes(rx), "{port} rx bytes: {s}");
+        assert_eq!(p["tx_bytes"], bytes(tx), "{port} tx bytes: {s}");
+        assert_eq!(p["hw"]["ibytes"], bytes(rx), "{port}: the PMD's rx bytes");
+        assert_eq!(p["hw"]["obytes"], bytes(tx), "{port}: the PMD's tx bytes");
+    }
+    assert_eq!(s["mempool"]["free_at_start"], s["mempool"]["free_at_end"]);
 }

@@ -264,16 +264,17 @@ impl<const N: usize> Burst<N> {
     }
 
     /// Move every mbuf of `from`, in order, to the end of this burst when they all fit (`from` is left empty);
-    /// false, with nothing moved, when they do not. One copy of the pointers; the byte count is summed over
-    /// the moved mbufs ([`Burst::total_len`]: an rx burst has no `push` count).
+    /// false, with nothing moved, when they do not. One copy of the pointers; `bytes` is the moved mbufs'
+    /// length sum, which the caller knows (an rx burst has no `push` count).
     #[inline(always)]
-    pub fn append(&mut self, from: &mut Self) -> bool {
+    pub fn append(&mut self, from: &mut Self, bytes: u64) -> bool {
         let n = from.len;
         let Some(dst) = self.ptrs.get_mut(self.len..self.len + n) else {
             return false;
         };
         dst.copy_from_slice(&from.ptrs[..n]);
-        self.bytes += from.total_len() as u64;
+        debug_assert_eq!(bytes, from.total_len() as u64);
+        self.bytes += bytes;
         self.len += n;
         from.len = 0;
         from.bytes = 0;

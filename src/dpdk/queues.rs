@@ -53,8 +53,8 @@ impl<const N: usize> PacketBurst for Burst<N> {
         Burst::free_all(self)
     }
     #[inline(always)]
-    fn append(&mut self, from: &mut Self) -> bool {
-        Burst::append(self, from)
+    fn append(&mut self, from: &mut Self, bytes: u64) -> bool {
+        Burst::append(self, from, bytes)
     }
 }
 

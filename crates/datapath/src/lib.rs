@@ -97,6 +97,24 @@ pub struct MirrorCopy {
     pub truncated: bool,
 }
 
+/// The bytes of the packets a fast pass took (every packet it planned as anything but [`plan::SLOW`]), summed
+/// as it went: `rx` as they were received, `tx` as they leave (those planned for a port). The packets it left
+/// are untouched: the worker counts them itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassBytes {
+    pub rx: u64,
+    pub tx: u64,
+}
+
+impl PassBytes {
+    /// One more packet taken: `rx_len` bytes received, planned as `code`, `tx_len` bytes after the rewrite.
+    #[inline(always)]
+    pub fn take(&mut self, code: u16, rx_len: usize, tx_len: usize) {
+        self.rx += rx_len as u64;
+        self.tx += if code < plan::DROP { tx_len as u64 } else { 0 };
+    }
+}
+
 /// The outcome codes of [`Processor::fast_burst`]: an egress port index, a drop with its reason, or "not
 /// decided" (the packet goes through [`Processor::process`]).
 pub mod plan {
@@ -151,16 +169,18 @@ pub trait Processor<B: PacketBuf>: Send {
     /// may hand each packet a result staged here); without it, `process` works alone.
     fn prepare_burst(&mut self, _pkts: &[B], _in_port: usize, _counters: &Counters) {}
     /// Whether bursts from port index `in_port` go through [`Processor::fast_burst`] (asked once per burst,
-    /// before it: the worker then counts the received bytes before the fast pass rewrites them).
+    /// before it).
     fn has_fast_pass(&self, _in_port: usize) -> bool {
         false
     }
     /// The fast pass over a whole burst received on port index `in_port`, before its packets are taken one by
     /// one (VPP-style: each stage runs over the burst). The processor finishes every packet its fast paths take,
     /// rewriting it in place, and notes the outcome in `plan[i]` ([`plan::tx`], [`plan::drop`]); a packet it
-    /// leaves untouched gets [`plan::SLOW`], and the worker hands it to `process` in order. Returns false when
-    /// it planned nothing (the worker then calls `prepare_burst` and `process` for every packet). Called only
-    /// when [`Processor::has_fast_pass`] says so.
+    /// leaves untouched gets [`plan::SLOW`], and the worker hands it to `process` in order. Returns the bytes
+    /// of the packets it took ([`PassBytes`]: the worker counts the port's rx and tx bytes from them, as the
+    /// rewritten packets no longer show what came in), or `None` when it planned nothing (the worker then
+    /// calls `prepare_burst` and `process` for every packet). Called only when [`Processor::has_fast_pass`]
+    /// says so.
     /// `plan.len() == pkts.len()`.
     fn fast_burst(
         &mut self,
@@ -168,8 +188,8 @@ pub trait Processor<B: PacketBuf>: Send {
         _in_port: usize,
         _plan: &mut [u16],
         _counters: &mut Counters,
-    ) -> bool {
-        false
+    ) -> Option<PassBytes> {
+        None
     }
     /// Decide the fate of one packet received on port index `in_port`, rewriting it in place.
     fn process(&mut self, pkt: &mut B, in_port: usize, counters: &mut Counters) -> Verdict;

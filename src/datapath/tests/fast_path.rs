@@ -254,10 +254,27 @@ fn planned(v: Verdict) -> Planned {
 fn burst_run(r: &mut Rig, frames: &[Vec<u8>], port: usize) -> Vec<(Planned, Vec<u8>)> {
     let mut bufs: Vec<VecBuf> = frames.iter().map(|f| VecBuf::new(f)).collect();
     let mut codes = vec![plan::SLOW; bufs.len()];
-    let planned_any =
-        r.gw.has_fast_pass(port) && r.gw.fast_burst(&mut bufs, port, &mut codes, &mut r.c);
+    let pass = if r.gw.has_fast_pass(port) {
+        r.gw.fast_burst(&mut bufs, port, &mut codes, &mut r.c)
+    } else {
+        None
+    };
+    let planned_any = pass.is_some();
     if !planned_any {
         r.gw.prepare_burst(&bufs, port, &r.c);
+    }
+    // The bytes the pass says it took: those of every packet it planned, as received and as sent.
+    if let Some(bytes) = pass {
+        let (mut rx, mut tx) = (0, 0);
+        for ((f, b), &code) in frames.iter().zip(&bufs).zip(&codes) {
+            if code != plan::SLOW {
+                rx += f.len() as u64;
+            }
+            if code < plan::DROP {
+                tx += b.to_vec().len() as u64;
+            }
+        }
+        assert_eq!((bytes.rx, bytes.tx), (rx, tx), "the pass's byte counts");
     }
     bufs.iter_mut()
         .zip(codes)

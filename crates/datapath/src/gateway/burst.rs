@@ -24,7 +24,7 @@ impl<B: PacketBuf> Gateway<B> {
         in_port: usize,
         plan: &mut [u16],
         c: &mut Counters,
-    ) -> bool {
+    ) -> Option<PassBytes> {
         let tables = &*self.tables;
         let w = &mut self.w;
         let staged = &mut self.pass_staged[..];
@@ -32,25 +32,26 @@ impl<B: PacketBuf> Gateway<B> {
         w.staged_len = 0;
         w.staged_next = 0;
         if !w.fast_path || pkts.len() > STAGE_MAX || plan.len() != pkts.len() {
-            return false;
+            return None;
         }
+        let mut bytes = PassBytes::default();
         let planned = match tables.ports.get(in_port).map(|p| p.role) {
             Some(PortRole::Inside) => {
-                w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], c)
+                w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], &mut bytes, c)
             }
-            Some(PortRole::Outside) => w.decap_pass(tables, pkts, plan, c),
+            Some(PortRole::Outside) => w.decap_pass(tables, pkts, plan, &mut bytes, c),
             _ => false,
         };
         // A pass that took not even the first packet leaves the burst to the worker's own loop (`prepare_burst`
         // and `process` inline): a port whose traffic is not of the fast shapes pays one packet's checks.
         if !planned {
-            return false;
+            return None;
         }
         #[cfg(feature = "testkit")]
         {
             w.fast_hits += plan.iter().filter(|&&p| p != plan::SLOW).count() as u64;
         }
-        true
+        Some(bytes)
     }
 }
 
@@ -66,6 +67,7 @@ impl<B: PacketBuf> Worker<B> {
         pkts: &mut [B],
         plan: &mut [u16],
         staged: &mut [u32],
+        bytes: &mut PassBytes,
         c: &mut Counters,
     ) -> bool {
         const PREFETCH_MIN_TUNNELS: usize = 16;
@@ -73,6 +75,7 @@ impl<B: PacketBuf> Worker<B> {
         // packet's header values still in registers from its checks when it is rewritten.
         if tables.tunnels.len() < PREFETCH_MIN_TUNNELS {
             for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
+                let rx_len = p.pkt_len();
                 let s = stage_encap(tables, p);
                 *code = if s == NO_TUNNEL {
                     plan::SLOW
@@ -83,6 +86,7 @@ impl<B: PacketBuf> Worker<B> {
                     leave_rest(plan, i);
                     return i > 0;
                 }
+                bytes.take(*code, rx_len, p.pkt_len());
             }
             return true;
         }
@@ -118,11 +122,13 @@ impl<B: PacketBuf> Worker<B> {
             .zip(staged.iter())
             .enumerate()
         {
+            let rx_len = p.pkt_len();
             *code = self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c);
             if *code == plan::SLOW {
                 leave_rest(plan, i);
                 return i > 0;
             }
+            bytes.take(*code, rx_len, p.pkt_len());
         }
         leave_rest(plan, n);
         true
@@ -226,9 +232,11 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkts: &mut [B],
         plan: &mut [u16],
+        bytes: &mut PassBytes,
         c: &mut Counters,
     ) -> bool {
         for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
+            let rx_len = p.pkt_len();
             *code = match self.fast_decap4(tables, p, c) {
                 Some(code) => code,
                 None => self.decap_other(tables, p, c),
@@ -237,6 +245,7 @@ impl<B: PacketBuf> Worker<B> {
                 leave_rest(plan, i);
                 return i > 0;
             }
+            bytes.take(*code, rx_len, p.pkt_len());
         }
         true
     }

@@ -137,7 +137,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         in_port: usize,
         plan: &mut [u16],
         counters: &mut Counters,
-    ) -> bool {
+    ) -> Option<PassBytes> {
         self.fast_pass(pkts, in_port, plan, counters)
     }
 

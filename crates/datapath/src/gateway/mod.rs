@@ -22,7 +22,7 @@ mod punt;
 
 pub use local::LocalIngress;
 
-use super::{HoldReason, Processor, Verdict, Waiting};
+use super::{HoldReason, PassBytes, Processor, Verdict, Waiting};
 use crate::buf::PacketBuf;
 use crate::stats::{Counters, DropReason};
 use crate::tunnel::table::{Neighbor, PortRole, Tables, Tunnel, TunnelRef, MAX_ENCAP_HEADER};

@@ -35,9 +35,10 @@ pub trait PacketBurst: Default {
     fn drain(&mut self) -> impl Iterator<Item = Self::Pkt> + '_;
     /// Free everything held; returns how many were freed.
     fn free_all(&mut self) -> usize;
-    /// Move every packet of `from`, in order, to the end of this burst when they all fit (`from` is left empty);
-    /// false, with nothing moved, when they do not.
-    fn append(&mut self, from: &mut Self) -> bool;
+    /// Move every packet of `from`, in order, to the end of this burst when they all fit (`from` is left empty),
+    /// counted as `bytes` (their lengths' sum, which the caller knows: an rx burst has no `push` count); false,
+    /// with nothing moved, when they do not.
+    fn append(&mut self, from: &mut Self, bytes: u64) -> bool;
 }
 
 /// A worker's ports as its poll loop sees them: its own rx and tx queue on each. Implemented on DPDK queues by
@@ -353,29 +354,28 @@ fn round<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
                 counters,
             );
         }
-        // The bytes as received: summed before a fast pass rewrites the packets in place, else as they go.
-        let fast_pass = proc.has_fast_pass(pi);
-        let mut rx_bytes = 0u64;
-        if fast_pass {
-            rx_bytes = rx.burst.as_slice().iter().map(|m| m.pkt_len() as u64).sum();
-        }
         let codes = &mut rx.plan[..rx.burst.len()];
-        if fast_pass && proc.fast_burst(rx.burst.as_mut_slice(), pi, codes, counters) {
+        let pass = if proc.has_fast_pass(pi) {
+            proc.fast_burst(rx.burst.as_mut_slice(), pi, codes, counters)
+        } else {
+            None
+        };
+        let mut rx_bytes = 0u64;
+        if let Some(bytes) = pass {
             // Planned: the packets the fast pass finished go straight to their tx burst (or are dropped) in
             // order; the others take `process`, out of line so that this loop stays small. The common burst,
             // every packet to one port, moves there whole when it fits (the fold has no early exit: it runs
-            // over the codes 8 or 16 at a time).
+            // over the codes 8 or 16 at a time). The pass summed the bytes of what it took.
             let first = codes[0];
             let uniform = first < plan::DROP && codes.iter().fold(0, |a, &c| a | (c ^ first)) == 0;
-            if !(uniform && st.tx[usize::from(first)].append(&mut rx.burst)) {
-                planned::<IO, P, MIRROR>(io, proc, rx, st, pi, counters, hist, t_rx);
+            rx_bytes = bytes.rx;
+            if !(uniform && st.tx[usize::from(first)].append(&mut rx.burst, bytes.tx)) {
+                rx_bytes += planned::<IO, P, MIRROR>(io, proc, rx, st, pi, counters, hist, t_rx);
             }
         } else {
             proc.prepare_burst(rx.burst.as_slice(), pi, counters);
             for m in rx.burst.drain() {
-                if !fast_pass {
-                    rx_bytes += m.pkt_len() as u64;
-                }
+                rx_bytes += m.pkt_len() as u64;
                 dispose::<IO, P, MIRROR>(io, proc, st, pi, m, counters, hist, t_rx);
             }
         }
@@ -461,7 +461,8 @@ fn dispose<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
 }
 
 /// A planned burst ([`Processor::fast_burst`]) taken packet by packet: each finished packet to its tx burst or
-/// the burst's drops, each packet left (`plan::SLOW`) through `process`, in order.
+/// the burst's drops, each packet left (`plan::SLOW`) through `process`, in order. Returns the received bytes
+/// of the packets left (the pass counted those it took).
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn planned<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
@@ -473,7 +474,8 @@ fn planned<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
     counters: &mut Counters,
     hist: &mut Histogram<u64>,
     t_rx: u64,
-) {
+) -> u64 {
+    let mut left_bytes = 0u64;
     for (m, &code) in rx.burst.drain().zip(rx.plan.iter()) {
         if code < plan::DROP {
             let out = usize::from(code);
@@ -487,9 +489,11 @@ fn planned<IO: PortIo, P: Processor<IO::Pkt>, const MIRROR: bool>(
                 drop(m);
             }
         } else {
+            left_bytes += m.pkt_len() as u64;
             process_one::<IO, P, MIRROR>(io, proc, st, pi, m, counters, hist, t_rx);
         }
     }
+    left_bytes
 }
 
 /// [`dispose`] for a packet the fast pass left to `process` (out of line: the planned loop stays small).

@@ -2,7 +2,7 @@
 //! drain, held packets released, and every packet accounted for (rx = tx + drops).
 use super::*;
 use crate::buf::VecBuf;
-use crate::{CrossConnect, MirrorCopy, MirrorDir};
+use crate::{CrossConnect, MirrorCopy, MirrorDir, PassBytes};
 use std::collections::VecDeque;
 
 /// A burst of `VecBuf`s.
@@ -44,11 +44,16 @@ impl PacketBurst for VecBurst {
         self.bytes = 0;
         n
     }
-    fn append(&mut self, from: &mut Self) -> bool {
+    fn append(&mut self, from: &mut Self, bytes: u64) -> bool {
         if self.pkts.len() + from.pkts.len() > MAX_BURST {
             return false;
         }
-        self.bytes += from.pkts.iter().map(|p| p.pkt_len() as u64).sum::<u64>();
+        assert_eq!(
+            bytes,
+            from.pkts.iter().map(|p| p.pkt_len() as u64).sum::<u64>(),
+            "the caller's byte count"
+        );
+        self.bytes += bytes;
         self.pkts.append(&mut from.pkts);
         from.bytes = 0;
         true
@@ -426,6 +431,8 @@ struct Planner {
 
 const FAST: u8 = 0xaa;
 const SLOW: u8 = 0xbb;
+/// Bytes the fast pass adds to each packet it sends.
+const GROWN: usize = 2;
 
 impl Processor<VecBuf> for Planner {
     fn process(&mut self, pkt: &mut VecBuf, in_port: usize, _c: &mut Counters) -> Verdict {
@@ -442,20 +449,28 @@ impl Processor<VecBuf> for Planner {
         _in_port: usize,
         codes: &mut [u16],
         _c: &mut Counters,
-    ) -> bool {
+    ) -> Option<PassBytes> {
+        let mut bytes = PassBytes::default();
         for (p, code) in pkts.iter_mut().zip(codes.iter_mut()) {
             let n = usize::from(u16::from_be_bytes([p.data()[1], p.data()[2]]));
+            let rx_len = p.pkt_len();
             *code = if n % 64 == 63 {
                 plan::SLOW
             } else if n % 50 == 49 {
                 // (The worker counts a planned drop.)
                 plan::drop(DropReason::Truncated)
             } else {
+                // Rewritten and grown, as an encapsulation grows it: the worker must count the bytes the pass
+                // gives, not the rewritten lengths.
                 p.data_mut()[3] = FAST;
+                p.append(GROWN).expect("tailroom");
                 plan::tx(1)
             };
+            if *code != plan::SLOW {
+                bytes.take(*code, rx_len, p.pkt_len());
+            }
         }
-        true
+        Some(bytes)
     }
 }
 
@@ -495,7 +510,11 @@ fn planned_bursts_go_out_whole_or_packet_by_packet_in_order_and_counted() {
     assert_eq!(c.ports[0].rx, 256);
     assert_eq!(c.ports[0].rx_bytes, 256 * 14);
     assert_eq!(c.ports[1].tx, expect.len() as u64);
-    assert_eq!(c.ports[1].tx_bytes, expect.len() as u64 * 14);
+    let fast = expect.iter().filter(|(_, m)| *m == FAST).count() as u64;
+    assert_eq!(
+        c.ports[1].tx_bytes,
+        expect.len() as u64 * 14 + fast * GROWN as u64
+    );
     assert_eq!(
         c.drops[DropReason::Truncated as usize],
         dropped.len() as u64
@@ -522,7 +541,8 @@ fn a_planned_burst_moved_whole_onto_a_slow_reader_is_counted_like_any_other() {
         "the first 8 of each burst"
     );
     assert_eq!(c.ports[1].tx, 16);
-    assert_eq!(c.ports[1].tx_bytes, 16 * 14);
+    assert_eq!(c.ports[0].rx_bytes, 63 * 14);
+    assert_eq!(c.ports[1].tx_bytes, 16 * (14 + GROWN as u64));
     assert_eq!(c.drops[DropReason::Truncated as usize], 1);
     assert_eq!(c.drops[DropReason::TxFull as usize], 63 - 16 - 1);
     assert_eq!(total_drops(&c), 63 - 16, "rx = tx + drops");
