@@ -241,6 +241,21 @@ impl HeaderMut<'_> {
     pub fn set_dst(&mut self, value: [u8; 4]) {
         self.0[field::DST].copy_from_slice(&value);
     }
+    /// The TTL one lower and the header checksum updated for it (RFC 1624 eqn. 3, `!(!HC + !m + m')`: the
+    /// TTL/protocol word `m` drops by 0x0100, so `!m + m'` is 0xfeff), worked on the field as it lies in
+    /// memory: a ones' complement sum does not depend on byte order (RFC 1071 2.B), so nothing is swapped.
+    /// The caller saw a TTL above 0.
+    #[inline(always)]
+    pub fn decrement_ttl(&mut self) {
+        const DELTA: u32 = u16::from_ne_bytes(0xfeffu16.to_be_bytes()) as u32;
+        self.0[field::TTL] = self.0[field::TTL].wrapping_sub(1);
+        let at = field::CHECKSUM.start;
+        let hc = u16::from_ne_bytes([self.0[at], self.0[at + 1]]);
+        // At most 0xffff + 0xfffe: one end-around carry folds it.
+        let s = u32::from(!hc) + DELTA;
+        let v = !(((s & 0xffff) + (s >> 16)) as u16);
+        self.0[field::CHECKSUM].copy_from_slice(&v.to_ne_bytes());
+    }
     /// Zero the checksum field, then write the checksum of the 20 bytes (a header without options).
     #[inline(always)]
     pub fn fill_checksum(&mut self) {
@@ -525,6 +540,34 @@ impl Ipv4Repr {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn decrement_ttl_equals_the_rfc1624_update_for_every_checksum() {
+        for hc in 0..=u16::MAX {
+            for (ttl, proto) in [
+                (2u8, 1u8),
+                (2, 0x11),
+                (5, 6),
+                (0x40, 0x11),
+                (0x40, 0x2f),
+                (0xff, 0x2f),
+            ] {
+                let mut b = KEEPALIVE_IP;
+                b[8] = ttl;
+                b[9] = proto;
+                b[10..12].copy_from_slice(&hc.to_be_bytes());
+                let mut h = HeaderMut::new((&mut b[..HEADER_LEN]).try_into().unwrap());
+                h.decrement_ttl();
+                let old = u16::from_be_bytes([ttl, proto]);
+                assert_eq!(b[8], ttl - 1);
+                assert_eq!(
+                    u16::from_be_bytes([b[10], b[11]]),
+                    checksum::update16(hc, old, old - 0x0100),
+                    "hc={hc:#06x} ttl={ttl} proto={proto}"
+                );
+            }
+        }
+    }
 
     /// various_gre.pcap frame 12: outer IPv4 of a keepalive reply, 10.172.64.6 -> 10.172.64.7, GRE, total 28.
     const KEEPALIVE_IP: [u8; 28] = [

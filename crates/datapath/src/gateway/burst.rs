@@ -154,47 +154,27 @@ impl<B: PacketBuf> Worker<B> {
         if shape == 0 || (v6 && shape != fast::ENCAP4_PLAIN && shape != fast::ENCAP4_KEY) {
             return self.encap_other(tables, pkt, ti, v6, c);
         }
-        let d = pkt.data();
-        let ip_len = d.len() - ETH;
+        let ip_len = pkt.data().len() - ETH;
         // Too big (the MTU may be a path MTU learned meanwhile): the general rules.
         if ip_len > usize::from(t.mtu.get()) {
             return plan::SLOW;
         }
-        if v6 {
-            let Some(h) = frame_prefix::<ETH_IPV6>(d) else {
-                return plan::SLOW;
-            };
-            let (_, ip) = eth_ipv6(h);
-            // As `encap_emit` for IPv6 inside: the traffic class as TOS, DF set.
-            let inner = InnerV4 {
-                len: ip_len,
-                tos: ip.traffic_class(),
-                ttl: ip.hop_limit(),
-                df: true,
-                cksum: 0,
-            };
-            return plan::of(if shape == fast::ENCAP4_PLAIN {
-                self.fast_emit4::<false, false, true>(t, pkt, ti, inner, c)
-            } else {
-                self.fast_emit4::<false, true, true>(t, pkt, ti, inner, c)
-            });
-        }
-        let Some(h) = frame_prefix::<ETH_IPV4>(d) else {
-            return plan::SLOW;
-        };
-        let (_, ip) = eth_ipv4(h);
-        let inner = InnerV4 {
-            len: ip_len,
-            tos: ip.dscp_ecn(),
-            ttl: ip.ttl(),
-            df: ip.dont_frag(),
-            cksum: ip.checksum(),
-        };
-        plan::of(match shape {
-            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false, false>(t, pkt, ti, inner, c),
-            fast::ENCAP4_KEY => self.fast_emit4::<false, true, false>(t, pkt, ti, inner, c),
-            fast::ENCAP4_CSUM => self.fast_emit4::<true, false, false>(t, pkt, ti, inner, c),
-            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, inner, c),
+        // (Stage 1 saw the whole IP header after the Ethernet header: `fast_emit4` reads it.)
+        plan::of(match (v6, shape) {
+            (true, fast::ENCAP4_PLAIN) => {
+                self.fast_emit4::<false, false, true>(t, pkt, ti, ip_len, c)
+            }
+            (true, _) => self.fast_emit4::<false, true, true>(t, pkt, ti, ip_len, c),
+            (false, fast::ENCAP4_PLAIN) => {
+                self.fast_emit4::<false, false, false>(t, pkt, ti, ip_len, c)
+            }
+            (false, fast::ENCAP4_KEY) => {
+                self.fast_emit4::<false, true, false>(t, pkt, ti, ip_len, c)
+            }
+            (false, fast::ENCAP4_CSUM) => {
+                self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, c)
+            }
+            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, c),
         })
     }
 

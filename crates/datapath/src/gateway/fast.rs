@@ -91,36 +91,31 @@ impl<B: PacketBuf> Worker<B> {
         if ip_len > usize::from(t.mtu.get()) {
             return None;
         }
-        // IPv4 outside: from the header values already loaded, at fixed offsets.
-        let inner = InnerV4 {
-            len: ip_len,
-            tos: ip.dscp_ecn(),
-            ttl: ip.ttl(),
-            df: ip.dont_frag(),
-            cksum: ip.checksum(),
-        };
-        // One copy per header shape: the plain tunnel's copy has no checksum code at all, and every copy
-        // writes a header of constant length.
+        // IPv4 outside: one copy per header shape. The plain tunnel's copy has no checksum code at all, and
+        // every copy writes a header of constant length.
         Some(match shape {
-            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false, false>(t, pkt, ti, inner, c),
-            fast::ENCAP4_KEY => self.fast_emit4::<false, true, false>(t, pkt, ti, inner, c),
-            fast::ENCAP4_CSUM => self.fast_emit4::<true, false, false>(t, pkt, ti, inner, c),
-            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, inner, c),
+            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false, false>(t, pkt, ti, ip_len, c),
+            fast::ENCAP4_KEY => self.fast_emit4::<false, true, false>(t, pkt, ti, ip_len, c),
+            fast::ENCAP4_CSUM => self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, c),
+            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, c),
         })
     }
 
     /// [`Worker::encap_emit`] for the fast path's IPv4-outside tunnels (no sequence number there, so a 38-, 42-
-    /// or 46-byte header: `CSUM` and `KEY` say which), for an IPv4 packet inside or (`V6`, without `CSUM`) an
-    /// IPv6 one: the inner TTL or hop limit is decremented before prepending and the outer IPv4 header sits at
-    /// fixed offsets, so the whole rewrite is two length checks and straight-line stores of values already in
-    /// registers. `tests::fast_path_equals_general_rules` compares it byte for byte with the general rules.
+    /// or 46-byte header: `CSUM` and `KEY` say which), for an IPv4 packet inside of `len` bytes or (`V6`,
+    /// without `CSUM`) an IPv6 one: the inner TTL or hop limit is decremented before prepending and the outer
+    /// IPv4 header sits at fixed offsets, so the whole rewrite is two length checks and straight-line stores.
+    /// The caller checked the packet as the fast paths do (an option-less IPv4 header with a TTL above 1, or an
+    /// IPv6 one with a hop limit above 1, right after the Ethernet header). The inner header's values are read
+    /// where they are used, after the mbuf is updated: the compiler then holds none of them across it.
+    /// `tests::fast_path_equals_general_rules` compares it byte for byte with the general rules.
     #[inline(always)]
     pub(super) fn fast_emit4<const CSUM: bool, const KEY: bool, const V6: bool>(
         &mut self,
         t: &Tunnel,
         pkt: &mut B,
         ti: u32,
-        inner: InnerV4,
+        len: usize,
         c: &mut Counters,
     ) -> Verdict {
         const HL_MIN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + gre::BASE_HEADER_LEN;
@@ -138,10 +133,6 @@ impl<B: PacketBuf> Worker<B> {
         } else {
             None
         };
-        // The caller saw more than 1 (forwarded: the TTL or hop limit drops by one, RFC 1812, RFC 8200).
-        let ttl_in = inner.ttl - 1;
-        let tos = (inner.tos & t.tos_keep) | t.tos_set;
-        let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
         // A constant: 38 or 42 without a checksum (key or not), 42 or 46 with one.
         let hl = HL_MIN + if CSUM { 4 } else { 0 } + if KEY { 4 } else { 0 };
         debug_assert_eq!(hl, t.header_bytes());
@@ -150,7 +141,7 @@ impl<B: PacketBuf> Worker<B> {
         if pkt.prepend(hl - ethernet::HEADER_LEN).is_none() {
             return Verdict::Drop(DropReason::NoHeadroom);
         }
-        let outer_len = inner.len + hl - ethernet::HEADER_LEN;
+        let outer_len = len + hl - ethernet::HEADER_LEN;
         let ident = self.ip_ident;
         self.ip_ident = self.ip_ident.wrapping_add(1);
         // The new headers and the inner IP header after them (the frame held at least an Ethernet and an IPv4 or
@@ -161,18 +152,26 @@ impl<B: PacketBuf> Worker<B> {
             ipv4::HEADER_LEN
         };
         let (d, inner_ip) = pkt.data_mut()[..hl + inner_hl].split_at_mut(hl);
-        if V6 {
-            ipv6::HeaderMut::new(checked_prefix_mut(inner_ip)).set_hop_limit(ttl_in);
+        // The inner TTL or hop limit drops by one (forwarded: RFC 1812, RFC 8200); the outer header inherits
+        // its TOS (the IPv6 traffic class, as `encap_emit`) and DF (always for IPv6).
+        let (ttl_in, tos_in, df) = if V6 {
+            let mut ip = ipv6::HeaderMut::new(checked_prefix_mut(inner_ip));
+            let hop_limit = ip.hop_limit() - 1;
+            ip.set_hop_limit(hop_limit);
+            (hop_limit, ip.traffic_class(), true)
         } else {
             let mut ip = ipv4::HeaderMut::new(checked_prefix_mut(inner_ip));
-            ip.set_ttl(ttl_in);
-            ip.set_checksum(ttl_decrement_checksum(inner.cksum));
-        }
+            let (tos, df) = (ip.dscp_ecn(), ip.dont_frag());
+            ip.decrement_ttl();
+            (ip.ttl(), tos, df)
+        };
+        let tos = (tos_in & t.tos_keep) | t.tos_set;
+        let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
         d[..32].copy_from_slice(&t.template[..32]);
         d[hl - 32..].copy_from_slice(&t.template[hl - 32..hl]);
         let (headers, gre) = d.split_at_mut(ETH_IPV4);
         let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
-        outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, inner.df, ttl);
+        outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, df, ttl);
         if V6 {
             // The template's protocol type is IPv4.
             gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
@@ -182,7 +181,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
-        tc.encap_bytes += inner.len as u64;
+        tc.encap_bytes += len as u64;
         Verdict::Tx(usize::from(t.out_port))
     }
 
@@ -475,7 +474,7 @@ impl<B: PacketBuf> Worker<B> {
         // One length check for the whole rewrite (the inner header was seen whole above).
         let (mut eth, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(pkt.data_mut()));
         eth.set_all(&hop.eth);
-        decrement_ttl4(&mut ip);
+        ip.decrement_ttl();
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;

@@ -579,19 +579,6 @@ fn outer_ipv4_fields(
     ip.set_checksum(!checksum::fold(sum));
 }
 
-/// The inner IPv4 header values [`Worker::fast_emit4`] needs, as the fast path's checks loaded them.
-#[derive(Clone, Copy)]
-struct InnerV4 {
-    /// Inner packet length (bytes of IP).
-    len: usize,
-    tos: u8,
-    /// As received (more than 1).
-    ttl: u8,
-    df: bool,
-    /// The header checksum as received (host order of the big-endian field).
-    cksum: u16,
-}
-
 #[inline(always)]
 fn copy_header(d: &mut [u8], tpl: &[u8; MAX_ENCAP_HEADER], hl: usize) {
     if hl >= 64 {
@@ -618,27 +605,11 @@ fn decrement_ttl(d: &mut [u8]) {
 fn decrement_ip_ttl(d: &mut [u8], v4: bool) {
     if v4 {
         let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(d));
-        decrement_ttl4(&mut ip);
+        ip.decrement_ttl();
     } else {
         let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(d));
         ip.set_hop_limit(ip.hop_limit() - 1);
     }
-}
-
-/// The TTL decrement of an IPv4 header: the TTL/protocol word drops by 0x0100.
-#[inline(always)]
-fn decrement_ttl4(ip: &mut ipv4::HeaderMut<'_>) {
-    ip.set_ttl(ip.ttl() - 1);
-    ip.set_checksum(ttl_decrement_checksum(ip.checksum()));
-}
-
-/// The IPv4 header checksum after the TTL drops by one: `checksum::update16(hc, old, old - 0x0100)` for any
-/// TTL/protocol word `old` (RFC 1624 eqn. 3), folded by hand: `!old + old` is 0xffff, so the sum is
-/// `!hc + 0xfeff`, which one end-around carry folds (at most 0x1fefe).
-#[inline(always)]
-fn ttl_decrement_checksum(hc: u16) -> u16 {
-    let s = u32::from(!hc) + 0xfeff;
-    !(((s & 0xffff) + (s >> 16)) as u16)
 }
 
 use greway_wire::cpu::prefetch;
@@ -668,23 +639,5 @@ impl<B> Gateway<B> {
     /// TSC frequency this gateway was built with.
     pub fn tsc_hz(&self) -> u64 {
         self.w.tsc_hz
-    }
-}
-
-#[cfg(test)]
-mod checksum_update_tests {
-    use super::*;
-
-    #[test]
-    fn ttl_decrement_checksum_equals_rfc1624_update_for_every_checksum() {
-        for hc in 0..=u16::MAX {
-            for old in [0x0201u16, 0x0211, 0x0506, 0x4011, 0x402f, 0xff2f, 0xffff] {
-                assert_eq!(
-                    ttl_decrement_checksum(hc),
-                    checksum::update16(hc, old, old - 0x0100),
-                    "hc={hc:#06x} old={old:#06x}"
-                );
-            }
-        }
     }
 }
