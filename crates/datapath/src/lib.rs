@@ -107,11 +107,11 @@ pub struct PassBytes {
 }
 
 impl PassBytes {
-    /// One more packet taken: `rx_len` bytes received, planned as `code`, `tx_len` bytes after the rewrite.
+    /// One more packet sent: `rx_len` bytes received, `tx_len` bytes after the rewrite.
     #[inline(always)]
-    pub fn take(&mut self, code: u16, rx_len: usize, tx_len: usize) {
+    pub fn take(&mut self, rx_len: usize, tx_len: usize) {
         self.rx += rx_len as u64;
-        self.tx += if code < plan::DROP { tx_len as u64 } else { 0 };
+        self.tx += tx_len as u64;
     }
 }
 

@@ -34,12 +34,12 @@ impl<B: PacketBuf> Gateway<B> {
         if !w.fast_path || pkts.len() > STAGE_MAX || plan.len() != pkts.len() {
             return None;
         }
-        let mut bytes = PassBytes::default();
+        w.pass_bytes = PassBytes::default();
         let planned = match tables.ports.get(in_port).map(|p| p.role) {
             Some(PortRole::Inside) => {
-                w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], &mut bytes, c)
+                w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], c)
             }
-            Some(PortRole::Outside) => w.decap_pass(tables, pkts, plan, &mut bytes, c),
+            Some(PortRole::Outside) => w.decap_pass(tables, pkts, plan, c),
             _ => false,
         };
         // A pass that took not even the first packet leaves the burst to the worker's own loop (`prepare_burst`
@@ -51,7 +51,7 @@ impl<B: PacketBuf> Gateway<B> {
         {
             w.fast_hits += plan.iter().filter(|&&p| p != plan::SLOW).count() as u64;
         }
-        Some(bytes)
+        Some(w.pass_bytes)
     }
 }
 
@@ -67,7 +67,6 @@ impl<B: PacketBuf> Worker<B> {
         pkts: &mut [B],
         plan: &mut [u16],
         staged: &mut [u32],
-        bytes: &mut PassBytes,
         c: &mut Counters,
     ) -> bool {
         const PREFETCH_MIN_TUNNELS: usize = 16;
@@ -75,18 +74,19 @@ impl<B: PacketBuf> Worker<B> {
         // packet's header values still in registers from its checks when it is rewritten.
         if tables.tunnels.len() < PREFETCH_MIN_TUNNELS {
             for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
-                let rx_len = p.pkt_len();
                 let s = stage_encap(tables, p);
                 *code = if s == NO_TUNNEL {
                     plan::SLOW
                 } else {
                     self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c)
                 };
-                if *code == plan::SLOW {
-                    leave_rest(plan, i);
-                    return i > 0;
+                if *code >= plan::DROP {
+                    if *code == plan::SLOW {
+                        leave_rest(plan, i);
+                        return i > 0;
+                    }
+                    self.count_planned_drop(p);
                 }
-                bytes.take(*code, rx_len, p.pkt_len());
             }
             return true;
         }
@@ -122,13 +122,14 @@ impl<B: PacketBuf> Worker<B> {
             .zip(staged.iter())
             .enumerate()
         {
-            let rx_len = p.pkt_len();
             *code = self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c);
-            if *code == plan::SLOW {
-                leave_rest(plan, i);
-                return i > 0;
+            if *code >= plan::DROP {
+                if *code == plan::SLOW {
+                    leave_rest(plan, i);
+                    return i > 0;
+                }
+                self.count_planned_drop(p);
             }
-            bytes.take(*code, rx_len, p.pkt_len());
         }
         leave_rest(plan, n);
         true
@@ -189,12 +190,24 @@ impl<B: PacketBuf> Worker<B> {
         v6: bool,
         c: &mut Counters,
     ) -> u16 {
+        // Counted here, whichever emit the fast path takes (`fast_emit4` counts itself: undone).
+        let (before, rx_len) = (self.pass_bytes, pkt.pkt_len());
         let v = if v6 {
             self.fast_encap6(tables, pkt, ti, c)
         } else {
             self.fast_encap4(tables, pkt, ti, c)
         };
+        self.pass_bytes = before;
+        if let Some(Verdict::Tx(_)) = v {
+            self.pass_bytes.take(rx_len, pkt.pkt_len());
+        }
         v.map_or(plan::SLOW, plan::of)
+    }
+
+    /// A drop the pass planned, in its received bytes (the fast paths drop before they change a length).
+    #[inline(always)]
+    fn count_planned_drop(&mut self, p: &B) {
+        self.pass_bytes.rx += p.pkt_len() as u64;
     }
 
     /// An outside packet the IPv4 decap fast path declined: the IPv6 one (out of line, as above).
@@ -212,20 +225,20 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkts: &mut [B],
         plan: &mut [u16],
-        bytes: &mut PassBytes,
         c: &mut Counters,
     ) -> bool {
         for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
-            let rx_len = p.pkt_len();
             *code = match self.fast_decap4(tables, p, c) {
                 Some(code) => code,
                 None => self.decap_other(tables, p, c),
             };
-            if *code == plan::SLOW {
-                leave_rest(plan, i);
-                return i > 0;
+            if *code >= plan::DROP {
+                if *code == plan::SLOW {
+                    leave_rest(plan, i);
+                    return i > 0;
+                }
+                self.count_planned_drop(p);
             }
-            bytes.take(*code, rx_len, p.pkt_len());
         }
         true
     }

@@ -237,6 +237,10 @@ struct Worker<B> {
     /// The same for the IPv6 fast path: (source and destination as four raw words, key word) -> tunnel.
     /// [`NO_DECAP6`] when empty.
     last_decap6: ([u64; 4], u64, u32),
+    /// The bytes of the packets the fast paths finished, as received and as sent: set to zero when a fast pass
+    /// starts and returned when it ends ([`Processor::fast_burst`]). The fast paths add to it as they finish a
+    /// packet (where both lengths are in registers); outside a pass nothing reads it.
+    pass_bytes: PassBytes,
     /// The decap fast paths' next hops by inner destination (direct-mapped caches, [`Hop::slot`]): what the
     /// route lookup, the tunnel-route check, the egress port's role and the neighbour gave for that destination
     /// (same validity as `last_decap`: cleared when the worker picks up a new table, so a route or neighbour
@@ -480,6 +484,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_next: 0,
                 last_decap4: NO_DECAP4,
                 last_decap6: NO_DECAP6,
+                pass_bytes: PassBytes::default(),
                 hops4: Box::new([Hop::<u32>::EMPTY; HOPS]),
                 hops6: Box::new([Hop::<[u64; 2]>::EMPTY; HOPS]),
                 fast_path: true,

@@ -466,8 +466,10 @@ impl Processor<VecBuf> for Planner {
                 p.append(GROWN).expect("tailroom");
                 plan::tx(1)
             };
-            if *code != plan::SLOW {
-                bytes.take(*code, rx_len, p.pkt_len());
+            if *code < plan::DROP {
+                bytes.take(rx_len, p.pkt_len());
+            } else if *code != plan::SLOW {
+                bytes.rx += rx_len as u64;
             }
         }
         Some(bytes)
