@@ -160,9 +160,8 @@ impl<B: PacketBuf> Worker<B> {
         if ip_len > usize::from(t.mtu.get()) {
             return plan::SLOW;
         }
-        // (Stage 1 saw the whole IP header after the Ethernet header: `fast_emit4` reads it.) The common shapes,
-        // IPv4 into a tunnel without GRE checksum, inline; the others out of line, so that the loop's registers
-        // serve the common ones.
+        // (Stage 1 saw the whole IP header after the Ethernet header: `fast_emit4` reads it.) The shapes without
+        // GRE checksum inline; those with one out of line, so that the loop's registers serve the common ones.
         plan::of(match (v6, shape) {
             (false, fast::ENCAP4_PLAIN) => {
                 self.fast_emit4::<false, false, false>(t, pkt, ti, ip_len, c)
@@ -170,32 +169,29 @@ impl<B: PacketBuf> Worker<B> {
             (false, fast::ENCAP4_KEY) => {
                 self.fast_emit4::<false, true, false>(t, pkt, ti, ip_len, c)
             }
-            _ => self.encap_staged_rare(t, pkt, ti, ip_len, v6, shape, c),
+            (true, fast::ENCAP4_PLAIN) => {
+                self.fast_emit4::<false, false, true>(t, pkt, ti, ip_len, c)
+            }
+            (true, _) => self.fast_emit4::<false, true, true>(t, pkt, ti, ip_len, c),
+            _ => self.encap_staged_csum(t, pkt, ti, ip_len, shape, c),
         })
     }
 
-    /// [`Worker::encap_staged`]'s header write for an IPv6 packet, or for a tunnel with GRE checksum.
+    /// [`Worker::encap_staged`]'s header write for an IPv4 packet into a tunnel with GRE checksum.
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
-    fn encap_staged_rare(
+    fn encap_staged_csum(
         &mut self,
         t: &Tunnel,
         pkt: &mut B,
         ti: u32,
         ip_len: usize,
-        v6: bool,
         shape: u8,
         c: &mut Counters,
     ) -> Verdict {
-        match (v6, shape) {
-            (true, fast::ENCAP4_PLAIN) => {
-                self.fast_emit4::<false, false, true>(t, pkt, ti, ip_len, c)
-            }
-            (true, _) => self.fast_emit4::<false, true, true>(t, pkt, ti, ip_len, c),
-            (false, fast::ENCAP4_CSUM) => {
-                self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, c)
-            }
-            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, c),
+        if shape == fast::ENCAP4_CSUM {
+            self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, c)
+        } else {
+            self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, c)
         }
     }
 
