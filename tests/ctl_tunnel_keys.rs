@@ -15,8 +15,6 @@ use std::process::{Child, Command, Stdio};
 
 const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
 const GWIN: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const GWOUT: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const NH: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 const LOCAL: [u8; 4] = [192, 0, 2, 1];
 /// The remote of the tunnel with every key ("full") and of the decapsulating one ("dec").
 const FULL_REMOTE: &str = "198.51.100.9";
@@ -106,48 +104,6 @@ fn every_tunnel_key_has_a_ctl_tunnel_add_flag() {
     );
 }
 
-/// A GRE header (RFC 2784/2890) with an optional key, then `payload`.
-fn gre(key: Option<u32>, payload: &[u8]) -> Vec<u8> {
-    let mut g = Vec::new();
-    g.extend_from_slice(&(if key.is_some() { 0x2000u16 } else { 0 }).to_be_bytes());
-    g.extend_from_slice(&0x0800u16.to_be_bytes());
-    if let Some(k) = key {
-        g.extend_from_slice(&k.to_be_bytes());
-    }
-    g.extend_from_slice(payload);
-    g
-}
-
-/// An Ethernet + IPv4 frame from `src` to our outside address carrying `gre`.
-fn gre_frame(src: [u8; 4], gre: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&GWOUT);
-    f.extend_from_slice(&NH);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let total = 20 + gre.len();
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        9,
-        0,
-        0,
-        60,
-        47,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&LOCAL);
-    let ck = ipv4_checksum(&ip);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(gre);
-    f
-}
-
 /// The inner IPv4 packet (no Ethernet header) of a UDP frame.
 fn inner4(src: [u8; 4], dst: [u8; 4], n: u16) -> Vec<u8> {
     udp4_frame(HOST, GWIN, src, dst, n, &[n as u8; 30])[14..].to_vec()
@@ -229,17 +185,35 @@ fn ctl_tunnel_add_sets_every_key_through_the_control_socket() {
     write_pcap(
         &dir.join("outside.pcap"),
         &[
-            gre_frame(
+            gre4_frame(
                 DEC_REMOTE,
-                &gre(Some(11), &inner4([10, 99, 1, 1], [10, 0, 0, 2], 1)),
+                LOCAL,
+                &gre_header(
+                    0,
+                    0x0800,
+                    Some(11),
+                    &inner4([10, 99, 1, 1], [10, 0, 0, 2], 1),
+                ),
             ),
-            gre_frame(
+            gre4_frame(
                 DEC_REMOTE,
-                &gre(Some(11), &inner4([10, 98, 1, 1], [10, 0, 0, 2], 2)),
+                LOCAL,
+                &gre_header(
+                    0,
+                    0x0800,
+                    Some(11),
+                    &inner4([10, 98, 1, 1], [10, 0, 0, 2], 2),
+                ),
             ),
-            gre_frame(
+            gre4_frame(
                 DEC_REMOTE,
-                &gre(Some(12), &inner4([10, 99, 1, 1], [10, 0, 0, 2], 3)),
+                LOCAL,
+                &gre_header(
+                    0,
+                    0x0800,
+                    Some(12),
+                    &inner4([10, 99, 1, 1], [10, 0, 0, 2], 3),
+                ),
             ),
         ],
     );

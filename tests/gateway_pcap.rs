@@ -291,36 +291,6 @@ fn malformed_peer_captures_never_crash_and_are_all_counted() {
     }
 }
 
-/// An IPv4 GRE frame (key `key`) from `src` to `dst` carrying the IPv4 packet of `inner` (an Ethernet frame),
-/// as the outside next hop 02:00:00:00:00:fe sends it to the gateway's outside port.
-fn gre4_frame(src: [u8; 4], dst: [u8; 4], key: u32, inner: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x00];
-    let total = 20 + 8 + inner.len() - 14;
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        7,
-        0,
-        0,
-        64,
-        47,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let ck = ipv4_checksum(&ip);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&[0x20, 0x00, 0x08, 0x00]);
-    f.extend_from_slice(&key.to_be_bytes());
-    f.extend_from_slice(&inner[14..]);
-    f
-}
-
 #[test]
 fn byte_counters_of_bursts_the_fast_pass_rewrites_match_the_frames_and_the_pmd() {
     // A plain keyed tunnel, the fast pass's shape both ways: 300 frames of every size into the tunnel, every
@@ -346,7 +316,11 @@ fn byte_counters_of_bursts_the_fast_pass_rewrites_match_the_frames_and_the_pmd()
         .map(|i| {
             let payload = vec![i as u8; usize::from(i % 53)];
             let inner = udp4_frame(gw, host, [10, 20, 2, i as u8], [10, 0, 0, 2], i, &payload);
-            gre4_frame([198, 51, 100, 7], [192, 0, 2, 1], 42, &inner)
+            gre4_frame(
+                [198, 51, 100, 7],
+                [192, 0, 2, 1],
+                &gre_header(0, 0x0800, Some(42), &inner[14..]),
+            )
         })
         .collect();
     write_pcap(&dir.join("inside.pcap"), &inside);

@@ -10,74 +10,29 @@ use std::time::Duration;
 
 const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
 const GWIN: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const GWOUT: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const NH: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 const LOCAL: [u8; 4] = [192, 0, 2, 1];
 const REMOTE: [u8; 4] = [198, 51, 100, 7];
-
-/// An Ethernet + IPv4 frame from the tunnel peer carrying `gre` (GRE header and payload) to `dst`.
-fn gre_frame(src: [u8; 4], dst: [u8; 4], gre: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&GWOUT);
-    f.extend_from_slice(&NH);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let total = 20 + gre.len();
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        9,
-        0,
-        0,
-        60,
-        47,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let ck = ipv4_checksum(&ip);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(gre);
-    f
-}
 
 /// A router's ICMP fragmentation needed (RFC 1191) to us, next-hop MTU `mtu`, quoting the start of our GRE packet
 /// into site-b (key 1001).
 fn frag_needed_frame(mtu: u16) -> Vec<u8> {
-    let ours = gre_frame(
+    let ours = gre4_frame(
         LOCAL,
         REMOTE,
-        &gre(0, 0x0800, Some(1001), &inner4(LOCAL, REMOTE, 1)),
+        &gre_header(0, 0x0800, Some(1001), &inner4(LOCAL, REMOTE, 1)),
     );
     let mut icmp = vec![3, 4, 0, 0, 0, 0];
     icmp.extend_from_slice(&mtu.to_be_bytes());
     icmp.extend_from_slice(&ours[14..14 + 28]);
     let ck = ipv4_checksum(&icmp);
     icmp[2..4].copy_from_slice(&ck.to_be_bytes());
-    let mut f = gre_frame([192, 0, 2, 254], LOCAL, &icmp);
+    let mut f = gre4_frame([192, 0, 2, 254], LOCAL, &icmp);
     // The same IPv4 header with protocol ICMP.
     f[14 + 9] = 1;
     f[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
     let ck = ipv4_checksum(&f[14..34]);
     f[14 + 10..14 + 12].copy_from_slice(&ck.to_be_bytes());
     f
-}
-
-/// A GRE header (RFC 2784/2890) with an optional key, then `payload`.
-fn gre(flags_ver: u16, proto: u16, key: Option<u32>, payload: &[u8]) -> Vec<u8> {
-    let flags = flags_ver | if key.is_some() { 0x2000 } else { 0 };
-    let mut g = Vec::new();
-    g.extend_from_slice(&flags.to_be_bytes());
-    g.extend_from_slice(&proto.to_be_bytes());
-    if let Some(k) = key {
-        g.extend_from_slice(&k.to_be_bytes());
-    }
-    g.extend_from_slice(payload);
-    g
 }
 
 /// The inner IPv4 packet (no Ethernet header) of a UDP frame.
@@ -223,10 +178,10 @@ fn reported_counters_match_sent_packets_per_drop_reason() {
     let mut outside = Vec::new();
     for i in 0..25u16 {
         let inner = inner4([10, 20, 3, 4], [10, 0, 0, 2], i);
-        outside.push(gre_frame(
+        outside.push(gre4_frame(
             REMOTE,
             LOCAL,
-            &gre(0, 0x0800, Some(1001), &inner),
+            &gre_header(0, 0x0800, Some(1001), &inner),
         ));
     }
     let bad = inner4([10, 20, 3, 4], [10, 0, 0, 2], 999);
@@ -241,43 +196,47 @@ fn reported_counters_match_sent_packets_per_drop_reason() {
         &mut outside,
         "key_mismatch",
         3,
-        gre_frame(REMOTE, LOCAL, &gre(0, 0x0800, Some(999), &bad)),
+        gre4_frame(REMOTE, LOCAL, &gre_header(0, 0x0800, Some(999), &bad)),
     );
     add(
         &mut outside,
         "unknown_tunnel",
         2,
-        gre_frame([203, 0, 113, 9], LOCAL, &gre(0, 0x0800, Some(1001), &bad)),
+        gre4_frame(
+            [203, 0, 113, 9],
+            LOCAL,
+            &gre_header(0, 0x0800, Some(1001), &bad),
+        ),
     );
     add(
         &mut outside,
         "pptp",
         1,
-        gre_frame(REMOTE, LOCAL, &unhex("3001880b0000002a00000001")),
+        gre4_frame(REMOTE, LOCAL, &unhex("3001880b0000002a00000001")),
     );
     add(
         &mut outside,
         "bad_gre_version",
         2,
-        gre_frame(REMOTE, LOCAL, &gre(2, 0x0800, None, &bad)),
+        gre4_frame(REMOTE, LOCAL, &gre_header(2, 0x0800, None, &bad)),
     );
     add(
         &mut outside,
         "gre_reserved_bits",
         1,
-        gre_frame(REMOTE, LOCAL, &gre(0x4000, 0x0800, Some(1001), &bad)),
+        gre4_frame(REMOTE, LOCAL, &gre_header(0x4000, 0x0800, Some(1001), &bad)),
     );
     add(
         &mut outside,
         "unsupported_gre_protocol",
         4,
-        gre_frame(REMOTE, LOCAL, &gre(0, 0x2000, Some(1001), &bad)),
+        gre4_frame(REMOTE, LOCAL, &gre_header(0, 0x2000, Some(1001), &bad)),
     );
     add(
         &mut outside,
         "truncated",
         1,
-        gre_frame(REMOTE, LOCAL, &unhex("b0000800000000")),
+        gre4_frame(REMOTE, LOCAL, &unhex("b0000800000000")),
     );
     expect_drops.insert("no_route", 3);
     expect_drops.insert("unsupported_ethertype", 2);
@@ -384,10 +343,10 @@ fn runtime_changes(workers: usize) {
     let inner = inner4([10, 20, 3, 4], [10, 0, 0, 2], 1);
     write_pcap(
         &dir.join("outside.pcap"),
-        &[gre_frame(
+        &[gre4_frame(
             REMOTE,
             LOCAL,
-            &gre(0, 0x0800, Some(1001), &inner),
+            &gre_header(0, 0x0800, Some(1001), &inner),
         )],
     );
     let d = dir.display();
@@ -662,7 +621,7 @@ fn prometheus_and_dpdk_telemetry_answer_while_running() {
     write_pcap(
         &dir.join("outside.pcap"),
         &[
-            gre_frame(REMOTE, LOCAL, &gre(0, 0x0800, Some(1001), &inner)),
+            gre4_frame(REMOTE, LOCAL, &gre_header(0, 0x0800, Some(1001), &inner)),
             frag_needed_frame(1400),
         ],
     );

@@ -26,8 +26,6 @@ use std::time::{Duration, Instant};
 
 const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
 const GWIN: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const GWOUT: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const NH: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 const LOCAL: [u8; 4] = [192, 0, 2, 1];
 
 /// The inside capture, by label: "a", "b", "old", "c" (into those tunnels' routes) and "r24" (the `[[route]]`
@@ -70,35 +68,7 @@ fn expected(pattern: &[&str], n: u64, label: &str) -> u64 {
 
 /// An Ethernet + IPv4 + GRE (key) frame from `src` to us carrying `inner` (an IPv4 packet).
 fn gre_frame(src: [u8; 4], key: u32, inner: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&GWOUT);
-    f.extend_from_slice(&NH);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let total = 20 + 8 + inner.len();
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        9,
-        0,
-        0,
-        60,
-        47,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&LOCAL);
-    let ck = ipv4_checksum(&ip);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    f.extend_from_slice(&ip);
-    // RFC 2890: K bit, protocol IPv4, the key.
-    f.extend_from_slice(&[0x20, 0x00, 0x08, 0x00]);
-    f.extend_from_slice(&key.to_be_bytes());
-    f.extend_from_slice(inner);
-    f
+    gre4_frame(src, LOCAL, &gre_header(0, 0x0800, Some(key), inner))
 }
 
 fn write_captures(dir: &Path) {

@@ -163,6 +163,49 @@ pub fn udp4_frame(
     f
 }
 
+/// An Ethernet + IPv4 frame from the outside next hop (02:00:00:00:00:fe) to the gateway's outside port
+/// (02:00:00:00:00:02), IPv4 `src` to `dst` (TTL 60, identification 9, valid header checksum), carrying `gre`: a
+/// GRE header and its payload ([`gre_header`]).
+pub fn gre4_frame(src: [u8; 4], dst: [u8; 4], gre: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 0xfe, 0x08, 0x00];
+    let total = 20 + gre.len();
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        9,
+        0,
+        0,
+        60,
+        47,
+        0,
+        0,
+    ];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let ck = ipv4_checksum(&ip);
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(gre);
+    f
+}
+
+/// A GRE header (RFC 2784/2890): `flags_ver` (the K bit is set for a `key`), protocol type `proto`, the key if
+/// any, then `payload`.
+pub fn gre_header(flags_ver: u16, proto: u16, key: Option<u32>, payload: &[u8]) -> Vec<u8> {
+    let flags = flags_ver | if key.is_some() { 0x2000 } else { 0 };
+    let mut g = Vec::new();
+    g.extend_from_slice(&flags.to_be_bytes());
+    g.extend_from_slice(&proto.to_be_bytes());
+    if let Some(k) = key {
+        g.extend_from_slice(&k.to_be_bytes());
+    }
+    g.extend_from_slice(payload);
+    g
+}
+
 /// An independent RFC 1071 checksum for test fixtures.
 pub fn ipv4_checksum(b: &[u8]) -> u16 {
     let mut s: u32 = 0;
