@@ -135,27 +135,16 @@ pub fn udp4_frame(
     f.extend_from_slice(&dst_mac);
     f.extend_from_slice(&src_mac);
     f.extend_from_slice(&[0x08, 0x00]);
-    let total = 20 + 8 + payload.len();
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
+    // Identification 1, DF, TTL 64, UDP.
+    f.extend_from_slice(&ipv4_header(
+        20 + 8 + payload.len(),
         1,
-        0x40,
-        0,
+        0x4000,
         64,
         17,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let ck = ipv4_checksum(&ip);
-    ip[10] = (ck >> 8) as u8;
-    ip[11] = ck as u8;
-    f.extend_from_slice(&ip);
+        src,
+        dst,
+    ));
     let ulen = 8 + payload.len();
     f.extend_from_slice(&sport.to_be_bytes());
     f.extend_from_slice(&[0x07, 0xd0, (ulen >> 8) as u8, ulen as u8, 0, 0]);
@@ -168,26 +157,7 @@ pub fn udp4_frame(
 /// GRE header and its payload ([`gre_header`]).
 pub fn gre4_frame(src: [u8; 4], dst: [u8; 4], gre: &[u8]) -> Vec<u8> {
     let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 0xfe, 0x08, 0x00];
-    let total = 20 + gre.len();
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        9,
-        0,
-        0,
-        60,
-        47,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let ck = ipv4_checksum(&ip);
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    f.extend_from_slice(&ip);
+    f.extend_from_slice(&ipv4_header(20 + gre.len(), 9, 0, 60, 47, src, dst));
     f.extend_from_slice(gre);
     f
 }
@@ -204,6 +174,30 @@ pub fn gre_header(flags_ver: u16, proto: u16, key: Option<u32>, payload: &[u8]) 
     }
     g.extend_from_slice(payload);
     g
+}
+
+/// An option-less IPv4 header of a packet of `total` bytes, with its checksum.
+pub fn ipv4_header(
+    total: usize,
+    ident: u16,
+    flags_frag: u16,
+    ttl: u8,
+    proto: u8,
+    src: [u8; 4],
+    dst: [u8; 4],
+) -> [u8; 20] {
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&ident.to_be_bytes());
+    ip[6..8].copy_from_slice(&flags_frag.to_be_bytes());
+    ip[8] = ttl;
+    ip[9] = proto;
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&dst);
+    let ck = ipv4_checksum(&ip);
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    ip
 }
 
 /// An independent RFC 1071 checksum for test fixtures.
