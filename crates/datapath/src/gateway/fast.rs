@@ -461,28 +461,27 @@ impl<B: PacketBuf> Worker<B> {
         }
         // Where it goes: cached for this destination, or found now (`hop4`).
         let slot = Hop::<u32>::slot(idst);
-        let hop = match self.hops4[slot] {
-            h if h.dst == idst => h,
-            _ => {
-                let h = self.hop4(tables, idst)?;
-                self.hops4[slot] = h;
-                h
-            }
-        };
+        if self.hops4[slot].dst != idst {
+            let h = self.hop4(tables, idst)?;
+            self.hops4[slot] = h;
+        }
         // Accepted: strip the outer headers, leaving room for the new Ethernet header, and forward.
         if !pkt.adj(off - ethernet::HEADER_LEN) {
             return None;
         }
-        // One length check for the whole rewrite (the inner header was seen whole above).
+        // One length check for the whole rewrite (the inner header was seen whole above). The hop is read from
+        // its slot here, after the mbuf update: held across it, it would be spilled.
         let (mut eth, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(pkt.data_mut()));
+        let hop = &self.hops4[slot];
         eth.set_all(&hop.eth);
+        let port = hop.port;
         ip.decrement_ttl();
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
         self.pass_bytes
             .take(len, inner_total + ethernet::HEADER_LEN);
-        Some(plan::tx(usize::from(hop.port)))
+        Some(plan::tx(usize::from(port)))
     }
 
     /// Where the IPv4 decap fast path sends a packet to inner destination `idst`, found in the tables: not one
@@ -541,26 +540,25 @@ impl<B: PacketBuf> Worker<B> {
         ];
         // Where it goes: cached for this destination, or found now (`hop6`).
         let slot = Hop::<[u64; 2]>::slot(key);
-        let hop = match self.hops6[slot] {
-            h if h.dst == key => h,
-            _ => {
-                let h = self.hop6(tables, idst, key)?;
-                self.hops6[slot] = h;
-                h
-            }
-        };
+        if self.hops6[slot].dst != key {
+            let h = self.hop6(tables, idst, key)?;
+            self.hops6[slot] = h;
+        }
         if !pkt.adj(off - ethernet::HEADER_LEN) {
             return None;
         }
+        // (The hop read after the mbuf update, as in `fast_decap_inner4`.)
         let (mut eth, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(pkt.data_mut()));
+        let hop = &self.hops6[slot];
         eth.set_all(&hop.eth);
+        let port = hop.port;
         ip.set_hop_limit(ip.hop_limit() - 1);
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
         self.pass_bytes
             .take(off + inner_total, inner_total + ethernet::HEADER_LEN);
-        Some(plan::tx(usize::from(hop.port)))
+        Some(plan::tx(usize::from(port)))
     }
 
     /// [`Worker::hop4`] for IPv6 inner destination `idst` (`key`: its halves, as cached): not ours, not into a
