@@ -173,6 +173,12 @@ impl HeaderMut<'_> {
     pub fn set_hop_limit(&mut self, value: u8) {
         self.0[field::HOP_LIMIT] = value;
     }
+    /// The hop limit one lower (forwarded, RFC 8200): the IPv6 twin of `ipv4::HeaderMut::decrement_ttl`, with no
+    /// checksum to update. The caller saw a hop limit above 0.
+    #[inline(always)]
+    pub fn decrement_hop_limit(&mut self) {
+        self.0[field::HOP_LIMIT] = self.0[field::HOP_LIMIT].wrapping_sub(1);
+    }
     #[inline(always)]
     pub fn set_src(&mut self, value: [u8; 16]) {
         self.0[field::SRC].copy_from_slice(&value);
@@ -685,6 +691,11 @@ mod header_tests {
         h.set_dst(DST);
         assert_eq!(h.as_header().flow_label(), 0x12345);
         assert_eq!(b, HDR);
+        let mut h = HeaderMut::new(&mut b);
+        h.decrement_hop_limit();
+        assert_eq!(h.hop_limit(), 63);
+        h.set_hop_limit(64);
+        assert_eq!(b, HDR, "nothing else written");
         let mut h = HeaderMut::new(&mut b);
         h.set_traffic_class(0x03);
         assert_eq!(h.version(), 6);

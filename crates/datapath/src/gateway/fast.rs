@@ -103,8 +103,9 @@ impl<B: PacketBuf> Worker<B> {
 
     /// [`Worker::encap_emit`] for the fast path's IPv4-outside tunnels (no sequence number there, so a 38-, 42-
     /// or 46-byte header: `CSUM` and `KEY` say which), for an IPv4 packet inside of `len` bytes or (`V6`,
-    /// without `CSUM`) an IPv6 one: the inner TTL or hop limit is decremented before prepending and the outer
-    /// IPv4 header sits at fixed offsets, so the whole rewrite is two length checks and straight-line stores.
+    /// without `CSUM`) an IPv6 one: the mbuf grows by the header first, then the inner TTL or hop limit is
+    /// decremented and the outer IPv4 header, at fixed offsets, written: two length checks and straight-line
+    /// stores.
     /// The caller checked the packet as the fast paths do (an option-less IPv4 header with a TTL above 1, or an
     /// IPv6 one with a hop limit above 1, right after the Ethernet header). The inner header's values are read
     /// where they are used, after the mbuf is updated: the compiler then holds none of them across it.
@@ -156,9 +157,8 @@ impl<B: PacketBuf> Worker<B> {
         // its TOS (the IPv6 traffic class, as `encap_emit`) and DF (always for IPv6).
         let (ttl_in, tos_in, df) = if V6 {
             let mut ip = ipv6::HeaderMut::new(checked_prefix_mut(inner_ip));
-            let hop_limit = ip.hop_limit() - 1;
-            ip.set_hop_limit(hop_limit);
-            (hop_limit, ip.traffic_class(), true)
+            ip.decrement_hop_limit();
+            (ip.hop_limit(), ip.traffic_class(), true)
         } else {
             let mut ip = ipv4::HeaderMut::new(checked_prefix_mut(inner_ip));
             let (tos, df) = (ip.dscp_ecn(), ip.dont_frag());
@@ -552,7 +552,7 @@ impl<B: PacketBuf> Worker<B> {
         let hop = &self.hops6[slot];
         eth.set_all(&hop.eth);
         let port = hop.port;
-        ip.set_hop_limit(ip.hop_limit() - 1);
+        ip.decrement_hop_limit();
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;

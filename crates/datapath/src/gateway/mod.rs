@@ -613,7 +613,7 @@ fn decrement_ip_ttl(d: &mut [u8], v4: bool) {
         ip.decrement_ttl();
     } else {
         let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(d));
-        ip.set_hop_limit(ip.hop_limit() - 1);
+        ip.decrement_hop_limit();
     }
 }
 
