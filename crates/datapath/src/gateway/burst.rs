@@ -244,10 +244,12 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> bool {
         for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
-            *code = match self.fast_decap4(tables, p, c) {
-                Some(code) => code,
-                None => self.decap_other(tables, p, c),
-            };
+            // (One code, with the declined packet's `SLOW` to try further: the success path then stores its
+            // code straight, without an option's flag to carry.)
+            *code = self.fast_decap4(tables, p, c).unwrap_or(plan::SLOW);
+            if *code == plan::SLOW {
+                *code = self.decap_other(tables, p, c);
+            }
             if *code >= plan::DROP {
                 if *code == plan::SLOW {
                     leave_rest(plan, i);

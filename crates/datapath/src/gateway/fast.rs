@@ -255,7 +255,8 @@ impl<B: PacketBuf> Worker<B> {
     }
 
     /// The first half of [`Worker::fast_decap4`]: the outer IPv4 and GRE headers checked and the tunnel matched.
-    /// Returns (tunnel index, GRE protocol, offset of the inner packet); reads the packet only.
+    /// Returns (tunnel index, with [`DECAP_FAST`] for a tunnel without settings to check; GRE protocol; offset
+    /// of the inner packet); reads the packet only.
     #[inline(always)]
     pub(super) fn fast_decap4_match(
         &mut self,
@@ -286,11 +287,10 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
-        let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
+        let (proto, kw, off) = fast_gre(d, GRE_AT, gre)?;
         // The cache's words: source and destination as they lie in the header (one 8-byte load), the key.
         let addrs =
             u64::from(u32::from_ne_bytes(ip.src())) | u64::from(u32::from_ne_bytes(ip.dst())) << 32;
-        let kw = key_word(key);
         let ti = match self.last_decap4 {
             // (The cached match passed the "ours" check below in this table generation.)
             (a, k, ti) if a == addrs && k == kw => ti,
@@ -302,9 +302,9 @@ impl<B: PacketBuf> Worker<B> {
                 let dk = crate::tunnel::table::DecapKey {
                     local: IpAddr::V4(ip.dst_u32().into()),
                     remote: IpAddr::V4(ip.src_u32().into()),
-                    key,
+                    key: key_of_word(kw),
                 };
-                let ti = *tables.decap.get(&dk)?;
+                let ti = decap_cached(tables, *tables.decap.get(&dk)?);
                 self.last_decap4 = (addrs, kw, ti);
                 ti
             }
@@ -344,7 +344,7 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
-        let (proto, key, off) = fast_gre(d, GRE_AT, gre)?;
+        let (proto, kw, off) = fast_gre(d, GRE_AT, gre)?;
         let (local, remote) = (ip.dst(), ip.src());
         // As `last_decap4`: the addresses as they lie in memory, the key.
         let half =
@@ -355,7 +355,6 @@ impl<B: PacketBuf> Worker<B> {
             half(&local, 0),
             half(&local, 8),
         ];
-        let kw = key_word(key);
         let ti = match self.last_decap6 {
             // (The cached match passed the "ours" check below in this table generation.)
             (a, k, ti) if a == addrs && k == kw => ti,
@@ -366,9 +365,9 @@ impl<B: PacketBuf> Worker<B> {
                 let dk = crate::tunnel::table::DecapKey {
                     local: IpAddr::from(local),
                     remote: IpAddr::from(remote),
-                    key,
+                    key: key_of_word(kw),
                 };
-                let ti = *tables.decap.get(&dk)?;
+                let ti = decap_cached(tables, *tables.decap.get(&dk)?);
                 self.last_decap6 = (addrs, kw, ti);
                 ti
             }
@@ -376,8 +375,8 @@ impl<B: PacketBuf> Worker<B> {
         self.fast_decap_inner(tables, pkt, ti, proto, off, c)
     }
 
-    /// The decap fast paths after the tunnel match: a tunnel without checksum, sequence numbers or source filter,
-    /// then the inner packet (GRE protocol `proto`, at `off`) by family.
+    /// The decap fast paths after the tunnel match (`ti`, maybe with [`DECAP_FAST`]): a tunnel without checksum,
+    /// sequence numbers or source filter, then the inner packet (GRE protocol `proto`, at `off`) by family.
     #[inline(always)]
     pub(super) fn fast_decap_inner(
         &mut self,
@@ -388,9 +387,11 @@ impl<B: PacketBuf> Worker<B> {
         off: usize,
         c: &mut Counters,
     ) -> Option<u16> {
-        if !Self::fast_decap_tunnel_ok(tables, pkt, ti, proto, off) {
+        // (A tunnel with no setting to look at skips the checks: the match said so.)
+        if ti & DECAP_FAST == 0 && !Self::fast_decap_tunnel_ok(tables, pkt, ti, proto, off) {
             return None;
         }
+        let ti = ti & !DECAP_FAST;
         if proto == ethertype::IPV6 {
             self.fast_decap_inner6(tables, pkt, off, ti, c)
         } else {
@@ -582,5 +583,16 @@ impl<B: PacketBuf> Worker<B> {
         let nh = route.via.unwrap_or(IpAddr::V6(dst));
         let mac = self.neighbor_mac(tables, nh)?;
         Hop::new(key, route.port, mac, port.mac, ethertype::IPV6)
+    }
+}
+
+/// A decap match's tunnel index as the match caches keep it: with [`DECAP_FAST`] when the tunnel has no setting
+/// the decap fast paths must look at.
+#[inline]
+fn decap_cached(tables: &Tables, ti: u32) -> u32 {
+    debug_assert!(ti < DECAP_FAST);
+    match tables.tunnels.get(ti as usize) {
+        Some(t) if t.fast & fast::DECAP != 0 => ti | DECAP_FAST,
+        _ => ti,
     }
 }

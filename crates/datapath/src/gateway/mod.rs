@@ -273,12 +273,24 @@ const NO_DECAP4: (u64, u64, u32) = (0, u64::MAX, 0);
 /// An empty [`Worker::last_decap6`] (the same key word).
 const NO_DECAP6: ([u64; 4], u64, u32) = ([0; 4], u64::MAX, 0);
 
-/// A GRE key as the decap match caches keep it: the key with a presence bit above it (33 bits at most, so the
-/// empty caches' all-ones word matches none).
+/// A GRE key as the decap match caches keep it: the key's four bytes as they lie in the packet (one load, no
+/// byte swap) with a presence bit above them (33 bits at most, so the empty caches' all-ones word matches
+/// none).
 #[inline(always)]
-fn key_word(key: Option<u32>) -> u64 {
-    key.map_or(0, |k| 1 << 32 | u64::from(k))
+fn key_word(key: Option<[u8; 4]>) -> u64 {
+    key.map_or(0, |k| 1 << 32 | u64::from(u32::from_ne_bytes(k)))
 }
+
+/// The GRE key of a [`key_word`] (for the table lookup on a cache miss).
+#[inline]
+fn key_of_word(kw: u64) -> Option<u32> {
+    (kw >> 32 != 0).then(|| u32::from_be_bytes((kw as u32).to_ne_bytes()))
+}
+
+/// Set in a decap match cache's tunnel index when the tunnel has no setting the decap fast paths must look at
+/// (`fast::DECAP`, decided when the table was built): a hit then skips the tunnel's checks. Tunnel indices
+/// are far below it (a tunnel takes hundreds of bytes).
+const DECAP_FAST: u32 = 1 << 31;
 
 /// Slots of [`Worker::hops4`] and of [`Worker::hops6`].
 const HOPS: usize = 64;
@@ -534,9 +546,9 @@ impl<B: PacketBuf> Gateway<B> {
 }
 
 /// The GRE header of a decap fast path at `gre_at` (its first four bytes `gre`, already in view): version 0, no
-/// flag but K, protocol IPv4 or IPv6. Returns (protocol, key, offset of the inner packet).
+/// flag but K, protocol IPv4 or IPv6. Returns (protocol, key as a [`key_word`], offset of the inner packet).
 #[inline(always)]
-fn fast_gre(d: &[u8], gre_at: usize, gre: gre::Header<'_>) -> Option<(u16, Option<u32>, usize)> {
+fn fast_gre(d: &[u8], gre_at: usize, gre: gre::Header<'_>) -> Option<(u16, u64, usize)> {
     let flags = gre.flags_version();
     let proto = gre.protocol();
     if flags & !gre::flags::KEY != 0 || (proto != ethertype::IPV4 && proto != ethertype::IPV6) {
@@ -546,9 +558,9 @@ fn fast_gre(d: &[u8], gre_at: usize, gre: gre::Header<'_>) -> Option<(u16, Optio
     let key_at = gre_at + gre::BASE_HEADER_LEN;
     if flags != 0 {
         let k: &[u8; 4] = d.get(key_at..key_at + 4)?.try_into().ok()?;
-        Some((proto, Some(u32::from_be_bytes(*k)), key_at + 4))
+        Some((proto, key_word(Some(*k)), key_at + 4))
     } else {
-        Some((proto, None, key_at))
+        Some((proto, key_word(None), key_at))
     }
 }
 
