@@ -182,8 +182,7 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
         tc.encap_bytes += len as u64;
-        self.pass_bytes
-            .take(len + ethernet::HEADER_LEN, outer_len + ethernet::HEADER_LEN);
+        self.take_bytes(len + ethernet::HEADER_LEN, outer_len + ethernet::HEADER_LEN);
         Verdict::Tx(usize::from(t.out_port))
     }
 
@@ -480,8 +479,7 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
-        self.pass_bytes
-            .take(len, inner_total + ethernet::HEADER_LEN);
+        self.take_bytes(len, inner_total + ethernet::HEADER_LEN);
         Some(plan::tx(usize::from(port)))
     }
 
@@ -557,8 +555,7 @@ impl<B: PacketBuf> Worker<B> {
         let tc = &mut c.tunnels[ti as usize];
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
-        self.pass_bytes
-            .take(off + inner_total, inner_total + ethernet::HEADER_LEN);
+        self.take_bytes(off + inner_total, inner_total + ethernet::HEADER_LEN);
         Some(plan::tx(usize::from(port)))
     }
 

@@ -257,8 +257,8 @@ pub struct PortCounters {
 #[repr(C, align(64))]
 pub struct TunnelCounters {
     pub encap: u64,
-    pub encap_bytes: u64,
     pub decap: u64,
+    pub encap_bytes: u64,
     pub decap_bytes: u64,
     pub drops: u64,
     pub keepalives_rx: u64,
