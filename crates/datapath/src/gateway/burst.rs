@@ -34,7 +34,7 @@ impl<B: PacketBuf> Gateway<B> {
         if !w.fast_path || pkts.len() > STAGE_MAX || plan.len() != pkts.len() {
             return None;
         }
-        (w.pass_rx, w.pass_tx) = (0, 0);
+        w.pass_bytes = PassSums::default();
         let planned = match tables.ports.get(in_port).map(|p| p.role) {
             Some(PortRole::Inside) => {
                 w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], c)
@@ -52,8 +52,8 @@ impl<B: PacketBuf> Gateway<B> {
             w.fast_hits += plan.iter().filter(|&&p| p != plan::SLOW).count() as u64;
         }
         Some(PassBytes {
-            rx: w.pass_rx,
-            tx: w.pass_tx,
+            rx: w.pass_bytes.rx,
+            tx: w.pass_bytes.tx,
         })
     }
 }
@@ -210,13 +210,13 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> u16 {
         // Counted here, whichever emit the fast path takes (`fast_emit4` counts itself: undone).
-        let (before, rx_len) = ((self.pass_rx, self.pass_tx), pkt.pkt_len());
+        let (before, rx_len) = (self.pass_bytes, pkt.pkt_len());
         let v = if v6 {
             self.fast_encap6(tables, pkt, ti, c)
         } else {
             self.fast_encap4(tables, pkt, ti, c)
         };
-        (self.pass_rx, self.pass_tx) = before;
+        self.pass_bytes = before;
         if let Some(Verdict::Tx(_)) = v {
             self.take_bytes(rx_len, pkt.pkt_len());
         }
@@ -226,14 +226,14 @@ impl<B: PacketBuf> Worker<B> {
     /// One more packet the fast paths finished: `rx_len` bytes received, `tx_len` after the rewrite.
     #[inline(always)]
     pub(super) fn take_bytes(&mut self, rx_len: usize, tx_len: usize) {
-        self.pass_rx += rx_len as u64;
-        self.pass_tx += tx_len as u64;
+        self.pass_bytes.rx += rx_len as u64;
+        self.pass_bytes.tx += tx_len as u64;
     }
 
     /// A drop the pass planned, in its received bytes (the fast paths drop before they change a length).
     #[inline(always)]
     fn count_planned_drop(&mut self, p: &B) {
-        self.pass_rx += p.pkt_len() as u64;
+        self.pass_bytes.rx += p.pkt_len() as u64;
     }
 
     /// An outside packet the IPv4 decap fast path declined: the IPv6 one (out of line, as above).
