@@ -758,4 +758,17 @@ mod tests {
         assert_eq!(s.tunnels_up, 1);
         assert_eq!(s.tunnels_down, 1);
     }
+
+    #[test]
+    fn a_tunnels_json_keeps_the_documented_key_order() {
+        // docs/observability.md shows a tunnel as `up, pmtu, encap, encap_bytes, decap, decap_bytes, drops, ...`;
+        // the counters' memory layout differs (see `TunnelCounters`), their JSON must not.
+        let s = sample();
+        let j = serde_json::to_string(&s.tunnels["site-b"]).unwrap();
+        assert_eq!(
+            j,
+            "{\"up\":true,\"pmtu\":1400,\"encap\":7,\"encap_bytes\":0,\"decap\":0,\"decap_bytes\":0,\
+             \"drops\":0,\"keepalives_rx\":0,\"keepalives_reflected\":0}"
+        );
+    }
 }
