@@ -239,7 +239,7 @@ impl<B: PacketBuf> Worker<B> {
     /// An outside packet the IPv4 decap fast path declined: the IPv6 one (out of line, as above).
     #[inline(never)]
     fn decap_other(&mut self, tables: &Tables, pkt: &mut B, c: &mut Counters) -> u16 {
-        self.fast_decap6(tables, pkt, c).unwrap_or(plan::SLOW)
+        Planned::code(self.fast_decap6(tables, pkt, c))
     }
 
     /// An outside burst: each packet through the decap fast paths. (Staged like an inside burst, the outer
@@ -254,9 +254,8 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> bool {
         for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
-            // (One code, with the declined packet's `SLOW` to try further: the success path then stores its
-            // code straight, without an option's flag to carry.)
-            *code = self.fast_decap4(tables, p, c).unwrap_or(plan::SLOW);
+            // (A declined packet's code is `SLOW`: it tries the IPv6 path.)
+            *code = Planned::code(self.fast_decap4(tables, p, c));
             if *code == plan::SLOW {
                 *code = self.decap_other(tables, p, c);
             }

@@ -118,7 +118,7 @@ impl<B: PacketBuf> Worker<B> {
                     Some(code) => Some(code),
                     None => self.fast_decap6(tables, pkt, c),
                 }
-                .map(plan::verdict)
+                .map(|p| plan::verdict(Planned::code(Some(p))))
             } else {
                 // An l2 port: the general rules (which bridge it).
                 None

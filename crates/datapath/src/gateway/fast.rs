@@ -2,7 +2,6 @@
 //! (key or not, no checksum or sequence number) carrying IP to an inside neighbour. Each declines (returns
 //! `None`, packet untouched) anything the general rules must see.
 use super::*;
-use crate::plan;
 use crate::tunnel::table::{fast, inner_check};
 
 impl<B: PacketBuf> Worker<B> {
@@ -248,7 +247,7 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkt: &mut B,
         c: &mut Counters,
-    ) -> Option<u16> {
+    ) -> Option<Planned> {
         let (ti, proto, off) = self.fast_decap4_match(tables, pkt)?;
         self.fast_decap_inner(tables, pkt, ti, proto, off, c)
     }
@@ -321,7 +320,7 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkt: &mut B,
         c: &mut Counters,
-    ) -> Option<u16> {
+    ) -> Option<Planned> {
         const GRE_AT: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
         let d = pkt.data();
         let len = d.len();
@@ -385,7 +384,7 @@ impl<B: PacketBuf> Worker<B> {
         proto: u16,
         off: usize,
         c: &mut Counters,
-    ) -> Option<u16> {
+    ) -> Option<Planned> {
         // (A tunnel with no setting to look at skips the checks: the match said so.)
         if ti & DECAP_FAST == 0 && !Self::fast_decap_tunnel_ok(tables, pkt, ti, proto, off) {
             return None;
@@ -442,7 +441,7 @@ impl<B: PacketBuf> Worker<B> {
         off: usize,
         ti: u32,
         c: &mut Counters,
-    ) -> Option<u16> {
+    ) -> Option<Planned> {
         let d = pkt.data();
         let len = d.len();
         // The inner IPv4 header: option-less, exactly the rest of the frame, valid, not GRE (keepalives and
@@ -480,7 +479,7 @@ impl<B: PacketBuf> Worker<B> {
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
         self.take_bytes(len, inner_total + ethernet::HEADER_LEN);
-        Some(plan::tx(usize::from(port)))
+        Planned::tx(usize::from(port))
     }
 
     /// Where the IPv4 decap fast path sends a packet to inner destination `idst`, found in the tables: not one
@@ -521,7 +520,7 @@ impl<B: PacketBuf> Worker<B> {
         off: usize,
         ti: u32,
         c: &mut Counters,
-    ) -> Option<u16> {
+    ) -> Option<Planned> {
         let d = pkt.data();
         let inner = ipv6::Header::new(d.get(off..off + ipv6::HEADER_LEN)?.try_into().ok()?);
         let inner_total = usize::from(inner.payload_len()) + ipv6::HEADER_LEN;
@@ -556,7 +555,7 @@ impl<B: PacketBuf> Worker<B> {
         tc.decap += 1;
         tc.decap_bytes += inner_total as u64;
         self.take_bytes(off + inner_total, inner_total + ethernet::HEADER_LEN);
-        Some(plan::tx(usize::from(port)))
+        Planned::tx(usize::from(port))
     }
 
     /// [`Worker::hop4`] for IPv6 inner destination `idst` (`key`: its halves, as cached): not ours, not into a

@@ -24,6 +24,7 @@ pub use local::LocalIngress;
 
 use super::{HoldReason, PassBytes, Processor, Verdict, Waiting};
 use crate::buf::PacketBuf;
+use crate::plan;
 use crate::stats::{Counters, DropReason};
 use crate::tunnel::table::{Neighbor, PortRole, Tables, Tunnel, TunnelRef, MAX_ENCAP_HEADER};
 use arc_swap::ArcSwap;
@@ -301,6 +302,27 @@ struct PassSums {
     rx: u64,
     _apart: u64,
     tx: u64,
+}
+
+/// What a decap fast path planned for a packet it took: its [`plan`] code, kept inverted so that no code it
+/// returns (never `plan::SLOW`) is zero and `Option<Planned>` is one `u16` (`None`, a packet declined, reads
+/// as `plan::SLOW`). Through the fast paths' chain of checks the compiler then carries one register, not a
+/// flag and a value it merges at the end (8 instructions per packet on `decap-64`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Planned(std::num::NonZeroU16);
+
+impl Planned {
+    /// Sent out of port index `port`.
+    #[inline(always)]
+    fn tx(port: usize) -> Option<Planned> {
+        std::num::NonZeroU16::new(!plan::tx(port)).map(Planned)
+    }
+
+    /// The code of a fast path's outcome: `plan::SLOW` for a declined packet.
+    #[inline(always)]
+    fn code(p: Option<Planned>) -> u16 {
+        p.map_or(plan::SLOW, |p| !p.0.get())
+    }
 }
 
 /// Slots of [`Worker::hops4`] and of [`Worker::hops6`].
