@@ -583,10 +583,12 @@ impl<B: PacketBuf> Gateway<B> {
 #[inline(always)]
 fn fast_gre(d: &[u8], gre_at: usize, gre: gre::Header<'_>) -> Option<(u16, u64, usize)> {
     let flags = gre.flags_version();
-    let proto = gre.protocol();
-    if flags & !gre::flags::KEY != 0 || (proto != ethertype::IPV4 && proto != ethertype::IPV6) {
+    // (The protocol compared as it lies in the packet: no byte swap.)
+    let v6 = gre.protocol_is(ethertype::IPV6);
+    if flags & !gre::flags::KEY != 0 || !(v6 || gre.protocol_is(ethertype::IPV4)) {
         return None;
     }
+    let proto = if v6 { ethertype::IPV6 } else { ethertype::IPV4 };
     // Without C, the key (RFC 2890 2.1, 4 bytes) is the first optional field: right after the base header.
     let key_at = gre_at + gre::BASE_HEADER_LEN;
     if flags != 0 {
@@ -689,5 +691,29 @@ impl<B> Gateway<B> {
     /// TSC frequency this gateway was built with.
     pub fn tsc_hz(&self) -> u64 {
         self.w.tsc_hz
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_is_one_u16_and_keeps_its_code() {
+        assert_eq!(std::mem::size_of::<Option<Planned>>(), 2);
+        assert_eq!(Planned::code(None), plan::SLOW);
+        for port in [0, 1, 7, usize::from(plan::DROP) - 1] {
+            assert_eq!(Planned::code(Planned::tx(port)), plan::tx(port));
+        }
+    }
+
+    #[test]
+    fn key_words_give_back_their_key() {
+        assert_eq!(key_of_word(key_word(None)), None);
+        for k in [0u32, 1, 0x0102_0304, u32::MAX] {
+            let kw = key_word(Some(k.to_be_bytes()));
+            assert_eq!(key_of_word(kw), Some(k));
+            assert_ne!(kw, NO_DECAP4.1, "no key word matches the empty cache");
+        }
     }
 }
