@@ -259,3 +259,18 @@ fn a_packet_held_for_its_tunnels_next_hop_follows_the_tunnel_across_generations(
     assert_eq!(r.tunnel_counters(w, "decoy").encap, 1);
     assert_eq!(r.tunnel_counters(w, "first").encap, 0);
 }
+
+#[test]
+fn a_published_table_is_picked_up_by_its_generation_at_the_next_round() {
+    let mut r = Rig::new();
+    let before = r.shared.tables.generation();
+    assert_eq!(before, r.gws[0].tables().generation);
+    r.change(|c| c.tunnels.retain(|t| t.name != "decoy"));
+    let after = r.shared.tables.generation();
+    assert_ne!(after, before, "publishing moves the generation");
+    assert_eq!(after, r.shared.tables.load().generation);
+    assert_eq!(r.gws[0].tables().generation, before, "not before a round");
+    let _ = r.round(0, 1_000);
+    assert_eq!(r.gws[0].tables().generation, after);
+    assert_eq!(r.gws[0].tables().tunnels.len(), r.cp.tunnel_ids().len());
+}

@@ -30,7 +30,11 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
     #[inline]
     fn begin_burst(&mut self, now_tsc: u64) {
         self.w.now = now_tsc;
-        // Pick up a newly published table between bursts (an atomic load; the Arc clone only on change).
+        // Pick up a newly published table between bursts (an atomic load of its generation; the table's load
+        // and the Arc clone only on change).
+        if self.w.shared.tables.generation() == self.tables.generation {
+            return;
+        }
         let cur = self.w.shared.tables.load();
         if cur.generation != self.tables.generation {
             let new = arc_swap::Guard::into_inner(cur);
@@ -194,13 +198,15 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         }
     }
 
+    #[inline(always)]
     fn poll_deferred(
         &mut self,
         now_tsc: u64,
         emit: &mut dyn FnMut(usize, B) -> bool,
         counters: &mut Counters,
     ) {
-        // Called every poll round: nothing deferred, held or handed off (the common case) costs three loads.
+        // Called every poll round: nothing deferred, held or handed off (the common case) costs a few loads in
+        // the worker's loop, without a call.
         if self.w.deferred.is_empty()
             && self.w.reasm.is_empty()
             && self.w.reorder_held == 0
@@ -210,6 +216,50 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         {
             return;
         }
+        self.poll_deferred_work(now_tsc, emit, counters);
+    }
+
+    fn tunnel_ids(&self) -> Option<&Arc<[u64]>> {
+        Some(&self.tables.tunnel_ids)
+    }
+
+    fn finish(&mut self, counters: &mut Counters) {
+        let mut held = 0u64;
+        self.w.reasm.drain(&mut |pkt| {
+            drop(pkt);
+            held += 1;
+        });
+        counters.drops[DropReason::OuterFragment as usize] += held;
+        while let Some((_, _, pkt)) = self.w.held.pop_front() {
+            drop(pkt);
+            counters.drop_pkt(DropReason::NoNeighbor);
+        }
+        for (_, pkt) in self.w.deferred.drain(..) {
+            drop(pkt);
+            counters.drop_pkt(DropReason::TxFull);
+        }
+        for r in &mut self.w.reorder {
+            for pkt in r.drain() {
+                drop(pkt);
+                counters.drop_pkt(DropReason::LateSequence);
+            }
+        }
+        while let Some((_, pkt)) = self.w.shared.handoff[self.w.worker].pop() {
+            drop(pkt);
+            counters.drop_pkt(DropReason::HandoffFull);
+        }
+    }
+}
+
+impl<B: PacketBuf + Send> Gateway<B> {
+    /// [`Processor::poll_deferred`] when something is deferred, held or handed off: out of line.
+    #[inline(never)]
+    fn poll_deferred_work(
+        &mut self,
+        now_tsc: u64,
+        emit: &mut dyn FnMut(usize, B) -> bool,
+        counters: &mut Counters,
+    ) {
         // The table stays the one `begin_burst` loaded for this poll round: the worker laid its counters out
         // for it, and a new generation is only picked up at the start of the next round.
         self.w.now = now_tsc;
@@ -287,39 +337,6 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         }
     }
 
-    fn tunnel_ids(&self) -> Option<&Arc<[u64]>> {
-        Some(&self.tables.tunnel_ids)
-    }
-
-    fn finish(&mut self, counters: &mut Counters) {
-        let mut held = 0u64;
-        self.w.reasm.drain(&mut |pkt| {
-            drop(pkt);
-            held += 1;
-        });
-        counters.drops[DropReason::OuterFragment as usize] += held;
-        while let Some((_, _, pkt)) = self.w.held.pop_front() {
-            drop(pkt);
-            counters.drop_pkt(DropReason::NoNeighbor);
-        }
-        for (_, pkt) in self.w.deferred.drain(..) {
-            drop(pkt);
-            counters.drop_pkt(DropReason::TxFull);
-        }
-        for r in &mut self.w.reorder {
-            for pkt in r.drain() {
-                drop(pkt);
-                counters.drop_pkt(DropReason::LateSequence);
-            }
-        }
-        while let Some((_, pkt)) = self.w.shared.handoff[self.w.worker].pop() {
-            drop(pkt);
-            counters.drop_pkt(DropReason::HandoffFull);
-        }
-    }
-}
-
-impl<B: PacketBuf + Send> Gateway<B> {
     /// An outer fragment: into the reassembly table; a completed datagram goes on through the rules.
     fn hold_fragment(&mut self, pkt: B, counters: &mut Counters) {
         // Incomplete datagrams are given up after a second.

@@ -36,7 +36,7 @@ use greway_wire::ip::{ecn, protocol};
 use greway_wire::{ipv4, ipv6};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Control-plane work a worker asks the control thread to do (it never blocks on it).
@@ -97,10 +97,52 @@ pub fn owner_of(tunnel_id: u64, nworkers: usize) -> usize {
     (tunnel_id % nworkers.max(1) as u64) as usize
 }
 
+/// The published tables ([`Shared::tables`]): the table in an `ArcSwap`, and its generation beside it. A worker
+/// compares the generation each poll round (one atomic load) and loads the table only when it changed: the
+/// `ArcSwap` load with its thread-local bookkeeping took about 60 instructions a round (1.8 per packet at
+/// 32-packet bursts).
+pub struct TableCell {
+    cell: ArcSwap<Tables>,
+    generation: AtomicU64,
+}
+
+impl TableCell {
+    pub fn new(tables: Tables) -> Self {
+        let generation = AtomicU64::new(tables.generation);
+        TableCell {
+            cell: ArcSwap::from_pointee(tables),
+            generation,
+        }
+    }
+
+    /// Publishes `tables`: the table first, then its generation, so that a worker that sees the generation
+    /// loads this table (or a later one).
+    pub fn store(&self, tables: Arc<Tables>) {
+        let g = tables.generation;
+        self.cell.store(tables);
+        self.generation.store(g, Ordering::Release);
+    }
+
+    /// The table published last.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Tables>> {
+        self.cell.load()
+    }
+
+    pub fn load_full(&self) -> Arc<Tables> {
+        self.cell.load_full()
+    }
+
+    /// The generation of the table published last.
+    #[inline(always)]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
 /// What all workers share: the published tables, the event ring to the control thread, and one handoff ring
 /// per worker for packets of sequenced tunnels that worker owns.
 pub struct Shared<B> {
-    pub tables: Arc<ArcSwap<Tables>>,
+    pub tables: Arc<TableCell>,
     pub events: Arc<ArrayQueue<Event>>,
     pub handoff: Vec<Arc<ArrayQueue<(Handoff, B)>>>,
     /// Per worker: packets for the host interfaces (worker -> control thread).
@@ -125,7 +167,7 @@ impl<B> Shared<B> {
     /// Shared state for `workers` workers around an initial table.
     pub fn new(tables: Tables, workers: usize) -> Self {
         Shared {
-            tables: Arc::new(ArcSwap::from_pointee(tables)),
+            tables: Arc::new(TableCell::new(tables)),
             events: Arc::new(ArrayQueue::new(4096)),
             handoff: (0..workers)
                 .map(|_| Arc::new(ArrayQueue::new(4096)))
