@@ -274,8 +274,9 @@ struct Worker<B> {
     last_decap: Option<(crate::tunnel::table::DecapKey, u32)>,
     /// Last next hop resolved by `l2_rewrite` and its MAC (same validity).
     last_neighbor: Option<(IpAddr, [u8; 6])>,
-    /// The IPv4 fast paths' decap match cache: (outer source and destination as one raw word, key with a
-    /// presence bit above it) -> tunnel (same validity as `last_decap`). [`NO_DECAP4`] when empty.
+    /// The IPv4 fast paths' decap match cache: (outer source and destination as one raw word, [`key_word`]) ->
+    /// tunnel index, with [`DECAP_FAST`] when the tunnel has no setting to check (same validity as
+    /// `last_decap`). [`NO_DECAP4`] when empty.
     last_decap4: (u64, u64, u32),
     /// The same for the IPv6 fast path: (source and destination as four raw words, key word) -> tunnel.
     /// [`NO_DECAP6`] when empty.
