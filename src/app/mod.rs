@@ -86,6 +86,9 @@ pub fn run_configured(
             let nworkers = cfg.dataplane.workers.len();
             let mut cp = ControlPlane::new(cfg, &rt.macs, Instant::now(), dpdk::rdtsc())
                 .map_err(|e| AppError::Setup(e.to_string()))?;
+            for (i, port) in rt.ports.iter().enumerate() {
+                cp.set_rx_ipv4_cksum(i, port.rx_ipv4_cksum_offload());
+            }
             let shared: Shared<Mbuf> = Shared::new(cp.tables(), nworkers);
             // Before any worker runs: a host interface that cannot be made fails the start (those made so far
             // are removed again).

@@ -199,6 +199,15 @@ impl ControlPlane {
         })
     }
 
+    /// Whether port `port`'s NIC verifies received IPv4 header checksums (the runtime knows once it configured
+    /// the port): the fast paths then take the mbuf's verdict (see `PortInfo::rx_ipv4_cksum`). In the tables
+    /// built from now on.
+    pub fn set_rx_ipv4_cksum(&mut self, port: usize, on: bool) {
+        if let Some(p) = self.ports.get_mut(port) {
+            p.rx_ipv4_cksum = on;
+        }
+    }
+
     /// A new table generation from the current state.
     pub fn tables(&mut self) -> Tables {
         self.generation += 1;

@@ -178,6 +178,8 @@ pub fn port_infos(cfg: &Config, macs: &[[u8; 6]]) -> Vec<PortInfo> {
         .map(|(i, p)| PortInfo {
             name: p.name.clone(),
             role: p.role(),
+            // Set by the runtime once the port is configured (`ControlPlane::set_rx_ipv4_cksum`).
+            rx_ipv4_cksum: false,
             mac: p
                 .mac
                 .map(|m| m.0)

@@ -573,12 +573,23 @@ fn fast_paths_take_the_common_shapes() {
     assert_eq!(r.c.general_path, 1);
 }
 
-/// A NIC's rx IPv4 checksum verdict (`PacketBuf::rx_ipv4_cksum_good`): GOOD lets the fast paths skip their own
-/// check of the received header; without it the same bytes are checked in software (and a wrong checksum is
-/// dropped as bad_ip_header). The header here is deliberately wrong so the two cases differ.
+/// Both ports' NICs verify IPv4 header checksums (`PortInfo::rx_ipv4_cksum`), as the runtime says when the
+/// offload is on.
+fn with_nic_checksums(r: &mut Rig) {
+    r.cp.set_rx_ipv4_cksum(INSIDE, true);
+    r.cp.set_rx_ipv4_cksum(OUTSIDE, true);
+    r.shared.tables.store(std::sync::Arc::new(r.cp.tables()));
+    Processor::<VecBuf>::begin_burst(&mut r.gw, 2_000);
+}
+
+/// A NIC's rx IPv4 checksum verdict (`PacketBuf::rx_ipv4_cksum_good`) on a port whose NIC verifies them: GOOD
+/// lets the fast paths skip their own check of the received header; without it the same bytes are checked in
+/// software (and a wrong checksum is dropped as bad_ip_header). The header here is deliberately wrong so the two
+/// cases differ.
 #[test]
 fn nic_verified_ipv4_header_skips_the_software_check() {
     let mut r = rig("key = 1001");
+    with_nic_checksums(&mut r);
     let mut bad_encap = inside_v4([10, 20, 0, 5], 64, 0, true, 18);
     bad_encap[14 + 10] ^= 0x5a;
     let inner = inner_from_remote([10, 0, 0, 2], 60, 0);
@@ -610,4 +621,48 @@ fn nic_verified_ipv4_header_skips_the_software_check() {
         r.gw.handle(&mut b, OUTSIDE, &mut r.c),
         Verdict::Drop(_)
     ));
+}
+
+/// The burst pass takes a NIC's verdict only on a port whose NIC verifies IPv4 headers (one copy of each pass per
+/// answer): there a GOOD mbuf with a wrong header checksum is planned; on a port without the offload (virtual
+/// ports) the flags are not read, the header is checked in software, the pass leaves the packet and the general
+/// rules drop it as bad_ip_header.
+#[test]
+fn the_burst_pass_reads_the_nic_verdict_only_where_the_nic_checks() {
+    let inner = inner_from_remote([10, 0, 0, 2], 60, 0);
+    let g = gre_hdr(false, Some(1001), None, 0x0800, &inner);
+    let mut bad_decap = outer_gre(&g, &inner, 0);
+    bad_decap[14 + 10] ^= 0x5a;
+    let mut bad_encap = inside_v4([10, 20, 0, 5], 64, 0, true, 18);
+    bad_encap[14 + 10] ^= 0x5a;
+    for nic in [false, true] {
+        let mut r = rig("key = 1001");
+        if nic {
+            with_nic_checksums(&mut r);
+        }
+        for (frame, port, out_port) in
+            [(&bad_encap, INSIDE, OUTSIDE), (&bad_decap, OUTSIDE, INSIDE)]
+        {
+            let mut bufs = vec![VecBuf::new(frame), VecBuf::new(frame)];
+            for b in &mut bufs {
+                b.set_rx_ipv4_cksum_good(true);
+            }
+            let mut codes = vec![plan::SLOW; 2];
+            let pass = r.gw.fast_burst(&mut bufs, port, &mut codes, &mut r.c);
+            if nic {
+                assert!(pass.is_some(), "port {port}: planned");
+                assert_eq!(codes, vec![plan::tx(out_port); 2], "port {port}");
+            } else {
+                assert!(pass.is_none(), "port {port}: left to the general rules");
+                assert_eq!(codes, vec![plan::SLOW; 2], "port {port}");
+                for b in &mut bufs {
+                    assert_eq!(
+                        r.gw.handle(b, port, &mut r.c),
+                        Verdict::Drop(DropReason::BadIpHeader),
+                        "port {port}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -107,14 +107,22 @@ impl<B: PacketBuf> Worker<B> {
         if self.fast_path {
             // A staged packet came in on an inside port (`prepare_burst` stages only those).
             // (An IPv6 packet, staged or not, is declined by the IPv4 path at its ethertype check.)
-            let role = tables.ports[in_port].role;
+            let (role, nic) = (
+                tables.ports[in_port].role,
+                tables.ports[in_port].rx_ipv4_cksum,
+            );
             let fast = if staged != NOT_STAGED || role == PortRole::Inside {
-                match self.fast_encap4(tables, pkt, staged, c) {
+                match self.fast_encap4(tables, pkt, staged, nic, c) {
                     Some(v) => Some(v),
                     None => self.fast_encap6(tables, pkt, staged, c),
                 }
             } else if role == PortRole::Outside {
-                match self.fast_decap4(tables, pkt, c) {
+                let v4 = if nic {
+                    self.fast_decap4::<true>(tables, pkt, c)
+                } else {
+                    self.fast_decap4::<false>(tables, pkt, c)
+                };
+                match v4 {
                     Some(code) => Some(code),
                     None => self.fast_decap6(tables, pkt, c),
                 }

@@ -14,13 +14,15 @@ impl<B: PacketBuf> Worker<B> {
     // packet untouched and the general rules take it (so every drop keeps its reason and its counter).
     // `tests::fast_path_equals_general_rules` runs both on the same packets and compares bytes and counters.
 
-    /// Inside port: IPv4 to a tunnel route -> encapsulated (see above).
+    /// Inside port: IPv4 to a tunnel route -> encapsulated (see above). `nic`: the port's NIC verifies IPv4
+    /// header checksums ([`PortInfo::rx_ipv4_cksum`](crate::tunnel::table::PortInfo)).
     #[inline(always)]
     pub(super) fn fast_encap4(
         &mut self,
         tables: &Tables,
         pkt: &mut B,
         staged: u32,
+        nic: bool,
         c: &mut Counters,
     ) -> Option<Verdict> {
         let d = pkt.data();
@@ -36,7 +38,7 @@ impl<B: PacketBuf> Worker<B> {
         let ip_len = len - ethernet::HEADER_LEN;
         // (A NIC with IPv4 rx checksum offload has verified the header already.)
         if usize::from(ip.total_len()) != ip_len
-            || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
+            || !((nic && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid())
         {
             return None;
         }
@@ -241,14 +243,17 @@ impl<B: PacketBuf> Worker<B> {
 
     /// Outside port: IPv4 GRE (key or not) to one of our addresses, carrying IPv4 to an inside neighbour ->
     /// decapsulated and forwarded (see above).
+    /// `NIC`: the port's NIC verifies IPv4 header checksums
+    /// ([`PortInfo::rx_ipv4_cksum`](crate::tunnel::table::PortInfo)): the outer header's verdict is read from
+    /// the mbuf.
     #[inline(always)]
-    pub(super) fn fast_decap4(
+    pub(super) fn fast_decap4<const NIC: bool>(
         &mut self,
         tables: &Tables,
         pkt: &mut B,
         c: &mut Counters,
     ) -> Option<Planned> {
-        let (ti, proto, off) = self.fast_decap4_match(tables, pkt)?;
+        let (ti, proto, off) = self.fast_decap4_match::<NIC>(tables, pkt)?;
         self.fast_decap_inner(tables, pkt, ti, proto, off, c)
     }
 
@@ -256,7 +261,7 @@ impl<B: PacketBuf> Worker<B> {
     /// Returns (tunnel index, with [`DECAP_FAST`] for a tunnel without settings to check; GRE protocol; offset
     /// of the inner packet); reads the packet only.
     #[inline(always)]
-    pub(super) fn fast_decap4_match(
+    pub(super) fn fast_decap4_match<const NIC: bool>(
         &mut self,
         tables: &Tables,
         pkt: &B,
@@ -281,7 +286,7 @@ impl<B: PacketBuf> Worker<B> {
         if usize::from(ip.total_len()) != len - ethernet::HEADER_LEN
             || ip.is_fragment()
             || ip.ecn() == ecn::CE
-            || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
+            || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid())
         {
             return None;
         }
