@@ -112,7 +112,7 @@ impl<B: PacketBuf> Worker<B> {
                 tables.ports[in_port].rx_ipv4_cksum,
             );
             let fast = if staged != NOT_STAGED || role == PortRole::Inside {
-                match self.fast_encap4(tables, pkt, staged, nic, c) {
+                match self.fast_encap4(tables, pkt, staged, c) {
                     Some(v) => Some(v),
                     None => self.fast_encap6(tables, pkt, staged, c),
                 }

@@ -14,15 +14,13 @@ impl<B: PacketBuf> Worker<B> {
     // packet untouched and the general rules take it (so every drop keeps its reason and its counter).
     // `tests::fast_path_equals_general_rules` runs both on the same packets and compares bytes and counters.
 
-    /// Inside port: IPv4 to a tunnel route -> encapsulated (see above). `nic`: the port's NIC verifies IPv4
-    /// header checksums ([`PortInfo::rx_ipv4_cksum`](crate::tunnel::table::PortInfo)).
+    /// Inside port: IPv4 to a tunnel route -> encapsulated (see above).
     #[inline(always)]
     pub(super) fn fast_encap4(
         &mut self,
         tables: &Tables,
         pkt: &mut B,
         staged: u32,
-        nic: bool,
         c: &mut Counters,
     ) -> Option<Verdict> {
         let d = pkt.data();
@@ -38,7 +36,7 @@ impl<B: PacketBuf> Worker<B> {
         let ip_len = len - ethernet::HEADER_LEN;
         // (A NIC with IPv4 rx checksum offload has verified the header already.)
         if usize::from(ip.total_len()) != ip_len
-            || !((nic && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid())
+            || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
         {
             return None;
         }

@@ -233,9 +233,11 @@ pub struct PortInfo {
     pub name: String,
     pub role: PortRole,
     pub mac: [u8; 6],
-    /// The NIC verifies received IPv4 header checksums (rx offload on): the fast paths take the mbuf's verdict
-    /// ([`crate::buf::PacketBuf::rx_ipv4_cksum_good`]) and check in software only what it does not call good.
-    /// Off (virtual ports, most of them), they check every header in software and never read the flags.
+    /// The NIC verifies received IPv4 header checksums (rx offload on): the decap fast paths take the mbuf's
+    /// verdict on the outer header ([`crate::buf::PacketBuf::rx_ipv4_cksum_good`]) and check in software only
+    /// what it does not call good. Off (virtual ports, most of them), they check every outer header in software
+    /// and never read the flags. (The encap fast paths read the flags on every port: a GOOD verdict is the
+    /// NIC's either way.)
     pub rx_ipv4_cksum: bool,
     pub v4: Vec<(Ipv4Addr, u8)>,
     pub v6: Vec<(Ipv6Addr, u8)>,
