@@ -528,7 +528,10 @@ fn build_tunnel(
         ipv4::HeaderMut::from_prefix(&mut h)
             .expect("20 bytes")
             .set_ttl(0);
-        u32::from(checksum::fold(checksum::sum(&h, 0)))
+        // As the words lie in memory (see `Tunnel::ip4_base_sum`).
+        u32::from(u16::from_ne_bytes(
+            checksum::fold(checksum::sum(&h, 0)).to_be_bytes(),
+        ))
     } else {
         0
     };

@@ -244,16 +244,17 @@ impl HeaderMut<'_> {
     /// The TTL one lower and the header checksum updated for it (RFC 1624 eqn. 3, `!(!HC + !m + m')`: the
     /// TTL/protocol word `m` drops by 0x0100, so `!m + m'` is 0xfeff), worked on the field as it lies in
     /// memory: a ones' complement sum does not depend on byte order (RFC 1071 2.B), so nothing is swapped.
+    /// In closed form, with `K` the 0x0100 as it lies in memory: eqn. 3 gives `HC + K`, and one more where
+    /// `!HC + !K` has no carry to fold in (`HC >= !K`): a compare and an add with carry, where the fold takes
+    /// six instructions (`decrement_ttl_equals_the_rfc1624_update_for_every_checksum` checks every `HC`).
     /// The caller saw a TTL above 0.
     #[inline(always)]
     pub fn decrement_ttl(&mut self) {
-        const DELTA: u32 = u16::from_ne_bytes(0xfeffu16.to_be_bytes()) as u32;
+        const K: u16 = u16::from_ne_bytes(0x0100u16.to_be_bytes());
         self.0[field::TTL] = self.0[field::TTL].wrapping_sub(1);
         let at = field::CHECKSUM.start;
         let hc = u16::from_ne_bytes([self.0[at], self.0[at + 1]]);
-        // At most 0xffff + 0xfffe: one end-around carry folds it.
-        let s = u32::from(!hc) + DELTA;
-        let v = !(((s & 0xffff) + (s >> 16)) as u16);
+        let v = hc.wrapping_add(K).wrapping_add(u16::from(hc >= !K));
         self.0[field::CHECKSUM].copy_from_slice(&v.to_ne_bytes());
     }
     /// Zero the checksum field, then write the checksum of the 20 bytes (a header without options).

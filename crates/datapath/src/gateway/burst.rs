@@ -82,10 +82,13 @@ impl<B: PacketBuf> Worker<B> {
         if tables.tunnels.len() < PREFETCH_MIN_TUNNELS {
             for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
                 let s = stage_encap(tables, p);
-                *code = if s == NO_TUNNEL {
-                    plan::SLOW
+                // (One copy of stage 3 per family: the IPv4 one tests and masks no `STAGED_V6`.)
+                *code = if s < STAGED_V6 {
+                    self.encap_staged(tables, p, s, false, c)
+                } else if s != NO_TUNNEL {
+                    self.encap_staged(tables, p, s & !STAGED_V6, true, c)
                 } else {
-                    self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c)
+                    plan::SLOW
                 };
                 if *code >= plan::DROP {
                     if *code == plan::SLOW {
@@ -110,13 +113,16 @@ impl<B: PacketBuf> Worker<B> {
             return false;
         }
         let staged = &staged[..n];
-        // Stage 2: the matched tunnels' lines and counters, for stage 3.
+        // Stage 2: the matched tunnels' lines (one, or two where some tunnel needs them) and counters, for
+        // stage 3.
+        let two_lines = tables.tunnel_lines > 1;
         for &s in staged {
             let ti = (s & !STAGED_V6) as usize;
             if let Some(t) = tables.tunnels.get(ti) {
                 let base = (t as *const Tunnel).cast::<u8>();
-                for line in 0..tables.tunnel_lines {
-                    prefetch(base.wrapping_add(64 * line));
+                prefetch(base);
+                if two_lines {
+                    prefetch(base.wrapping_add(64));
                 }
                 if let Some(tc) = c.tunnels.get(ti) {
                     prefetch((tc as *const crate::stats::TunnelCounters).cast::<u8>());
@@ -129,7 +135,12 @@ impl<B: PacketBuf> Worker<B> {
             .zip(staged.iter())
             .enumerate()
         {
-            *code = self.encap_staged(tables, p, s & !STAGED_V6, s & STAGED_V6 != 0, c);
+            // (One copy of stage 3 per family, as in the loop above.)
+            *code = if s < STAGED_V6 {
+                self.encap_staged(tables, p, s, false, c)
+            } else {
+                self.encap_staged(tables, p, s & !STAGED_V6, true, c)
+            };
             if *code >= plan::DROP {
                 if *code == plan::SLOW {
                     leave_rest(plan, i);
@@ -320,7 +331,10 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
             return NO_TUNNEL;
         }
         ti
-    } else if eth.ethertype_is(ethertype::IPV6) {
+    } else {
+        if !eth.ethertype_is(ethertype::IPV6) {
+            return NO_TUNNEL;
+        }
         let Some(h6) = frame_prefix::<ETH_IPV6>(d) else {
             return NO_TUNNEL;
         };
@@ -346,7 +360,5 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
             }
             _ => NO_TUNNEL,
         }
-    } else {
-        NO_TUNNEL
     }
 }

@@ -622,20 +622,29 @@ impl<B: PacketBuf> Gateway<B> {
     }
 }
 
-/// The GRE header of a decap fast path at `gre_at` (its first four bytes `gre`, already in view): version 0, no
+/// The GRE header of a decap fast path at `gre_at` (its first four bytes `base`, already in view): version 0, no
 /// flag but K, protocol IPv4 or IPv6. Returns (protocol, key as a [`key_word`], offset of the inner packet).
 #[inline(always)]
-fn fast_gre(d: &[u8], gre_at: usize, gre: gre::Header<'_>) -> Option<(u16, u64, usize)> {
-    let flags = gre.flags_version();
-    // (The protocol compared as it lies in the packet: no byte swap.)
-    let v6 = gre.protocol_is(ethertype::IPV6);
-    if flags & !gre::flags::KEY != 0 || !(v6 || gre.protocol_is(ethertype::IPV4)) {
-        return None;
+fn fast_gre(d: &[u8], gre_at: usize, base: &[u8; 4]) -> Option<(u16, u64, usize)> {
+    // The four shapes of the base header, as they lie in the packet: one 4-byte compare each, no byte swap.
+    const fn shape(flags: u16, proto: u16) -> u32 {
+        let (f, p) = (flags.to_be_bytes(), proto.to_be_bytes());
+        u32::from_ne_bytes([f[0], f[1], p[0], p[1]])
     }
-    let proto = if v6 { ethertype::IPV6 } else { ethertype::IPV4 };
+    const KEY4: u32 = shape(gre::flags::KEY, ethertype::IPV4);
+    const PLAIN4: u32 = shape(0, ethertype::IPV4);
+    const KEY6: u32 = shape(gre::flags::KEY, ethertype::IPV6);
+    const PLAIN6: u32 = shape(0, ethertype::IPV6);
+    let (proto, keyed) = match u32::from_ne_bytes(*base) {
+        KEY4 => (ethertype::IPV4, true),
+        PLAIN4 => (ethertype::IPV4, false),
+        KEY6 => (ethertype::IPV6, true),
+        PLAIN6 => (ethertype::IPV6, false),
+        _ => return None,
+    };
     // Without C, the key (RFC 2890 2.1, 4 bytes) is the first optional field: right after the base header.
     let key_at = gre_at + gre::BASE_HEADER_LEN;
-    if flags != 0 {
+    if keyed {
         let k: &[u8; 4] = d.get(key_at..key_at + 4)?.try_into().ok()?;
         Some((proto, key_word(Some(*k)), key_at + 4))
     } else {
@@ -645,7 +654,9 @@ fn fast_gre(d: &[u8], gre_at: usize, gre: gre::Header<'_>) -> Option<(u16, u64, 
 
 /// The per-packet fields of an outer IPv4 header whose other fields the tunnel's template wrote: TOS, total
 /// length, identification, DF, TTL, and the header checksum from the tunnel's precomputed sum plus these words,
-/// in registers (never read back from the packet).
+/// in registers (never read back from the packet). The sum is of the words as they lie in memory (RFC 1071
+/// 2.B: the order of the bytes does not change a ones' complement sum), so each word is swapped once, for its
+/// store, and the checksum not at all.
 #[inline(always)]
 fn outer_ipv4_fields(
     ip: &mut ipv4::HeaderMut<'_>,
@@ -661,18 +672,20 @@ fn outer_ipv4_fields(
     } else {
         0
     };
+    let ne = |w: u16| u32::from(u16::from_ne_bytes(w.to_be_bytes()));
+    // Word 0 is (version and IHL, TOS), word 4 (TTL, protocol).
     let sum = t.ip4_base_sum
-        + u32::from(tos)
-        + outer_len as u32
-        + u32::from(ident)
-        + u32::from(frag)
-        + (u32::from(ttl) << 8);
+        + u32::from(u16::from_ne_bytes([0, tos]))
+        + ne(outer_len as u16)
+        + ne(ident)
+        + ne(frag)
+        + u32::from(u16::from_ne_bytes([ttl, 0]));
     ip.set_dscp_ecn(tos);
     ip.set_total_len(outer_len as u16);
     ip.set_ident(ident);
     ip.set_flags_frag(frag);
     ip.set_ttl(ttl);
-    ip.set_checksum(!checksum::fold(sum));
+    ip.set_checksum(u16::from_be_bytes((!checksum::fold(sum)).to_ne_bytes()));
 }
 
 #[inline(always)]

@@ -301,8 +301,9 @@ pub struct Tunnel {
     // tunnel with a key (a 42-byte header) that is exactly the first cache line; every tunnel fits two. With
     // many tunnels the burst prefetches one line per packet, or two when some tunnel needs them
     // (`Tables::tunnel_lines`).
-    /// IPv4 outer: the one's-complement sum (folded, of big-endian 16-bit words) of the template's IPv4
-    /// header with every per-packet field (TOS, total length, identification, flags, TTL, checksum) zero. The
+    /// IPv4 outer: the one's-complement sum (folded, of the 16-bit words as they lie in memory: native-endian)
+    /// of the template's IPv4 header with every per-packet field (TOS, total length, identification, flags,
+    /// TTL, checksum) zero. The
     /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
     /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
     pub ip4_base_sum: u32,

@@ -549,3 +549,40 @@ fn a_planned_burst_moved_whole_onto_a_slow_reader_is_counted_like_any_other() {
     assert_eq!(c.drops[DropReason::TxFull as usize], 63 - 16 - 1);
     assert_eq!(total_drops(&c), 63 - 16, "rx = tx + drops");
 }
+
+#[test]
+fn tick_scale_gives_the_nanoseconds_of_the_float_conversion() {
+    for tsc_hz in [
+        1_000_000_000u64,
+        2_100_000_000,
+        2_399_999_999,
+        3_000_000_000,
+        4_700_000_000,
+    ] {
+        let scale = TickScale::new(tsc_hz);
+        for ticks in [
+            0u64,
+            1,
+            2,
+            37,
+            1_000,
+            123_456,
+            9_999_999,
+            3_000_000_000,
+            1 << 40,
+        ] {
+            let exact = ticks as f64 * 1e9 / tsc_hz as f64;
+            let ns = scale.ns(ticks) as f64;
+            // Truncated, and `mult`'s own truncation off by less than one part in 10^9 * 2^32 / tsc_hz.
+            let bound = 1.0 + exact * tsc_hz as f64 / (1e9 * 4294967296.0);
+            assert!(
+                ns <= exact + 1e-6 && exact - ns < bound,
+                "{tsc_hz} Hz, {ticks} ticks: {ns} against {exact}"
+            );
+        }
+    }
+    // A clock below 1 GHz: more nanoseconds than ticks, and no overflow at the top.
+    let slow = TickScale::new(1_000_000);
+    assert_eq!(slow.ns(3), 3_000);
+    assert_eq!(slow.ns(u64::MAX), u64::MAX);
+}
