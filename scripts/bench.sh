@@ -287,6 +287,17 @@ if [[ -n $INSTRUCTIONS ]]; then
         done
         sleep "$CG_SECS"
         kill -INT "$tp" 2>/dev/null || true
+        # Bounded: on a loaded machine testpmd under valgrind has stayed in its start-up link check, where the
+        # SIGINT never ended it (and an unbounded wait hung the whole run).
+        for _ in $(seq 240); do
+            kill -0 "$tp" 2>/dev/null || break
+            sleep 0.5
+        done
+        if kill -0 "$tp" 2>/dev/null; then
+            echo "testpmd under callgrind still running 120 s after SIGINT ($s): killed; see $OUT/$s.cg.testpmd.log" >&2
+            kill -KILL "$tp" 2>/dev/null || true
+            STATUS=1
+        fi
         wait "$tp" || true
         exec 4>&-
         rm -f "$fifo"
