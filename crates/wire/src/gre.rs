@@ -296,13 +296,6 @@ macro_rules! fixed_header_getters {
             let at = field::PROTOCOL.start;
             u16::from_be_bytes([self.0[at], self.0[at + 1]])
         }
-        /// Whether the protocol type is `p`: one compare of the field as it lies in memory against `p`'s bytes
-        /// (no byte swap of the field, as `ethernet::Header::ethertype_is`).
-        #[inline(always)]
-        pub fn protocol_is(&self, p: u16) -> bool {
-            let at = field::PROTOCOL.start;
-            [self.0[at], self.0[at + 1]] == p.to_be_bytes()
-        }
     };
 }
 
@@ -1185,13 +1178,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn protocol_is_agrees_with_protocol(h in proptest::array::uniform4(any::<u8>()), p in any::<u16>()) {
-            let v = Header::new(&h);
-            prop_assert_eq!(v.protocol_is(p), v.protocol() == p);
-            prop_assert!(v.protocol_is(v.protocol()));
-        }
-
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             if let Ok(packet) = Packet::new_checked(&bytes[..]) {
