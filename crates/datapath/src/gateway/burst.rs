@@ -82,14 +82,7 @@ impl<B: PacketBuf> Worker<B> {
         if tables.tunnels.len() < PREFETCH_MIN_TUNNELS {
             for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
                 let s = stage_encap(tables, p);
-                // (One copy of stage 3 per family: the IPv4 one tests and masks no `STAGED_V6`.)
-                *code = if s < STAGED_V6 {
-                    self.encap_staged(tables, p, s, false, c)
-                } else if s != NO_TUNNEL {
-                    self.encap_staged(tables, p, s & !STAGED_V6, true, c)
-                } else {
-                    plan::SLOW
-                };
+                *code = self.encap_stage3(tables, p, s, c);
                 if *code >= plan::DROP {
                     if *code == plan::SLOW {
                         leave_rest(plan, i);
@@ -135,12 +128,7 @@ impl<B: PacketBuf> Worker<B> {
             .zip(staged.iter())
             .enumerate()
         {
-            // (One copy of stage 3 per family, as in the loop above.)
-            *code = if s < STAGED_V6 {
-                self.encap_staged(tables, p, s, false, c)
-            } else {
-                self.encap_staged(tables, p, s & !STAGED_V6, true, c)
-            };
+            *code = self.encap_stage3(tables, p, s, c);
             if *code >= plan::DROP {
                 if *code == plan::SLOW {
                     leave_rest(plan, i);
@@ -151,6 +139,20 @@ impl<B: PacketBuf> Worker<B> {
         }
         leave_rest(plan, n);
         true
+    }
+
+    /// Stage 3 of a packet by its stage-1 result `s` (a tunnel index, with `STAGED_V6` for an IPv6 packet, or
+    /// `NO_TUNNEL`: left for `process`). One copy of [`Worker::encap_staged`] per family: the IPv4 one tests
+    /// and masks no `STAGED_V6`.
+    #[inline(always)]
+    fn encap_stage3(&mut self, tables: &Tables, pkt: &mut B, s: u32, c: &mut Counters) -> u16 {
+        if s < STAGED_V6 {
+            self.encap_staged(tables, pkt, s, false, c)
+        } else if s != NO_TUNNEL {
+            self.encap_staged(tables, pkt, s & !STAGED_V6, true, c)
+        } else {
+            plan::SLOW
+        }
     }
 
     /// Stage 3 of a packet that passed stage 1 toward tunnel `ti` (`v6`: an IPv6 packet): a tunnel whose header
