@@ -8,6 +8,7 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=src/dpdk/shim.c");
     println!("cargo:rerun-if-changed=src/dpdk/shim.h");
+    println!("cargo:rerun-if-changed=src/dpdk/capture.c");
     println!("cargo:rerun-if-changed=src/dpdk/cksum_probe.c");
     println!("cargo:rerun-if-changed=build.rs");
 
@@ -63,6 +64,7 @@ fn main() {
 
     let mut cc = cc::Build::new();
     cc.file("src/dpdk/shim.c")
+        .file("src/dpdk/capture.c")
         .flag("-march=corei7")
         .flag_if_supported("-Wno-unused-parameter")
         .opt_level(3);

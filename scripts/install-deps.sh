@@ -9,9 +9,10 @@ set -euo pipefail
 
 # The Debian package's build and checks (scripts/package.sh, scripts/package-test.sh): dpkg-dev (dpkg-shlibdeps
 # finds the DPDK runtime dependencies), man-db (`man greway`), systemd (`systemd-analyze verify`; nothing is
-# started), prometheus (promtool checks and unit-tests the alerting rules).
+# started), prometheus (promtool checks and unit-tests the alerting rules); gdb prints the backtrace of a crash a
+# test catches (scripts/dumpcap.sh).
 PKGS=(libdpdk-dev dpdk-dev libclang-dev clang pkg-config tshark python3-scapy iperf3 iproute2 tcpdump curl
-      iputils-ping ethtool jq openvswitch-switch-dpdk frr dpkg-dev man-db systemd prometheus)
+      iputils-ping ethtool jq openvswitch-switch-dpdk frr dpkg-dev man-db systemd prometheus gdb)
 
 # `scripts/install-deps.sh PACKAGE...`: only those (scripts/bench-ovs.sh installs Open vSwitch this way).
 if (($#)); then PKGS=("$@"); fi

@@ -83,7 +83,14 @@ impl Runtime {
         let eal = Eal::init(&args)?;
         // Packet capture for dpdk-dumpcap: needs a primary with hugepages and shared config.
         match dpdk::telemetry::pdump_init() {
-            Ok(()) => log::info!("pdump server ready (dpdk-dumpcap can attach)"),
+            Ok(own) => log::info!(
+                "pdump server ready (dpdk-dumpcap can attach){}",
+                if own {
+                    "; greway's, which waits for the workers when a capture ends"
+                } else {
+                    ""
+                }
+            ),
             Err(e) => log::info!("pdump not available ({e}): dpdk-dumpcap needs hugepages"),
         }
         let nworkers = cfg.dataplane.workers.len() as u16;

@@ -34,4 +34,6 @@ int shim_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
 uint16_t shim_raw_cksum(const void *buf, size_t len);
 uint16_t shim_raw_cksum_o2(const void *buf, size_t len);
 uint64_t shim_rdtsc(void);
+/* capture.c: the packet-capture server (1: greway's, for DPDK 22.11; 0: DPDK's own; -1: failed, rte_errno). */
+int shim_capture_init(void);
 #endif

@@ -96,11 +96,13 @@ unsafe extern "C" fn answer(
 
 /// Start the packet-capture server so `dpdk-dumpcap` / `dpdk-pdump` (secondary processes) can attach. Needs a
 /// primary with hugepages and shared config: with `--no-huge`/`--no-shconf` it fails and greway runs without it.
-pub fn pdump_init() -> Result<(), DpdkError> {
+/// Built against DPDK 22.11 the server is greway's own (`capture.c`: DPDK's, plus the wait on a capture's end
+/// that 22.11 lacks), and the answer is `true`; against a later DPDK it is the library's (`false`).
+pub fn pdump_init() -> Result<bool, DpdkError> {
     // SAFETY: plain call after EAL init; registers multi-process handlers.
-    let rc = unsafe { sys::rte_pdump_init() };
+    let rc = unsafe { sys::shim_capture_init() };
     if rc < 0 {
         return Err(DpdkError::last("rte_pdump_init"));
     }
-    Ok(())
+    Ok(rc == 1)
 }
