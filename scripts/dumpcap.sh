@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # dpdk-dumpcap against a running greway: it must attach as a secondary process and capture what greway sends,
 # which tshark must decode as the tunnel's GRE (key 42, outer 192.0.2.1 -> 198.51.100.7, inner IPv4/UDP), and
-# the ingress port's packets as received; then 8 more captures start and end while traffic flows, and greway must
-# still exit cleanly (a crash prints gdb's backtrace of its core, kept in out/).
+# the ingress port's packets as received, and a filtered capture only the packets its filter takes; then 8 more
+# captures start and end while traffic flows, and greway must still exit cleanly (a crash prints gdb's backtrace
+# of its core, kept in out/).
 #
 # Secondary processes need a hugepage primary with shared config, so this needs 2 MB hugepages: when fewer than
 # 256 are free (or nothing is mounted) it runs itself through scripts/with-hugepages.sh, which reserves them
@@ -109,8 +110,8 @@ grep -q "worker 0 on core 1 as" "$dir/greway.log" || {
 }
 
 fail=0
-capture() { # port-device count file
-    timeout 30 dpdk-dumpcap --file-prefix "$prefix" -i "$1" -c "$2" -w "$3" >"$3.log" 2>&1 || {
+capture() { # port-device count file [dpdk-dumpcap options...]
+    timeout 30 dpdk-dumpcap --file-prefix "$prefix" -i "$1" -c "$2" -w "$3" "${@:4}" >"$3.log" 2>&1 || {
         echo "dumpcap check: dpdk-dumpcap -i $1 failed:" >&2
         grep -vE "fbarray|release memory" "$3.log" | tail -5 >&2
         return 1
@@ -132,6 +133,15 @@ if capture net_pcap0 32 "$dir/in.pcapng"; then
     plain=$(tshark -r "$dir/in.pcapng" -Y 'ip.src == 10.0.0.2 && udp.dstport == 9 && !gre && ip.ttl == 64' 2>/dev/null | wc -l)
     echo "ingress (net_pcap0): $total packets captured, $plain plain IPv4/UDP with TTL 64 (as sent)"
     ((total >= 32 && plain == total)) || fail=1
+else
+    fail=1
+fi
+# A capture filter (libpcap syntax, run as eBPF on the worker): one destination of the sixteen.
+if capture net_pcap0 8 "$dir/filtered.pcapng" -f "udp and dst host 198.18.0.3"; then
+    total=$(tshark -r "$dir/filtered.pcapng" 2>/dev/null | wc -l)
+    match=$(tshark -r "$dir/filtered.pcapng" -Y 'ip.dst == 198.18.0.3 && udp.dstport == 9' 2>/dev/null | wc -l)
+    echo "filtered (net_pcap0, dst host 198.18.0.3): $total packets captured, $match to 198.18.0.3"
+    ((total >= 8 && match == total)) || fail=1
 else
     fail=1
 fi
