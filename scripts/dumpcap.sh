@@ -117,34 +117,29 @@ capture() { # port-device count file [dpdk-dumpcap options...]
         return 1
     }
 }
+# check LABEL PORT COUNT FILE DISPLAY-FILTER WHAT [dpdk-dumpcap options...]: a capture of at least COUNT packets
+# of PORT, every one of them matching tshark's DISPLAY-FILTER (WHAT says what that is).
+check() {
+    local label=$1 port=$2 count=$3 file=$4 want=$5 what=$6 total match
+    if capture "$port" "$count" "$file" "${@:7}"; then
+        total=$(tshark -r "$file" 2>/dev/null | wc -l)
+        match=$(tshark -r "$file" -Y "$want" 2>/dev/null | wc -l)
+        echo "$label ($port): $total packets captured, $match $what"
+        ((total >= count && match == total)) || fail=1
+    else
+        fail=1
+    fi
+}
 # Egress: the encapsulated packets.
-if capture net_null0 64 "$dir/out.pcapng"; then
-    total=$(tshark -r "$dir/out.pcapng" 2>/dev/null | wc -l)
-    gre=$(tshark -r "$dir/out.pcapng" -Y 'ip.src == 192.0.2.1 && ip.dst == 198.51.100.7 && gre.key == 42 &&
-        ip.proto == 47 && ip.dst == 198.18.0.0/15 && udp.dstport == 9' 2>/dev/null | wc -l)
-    echo "egress (net_null0): $total packets captured, $gre decoded by tshark as GRE key 42 to 198.51.100.7 carrying the inner UDP"
-    ((total >= 64 && gre == total)) || fail=1
-else
-    fail=1
-fi
+check egress net_null0 64 "$dir/out.pcapng" 'ip.src == 192.0.2.1 && ip.dst == 198.51.100.7 && gre.key == 42 &&
+    ip.proto == 47 && ip.dst == 198.18.0.0/15 && udp.dstport == 9' \
+    "decoded by tshark as GRE key 42 to 198.51.100.7 carrying the inner UDP"
 # Ingress: the packets as received, before greway touches them.
-if capture net_pcap0 32 "$dir/in.pcapng"; then
-    total=$(tshark -r "$dir/in.pcapng" 2>/dev/null | wc -l)
-    plain=$(tshark -r "$dir/in.pcapng" -Y 'ip.src == 10.0.0.2 && udp.dstport == 9 && !gre && ip.ttl == 64' 2>/dev/null | wc -l)
-    echo "ingress (net_pcap0): $total packets captured, $plain plain IPv4/UDP with TTL 64 (as sent)"
-    ((total >= 32 && plain == total)) || fail=1
-else
-    fail=1
-fi
+check ingress net_pcap0 32 "$dir/in.pcapng" 'ip.src == 10.0.0.2 && udp.dstport == 9 && !gre && ip.ttl == 64' \
+    "plain IPv4/UDP with TTL 64 (as sent)"
 # A capture filter (libpcap syntax, run as eBPF on the worker): one destination of the sixteen.
-if capture net_pcap0 8 "$dir/filtered.pcapng" -f "udp and dst host 198.18.0.3"; then
-    total=$(tshark -r "$dir/filtered.pcapng" 2>/dev/null | wc -l)
-    match=$(tshark -r "$dir/filtered.pcapng" -Y 'ip.dst == 198.18.0.3 && udp.dstport == 9' 2>/dev/null | wc -l)
-    echo "filtered (net_pcap0, dst host 198.18.0.3): $total packets captured, $match to 198.18.0.3"
-    ((total >= 8 && match == total)) || fail=1
-else
-    fail=1
-fi
+check "filtered, dst host 198.18.0.3" net_pcap0 8 "$dir/filtered.pcapng" 'ip.dst == 198.18.0.3 && udp.dstport == 9' \
+    "to 198.18.0.3" -f "udp and dst host 198.18.0.3"
 # Captures ended while traffic flows, one after another: with DPDK 22.11's own capture server, about one end in a
 # hundred crashed a loaded gateway (a worker still copying into the ring and mempool dpdk-dumpcap frees; see
 # src/dpdk/capture.c).
