@@ -113,8 +113,11 @@ static void capture_enter(uint16_t port, uint16_t queue, enum rte_pcapng_directi
 			  struct rte_mbuf **pkts, uint16_t n, struct capture *c,
 			  struct rte_pdump_stats *stats)
 {
+	/* An empty burst (most polls) touches neither ring nor mempool: no count, no locked add. */
+	if (n == 0)
+		return;
 	__atomic_fetch_add(&c->inside, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&c->active, __ATOMIC_SEQ_CST) && n > 0)
+	if (__atomic_load_n(&c->active, __ATOMIC_SEQ_CST))
 		capture_copy(port, queue, direction, pkts, n, c, stats);
 	__atomic_fetch_sub(&c->inside, 1, __ATOMIC_RELEASE);
 }

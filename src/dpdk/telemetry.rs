@@ -102,7 +102,7 @@ pub fn pdump_init() -> Result<bool, DpdkError> {
     // SAFETY: plain call after EAL init; registers multi-process handlers.
     let rc = unsafe { sys::shim_capture_init() };
     if rc < 0 {
-        return Err(DpdkError::last("rte_pdump_init"));
+        return Err(DpdkError::last("capture server (rte_pdump_init)"));
     }
     Ok(rc == 1)
 }
