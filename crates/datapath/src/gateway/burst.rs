@@ -6,6 +6,7 @@
 //! exactly what the per-packet fast paths do (`fast.rs`; `tests::fast_path_equals_general_rules` runs both and
 //! the general rules on the same packets): a packet they decline is left untouched for `Processor::process`,
 //! and so is every packet after it (the pass ends there), so the worker's state changes in arrival order.
+use super::fast::{encap4_hl, encap_write4, template4};
 use super::*;
 use crate::plan;
 use crate::tunnel::table::fast;
@@ -81,9 +82,12 @@ impl<B: PacketBuf> Worker<B> {
         // packet's header values still in registers from its checks when it is rewritten.
         // The IPv4 identification in a register through the pass (`self.ip_ident` again at its end, and around
         // the out-of-line paths that use it).
-        let mut ident = self.ip_ident;
         if tables.tunnels.len() < PREFETCH_MIN_TUNNELS {
-            for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
+            // The burst's first packets into one tunnel (often the whole burst) as a run, then the rest one by
+            // one.
+            let start = self.encap_run(tables, pkts, plan, c);
+            let mut ident = self.ip_ident;
+            for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate().skip(start) {
                 let s = stage_encap(tables, p);
                 *code = self.encap_stage3(tables, p, s, &mut ident, c);
                 if *code >= plan::DROP {
@@ -98,6 +102,7 @@ impl<B: PacketBuf> Worker<B> {
             self.ip_ident = ident;
             return true;
         }
+        let mut ident = self.ip_ident;
         // Stage 1 up to the first packet it cannot stage: stage 3 would end there anyway.
         let mut n = pkts.len();
         for (i, (s, p)) in staged.iter_mut().zip(pkts.iter()).enumerate() {
@@ -146,6 +151,46 @@ impl<B: PacketBuf> Worker<B> {
         self.ip_ident = ident;
         leave_rest(plan, n);
         true
+    }
+
+    /// A run: the packets from the burst's start that are IPv4 into one tunnel with a constant IPv4-outside
+    /// header without GRE checksum (the tunnel of the first), each within the tunnel's MTU, encapsulated. The
+    /// loop holds the tunnel and one byte sum: the run's codes (all one egress port) and its counters are
+    /// written once at its end. Returns how many packets the run took (0: none); the first packet it declines
+    /// is unchanged. Each packet is checked and written as [`Worker::encap_staged`] does.
+    #[inline(never)]
+    fn encap_run(
+        &mut self,
+        tables: &Tables,
+        pkts: &mut [B],
+        plan: &mut [u16],
+        c: &mut Counters,
+    ) -> usize {
+        let Some(first) = pkts.first() else {
+            return 0;
+        };
+        let Some((ti, t)) =
+            stage_encap4(tables, first).and_then(|ti| Some((ti, tables.tunnels.get(ti as usize)?)))
+        else {
+            return 0;
+        };
+        let mut ident = self.ip_ident;
+        let (n, bytes) = match t.fast & fast::ENCAP4_MASK {
+            fast::ENCAP4_PLAIN => run_into::<B, false>(tables, pkts, ti, t, &mut ident),
+            fast::ENCAP4_KEY => run_into::<B, true>(tables, pkts, ti, t, &mut ident),
+            _ => return 0,
+        };
+        self.ip_ident = ident;
+        // Counted as `fast_emit4` counts each packet: the IP bytes into the tunnel; the frame's bytes received,
+        // and after the header's `hl - ETH` more sent.
+        let (count, hl) = (n as u64, t.header_bytes() as u64);
+        let tc = &mut c.tunnels[ti as usize];
+        tc.encap += count;
+        tc.encap_bytes += bytes;
+        self.pass_bytes.rx += bytes + count * ETH as u64;
+        self.pass_bytes.tx += bytes + count * hl;
+        plan[..n].fill(plan::tx(usize::from(t.out_port)));
+        n
     }
 
     /// Stage 3 of a packet by its stage-1 result `s` (a tunnel index, with `STAGED_V6` for an IPv6 packet, or
@@ -335,24 +380,7 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
     };
     let (eth, ip) = eth_ipv4(h);
     if eth.ethertype_is(ethertype::IPV4) {
-        if ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
-            || usize::from(ip.total_len()) != len - ETH
-            || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
-        {
-            return NO_TUNNEL;
-        }
-        let dst = ip.dst_u32();
-        if dst >= 0xe000_0000 || ip.ttl() <= 1 {
-            return NO_TUNNEL;
-        }
-        let Some(ti) = tables.routes.encap4.lookup(dst) else {
-            return NO_TUNNEL;
-        };
-        // (The route tables hold indices below 2^30: never a sentinel, never with `STAGED_V6`.)
-        if tables.local4_tunneled && tables.local4_set.contains(dst) {
-            return NO_TUNNEL;
-        }
-        ti
+        stage_ipv4(tables, pkt, ip, len).unwrap_or(NO_TUNNEL)
     } else {
         if !eth.ethertype_is(ethertype::IPV6) {
             return NO_TUNNEL;
@@ -383,4 +411,82 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
             _ => NO_TUNNEL,
         }
     }
+}
+
+/// [`stage_encap`] for an IPv4 packet only (`None` for any other): the checks of a run's packets.
+#[inline(always)]
+fn stage_encap4<B: PacketBuf>(tables: &Tables, pkt: &B) -> Option<u32> {
+    let d = pkt.data();
+    let len = d.len();
+    if len != pkt.pkt_len() {
+        return None;
+    }
+    let (eth, ip) = eth_ipv4(frame_prefix::<ETH_IPV4>(d)?);
+    if !eth.ethertype_is(ethertype::IPV4) {
+        return None;
+    }
+    stage_ipv4(tables, pkt, ip, len)
+}
+
+/// Stage 1 of a frame of `len` bytes holding IPv4 (`ip`, right after the Ethernet header): an option-less
+/// header of exactly the rest of the frame with a valid checksum, not multicast, TTL left, a tunnel route, not
+/// one of our addresses; the tunnel index.
+#[inline(always)]
+fn stage_ipv4<B: PacketBuf>(
+    tables: &Tables,
+    pkt: &B,
+    ip: ipv4::Header<'_>,
+    len: usize,
+) -> Option<u32> {
+    if ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
+        || usize::from(ip.total_len()) != len - ETH
+        || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
+    {
+        return None;
+    }
+    let dst = ip.dst_u32();
+    if dst >= 0xe000_0000 || ip.ttl() <= 1 {
+        return None;
+    }
+    let ti = tables.routes.encap4.lookup(dst)?;
+    // (The route tables hold indices below 2^30: never a sentinel, never with `STAGED_V6`.)
+    if tables.local4_tunneled && tables.local4_set.contains(dst) {
+        return None;
+    }
+    Some(ti)
+}
+
+/// The loops of [`Worker::encap_run`] into tunnel `ti` (`t`, whose header is constant, with a key or not:
+/// `KEY`): the first finds how many packets from the start the run takes (each with the checks of stage 1, into
+/// `ti`, within the tunnel's MTU, with headroom for the header), the second writes their headers. Two loops
+/// without exits in the second: each keeps its values in registers (one loop with the checks and the writes
+/// spilled a dozen). Returns (number of packets taken, their IP bytes).
+#[inline(always)]
+fn run_into<B: PacketBuf, const KEY: bool>(
+    tables: &Tables,
+    pkts: &mut [B],
+    ti: u32,
+    t: &Tunnel,
+    ident: &mut u16,
+) -> (usize, u64) {
+    // The MTU as the run starts (it may be a path MTU learned meanwhile).
+    let mtu = usize::from(t.mtu.get());
+    let room = t.header_bytes() - ETH;
+    let mut n = 0;
+    for p in pkts.iter() {
+        if stage_encap4(tables, p) != Some(ti) || p.data().len() - ETH > mtu || p.headroom() < room
+        {
+            break;
+        }
+        n += 1;
+    }
+    let tpl = template4(t, encap4_hl(false, KEY));
+    let mut bytes = 0;
+    for p in &mut pkts[..n] {
+        let ip_len = p.data().len() - ETH;
+        encap_write4::<B, false, KEY, false>(t, &tpl, p, ip_len, ident)
+            .expect("the headroom was checked");
+        bytes += ip_len as u64;
+    }
+    (n, bytes)
 }

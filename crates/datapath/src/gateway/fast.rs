@@ -130,70 +130,10 @@ impl<B: PacketBuf> Worker<B> {
         ip_ident: &mut u16,
         c: &mut Counters,
     ) -> Verdict {
-        const HL_MIN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + gre::BASE_HEADER_LEN;
-        // RFC 2784 2.5, summed before anything is written (see `encap_emit`): the GRE words from the tunnel's
-        // precomputed sum plus the inner payload; the verified inner header sums to all ones and adds nothing,
-        // and the TTL decrement's RFC 1624 update keeps it so. (An IPv6 packet has no header checksum: the
-        // caller never asks for `CSUM` with `V6`.)
-        debug_assert_eq!(CSUM, t.checksum);
-        debug_assert!(!(CSUM && V6));
-        let gre_sum = if CSUM && !V6 {
-            Some(checksum::fold(checksum::sum(
-                &pkt.data()[ETH_IPV4..],
-                u32::from(t.gre_base_sum),
-            )))
-        } else {
-            None
-        };
-        // A constant: 38 or 42 without a checksum (key or not), 42 or 46 with one.
-        let hl = HL_MIN + if CSUM { 4 } else { 0 } + if KEY { 4 } else { 0 };
-        debug_assert_eq!(hl, t.header_bytes());
-        // The mbuf's lengths first, then the stores into the packet: those could alias the mbuf's fields, so
-        // after them the compiler would load the fields again.
-        if pkt.prepend(hl - ethernet::HEADER_LEN).is_none() {
+        let tpl = template4(t, encap4_hl(CSUM, KEY));
+        let Some(outer_len) = encap_write4::<B, CSUM, KEY, V6>(t, &tpl, pkt, len, ip_ident) else {
             return Verdict::Drop(DropReason::NoHeadroom);
-        }
-        // The new headers and the inner IP header after them (the frame held at least an Ethernet and an IPv4 or
-        // IPv6 header before): a slice of constant length, so the views below need no runtime check.
-        let inner_hl = if V6 {
-            ipv6::HEADER_LEN
-        } else {
-            ipv4::HEADER_LEN
         };
-        let (d, inner_ip) = pkt.data_mut()[..hl + inner_hl].split_at_mut(hl);
-        // The template first, then the inner header's values (read where they are used, each live briefly: 1
-        // instruction per packet on `encap-64`). Three 16-byte moves, the last overlapping the second (two 32-byte
-        // copies took four).
-        d[..16].copy_from_slice(&t.template[..16]);
-        d[16..32].copy_from_slice(&t.template[16..32]);
-        d[hl - 16..].copy_from_slice(&t.template[hl - 16..hl]);
-        // The inner TTL or hop limit drops by one (forwarded: RFC 1812, RFC 8200); the outer header inherits
-        // its TOS (the IPv6 traffic class, as `encap_emit`) and DF (always for IPv6).
-        let (ttl_in, tos_in, df) = if V6 {
-            let mut ip = ipv6::HeaderMut::new(checked_prefix_mut(inner_ip));
-            ip.decrement_hop_limit();
-            (ip.hop_limit(), ip.traffic_class(), true)
-        } else {
-            let mut ip = ipv4::HeaderMut::new(checked_prefix_mut(inner_ip));
-            let (tos, df) = (ip.dscp_ecn(), ip.dont_frag());
-            ip.decrement_ttl();
-            (ip.ttl(), tos, df)
-        };
-        let tos = (tos_in & t.tos_keep) | t.tos_set;
-        let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
-        let outer_len = len + hl - ethernet::HEADER_LEN;
-        let ident = *ip_ident;
-        *ip_ident = ident.wrapping_add(1);
-        let (headers, gre) = d.split_at_mut(ETH_IPV4);
-        let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
-        outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, df, ttl);
-        if V6 {
-            // The template's protocol type is IPv4.
-            gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
-        }
-        if let Some(s) = gre_sum {
-            gre::ChecksumHeaderMut::new(checked_prefix_mut(gre)).set_checksum(!s);
-        }
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += 1;
         tc.encap_bytes += len as u64;
@@ -612,4 +552,102 @@ fn decap_cached(tables: &Tables, ti: u32) -> u32 {
         Some(t) if t.fast & fast::DECAP != 0 => ti | DECAP_FAST,
         _ => ti,
     }
+}
+
+/// The header of [`encap_write4`] (Ethernet, outer IPv4, GRE; `hl` bytes, 38 to 46) in three 16-byte parts,
+/// the last overlapping the second: bytes 0..16, 16..32 and `hl - 16..hl`. A run into one tunnel loads them
+/// once (they stay in vector registers); one packet, from the tunnel each time.
+pub(super) type Template4 = [[u8; 16]; 3];
+
+/// [`Template4`] of tunnel `t`, whose header is `hl` bytes.
+#[inline(always)]
+pub(super) fn template4(t: &Tunnel, hl: usize) -> Template4 {
+    let part = |at: usize| -> [u8; 16] { t.template[at..at + 16].try_into().expect("16 bytes") };
+    [part(0), part(16), part(hl - 16)]
+}
+
+/// The header length of [`encap_write4`]'s shapes: 38 or 42 without a GRE checksum (key or not), 42 or 46
+/// with one.
+#[inline(always)]
+pub(super) const fn encap4_hl(csum: bool, key: bool) -> usize {
+    ethernet::HEADER_LEN
+        + ipv4::HEADER_LEN
+        + gre::BASE_HEADER_LEN
+        + if csum { 4 } else { 0 }
+        + if key { 4 } else { 0 }
+}
+
+/// The header write of [`Worker::fast_emit4`], without its counting: the mbuf grows by the tunnel's header, the
+/// template and the per-packet fields are written. Returns the outer IP packet's length, or `None` (nothing
+/// changed) when the mbuf has no headroom for the header. `tpl`: the tunnel's header, [`template4`]. Shared by `fast_emit4` and the encap pass's runs
+/// into one tunnel (`burst.rs`), which count a run at its end.
+#[inline(always)]
+pub(super) fn encap_write4<B: PacketBuf, const CSUM: bool, const KEY: bool, const V6: bool>(
+    t: &Tunnel,
+    tpl: &Template4,
+    pkt: &mut B,
+    len: usize,
+    ip_ident: &mut u16,
+) -> Option<usize> {
+    // RFC 2784 2.5, summed before anything is written (see `encap_emit`): the GRE words from the tunnel's
+    // precomputed sum plus the inner payload; the verified inner header sums to all ones and adds nothing,
+    // and the TTL decrement's RFC 1624 update keeps it so. (An IPv6 packet has no header checksum: the
+    // caller never asks for `CSUM` with `V6`.)
+    debug_assert_eq!(CSUM, t.checksum);
+    debug_assert!(!(CSUM && V6));
+    let gre_sum = if CSUM && !V6 {
+        Some(checksum::fold(checksum::sum(
+            &pkt.data()[ETH_IPV4..],
+            u32::from(t.gre_base_sum),
+        )))
+    } else {
+        None
+    };
+    let hl = encap4_hl(CSUM, KEY);
+    debug_assert_eq!(hl, t.header_bytes());
+    // The mbuf's lengths first, then the stores into the packet: those could alias the mbuf's fields, so
+    // after them the compiler would load the fields again.
+    pkt.prepend(hl - ethernet::HEADER_LEN)?;
+    // The new headers and the inner IP header after them (the frame held at least an Ethernet and an IPv4 or
+    // IPv6 header before): a slice of constant length, so the views below need no runtime check.
+    let inner_hl = if V6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    };
+    let (d, inner_ip) = pkt.data_mut()[..hl + inner_hl].split_at_mut(hl);
+    // The template first, then the inner header's values (read where they are used, each live briefly: 1
+    // instruction per packet on `encap-64`). Three 16-byte moves, the last overlapping the second (two 32-byte
+    // copies took four).
+    d[..16].copy_from_slice(&tpl[0]);
+    d[16..32].copy_from_slice(&tpl[1]);
+    d[hl - 16..].copy_from_slice(&tpl[2]);
+    // The inner TTL or hop limit drops by one (forwarded: RFC 1812, RFC 8200); the outer header inherits
+    // its TOS (the IPv6 traffic class, as `encap_emit`) and DF (always for IPv6).
+    let (ttl_in, tos_in, df) = if V6 {
+        let mut ip = ipv6::HeaderMut::new(checked_prefix_mut(inner_ip));
+        ip.decrement_hop_limit();
+        (ip.hop_limit(), ip.traffic_class(), true)
+    } else {
+        let mut ip = ipv4::HeaderMut::new(checked_prefix_mut(inner_ip));
+        let (tos, df) = (ip.dscp_ecn(), ip.dont_frag());
+        ip.decrement_ttl();
+        (ip.ttl(), tos, df)
+    };
+    let tos = (tos_in & t.tos_keep) | t.tos_set;
+    let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
+    let outer_len = len + hl - ethernet::HEADER_LEN;
+    let ident = *ip_ident;
+    *ip_ident = ident.wrapping_add(1);
+    let (headers, gre) = d.split_at_mut(ETH_IPV4);
+    let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
+    outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, df, ttl);
+    if V6 {
+        // The template's protocol type is IPv4.
+        gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
+    }
+    if let Some(s) = gre_sum {
+        gre::ChecksumHeaderMut::new(checked_prefix_mut(gre)).set_checksum(!s);
+    }
+    Some(outer_len)
 }

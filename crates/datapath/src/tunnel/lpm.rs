@@ -402,7 +402,7 @@ impl Lpm4 {
     }
 
     /// Next hop of the longest prefix containing `addr` (host byte order), if any.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, addr: u32) -> Option<u32> {
         self.resolve(self.tbl24[(addr >> 8) as usize], addr)
     }

@@ -51,7 +51,7 @@ pub fn ipv4_header_checksum_skip_field(hdr: &[u8; 20]) -> u16 {
 
 /// Whether a 20-byte IPv4 header's checksum field is correct (RFC 1071: the sum over the header, field included,
 /// is all ones).
-#[inline]
+#[inline(always)]
 pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
     // The one's-complement sum is all ones (-0) iff the plain integer sum of the 16-bit words is a non-zero
     // multiple of 0xffff (2^16 = 1 modulo 0xffff). Two little-endian 64-bit words and one 32-bit word, added
