@@ -6,7 +6,7 @@
 //! exactly what the per-packet fast paths do (`fast.rs`; `tests::fast_path_equals_general_rules` runs both and
 //! the general rules on the same packets): a packet they decline is left untouched for `Processor::process`,
 //! and so is every packet after it (the pass ends there), so the worker's state changes in arrival order.
-use super::fast::{encap4_hl, encap_write4, template4};
+use super::fast::{encap4_hl, encap_write4, Outer4};
 use super::*;
 use crate::plan;
 use crate::tunnel::table::fast;
@@ -40,8 +40,8 @@ impl<B: PacketBuf> Gateway<B> {
         // the mbuf's checksum flags. (The encap pass reads them always: a copy without the read measured 6
         // instructions per packet more on `encap-64`, the route lookup's registers shuffled around it.)
         let planned = match tables.ports.get(in_port).map(|p| (p.role, p.rx_ipv4_cksum)) {
-            Some((PortRole::Inside, _)) => {
-                w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], c)
+            Some((PortRole::Inside, nic)) => {
+                w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], nic, c)
             }
             Some((PortRole::Outside, false)) => w.decap_pass::<false>(tables, pkts, plan, c),
             Some((PortRole::Outside, true)) => w.decap_pass::<true>(tables, pkts, plan, c),
@@ -75,6 +75,7 @@ impl<B: PacketBuf> Worker<B> {
         pkts: &mut [B],
         plan: &mut [u16],
         staged: &mut [u32],
+        nic: bool,
         c: &mut Counters,
     ) -> bool {
         const PREFETCH_MIN_TUNNELS: usize = 16;
@@ -85,7 +86,7 @@ impl<B: PacketBuf> Worker<B> {
         if tables.tunnels.len() < PREFETCH_MIN_TUNNELS {
             // The burst's first packets into one tunnel (often the whole burst) as a run, then the rest one by
             // one.
-            let start = self.encap_run(tables, pkts, plan, c);
+            let start = self.encap_run(tables, pkts, plan, nic, c);
             let mut ident = self.ip_ident;
             for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate().skip(start) {
                 let s = stage_encap(tables, p);
@@ -164,31 +165,50 @@ impl<B: PacketBuf> Worker<B> {
         tables: &Tables,
         pkts: &mut [B],
         plan: &mut [u16],
+        nic: bool,
         c: &mut Counters,
     ) -> usize {
+        // (With a tunnel route over one of our addresses, each packet's "is it ours" check: no runs.)
+        if tables.local4_tunneled {
+            return 0;
+        }
         let Some(first) = pkts.first() else {
             return 0;
         };
-        let Some((ti, t)) =
-            stage_encap4(tables, first).and_then(|ti| Some((ti, tables.tunnels.get(ti as usize)?)))
+        let Some((ti, t)) = stage_encap4::<B, true>(tables, first)
+            .and_then(|ti| Some((ti, tables.tunnels.get(ti as usize)?)))
         else {
             return 0;
         };
-        let mut ident = self.ip_ident;
-        let (n, bytes) = match t.fast & fast::ENCAP4_MASK {
-            fast::ENCAP4_PLAIN => run_into::<B, false>(tables, pkts, ti, t, &mut ident),
-            fast::ENCAP4_KEY => run_into::<B, true>(tables, pkts, ti, t, &mut ident),
+        let key = match t.fast & fast::ENCAP4_MASK {
+            fast::ENCAP4_PLAIN => false,
+            fast::ENCAP4_KEY => true,
             _ => return 0,
         };
+        // The MTU as the run starts (it may be a path MTU learned meanwhile).
+        let (mtu, hl) = (usize::from(t.mtu.get()), t.header_bytes());
+        let (n, bytes) = if nic {
+            run_len::<B, true>(tables, pkts, ti, mtu, hl - ETH)
+        } else {
+            run_len::<B, false>(tables, pkts, ti, mtu, hl - ETH)
+        };
+        let run = &mut pkts[..n];
+        let mut ident = self.ip_ident;
+        match (key, t.ttl_set != 0) {
+            (false, false) => run_write::<B, false, false>(t, run, &mut ident),
+            (false, true) => run_write::<B, false, true>(t, run, &mut ident),
+            (true, false) => run_write::<B, true, false>(t, run, &mut ident),
+            (true, true) => run_write::<B, true, true>(t, run, &mut ident),
+        }
         self.ip_ident = ident;
         // Counted as `fast_emit4` counts each packet: the IP bytes into the tunnel; the frame's bytes received,
         // and after the header's `hl - ETH` more sent.
-        let (count, hl) = (n as u64, t.header_bytes() as u64);
+        let count = n as u64;
         let tc = &mut c.tunnels[ti as usize];
         tc.encap += count;
-        tc.encap_bytes += bytes;
-        self.pass_bytes.rx += bytes + count * ETH as u64;
-        self.pass_bytes.tx += bytes + count * hl;
+        tc.encap_bytes += bytes - count * ETH as u64;
+        self.pass_bytes.rx += bytes;
+        self.pass_bytes.tx += bytes + count * (hl - ETH) as u64;
         plan[..n].fill(plan::tx(usize::from(t.out_port)));
         n
     }
@@ -380,7 +400,7 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
     };
     let (eth, ip) = eth_ipv4(h);
     if eth.ethertype_is(ethertype::IPV4) {
-        stage_ipv4(tables, pkt, ip, len).unwrap_or(NO_TUNNEL)
+        stage_ipv4::<B, true>(tables, pkt, ip, len).unwrap_or(NO_TUNNEL)
     } else {
         if !eth.ethertype_is(ethertype::IPV6) {
             return NO_TUNNEL;
@@ -413,9 +433,10 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
     }
 }
 
-/// [`stage_encap`] for an IPv4 packet only (`None` for any other): the checks of a run's packets.
+/// [`stage_encap`] for an IPv4 packet only (`None` for any other): the checks of a run's packets. `NIC`: the
+/// port's NIC verifies IPv4 header checksums (without, the mbuf's flags are not read).
 #[inline(always)]
-fn stage_encap4<B: PacketBuf>(tables: &Tables, pkt: &B) -> Option<u32> {
+fn stage_encap4<B: PacketBuf, const NIC: bool>(tables: &Tables, pkt: &B) -> Option<u32> {
     let d = pkt.data();
     let len = d.len();
     if len != pkt.pkt_len() {
@@ -425,14 +446,14 @@ fn stage_encap4<B: PacketBuf>(tables: &Tables, pkt: &B) -> Option<u32> {
     if !eth.ethertype_is(ethertype::IPV4) {
         return None;
     }
-    stage_ipv4(tables, pkt, ip, len)
+    stage_ipv4::<B, NIC>(tables, pkt, ip, len)
 }
 
 /// Stage 1 of a frame of `len` bytes holding IPv4 (`ip`, right after the Ethernet header): an option-less
 /// header of exactly the rest of the frame with a valid checksum, not multicast, TTL left, a tunnel route, not
 /// one of our addresses; the tunnel index.
 #[inline(always)]
-fn stage_ipv4<B: PacketBuf>(
+fn stage_ipv4<B: PacketBuf, const NIC: bool>(
     tables: &Tables,
     pkt: &B,
     ip: ipv4::Header<'_>,
@@ -440,7 +461,7 @@ fn stage_ipv4<B: PacketBuf>(
 ) -> Option<u32> {
     if ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
         || usize::from(ip.total_len()) != len - ETH
-        || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
+        || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid())
     {
         return None;
     }
@@ -456,37 +477,43 @@ fn stage_ipv4<B: PacketBuf>(
     Some(ti)
 }
 
-/// The loops of [`Worker::encap_run`] into tunnel `ti` (`t`, whose header is constant, with a key or not:
-/// `KEY`): the first finds how many packets from the start the run takes (each with the checks of stage 1, into
-/// `ti`, within the tunnel's MTU, with headroom for the header), the second writes their headers. Two loops
-/// without exits in the second: each keeps its values in registers (one loop with the checks and the writes
-/// spilled a dozen). Returns (number of packets taken, their IP bytes).
+/// The first loop of [`Worker::encap_run`]: how many packets from the start the run into tunnel `ti` takes,
+/// each with the checks of stage 1 (`NIC`: the port's NIC verifies IPv4 header checksums; without, the mbuf's
+/// flags are not read), within the MTU `mtu`, with `room` bytes of headroom for the header, and their frame
+/// bytes. Reads the packets only.
 #[inline(always)]
-fn run_into<B: PacketBuf, const KEY: bool>(
+fn run_len<B: PacketBuf, const NIC: bool>(
     tables: &Tables,
-    pkts: &mut [B],
+    pkts: &[B],
     ti: u32,
-    t: &Tunnel,
-    ident: &mut u16,
+    mtu: usize,
+    room: usize,
 ) -> (usize, u64) {
-    // The MTU as the run starts (it may be a path MTU learned meanwhile).
-    let mtu = usize::from(t.mtu.get());
-    let room = t.header_bytes() - ETH;
-    let mut n = 0;
-    for p in pkts.iter() {
-        if stage_encap4(tables, p) != Some(ti) || p.data().len() - ETH > mtu || p.headroom() < room
-        {
-            break;
-        }
-        n += 1;
-    }
-    let tpl = template4(t, encap4_hl(false, KEY));
     let mut bytes = 0;
-    for p in &mut pkts[..n] {
-        let ip_len = p.data().len() - ETH;
-        encap_write4::<B, false, KEY, false>(t, &tpl, p, ip_len, ident)
-            .expect("the headroom was checked");
-        bytes += ip_len as u64;
+    for (i, p) in pkts.iter().enumerate() {
+        let len = p.data().len();
+        if stage_encap4::<B, NIC>(tables, p) != Some(ti) || len - ETH > mtu || p.headroom() < room {
+            return (i, bytes);
+        }
+        bytes += len as u64;
     }
-    (n, bytes)
+    (pkts.len(), bytes)
+}
+
+/// The second loop of [`Worker::encap_run`]: the headers of a run's packets (each taken by [`run_len`]) into
+/// tunnel `t`, whose header is constant (with a key or not: `KEY`; with a fixed TTL or not: `FIXED_TTL`).
+/// Without exits and with the tunnel's values copied ([`Outer4`]), it keeps its values in registers (one loop
+/// with the checks and the writes spilled a dozen).
+#[inline(always)]
+fn run_write<B: PacketBuf, const KEY: bool, const FIXED_TTL: bool>(
+    t: &Tunnel,
+    pkts: &mut [B],
+    ident: &mut u16,
+) {
+    let outer = Outer4::new::<FIXED_TTL>(t, encap4_hl(false, KEY));
+    for p in pkts {
+        let len = p.data().len() - ETH;
+        encap_write4::<B, false, KEY, false, FIXED_TTL>(t, &outer, p, len, ident)
+            .expect("the headroom was checked");
+    }
 }

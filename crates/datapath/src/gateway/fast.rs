@@ -130,8 +130,10 @@ impl<B: PacketBuf> Worker<B> {
         ip_ident: &mut u16,
         c: &mut Counters,
     ) -> Verdict {
-        let tpl = template4(t, encap4_hl(CSUM, KEY));
-        let Some(outer_len) = encap_write4::<B, CSUM, KEY, V6>(t, &tpl, pkt, len, ip_ident) else {
+        let outer = Outer4::new::<false>(t, encap4_hl(CSUM, KEY));
+        let Some(outer_len) =
+            encap_write4::<B, CSUM, KEY, V6, false>(t, &outer, pkt, len, ip_ident)
+        else {
             return Verdict::Drop(DropReason::NoHeadroom);
         };
         let tc = &mut c.tunnels[ti as usize];
@@ -554,16 +556,40 @@ fn decap_cached(tables: &Tables, ti: u32) -> u32 {
     }
 }
 
-/// The header of [`encap_write4`] (Ethernet, outer IPv4, GRE; `hl` bytes, 38 to 46) in three 16-byte parts,
-/// the last overlapping the second: bytes 0..16, 16..32 and `hl - 16..hl`. A run into one tunnel loads them
-/// once (they stay in vector registers); one packet, from the tunnel each time.
-pub(super) type Template4 = [[u8; 16]; 3];
+/// What [`encap_write4`] takes of a tunnel for its outer header: a run into one tunnel copies it once (the loop
+/// then holds no pointer to the tunnel), a single packet reads it from the tunnel.
+pub(super) struct Outer4 {
+    /// The header (Ethernet, outer IPv4, GRE; `hl` bytes, 38 to 46) in three 16-byte parts, the last
+    /// overlapping the second: bytes 0..16, 16..32 and `hl - 16..hl`.
+    tpl: [[u8; 16]; 3],
+    /// The sum of the template's words of the outer IPv4 header (`Tunnel::ip4_base_sum`), with the word of the
+    /// fixed TTL where there is one (`FIXED_TTL`).
+    base_sum: u32,
+    /// `Tunnel::ttl_set`, `Tunnel::tos_keep`, `Tunnel::tos_set`.
+    ttl: u8,
+    tos_keep: u8,
+    tos_set: u8,
+}
 
-/// [`Template4`] of tunnel `t`, whose header is `hl` bytes.
-#[inline(always)]
-pub(super) fn template4(t: &Tunnel, hl: usize) -> Template4 {
-    let part = |at: usize| -> [u8; 16] { t.template[at..at + 16].try_into().expect("16 bytes") };
-    [part(0), part(16), part(hl - 16)]
+impl Outer4 {
+    /// Tunnel `t`'s, whose header is `hl` bytes; with `FIXED_TTL` (the tunnel has one) for [`encap_write4`]
+    /// with `FIXED_TTL`.
+    #[inline(always)]
+    pub(super) fn new<const FIXED_TTL: bool>(t: &Tunnel, hl: usize) -> Self {
+        let part =
+            |at: usize| -> [u8; 16] { t.template[at..at + 16].try_into().expect("16 bytes") };
+        let mut base_sum = t.ip4_base_sum;
+        if FIXED_TTL {
+            base_sum += u32::from(u16::from_ne_bytes([t.ttl_set, 0]));
+        }
+        Outer4 {
+            tpl: [part(0), part(16), part(hl - 16)],
+            base_sum,
+            ttl: t.ttl_set,
+            tos_keep: t.tos_keep,
+            tos_set: t.tos_set,
+        }
+    }
 }
 
 /// The header length of [`encap_write4`]'s shapes: 38 or 42 without a GRE checksum (key or not), 42 or 46
@@ -579,12 +605,19 @@ pub(super) const fn encap4_hl(csum: bool, key: bool) -> usize {
 
 /// The header write of [`Worker::fast_emit4`], without its counting: the mbuf grows by the tunnel's header, the
 /// template and the per-packet fields are written. Returns the outer IP packet's length, or `None` (nothing
-/// changed) when the mbuf has no headroom for the header. `tpl`: the tunnel's header, [`template4`]. Shared by `fast_emit4` and the encap pass's runs
+/// changed) when the mbuf has no headroom for the header. `outer`: what it adds to the tunnel's template
+/// ([`Outer4::new`], with the same `FIXED_TTL`). Shared by `fast_emit4` and the encap pass's runs
 /// into one tunnel (`burst.rs`), which count a run at its end.
 #[inline(always)]
-pub(super) fn encap_write4<B: PacketBuf, const CSUM: bool, const KEY: bool, const V6: bool>(
+pub(super) fn encap_write4<
+    B: PacketBuf,
+    const CSUM: bool,
+    const KEY: bool,
+    const V6: bool,
+    const FIXED_TTL: bool,
+>(
     t: &Tunnel,
-    tpl: &Template4,
+    outer: &Outer4,
     pkt: &mut B,
     len: usize,
     ip_ident: &mut u16,
@@ -619,9 +652,9 @@ pub(super) fn encap_write4<B: PacketBuf, const CSUM: bool, const KEY: bool, cons
     // The template first, then the inner header's values (read where they are used, each live briefly: 1
     // instruction per packet on `encap-64`). Three 16-byte moves, the last overlapping the second (two 32-byte
     // copies took four).
-    d[..16].copy_from_slice(&tpl[0]);
-    d[16..32].copy_from_slice(&tpl[1]);
-    d[hl - 16..].copy_from_slice(&tpl[2]);
+    d[..16].copy_from_slice(&outer.tpl[0]);
+    d[16..32].copy_from_slice(&outer.tpl[1]);
+    d[hl - 16..].copy_from_slice(&outer.tpl[2]);
     // The inner TTL or hop limit drops by one (forwarded: RFC 1812, RFC 8200); the outer header inherits
     // its TOS (the IPv6 traffic class, as `encap_emit`) and DF (always for IPv6).
     let (ttl_in, tos_in, df) = if V6 {
@@ -634,14 +667,29 @@ pub(super) fn encap_write4<B: PacketBuf, const CSUM: bool, const KEY: bool, cons
         ip.decrement_ttl();
         (ip.ttl(), tos, df)
     };
-    let tos = (tos_in & t.tos_keep) | t.tos_set;
-    let ttl = if t.ttl_set != 0 { t.ttl_set } else { ttl_in };
+    let tos = (tos_in & outer.tos_keep) | outer.tos_set;
+    // (A fixed TTL's word is in the base sum already.)
+    debug_assert!(!FIXED_TTL || t.ttl_set != 0);
+    let ttl = if FIXED_TTL || outer.ttl != 0 {
+        outer.ttl
+    } else {
+        ttl_in
+    };
     let outer_len = len + hl - ethernet::HEADER_LEN;
     let ident = *ip_ident;
     *ip_ident = ident.wrapping_add(1);
     let (headers, gre) = d.split_at_mut(ETH_IPV4);
     let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
-    outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, df, ttl);
+    outer_ipv4_fields_from(
+        &mut ip,
+        outer.base_sum,
+        tos,
+        outer_len,
+        ident,
+        df,
+        ttl,
+        FIXED_TTL,
+    );
     if V6 {
         // The template's protocol type is IPv4.
         gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);

@@ -667,6 +667,23 @@ fn outer_ipv4_fields(
     df: bool,
     ttl: u8,
 ) {
+    outer_ipv4_fields_from(ip, t.ip4_base_sum, tos, outer_len, ident, df, ttl, false);
+}
+
+/// [`outer_ipv4_fields`] from the sum `base` of the template's words (the tunnel's `ip4_base_sum`), with the
+/// TTL's word in it already where `ttl_in_base` (the encap pass's runs into a tunnel with a fixed TTL add it
+/// once per run).
+#[inline(always)]
+pub(super) fn outer_ipv4_fields_from(
+    ip: &mut ipv4::HeaderMut<'_>,
+    base: u32,
+    tos: u8,
+    outer_len: usize,
+    ident: u16,
+    df: bool,
+    ttl: u8,
+    ttl_in_base: bool,
+) {
     let frag: u16 = if df {
         ipv4::flags_frag::DONT_FRAGMENT
     } else {
@@ -674,12 +691,16 @@ fn outer_ipv4_fields(
     };
     let ne = |w: u16| u32::from(u16::from_ne_bytes(w.to_be_bytes()));
     // Word 0 is (version and IHL, TOS), word 4 (TTL, protocol).
-    let sum = t.ip4_base_sum
+    let sum = base
         + u32::from(u16::from_ne_bytes([0, tos]))
         + ne(outer_len as u16)
         + ne(ident)
         + ne(frag)
-        + u32::from(u16::from_ne_bytes([ttl, 0]));
+        + if ttl_in_base {
+            0
+        } else {
+            u32::from(u16::from_ne_bytes([ttl, 0]))
+        };
     ip.set_dscp_ecn(tos);
     ip.set_total_len(outer_len as u16);
     ip.set_ident(ident);
