@@ -154,11 +154,12 @@ impl<B: PacketBuf> Worker<B> {
         true
     }
 
-    /// A run: the packets from the burst's start that are IPv4 into one tunnel with a constant IPv4-outside
-    /// header without GRE checksum (the tunnel of the first), each within the tunnel's MTU, encapsulated. The
-    /// loop holds the tunnel and one byte sum: the run's codes (all one egress port) and its counters are
-    /// written once at its end. Returns how many packets the run took (0: none); the first packet it declines
-    /// is unchanged. Each packet is checked and written as [`Worker::encap_staged`] does.
+    /// A run: the packets from the burst's start of one family (IPv4 or IPv6, the first's) into one tunnel
+    /// with a constant IPv4-outside header without GRE checksum (the first's tunnel), each within the tunnel's
+    /// MTU, encapsulated. One loop checks them (`run_len`), a second writes their headers (`run_write`); the
+    /// run's codes (all one egress port) and counters are written once at its end. Returns how many packets
+    /// the run took (0: none); the first packet it declines is unchanged. Each packet is checked and written
+    /// as [`Worker::encap_staged`] does.
     #[inline(never)]
     fn encap_run(
         &mut self,
@@ -168,16 +169,24 @@ impl<B: PacketBuf> Worker<B> {
         nic: bool,
         c: &mut Counters,
     ) -> usize {
-        // (With a tunnel route over one of our addresses, each packet's "is it ours" check: no runs.)
-        if tables.local4_tunneled {
-            return 0;
-        }
-        let Some(first) = pkts.first() else {
+        let Some((first, rest)) = pkts.split_first() else {
             return 0;
         };
-        let Some((ti, t)) = stage_encap4::<B, true>(tables, first)
-            .and_then(|ti| Some((ti, tables.tunnels.get(ti as usize)?)))
-        else {
+        // The first packet decides the family and the tunnel (its checks are not repeated).
+        let v6 = ethertype_of(first.data()) == ethertype::IPV6;
+        let stage = if v6 {
+            stage_encap6(tables, first)
+        } else {
+            stage_encap4::<B, true>(tables, first)
+        };
+        let Some(ti) = stage else {
+            return 0;
+        };
+        // (With a tunnel route over one of our addresses, each packet's "is it ours" check: no runs.)
+        if (v6 && tables.local6_tunneled) || (!v6 && tables.local4_tunneled) {
+            return 0;
+        }
+        let Some(t) = tables.tunnels.get(ti as usize) else {
             return 0;
         };
         let key = match t.fast & fast::ENCAP4_MASK {
@@ -186,19 +195,23 @@ impl<B: PacketBuf> Worker<B> {
             _ => return 0,
         };
         // The MTU as the run starts (it may be a path MTU learned meanwhile).
-        let (mtu, hl) = (usize::from(t.mtu.get()), t.header_bytes());
-        let (n, bytes) = if nic {
-            run_len::<B, true>(tables, pkts, ti, mtu, hl - ETH)
-        } else {
-            run_len::<B, false>(tables, pkts, ti, mtu, hl - ETH)
+        let (mtu, room) = (usize::from(t.mtu.get()), t.header_bytes() - ETH);
+        let len = first.data().len();
+        if len - ETH > mtu || first.headroom() < room {
+            return 0;
+        }
+        let (n, bytes) = match (v6, nic) {
+            (false, false) => run_len::<B, false, false>(tables, rest, ti, mtu, room),
+            (false, true) => run_len::<B, false, true>(tables, rest, ti, mtu, room),
+            (true, _) => run_len::<B, true, false>(tables, rest, ti, mtu, room),
         };
+        let (n, bytes) = (n + 1, bytes + len as u64);
         let run = &mut pkts[..n];
         let mut ident = self.ip_ident;
-        match (key, t.ttl_set != 0) {
-            (false, false) => run_write::<B, false, false>(t, run, &mut ident),
-            (false, true) => run_write::<B, false, true>(t, run, &mut ident),
-            (true, false) => run_write::<B, true, false>(t, run, &mut ident),
-            (true, true) => run_write::<B, true, true>(t, run, &mut ident),
+        if v6 {
+            run_write_family::<B, true>(t, run, key, &mut ident);
+        } else {
+            run_write_family::<B, false>(t, run, key, &mut ident);
         }
         self.ip_ident = ident;
         // Counted as `fast_emit4` counts each packet: the IP bytes into the tunnel; the frame's bytes received,
@@ -208,7 +221,7 @@ impl<B: PacketBuf> Worker<B> {
         tc.encap += count;
         tc.encap_bytes += bytes - count * ETH as u64;
         self.pass_bytes.rx += bytes;
-        self.pass_bytes.tx += bytes + count * (hl - ETH) as u64;
+        self.pass_bytes.tx += bytes + count * room as u64;
         plan[..n].fill(plan::tx(usize::from(t.out_port)));
         n
     }
@@ -401,35 +414,50 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
     let (eth, ip) = eth_ipv4(h);
     if eth.ethertype_is(ethertype::IPV4) {
         stage_ipv4::<B, true>(tables, pkt, ip, len).unwrap_or(NO_TUNNEL)
+    } else if eth.ethertype_is(ethertype::IPV6) {
+        stage_ipv6(tables, d).map_or(NO_TUNNEL, |ti| ti | STAGED_V6)
     } else {
-        if !eth.ethertype_is(ethertype::IPV6) {
-            return NO_TUNNEL;
-        }
-        let Some(h6) = frame_prefix::<ETH_IPV6>(d) else {
-            return NO_TUNNEL;
-        };
-        // The checks of `Worker::fast_encap6` before its tunnel: one packet, exactly the rest of the frame, not
-        // multicast or link-local, hop limit left, a tunnel route, not one of our addresses.
-        let (_, ip6) = eth_ipv6(h6);
-        let dst = ip6.dst_bytes();
-        if ip6.version() != 6
-            || usize::from(ip6.payload_len()) + ipv6::HEADER_LEN != len - ETH
-            || dst[0] == 0xff
-            || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80)
-            || ip6.hop_limit() <= 1
+        NO_TUNNEL
+    }
+}
+
+/// [`stage_encap`] for an IPv6 packet only (`None` for any other): the checks of a run's packets.
+#[inline(always)]
+fn stage_encap6<B: PacketBuf>(tables: &Tables, pkt: &B) -> Option<u32> {
+    let d = pkt.data();
+    if d.len() != pkt.pkt_len() {
+        return None;
+    }
+    let (eth, _) = eth_ipv6(frame_prefix::<ETH_IPV6>(d)?);
+    if !eth.ethertype_is(ethertype::IPV6) {
+        return None;
+    }
+    stage_ipv6(tables, d)
+}
+
+/// Stage 1 of a frame `d` holding IPv6 after its Ethernet header: the checks of `Worker::fast_encap6` before
+/// its tunnel (one packet, exactly the rest of the frame, not multicast or link-local, hop limit left, a
+/// tunnel route, not one of our addresses); the tunnel index (below `STAGED_V6`).
+#[inline(always)]
+fn stage_ipv6(tables: &Tables, d: &[u8]) -> Option<u32> {
+    let (_, ip6) = eth_ipv6(frame_prefix::<ETH_IPV6>(d)?);
+    let dst = ip6.dst_bytes();
+    if ip6.version() != 6
+        || usize::from(ip6.payload_len()) + ipv6::HEADER_LEN != d.len() - ETH
+        || dst[0] == 0xff
+        || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80)
+        || ip6.hop_limit() <= 1
+    {
+        return None;
+    }
+    match tables.routes.encap6.lookup_bytes(dst) {
+        Some(ti)
+            if ti < STAGED_V6
+                && !(tables.local6_tunneled && tables.local6.contains(&Ipv6Addr::from(*dst))) =>
         {
-            return NO_TUNNEL;
-        }
-        match tables.routes.encap6.lookup_bytes(dst) {
             Some(ti)
-                if ti < STAGED_V6
-                    && !(tables.local6_tunneled
-                        && tables.local6.contains(&Ipv6Addr::from(*dst))) =>
-            {
-                ti | STAGED_V6
-            }
-            _ => NO_TUNNEL,
         }
+        _ => None,
     }
 }
 
@@ -482,7 +510,7 @@ fn stage_ipv4<B: PacketBuf, const NIC: bool>(
 /// flags are not read), within the MTU `mtu`, with `room` bytes of headroom for the header, and their frame
 /// bytes. Reads the packets only.
 #[inline(always)]
-fn run_len<B: PacketBuf, const NIC: bool>(
+fn run_len<B: PacketBuf, const V6: bool, const NIC: bool>(
     tables: &Tables,
     pkts: &[B],
     ti: u32,
@@ -492,7 +520,12 @@ fn run_len<B: PacketBuf, const NIC: bool>(
     let mut bytes = 0;
     for (i, p) in pkts.iter().enumerate() {
         let len = p.data().len();
-        if stage_encap4::<B, NIC>(tables, p) != Some(ti) || len - ETH > mtu || p.headroom() < room {
+        let s = if V6 {
+            stage_encap6(tables, p)
+        } else {
+            stage_encap4::<B, NIC>(tables, p)
+        };
+        if s != Some(ti) || len - ETH > mtu || p.headroom() < room {
             return (i, bytes);
         }
         bytes += len as u64;
@@ -500,12 +533,28 @@ fn run_len<B: PacketBuf, const NIC: bool>(
     (pkts.len(), bytes)
 }
 
+/// [`run_write`] by the tunnel's shape: with a key or not, with a fixed TTL or not (IPv6 inside: `V6`).
+#[inline(always)]
+fn run_write_family<B: PacketBuf, const V6: bool>(
+    t: &Tunnel,
+    pkts: &mut [B],
+    key: bool,
+    ident: &mut u16,
+) {
+    match (key, t.ttl_set != 0) {
+        (false, false) => run_write::<B, V6, false, false>(t, pkts, ident),
+        (false, true) => run_write::<B, V6, false, true>(t, pkts, ident),
+        (true, false) => run_write::<B, V6, true, false>(t, pkts, ident),
+        (true, true) => run_write::<B, V6, true, true>(t, pkts, ident),
+    }
+}
+
 /// The second loop of [`Worker::encap_run`]: the headers of a run's packets (each taken by [`run_len`]) into
 /// tunnel `t`, whose header is constant (with a key or not: `KEY`; with a fixed TTL or not: `FIXED_TTL`).
 /// Without exits and with the tunnel's values copied ([`Outer4`]), it keeps its values in registers (one loop
 /// with the checks and the writes spilled a dozen).
 #[inline(always)]
-fn run_write<B: PacketBuf, const KEY: bool, const FIXED_TTL: bool>(
+fn run_write<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>(
     t: &Tunnel,
     pkts: &mut [B],
     ident: &mut u16,
@@ -513,7 +562,7 @@ fn run_write<B: PacketBuf, const KEY: bool, const FIXED_TTL: bool>(
     let outer = Outer4::new::<FIXED_TTL>(t, encap4_hl(false, KEY));
     for p in pkts {
         let len = p.data().len() - ETH;
-        encap_write4::<B, false, KEY, false, FIXED_TTL>(t, &outer, p, len, ident)
+        encap_write4::<B, false, KEY, V6, FIXED_TTL>(t, &outer, p, len, ident)
             .expect("the headroom was checked");
     }
 }
