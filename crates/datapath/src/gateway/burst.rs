@@ -1,8 +1,9 @@
 //! The fast pass over a whole rx burst ([`Processor::fast_burst`]): on an inside port, (1) each packet's checks
-//! and encap-route lookup and (3) its encapsulation, in one loop while the tunnels stay in L1, or with many
-//! tunnels in stages over the burst as VPP runs its nodes over a vector, (1) for every packet, (2) the matched
-//! tunnels' lines prefetched, (3) for every staged packet; on an outside port, every packet through the decap
-//! fast paths. Each loop is out of the worker's poll loop, so its values stay in registers. The stages do
+//! and encap-route lookup and (3) its encapsulation, in one loop while the tunnels stay in L1 (after a run: the
+//! burst's first packets of one family into one tunnel, checked in one loop and written in a second, counted
+//! once), or with many tunnels in stages over the burst as VPP runs its nodes over a vector, (1) for every
+//! packet, (2) the matched tunnels' lines prefetched, (3) for every staged packet; on an outside port, every
+//! packet through the decap fast paths. Each loop is out of the worker's poll loop, so its values stay in registers. The stages do
 //! exactly what the per-packet fast paths do (`fast.rs`; `tests::fast_path_equals_general_rules` runs both and
 //! the general rules on the same packets): a packet they decline is left untouched for `Processor::process`,
 //! and so is every packet after it (the pass ends there), so the worker's state changes in arrival order.
@@ -37,8 +38,9 @@ impl<B: PacketBuf> Gateway<B> {
         }
         w.pass_bytes = PassSums::default();
         // Two copies of the decap pass, by "does the NIC check IPv4 headers": without the offload it never reads
-        // the mbuf's checksum flags. (The encap pass reads them always: a copy without the read measured 6
-        // instructions per packet more on `encap-64`, the route lookup's registers shuffled around it.)
+        // the mbuf's checksum flags. The encap pass has the two copies in its runs' checks only (a copy of its
+        // whole loop without the read measured 6 instructions per packet more on `encap-64`, the route
+        // lookup's registers shuffled around it).
         let planned = match tables.ports.get(in_port).map(|p| (p.role, p.rx_ipv4_cksum)) {
             Some((PortRole::Inside, nic)) => {
                 w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], nic, c)
@@ -88,14 +90,15 @@ impl<B: PacketBuf> Worker<B> {
             // one.
             let start = self.encap_run(tables, pkts, plan, nic, c);
             let mut ident = self.ip_ident;
-            for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate().skip(start) {
+            let rest = plan[start..].iter_mut().zip(pkts[start..].iter_mut());
+            for (i, (code, p)) in rest.enumerate() {
                 let s = stage_encap(tables, p);
                 *code = self.encap_stage3(tables, p, s, &mut ident, c);
                 if *code >= plan::DROP {
                     if *code == plan::SLOW {
                         self.ip_ident = ident;
-                        leave_rest(plan, i);
-                        return i > 0;
+                        leave_rest(plan, start + i);
+                        return start + i > 0;
                     }
                     self.count_planned_drop(p);
                 }
@@ -562,7 +565,7 @@ fn run_write<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: boo
     let outer = Outer4::new::<FIXED_TTL>(t, encap4_hl(false, KEY));
     for p in pkts {
         let len = p.data().len() - ETH;
-        encap_write4::<B, false, KEY, V6, FIXED_TTL>(t, &outer, p, len, ident)
+        encap_write4::<B, Outer4, false, KEY, V6, FIXED_TTL>(t, &outer, p, len, ident)
             .expect("the headroom was checked");
     }
 }

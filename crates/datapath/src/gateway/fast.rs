@@ -130,9 +130,8 @@ impl<B: PacketBuf> Worker<B> {
         ip_ident: &mut u16,
         c: &mut Counters,
     ) -> Verdict {
-        let outer = Outer4::new::<false>(t, encap4_hl(CSUM, KEY));
         let Some(outer_len) =
-            encap_write4::<B, CSUM, KEY, V6, false>(t, &outer, pkt, len, ip_ident)
+            encap_write4::<B, Tunnel, CSUM, KEY, V6, false>(t, t, pkt, len, ip_ident)
         else {
             return Verdict::Drop(DropReason::NoHeadroom);
         };
@@ -592,6 +591,67 @@ impl Outer4 {
     }
 }
 
+/// Where [`encap_write4`] reads what it takes of a tunnel: the tunnel itself (one packet: its fields where they
+/// are, each loaded where it is used) or an [`Outer4`] (a run: a copy, held in registers or on the stack
+/// through the loop, so that the loop needs no pointer to the tunnel).
+pub(super) trait OuterSource {
+    /// Part `I` of the header of `hl` bytes: bytes 0..16, 16..32 or `hl - 16..hl`.
+    fn part<const I: usize>(&self, hl: usize) -> &[u8; 16];
+    /// The sum of the template's words of the outer IPv4 header ([`Outer4`]'s `base_sum`).
+    fn base_sum(&self) -> u32;
+    /// `Tunnel::ttl_set`, `Tunnel::tos_keep`, `Tunnel::tos_set`.
+    fn ttl(&self) -> u8;
+    fn tos_keep(&self) -> u8;
+    fn tos_set(&self) -> u8;
+}
+
+impl OuterSource for Tunnel {
+    #[inline(always)]
+    fn part<const I: usize>(&self, hl: usize) -> &[u8; 16] {
+        let at = [0, 16, hl - 16][I];
+        checked_prefix(&self.template[at..])
+    }
+    #[inline(always)]
+    fn base_sum(&self) -> u32 {
+        self.ip4_base_sum
+    }
+    #[inline(always)]
+    fn ttl(&self) -> u8 {
+        self.ttl_set
+    }
+    #[inline(always)]
+    fn tos_keep(&self) -> u8 {
+        self.tos_keep
+    }
+    #[inline(always)]
+    fn tos_set(&self) -> u8 {
+        self.tos_set
+    }
+}
+
+impl OuterSource for Outer4 {
+    #[inline(always)]
+    fn part<const I: usize>(&self, _hl: usize) -> &[u8; 16] {
+        &self.tpl[I]
+    }
+    #[inline(always)]
+    fn base_sum(&self) -> u32 {
+        self.base_sum
+    }
+    #[inline(always)]
+    fn ttl(&self) -> u8 {
+        self.ttl
+    }
+    #[inline(always)]
+    fn tos_keep(&self) -> u8 {
+        self.tos_keep
+    }
+    #[inline(always)]
+    fn tos_set(&self) -> u8 {
+        self.tos_set
+    }
+}
+
 /// The header length of [`encap_write4`]'s shapes: 38 or 42 without a GRE checksum (key or not), 42 or 46
 /// with one.
 #[inline(always)]
@@ -606,18 +666,19 @@ pub(super) const fn encap4_hl(csum: bool, key: bool) -> usize {
 /// The header write of [`Worker::fast_emit4`], without its counting: the mbuf grows by the tunnel's header, the
 /// template and the per-packet fields are written. Returns the outer IP packet's length, or `None` (nothing
 /// changed) when the mbuf has no headroom for the header. `outer`: what it adds to the tunnel's template
-/// ([`Outer4::new`], with the same `FIXED_TTL`). Shared by `fast_emit4` and the encap pass's runs
+/// (the tunnel itself, or [`Outer4::new`] with the same `FIXED_TTL`). Shared by `fast_emit4` and the encap pass's runs
 /// into one tunnel (`burst.rs`), which count a run at its end.
 #[inline(always)]
 pub(super) fn encap_write4<
     B: PacketBuf,
+    O: OuterSource,
     const CSUM: bool,
     const KEY: bool,
     const V6: bool,
     const FIXED_TTL: bool,
 >(
     t: &Tunnel,
-    outer: &Outer4,
+    outer: &O,
     pkt: &mut B,
     len: usize,
     ip_ident: &mut u16,
@@ -652,9 +713,9 @@ pub(super) fn encap_write4<
     // The template first, then the inner header's values (read where they are used, each live briefly: 1
     // instruction per packet on `encap-64`). Three 16-byte moves, the last overlapping the second (two 32-byte
     // copies took four).
-    d[..16].copy_from_slice(&outer.tpl[0]);
-    d[16..32].copy_from_slice(&outer.tpl[1]);
-    d[hl - 16..].copy_from_slice(&outer.tpl[2]);
+    d[..16].copy_from_slice(outer.part::<0>(hl));
+    d[16..32].copy_from_slice(outer.part::<1>(hl));
+    d[hl - 16..].copy_from_slice(outer.part::<2>(hl));
     // The inner TTL or hop limit drops by one (forwarded: RFC 1812, RFC 8200); the outer header inherits
     // its TOS (the IPv6 traffic class, as `encap_emit`) and DF (always for IPv6).
     let (ttl_in, tos_in, df) = if V6 {
@@ -667,11 +728,11 @@ pub(super) fn encap_write4<
         ip.decrement_ttl();
         (ip.ttl(), tos, df)
     };
-    let tos = (tos_in & outer.tos_keep) | outer.tos_set;
+    let tos = (tos_in & outer.tos_keep()) | outer.tos_set();
     // (A fixed TTL's word is in the base sum already.)
     debug_assert!(!FIXED_TTL || t.ttl_set != 0);
-    let ttl = if FIXED_TTL || outer.ttl != 0 {
-        outer.ttl
+    let ttl = if FIXED_TTL || outer.ttl() != 0 {
+        outer.ttl()
     } else {
         ttl_in
     };
@@ -682,7 +743,7 @@ pub(super) fn encap_write4<
     let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
     outer_ipv4_fields_from(
         &mut ip,
-        outer.base_sum,
+        outer.base_sum(),
         tos,
         outer_len,
         ident,

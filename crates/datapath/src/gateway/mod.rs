@@ -674,6 +674,7 @@ fn outer_ipv4_fields(
 /// TTL's word in it already where `ttl_in_base` (the encap pass's runs into a tunnel with a fixed TTL add it
 /// once per run).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn outer_ipv4_fields_from(
     ip: &mut ipv4::HeaderMut<'_>,
     base: u32,
