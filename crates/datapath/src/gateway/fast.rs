@@ -561,8 +561,14 @@ pub(super) struct Outer4 {
     /// The header (Ethernet, outer IPv4, GRE; `hl` bytes, 38 to 46) in three 16-byte parts, the last
     /// overlapping the second: bytes 0..16, 16..32 and `hl - 16..hl`.
     tpl: [[u8; 16]; 3],
+    fields: OuterFields,
+}
+
+/// The values [`encap_write4`] adds to a tunnel's template in the outer IPv4 header.
+#[derive(Clone, Copy)]
+pub(super) struct OuterFields {
     /// The sum of the template's words of the outer IPv4 header (`Tunnel::ip4_base_sum`), with the word of the
-    /// fixed TTL where there is one (`FIXED_TTL`).
+    /// fixed TTL in an [`Outer4`] made with `FIXED_TTL`.
     base_sum: u32,
     /// `Tunnel::ttl_set`, `Tunnel::tos_keep`, `Tunnel::tos_set`.
     ttl: u8,
@@ -575,18 +581,14 @@ impl Outer4 {
     /// with `FIXED_TTL`.
     #[inline(always)]
     pub(super) fn new<const FIXED_TTL: bool>(t: &Tunnel, hl: usize) -> Self {
-        let part =
-            |at: usize| -> [u8; 16] { t.template[at..at + 16].try_into().expect("16 bytes") };
-        let mut base_sum = t.ip4_base_sum;
+        let part = |at: usize| -> [u8; 16] { *checked_prefix(&t.template[at..]) };
+        let mut fields = t.fields();
         if FIXED_TTL {
-            base_sum += u32::from(u16::from_ne_bytes([t.ttl_set, 0]));
+            fields.base_sum += u32::from(u16::from_ne_bytes([t.ttl_set, 0]));
         }
         Outer4 {
             tpl: [part(0), part(16), part(hl - 16)],
-            base_sum,
-            ttl: t.ttl_set,
-            tos_keep: t.tos_keep,
-            tos_set: t.tos_set,
+            fields,
         }
     }
 }
@@ -597,12 +599,8 @@ impl Outer4 {
 pub(super) trait OuterSource {
     /// Part `I` of the header of `hl` bytes: bytes 0..16, 16..32 or `hl - 16..hl`.
     fn part<const I: usize>(&self, hl: usize) -> &[u8; 16];
-    /// The sum of the template's words of the outer IPv4 header ([`Outer4`]'s `base_sum`).
-    fn base_sum(&self) -> u32;
-    /// `Tunnel::ttl_set`, `Tunnel::tos_keep`, `Tunnel::tos_set`.
-    fn ttl(&self) -> u8;
-    fn tos_keep(&self) -> u8;
-    fn tos_set(&self) -> u8;
+    /// The values added to the template.
+    fn fields(&self) -> OuterFields;
 }
 
 impl OuterSource for Tunnel {
@@ -612,20 +610,13 @@ impl OuterSource for Tunnel {
         checked_prefix(&self.template[at..])
     }
     #[inline(always)]
-    fn base_sum(&self) -> u32 {
-        self.ip4_base_sum
-    }
-    #[inline(always)]
-    fn ttl(&self) -> u8 {
-        self.ttl_set
-    }
-    #[inline(always)]
-    fn tos_keep(&self) -> u8 {
-        self.tos_keep
-    }
-    #[inline(always)]
-    fn tos_set(&self) -> u8 {
-        self.tos_set
+    fn fields(&self) -> OuterFields {
+        OuterFields {
+            base_sum: self.ip4_base_sum,
+            ttl: self.ttl_set,
+            tos_keep: self.tos_keep,
+            tos_set: self.tos_set,
+        }
     }
 }
 
@@ -635,20 +626,8 @@ impl OuterSource for Outer4 {
         &self.tpl[I]
     }
     #[inline(always)]
-    fn base_sum(&self) -> u32 {
-        self.base_sum
-    }
-    #[inline(always)]
-    fn ttl(&self) -> u8 {
-        self.ttl
-    }
-    #[inline(always)]
-    fn tos_keep(&self) -> u8 {
-        self.tos_keep
-    }
-    #[inline(always)]
-    fn tos_set(&self) -> u8 {
-        self.tos_set
+    fn fields(&self) -> OuterFields {
+        self.fields
     }
 }
 
@@ -728,11 +707,12 @@ pub(super) fn encap_write4<
         ip.decrement_ttl();
         (ip.ttl(), tos, df)
     };
-    let tos = (tos_in & outer.tos_keep()) | outer.tos_set();
+    let f = outer.fields();
+    let tos = (tos_in & f.tos_keep) | f.tos_set;
     // (A fixed TTL's word is in the base sum already.)
     debug_assert!(!FIXED_TTL || t.ttl_set != 0);
-    let ttl = if FIXED_TTL || outer.ttl() != 0 {
-        outer.ttl()
+    let ttl = if FIXED_TTL || f.ttl != 0 {
+        f.ttl
     } else {
         ttl_in
     };
@@ -742,14 +722,7 @@ pub(super) fn encap_write4<
     let (headers, gre) = d.split_at_mut(ETH_IPV4);
     let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
     outer_ipv4_fields_from(
-        &mut ip,
-        outer.base_sum(),
-        tos,
-        outer_len,
-        ident,
-        df,
-        ttl,
-        FIXED_TTL,
+        &mut ip, f.base_sum, tos, outer_len, ident, df, ttl, FIXED_TTL,
     );
     if V6 {
         // The template's protocol type is IPv4.
