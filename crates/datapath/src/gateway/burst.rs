@@ -3,10 +3,11 @@
 //! burst's first packets of one family into one tunnel, checked in one loop and written in a second, counted
 //! once), or with many tunnels in stages over the burst as VPP runs its nodes over a vector, (1) for every
 //! packet, (2) the matched tunnels' lines prefetched, (3) for every staged packet; on an outside port, every
-//! packet through the decap fast paths. Each loop is out of the worker's poll loop, so its values stay in registers. The stages do
-//! exactly what the per-packet fast paths do (`fast.rs`; `tests::fast_path_equals_general_rules` runs both and
-//! the general rules on the same packets): a packet they decline is left untouched for `Processor::process`,
-//! and so is every packet after it (the pass ends there), so the worker's state changes in arrival order.
+//! packet through the decap fast paths. Each loop is out of the worker's poll loop, so its values stay in
+//! registers. The stages do exactly what the per-packet fast paths do (`fast.rs`;
+//! `tests::fast_path_equals_general_rules` runs both and the general rules on the same packets): a packet they
+//! decline is left untouched for `Processor::process`, and so is every packet after it (the pass ends there),
+//! so the worker's state changes in arrival order.
 use super::fast::{encap4_hl, encap_write4, Outer4};
 use super::*;
 use crate::plan;
