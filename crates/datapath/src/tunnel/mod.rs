@@ -10,9 +10,9 @@
 //! - [`lpm::Lpm4`]: IPv4, DIR-24-8 (like DPDK's `rte_lpm`): at most two dependent memory loads
 //!   per lookup, plus a burst lookup that issues all first-level loads before the second-level
 //!   ones.
-//! - [`lpm6::Lpm6`]: IPv6, a 2^16-entry first level followed by a multibit trie of 8-bit strides
-//!   (like `rte_lpm6`): at most 15 dependent loads, `1 + ceil((len - 16) / 8)` for a match of
-//!   length `len > 16`.
+//! - [`lpm6::Lpm6`]: IPv6, a 2^24-entry first level followed by a multibit trie of 8-bit strides
+//!   (like `rte_lpm6`): at most 14 dependent loads, `1 + ceil((len - 24) / 8)` for a match of
+//!   length `len > 24`.
 //!
 //! Measured once (release, 2 shared cores under load, 4 KiB pages): `Lpm4` with 1M routes and
 //! random addresses ~20-25 ns per lookup single or in bursts of 32, bound by TLB and cache misses
