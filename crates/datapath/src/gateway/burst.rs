@@ -93,7 +93,7 @@ impl<B: PacketBuf> Worker<B> {
             let mut ident = self.ip_ident;
             let rest = plan[start..].iter_mut().zip(pkts[start..].iter_mut());
             for (i, (code, p)) in rest.enumerate() {
-                let s = stage_encap(tables, p);
+                let s = stage_encap::<B, true>(tables, p);
                 *code = self.encap_stage3(tables, p, s, &mut ident, c);
                 if *code >= plan::DROP {
                     if *code == plan::SLOW {
@@ -107,16 +107,12 @@ impl<B: PacketBuf> Worker<B> {
             self.ip_ident = ident;
             return true;
         }
-        let mut ident = self.ip_ident;
         // Stage 1 up to the first packet it cannot stage: stage 3 would end there anyway.
-        let mut n = pkts.len();
-        for (i, (s, p)) in staged.iter_mut().zip(pkts.iter()).enumerate() {
-            *s = stage_encap(tables, p);
-            if *s == NO_TUNNEL {
-                n = i;
-                break;
-            }
-        }
+        let n = if nic {
+            stage_burst::<B, true>(tables, pkts, staged)
+        } else {
+            stage_burst::<B, false>(tables, pkts, staged)
+        };
         if n == 0 {
             return false;
         }
@@ -137,11 +133,16 @@ impl<B: PacketBuf> Worker<B> {
                 }
             }
         }
+        // Stage 3: the staged packets from the start into tunnels of one constant shape (often all of them) in
+        // two loops, as a run; the rest one by one.
+        let start = self.encap_uniform(tables, pkts, plan, staged, c);
+        let mut ident = self.ip_ident;
         for (i, ((code, p), &s)) in plan
             .iter_mut()
             .zip(pkts.iter_mut())
             .zip(staged.iter())
             .enumerate()
+            .skip(start)
         {
             *code = self.encap_stage3(tables, p, s, &mut ident, c);
             if *code >= plan::DROP {
@@ -227,6 +228,46 @@ impl<B: PacketBuf> Worker<B> {
         self.pass_bytes.rx += bytes;
         self.pass_bytes.tx += bytes + count * room as u64;
         plan[..n].fill(plan::tx(usize::from(t.out_port)));
+        n
+    }
+
+    /// Stage 3 of the staged packets (`staged`: stage 1's results, none `NO_TUNNEL`) from the start of one
+    /// family (the first's) into tunnels of one constant IPv4-outside shape without GRE checksum (the first's
+    /// tunnel's: with a key or not), each within its tunnel's MTU and with headroom for the header: one loop
+    /// checks them and a second writes them and counts each into its tunnel (`uniform`); the pass's bytes are
+    /// counted once. Returns how many packets it took (0: none); the first it declines is unchanged. Each
+    /// packet is checked and written as [`Worker::encap_staged`] does.
+    #[inline(never)]
+    fn encap_uniform(
+        &mut self,
+        tables: &Tables,
+        pkts: &mut [B],
+        plan: &mut [u16],
+        staged: &[u32],
+        c: &mut Counters,
+    ) -> usize {
+        let Some(&s) = staged.first() else {
+            return 0;
+        };
+        let v6 = s >= STAGED_V6;
+        let first = tables.tunnels.get((s & !STAGED_V6) as usize);
+        let key = match first.map(|t| t.fast & fast::ENCAP4_MASK) {
+            Some(fast::ENCAP4_PLAIN) => false,
+            Some(fast::ENCAP4_KEY) => true,
+            _ => return 0,
+        };
+        let ident = &mut self.ip_ident;
+        let (n, bytes) = match (v6, key) {
+            (false, false) => uniform::<B, false, false>(tables, pkts, plan, staged, ident, c),
+            (false, true) => uniform::<B, false, true>(tables, pkts, plan, staged, ident, c),
+            (true, false) => uniform::<B, true, false>(tables, pkts, plan, staged, ident, c),
+            (true, true) => uniform::<B, true, true>(tables, pkts, plan, staged, ident, c),
+        };
+        // Counted as `fast_emit4` counts each packet: the frame's bytes received, and after the header's
+        // `hl - ETH` more sent.
+        let room = encap4_hl(false, key) - ETH;
+        self.pass_bytes.rx += bytes;
+        self.pass_bytes.tx += bytes + (n * room) as u64;
         n
     }
 
@@ -406,7 +447,7 @@ fn leave_rest(plan: &mut [u16], first: usize) {
 /// route, not one of our addresses) and the tunnel index; for IPv6, those of [`Worker::fast_encap6`] likewise.
 /// `NO_TUNNEL` otherwise. Reads the packet only.
 #[inline(always)]
-fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
+fn stage_encap<B: PacketBuf, const NIC: bool>(tables: &Tables, pkt: &B) -> u32 {
     let d = pkt.data();
     let len = d.len();
     if len != pkt.pkt_len() {
@@ -417,7 +458,7 @@ fn stage_encap<B: PacketBuf>(tables: &Tables, pkt: &B) -> u32 {
     };
     let (eth, ip) = eth_ipv4(h);
     if eth.ethertype_is(ethertype::IPV4) {
-        stage_ipv4::<B, true>(tables, pkt, ip, len).unwrap_or(NO_TUNNEL)
+        stage_ipv4::<B, NIC>(tables, pkt, ip, len).unwrap_or(NO_TUNNEL)
     } else if eth.ethertype_is(ethertype::IPV6) {
         stage_ipv6(tables, d).map_or(NO_TUNNEL, |ti| ti | STAGED_V6)
     } else {
@@ -569,4 +610,95 @@ fn run_write<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: boo
         encap_write4::<B, Outer4, false, KEY, V6, FIXED_TTL>(t, &outer, p, len, ident)
             .expect("the headroom was checked");
     }
+}
+
+/// Stage 1 over a burst, into `staged`, up to the first packet it cannot stage (`NIC`: the port's NIC verifies
+/// IPv4 header checksums; without, the mbuf's flags are not read); how many it staged.
+#[inline(always)]
+fn stage_burst<B: PacketBuf, const NIC: bool>(
+    tables: &Tables,
+    pkts: &[B],
+    staged: &mut [u32],
+) -> usize {
+    for (i, (s, p)) in staged.iter_mut().zip(pkts.iter()).enumerate() {
+        *s = stage_encap::<B, NIC>(tables, p);
+        if *s == NO_TUNNEL {
+            return i;
+        }
+    }
+    pkts.len().min(staged.len())
+}
+
+/// The loops of [`Worker::encap_uniform`] for one family (`V6`) and shape (`KEY`): how many staged packets
+/// from the start it took, and their frame bytes. The first loop checks each packet (reading it only), counts
+/// it into its tunnel and plans it to its tunnel's egress port; the second writes the headers (each tunnel's
+/// template and values read in place: the tunnels differ).
+#[inline(always)]
+fn uniform<B: PacketBuf, const V6: bool, const KEY: bool>(
+    tables: &Tables,
+    pkts: &mut [B],
+    plan: &mut [u16],
+    staged: &[u32],
+    ident: &mut u16,
+    c: &mut Counters,
+) -> (usize, u64) {
+    let shape = if KEY {
+        fast::ENCAP4_KEY
+    } else {
+        fast::ENCAP4_PLAIN
+    };
+    let room = encap4_hl(false, KEY) - ETH;
+    // The family's flag: `s ^ flag` is the tunnel index of a packet of the family, and out of the table's
+    // bounds for one of the other.
+    let flag = if V6 { STAGED_V6 } else { 0 };
+    let Some(first) = staged
+        .first()
+        .and_then(|&s| tables.tunnels.get((s ^ flag) as usize))
+    else {
+        return (0, 0);
+    };
+    // Each taken packet's tunnel, for the write loop.
+    let mut ts = [first; STAGE_MAX];
+    let mut bytes = 0;
+    let mut n = staged.len().min(pkts.len()).min(STAGE_MAX);
+    // The checks, and for a packet that passes them its tunnel's counts and its plan code: the second loop
+    // has no exit, so each packet counted here is sent. (The write loop then needs no pointer to the counters,
+    // the plan or the tables: with them it spilled a dozen values.)
+    for (i, (((&s, p), code), tr)) in staged
+        .iter()
+        .zip(pkts.iter())
+        .zip(plan.iter_mut())
+        .zip(ts.iter_mut())
+        .enumerate()
+    {
+        let len = p.data().len();
+        let ti = (s ^ flag) as usize;
+        let t = match tables.tunnels.get(ti) {
+            Some(t)
+                if t.fast & fast::ENCAP4_MASK == shape
+                    && len - ETH <= usize::from(t.mtu.get())
+                    && p.headroom() >= room =>
+            {
+                t
+            }
+            _ => {
+                n = i;
+                break;
+            }
+        };
+        *tr = t;
+        bytes += len as u64;
+        let tc = &mut c.tunnels[ti];
+        tc.encap += 1;
+        tc.encap_bytes += (len - ETH) as u64;
+        *code = plan::tx(usize::from(t.out_port));
+    }
+    let mut id = *ident;
+    for (p, &t) in pkts.iter_mut().zip(&ts[..n]) {
+        let len = p.data().len() - ETH;
+        encap_write4::<B, Tunnel, false, KEY, V6, false>(t, t, p, len, &mut id)
+            .expect("the headroom was checked");
+    }
+    *ident = id;
+    (n, bytes)
 }
