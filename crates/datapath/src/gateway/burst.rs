@@ -107,32 +107,16 @@ impl<B: PacketBuf> Worker<B> {
             self.ip_ident = ident;
             return true;
         }
-        // Stage 1 up to the first packet it cannot stage: stage 3 would end there anyway.
+        // Stages 1 and 2 up to the first packet stage 1 cannot stage: stage 3 would end there anyway.
         let n = if nic {
-            stage_burst::<B, true>(tables, pkts, staged)
+            stage_burst::<B, true>(tables, pkts, staged, c)
         } else {
-            stage_burst::<B, false>(tables, pkts, staged)
+            stage_burst::<B, false>(tables, pkts, staged, c)
         };
         if n == 0 {
             return false;
         }
         let staged = &staged[..n];
-        // Stage 2: the matched tunnels' lines (one, or two where some tunnel needs them) and counters, for
-        // stage 3.
-        let two_lines = tables.tunnel_lines > 1;
-        for &s in staged {
-            let ti = (s & !STAGED_V6) as usize;
-            if let Some(t) = tables.tunnels.get(ti) {
-                let base = (t as *const Tunnel).cast::<u8>();
-                prefetch(base);
-                if two_lines {
-                    prefetch(base.wrapping_add(64));
-                }
-                if let Some(tc) = c.tunnels.get(ti) {
-                    prefetch((tc as *const crate::stats::TunnelCounters).cast::<u8>());
-                }
-            }
-        }
         // Stage 3: the staged packets from the start into tunnels of one constant shape (often all of them) in
         // two loops, as a run; the rest one by one.
         let start = self.encap_uniform(tables, pkts, plan, staged, c);
@@ -612,19 +596,34 @@ fn run_write<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: boo
     }
 }
 
-/// Stage 1 over a burst, into `staged`, up to the first packet it cannot stage (`NIC`: the port's NIC verifies
-/// IPv4 header checksums; without, the mbuf's flags are not read); how many it staged.
+/// Stages 1 and 2 over a burst, into `staged`, up to the first packet stage 1 cannot stage (`NIC`: the port's
+/// NIC verifies IPv4 header checksums; without, the mbuf's flags are not read); how many it staged. Each staged
+/// packet's tunnel lines (one, or two where some tunnel needs them) and counters are prefetched as soon as its
+/// lookup is done. (A loop of its own for the prefetches cost 10 instructions per packet more on
+/// `encap-1k-tunnels`.)
 #[inline(always)]
 fn stage_burst<B: PacketBuf, const NIC: bool>(
     tables: &Tables,
     pkts: &[B],
     staged: &mut [u32],
+    c: &Counters,
 ) -> usize {
+    let two_lines = tables.tunnel_lines > 1;
+    // (Addresses only: a prefetch never faults, so it needs no bounds check.)
+    let tunnels = tables.tunnels.as_ptr().cast::<u8>();
+    let counters = c.tunnels.as_ptr().cast::<u8>();
     for (i, (s, p)) in staged.iter_mut().zip(pkts.iter()).enumerate() {
         *s = stage_encap::<B, NIC>(tables, p);
         if *s == NO_TUNNEL {
             return i;
         }
+        let ti = (*s & !STAGED_V6) as usize;
+        let line = tunnels.wrapping_add(ti * std::mem::size_of::<Tunnel>());
+        prefetch(line);
+        if two_lines {
+            prefetch(line.wrapping_add(64));
+        }
+        prefetch(counters.wrapping_add(ti * std::mem::size_of::<crate::stats::TunnelCounters>()));
     }
     pkts.len().min(staged.len())
 }
