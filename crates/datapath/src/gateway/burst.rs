@@ -2,13 +2,14 @@
 //! and encap-route lookup and (3) its encapsulation, in one loop while the tunnels stay in L1 (after a run: the
 //! burst's first packets of one family into one tunnel, checked in one loop and written in a second, counted
 //! once), or with many tunnels in stages over the burst as VPP runs its nodes over a vector, (1) for every
-//! packet, (2) the matched tunnels' lines prefetched, (3) for every staged packet; on an outside port, every
+//! packet with (2) its tunnel's lines prefetched, then (3) for every staged packet (first those into tunnels of
+//! one shape, checked in one loop and written in a second, then the rest one by one); on an outside port, every
 //! packet through the decap fast paths. Each loop is out of the worker's poll loop, so its values stay in
 //! registers. The stages do exactly what the per-packet fast paths do (`fast.rs`;
 //! `tests::fast_path_equals_general_rules` runs both and the general rules on the same packets): a packet they
 //! decline is left untouched for `Processor::process`, and so is every packet after it (the pass ends there),
 //! so the worker's state changes in arrival order.
-use super::fast::{encap4_hl, encap_write4, Outer4};
+use super::fast::{encap4_hl, encap_write4, FixedTtl, Outer4};
 use super::*;
 use crate::plan;
 use crate::tunnel::table::fast;
@@ -69,7 +70,7 @@ impl<B: PacketBuf> Gateway<B> {
 impl<B: PacketBuf> Worker<B> {
     /// An inside burst: stage 1 checks each packet and looks its destination up (a tunnel index, or
     /// `NO_TUNNEL` for a packet the fast paths leave alone); stage 3 encapsulates. With many tunnels stage 1
-    /// runs over the burst first and stage 2 prefetches the tunnels before stage 3; with few, one loop does
+    /// runs over the burst first, prefetching each matched tunnel (stage 2), before stage 3; with few, one loop does
     /// both stages per packet.
     #[inline(never)]
     fn encap_pass(
@@ -235,17 +236,38 @@ impl<B: PacketBuf> Worker<B> {
         };
         let v6 = s >= STAGED_V6;
         let first = tables.tunnels.get((s & !STAGED_V6) as usize);
-        let key = match first.map(|t| t.fast & fast::ENCAP4_MASK) {
-            Some(fast::ENCAP4_PLAIN) => false,
-            Some(fast::ENCAP4_KEY) => true,
-            _ => return 0,
-        };
+        let (key, fixed) =
+            match first.map(|t| (t.fast & fast::ENCAP4_MASK, t.fast & fast::TTL_FIXED != 0)) {
+                Some((fast::ENCAP4_PLAIN, fixed)) => (false, fixed),
+                Some((fast::ENCAP4_KEY, fixed)) => (true, fixed),
+                _ => return 0,
+            };
         let ident = &mut self.ip_ident;
-        let (n, bytes) = match (v6, key) {
-            (false, false) => uniform::<B, false, false>(tables, pkts, plan, staged, ident, c),
-            (false, true) => uniform::<B, false, true>(tables, pkts, plan, staged, ident, c),
-            (true, false) => uniform::<B, true, false>(tables, pkts, plan, staged, ident, c),
-            (true, true) => uniform::<B, true, true>(tables, pkts, plan, staged, ident, c),
+        let (n, bytes) = match (v6, key, fixed) {
+            (false, false, false) => {
+                uniform::<B, false, false, false>(tables, pkts, plan, staged, ident, c)
+            }
+            (false, false, true) => {
+                uniform::<B, false, false, true>(tables, pkts, plan, staged, ident, c)
+            }
+            (false, true, false) => {
+                uniform::<B, false, true, false>(tables, pkts, plan, staged, ident, c)
+            }
+            (false, true, true) => {
+                uniform::<B, false, true, true>(tables, pkts, plan, staged, ident, c)
+            }
+            (true, false, false) => {
+                uniform::<B, true, false, false>(tables, pkts, plan, staged, ident, c)
+            }
+            (true, false, true) => {
+                uniform::<B, true, false, true>(tables, pkts, plan, staged, ident, c)
+            }
+            (true, true, false) => {
+                uniform::<B, true, true, false>(tables, pkts, plan, staged, ident, c)
+            }
+            (true, true, true) => {
+                uniform::<B, true, true, true>(tables, pkts, plan, staged, ident, c)
+            }
         };
         // Counted as `fast_emit4` counts each packet: the frame's bytes received, and after the header's
         // `hl - ETH` more sent.
@@ -633,7 +655,7 @@ fn stage_burst<B: PacketBuf, const NIC: bool>(
 /// it into its tunnel and plans it to its tunnel's egress port; the second writes the headers (each tunnel's
 /// template and values read in place: the tunnels differ).
 #[inline(always)]
-fn uniform<B: PacketBuf, const V6: bool, const KEY: bool>(
+fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>(
     tables: &Tables,
     pkts: &mut [B],
     plan: &mut [u16],
@@ -645,7 +667,7 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool>(
         fast::ENCAP4_KEY
     } else {
         fast::ENCAP4_PLAIN
-    };
+    } | if FIXED_TTL { fast::TTL_FIXED } else { 0 };
     let room = encap4_hl(false, KEY) - ETH;
     // The family's flag: `s ^ flag` is the tunnel index of a packet of the family, and out of the table's
     // bounds for one of the other.
@@ -674,7 +696,7 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool>(
         let ti = (s ^ flag) as usize;
         let t = match tables.tunnels.get(ti) {
             Some(t)
-                if t.fast & fast::ENCAP4_MASK == shape
+                if t.fast & (fast::ENCAP4_MASK | fast::TTL_FIXED) == shape
                     && len - ETH <= usize::from(t.mtu.get())
                     && p.headroom() >= room =>
             {
@@ -695,8 +717,12 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool>(
     let mut id = *ident;
     for (p, &t) in pkts.iter_mut().zip(&ts[..n]) {
         let len = p.data().len() - ETH;
-        encap_write4::<B, Tunnel, false, KEY, V6, false>(t, t, p, len, &mut id)
-            .expect("the headroom was checked");
+        let written = if FIXED_TTL {
+            encap_write4::<B, FixedTtl, false, KEY, V6, true>(t, &FixedTtl(t), p, len, &mut id)
+        } else {
+            encap_write4::<B, Tunnel, false, KEY, V6, false>(t, t, p, len, &mut id)
+        };
+        written.expect("the headroom was checked");
     }
     *ident = id;
     (n, bytes)

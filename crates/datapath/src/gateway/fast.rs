@@ -620,6 +620,23 @@ impl OuterSource for Tunnel {
     }
 }
 
+/// A tunnel with a fixed TTL (`Tunnel::ttl_set` not 0), read in place, for [`encap_write4`] with `FIXED_TTL`:
+/// the TTL's word added to the base sum as it is read.
+pub(super) struct FixedTtl<'a>(pub(super) &'a Tunnel);
+
+impl OuterSource for FixedTtl<'_> {
+    #[inline(always)]
+    fn part<const I: usize>(&self, hl: usize) -> &[u8; 16] {
+        self.0.part::<I>(hl)
+    }
+    #[inline(always)]
+    fn fields(&self) -> OuterFields {
+        let mut fields = self.0.fields();
+        fields.base_sum += u32::from(u16::from_ne_bytes([fields.ttl, 0]));
+        fields
+    }
+}
+
 impl OuterSource for Outer4 {
     #[inline(always)]
     fn part<const I: usize>(&self, _hl: usize) -> &[u8; 16] {

@@ -86,6 +86,9 @@ pub mod fast {
     /// The decapsulation fast path takes this tunnel's packets without testing its settings: no checksum,
     /// sequence numbers or source filter, no inner-packet rule on the way out, not an ERSPAN or TEB tunnel.
     pub const DECAP: u8 = 8;
+    /// With an [`ENCAP4_MASK`] shape: the outer TTL is fixed (`ttl_set != 0`), not inherited. The encap pass's
+    /// loop over packets into many tunnels takes it as part of the header's shape.
+    pub const TTL_FIXED: u8 = 16;
 }
 
 /// What an ERSPAN tunnel (`mode = "erspan"`) does with what it receives: the mirrored frames of `session` leave
@@ -462,7 +465,13 @@ impl Tunnel {
             && self.inner_checks
                 & (inner_check::MSS_CLAMP | inner_check::ERSPAN | inner_check::TEB)
                 == 0;
-        self.fast = encap | if decap { fast::DECAP } else { 0 };
+        self.fast = encap
+            | if decap { fast::DECAP } else { 0 }
+            | if encap != 0 && self.ttl_set != 0 {
+                fast::TTL_FIXED
+            } else {
+                0
+            };
     }
     /// A TEB tunnel (`mode = "teb"`): Ethernet frames inside.
     #[inline]
