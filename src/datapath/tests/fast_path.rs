@@ -668,6 +668,45 @@ fn the_decap_pass_reads_the_nic_verdict_only_where_the_nic_checks() {
     }
 }
 
+/// A gateway for the fast pass and one for the general rules, with `extra` tunnel settings, and with NIC IPv4
+/// checksums on both (`nic`) or not.
+fn burst_and_general(extra: &str, nic: bool) -> (Rig, Rig) {
+    let mut burst_rig = rig(extra);
+    let mut slow = rig(extra);
+    slow.gw.set_fast_path(false);
+    if nic {
+        with_nic_checksums(&mut burst_rig);
+        with_nic_checksums(&mut slow);
+    }
+    (burst_rig, slow)
+}
+
+/// One burst of `frames` (each with its headroom) on the inside port through the fast pass equals the general
+/// rules one packet at a time: verdicts, bytes, counters (and the pass's byte counts, `burst_run_bufs`).
+fn assert_inside_burst_equals_general(
+    burst_rig: &mut Rig,
+    slow: &mut Rig,
+    frames: &[(Vec<u8>, usize)],
+    case: &str,
+) {
+    let bufs = frames
+        .iter()
+        .map(|(f, h)| VecBuf::with_room(f, *h, 2048))
+        .collect();
+    let got = burst_run_bufs(burst_rig, bufs, INSIDE);
+    for (i, ((f, h), (vb, ob))) in frames.iter().zip(got).enumerate() {
+        let mut b = VecBuf::with_room(f, *h, 2048);
+        let vs = slow.gw.handle(&mut b, INSIDE, &mut slow.c);
+        assert_eq!(vb, planned(vs), "verdict of packet {i}: {case}");
+        // (A packet dropped for want of headroom goes nowhere: the general rules have decremented its TTL by
+        // then, the fast paths drop it as received.)
+        if vs != Verdict::Drop(DropReason::NoHeadroom) {
+            assert_eq!(ob, b.to_vec(), "bytes of packet {i}: {case}");
+        }
+    }
+    assert_same_counters(&burst_rig.c, &slow.c, case);
+}
+
 /// The encap pass's runs (a burst's first packets into one tunnel, written in a loop of their own: `burst.rs`)
 /// end at the first packet they do not take, whatever the reason, and that packet and every one after it go
 /// the general rules' way. Bursts of 8 IPv4 or IPv6 packets into t1 (to several destinations), one of them
@@ -736,13 +775,7 @@ fn encap_runs_end_at_the_first_packet_they_do_not_take() {
     ] {
         let extra = format!("{extra}\n{t2}");
         for nic in [false, true] {
-            let mut burst_rig = rig(&extra);
-            let mut slow = rig(&extra);
-            slow.gw.set_fast_path(false);
-            if nic {
-                with_nic_checksums(&mut burst_rig);
-                with_nic_checksums(&mut slow);
-            }
+            let (mut burst_rig, mut slow) = burst_and_general(&extra, nic);
             for family in ["IPv4", "IPv6"] {
                 for (what, other, other_room) in &others {
                     for at in [0usize, 1, 4, 7] {
@@ -753,23 +786,13 @@ fn encap_runs_end_at_the_first_packet_they_do_not_take() {
                             })
                             .collect();
                         frames[at] = (other.clone(), *other_room);
-                        let bufs = frames
-                            .iter()
-                            .map(|(f, h)| VecBuf::with_room(f, *h, 2048))
-                            .collect();
-                        let got = burst_run_bufs(&mut burst_rig, bufs, INSIDE);
                         let case = format!("{extra:?} nic {nic}: {family} with {what} at {at}");
-                        for (i, ((f, h), (vb, ob))) in frames.iter().zip(got).enumerate() {
-                            let mut b = VecBuf::with_room(f, *h, 2048);
-                            let vs = slow.gw.handle(&mut b, INSIDE, &mut slow.c);
-                            assert_eq!(vb, planned(vs), "verdict of packet {i}: {case}");
-                            // (A packet dropped for want of headroom goes nowhere: the general rules have
-                            // decremented its TTL by then, the fast paths drop it as received.)
-                            if vs != Verdict::Drop(DropReason::NoHeadroom) {
-                                assert_eq!(ob, b.to_vec(), "bytes of packet {i}: {case}");
-                            }
-                        }
-                        assert_same_counters(&burst_rig.c, &slow.c, &case);
+                        assert_inside_burst_equals_general(
+                            &mut burst_rig,
+                            &mut slow,
+                            &frames,
+                            &case,
+                        );
                     }
                 }
             }
@@ -845,13 +868,7 @@ fn staged_bursts_into_many_tunnels_equal_general_rules() {
         ("IPv6 without headroom", to6(1, 4, 64, 18), 0),
     ];
     for nic in [false, true] {
-        let mut burst_rig = rig(&extra);
-        let mut slow = rig(&extra);
-        slow.gw.set_fast_path(false);
-        if nic {
-            with_nic_checksums(&mut burst_rig);
-            with_nic_checksums(&mut slow);
-        }
+        let (mut burst_rig, mut slow) = burst_and_general(&extra, nic);
         let mut seed = 0x2545_f491_u32;
         let mut next = |m: u32| {
             seed ^= seed << 13;
@@ -881,23 +898,8 @@ fn staged_bursts_into_many_tunnels_equal_general_rules() {
                     if *what != "none" {
                         frames[at] = (other.clone(), *other_room);
                     }
-                    let bufs = frames
-                        .iter()
-                        .map(|(f, h)| VecBuf::with_room(f, *h, 2048))
-                        .collect();
-                    let got = burst_run_bufs(&mut burst_rig, bufs, INSIDE);
                     let case = format!("nic {nic}: {mix} with {what} at {at}");
-                    for (i, ((f, h), (vb, ob))) in frames.iter().zip(got).enumerate() {
-                        let mut b = VecBuf::with_room(f, *h, 2048);
-                        let vs = slow.gw.handle(&mut b, INSIDE, &mut slow.c);
-                        assert_eq!(vb, planned(vs), "verdict of packet {i}: {case}");
-                        // (As in `encap_runs_end_at_the_first_packet_they_do_not_take`: a packet dropped for
-                        // want of headroom has its TTL decremented by the general rules only.)
-                        if vs != Verdict::Drop(DropReason::NoHeadroom) {
-                            assert_eq!(ob, b.to_vec(), "bytes of packet {i}: {case}");
-                        }
-                    }
-                    assert_same_counters(&burst_rig.c, &slow.c, &case);
+                    assert_inside_burst_equals_general(&mut burst_rig, &mut slow, &frames, &case);
                 }
             }
         }

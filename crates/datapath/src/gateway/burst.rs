@@ -243,32 +243,26 @@ impl<B: PacketBuf> Worker<B> {
                 _ => return 0,
             };
         let ident = &mut self.ip_ident;
-        let (n, bytes) = match (v6, key, fixed) {
-            (false, false, false) => {
-                uniform::<B, false, false, false>(tables, pkts, plan, staged, ident, c)
-            }
-            (false, false, true) => {
-                uniform::<B, false, false, true>(tables, pkts, plan, staged, ident, c)
-            }
-            (false, true, false) => {
-                uniform::<B, false, true, false>(tables, pkts, plan, staged, ident, c)
-            }
-            (false, true, true) => {
-                uniform::<B, false, true, true>(tables, pkts, plan, staged, ident, c)
-            }
-            (true, false, false) => {
-                uniform::<B, true, false, false>(tables, pkts, plan, staged, ident, c)
-            }
-            (true, false, true) => {
-                uniform::<B, true, false, true>(tables, pkts, plan, staged, ident, c)
-            }
-            (true, true, false) => {
-                uniform::<B, true, true, false>(tables, pkts, plan, staged, ident, c)
-            }
-            (true, true, true) => {
-                uniform::<B, true, true, true>(tables, pkts, plan, staged, ident, c)
-            }
-        };
+        // One copy of the loops per family, shape and TTL.
+        macro_rules! uniform_by {
+            ($([$v6:literal, $key:literal, $fixed:literal]),*) => {
+                match (v6, key, fixed) {
+                    $(($v6, $key, $fixed) => {
+                        uniform::<B, $v6, $key, $fixed>(tables, pkts, plan, staged, ident, c)
+                    })*
+                }
+            };
+        }
+        let (n, bytes) = uniform_by!(
+            [false, false, false],
+            [false, false, true],
+            [false, true, false],
+            [false, true, true],
+            [true, false, false],
+            [true, false, true],
+            [true, true, false],
+            [true, true, true]
+        );
         // Counted as `fast_emit4` counts each packet: the frame's bytes received, and after the header's
         // `hl - ETH` more sent.
         let room = encap4_hl(false, key) - ETH;
