@@ -84,16 +84,7 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
         "fd00:100::2",
     ] {
         for (hop, tc, n) in [(64u8, 0x03u8, 18usize), (2, 0xb9, 1400), (9, 0, 1500)] {
-            let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
-            f.extend(ipv6(
-                v6("2001:db8:1::2"),
-                v6(dst),
-                17,
-                hop,
-                tc,
-                &udp_payload(n),
-            ));
-            v.push((INSIDE, f, 0));
+            v.push((INSIDE, inside_udp6(dst, hop, tc, n), 0));
         }
     }
     for key in [None, Some(1001), Some(7)] {
@@ -668,6 +659,20 @@ fn the_decap_pass_reads_the_nic_verdict_only_where_the_nic_checks() {
     }
 }
 
+/// An inside frame: IPv6/UDP from the host to `dst` with hop limit `hop`, traffic class `tc`, `n` payload bytes.
+fn inside_udp6(dst: &str, hop: u8, tc: u8, n: usize) -> Vec<u8> {
+    let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
+    f.extend(ipv6(
+        v6("2001:db8:1::2"),
+        v6(dst),
+        17,
+        hop,
+        tc,
+        &udp_payload(n),
+    ));
+    f
+}
+
 /// A gateway for the fast pass and one for the general rules, with `extra` tunnel settings, and with NIC IPv4
 /// checksums on both (`nic`) or not.
 fn burst_and_general(extra: &str, nic: bool) -> (Rig, Rig) {
@@ -716,19 +721,8 @@ fn assert_inside_burst_equals_general(
 #[test]
 fn encap_runs_end_at_the_first_packet_they_do_not_take() {
     let to4 = |last: u8| inside_v4([10, 20, 0, last], 64, 0x03, true, 18);
-    let to6 = |last: u8, hop: u8, n: usize| {
-        let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
-        let dst = v6(&format!("2001:db8:20::{last:x}"));
-        f.extend(ipv6(
-            v6("2001:db8:1::2"),
-            dst,
-            17,
-            hop,
-            0x03,
-            &udp_payload(n),
-        ));
-        f
-    };
+    let to6 =
+        |last: u8, hop: u8, n: usize| inside_udp6(&format!("2001:db8:20::{last:x}"), hop, 0x03, n);
     let mut bad_checksum = to4(9);
     bad_checksum[14 + 10] ^= 0x5a;
     // (frame, headroom): DEFAULT_HEADROOM is a fresh mbuf's.
@@ -839,17 +833,12 @@ fn staged_bursts_into_many_tunnels_equal_general_rules() {
     let to4 =
         |t: u8, last: u8, ttl: u8, n: usize| inside_v4([10, 100 + t, 0, last], ttl, 0x03, true, n);
     let to6 = |t: u8, last: u8, hop: u8, n: usize| {
-        let mut f = eth(IN_MAC, HOST_MAC, 0x86dd);
-        let dst = v6(&format!("2001:db8:{:x}::{last:x}", 0x100 + u16::from(t)));
-        f.extend(ipv6(
-            v6("2001:db8:1::2"),
-            dst,
-            17,
+        inside_udp6(
+            &format!("2001:db8:{:x}::{last:x}", 0x100 + u16::from(t)),
             hop,
             0x03,
-            &udp_payload(n),
-        ));
-        f
+            n,
+        )
     };
     let mut bad_checksum = to4(3, 9, 64, 18);
     bad_checksum[14 + 10] ^= 0x5a;
