@@ -40,9 +40,9 @@ impl<B: PacketBuf> Gateway<B> {
         }
         w.pass_bytes = PassSums::default();
         // Two copies of the decap pass, by "does the NIC check IPv4 headers": without the offload it never reads
-        // the mbuf's checksum flags. The encap pass has the two copies in its runs' checks only (a copy of its
-        // whole loop without the read measured 6 instructions per packet more on `encap-64`, the route
-        // lookup's registers shuffled around it).
+        // the mbuf's checksum flags. The encap pass has the two copies in its runs' checks and its staged stage 1
+        // only (a copy of its per-packet loop without the read measured 6 instructions per packet more on
+        // `encap-64`, the route lookup's registers shuffled around it).
         let planned = match tables.ports.get(in_port).map(|p| (p.role, p.rx_ipv4_cksum)) {
             Some((PortRole::Inside, nic)) => {
                 w.encap_pass(tables, pkts, plan, &mut staged[..pkts.len()], nic, c)
@@ -218,9 +218,9 @@ impl<B: PacketBuf> Worker<B> {
 
     /// Stage 3 of the staged packets (`staged`: stage 1's results, none `NO_TUNNEL`) from the start of one
     /// family (the first's) into tunnels of one constant IPv4-outside shape without GRE checksum (the first's
-    /// tunnel's: with a key or not), each within its tunnel's MTU and with headroom for the header: one loop
-    /// checks them and a second writes them and counts each into its tunnel (`uniform`); the pass's bytes are
-    /// counted once. Returns how many packets it took (0: none); the first it declines is unchanged. Each
+    /// tunnel's: with a key or not, with a fixed TTL or not), each within its tunnel's MTU and with headroom for
+    /// the header: one loop checks them and counts each into its tunnel, a second writes them (`uniform`); the
+    /// pass's bytes are counted once. Returns how many packets it took (0: none); the first it declines is unchanged. Each
     /// packet is checked and written as [`Worker::encap_staged`] does.
     #[inline(never)]
     fn encap_uniform(
@@ -235,20 +235,22 @@ impl<B: PacketBuf> Worker<B> {
             return 0;
         };
         let v6 = s >= STAGED_V6;
-        let first = tables.tunnels.get((s & !STAGED_V6) as usize);
-        let (key, fixed) =
-            match first.map(|t| (t.fast & fast::ENCAP4_MASK, t.fast & fast::TTL_FIXED != 0)) {
-                Some((fast::ENCAP4_PLAIN, fixed)) => (false, fixed),
-                Some((fast::ENCAP4_KEY, fixed)) => (true, fixed),
-                _ => return 0,
-            };
+        let Some(first) = tables.tunnels.get((s & !STAGED_V6) as usize) else {
+            return 0;
+        };
+        let fixed = first.fast & fast::TTL_FIXED != 0;
+        let key = match first.fast & fast::ENCAP4_MASK {
+            fast::ENCAP4_PLAIN => false,
+            fast::ENCAP4_KEY => true,
+            _ => return 0,
+        };
         let ident = &mut self.ip_ident;
         // One copy of the loops per family, shape and TTL.
         macro_rules! uniform_by {
             ($([$v6:literal, $key:literal, $fixed:literal]),*) => {
                 match (v6, key, fixed) {
                     $(($v6, $key, $fixed) => {
-                        uniform::<B, $v6, $key, $fixed>(tables, pkts, plan, staged, ident, c)
+                        uniform::<B, $v6, $key, $fixed>(tables, first, pkts, plan, staged, ident, c)
                     })*
                 }
             };
@@ -644,13 +646,15 @@ fn stage_burst<B: PacketBuf, const NIC: bool>(
     pkts.len().min(staged.len())
 }
 
-/// The loops of [`Worker::encap_uniform`] for one family (`V6`) and shape (`KEY`): how many staged packets
-/// from the start it took, and their frame bytes. The first loop checks each packet (reading it only), counts
+/// The loops of [`Worker::encap_uniform`] for one family (`V6`) and shape (`KEY`, `FIXED_TTL`), from the
+/// staged packets' first tunnel `first`: how many staged packets from the start it took, and their frame bytes. The first loop checks each packet (reading it only), counts
 /// it into its tunnel and plans it to its tunnel's egress port; the second writes the headers (each tunnel's
 /// template and values read in place: the tunnels differ).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>(
     tables: &Tables,
+    first: &Tunnel,
     pkts: &mut [B],
     plan: &mut [u16],
     staged: &[u32],
@@ -666,12 +670,6 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>
     // The family's flag: `s ^ flag` is the tunnel index of a packet of the family, and out of the table's
     // bounds for one of the other.
     let flag = if V6 { STAGED_V6 } else { 0 };
-    let Some(first) = staged
-        .first()
-        .and_then(|&s| tables.tunnels.get((s ^ flag) as usize))
-    else {
-        return (0, 0);
-    };
     // Each taken packet's tunnel, for the write loop.
     let mut ts = [first; STAGE_MAX];
     let mut bytes = 0;

@@ -582,10 +582,11 @@ impl Outer4 {
     #[inline(always)]
     pub(super) fn new<const FIXED_TTL: bool>(t: &Tunnel, hl: usize) -> Self {
         let part = |at: usize| -> [u8; 16] { *checked_prefix(&t.template[at..]) };
-        let mut fields = t.fields();
-        if FIXED_TTL {
-            fields.base_sum += u32::from(u16::from_ne_bytes([t.ttl_set, 0]));
-        }
+        let fields = if FIXED_TTL {
+            FixedTtl(t).fields()
+        } else {
+            t.fields()
+        };
         Outer4 {
             tpl: [part(0), part(16), part(hl - 16)],
             fields,
