@@ -524,10 +524,13 @@ fn build_tunnel(
     let ip4_base_sum = if gre_off == ip_off + ipv4::HEADER_LEN {
         let mut h = [0u8; ipv4::HEADER_LEN];
         h.copy_from_slice(&tpl[ip_off..gre_off]);
-        // The TTL is per packet.
-        ipv4::HeaderMut::from_prefix(&mut h)
-            .expect("20 bytes")
-            .set_ttl(0);
+        // An inherited TTL is per packet; a fixed one is the template's, and in the sum (see
+        // `Tunnel::ip4_base_sum`).
+        if matches!(tc.ttl, Ttl::Inherit) {
+            ipv4::HeaderMut::from_prefix(&mut h)
+                .expect("20 bytes")
+                .set_ttl(0);
+        }
         // As the words lie in memory (see `Tunnel::ip4_base_sum`).
         u32::from(u16::from_ne_bytes(
             checksum::fold(checksum::sum(&h, 0)).to_be_bytes(),

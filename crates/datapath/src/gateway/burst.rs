@@ -9,7 +9,7 @@
 //! `tests::fast_path_equals_general_rules` runs both and the general rules on the same packets): a packet they
 //! decline is left untouched for `Processor::process`, and so is every packet after it (the pass ends there),
 //! so the worker's state changes in arrival order.
-use super::fast::{encap4_hl, encap_write4, FixedTtl, Outer4};
+use super::fast::{encap4_hl, encap_write4, Outer4};
 use super::*;
 use crate::plan;
 use crate::tunnel::table::fast;
@@ -109,10 +109,12 @@ impl<B: PacketBuf> Worker<B> {
             return true;
         }
         // Stages 1 and 2 up to the first packet stage 1 cannot stage: stage 3 would end there anyway.
-        let n = if nic {
-            stage_burst::<B, true>(tables, pkts, staged, c)
-        } else {
-            stage_burst::<B, false>(tables, pkts, staged, c)
+        // One copy per "does the NIC check IPv4 headers" and "is a tunnel route over one of our addresses".
+        let n = match (nic, tables.local4_tunneled || tables.local6_tunneled) {
+            (false, false) => stage_burst::<B, false, false>(tables, pkts, staged, c),
+            (false, true) => stage_burst::<B, false, true>(tables, pkts, staged, c),
+            (true, false) => stage_burst::<B, true, false>(tables, pkts, staged, c),
+            (true, true) => stage_burst::<B, true, true>(tables, pkts, staged, c),
         };
         if n == 0 {
             return false;
@@ -165,9 +167,9 @@ impl<B: PacketBuf> Worker<B> {
         // The first packet decides the family and the tunnel (its checks are not repeated).
         let v6 = ethertype_of(first.data()) == ethertype::IPV6;
         let stage = if v6 {
-            stage_encap6(tables, first)
+            stage_encap6::<B, true>(tables, first)
         } else {
-            stage_encap4::<B, true>(tables, first)
+            stage_encap4::<B, true, true>(tables, first)
         };
         let Some(ti) = stage else {
             return 0;
@@ -450,27 +452,36 @@ fn leave_rest(plan: &mut [u16], first: usize) {
 /// `NO_TUNNEL` otherwise. Reads the packet only.
 #[inline(always)]
 fn stage_encap<B: PacketBuf, const NIC: bool>(tables: &Tables, pkt: &B) -> u32 {
+    stage_encap_parts::<B, NIC, true>(tables, pkt).map_or(NO_TUNNEL, |(_, s)| s)
+}
+
+/// [`stage_encap`] with the tunnel index apart: (index, stage 1's result). Stage 2 prefetches by the index
+/// without masking `STAGED_V6` off again. `LOCAL` as for [`stage_ipv4`].
+#[inline(always)]
+fn stage_encap_parts<B: PacketBuf, const NIC: bool, const LOCAL: bool>(
+    tables: &Tables,
+    pkt: &B,
+) -> Option<(u32, u32)> {
     let d = pkt.data();
     let len = d.len();
     if len != pkt.pkt_len() {
-        return NO_TUNNEL;
+        return None;
     }
-    let Some(h) = frame_prefix::<ETH_IPV4>(d) else {
-        return NO_TUNNEL;
-    };
-    let (eth, ip) = eth_ipv4(h);
+    let (eth, ip) = eth_ipv4(frame_prefix::<ETH_IPV4>(d)?);
     if eth.ethertype_is(ethertype::IPV4) {
-        stage_ipv4::<B, NIC>(tables, pkt, ip, len).unwrap_or(NO_TUNNEL)
+        let ti = stage_ipv4::<B, NIC, LOCAL>(tables, pkt, ip, len)?;
+        Some((ti, ti))
     } else if eth.ethertype_is(ethertype::IPV6) {
-        stage_ipv6(tables, d).map_or(NO_TUNNEL, |ti| ti | STAGED_V6)
+        let ti = stage_ipv6::<LOCAL>(tables, d)?;
+        Some((ti, ti | STAGED_V6))
     } else {
-        NO_TUNNEL
+        None
     }
 }
 
 /// [`stage_encap`] for an IPv6 packet only (`None` for any other): the checks of a run's packets.
 #[inline(always)]
-fn stage_encap6<B: PacketBuf>(tables: &Tables, pkt: &B) -> Option<u32> {
+fn stage_encap6<B: PacketBuf, const LOCAL: bool>(tables: &Tables, pkt: &B) -> Option<u32> {
     let d = pkt.data();
     if d.len() != pkt.pkt_len() {
         return None;
@@ -479,14 +490,15 @@ fn stage_encap6<B: PacketBuf>(tables: &Tables, pkt: &B) -> Option<u32> {
     if !eth.ethertype_is(ethertype::IPV6) {
         return None;
     }
-    stage_ipv6(tables, d)
+    stage_ipv6::<LOCAL>(tables, d)
 }
 
 /// Stage 1 of a frame `d` holding IPv6 after its Ethernet header: the checks of `Worker::fast_encap6` before
 /// its tunnel (one packet, exactly the rest of the frame, not multicast or link-local, hop limit left, a
-/// tunnel route, not one of our addresses); the tunnel index (below `STAGED_V6`).
+/// tunnel route, not one of our addresses); the tunnel index (below `STAGED_V6`). `LOCAL` as for
+/// [`stage_ipv4`].
 #[inline(always)]
-fn stage_ipv6(tables: &Tables, d: &[u8]) -> Option<u32> {
+fn stage_ipv6<const LOCAL: bool>(tables: &Tables, d: &[u8]) -> Option<u32> {
     let (_, ip6) = eth_ipv6(frame_prefix::<ETH_IPV6>(d)?);
     let dst = ip6.dst_bytes();
     if ip6.version() != 6
@@ -500,7 +512,9 @@ fn stage_ipv6(tables: &Tables, d: &[u8]) -> Option<u32> {
     match tables.routes.encap6.lookup_bytes(dst) {
         Some(ti)
             if ti < STAGED_V6
-                && !(tables.local6_tunneled && tables.local6.contains(&Ipv6Addr::from(*dst))) =>
+                && !(LOCAL
+                    && tables.local6_tunneled
+                    && tables.local6.contains(&Ipv6Addr::from(*dst))) =>
         {
             Some(ti)
         }
@@ -511,7 +525,10 @@ fn stage_ipv6(tables: &Tables, d: &[u8]) -> Option<u32> {
 /// [`stage_encap`] for an IPv4 packet only (`None` for any other): the checks of a run's packets. `NIC`: the
 /// port's NIC verifies IPv4 header checksums (without, the mbuf's flags are not read).
 #[inline(always)]
-fn stage_encap4<B: PacketBuf, const NIC: bool>(tables: &Tables, pkt: &B) -> Option<u32> {
+fn stage_encap4<B: PacketBuf, const NIC: bool, const LOCAL: bool>(
+    tables: &Tables,
+    pkt: &B,
+) -> Option<u32> {
     let d = pkt.data();
     let len = d.len();
     if len != pkt.pkt_len() {
@@ -521,14 +538,15 @@ fn stage_encap4<B: PacketBuf, const NIC: bool>(tables: &Tables, pkt: &B) -> Opti
     if !eth.ethertype_is(ethertype::IPV4) {
         return None;
     }
-    stage_ipv4::<B, NIC>(tables, pkt, ip, len)
+    stage_ipv4::<B, NIC, LOCAL>(tables, pkt, ip, len)
 }
 
 /// Stage 1 of a frame of `len` bytes holding IPv4 (`ip`, right after the Ethernet header): an option-less
 /// header of exactly the rest of the frame with a valid checksum, not multicast, TTL left, a tunnel route, not
-/// one of our addresses; the tunnel index.
+/// one of our addresses; the tunnel index. `LOCAL`: test "one of our addresses" where a tunnel route covers
+/// one (`Tables::local4_tunneled`); false only for a caller that has seen that none does.
 #[inline(always)]
-fn stage_ipv4<B: PacketBuf, const NIC: bool>(
+fn stage_ipv4<B: PacketBuf, const NIC: bool, const LOCAL: bool>(
     tables: &Tables,
     pkt: &B,
     ip: ipv4::Header<'_>,
@@ -546,7 +564,7 @@ fn stage_ipv4<B: PacketBuf, const NIC: bool>(
     }
     let ti = tables.routes.encap4.lookup(dst)?;
     // (The route tables hold indices below 2^30: never a sentinel, never with `STAGED_V6`.)
-    if tables.local4_tunneled && tables.local4_set.contains(dst) {
+    if LOCAL && tables.local4_tunneled && tables.local4_set.contains(dst) {
         return None;
     }
     Some(ti)
@@ -555,7 +573,8 @@ fn stage_ipv4<B: PacketBuf, const NIC: bool>(
 /// The first loop of [`Worker::encap_run`]: how many packets from the start the run into tunnel `ti` takes,
 /// each with the checks of stage 1 (`NIC`: the port's NIC verifies IPv4 header checksums; without, the mbuf's
 /// flags are not read), within the MTU `mtu`, with `room` bytes of headroom for the header, and their frame
-/// bytes. Reads the packets only.
+/// bytes. Reads the packets only. (A run never starts where a tunnel route covers one of our addresses: no
+/// `LOCAL` test.)
 #[inline(always)]
 fn run_len<B: PacketBuf, const V6: bool, const NIC: bool>(
     tables: &Tables,
@@ -568,9 +587,9 @@ fn run_len<B: PacketBuf, const V6: bool, const NIC: bool>(
     for (i, p) in pkts.iter().enumerate() {
         let len = p.data().len();
         let s = if V6 {
-            stage_encap6(tables, p)
+            stage_encap6::<B, false>(tables, p)
         } else {
-            stage_encap4::<B, NIC>(tables, p)
+            stage_encap4::<B, NIC, false>(tables, p)
         };
         if s != Some(ti) || len - ETH > mtu || p.headroom() < room {
             return (i, bytes);
@@ -606,7 +625,7 @@ fn run_write<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: boo
     pkts: &mut [B],
     ident: &mut u16,
 ) {
-    let outer = Outer4::new::<FIXED_TTL>(t, encap4_hl(false, KEY));
+    let outer = Outer4::new(t, encap4_hl(false, KEY));
     for p in pkts {
         let len = p.data().len() - ETH;
         encap_write4::<B, Outer4, false, KEY, V6, FIXED_TTL>(t, &outer, p, len, ident)
@@ -615,33 +634,37 @@ fn run_write<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: boo
 }
 
 /// Stages 1 and 2 over a burst, into `staged`, up to the first packet stage 1 cannot stage (`NIC`: the port's
-/// NIC verifies IPv4 header checksums; without, the mbuf's flags are not read); how many it staged. Each staged
+/// NIC verifies IPv4 header checksums; without, the mbuf's flags are not read; `LOCAL` as for [`stage_ipv4`]);
+/// how many it staged. Each staged
 /// packet's tunnel lines (one, or two where some tunnel needs them) and counters are prefetched as soon as its
 /// lookup is done. (A loop of its own for the prefetches cost 10 instructions per packet more on
 /// `encap-1k-tunnels`.)
-#[inline(always)]
-fn stage_burst<B: PacketBuf, const NIC: bool>(
+#[inline(never)]
+fn stage_burst<B: PacketBuf, const NIC: bool, const LOCAL: bool>(
     tables: &Tables,
     pkts: &[B],
     staged: &mut [u32],
     c: &Counters,
 ) -> usize {
-    let two_lines = tables.tunnel_lines > 1;
     // (Addresses only: a prefetch never faults, so it needs no bounds check.)
     let tunnels = tables.tunnels.as_ptr().cast::<u8>();
+    // Each tunnel's second line where some tunnel needs two, else its first again: a prefetch of a line just
+    // prefetched costs an instruction and no memory traffic, a test per packet two instructions.
+    let second = tunnels.wrapping_add(if tables.tunnel_lines > 1 { 64 } else { 0 });
     let counters = c.tunnels.as_ptr().cast::<u8>();
     for (i, (s, p)) in staged.iter_mut().zip(pkts.iter()).enumerate() {
-        *s = stage_encap::<B, NIC>(tables, p);
-        if *s == NO_TUNNEL {
+        let Some((ti, staged)) = stage_encap_parts::<B, NIC, LOCAL>(tables, p) else {
+            *s = NO_TUNNEL;
             return i;
-        }
-        let ti = (*s & !STAGED_V6) as usize;
-        let line = tunnels.wrapping_add(ti * std::mem::size_of::<Tunnel>());
-        prefetch(line);
-        if two_lines {
-            prefetch(line.wrapping_add(64));
-        }
-        prefetch(counters.wrapping_add(ti * std::mem::size_of::<crate::stats::TunnelCounters>()));
+        };
+        *s = staged;
+        let at = ti as usize * std::mem::size_of::<Tunnel>();
+        prefetch(tunnels.wrapping_add(at));
+        prefetch(second.wrapping_add(at));
+        prefetch(
+            counters
+                .wrapping_add(ti as usize * std::mem::size_of::<crate::stats::TunnelCounters>()),
+        );
     }
     pkts.len().min(staged.len())
 }
@@ -674,6 +697,10 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>
     let mut ts = [first; STAGE_MAX];
     let mut bytes = 0;
     let mut n = staged.len().min(pkts.len()).min(STAGE_MAX);
+    // The tunnels' counters as many as the tunnels: a tunnel's index needs one bounds check for both.
+    let Some(counters) = c.tunnels.get_mut(..tables.tunnels.len()) else {
+        return (0, 0);
+    };
     // The checks, and for a packet that passes them its tunnel's counts and its plan code: the second loop
     // has no exit, so each packet counted here is sent. (The write loop then needs no pointer to the counters,
     // the plan or the tables: with them it spilled a dozen values.)
@@ -701,7 +728,7 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>
         };
         *tr = t;
         bytes += len as u64;
-        let tc = &mut c.tunnels[ti];
+        let tc = &mut counters[ti];
         tc.encap += 1;
         tc.encap_bytes += (len - ETH) as u64;
         *code = plan::tx(usize::from(t.out_port));
@@ -709,12 +736,8 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>
     let mut id = *ident;
     for (p, &t) in pkts.iter_mut().zip(&ts[..n]) {
         let len = p.data().len() - ETH;
-        let written = if FIXED_TTL {
-            encap_write4::<B, FixedTtl, false, KEY, V6, true>(t, &FixedTtl(t), p, len, &mut id)
-        } else {
-            encap_write4::<B, Tunnel, false, KEY, V6, false>(t, t, p, len, &mut id)
-        };
-        written.expect("the headroom was checked");
+        encap_write4::<B, Tunnel, false, KEY, V6, FIXED_TTL>(t, t, p, len, &mut id)
+            .expect("the headroom was checked");
     }
     *ident = id;
     (n, bytes)

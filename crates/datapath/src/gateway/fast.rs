@@ -567,8 +567,8 @@ pub(super) struct Outer4 {
 /// The values [`encap_write4`] adds to a tunnel's template in the outer IPv4 header.
 #[derive(Clone, Copy)]
 pub(super) struct OuterFields {
-    /// The sum of the template's words of the outer IPv4 header (`Tunnel::ip4_base_sum`), with the word of the
-    /// fixed TTL in an [`Outer4`] made with `FIXED_TTL`.
+    /// The sum of the template's words of the outer IPv4 header (`Tunnel::ip4_base_sum`: with a fixed TTL's
+    /// word).
     base_sum: u32,
     /// `Tunnel::ttl_set`, `Tunnel::tos_keep`, `Tunnel::tos_set`.
     ttl: u8,
@@ -577,19 +577,13 @@ pub(super) struct OuterFields {
 }
 
 impl Outer4 {
-    /// Tunnel `t`'s, whose header is `hl` bytes; with `FIXED_TTL` (the tunnel has one) for [`encap_write4`]
-    /// with `FIXED_TTL`.
+    /// Tunnel `t`'s, whose header is `hl` bytes.
     #[inline(always)]
-    pub(super) fn new<const FIXED_TTL: bool>(t: &Tunnel, hl: usize) -> Self {
+    pub(super) fn new(t: &Tunnel, hl: usize) -> Self {
         let part = |at: usize| -> [u8; 16] { *checked_prefix(&t.template[at..]) };
-        let fields = if FIXED_TTL {
-            FixedTtl(t).fields()
-        } else {
-            t.fields()
-        };
         Outer4 {
             tpl: [part(0), part(16), part(hl - 16)],
-            fields,
+            fields: t.fields(),
         }
     }
 }
@@ -621,23 +615,6 @@ impl OuterSource for Tunnel {
     }
 }
 
-/// A tunnel with a fixed TTL (`Tunnel::ttl_set` not 0), read in place, for [`encap_write4`] with `FIXED_TTL`:
-/// the TTL's word added to the base sum as it is read.
-pub(super) struct FixedTtl<'a>(pub(super) &'a Tunnel);
-
-impl OuterSource for FixedTtl<'_> {
-    #[inline(always)]
-    fn part<const I: usize>(&self, hl: usize) -> &[u8; 16] {
-        self.0.part::<I>(hl)
-    }
-    #[inline(always)]
-    fn fields(&self) -> OuterFields {
-        let mut fields = self.0.fields();
-        fields.base_sum += u32::from(u16::from_ne_bytes([fields.ttl, 0]));
-        fields
-    }
-}
-
 impl OuterSource for Outer4 {
     #[inline(always)]
     fn part<const I: usize>(&self, _hl: usize) -> &[u8; 16] {
@@ -663,7 +640,7 @@ pub(super) const fn encap4_hl(csum: bool, key: bool) -> usize {
 /// The header write of [`Worker::fast_emit4`], without its counting: the mbuf grows by the tunnel's header, the
 /// template and the per-packet fields are written. Returns the outer IP packet's length, or `None` (nothing
 /// changed) when the mbuf has no headroom for the header. `outer`: what it adds to the tunnel's template
-/// (the tunnel itself, or [`Outer4::new`] with the same `FIXED_TTL`). Shared by `fast_emit4` and the encap pass's runs
+/// (the tunnel itself, or [`Outer4::new`]); `FIXED_TTL`: the tunnel has a fixed TTL. Shared by `fast_emit4` and the encap pass's runs
 /// into one tunnel (`burst.rs`), which count a run at its end.
 #[inline(always)]
 pub(super) fn encap_write4<
@@ -727,21 +704,22 @@ pub(super) fn encap_write4<
     };
     let f = outer.fields();
     let tos = (tos_in & f.tos_keep) | f.tos_set;
-    // (A fixed TTL's word is in the base sum already.)
+    // The TTL written and the TTL whose word is added: a fixed TTL is the template's and in the base sum
+    // (`Tunnel::ip4_base_sum`), so with `FIXED_TTL` neither; an inherited one is the inner packet's.
     debug_assert!(!FIXED_TTL || t.ttl_set != 0);
-    let ttl = if FIXED_TTL || f.ttl != 0 {
-        f.ttl
+    let (ttl, ttl_sum) = if FIXED_TTL {
+        (None, 0)
+    } else if f.ttl != 0 {
+        (Some(f.ttl), 0)
     } else {
-        ttl_in
+        (Some(ttl_in), ttl_in)
     };
     let outer_len = len + hl - ethernet::HEADER_LEN;
     let ident = *ip_ident;
     *ip_ident = ident.wrapping_add(1);
     let (headers, gre) = d.split_at_mut(ETH_IPV4);
     let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
-    outer_ipv4_fields_from(
-        &mut ip, f.base_sum, tos, outer_len, ident, df, ttl, FIXED_TTL,
-    );
+    outer_ipv4_fields_from(&mut ip, f.base_sum, tos, outer_len, ident, df, ttl, ttl_sum);
     if V6 {
         // The template's protocol type is IPv4.
         gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);

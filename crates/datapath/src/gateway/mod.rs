@@ -667,12 +667,23 @@ fn outer_ipv4_fields(
     df: bool,
     ttl: u8,
 ) {
-    outer_ipv4_fields_from(ip, t.ip4_base_sum, tos, outer_len, ident, df, ttl, false);
+    // (A fixed TTL's word is in the base sum; the template holds it, written again here.)
+    let ttl_sum = if t.ttl_set != 0 { 0 } else { ttl };
+    outer_ipv4_fields_from(
+        ip,
+        t.ip4_base_sum,
+        tos,
+        outer_len,
+        ident,
+        df,
+        Some(ttl),
+        ttl_sum,
+    );
 }
 
-/// [`outer_ipv4_fields`] from the sum `base` of the template's words (the tunnel's `ip4_base_sum`), with the
-/// TTL's word in it already where `ttl_in_base` (the encap pass's runs into a tunnel with a fixed TTL add it
-/// once per run).
+/// [`outer_ipv4_fields`] from the sum `base` of the template's words (the tunnel's `ip4_base_sum`): `ttl` is
+/// written (`None`: the template's stays), and `ttl_sum`'s word added to the sum (0 for a fixed TTL, whose word
+/// the base holds).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn outer_ipv4_fields_from(
@@ -682,8 +693,8 @@ pub(super) fn outer_ipv4_fields_from(
     outer_len: usize,
     ident: u16,
     df: bool,
-    ttl: u8,
-    ttl_in_base: bool,
+    ttl: Option<u8>,
+    ttl_sum: u8,
 ) {
     let frag: u16 = if df {
         ipv4::flags_frag::DONT_FRAGMENT
@@ -697,16 +708,14 @@ pub(super) fn outer_ipv4_fields_from(
         + ne(outer_len as u16)
         + ne(ident)
         + ne(frag)
-        + if ttl_in_base {
-            0
-        } else {
-            u32::from(u16::from_ne_bytes([ttl, 0]))
-        };
+        + u32::from(u16::from_ne_bytes([ttl_sum, 0]));
     ip.set_dscp_ecn(tos);
     ip.set_total_len(outer_len as u16);
     ip.set_ident(ident);
     ip.set_flags_frag(frag);
-    ip.set_ttl(ttl);
+    if let Some(ttl) = ttl {
+        ip.set_ttl(ttl);
+    }
     ip.set_checksum(u16::from_be_bytes((!checksum::fold(sum)).to_ne_bytes()));
 }
 

@@ -56,6 +56,16 @@ pub(crate) const VALID: u32 = 1 << 31;
 pub(crate) const EXTENDED: u32 = 1 << 30;
 pub(crate) const VALUE_MASK: u32 = EXTENDED - 1;
 
+/// The value of a valid entry that is not extended (a next hop); `None` for any other entry. An entry less
+/// `VALID` is below `EXTENDED` exactly then (an invalid entry wraps above 2^31; an extended one keeps its
+/// bit), and is then the value itself: one subtraction and one compare where the two bit tests and the mask
+/// took five instructions (shared by [`super::lpm6`]).
+#[inline(always)]
+pub(crate) fn final_value(e: u32) -> Option<u32> {
+    let v = e.wrapping_sub(VALID);
+    (v < EXTENDED).then_some(v)
+}
+
 /// Number of addresses (or burst slots) handled per pass by the bulk lookups.
 pub const BURST: usize = 32;
 
@@ -424,16 +434,15 @@ impl Lpm4 {
     /// Second half of a lookup, given the `tbl24` entry of `addr`.
     #[inline(always)]
     fn resolve(&self, e24: u32, addr: u32) -> Option<u32> {
-        let e = if e24 & EXTENDED != 0 {
-            self.tbl8[(((e24 & VALUE_MASK) as usize) << 8) | (addr & 0xff) as usize]
-        } else {
-            e24
-        };
-        if e & VALID != 0 {
-            Some(e & VALUE_MASK)
-        } else {
-            None
+        // A valid final entry less `VALID` is its value, below `EXTENDED`; any other entry less `VALID` is not
+        // (an invalid one wraps above 2^31, an extended one keeps its bit): one compare for the common case.
+        if let Some(v) = final_value(e24) {
+            return Some(v);
         }
+        if e24 & EXTENDED == 0 {
+            return None;
+        }
+        final_value(self.tbl8[(((e24 & VALUE_MASK) as usize) << 8) | (addr & 0xff) as usize])
     }
 
     /// Looks up every address of `addrs` into the same position of `out`, [`BURST`] at a time:

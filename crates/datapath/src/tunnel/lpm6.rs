@@ -49,7 +49,7 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
-use super::lpm::{check_next_hop, LpmError, BURST, EXTENDED, VALID, VALUE_MASK};
+use super::lpm::{check_next_hop, final_value, LpmError, BURST, EXTENDED, VALID, VALUE_MASK};
 
 const ROOT_BITS: u32 = 24;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
@@ -440,24 +440,17 @@ impl Lpm6 {
         // never hold extended entries).
         macro_rules! walk {
             ($($k:literal)*) => {$(
+                if let Some(v) = final_value(e) {
+                    return Some(v);
+                }
                 if e & EXTENDED == 0 {
-                    return Self::found(e);
+                    return None;
                 }
                 e = self.groups[(((e & VALUE_MASK) as usize) << 8) | usize::from(addr[$k])];
             )*};
         }
         walk!(3 4 5 6 7 8 9 10 11 12 13 14 15);
-        Self::found(e)
-    }
-
-    /// The next hop of a final (not extended) entry.
-    #[inline(always)]
-    fn found(e: u32) -> Option<u32> {
-        if e & VALID != 0 {
-            Some(e & VALUE_MASK)
-        } else {
-            None
-        }
+        final_value(e)
     }
 
     /// Looks up every address of `addrs` into the same position of `out`, [`BURST`] at a time,

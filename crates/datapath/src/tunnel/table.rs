@@ -306,9 +306,10 @@ pub struct Tunnel {
     // (`Tables::tunnel_lines`).
     /// IPv4 outer: the one's-complement sum (folded, of the 16-bit words as they lie in memory: native-endian)
     /// of the template's IPv4 header with every per-packet field (TOS, total length, identification, flags,
-    /// TTL, checksum) zero. The
-    /// encapsulation adds the per-packet words in registers (RFC 1071 associativity) instead of reading the
-    /// header back from the packet, where the narrow stores that just wrote it would defeat store forwarding.
+    /// checksum, and an inherited TTL) zero. A fixed TTL (`ttl_set` not 0) is in the template and in this sum:
+    /// the fast paths neither write nor add it per packet. The encapsulation adds the per-packet words in
+    /// registers (RFC 1071 associativity) instead of reading the header back from the packet, where the narrow
+    /// stores that just wrote it would defeat store forwarding.
     pub ip4_base_sum: u32,
     /// The one's-complement sum (folded, big-endian words) of the template's GRE header with the checksum
     /// and sequence number fields zero: the GRE checksum of a fast-path packet starts from it instead of
