@@ -171,6 +171,12 @@ macro_rules! fixed_header_getters {
         pub fn checksum_valid(&self) -> bool {
             checksum::ipv4_header_valid(&self.0)
         }
+        /// [`Self::checksum_valid`] of a header whose first byte (version and IHL) the caller has found not zero:
+        /// one instruction less ([`checksum::ipv4_header_valid_nonzero`]).
+        #[inline(always)]
+        pub fn checksum_valid_nonzero(&self) -> bool {
+            checksum::ipv4_header_valid_nonzero(&self.0)
+        }
         #[inline(always)]
         fn word(&self, at: usize) -> [u8; 2] {
             [self.0[at], self.0[at + 1]]

@@ -9,7 +9,7 @@
 //! `tests::fast_path_equals_general_rules` runs both and the general rules on the same packets): a packet they
 //! decline is left untouched for `Processor::process`, and so is every packet after it (the pass ends there),
 //! so the worker's state changes in arrival order.
-use super::fast::{encap4_hl, encap_write4, Outer4};
+use super::fast::{encap4_hl, encap_write4, encap_write4_grown, never_routed6, Outer4};
 use super::*;
 use crate::plan;
 use crate::tunnel::table::fast;
@@ -503,23 +503,18 @@ fn stage_ipv6<const LOCAL: bool>(tables: &Tables, d: &[u8]) -> Option<u32> {
     let dst = ip6.dst_bytes();
     if ip6.version() != 6
         || usize::from(ip6.payload_len()) + ipv6::HEADER_LEN != d.len() - ETH
-        || dst[0] == 0xff
-        || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80)
+        || never_routed6(dst)
         || ip6.hop_limit() <= 1
     {
         return None;
     }
-    match tables.routes.encap6.lookup_bytes(dst) {
-        Some(ti)
-            if ti < STAGED_V6
-                && !(LOCAL
-                    && tables.local6_tunneled
-                    && tables.local6.contains(&Ipv6Addr::from(*dst))) =>
-        {
-            Some(ti)
-        }
-        _ => None,
+    let ti = tables.routes.encap6.lookup_bytes(dst)?;
+    // (The route tables hold indices below 2^30: never with `STAGED_V6`.)
+    debug_assert!(ti < STAGED_V6);
+    if LOCAL && tables.local6_tunneled && tables.local6.contains(&Ipv6Addr::from(*dst)) {
+        return None;
     }
+    Some(ti)
 }
 
 /// [`stage_encap`] for an IPv4 packet only (`None` for any other): the checks of a run's packets. `NIC`: the
@@ -554,7 +549,7 @@ fn stage_ipv4<B: PacketBuf, const NIC: bool, const LOCAL: bool>(
 ) -> Option<u32> {
     if ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
         || usize::from(ip.total_len()) != len - ETH
-        || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid())
+        || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid_nonzero())
     {
         return None;
     }
@@ -670,9 +665,10 @@ fn stage_burst<B: PacketBuf, const NIC: bool, const LOCAL: bool>(
 }
 
 /// The loops of [`Worker::encap_uniform`] for one family (`V6`) and shape (`KEY`, `FIXED_TTL`), from the
-/// staged packets' first tunnel `first`: how many staged packets from the start it took, and their frame bytes. The first loop checks each packet (reading it only), counts
-/// it into its tunnel and plans it to its tunnel's egress port; the second writes the headers (each tunnel's
-/// template and values read in place: the tunnels differ).
+/// staged packets' first tunnel `first`: how many staged packets from the start it took, and their frame bytes
+/// (as received). The first loop checks each packet, grows it by the header once it passes, counts it into its
+/// tunnel and plans it to its tunnel's egress port; the second writes the headers (each tunnel's template and
+/// values read in place: the tunnels differ).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>(
@@ -706,18 +702,20 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>
     // the plan or the tables: with them it spilled a dozen values.)
     for (i, (((&s, p), code), tr)) in staged
         .iter()
-        .zip(pkts.iter())
+        .zip(pkts.iter_mut())
         .zip(plan.iter_mut())
         .zip(ts.iter_mut())
         .enumerate()
     {
         let len = p.data().len();
         let ti = (s ^ flag) as usize;
+        // The packet grows by the header as its last check (the headroom's): the write loop needs no exit for
+        // it, and a packet declined here is unchanged.
         let t = match tables.tunnels.get(ti) {
             Some(t)
                 if t.fast & (fast::ENCAP4_MASK | fast::TTL_FIXED) == shape
                     && len - ETH <= usize::from(t.mtu.get())
-                    && p.headroom() >= room =>
+                    && p.prepend(room).is_some() =>
             {
                 t
             }
@@ -735,9 +733,8 @@ fn uniform<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: bool>
     }
     let mut id = *ident;
     for (p, &t) in pkts.iter_mut().zip(&ts[..n]) {
-        let len = p.data().len() - ETH;
-        encap_write4::<B, Tunnel, false, KEY, V6, FIXED_TTL>(t, t, p, len, &mut id)
-            .expect("the headroom was checked");
+        let len = p.data().len() - ETH - room;
+        encap_write4_grown::<B, Tunnel, false, KEY, V6, FIXED_TTL>(t, t, p, len, &mut id, None);
     }
     *ident = id;
     (n, bytes)

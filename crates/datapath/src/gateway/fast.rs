@@ -36,7 +36,7 @@ impl<B: PacketBuf> Worker<B> {
         let ip_len = len - ethernet::HEADER_LEN;
         // (A NIC with IPv4 rx checksum offload has verified the header already.)
         if usize::from(ip.total_len()) != ip_len
-            || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid())
+            || !(pkt.rx_ipv4_cksum_good() || ip.checksum_valid_nonzero())
         {
             return None;
         }
@@ -170,7 +170,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         let dst = ip.dst_bytes();
         // Not multicast or link-local (never routed), hop limit left to forward with.
-        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || ip.hop_limit() <= 1 {
+        if never_routed6(dst) || ip.hop_limit() <= 1 {
             return None;
         }
         let ti = if staged < NOT_STAGED {
@@ -243,7 +243,7 @@ impl<B: PacketBuf> Worker<B> {
         if usize::from(ip.total_len()) != len - ethernet::HEADER_LEN
             || ip.is_fragment()
             || ip.ecn() == ecn::CE
-            || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid())
+            || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid_nonzero())
         {
             return None;
         }
@@ -416,7 +416,7 @@ impl<B: PacketBuf> Worker<B> {
             || inner.protocol() == protocol::GRE
             || inner.ttl() <= 1
             || idst >= 0xe000_0000
-            || !inner.checksum_valid()
+            || !inner.checksum_valid_nonzero()
         {
             return None;
         }
@@ -626,6 +626,13 @@ impl OuterSource for Outer4 {
     }
 }
 
+/// Whether IPv6 destination `dst` is never routed: multicast (ff00::/8) or link-local (fe80::/10). One test
+/// for the common case, an address below fe00::/8.
+#[inline(always)]
+pub(super) fn never_routed6(dst: &[u8; 16]) -> bool {
+    dst[0] >= 0xfe && (dst[0] == 0xff || dst[1] & 0xc0 == 0x80)
+}
+
 /// The header length of [`encap_write4`]'s shapes: 38 or 42 without a GRE checksum (key or not), 42 or 46
 /// with one.
 #[inline(always)]
@@ -671,11 +678,36 @@ pub(super) fn encap_write4<
     } else {
         None
     };
-    let hl = encap4_hl(CSUM, KEY);
-    debug_assert_eq!(hl, t.header_bytes());
     // The mbuf's lengths first, then the stores into the packet: those could alias the mbuf's fields, so
     // after them the compiler would load the fields again.
-    pkt.prepend(hl - ethernet::HEADER_LEN)?;
+    pkt.prepend(encap4_hl(CSUM, KEY) - ethernet::HEADER_LEN)?;
+    Some(encap_write4_grown::<B, O, CSUM, KEY, V6, FIXED_TTL>(
+        t, outer, pkt, len, ip_ident, gre_sum,
+    ))
+}
+
+/// [`encap_write4`] after its `prepend`: the mbuf has grown by the header's `hl - ETH` bytes at its front (the
+/// encap pass's loops over many tunnels grow each packet as they check it); `gre_sum`, the GRE checksum's
+/// sum with `CSUM`. Returns the outer IP packet's length.
+#[inline(always)]
+pub(super) fn encap_write4_grown<
+    B: PacketBuf,
+    O: OuterSource,
+    const CSUM: bool,
+    const KEY: bool,
+    const V6: bool,
+    const FIXED_TTL: bool,
+>(
+    t: &Tunnel,
+    outer: &O,
+    pkt: &mut B,
+    len: usize,
+    ip_ident: &mut u16,
+    gre_sum: Option<u16>,
+) -> usize {
+    debug_assert_eq!(CSUM, gre_sum.is_some());
+    let hl = encap4_hl(CSUM, KEY);
+    debug_assert_eq!(hl, t.header_bytes());
     // The new headers and the inner IP header after them (the frame held at least an Ethernet and an IPv4 or
     // IPv6 header before): a slice of constant length, so the views below need no runtime check.
     let inner_hl = if V6 {
@@ -727,5 +759,5 @@ pub(super) fn encap_write4<
     if let Some(s) = gre_sum {
         gre::ChecksumHeaderMut::new(checked_prefix_mut(gre)).set_checksum(!s);
     }
-    Some(outer_len)
+    outer_len
 }

@@ -9,9 +9,10 @@
 //! - `groups`: groups of 256 `u32` entries; a group at depth `d >= 1` is indexed by address bits
 //!   `24 + 8(d-1) .. 24 + 8d`. Depth 13 (bits 120..128) is the last.
 //!
-//! Entries are encoded as in [`super::lpm`]: `VALID | EXTENDED | value`, an extended entry's
-//! value being a group index. A prefix of length `l` lives in the root if `l <= 24`, else in the
-//! group at depth `ceil((l - 24) / 8)`, where it fills `2^(24 + 8d - l)` entries.
+//! Entries are encoded as in [`super::lpm`]: `VALID | EXTENDED | value`, except that an extended
+//! entry's value is its group's index times 256 (the index of the group's first entry: a lookup
+//! adds the address byte without a shift). A prefix of length `l` lives in the root if `l <= 24`,
+//! else in the group at depth `ceil((l - 24) / 8)`, where it fills `2^(24 + 8d - l)` entries.
 //!
 //! # Complexity
 //! - Lookup: `1 + ceil((l - 24) / 8)` dependent loads for a best match of length `l > 24` (or
@@ -42,7 +43,7 @@
 //!
 //! # Limits
 //! Next hops `<=` [`super::lpm::MAX_NEXT_HOP`] (2^30 - 1); prefix lengths `0..=128`, host bits
-//! ignored; at most 2^30 groups (far beyond memory).
+//! ignored; at most 2^22 groups (4 GiB of groups).
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -55,7 +56,22 @@ const ROOT_BITS: u32 = 24;
 const ROOT_LEN: usize = 1 << ROOT_BITS;
 // `Lpm6::lookup_bytes` indexes the root with the first three address bytes.
 const _: () = assert!(ROOT_BITS == 24);
-const MAX_GROUPS: usize = VALUE_MASK as usize + 1;
+// An extended entry holds its group's first entry index (the group times 256) below `EXTENDED`.
+const MAX_GROUPS: usize = (VALUE_MASK as usize + 1) >> 8;
+
+/// The extended entry of group `g`: `EXTENDED` and the index of the group's first entry (`g` times 256), so
+/// that a lookup adds the address byte without a shift.
+#[inline(always)]
+fn extended(g: usize) -> u32 {
+    debug_assert!(g < MAX_GROUPS);
+    EXTENDED | (g as u32) << 8
+}
+
+/// The group of extended entry `e`.
+#[inline(always)]
+fn group_of(e: u32) -> usize {
+    ((e & VALUE_MASK) >> 8) as usize
+}
 
 /// Network address of `addr/len` (host bits cleared); `len <= 128`.
 #[inline]
@@ -218,11 +234,11 @@ impl Lpm6 {
         loop {
             let (e, depth) = self.get_slot(slot);
             let group = if e & EXTENDED != 0 {
-                (e & VALUE_MASK) as usize
+                group_of(e)
             } else {
                 match self.alloc_group(e, depth) {
                     Ok(g) => {
-                        self.set_slot(slot, EXTENDED | g as u32, depth);
+                        self.set_slot(slot, extended(g), depth);
                         g
                     }
                     Err(err) => {
@@ -280,7 +296,7 @@ impl Lpm6 {
             if e & EXTENDED == 0 {
                 break;
             }
-            let g = (e & VALUE_MASK) as usize;
+            let g = group_of(e);
             path.push((slot, g));
             end += 8;
             slot = Slot::Group((g << 8) | ((addr >> (128 - end)) & 0xff) as usize);
@@ -317,7 +333,7 @@ impl Lpm6 {
             };
             let (e, d) = self.get_slot(s);
             if e & EXTENDED != 0 {
-                let g = (e & VALUE_MASK) as usize;
+                let g = group_of(e);
                 self.paint(Slot::Group(g << 8), 256, entry, depth, replace);
             } else if match replace {
                 None => d <= depth,
@@ -432,24 +448,43 @@ impl Lpm6 {
     /// unrolled, each level with its byte's constant offset (no index register), and the root is indexed by
     /// the first four bytes read as one big-endian word: 56 to 44 instructions for a /48 (encap6-64 own 185.5 to
     /// 173.9).
-    #[inline]
+    #[inline(always)]
     pub fn lookup_bytes(&self, addr: &[u8; 16]) -> Option<u32> {
-        let [a0, a1, a2, a3, ..] = *addr;
-        let mut e = self.root[(u32::from_be_bytes([a0, a1, a2, a3]) >> (32 - ROOT_BITS)) as usize];
-        // One level: the group of extended entry `e`, at the address byte `k` (groups at depth 13, byte 15,
-        // never hold extended entries).
+        // One load for the root's index (its three bytes and the fourth, level 3's, from the same word: read
+        // byte by byte, 13 instructions where this takes 3).
+        let word = u32::from_be_bytes(*addr.first_chunk::<4>().expect("16 bytes"));
+        let mut e = self.root[(word >> (32 - ROOT_BITS)) as usize];
+        // One level: the group of extended entry `e`, at address byte `$byte` (groups at depth 13, byte 15, never
+        // hold extended entries).
         macro_rules! walk {
-            ($($k:literal)*) => {$(
-                if let Some(v) = final_value(e) {
-                    return Some(v);
-                }
+            ($($byte:expr),*) => {$(
                 if e & EXTENDED == 0 {
-                    return None;
+                    return final_value(e);
                 }
-                e = self.groups[(((e & VALUE_MASK) as usize) << 8) | usize::from(addr[$k])];
+                e = self.groups[(e & VALUE_MASK) as usize | usize::from($byte)];
             )*};
         }
-        walk!(3 4 5 6 7 8 9 10 11 12 13 14 15);
+        // Inline down to a /64 (bytes 3 to 7); a longer walk out of line.
+        walk!(word as u8, addr[4], addr[5], addr[6], addr[7]);
+        if e & EXTENDED == 0 {
+            return final_value(e);
+        }
+        self.lookup_deep(addr, e)
+    }
+
+    /// The rest of [`Lpm6::lookup_bytes`]'s walk from extended entry `e` at depth 6 (address bytes 8 to 15).
+    #[inline(never)]
+    fn lookup_deep(&self, addr: &[u8; 16], mut e: u32) -> Option<u32> {
+        macro_rules! walk {
+            ($($k:literal)*) => {$(
+                e = self.groups[(e & VALUE_MASK) as usize | usize::from(addr[$k])];
+                if e & EXTENDED == 0 {
+                    return final_value(e);
+                }
+            )*};
+        }
+        walk!(8 9 10 11 12 13 14);
+        e = self.groups[(e & VALUE_MASK) as usize | usize::from(addr[15])];
         final_value(e)
     }
 
@@ -476,8 +511,7 @@ impl Lpm6 {
                 extended = false;
                 for (e, &addr) in e.iter_mut().zip(a) {
                     if *e & EXTENDED != 0 {
-                        let i =
-                            (((*e & VALUE_MASK) as usize) << 8) | ((addr >> shift) & 0xff) as usize;
+                        let i = (*e & VALUE_MASK) as usize | ((addr >> shift) & 0xff) as usize;
                         *e = self.groups[i];
                         extended |= *e & EXTENDED != 0;
                     }

@@ -53,6 +53,29 @@ pub fn ipv4_header_checksum_skip_field(hdr: &[u8; 20]) -> u16 {
 /// is all ones).
 #[inline(always)]
 pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
+    let s = ipv4_header_word_sum(hdr);
+    // `s` is a non-zero multiple of 0xffff iff `s * 0xffff^-1` (modulo 2^64) is in 1..=(2^64 - 1) / 0xffff (the
+    // multiples map onto their quotients, everything else above them): one multiply and one compare, where
+    // `s != 0 && s % 0xffff == 0` compiles to a widening multiply, shifts and a subtract.
+    s.wrapping_mul(INV).wrapping_sub(1) < u64::MAX / 0xffff
+}
+
+/// [`ipv4_header_valid`] of a header whose first byte is not zero (the caller has checked its version): its sum
+/// is not zero, so the remainder test needs no subtraction (one instruction less per packet in the fast paths,
+/// which test the version and IHL byte first).
+#[inline(always)]
+pub fn ipv4_header_valid_nonzero(hdr: &[u8; 20]) -> bool {
+    debug_assert_ne!(hdr[0], 0);
+    ipv4_header_word_sum(hdr).wrapping_mul(INV) <= u64::MAX / 0xffff
+}
+
+/// 0xffff's inverse modulo 2^64.
+const INV: u64 = 0xfffe_fffe_fffe_ffff;
+const _: () = assert!(0xffff_u64.wrapping_mul(INV) == 1);
+
+/// The sum of [`ipv4_header_valid`]: modulo 2^64 - 1, 256 times the sum of the header's 16-bit words.
+#[inline(always)]
+fn ipv4_header_word_sum(hdr: &[u8; 20]) -> u64 {
     // The one's-complement sum is all ones (-0) iff the plain integer sum of the 16-bit words is a non-zero
     // multiple of 0xffff (2^16 = 1 modulo 0xffff). Two little-endian 64-bit words and one 32-bit word, added
     // with end-around carry (modulo 2^64 - 1, a multiple of 0xffff), sum to 256 times that modulo 0xffff (a
@@ -65,13 +88,7 @@ pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
     let (s, c2) = s.overflowing_add(u64::from(u32::from_le_bytes(*w2)));
     let (s, c3) = s.overflowing_add(u64::from(c1) + u64::from(c2));
     // With a third carry `s` is at most 1: adding it cannot carry again.
-    let s = s + u64::from(c3);
-    // `s` is a non-zero multiple of 0xffff iff `s * 0xffff^-1` (modulo 2^64) is in 1..=(2^64 - 1) / 0xffff (the
-    // multiples map onto their quotients, everything else above them): one multiply and one compare, where
-    // `s != 0 && s % 0xffff == 0` compiles to a widening multiply, shifts and a subtract.
-    const INV: u64 = 0xfffe_fffe_fffe_ffff;
-    const _: () = assert!(0xffff_u64.wrapping_mul(INV) == 1);
-    s.wrapping_mul(INV).wrapping_sub(1) < u64::MAX / 0xffff
+    s + u64::from(c3)
 }
 
 /// RFC 1624 incremental update: the checksum after one 16-bit word of the covered data changes from `old_word`

@@ -28,8 +28,9 @@ use std::fmt;
 use std::sync::OnceLock;
 
 pub use header::{
-    ipv4_header_checksum, ipv4_header_checksum_skip_field, ipv4_header_valid, pseudo_header_v4,
-    pseudo_header_v6, update16, update_total_length, update_ttl,
+    ipv4_header_checksum, ipv4_header_checksum_skip_field, ipv4_header_valid,
+    ipv4_header_valid_nonzero, pseudo_header_v4, pseudo_header_v6, update16, update_total_length,
+    update_ttl,
 };
 pub use measure::{measure_fn_gbps, measure_gbps};
 pub use scalar::sum as scalar_sum;

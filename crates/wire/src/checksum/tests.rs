@@ -204,6 +204,9 @@ proptest! {
             }
         }
         prop_assert_eq!(ipv4_header_valid(&hdr), checksum(&hdr) == 0);
+        if hdr[0] != 0 {
+            prop_assert_eq!(ipv4_header_valid_nonzero(&hdr), checksum(&hdr) == 0);
+        }
     }
 
     /// Incremental equals full recomputation for any word of any buffer. The one exception is a buffer that
