@@ -620,10 +620,10 @@ fn run_write<B: PacketBuf, const V6: bool, const KEY: bool, const FIXED_TTL: boo
     pkts: &mut [B],
     ident: &mut u16,
 ) {
-    let outer = Outer4::new(t, encap4_hl(false, KEY));
+    let outer = Outer4::<V6>::new(t, encap4_hl(false, KEY));
     for p in pkts {
         let len = p.data().len() - ETH;
-        encap_write4::<B, Outer4, false, KEY, V6, FIXED_TTL>(t, &outer, p, len, ident)
+        encap_write4::<B, Outer4<V6>, false, KEY, V6, FIXED_TTL>(t, &outer, p, len, ident)
             .expect("the headroom was checked");
     }
 }

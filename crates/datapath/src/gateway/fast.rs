@@ -556,8 +556,10 @@ fn decap_cached(tables: &Tables, ti: u32) -> u32 {
 }
 
 /// What [`encap_write4`] takes of a tunnel for its outer header: a run into one tunnel copies it once (the loop
-/// then holds no pointer to the tunnel), a single packet reads it from the tunnel.
-pub(super) struct Outer4 {
+/// then holds no pointer to the tunnel), a single packet reads it from the tunnel. `V6`: the copy is made for
+/// IPv6 packets, whose outer header always has DF and whose GRE protocol type is IPv6: both are in its
+/// template, and DF's word in its base sum (two stores and two additions less per packet).
+pub(super) struct Outer4<const V6: bool> {
     /// The header (Ethernet, outer IPv4, GRE; `hl` bytes, 38 to 46) in three 16-byte parts, the last
     /// overlapping the second: bytes 0..16, 16..32 and `hl - 16..hl`.
     tpl: [[u8; 16]; 3],
@@ -576,14 +578,28 @@ pub(super) struct OuterFields {
     tos_set: u8,
 }
 
-impl Outer4 {
+impl<const V6: bool> Outer4<V6> {
     /// Tunnel `t`'s, whose header is `hl` bytes.
     #[inline(always)]
     pub(super) fn new(t: &Tunnel, hl: usize) -> Self {
-        let part = |at: usize| -> [u8; 16] { *checked_prefix(&t.template[at..]) };
+        let mut tpl = t.template;
+        let mut fields = t.fields();
+        if V6 {
+            let (headers, gre) = tpl.split_at_mut(ETH_IPV4);
+            let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
+            ip.set_flags_frag(ipv4::flags_frag::DONT_FRAGMENT);
+            gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
+            fields.base_sum += u32::from(u16::from_ne_bytes(
+                ipv4::flags_frag::DONT_FRAGMENT.to_be_bytes(),
+            ));
+        }
+        // (Opaque to the optimizer: knowing the patched bytes, it split each 16-byte move into constant
+        // stores, two more per packet.)
+        let tpl = std::hint::black_box(tpl);
+        let part = |at: usize| -> [u8; 16] { *checked_prefix(&tpl[at..]) };
         Outer4 {
             tpl: [part(0), part(16), part(hl - 16)],
-            fields: t.fields(),
+            fields,
         }
     }
 }
@@ -596,6 +612,9 @@ pub(super) trait OuterSource {
     fn part<const I: usize>(&self, hl: usize) -> &[u8; 16];
     /// The values added to the template.
     fn fields(&self) -> OuterFields;
+    /// The template and the base sum are made for IPv6 packets: DF set (its word in the sum), GRE protocol type
+    /// IPv6 ([`Outer4`]).
+    const FOR_V6: bool = false;
 }
 
 impl OuterSource for Tunnel {
@@ -615,7 +634,8 @@ impl OuterSource for Tunnel {
     }
 }
 
-impl OuterSource for Outer4 {
+impl<const V6: bool> OuterSource for Outer4<V6> {
+    const FOR_V6: bool = V6;
     #[inline(always)]
     fn part<const I: usize>(&self, _hl: usize) -> &[u8; 16] {
         &self.tpl[I]
@@ -751,8 +771,11 @@ pub(super) fn encap_write4_grown<
     *ip_ident = ident.wrapping_add(1);
     let (headers, gre) = d.split_at_mut(ETH_IPV4);
     let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
+    // (An `outer` made for IPv6 packets holds their DF and protocol type already.)
+    debug_assert!(!O::FOR_V6 || V6);
+    let df = (!O::FOR_V6).then_some(df);
     outer_ipv4_fields_from(&mut ip, f.base_sum, tos, outer_len, ident, df, ttl, ttl_sum);
-    if V6 {
+    if V6 && !O::FOR_V6 {
         // The template's protocol type is IPv4.
         gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
     }

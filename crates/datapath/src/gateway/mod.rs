@@ -675,7 +675,7 @@ fn outer_ipv4_fields(
         tos,
         outer_len,
         ident,
-        df,
+        Some(df),
         Some(ttl),
         ttl_sum,
     );
@@ -683,7 +683,7 @@ fn outer_ipv4_fields(
 
 /// [`outer_ipv4_fields`] from the sum `base` of the template's words (the tunnel's `ip4_base_sum`): `ttl` is
 /// written (`None`: the template's stays), and `ttl_sum`'s word added to the sum (0 for a fixed TTL, whose word
-/// the base holds).
+/// the base holds); DF as `df` says (`None`: the template and the base have it already).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn outer_ipv4_fields_from(
@@ -692,11 +692,11 @@ pub(super) fn outer_ipv4_fields_from(
     tos: u8,
     outer_len: usize,
     ident: u16,
-    df: bool,
+    df: Option<bool>,
     ttl: Option<u8>,
     ttl_sum: u8,
 ) {
-    let frag: u16 = if df {
+    let frag: u16 = if df == Some(true) {
         ipv4::flags_frag::DONT_FRAGMENT
     } else {
         0
@@ -712,7 +712,9 @@ pub(super) fn outer_ipv4_fields_from(
     ip.set_dscp_ecn(tos);
     ip.set_total_len(outer_len as u16);
     ip.set_ident(ident);
-    ip.set_flags_frag(frag);
+    if df.is_some() {
+        ip.set_flags_frag(frag);
+    }
     if let Some(ttl) = ttl {
         ip.set_ttl(ttl);
     }
