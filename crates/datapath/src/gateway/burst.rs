@@ -221,9 +221,9 @@ impl<B: PacketBuf> Worker<B> {
     /// Stage 3 of the staged packets (`staged`: stage 1's results, none `NO_TUNNEL`) from the start of one
     /// family (the first's) into tunnels of one constant IPv4-outside shape without GRE checksum (the first's
     /// tunnel's: with a key or not, with a fixed TTL or not), each within its tunnel's MTU and with headroom for
-    /// the header: one loop checks them and counts each into its tunnel, a second writes them (`uniform`); the
-    /// pass's bytes are counted once. Returns how many packets it took (0: none); the first it declines is unchanged. Each
-    /// packet is checked and written as [`Worker::encap_staged`] does.
+    /// the header: one loop checks them, grows each by the header and counts it into its tunnel, a second
+    /// writes them (`uniform`); the pass's bytes are counted once. Returns how many packets it took (0: none);
+    /// the first it declines is unchanged. Each packet is checked and written as [`Worker::encap_staged`] does.
     #[inline(never)]
     fn encap_uniform(
         &mut self,

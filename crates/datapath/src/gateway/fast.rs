@@ -667,8 +667,8 @@ pub(super) const fn encap4_hl(csum: bool, key: bool) -> usize {
 /// The header write of [`Worker::fast_emit4`], without its counting: the mbuf grows by the tunnel's header, the
 /// template and the per-packet fields are written. Returns the outer IP packet's length, or `None` (nothing
 /// changed) when the mbuf has no headroom for the header. `outer`: what it adds to the tunnel's template
-/// (the tunnel itself, or [`Outer4::new`]); `FIXED_TTL`: the tunnel has a fixed TTL. Shared by `fast_emit4` and the encap pass's runs
-/// into one tunnel (`burst.rs`), which count a run at its end.
+/// (the tunnel itself, or [`Outer4::new`]); `FIXED_TTL`: the tunnel has a fixed TTL. Shared by `fast_emit4`
+/// and the encap pass's runs into one tunnel (`burst.rs`), which count a run at its end.
 #[inline(always)]
 pub(super) fn encap_write4<
     B: PacketBuf,

@@ -434,8 +434,6 @@ impl Lpm4 {
     /// Second half of a lookup, given the `tbl24` entry of `addr`.
     #[inline(always)]
     fn resolve(&self, e24: u32, addr: u32) -> Option<u32> {
-        // A valid final entry less `VALID` is its value, below `EXTENDED`; any other entry less `VALID` is not
-        // (an invalid one wraps above 2^31, an extended one keeps its bit): one compare for the common case.
         if let Some(v) = final_value(e24) {
             return Some(v);
         }
