@@ -214,14 +214,15 @@ impl<B: PacketBuf> Worker<B> {
 
     /// The first half of [`Worker::fast_decap4`]: the outer IPv4 and GRE headers checked and the tunnel matched.
     /// Returns (tunnel index, with [`DECAP_FAST`] for a tunnel without settings to check; GRE protocol; offset
-    /// of the inner packet); reads the packet only.
+    /// of the inner packet); reads the packet only. A frame whose header is the last match's under the mask of
+    /// [`Decap4Match`] needs only its length and header checksum checked; any other takes every check
+    /// ([`Worker::fast_decap4_full`]).
     #[inline(always)]
     pub(super) fn fast_decap4_match<const NIC: bool>(
         &mut self,
         tables: &Tables,
         pkt: &B,
     ) -> Option<(u32, u16, usize)> {
-        const GRE_AT: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
         let d = pkt.data();
         let len = d.len();
         if len != pkt.pkt_len() {
@@ -230,7 +231,34 @@ impl<B: PacketBuf> Worker<B> {
         // One length check for the three headers, a key and an inner IPv4 header (the shortest packet this path
         // takes with a key; one without is 4 bytes shorter, and declined at 58 to 61 bytes); the views of `h`
         // are then in bounds by its constant length, the key's and the inner header's included.
-        let h = frame_prefix::<{ GRE_AT + gre::BASE_HEADER_LEN + 4 + ipv4::HEADER_LEN }>(d)?;
+        let h = frame_prefix::<{ DECAP4_PREFIX }>(d)?;
+        let words = Decap4Match::words_of(h);
+        let m = &self.last_decap4;
+        if m.matches(&words) {
+            let (_, ip) = eth_ipv4(h);
+            // (An empty cache's `eth_len` fails every frame here.)
+            if usize::from(ip.total_len()) + m.eth_len != len
+                || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid_nonzero())
+            {
+                return None;
+            }
+            return Some((m.ti, m.proto, m.off));
+        }
+        self.fast_decap4_full::<NIC>(tables, pkt, len, h, words)
+    }
+
+    /// [`Worker::fast_decap4_match`] of a frame (`h` its first bytes, `words` those the cache looks at) that
+    /// (`len` bytes) is not the last match's header: every check, then the cache refilled from it.
+    #[inline(always)]
+    fn fast_decap4_full<const NIC: bool>(
+        &mut self,
+        tables: &Tables,
+        pkt: &B,
+        len: usize,
+        h: &[u8; DECAP4_PREFIX],
+        words: [u64; 4],
+    ) -> Option<(u32, u16, usize)> {
+        const GRE_AT: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
         let (eth, ip) = eth_ipv4(h);
         let gre: &[u8; gre::BASE_HEADER_LEN] = checked_prefix(&h[GRE_AT..]);
         if !eth.ethertype_is(ethertype::IPV4)
@@ -251,24 +279,30 @@ impl<B: PacketBuf> Worker<B> {
         // The cache's words: source and destination as they lie in the header (one 8-byte load), the key.
         let addrs =
             u64::from(u32::from_ne_bytes(ip.src())) | u64::from(u32::from_ne_bytes(ip.dst())) << 32;
-        let ti = match self.last_decap4 {
+        let m = &mut self.last_decap4;
+        let ti = if m.addrs == addrs && m.kw == kw {
             // (The cached match passed the "ours" check below in this table generation.)
-            (a, k, ti) if a == addrs && k == kw => ti,
-            _ => {
-                // To one of our addresses.
-                if !self.is_local4(tables, ip.dst()) {
-                    return None;
-                }
-                let dk = crate::tunnel::table::DecapKey {
-                    local: IpAddr::V4(ip.dst_u32().into()),
-                    remote: IpAddr::V4(ip.src_u32().into()),
-                    key: key_of_word(kw),
-                };
-                let ti = decap_cached(tables, *tables.decap.get(&dk)?);
-                self.last_decap4 = (addrs, kw, ti);
-                ti
+            m.addrs_ti
+        } else {
+            // To one of our addresses.
+            if !self.is_local4(tables, ip.dst()) {
+                return None;
             }
+            let dk = crate::tunnel::table::DecapKey {
+                local: IpAddr::V4(ip.dst_u32().into()),
+                remote: IpAddr::V4(ip.src_u32().into()),
+                key: key_of_word(kw),
+            };
+            let ti = decap_cached(tables, *tables.decap.get(&dk)?);
+            let m = &mut self.last_decap4;
+            (m.addrs, m.kw, m.addrs_ti) = (addrs, kw, ti);
+            ti
         };
+        // Every check above made of this frame holds for a frame with the same bytes under the mask.
+        let m = &mut self.last_decap4;
+        m.mask = Decap4Match::mask(kw >> 32 != 0);
+        m.words = [0, 1, 2, 3].map(|i| words[i] & m.mask[i]);
+        (m.eth_len, m.ti, m.proto, m.off) = (ethernet::HEADER_LEN, ti, proto, off);
         Some((ti, proto, off))
     }
 

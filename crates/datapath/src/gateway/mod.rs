@@ -275,10 +275,9 @@ struct Worker<B> {
     last_decap: Option<(crate::tunnel::table::DecapKey, u32)>,
     /// Last next hop resolved by `l2_rewrite` and its MAC (same validity).
     last_neighbor: Option<(IpAddr, [u8; 6])>,
-    /// The IPv4 fast paths' decap match cache: (outer source and destination as one raw word, [`key_word`]) ->
-    /// tunnel index, with [`DECAP_FAST`] when the tunnel has no setting to check (same validity as
-    /// `last_decap`). [`NO_DECAP4`] when empty.
-    last_decap4: (u64, u64, u32),
+    /// The IPv4 fast paths' decap match cache ([`Decap4Match`]): the last match's outer header and what it
+    /// gave (same validity as `last_decap`). [`Decap4Match::EMPTY`] when empty.
+    last_decap4: Decap4Match,
     /// The same for the IPv6 fast path: (source and destination as four raw words, [`key_word`]) -> tunnel
     /// index, with [`DECAP_FAST`] likewise. [`NO_DECAP6`] when empty.
     last_decap6: ([u64; 4], u64, u32),
@@ -313,8 +312,125 @@ struct Worker<B> {
     fast_hits: u64,
 }
 
-/// An empty [`Worker::last_decap4`]: its key word (all ones) matches no packet's (33 bits at most).
-const NO_DECAP4: (u64, u64, u32) = (0, u64::MAX, 0);
+/// The IPv4 decap fast path's match cache ([`Worker::last_decap4`]). Packets come in trains per tunnel, and a
+/// tunnel's packets differ in their outer headers only in the total length, identification, TTL and header
+/// checksum. So the cache keeps the bytes 12 to 43 of the last frame the match accepted (EtherType, IPv4 header,
+/// GRE base header, key: [`Decap4Match::words_of`]) with those fields masked out, and what the match gave. A
+/// frame whose bytes are the same under the mask passes every check the match made of that frame (EtherType,
+/// version and header length, protocol GRE, not a fragment, no CE mark, the GRE flags, version and protocol),
+/// to the same tunnel: only its total length and header checksum are left to check. That is one masked compare
+/// of four words against about fifty instructions of field checks and the tunnel's cache compare.
+///
+/// Behind it the match's own cache (`addrs`, `kw`): a frame of the same tunnel whose other fields differ (its
+/// DSCP, ECN or DF) is matched without a table lookup, and refills the header.
+#[derive(Clone, Copy, Debug)]
+struct Decap4Match {
+    /// The accepted frame's bytes 12..44 under `mask`, as they lie in memory.
+    words: [u64; 4],
+    /// The bytes that must be equal: all but total length, identification, TTL and checksum, and the four bytes
+    /// after the GRE base header only when they are its key.
+    mask: [u64; 4],
+    /// `ethernet::HEADER_LEN` when filled: a frame's length must be its IPv4 total length plus this. Empty, it
+    /// is larger than any frame: the frames of EtherType 0 that match the empty header fail without a test of
+    /// their own.
+    eth_len: usize,
+    /// What the match gave: tunnel index (maybe with [`DECAP_FAST`]), GRE protocol, offset of the inner packet.
+    ti: u32,
+    proto: u16,
+    off: usize,
+    /// The match's tunnel cache: outer source and destination as one raw word and the [`key_word`] of the last
+    /// table lookup, and its tunnel index. The key word of the empty cache (all ones) matches no packet's (33
+    /// bits at most).
+    addrs: u64,
+    kw: u64,
+    addrs_ti: u32,
+}
+
+impl Decap4Match {
+    /// The frame's bytes the header cache looks at: 12 to 43 (a frame the fast path takes has at least 62).
+    const AT: usize = ethernet::HEADER_LEN - 2;
+    /// Its header is all zeros under every mask bit: only a frame of EtherType 0 matches it, which the match
+    /// would decline anyway (and does: its length test fails).
+    const EMPTY: Decap4Match = Decap4Match {
+        words: [0; 4],
+        mask: [u64::MAX; 4],
+        eth_len: usize::MAX / 2,
+        ti: 0,
+        proto: 0,
+        off: 0,
+        addrs: 0,
+        kw: u64::MAX,
+        addrs_ti: 0,
+    };
+
+    /// The four words of `h`'s bytes 12..44, as they lie in memory (no byte swap: compared, never read).
+    #[inline(always)]
+    fn words_of<const N: usize>(h: &[u8; N]) -> [u64; 4] {
+        const { assert!(N >= Decap4Match::AT + 32) };
+        let w = |i: usize| {
+            let at = Self::AT + 8 * i;
+            u64::from_ne_bytes(h[at..at + 8].try_into().expect("constant length"))
+        };
+        [w(0), w(1), w(2), w(3)]
+    }
+
+    /// The mask of a header with a GRE key (`keyed`) or without.
+    #[inline(always)]
+    fn mask(keyed: bool) -> [u64; 4] {
+        // Per byte from 12: EtherType (2), version/IHL, DSCP/ECN kept; total length, identification out; flags
+        // and fragment offset kept; TTL out, protocol kept; checksum out; source, destination, GRE base header
+        // kept; key kept when there is one; the rest out.
+        const fn bytes(keyed: bool) -> [u8; 32] {
+            let mut m = [0xff_u8; 32];
+            let out = [4, 5, 6, 7, 10, 12, 13, 30, 31];
+            let mut i = 0;
+            while i < out.len() {
+                m[out[i]] = 0;
+                i += 1;
+            }
+            if !keyed {
+                let mut k = 26;
+                while k < 30 {
+                    m[k] = 0;
+                    k += 1;
+                }
+            }
+            m
+        }
+        const fn words(b: [u8; 32]) -> [u64; 4] {
+            let mut w = [0u64; 4];
+            let mut i = 0;
+            while i < 4 {
+                w[i] = u64::from_ne_bytes([
+                    b[8 * i],
+                    b[8 * i + 1],
+                    b[8 * i + 2],
+                    b[8 * i + 3],
+                    b[8 * i + 4],
+                    b[8 * i + 5],
+                    b[8 * i + 6],
+                    b[8 * i + 7],
+                ]);
+                i += 1;
+            }
+            w
+        }
+        const KEYED: [u64; 4] = words(bytes(true));
+        const PLAIN: [u64; 4] = words(bytes(false));
+        if keyed {
+            KEYED
+        } else {
+            PLAIN
+        }
+    }
+
+    /// Whether `w` ([`Decap4Match::words_of`] a frame) is the cached header under the mask.
+    #[inline(always)]
+    fn matches(&self, w: &[u64; 4]) -> bool {
+        let d = |i: usize| (w[i] ^ self.words[i]) & self.mask[i];
+        d(0) | d(1) | d(2) | d(3) == 0
+    }
+}
 /// An empty [`Worker::last_decap6`] (the same key word).
 const NO_DECAP6: ([u64; 4], u64, u32) = ([0; 4], u64::MAX, 0);
 
@@ -448,6 +564,9 @@ pub const HOLD_MS: u64 = 1000;
 
 /// An Ethernet header and the IPv4 header after it (20 bytes: options, if any, follow them).
 const ETH_IPV4: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+
+/// The shortest frame the IPv4 decap fast path takes: Ethernet, IPv4, GRE base header, key, inner IPv4 header.
+const DECAP4_PREFIX: usize = ETH_IPV4 + gre::BASE_HEADER_LEN + 4 + ipv4::HEADER_LEN;
 /// An Ethernet header and the IPv6 fixed header after it.
 const ETH_IPV6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
 
@@ -571,7 +690,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_ti: Box::new([NO_TUNNEL; STAGE_MAX]),
                 staged_len: 0,
                 staged_next: 0,
-                last_decap4: NO_DECAP4,
+                last_decap4: Decap4Match::EMPTY,
                 last_decap6: NO_DECAP6,
                 pass_bytes: PassSums::default(),
                 hops4: Box::new([Hop::<u32>::EMPTY; HOPS]),
@@ -803,7 +922,36 @@ mod tests {
         for k in [0u32, 1, 0x0102_0304, u32::MAX] {
             let kw = key_word(Some(k.to_be_bytes()));
             assert_eq!(key_of_word(kw), Some(k));
-            assert_ne!(kw, NO_DECAP4.1, "no key word matches the empty cache");
+            assert_ne!(kw, Decap4Match::EMPTY.kw, "no key word matches the empty cache");
         }
+    }
+
+    /// The header cache's mask keeps every byte from 12 to 41 that the match checks (or that picks the tunnel)
+    /// and only those: a change to any kept byte misses, one to total length, identification, TTL or checksum
+    /// (or, without a key, to the bytes after the GRE base header) hits.
+    #[test]
+    fn decap4_header_mask_keeps_the_checked_bytes() {
+        let frame: [u8; DECAP4_PREFIX] = std::array::from_fn(|i| i as u8 ^ 0x5a);
+        for keyed in [true, false] {
+            let mut m = Decap4Match::EMPTY;
+            m.mask = Decap4Match::mask(keyed);
+            let w = Decap4Match::words_of(&frame);
+            m.words = [0, 1, 2, 3].map(|i| w[i] & m.mask[i]);
+            assert!(m.matches(&w));
+            let varying = [16, 17, 18, 19, 22, 24, 25];
+            for at in 0..DECAP4_PREFIX {
+                let mut f = frame;
+                f[at] ^= 0x01;
+                let hit = m.matches(&Decap4Match::words_of(&f));
+                let kept = (12..38).contains(&at) && !varying.contains(&at)
+                    || keyed && (38..42).contains(&at);
+                assert_eq!(hit, !kept, "byte {at}, keyed {keyed}");
+            }
+        }
+        // The empty cache matches only frames of EtherType 0 (all zero here), and its length fails them.
+        let e = Decap4Match::EMPTY;
+        assert!(!e.matches(&Decap4Match::words_of(&frame)));
+        assert!(e.matches(&[0; 4]));
+        assert!(u16::MAX as usize + e.eth_len > 1 << 20);
     }
 }
