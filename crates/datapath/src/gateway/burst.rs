@@ -419,7 +419,7 @@ impl<B: PacketBuf> Worker<B> {
     ) -> bool {
         for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
             // (A declined packet's code is `SLOW`: it tries the IPv6 path.)
-            *code = Planned::code(self.fast_decap4::<NIC>(tables, p, c));
+            *code = Planned::code(self.fast_decap4::<NIC, true>(tables, p, c));
             if *code == plan::SLOW {
                 *code = self.decap_other(tables, p, c);
             }

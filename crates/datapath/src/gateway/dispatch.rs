@@ -118,9 +118,9 @@ impl<B: PacketBuf> Worker<B> {
                 }
             } else if role == PortRole::Outside {
                 let v4 = if nic {
-                    self.fast_decap4::<true>(tables, pkt, c)
+                    self.fast_decap4::<true, false>(tables, pkt, c)
                 } else {
-                    self.fast_decap4::<false>(tables, pkt, c)
+                    self.fast_decap4::<false, false>(tables, pkt, c)
                 };
                 match v4 {
                     Some(code) => Some(code),

@@ -201,14 +201,16 @@ impl<B: PacketBuf> Worker<B> {
     /// `NIC`: the port's NIC verifies IPv4 header checksums
     /// ([`PortInfo::rx_ipv4_cksum`](crate::tunnel::table::PortInfo)): the outer header's verdict is read from
     /// the mbuf.
+    /// `HDR`: try the header cache first ([`Decap4Match`]; the decap pass). The general rules' dispatch, which
+    /// sees the packets a pass declined and those after them, goes straight to every check.
     #[inline(always)]
-    pub(super) fn fast_decap4<const NIC: bool>(
+    pub(super) fn fast_decap4<const NIC: bool, const HDR: bool>(
         &mut self,
         tables: &Tables,
         pkt: &mut B,
         c: &mut Counters,
     ) -> Option<Planned> {
-        let (ti, proto, off) = self.fast_decap4_match::<NIC>(tables, pkt)?;
+        let (ti, proto, off) = self.fast_decap4_match::<NIC, HDR>(tables, pkt)?;
         self.fast_decap_inner(tables, pkt, ti, proto, off, c)
     }
 
@@ -218,7 +220,7 @@ impl<B: PacketBuf> Worker<B> {
     /// [`Decap4Match`] needs only its length and header checksum checked; any other takes every check
     /// ([`Worker::fast_decap4_full`]).
     #[inline(always)]
-    pub(super) fn fast_decap4_match<const NIC: bool>(
+    pub(super) fn fast_decap4_match<const NIC: bool, const HDR: bool>(
         &mut self,
         tables: &Tables,
         pkt: &B,
@@ -234,8 +236,10 @@ impl<B: PacketBuf> Worker<B> {
         let h = frame_prefix::<{ DECAP4_PREFIX }>(d)?;
         let words = Decap4Match::words_of(h);
         let m = &self.last_decap4;
-        if m.matches(&words) {
-            let (_, ip) = eth_ipv4(h);
+        // (The EtherType first, though the compare has it: an IPv6 frame then costs two instructions here, not
+        // the compare.)
+        let (eth, ip) = eth_ipv4(h);
+        if HDR && eth.ethertype_is(ethertype::IPV4) && m.matches(&words) {
             // (An empty cache's `eth_len` fails every frame here.)
             if usize::from(ip.total_len()) + m.eth_len != len
                 || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid_nonzero())

@@ -922,7 +922,11 @@ mod tests {
         for k in [0u32, 1, 0x0102_0304, u32::MAX] {
             let kw = key_word(Some(k.to_be_bytes()));
             assert_eq!(key_of_word(kw), Some(k));
-            assert_ne!(kw, Decap4Match::EMPTY.kw, "no key word matches the empty cache");
+            assert_ne!(
+                kw,
+                Decap4Match::EMPTY.kw,
+                "no key word matches the empty cache"
+            );
         }
     }
 
