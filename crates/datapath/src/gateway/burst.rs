@@ -403,7 +403,7 @@ impl<B: PacketBuf> Worker<B> {
     /// An outside packet the IPv4 decap fast path declined: the IPv6 one (out of line, as above).
     #[inline(never)]
     fn decap_other(&mut self, tables: &Tables, pkt: &mut B, c: &mut Counters) -> u16 {
-        Planned::code(self.fast_decap6(tables, pkt, c))
+        Planned::code(self.fast_decap6::<true>(tables, pkt, c))
     }
 
     /// An outside burst: each packet through the decap fast paths. (Staged like an inside burst, the outer

@@ -124,7 +124,7 @@ impl<B: PacketBuf> Worker<B> {
                 };
                 match v4 {
                     Some(code) => Some(code),
-                    None => self.fast_decap6(tables, pkt, c),
+                    None => self.fast_decap6::<false>(tables, pkt, c),
                 }
                 .map(|p| plan::verdict(Planned::code(Some(p))))
             } else {

@@ -278,9 +278,8 @@ struct Worker<B> {
     /// The IPv4 fast paths' decap match cache ([`Decap4Match`]): the last match's outer header and what it
     /// gave (same validity as `last_decap`). [`Decap4Match::EMPTY`] when empty.
     last_decap4: Decap4Match,
-    /// The same for the IPv6 fast path: (source and destination as four raw words, [`key_word`]) -> tunnel
-    /// index, with [`DECAP_FAST`] likewise. [`NO_DECAP6`] when empty.
-    last_decap6: ([u64; 4], u64, u32),
+    /// The same for the IPv6 fast path ([`Decap6Match`]). [`Decap6Match::EMPTY`] when empty.
+    last_decap6: Decap6Match,
     /// The bytes of the packets the fast paths finished, as received and as sent: set to zero when a fast pass
     /// starts and returned when it ends ([`Processor::fast_burst`]). The fast paths add to them as they finish a
     /// packet (where both lengths are in registers); outside a pass nothing reads them.
@@ -312,127 +311,206 @@ struct Worker<B> {
     fast_hits: u64,
 }
 
-/// The IPv4 decap fast path's match cache ([`Worker::last_decap4`]). Packets come in trains per tunnel, and a
-/// tunnel's packets differ in their outer headers only in the total length, identification, TTL and header
-/// checksum. So the cache keeps the bytes 12 to 43 of the last frame the match accepted (EtherType, IPv4 header,
-/// GRE base header, key: [`Decap4Match::words_of`]) with those fields masked out, and what the match gave. A
-/// frame whose bytes are the same under the mask passes every check the match made of that frame (EtherType,
-/// version and header length, protocol GRE, not a fragment, no CE mark, the GRE flags, version and protocol),
-/// to the same tunnel: only its total length and header checksum are left to check. That is one masked compare
-/// of four words against about fifty instructions of field checks and the tunnel's cache compare.
-///
-/// Behind it the match's own cache (`addrs`, `kw`): a frame of the same tunnel whose other fields differ (its
-/// DSCP, ECN or DF) is matched without a table lookup, and refills the header.
+/// The decap fast paths' header cache. Packets come in trains per tunnel, and a tunnel's packets differ in their
+/// outer headers only in a few fields: IPv4's total length, identification, TTL and checksum; IPv6's flow label,
+/// payload length and hop limit. So the cache keeps `N` words of the last frame the match accepted (from its
+/// EtherType or before, through the GRE key) with those fields masked out, and what the match gave. A frame
+/// whose words are the same under the mask passes every check the match made of that frame (EtherType, version,
+/// header length, protocol GRE, not a fragment, no CE mark, the GRE flags, version and protocol, one of our
+/// addresses), to the same tunnel: only its length (and IPv4's header checksum) is left to check. That is one
+/// masked compare, which the compiler does in vector registers, against some forty instructions of field checks
+/// and the match's tunnel cache compare.
 #[derive(Clone, Copy, Debug)]
-struct Decap4Match {
-    /// The accepted frame's bytes 12..44 under `mask`, as they lie in memory.
-    words: [u64; 4],
-    /// The bytes that must be equal: all but total length, identification, TTL and checksum, and the four bytes
-    /// after the GRE base header only when they are its key.
-    mask: [u64; 4],
-    /// `ethernet::HEADER_LEN` when filled: a frame's length must be its IPv4 total length plus this. Empty, it
-    /// is larger than any frame: the frames of EtherType 0 that match the empty header fail without a test of
-    /// their own.
-    eth_len: usize,
+struct HeaderCache<const N: usize> {
+    /// The accepted frame's words under `mask`, as they lie in memory.
+    words: [u64; N],
+    /// The bytes that must be equal (see above; the four bytes after the GRE base header only when they are
+    /// its key).
+    mask: [u64; N],
+    /// The frame's length less its IP length field when filled (`ethernet::HEADER_LEN`, and IPv6's fixed
+    /// header). Empty, it is larger than any frame: the frames that match the empty header (all zero under the
+    /// mask, EtherType 0 included) fail without a test of their own.
+    len_bias: usize,
     /// What the match gave: tunnel index (maybe with [`DECAP_FAST`]), GRE protocol, offset of the inner packet.
     ti: u32,
     proto: u16,
-    off: usize,
-    /// The match's tunnel cache: outer source and destination as one raw word and the [`key_word`] of the last
-    /// table lookup, and its tunnel index. The key word of the empty cache (all ones) matches no packet's (33
-    /// bits at most).
+    /// (One byte: the compiler then knows the inner header's end does not overflow.)
+    off: u8,
+}
+
+impl<const N: usize> HeaderCache<N> {
+    const EMPTY: Self = HeaderCache {
+        words: [0; N],
+        mask: [u64::MAX; N],
+        len_bias: usize::MAX / 2,
+        ti: 0,
+        proto: 0,
+        off: 0,
+    };
+
+    /// The `N` words of `h` from byte `at`, as they lie in memory (no byte swap: compared, never read).
+    #[inline(always)]
+    fn words_of<const L: usize>(h: &[u8; L], at: usize) -> [u64; N] {
+        std::array::from_fn(|i| {
+            let b = at + 8 * i;
+            u64::from_ne_bytes(h[b..b + 8].try_into().expect("constant length"))
+        })
+    }
+
+    /// Whether `w` (the words of a frame) are the cached header under the mask.
+    #[inline(always)]
+    fn matches(&self, w: &[u64; N]) -> bool {
+        (0..N).fold(0, |acc, i| acc | (w[i] ^ self.words[i]) & self.mask[i]) == 0
+    }
+
+    /// Filled from an accepted frame's words `w`, under `mask` (`off` is below 256: the GRE header ends within
+    /// the cache's words).
+    #[inline(always)]
+    fn fill(
+        &mut self,
+        w: &[u64; N],
+        mask: [u64; N],
+        len_bias: usize,
+        ti: u32,
+        proto: u16,
+        off: usize,
+    ) {
+        *self = HeaderCache {
+            words: std::array::from_fn(|i| w[i] & mask[i]),
+            mask,
+            len_bias,
+            ti,
+            proto,
+            off: u8::try_from(off).unwrap_or(u8::MAX),
+        };
+    }
+}
+
+/// A mask of `N` words from the bytes `b` (`0xff`: compared, `0`: not, else the bits of the byte compared).
+const fn mask_words<const N: usize>(b: &[u8]) -> [u64; N] {
+    let mut w = [0u64; N];
+    let mut i = 0;
+    while i < N {
+        let mut k = 0;
+        let mut bytes = [0u8; 8];
+        while k < 8 {
+            bytes[k] = b[8 * i + k];
+            k += 1;
+        }
+        w[i] = u64::from_ne_bytes(bytes);
+        i += 1;
+    }
+    w
+}
+
+/// `bytes` with the bytes at `out` (and those in `out_range`) cleared.
+const fn clear_bytes<const L: usize>(
+    mut bytes: [u8; L],
+    out: &[usize],
+    out_range: (usize, usize),
+) -> [u8; L] {
+    let mut i = 0;
+    while i < out.len() {
+        bytes[out[i]] = 0;
+        i += 1;
+    }
+    let mut k = out_range.0;
+    while k < out_range.1 {
+        bytes[k] = 0;
+        k += 1;
+    }
+    bytes
+}
+
+/// The IPv4 decap fast path's match cache ([`Worker::last_decap4`]): the header cache of the frame's bytes 12
+/// to 43 (EtherType, IPv4 header, GRE base header, key, two bytes after; a frame the fast path takes has at
+/// least [`DECAP4_PREFIX`]), and behind it the match's own tunnel cache (`addrs`, `kw`): a frame of the same
+/// tunnel whose other fields differ (its DSCP, ECN or DF) is matched without a table lookup, and refills the
+/// header.
+#[derive(Clone, Copy, Debug)]
+struct Decap4Match {
+    hdr: HeaderCache<4>,
+    /// The tunnel cache: outer source and destination as one raw word and the [`key_word`] of the last table
+    /// lookup, and its tunnel index. The key word of the empty cache (all ones) matches no packet's (33 bits
+    /// at most).
     addrs: u64,
     kw: u64,
     addrs_ti: u32,
 }
 
 impl Decap4Match {
-    /// The frame's bytes the header cache looks at: 12 to 43 (a frame the fast path takes has at least 62).
+    /// The first byte the header cache looks at: the EtherType's.
     const AT: usize = ethernet::HEADER_LEN - 2;
-    /// Its header is all zeros under every mask bit: only a frame of EtherType 0 matches it, which the match
-    /// would decline anyway (and does: its length test fails).
     const EMPTY: Decap4Match = Decap4Match {
-        words: [0; 4],
-        mask: [u64::MAX; 4],
-        eth_len: usize::MAX / 2,
-        ti: 0,
-        proto: 0,
-        off: 0,
+        hdr: HeaderCache::EMPTY,
         addrs: 0,
         kw: u64::MAX,
         addrs_ti: 0,
     };
 
-    /// The four words of `h`'s bytes 12..44, as they lie in memory (no byte swap: compared, never read).
-    #[inline(always)]
-    fn words_of<const N: usize>(h: &[u8; N]) -> [u64; 4] {
-        const { assert!(N >= Decap4Match::AT + 32) };
-        let w = |i: usize| {
-            let at = Self::AT + 8 * i;
-            u64::from_ne_bytes(h[at..at + 8].try_into().expect("constant length"))
-        };
-        [w(0), w(1), w(2), w(3)]
-    }
-
-    /// The mask of a header with a GRE key (`keyed`) or without.
+    /// The header cache's mask with a GRE key (`keyed`) or without. Per byte from 12: EtherType (2),
+    /// version/IHL, DSCP/ECN kept; total length, identification out; flags and fragment offset kept; TTL out,
+    /// protocol kept; checksum out; source, destination, GRE base header kept; key kept when there is one; the
+    /// two bytes after out.
     #[inline(always)]
     fn mask(keyed: bool) -> [u64; 4] {
-        // Per byte from 12: EtherType (2), version/IHL, DSCP/ECN kept; total length, identification out; flags
-        // and fragment offset kept; TTL out, protocol kept; checksum out; source, destination, GRE base header
-        // kept; key kept when there is one; the rest out.
-        const fn bytes(keyed: bool) -> [u8; 32] {
-            let mut m = [0xff_u8; 32];
-            let out = [4, 5, 6, 7, 10, 12, 13, 30, 31];
-            let mut i = 0;
-            while i < out.len() {
-                m[out[i]] = 0;
-                i += 1;
-            }
-            if !keyed {
-                let mut k = 26;
-                while k < 30 {
-                    m[k] = 0;
-                    k += 1;
-                }
-            }
-            m
-        }
-        const fn words(b: [u8; 32]) -> [u64; 4] {
-            let mut w = [0u64; 4];
-            let mut i = 0;
-            while i < 4 {
-                w[i] = u64::from_ne_bytes([
-                    b[8 * i],
-                    b[8 * i + 1],
-                    b[8 * i + 2],
-                    b[8 * i + 3],
-                    b[8 * i + 4],
-                    b[8 * i + 5],
-                    b[8 * i + 6],
-                    b[8 * i + 7],
-                ]);
-                i += 1;
-            }
-            w
-        }
-        const KEYED: [u64; 4] = words(bytes(true));
-        const PLAIN: [u64; 4] = words(bytes(false));
+        const OUT: [usize; 9] = [4, 5, 6, 7, 10, 12, 13, 30, 31];
+        const KEYED: [u64; 4] = mask_words(&clear_bytes([0xff; 32], &OUT, (0, 0)));
+        const PLAIN: [u64; 4] = mask_words(&clear_bytes([0xff; 32], &OUT, (26, 30)));
         if keyed {
             KEYED
         } else {
             PLAIN
         }
     }
+}
 
-    /// Whether `w` ([`Decap4Match::words_of`] a frame) is the cached header under the mask.
+/// The IPv6 decap fast path's match cache ([`Worker::last_decap6`]): the header cache of the frame's bytes 6 to
+/// 61 (the source MAC's last six, EtherType, IPv6 header, GRE base header, key; a frame the cache looks at has
+/// at least [`DECAP6_PREFIX`]), and behind it the match's tunnel cache as [`Decap4Match`]'s.
+#[derive(Clone, Copy, Debug)]
+struct Decap6Match {
+    hdr: HeaderCache<7>,
+    /// Source and destination as four raw words, the [`key_word`], the tunnel index.
+    addrs: [u64; 4],
+    kw: u64,
+    addrs_ti: u32,
+}
+
+impl Decap6Match {
+    /// The first byte the header cache looks at (six before the EtherType: seven whole words to the key's end).
+    const AT: usize = ethernet::HEADER_LEN - 8;
+    const EMPTY: Decap6Match = Decap6Match {
+        hdr: HeaderCache::EMPTY,
+        addrs: [0; 4],
+        kw: u64::MAX,
+        addrs_ti: 0,
+    };
+
+    /// The header cache's mask. Per byte from 6: the source MAC out (6); EtherType (2), version and traffic
+    /// class (ECN included) kept; flow label, payload length out; next header kept, hop limit out; source,
+    /// destination, GRE base header kept; key kept when there is one.
     #[inline(always)]
-    fn matches(&self, w: &[u64; 4]) -> bool {
-        let d = |i: usize| (w[i] ^ self.words[i]) & self.mask[i];
-        d(0) | d(1) | d(2) | d(3) == 0
+    fn mask(keyed: bool) -> [u64; 7] {
+        const fn bytes(keyed: bool) -> [u8; 56] {
+            let mut b = clear_bytes(
+                [0xff; 56],
+                &[0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 15],
+                if keyed { (0, 0) } else { (52, 56) },
+            );
+            // The traffic class's low four bits and the flow label's high four share a byte.
+            b[9] = 0xf0;
+            b
+        }
+        const KEYED: [u64; 7] = mask_words(&bytes(true));
+        const PLAIN: [u64; 7] = mask_words(&bytes(false));
+        if keyed {
+            KEYED
+        } else {
+            PLAIN
+        }
     }
 }
-/// An empty [`Worker::last_decap6`] (the same key word).
-const NO_DECAP6: ([u64; 4], u64, u32) = ([0; 4], u64::MAX, 0);
 
 /// A GRE key as the decap match caches keep it: the key's four bytes as they lie in the packet (one load, no
 /// byte swap) with a presence bit above them (33 bits at most, so the empty caches' all-ones word matches
@@ -567,6 +645,10 @@ const ETH_IPV4: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
 
 /// The shortest frame the IPv4 decap fast path takes: Ethernet, IPv4, GRE base header, key, inner IPv4 header.
 const DECAP4_PREFIX: usize = ETH_IPV4 + gre::BASE_HEADER_LEN + 4 + ipv4::HEADER_LEN;
+
+/// The shortest frame the IPv6 decap fast path's header cache looks at: Ethernet, IPv6, GRE base header, key.
+/// (Every frame the path takes is longer: an inner header follows.)
+const DECAP6_PREFIX: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + gre::BASE_HEADER_LEN + 4;
 /// An Ethernet header and the IPv6 fixed header after it.
 const ETH_IPV6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
 
@@ -691,7 +773,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_len: 0,
                 staged_next: 0,
                 last_decap4: Decap4Match::EMPTY,
-                last_decap6: NO_DECAP6,
+                last_decap6: Decap6Match::EMPTY,
                 pass_bytes: PassSums::default(),
                 hops4: Box::new([Hop::<u32>::EMPTY; HOPS]),
                 hops6: Box::new([Hop::<[u64; 2]>::EMPTY; HOPS]),
@@ -930,32 +1012,63 @@ mod tests {
         }
     }
 
-    /// The header cache's mask keeps every byte from 12 to 41 that the match checks (or that picks the tunnel)
-    /// and only those: a change to any kept byte misses, one to total length, identification, TTL or checksum
-    /// (or, without a key, to the bytes after the GRE base header) hits.
+    /// The header caches' masks keep every byte the matches check (or that picks the tunnel) and only those: a
+    /// change to any kept byte misses, one to another (IPv4's total length, identification, TTL or checksum;
+    /// IPv6's flow label, payload length or hop limit; without a key, the bytes after the GRE base header)
+    /// hits.
     #[test]
-    fn decap4_header_mask_keeps_the_checked_bytes() {
-        let frame: [u8; DECAP4_PREFIX] = std::array::from_fn(|i| i as u8 ^ 0x5a);
-        for keyed in [true, false] {
-            let mut m = Decap4Match::EMPTY;
-            m.mask = Decap4Match::mask(keyed);
-            let w = Decap4Match::words_of(&frame);
-            m.words = [0, 1, 2, 3].map(|i| w[i] & m.mask[i]);
+    fn decap_header_masks_keep_the_checked_bytes() {
+        fn check<const N: usize>(
+            at: usize,
+            mask: [u64; N],
+            kept: impl Fn(usize) -> bool,
+            what: &str,
+        ) {
+            let frame: [u8; 80] = std::array::from_fn(|i| i as u8 ^ 0x5a);
+            let mut m = HeaderCache::<N>::EMPTY;
+            let w = HeaderCache::<N>::words_of(&frame, at);
+            assert!(
+                !m.matches(&w),
+                "{what}: the empty cache matches only EtherType 0"
+            );
+            m.fill(&w, mask, 14, 1, 0x0800, 42);
             assert!(m.matches(&w));
-            let varying = [16, 17, 18, 19, 22, 24, 25];
-            for at in 0..DECAP4_PREFIX {
-                let mut f = frame;
-                f[at] ^= 0x01;
-                let hit = m.matches(&Decap4Match::words_of(&f));
-                let kept = (12..38).contains(&at) && !varying.contains(&at)
-                    || keyed && (38..42).contains(&at);
-                assert_eq!(hit, !kept, "byte {at}, keyed {keyed}");
+            for i in 0..frame.len() {
+                for bit in 0..8 {
+                    let mut f = frame;
+                    f[i] ^= 1 << bit;
+                    let hit = m.matches(&HeaderCache::<N>::words_of(&f, at));
+                    assert_eq!(hit, !kept(i * 8 + bit), "{what}: byte {i} bit {bit}");
+                }
             }
         }
-        // The empty cache matches only frames of EtherType 0 (all zero here), and its length fails them.
-        let e = Decap4Match::EMPTY;
-        assert!(!e.matches(&Decap4Match::words_of(&frame)));
+        // Bits, numbered from the frame's start (byte * 8 + bit, bit 0 the least significant).
+        let byte = |b: usize| move |x: usize| x / 8 == b;
+        for keyed in [true, false] {
+            let v4_out = [16, 17, 18, 19, 22, 24, 25];
+            let end4 = if keyed { 42 } else { 38 };
+            check(
+                Decap4Match::AT,
+                Decap4Match::mask(keyed),
+                |x| (12..end4).contains(&(x / 8)) && !v4_out.iter().any(|&b| byte(b)(x)),
+                &format!("IPv4, keyed {keyed}"),
+            );
+            let end6 = if keyed { 62 } else { 58 };
+            check(
+                Decap6Match::AT,
+                Decap6Match::mask(keyed),
+                |x| {
+                    let b = x / 8;
+                    (12..end6).contains(&b)
+                        && ![16, 17, 18, 19, 21].contains(&b)
+                        && !(b == 15 && x % 8 < 4)
+                },
+                &format!("IPv6, keyed {keyed}"),
+            );
+        }
+        // The empty cache matches frames of EtherType 0 (all zero here), and its length fails them.
+        let e = HeaderCache::<4>::EMPTY;
         assert!(e.matches(&[0; 4]));
-        assert!(u16::MAX as usize + e.eth_len > 1 << 20);
+        assert!(usize::from(u16::MAX) + e.len_bias > 1 << 20);
     }
 }
