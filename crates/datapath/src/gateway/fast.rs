@@ -234,6 +234,7 @@ impl<B: PacketBuf> Worker<B> {
         // takes with a key; one without is 4 bytes shorter, and declined at 58 to 61 bytes); the views of `h`
         // are then in bounds by its constant length, the key's and the inner header's included.
         let h = frame_prefix::<{ DECAP4_PREFIX }>(d)?;
+        // (Not read without `HDR`, where the compiler drops the loads.)
         let words = HeaderCache::words_of(h, Decap4Match::AT);
         let m = &self.last_decap4.hdr;
         // (The EtherType first, though the compare has it: an IPv6 frame then costs two instructions here, not
@@ -248,13 +249,14 @@ impl<B: PacketBuf> Worker<B> {
             }
             return Some((m.ti, m.proto, usize::from(m.off)));
         }
-        self.fast_decap4_full::<NIC>(tables, pkt, len, h, words)
+        self.fast_decap4_full::<NIC, HDR>(tables, pkt, len, h, words)
     }
 
-    /// [`Worker::fast_decap4_match`] of a frame (`h` its first bytes, `words` those the cache looks at) that
-    /// (`len` bytes) is not the last match's header: every check, then the cache refilled from it.
+    /// [`Worker::fast_decap4_match`] of a frame (`len` bytes, `h` its first, `words` those the header cache
+    /// looks at) that is not the last match's header: every check, then (`HDR`) the header cache refilled from
+    /// it.
     #[inline(always)]
-    fn fast_decap4_full<const NIC: bool>(
+    fn fast_decap4_full<const NIC: bool, const HDR: bool>(
         &mut self,
         tables: &Tables,
         pkt: &B,
@@ -303,8 +305,10 @@ impl<B: PacketBuf> Worker<B> {
             ti
         };
         // Every check above made of this frame holds for a frame with the same bytes under the mask.
-        let mask = Decap4Match::mask(kw >> 32 != 0);
-        (self.last_decap4.hdr).fill(&words, mask, ethernet::HEADER_LEN, ti, proto, off);
+        if HDR {
+            let mask = Decap4Match::mask(kw >> 32 != 0);
+            (self.last_decap4.hdr).fill(&words, mask, ethernet::HEADER_LEN, ti, proto, off);
+        }
         Some((ti, proto, off))
     }
 
@@ -326,11 +330,10 @@ impl<B: PacketBuf> Worker<B> {
         if len != pkt.pkt_len() {
             return None;
         }
-        let hdr = frame_prefix::<{ DECAP6_PREFIX }>(d)
-            .map(|h| (h, HeaderCache::words_of(h, Decap6Match::AT)));
-        if let (true, Some((h, words))) = (HDR, hdr) {
+        let hdr = frame_prefix::<{ DECAP6_PREFIX }>(d).filter(|_| HDR);
+        if let Some(h) = hdr {
             let m = &self.last_decap6.hdr;
-            if m.matches(&words) {
+            if m.matches(&HeaderCache::words_of(h, Decap6Match::AT)) {
                 // The same checked fields as the frame the cache was filled from: only the length is left.
                 // (An empty cache's `len_bias` fails every frame here.)
                 let (_, ip) = eth_ipv6(h);
@@ -387,7 +390,8 @@ impl<B: PacketBuf> Worker<B> {
         };
         // Every check above made of this frame holds for a frame with the same bytes under the mask. (Every
         // frame that gets here has the cache's bytes: its inner header follows them.)
-        if let Some((_, words)) = hdr {
+        if let Some(h) = hdr {
+            let words = HeaderCache::words_of(h, Decap6Match::AT);
             let mask = Decap6Match::mask(kw >> 32 != 0);
             let bias = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
             (self.last_decap6.hdr).fill(&words, mask, bias, ti, proto, off);
