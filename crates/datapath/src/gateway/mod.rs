@@ -422,26 +422,29 @@ const fn clear_bytes<const L: usize>(
     bytes
 }
 
-/// The IPv4 decap fast path's match cache ([`Worker::last_decap4`]): the header cache of the frame's bytes 12
-/// to 43 (EtherType, IPv4 header, GRE base header, key, two bytes after; a frame the fast path takes has at
-/// least [`DECAP4_PREFIX`]), and behind it the match's own tunnel cache (`addrs`, `kw`): a frame of the same
-/// tunnel whose other fields differ (its DSCP, ECN or DF) is matched without a table lookup, and refills the
-/// header.
+/// A decap fast path's match cache: the header cache of `N` words, and behind it the match's own tunnel cache
+/// (`addrs`, `kw`): a frame of the same tunnel whose other fields differ (its DSCP, ECN or DF) is matched without
+/// a table lookup, and refills the header.
 #[derive(Clone, Copy, Debug)]
-struct Decap4Match {
-    hdr: HeaderCache<4>,
-    /// The tunnel cache: outer source and destination as one raw word and the [`key_word`] of the last table
-    /// lookup, and its tunnel index. The key word of the empty cache (all ones) matches no packet's (33 bits
-    /// at most).
-    addrs: u64,
+struct DecapMatch<const N: usize, A> {
+    hdr: HeaderCache<N>,
+    /// The tunnel cache: outer source and destination as they lie in the header (`A`: one word for IPv4, four
+    /// for IPv6) and the [`key_word`] of the last table lookup, and its tunnel index. The key word of the empty
+    /// cache (all ones) matches no packet's (33 bits at most).
+    addrs: A,
     kw: u64,
     addrs_ti: u32,
 }
 
+/// The IPv4 decap fast path's match cache ([`Worker::last_decap4`]): the header cache of the frame's bytes 12
+/// to 43 (EtherType, IPv4 header, GRE base header, key, two bytes after; a frame the fast path takes has at
+/// least [`DECAP4_PREFIX`]).
+type Decap4Match = DecapMatch<4, u64>;
+
 impl Decap4Match {
     /// The first byte the header cache looks at: the EtherType's.
     const AT: usize = ethernet::HEADER_LEN - 2;
-    const EMPTY: Decap4Match = Decap4Match {
+    const EMPTY: Decap4Match = DecapMatch {
         hdr: HeaderCache::EMPTY,
         addrs: 0,
         kw: u64::MAX,
@@ -467,20 +470,13 @@ impl Decap4Match {
 
 /// The IPv6 decap fast path's match cache ([`Worker::last_decap6`]): the header cache of the frame's bytes 6 to
 /// 61 (the source MAC's last six, EtherType, IPv6 header, GRE base header, key; a frame the cache looks at has
-/// at least [`DECAP6_PREFIX`]), and behind it the match's tunnel cache as [`Decap4Match`]'s.
-#[derive(Clone, Copy, Debug)]
-struct Decap6Match {
-    hdr: HeaderCache<7>,
-    /// Source and destination as four raw words, the [`key_word`], the tunnel index.
-    addrs: [u64; 4],
-    kw: u64,
-    addrs_ti: u32,
-}
+/// at least [`DECAP6_PREFIX`]).
+type Decap6Match = DecapMatch<7, [u64; 4]>;
 
 impl Decap6Match {
     /// The first byte the header cache looks at (six before the EtherType: seven whole words to the key's end).
     const AT: usize = ethernet::HEADER_LEN - 8;
-    const EMPTY: Decap6Match = Decap6Match {
+    const EMPTY: Decap6Match = DecapMatch {
         hdr: HeaderCache::EMPTY,
         addrs: [0; 4],
         kw: u64::MAX,
