@@ -393,8 +393,7 @@ impl<B: PacketBuf> Worker<B> {
         if let Some(h) = hdr {
             let words = HeaderCache::words_of(h, Decap6Match::AT);
             let mask = Decap6Match::mask(kw >> 32 != 0);
-            let bias = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
-            (self.last_decap6.hdr).fill(&words, mask, bias, ti, proto, off);
+            (self.last_decap6.hdr).fill(&words, mask, ETH_IPV6, ti, proto, off);
         }
         self.fast_decap_inner(tables, pkt, ti, proto, off, c)
     }

@@ -638,15 +638,15 @@ pub const HOLD_MS: u64 = 1000;
 
 /// An Ethernet header and the IPv4 header after it (20 bytes: options, if any, follow them).
 const ETH_IPV4: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+/// An Ethernet header and the IPv6 fixed header after it.
+const ETH_IPV6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
 
 /// The shortest frame the IPv4 decap fast path takes: Ethernet, IPv4, GRE base header, key, inner IPv4 header.
 const DECAP4_PREFIX: usize = ETH_IPV4 + gre::BASE_HEADER_LEN + 4 + ipv4::HEADER_LEN;
 
 /// The shortest frame the IPv6 decap fast path's header cache looks at: Ethernet, IPv6, GRE base header, key.
 /// (Every frame the path takes is longer: an inner header follows.)
-const DECAP6_PREFIX: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + gre::BASE_HEADER_LEN + 4;
-/// An Ethernet header and the IPv6 fixed header after it.
-const ETH_IPV6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+const DECAP6_PREFIX: usize = ETH_IPV6 + gre::BASE_HEADER_LEN + 4;
 
 /// The first `N` bytes of frame `d` as an array, or None when it is shorter: the one length check the header
 /// views after it need.
