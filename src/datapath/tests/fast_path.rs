@@ -31,6 +31,8 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
         // A tunnel's own address and its peer (with the `address` extra below).
         [169, 254, 100, 1],
         [169, 254, 100, 2],
+        // Into the IPv6-outer tunnel p6 (with the extras that make it).
+        [10, 80, 0, 5],
     ] {
         v.push((INSIDE, inside_v4(dst, 64, 0x03, true, 18), 0));
         v.push((INSIDE, inside_v4(dst, 2, 0xb8, false, 1400), 0));
@@ -74,6 +76,7 @@ fn fast_path_frames() -> Vec<(usize, Vec<u8>, usize)> {
     // large ones exceed t1's MTU (a Packet Too Big from the general rules).
     for dst in [
         "2001:db8:20::9",
+        "2001:db8:80::9",
         "2001:db8:1::1",
         "2001:db8:1::2",
         "2001:db8:99::1",
@@ -192,7 +195,7 @@ fn tcp_mss(flags: u8, mss: u16) -> Vec<u8> {
     s
 }
 
-const FAST_PATH_EXTRAS: [&str; 11] = [
+const FAST_PATH_EXTRAS: [&str; 13] = [
     "",
     // A second tunnel that routes the multicast and reserved ranges (which are never routed).
     "key = 1001\n[[tunnel]]\nname = \"mc\"\nlocal = \"192.0.2.1\"\nremote = \"203.0.113.9\"\nroutes = [\"224.0.0.0/3\", \"ff00::/8\", \"fe80::/10\"]",
@@ -210,6 +213,9 @@ const FAST_PATH_EXTRAS: [&str; 11] = [
     "key = 1001\nmss_clamp = true",
     // And an IPv6 tunnel with both inner-packet rules (encap_limit: inner IPv6 with extension headers).
     "key = 1001\nmss_clamp = 1000\n[[tunnel]]\nname = \"e6\"\nlocal = \"2001:db8:ffff::1\"\nremote = \"2001:db8:eeee::8\"\nencap_limit = 2\nmss_clamp = true\nroutes = [\"10.70.0.0/16\", \"2001:db8:99::/48\"]",
+    // IPv6-outer tunnels without key, TTL and TOS inherited; with a key, a fixed hop limit and DSCP, a small MTU.
+    "key = 1001\n[[tunnel]]\nname = \"p6\"\nlocal = \"2001:db8:ffff::1\"\nremote = \"2001:db8:eeee::9\"\nttl = \"inherit\"\ntos = \"inherit\"\nroutes = [\"10.80.0.0/16\", \"2001:db8:80::/48\"]",
+    "key = 1001\n[[tunnel]]\nname = \"p6\"\nlocal = \"2001:db8:ffff::1\"\nremote = \"2001:db8:eeee::9\"\nkey = 9\nttl = 9\ntos = 0x20\nmtu = 1300\nroutes = [\"10.80.0.0/16\", \"2001:db8:80::/48\"]",
 ];
 
 /// Run `f` through a gateway with the fast paths (packet by packet, and as a burst of one through the fast pass
@@ -563,6 +569,24 @@ fn fast_paths_take_the_common_shapes() {
         6,
         "both took the IPv6-outer fast path"
     );
+    // IPv4 into t6: the IPv6-outer encapsulation (40 + 8 bytes of headers with its key), the inner TTL
+    // decremented, the outer traffic class inherited, the hop limit the default 64.
+    let f = inside_v4([10, 60, 0, 5], 64, 0xb9, true, 18);
+    let (v, out) = r.run(&f, INSIDE);
+    assert_eq!(v, Verdict::Tx(OUTSIDE));
+    assert_eq!(out.len(), f.len() + 40 + 8);
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
+    assert_eq!((out[14], out[15]), (0x6b, 0x90), "traffic class 0xb9");
+    assert_eq!(
+        usize::from(u16::from_be_bytes([out[18], out[19]])),
+        out.len() - 54
+    );
+    assert_eq!(out[21], 64, "hop limit");
+    let g = gre::Packet::new_checked(&out[54..]).unwrap();
+    assert_eq!((g.key(), g.protocol()), (Some(6), 0x0800));
+    assert_eq!(g.payload()[8], 63);
+    assert_eq!(r.c.tunnels[1].encap, 1);
+    assert_eq!(r.gw.fast_path_hits(), 7, "the IPv6-outer encap fast path");
     assert_eq!(r.c.general_path, 0, "nothing took the general rules");
     // A shape the fast paths leave alone (TTL 1: an ICMP error) is counted as general-path traffic.
     let _ = r.run(&inside_v4([10, 20, 0, 5], 1, 0, true, 18), INSIDE);

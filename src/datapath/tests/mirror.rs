@@ -258,7 +258,7 @@ fn an_erspan_sender_never_takes_a_fast_path() {
         assert!(t.erspan_tx.is_some() && t.resolved, "{span}");
         assert_eq!(t.fast, 0, "{span}");
         let ip = &tables.tunnels[0];
-        assert_eq!(ip.fast & fast::ENCAP4_MASK, fast::ENCAP4_PLAIN);
+        assert_eq!(ip.fast & fast::ENCAP_MASK, fast::ENCAP4_PLAIN);
         assert_ne!(ip.fast & fast::DECAP, 0);
     }
 }

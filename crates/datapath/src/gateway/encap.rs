@@ -187,8 +187,6 @@ impl<B: PacketBuf> Worker<B> {
             return Verdict::Drop(DropReason::NoHeadroom);
         }
         let outer_len = inner_len + hl - ethernet::HEADER_LEN;
-        let ident = self.ip_ident;
-        self.ip_ident = self.ip_ident.wrapping_add(1);
         let d = pkt.data_mut();
         copy_header(d, &t.template, hl);
         if t.outer_v6() {
@@ -198,6 +196,9 @@ impl<B: PacketBuf> Worker<B> {
             ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
             ip.set_hop_limit(ttl);
         } else {
+            // (Only an IPv4 outer header takes an identification.)
+            let ident = self.ip_ident;
+            self.ip_ident = ident.wrapping_add(1);
             let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(d));
             outer_ipv4_fields(&mut ip, t, tos, outer_len, ident, df, ttl);
         }

@@ -60,7 +60,7 @@ impl<B: PacketBuf> Worker<B> {
         let t = tables.tunnels.get(ti as usize)?;
         // The tunnel's shape, decided when the table was built; a tunnel with any setting the fast path must
         // look at (0) takes the full checks here.
-        let mut shape = t.fast & fast::ENCAP4_MASK;
+        let mut shape = t.fast & fast::ENCAP_MASK;
         if shape == 0 {
             // Sequenced tunnels (owner worker), unresolved next hops, down tunnels: general.
             if t.sequence || !t.resolved || t.is_down() {
@@ -77,9 +77,9 @@ impl<B: PacketBuf> Worker<B> {
             {
                 return None;
             }
-            shape = t.encap4_shape();
+            shape = t.encap_shape();
             if shape == 0 {
-                // IPv6 outside.
+                // IPv6 outside with Destination Options or a GRE checksum.
                 if ip_len > usize::from(t.mtu.get()) {
                     return None;
                 }
@@ -103,6 +103,8 @@ impl<B: PacketBuf> Worker<B> {
             fast::ENCAP4_CSUM => {
                 self.fast_emit4::<true, false, false>(t, pkt, ti, ip_len, &mut ident, c)
             }
+            fast::ENCAP6_PLAIN => self.fast_emit6::<false, false>(t, pkt, ti, ip_len, c),
+            fast::ENCAP6_KEY => self.fast_emit6::<true, false>(t, pkt, ti, ip_len, c),
             _ => self.fast_emit4::<true, true, false>(t, pkt, ti, ip_len, &mut ident, c),
         };
         self.ip_ident = ident;
@@ -133,6 +135,27 @@ impl<B: PacketBuf> Worker<B> {
         let Some(outer_len) =
             encap_write4::<B, Tunnel, CSUM, KEY, V6, false>(t, t, pkt, len, ip_ident)
         else {
+            return Verdict::Drop(DropReason::NoHeadroom);
+        };
+        let tc = &mut c.tunnels[ti as usize];
+        tc.encap += 1;
+        tc.encap_bytes += len as u64;
+        self.take_bytes(len + ethernet::HEADER_LEN, outer_len + ethernet::HEADER_LEN);
+        Verdict::Tx(usize::from(t.out_port))
+    }
+
+    /// [`Worker::fast_emit4`] for the tunnels with an IPv6 outer header ([`fast`]`::ENCAP6_*`; a key or not:
+    /// `KEY`), for an IPv4 packet inside of `len` bytes or (`V6`) an IPv6 one ([`encap_write6`]).
+    #[inline(always)]
+    pub(super) fn fast_emit6<const KEY: bool, const V6: bool>(
+        &mut self,
+        t: &Tunnel,
+        pkt: &mut B,
+        ti: u32,
+        len: usize,
+        c: &mut Counters,
+    ) -> Verdict {
+        let Some(outer_len) = encap_write6::<B, Tunnel, KEY, V6, false>(t, t, pkt, len) else {
             return Verdict::Drop(DropReason::NoHeadroom);
         };
         let tc = &mut c.tunnels[ti as usize];
@@ -671,11 +694,52 @@ impl<const V6: bool> Outer4<V6> {
     }
 }
 
+/// What [`encap_write6`] takes of a tunnel with an IPv6 outer header for a run (as [`Outer4`]): `V6`, the copy
+/// is made for IPv6 packets, whose GRE protocol type is in it.
+pub(super) struct Outer6<const V6: bool> {
+    /// The header (Ethernet, outer IPv6, GRE; `hl` bytes, 58 or 62) in four 16-byte parts, the last overlapping
+    /// the third: bytes 0..16, 16..32, `hl - 16..hl` and 32..48 ([`OuterSource::part`]'s order).
+    tpl: [[u8; 16]; 4],
+    fields: OuterFields,
+}
+
+impl<const V6: bool> Outer6<V6> {
+    /// Tunnel `t`'s, whose header is `hl` bytes.
+    #[inline(always)]
+    pub(super) fn new(t: &Tunnel, hl: usize) -> Self {
+        let mut tpl = t.template;
+        if V6 {
+            gre::HeaderMut::new(checked_prefix_mut(&mut tpl[ETH_IPV6..]))
+                .set_protocol(ethertype::IPV6);
+        }
+        // (Opaque to the optimizer, as in `Outer4::new`.)
+        let tpl = std::hint::black_box(tpl);
+        let part = |at: usize| -> [u8; 16] { *checked_prefix(&tpl[at..]) };
+        Outer6 {
+            tpl: [part(0), part(16), part(hl - 16), part(32)],
+            fields: t.fields(),
+        }
+    }
+}
+
+impl<const V6: bool> OuterSource for Outer6<V6> {
+    const FOR_V6: bool = V6;
+    #[inline(always)]
+    fn part<const I: usize>(&self, _hl: usize) -> &[u8; 16] {
+        &self.tpl[I]
+    }
+    #[inline(always)]
+    fn fields(&self) -> OuterFields {
+        self.fields
+    }
+}
+
 /// Where [`encap_write4`] reads what it takes of a tunnel: the tunnel itself (one packet: its fields where they
 /// are, each loaded where it is used) or an [`Outer4`] (a run: a copy, held in registers or on the stack
 /// through the loop, so that the loop needs no pointer to the tunnel).
 pub(super) trait OuterSource {
-    /// Part `I` of the header of `hl` bytes: bytes 0..16, 16..32 or `hl - 16..hl`.
+    /// Part `I` of the header of `hl` bytes: bytes 0..16, 16..32, `hl - 16..hl` or (an IPv6 outer header's
+    /// only, [`encap_write6`]) 32..48.
     fn part<const I: usize>(&self, hl: usize) -> &[u8; 16];
     /// The values added to the template.
     fn fields(&self) -> OuterFields;
@@ -687,7 +751,7 @@ pub(super) trait OuterSource {
 impl OuterSource for Tunnel {
     #[inline(always)]
     fn part<const I: usize>(&self, hl: usize) -> &[u8; 16] {
-        let at = [0, 16, hl - 16][I];
+        let at = [0, 16, hl - 16, 32][I];
         checked_prefix(&self.template[at..])
     }
     #[inline(always)]
@@ -809,18 +873,7 @@ pub(super) fn encap_write4_grown<
     d[..16].copy_from_slice(outer.part::<0>(hl));
     d[16..32].copy_from_slice(outer.part::<1>(hl));
     d[hl - 16..].copy_from_slice(outer.part::<2>(hl));
-    // The inner TTL or hop limit drops by one (forwarded: RFC 1812, RFC 8200); the outer header inherits
-    // its TOS (the IPv6 traffic class, as `encap_emit`) and DF (always for IPv6).
-    let (ttl_in, tos_in, df) = if V6 {
-        let mut ip = ipv6::HeaderMut::new(checked_prefix_mut(inner_ip));
-        ip.decrement_hop_limit();
-        (ip.hop_limit(), ip.traffic_class(), true)
-    } else {
-        let mut ip = ipv4::HeaderMut::new(checked_prefix_mut(inner_ip));
-        let (tos, df) = (ip.dscp_ecn(), ip.dont_frag());
-        ip.decrement_ttl();
-        (ip.ttl(), tos, df)
-    };
+    let (ttl_in, tos_in, df) = forward_inner::<V6>(inner_ip);
     let f = outer.fields();
     let tos = (tos_in & f.tos_keep) | f.tos_set;
     // The TTL written and the TTL whose word is added: a fixed TTL is the template's and in the base sum
@@ -848,6 +901,103 @@ pub(super) fn encap_write4_grown<
     }
     if let Some(s) = gre_sum {
         gre::ChecksumHeaderMut::new(checked_prefix_mut(gre)).set_checksum(!s);
+    }
+    outer_len
+}
+
+/// The inner packet of an encapsulation (its IP header at the start of `inner_ip`, an IPv6 one with `V6`):
+/// its TTL or hop limit drops by one (forwarded: RFC 1812, RFC 8200). Returns what the outer header inherits:
+/// the TTL or hop limit after the decrement, the TOS (the IPv6 traffic class, as `encap_emit`) and DF (always
+/// for IPv6).
+#[inline(always)]
+fn forward_inner<const V6: bool>(inner_ip: &mut [u8]) -> (u8, u8, bool) {
+    if V6 {
+        let mut ip = ipv6::HeaderMut::new(checked_prefix_mut(inner_ip));
+        ip.decrement_hop_limit();
+        (ip.hop_limit(), ip.traffic_class(), true)
+    } else {
+        let mut ip = ipv4::HeaderMut::new(checked_prefix_mut(inner_ip));
+        let (tos, df) = (ip.dscp_ecn(), ip.dont_frag());
+        ip.decrement_ttl();
+        (ip.ttl(), tos, df)
+    }
+}
+
+/// The header length of [`encap_write6`]'s shapes: an IPv6 outer header without Destination Options, GRE
+/// without checksum: 58 bytes, 62 with a key.
+#[inline(always)]
+pub(super) const fn encap6_hl(key: bool) -> usize {
+    ETH_IPV6 + gre::BASE_HEADER_LEN + if key { 4 } else { 0 }
+}
+
+/// [`encap_write4`] for a tunnel with an IPv6 outer header ([`fast`]`::ENCAP6_*`: no checksum, no
+/// Destination Options; a key or not, `KEY`): the mbuf grows by the header, the template is written, the inner
+/// TTL or hop limit decremented, and the outer header's traffic class, payload length and (unless
+/// `FIXED_TTL`: the template's) hop limit written. Returns the outer IP packet's length, or `None` (nothing
+/// changed) when the mbuf has no headroom. No IPv4 identification is taken: the outer header has none.
+#[inline(always)]
+pub(super) fn encap_write6<
+    B: PacketBuf,
+    O: OuterSource,
+    const KEY: bool,
+    const V6: bool,
+    const FIXED_TTL: bool,
+>(
+    t: &Tunnel,
+    outer: &O,
+    pkt: &mut B,
+    len: usize,
+) -> Option<usize> {
+    debug_assert!(t.outer_v6() && !t.checksum);
+    pkt.prepend(encap6_hl(KEY) - ethernet::HEADER_LEN)?;
+    Some(encap_write6_grown::<B, O, KEY, V6, FIXED_TTL>(
+        t, outer, pkt, len,
+    ))
+}
+
+/// [`encap_write6`] after its `prepend` (the mbuf has grown by the header's `hl - ETH` bytes).
+#[inline(always)]
+pub(super) fn encap_write6_grown<
+    B: PacketBuf,
+    O: OuterSource,
+    const KEY: bool,
+    const V6: bool,
+    const FIXED_TTL: bool,
+>(
+    t: &Tunnel,
+    outer: &O,
+    pkt: &mut B,
+    len: usize,
+) -> usize {
+    let hl = encap6_hl(KEY);
+    debug_assert_eq!(hl, t.header_bytes());
+    let inner_hl = if V6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    };
+    let (d, inner_ip) = pkt.data_mut()[..hl + inner_hl].split_at_mut(hl);
+    // Four 16-byte moves, the last overlapping the third.
+    d[..16].copy_from_slice(outer.part::<0>(hl));
+    d[16..32].copy_from_slice(outer.part::<1>(hl));
+    d[32..48].copy_from_slice(outer.part::<3>(hl));
+    d[hl - 16..].copy_from_slice(outer.part::<2>(hl));
+    let (hop_in, tos_in, _) = forward_inner::<V6>(inner_ip);
+    let f = outer.fields();
+    let tos = (tos_in & f.tos_keep) | f.tos_set;
+    debug_assert!(!FIXED_TTL || t.ttl_set != 0);
+    let outer_len = len + hl - ethernet::HEADER_LEN;
+    let (headers, gre) = d.split_at_mut(ETH_IPV6);
+    let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(headers));
+    // The template's flow label is zero, as `emit_outer` sends it.
+    ip.set_ver_tc_flow(tos, 0);
+    ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
+    if !FIXED_TTL {
+        ip.set_hop_limit(if f.ttl != 0 { f.ttl } else { hop_in });
+    }
+    if V6 && !O::FOR_V6 {
+        // The template's protocol type is IPv4.
+        gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
     }
     outer_len
 }

@@ -72,9 +72,10 @@ pub mod inner_check {
 
 /// Bits of [`Tunnel::fast`].
 pub mod fast {
-    /// The IPv4-outside encapsulation fast path's header shape, or 0 when the tunnel needs the full checks
-    /// (sequence numbers, an unresolved next hop, keepalives, inner-packet rules, an IPv6 outer header).
-    pub const ENCAP4_MASK: u8 = 7;
+    /// The encapsulation fast path's header shape, or 0 when the tunnel needs the full checks (sequence
+    /// numbers, an unresolved next hop, keepalives, inner-packet rules, an IPv6 outer header with GRE checksum
+    /// or `encap_limit`). `ENCAP4_*`: an IPv4 outer header; `ENCAP6_*`: an IPv6 one.
+    pub const ENCAP_MASK: u8 = 7;
     /// 38 bytes: no key, no checksum.
     pub const ENCAP4_PLAIN: u8 = 1;
     /// 42 bytes: a key.
@@ -83,11 +84,15 @@ pub mod fast {
     pub const ENCAP4_CSUM: u8 = 3;
     /// 46 bytes: checksum and key.
     pub const ENCAP4_CSUM_KEY: u8 = 4;
+    /// IPv6 outside, 58 bytes: no key, no checksum, no Destination Options.
+    pub const ENCAP6_PLAIN: u8 = 5;
+    /// IPv6 outside, 62 bytes: a key.
+    pub const ENCAP6_KEY: u8 = 6;
     /// The decapsulation fast path takes this tunnel's packets without testing its settings: no checksum,
     /// sequence numbers or source filter, no inner-packet rule on the way out, not an ERSPAN or TEB tunnel.
     pub const DECAP: u8 = 8;
-    /// With an [`ENCAP4_MASK`] shape: the outer TTL is fixed (`ttl_set != 0`), not inherited. The encap pass's
-    /// loop over packets into many tunnels takes it as part of the header's shape.
+    /// With an [`ENCAP_MASK`] shape: the outer TTL or hop limit is fixed (`ttl_set != 0`), not inherited. The
+    /// encap pass's loop over packets into many tunnels takes it as part of the header's shape.
     pub const TTL_FIXED: u8 = 16;
 }
 
@@ -342,7 +347,7 @@ pub struct Tunnel {
     pub gre_off: u8,
     pub seq_off: u8,
     /// The fast paths' per-tunnel decisions, made when the table is built ([`Tunnel::decide_fast`]) so a
-    /// packet tests one byte instead of each setting: [`fast::ENCAP4_MASK`] holds the IPv4-outside
+    /// packet tests one byte instead of each setting: [`fast::ENCAP_MASK`] holds the
     /// encapsulation's header shape (0: the tunnel takes the full checks), [`fast::DECAP`] says the
     /// decapsulation fast path needs no per-tunnel check.
     pub fast: u8,
@@ -430,13 +435,22 @@ impl Tunnel {
             id: self.id,
         }
     }
-    /// The IPv4-outside encapsulation header shape ([`fast`]`::ENCAP4_*`) by the tunnel's checksum and key;
-    /// 0 for an IPv6 outer header or a sequenced tunnel.
+    /// The encapsulation header shape ([`fast`]`::ENCAP4_*`, `ENCAP6_*`) by the tunnel's outer family,
+    /// checksum and key; 0 for a sequenced tunnel, and for an IPv6 outer header with a GRE checksum or a
+    /// Destination Options header (`encap_limit`).
     #[inline]
-    pub fn encap4_shape(&self) -> u8 {
+    pub fn encap_shape(&self) -> u8 {
         const HL: usize = 14 + 20 + 4;
-        if self.outer_v6() || self.sequence {
+        const HL6: usize = 14 + 40 + 4;
+        if self.sequence {
             return 0;
+        }
+        if self.outer_v6() {
+            return match (self.checksum, self.header_bytes()) {
+                (false, HL6) => fast::ENCAP6_PLAIN,
+                (false, l) if l == HL6 + 4 => fast::ENCAP6_KEY,
+                _ => 0,
+            };
         }
         match (self.checksum, self.header_bytes()) {
             (false, HL) => fast::ENCAP4_PLAIN,
@@ -456,7 +470,7 @@ impl Tunnel {
             && self.inner_checks == 0
             && self.erspan_tx.is_none()
         {
-            self.encap4_shape()
+            self.encap_shape()
         } else {
             0
         };
