@@ -387,8 +387,14 @@ fn build_bridges(
                 }
             });
         }
+        let one_tunnel = members
+            .iter()
+            .filter(|m| matches!(m, Member::Tunnel { .. }))
+            .count()
+            <= 1;
         bridges.push(Bridge {
             name: bc.name.clone(),
+            one_tunnel,
             members: members.into(),
             member_names: bc.members.clone().into(),
             learning: bc.learning,

@@ -55,6 +55,10 @@ pub struct Bridge {
     pub member_names: Box<[String]>,
     /// `learning = false`: every frame is flooded (a pseudowire with two members).
     pub learning: bool,
+    /// At most one member is a tunnel: what a tunnel member sends into the bridge leaves by ports only, sent
+    /// or dropped but never held for a next hop (the decap pass's TEB way, `Worker::fast_teb`, takes only such
+    /// bridges).
+    pub one_tunnel: bool,
     /// Where the bridge's counters are in `Counters::bridges`: its run-unique id, so that counters stay with
     /// their bridge when a reload adds or removes others (never reused within a run).
     pub counters: u32,

@@ -204,6 +204,134 @@ impl<B: PacketBuf> Worker<B> {
         self.bridge(tables, pkt, m, c)
     }
 
+    /// The decap pass's way for TEB (GRE protocol 0x6558): a packet to one of our addresses over IPv4 (no
+    /// options, not a fragment, a valid header checksum; `NIC`: the NIC verified it) or IPv6 (GRE right after
+    /// the fixed header), exactly one packet in the frame, GRE with a key or not and no other flag, of a TEB
+    /// tunnel without checksum or sequence numbers that is a member of a bridge with no other tunnel member:
+    /// the outer headers go and the frame inside is bridged ([`Worker::bridge`], the general rules' own). Its
+    /// other members being ports, the frame is sent or dropped, never held. Anything else returns `None`
+    /// unchanged, for the general rules (which also say why a frame shorter than an Ethernet header, or of a
+    /// tunnel in no bridge, is dropped). The pass's bytes: a frame sent is counted here; for one dropped the
+    /// outer headers are (the pass counts what is left, as for every planned drop).
+    #[inline(never)]
+    pub(super) fn fast_teb<const NIC: bool>(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        c: &mut Counters,
+    ) -> Option<Verdict> {
+        // GRE's first four bytes as they lie in the packet: no flag or K, version 0, protocol TEB.
+        const fn shape(flags: u16) -> u32 {
+            let (f, p) = (flags.to_be_bytes(), gre::protocol::TEB.to_be_bytes());
+            u32::from_ne_bytes([f[0], f[1], p[0], p[1]])
+        }
+        const PLAIN: u32 = shape(0);
+        const KEYED: u32 = shape(gre::flags::KEY);
+        let d = pkt.data();
+        let len = d.len();
+        if len != pkt.pkt_len() {
+            return None;
+        }
+        // GRE at `gre_at`: its key word ([`key_word`]) and the offset of the frame inside.
+        let gre_of = |gre_at: usize| -> Option<(u64, usize)> {
+            let base: [u8; 4] = *checked_prefix(d.get(gre_at..)?);
+            let key_at = gre_at + gre::BASE_HEADER_LEN;
+            match u32::from_ne_bytes(base) {
+                PLAIN => Some((key_word(None), key_at)),
+                KEYED => Some((
+                    key_word(Some(*checked_prefix(d.get(key_at..key_at + 4)?))),
+                    key_at + 4,
+                )),
+                _ => None,
+            }
+        };
+        let (ti, off) = match ethertype_of(d) {
+            ethertype::IPV4 => {
+                let (_, ip) = eth_ipv4(frame_prefix::<ETH_IPV4>(d)?);
+                if ip.ver_ihl() != ipv4::VER_IHL_NO_OPTIONS
+                    || ip.protocol() != protocol::GRE
+                    || usize::from(ip.total_len()) != len - ETH
+                    || ip.is_fragment()
+                    || !((NIC && pkt.rx_ipv4_cksum_good()) || ip.checksum_valid_nonzero())
+                {
+                    return None;
+                }
+                let (kw, off) = gre_of(ETH_IPV4)?;
+                // As `last_decap4`: the addresses as they lie in the header, the key word.
+                let addrs = u64::from(u32::from_ne_bytes(ip.src()))
+                    | u64::from(u32::from_ne_bytes(ip.dst())) << 32;
+                let (a, k, ti) = self.last_teb4;
+                if a == addrs && k == kw {
+                    // (The cached match passed the "ours" check below in this table generation.)
+                    (ti, off)
+                } else {
+                    if !self.is_local4(tables, ip.dst()) {
+                        return None;
+                    }
+                    let dk = crate::tunnel::table::DecapKey {
+                        local: IpAddr::V4(ip.dst_u32().into()),
+                        remote: IpAddr::V4(ip.src_u32().into()),
+                        key: key_of_word(kw),
+                    };
+                    let ti = *tables.decap.get(&dk)?;
+                    self.last_teb4 = (addrs, kw, ti);
+                    (ti, off)
+                }
+            }
+            ethertype::IPV6 => {
+                let (_, ip) = eth_ipv6(frame_prefix::<ETH_IPV6>(d)?);
+                if ip.version() != 6
+                    || ip.next_header() != protocol::GRE
+                    || usize::from(ip.payload_len()) + ipv6::HEADER_LEN != len - ETH
+                    || !self.is_local6(tables, ip.dst())
+                {
+                    return None;
+                }
+                let (kw, off) = gre_of(ETH_IPV6)?;
+                let dk = crate::tunnel::table::DecapKey {
+                    local: IpAddr::from(ip.dst()),
+                    remote: IpAddr::from(ip.src()),
+                    key: key_of_word(kw),
+                };
+                let ti = match self.last_decap {
+                    Some((k, ti)) if k == dk => ti,
+                    _ => {
+                        let ti = *tables.decap.get(&dk)?;
+                        self.last_decap = Some((dk, ti));
+                        ti
+                    }
+                };
+                (ti, off)
+            }
+            _ => return None,
+        };
+        // At least the inner Ethernet header.
+        if len < off + ETH {
+            return None;
+        }
+        let t = tables.tunnels.get(ti as usize)?;
+        if !t.is_teb() || t.checksum || t.sequence || t.erspan.is_some() {
+            return None;
+        }
+        let m = t.teb?;
+        if !tables.bridges.get(usize::from(m.bridge))?.one_tunnel {
+            return None;
+        }
+        // As `teb_in`.
+        if !pkt.adj(off) {
+            return None;
+        }
+        let tc = &mut c.tunnels[ti as usize];
+        tc.decap += 1;
+        tc.decap_bytes += (len - off) as u64;
+        let v = self.bridge(tables, pkt, m, c);
+        match v {
+            Verdict::Tx(_) => self.take_bytes(len, pkt.pkt_len()),
+            _ => self.pass_bytes.rx += off as u64,
+        }
+        Some(v)
+    }
+
     /// The MAC tables' clock ([`crate::bridge::clock_s`] of the poll round's TSC), divided out once a second.
     #[inline]
     fn bridge_clock(&mut self) -> u32 {

@@ -489,6 +489,19 @@ impl<B: PacketBuf> Worker<B> {
         Planned::code(self.fast_decap6::<true>(tables, pkt, c))
     }
 
+    /// An outside packet both IP decap fast paths declined: the TEB way ([`Worker::fast_teb`]).
+    #[inline(never)]
+    #[cold]
+    fn decap_teb<const NIC: bool>(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        c: &mut Counters,
+    ) -> u16 {
+        self.fast_teb::<NIC>(tables, pkt, c)
+            .map_or(plan::SLOW, plan::of)
+    }
+
     /// An outside burst: each packet through the decap fast paths. (Staged like an inside burst, the outer
     /// match in a loop of its own, it measured 20 instructions per packet more: the match's values must be
     /// packed, stored and loaded again, and nothing waits on a table load worth overlapping.)
@@ -508,10 +521,16 @@ impl<B: PacketBuf> Worker<B> {
             }
             if *code >= plan::DROP {
                 if *code == plan::SLOW {
-                    leave_rest(plan, i);
-                    return i > 0;
+                    // The last way, TEB, in the branch of the pass's end: not in the IP paths' way.
+                    *code = self.decap_teb::<NIC>(tables, p, c);
+                    if *code == plan::SLOW {
+                        leave_rest(plan, i);
+                        return i > 0;
+                    }
                 }
-                self.count_planned_drop(p);
+                if *code >= plan::DROP {
+                    self.count_planned_drop(p);
+                }
             }
         }
         true

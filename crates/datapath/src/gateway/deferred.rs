@@ -64,6 +64,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
             self.w.last_decap = None;
             self.w.last_neighbor = None;
             self.w.last_decap4 = Decap4Match::EMPTY;
+            self.w.last_teb4 = TEB4_EMPTY;
             self.w.last_decap6 = Decap6Match::EMPTY;
             self.w.hops4.fill(Hop::<u32>::EMPTY);
             self.w.hops6.fill(Hop::<[u64; 2]>::EMPTY);

@@ -296,6 +296,9 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
+        // (The GRE header before the IP header's checks: a TEB packet, which the decap pass then offers its
+        // TEB way, is declined after a few instructions, not after the header checksum.)
+        let (proto, kw, off) = fast_gre(h, GRE_AT, gre)?;
         // Exact length, valid checksum, not a fragment, no CE mark to fold into the inner header.
         if usize::from(ip.total_len()) != len - ethernet::HEADER_LEN
             || ip.is_fragment()
@@ -304,7 +307,6 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
-        let (proto, kw, off) = fast_gre(h, GRE_AT, gre)?;
         // The cache's words: source and destination as they lie in the header (one 8-byte load), the key.
         let addrs =
             u64::from(u32::from_ne_bytes(ip.src())) | u64::from(u32::from_ne_bytes(ip.dst())) << 32;
@@ -356,7 +358,11 @@ impl<B: PacketBuf> Worker<B> {
         let hdr = frame_prefix::<{ DECAP6_PREFIX }>(d).filter(|_| HDR);
         if let Some(h) = hdr {
             let m = &self.last_decap6.hdr;
-            if m.matches(&HeaderCache::words_of(h, Decap6Match::AT)) {
+            // (The EtherType first, though the compare has it, as in `fast_decap4_match`: an IPv4 frame, which
+            // the decap pass offers its TEB way next, then costs two instructions here, not the compare.)
+            if eth_ipv6(h).0.ethertype_is(ethertype::IPV6)
+                && m.matches(&HeaderCache::words_of(h, Decap6Match::AT))
+            {
                 // The same checked fields as the frame the cache was filled from: only the length is left.
                 // (An empty cache's `len_bias` fails every frame here.)
                 let (_, ip) = eth_ipv6(h);

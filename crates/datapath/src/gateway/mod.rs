@@ -280,6 +280,10 @@ struct Worker<B> {
     last_decap4: Decap4Match,
     /// The same for the IPv6 fast path ([`Decap6Match`]). [`Decap6Match::EMPTY`] when empty.
     last_decap6: Decap6Match,
+    /// The TEB way's tunnel match over IPv4 ([`Worker::fast_teb`]): source and destination as they lie in the
+    /// header, the key word ([`key_word`]), and the tunnel index they gave; [`TEB4_EMPTY`] when empty (same
+    /// validity as `last_decap`).
+    last_teb4: (u64, u64, u32),
     /// The bytes of the packets the fast paths finished, as received and as sent: set to zero when a fast pass
     /// starts and returned when it ends ([`Processor::fast_burst`]). The fast paths add to them as they finish a
     /// packet (where both lengths are in registers); outside a pass nothing reads them.
@@ -559,6 +563,9 @@ impl Planned {
     }
 }
 
+/// An empty [`Worker::last_teb4`]: its all-ones key word matches no frame's ([`key_word`]).
+const TEB4_EMPTY: (u64, u64, u32) = (0, u64::MAX, u32::MAX);
+
 /// Slots of [`Worker::hops4`] and of [`Worker::hops6`].
 const HOPS: usize = 64;
 
@@ -769,6 +776,7 @@ impl<B: PacketBuf> Gateway<B> {
                 staged_len: 0,
                 staged_next: 0,
                 last_decap4: Decap4Match::EMPTY,
+                last_teb4: TEB4_EMPTY,
                 last_decap6: Decap6Match::EMPTY,
                 pass_bytes: PassSums::default(),
                 hops4: Box::new([Hop::<u32>::EMPTY; HOPS]),
