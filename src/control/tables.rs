@@ -226,7 +226,7 @@ pub fn build_tables(
     let mut decap = FxMap::default();
     let mut peers = FxMap::default();
     let mut outer_paths: FxMap<(IpAddr, IpAddr), Vec<u32>> = FxMap::default();
-    let (bridges, port_bridging, tunnel_members) = build_bridges(cfg, mac_tables, bridge_ids);
+    let (mut bridges, port_bridging, tunnel_members) = build_bridges(cfg, mac_tables, bridge_ids);
     let mut tunnels = Vec::with_capacity(cfg.tunnels.len());
     for (i, tc) in cfg.tunnels.iter().enumerate() {
         let state = states
@@ -253,6 +253,14 @@ pub fn build_tables(
             .or_default()
             .push(i as u32);
         tunnels.push(t);
+    }
+    for b in &mut bridges {
+        b.never_holds = b.members.iter().all(|m| match *m {
+            Member::Tunnel { tunnel } => tunnels
+                .get(tunnel as usize)
+                .is_some_and(|t| t.resolved && !t.sequence),
+            Member::Port { .. } => true,
+        });
     }
     let outer_paths = outer_paths
         .into_iter()
@@ -395,6 +403,8 @@ fn build_bridges(
         bridges.push(Bridge {
             name: bc.name.clone(),
             one_tunnel,
+            // (Decided once the tunnels are built: `build_tables`.)
+            never_holds: false,
             members: members.into(),
             member_names: bc.members.clone().into(),
             learning: bc.learning,

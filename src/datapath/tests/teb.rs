@@ -596,14 +596,16 @@ impl TebRig {
     }
 }
 
-/// The decap pass's way for TEB (`Worker::fast_teb`) against the general rules alone: GRE/TEB packets over
-/// IPv4 and IPv6, keyed and not, of tunnels with and without checksum and sequence numbers, in bridges with
-/// one tunnel member and with two, carrying frames
-/// that are flooded, forwarded to a learned member, sent back to their own member, of a bad source, or too
-/// short, and every byte of their outer headers and inner Ethernet header changed in turn (the IPv4 checksum
-/// fixed, and once not), in bursts: the same verdicts, bytes, counters and flood copies.
+/// The decap pass's way for TEB (`Worker::fast_teb`) and the l2 ports' pass (`Worker::l2_pass`) against the
+/// general rules alone, in bursts: the same verdicts, bytes, counters and flood copies.
+/// - From the l2 ports, tagged and not, every Ethernet and VLAN header byte changed in turn: from a port whose
+///   bridges cannot hold a frame (the pass) and one whose can (the general rules).
+/// - GRE/TEB packets over IPv4 and IPv6, keyed and not, of tunnels with and without checksum and sequence
+///   numbers, in bridges with one tunnel member and with two, carrying frames that are flooded, forwarded to a
+///   learned member, sent back to their own member, of a bad source, or too short; every byte of their outer
+///   headers and inner Ethernet header changed in turn (the IPv4 checksum fixed, and once not).
 #[test]
-fn the_decap_pass_bridges_teb_frames_as_the_general_rules_do() {
+fn the_fast_passes_bridge_frames_as_the_general_rules_do() {
     let mut fast = teb_rig_with(teb_config_with(SIX));
     let mut slow = teb_rig_with(teb_config_with(SIX));
     slow.gw.set_fast_path(false);
@@ -668,6 +670,63 @@ fn the_decap_pass_bridges_teb_frames_as_the_general_rules_do() {
                 all.push(f);
             }
         }
+    }
+    // From the l2 ports: the lan (its bridge cannot hold a frame: the l2 pass) and the trunk (one of its VLANs'
+    // bridges has a sequenced tunnel, whose packets another worker may own: the general rules), tagged and not,
+    // every byte of the Ethernet and VLAN headers changed in turn.
+    let mut l2 = Vec::new();
+    for inner in &inners {
+        l2.push((LAN, inner.clone()));
+        for vid in [10u16, 20, 30, 40, 50, 99] {
+            l2.push((TRUNK, tagged(inner, vid)));
+            l2.push((LAN, tagged(inner, vid)));
+        }
+    }
+    for (port, base) in l2.clone().iter().take(3) {
+        for at in 0..18.min(base.len()) {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut f = base.clone();
+                f[at] ^= x;
+                l2.push((*port, f));
+            }
+        }
+    }
+    let mut hits = fast.gw.fast_path_hits();
+    for port in [LAN, TRUNK] {
+        let frames: Vec<Vec<u8>> = l2
+            .iter()
+            .filter(|(p, _)| *p == port)
+            .map(|(_, f)| f.clone())
+            .collect();
+        for burst in [1usize, 7, 32] {
+            for chunk in frames.chunks(burst) {
+                let got = fast.burst(chunk, port);
+                for (f, (v, out)) in chunk.iter().zip(got) {
+                    let (vs, os) = slow.run(f, port);
+                    assert_eq!(v, vs, "verdict: port {port} burst {burst} frame {f:02x?}");
+                    assert_eq!(out, os, "bytes: port {port} burst {burst} frame {f:02x?}");
+                }
+                assert_eq!(fast.copies(), slow.copies(), "flood copies: port {port}");
+                let mut sc = slow.c.clone();
+                sc.general_path = fast.c.general_path;
+                assert_eq!(
+                    format!("{:?}", fast.c),
+                    format!("{sc:?}"),
+                    "counters: port {port}"
+                );
+            }
+        }
+        let now = fast.gw.fast_path_hits();
+        if port == LAN {
+            assert!(
+                now - hits > 100,
+                "the lan's frames took the l2 pass: {}",
+                now - hits
+            );
+        } else {
+            assert_eq!(now, hits, "the trunk's frames took the general rules");
+        }
+        hits = now;
     }
     for burst in [1usize, 5, 32] {
         for chunk in all.chunks(burst) {

@@ -59,6 +59,11 @@ pub struct Bridge {
     /// or dropped but never held for a next hop (the decap pass's TEB way, `Worker::fast_teb`, takes only such
     /// bridges).
     pub one_tunnel: bool,
+    /// No member can hold a frame sent to it: every tunnel member has its next hop resolved and no sequence
+    /// numbers (whose packets another worker may own). Decided when the table is built, as the tunnels'
+    /// `resolved`; an l2 port's bursts take the fast pass only while every bridge it is in is so
+    /// (`Worker::l2_pass`).
+    pub never_holds: bool,
     /// Where the bridge's counters are in `Counters::bridges`: its run-unique id, so that counters stay with
     /// their bridge when a reload adds or removes others (never reused within a run).
     pub counters: u32,

@@ -257,23 +257,14 @@ impl<B: PacketBuf> Worker<B> {
                     return None;
                 }
                 let (kw, off) = gre_of(ETH_IPV4)?;
-                // As `last_decap4`: the addresses as they lie in the header, the key word.
-                let addrs = u64::from(u32::from_ne_bytes(ip.src()))
-                    | u64::from(u32::from_ne_bytes(ip.dst())) << 32;
+                // As `last_decap4`.
+                let addrs = addr_word4(&ip);
                 let (a, k, ti) = self.last_teb4;
                 if a == addrs && k == kw {
-                    // (The cached match passed the "ours" check below in this table generation.)
+                    // (The cached match passed the "ours" check in this table generation.)
                     (ti, off)
                 } else {
-                    if !self.is_local4(tables, ip.dst()) {
-                        return None;
-                    }
-                    let dk = crate::tunnel::table::DecapKey {
-                        local: IpAddr::V4(ip.dst_u32().into()),
-                        remote: IpAddr::V4(ip.src_u32().into()),
-                        key: key_of_word(kw),
-                    };
-                    let ti = *tables.decap.get(&dk)?;
+                    let ti = self.tunnel_of4(tables, &ip, kw)?;
                     self.last_teb4 = (addrs, kw, ti);
                     (ti, off)
                 }

@@ -52,6 +52,7 @@ impl<B: PacketBuf> Gateway<B> {
             }
             Some((PortRole::Outside, false)) => w.decap_pass::<false>(tables, pkts, plan, c),
             Some((PortRole::Outside, true)) => w.decap_pass::<true>(tables, pkts, plan, c),
+            Some((PortRole::L2, _)) => w.l2_pass(tables, pkts, in_port, plan, c),
             _ => false,
         };
         // A pass that took not even the first packet leaves the burst to the worker's own loop (`prepare_burst`
@@ -210,7 +211,8 @@ impl<B: PacketBuf> Worker<B> {
         c: &mut Counters,
     ) -> usize {
         let key = t.fast & fast::ENCAP_MASK == fast::ENCAP6_KEY;
-        // (No copy for NIC-verified IPv4 headers: a run over IPv6 checks them in software.)
+        // (One copy: a run into an IPv6-outside tunnel checks inner IPv4 headers in software even where the
+        // NIC verified them.)
         self.encap_run_into::<true>(tables, t, ti, v6, key, false, pkts, plan, c)
     }
 
@@ -481,6 +483,54 @@ impl<B: PacketBuf> Worker<B> {
     #[inline(always)]
     fn count_planned_drop(&mut self, p: &B) {
         self.pass_bytes.rx += p.pkt_len() as u64;
+    }
+
+    /// An l2 port's burst: every frame bridged by the general rules' own bridge (`bridge_from_port`, which is
+    /// all the general rules do with an l2 port's frames), in a loop of its own instead of the worker's
+    /// per-packet loop. Only where no bridge of the port can hold a frame (`Bridge::never_holds`: a held frame
+    /// cannot be planned); else nothing is planned.
+    #[inline(never)]
+    fn l2_pass(
+        &mut self,
+        tables: &Tables,
+        pkts: &mut [B],
+        in_port: usize,
+        plan: &mut [u16],
+        c: &mut Counters,
+    ) -> bool {
+        let Some(pb) = tables.port_bridging.get(in_port) else {
+            return false;
+        };
+        let may_hold = |m: &crate::bridge::MemberRef| {
+            !tables
+                .bridges
+                .get(usize::from(m.bridge))
+                .is_some_and(|b| b.never_holds)
+        };
+        if pb
+            .whole
+            .iter()
+            .chain(pb.vlans.iter().map(|(_, m)| m))
+            .any(may_hold)
+        {
+            return false;
+        }
+        for (code, p) in plan.iter_mut().zip(pkts.iter_mut()) {
+            let rx = p.pkt_len();
+            let v = match self.bridge_from_port(tables, p, in_port, c) {
+                // As the general rules say it.
+                Verdict::Drop(DropReason::Truncated) if !p.is_contiguous() => {
+                    Verdict::Drop(DropReason::Segmented)
+                }
+                v => v,
+            };
+            *code = plan::of(v);
+            self.pass_bytes.rx += rx as u64;
+            if let Verdict::Tx(_) = v {
+                self.pass_bytes.tx += p.pkt_len() as u64;
+            }
+        }
+        true
     }
 
     /// An outside packet the IPv4 decap fast path declined: the IPv6 one (out of line, as above).

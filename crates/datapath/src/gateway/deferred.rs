@@ -131,7 +131,7 @@ impl<B: PacketBuf + Send> Processor<B> for Gateway<B> {
         self.w.fast_path
             && matches!(
                 self.tables.ports.get(in_port).map(|p| p.role),
-                Some(PortRole::Inside | PortRole::Outside)
+                Some(PortRole::Inside | PortRole::Outside | PortRole::L2)
             )
     }
 

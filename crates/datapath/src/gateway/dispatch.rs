@@ -74,6 +74,26 @@ impl<B: PacketBuf> Worker<B> {
         tables.local4_set.contains(u32::from_be_bytes(a))
     }
 
+    /// The tunnel of an IPv4 GRE packet (outer header `ip`, key word `kw`) to one of our addresses, from the
+    /// table (the decap match caches' miss path); `None` for a packet not to us or of no tunnel.
+    #[inline(always)]
+    pub(super) fn tunnel_of4(
+        &self,
+        tables: &Tables,
+        ip: &ipv4::Header<'_>,
+        kw: u64,
+    ) -> Option<u32> {
+        if !self.is_local4(tables, ip.dst()) {
+            return None;
+        }
+        let dk = crate::tunnel::table::DecapKey {
+            local: IpAddr::V4(ip.dst_u32().into()),
+            remote: IpAddr::V4(ip.src_u32().into()),
+            key: key_of_word(kw),
+        };
+        tables.decap.get(&dk).copied()
+    }
+
     #[inline]
     pub(super) fn is_local6(&self, tables: &Tables, a: [u8; 16]) -> bool {
         let a = Ipv6Addr::from(a);

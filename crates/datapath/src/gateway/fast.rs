@@ -307,24 +307,14 @@ impl<B: PacketBuf> Worker<B> {
         {
             return None;
         }
-        // The cache's words: source and destination as they lie in the header (one 8-byte load), the key.
-        let addrs =
-            u64::from(u32::from_ne_bytes(ip.src())) | u64::from(u32::from_ne_bytes(ip.dst())) << 32;
+        // The cache's words: the addresses, the key.
+        let addrs = addr_word4(&ip);
         let m = &mut self.last_decap4;
         let ti = if m.addrs == addrs && m.kw == kw {
-            // (The cached match passed the "ours" check below in this table generation.)
+            // (The cached match passed the "ours" check in this table generation.)
             m.addrs_ti
         } else {
-            // To one of our addresses.
-            if !self.is_local4(tables, ip.dst()) {
-                return None;
-            }
-            let dk = crate::tunnel::table::DecapKey {
-                local: IpAddr::V4(ip.dst_u32().into()),
-                remote: IpAddr::V4(ip.src_u32().into()),
-                key: key_of_word(kw),
-            };
-            let ti = decap_cached(tables, *tables.decap.get(&dk)?);
+            let ti = decap_cached(tables, self.tunnel_of4(tables, &ip, kw)?);
             let m = &mut self.last_decap4;
             (m.addrs, m.kw, m.addrs_ti) = (addrs, kw, ti);
             ti
@@ -865,14 +855,7 @@ pub(super) fn encap_write4_grown<
     debug_assert_eq!(CSUM, gre_sum.is_some());
     let hl = encap4_hl(CSUM, KEY);
     debug_assert_eq!(hl, t.header_bytes());
-    // The new headers and the inner IP header after them (the frame held at least an Ethernet and an IPv4 or
-    // IPv6 header before): a slice of constant length, so the views below need no runtime check.
-    let inner_hl = if V6 {
-        ipv6::HEADER_LEN
-    } else {
-        ipv4::HEADER_LEN
-    };
-    let (d, inner_ip) = pkt.data_mut()[..hl + inner_hl].split_at_mut(hl);
+    let (d, inner_ip) = grown_headers::<B, V6>(pkt, hl);
     // The template first, then the inner header's values (read where they are used, each live briefly: 1
     // instruction per packet on `encap-64`). Three 16-byte moves, the last overlapping the second (two 32-byte
     // copies took four).
@@ -909,6 +892,19 @@ pub(super) fn encap_write4_grown<
         gre::ChecksumHeaderMut::new(checked_prefix_mut(gre)).set_checksum(!s);
     }
     outer_len
+}
+
+/// A packet grown by an encapsulation header of `hl` bytes: the new headers, and the inner IP header after them
+/// (IPv6 with `V6`; the frame held at least an Ethernet and that header before): slices of constant length, so
+/// the views on them need no runtime check.
+#[inline(always)]
+fn grown_headers<B: PacketBuf, const V6: bool>(pkt: &mut B, hl: usize) -> (&mut [u8], &mut [u8]) {
+    let inner_hl = if V6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    };
+    pkt.data_mut()[..hl + inner_hl].split_at_mut(hl)
 }
 
 /// The inner packet of an encapsulation (its IP header at the start of `inner_ip`, an IPv6 one with `V6`):
@@ -977,12 +973,7 @@ pub(super) fn encap_write6_grown<
 ) -> usize {
     let hl = encap6_hl(KEY);
     debug_assert_eq!(hl, t.header_bytes());
-    let inner_hl = if V6 {
-        ipv6::HEADER_LEN
-    } else {
-        ipv4::HEADER_LEN
-    };
-    let (d, inner_ip) = pkt.data_mut()[..hl + inner_hl].split_at_mut(hl);
+    let (d, inner_ip) = grown_headers::<B, V6>(pkt, hl);
     // Four 16-byte moves, the last overlapping the third.
     d[..16].copy_from_slice(outer.part::<0>(hl));
     d[16..32].copy_from_slice(outer.part::<1>(hl));
