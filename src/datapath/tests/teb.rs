@@ -596,6 +596,39 @@ impl TebRig {
     }
 }
 
+/// `frames` from `port` in bursts of each size in `bursts`, through `fast`'s passes and through `slow`'s general
+/// rules one by one: the same verdicts, bytes, flood copies and counters (but `general_path`).
+fn assert_bursts_equal(
+    fast: &mut TebRig,
+    slow: &mut TebRig,
+    frames: &[Vec<u8>],
+    port: usize,
+    bursts: &[usize],
+) {
+    for &burst in bursts {
+        for chunk in frames.chunks(burst) {
+            let got = fast.burst(chunk, port);
+            for (f, (v, out)) in chunk.iter().zip(got) {
+                let (vs, os) = slow.run(f, port);
+                assert_eq!(v, vs, "verdict: port {port} burst {burst} frame {f:02x?}");
+                assert_eq!(out, os, "bytes: port {port} burst {burst} frame {f:02x?}");
+            }
+            assert_eq!(
+                fast.copies(),
+                slow.copies(),
+                "flood copies: port {port} burst {burst}"
+            );
+            let mut sc = slow.c.clone();
+            sc.general_path = fast.c.general_path;
+            assert_eq!(
+                format!("{:?}", fast.c),
+                format!("{sc:?}"),
+                "counters: port {port} burst {burst}"
+            );
+        }
+    }
+}
+
 /// The decap pass's way for TEB (`Worker::fast_teb`) and the l2 ports' pass (`Worker::l2_pass`) against the
 /// general rules alone, in bursts: the same verdicts, bytes, counters and flood copies.
 /// - From the l2 ports, tagged and not, every Ethernet and VLAN header byte changed in turn: from a port whose
@@ -698,24 +731,7 @@ fn the_fast_passes_bridge_frames_as_the_general_rules_do() {
             .filter(|(p, _)| *p == port)
             .map(|(_, f)| f.clone())
             .collect();
-        for burst in [1usize, 7, 32] {
-            for chunk in frames.chunks(burst) {
-                let got = fast.burst(chunk, port);
-                for (f, (v, out)) in chunk.iter().zip(got) {
-                    let (vs, os) = slow.run(f, port);
-                    assert_eq!(v, vs, "verdict: port {port} burst {burst} frame {f:02x?}");
-                    assert_eq!(out, os, "bytes: port {port} burst {burst} frame {f:02x?}");
-                }
-                assert_eq!(fast.copies(), slow.copies(), "flood copies: port {port}");
-                let mut sc = slow.c.clone();
-                sc.general_path = fast.c.general_path;
-                assert_eq!(
-                    format!("{:?}", fast.c),
-                    format!("{sc:?}"),
-                    "counters: port {port}"
-                );
-            }
-        }
+        assert_bursts_equal(&mut fast, &mut slow, &frames, port, &[1, 7, 32]);
         let now = fast.gw.fast_path_hits();
         if port == LAN {
             assert!(
@@ -728,24 +744,7 @@ fn the_fast_passes_bridge_frames_as_the_general_rules_do() {
         }
         hits = now;
     }
-    for burst in [1usize, 5, 32] {
-        for chunk in all.chunks(burst) {
-            let got = fast.burst(chunk, OUTSIDE);
-            for (f, (v, out)) in chunk.iter().zip(got) {
-                let (vs, os) = slow.run(f, OUTSIDE);
-                assert_eq!(v, vs, "verdict: burst {burst} frame {f:02x?}");
-                assert_eq!(out, os, "bytes: burst {burst} frame {f:02x?}");
-            }
-            assert_eq!(fast.copies(), slow.copies(), "flood copies: burst {burst}");
-            let mut sc = slow.c.clone();
-            sc.general_path = fast.c.general_path;
-            assert_eq!(
-                format!("{:?}", fast.c),
-                format!("{sc:?}"),
-                "counters: burst {burst}"
-            );
-        }
-    }
+    assert_bursts_equal(&mut fast, &mut slow, &all, OUTSIDE, &[1, 5, 32]);
     // The bursts went through the pass's TEB way, not around it.
     assert!(
         fast.gw.fast_path_hits() > 100,

@@ -951,28 +951,9 @@ pub(super) fn encap_write6<
     len: usize,
 ) -> Option<usize> {
     debug_assert!(t.outer_v6() && !t.checksum);
-    pkt.prepend(encap6_hl(KEY) - ethernet::HEADER_LEN)?;
-    Some(encap_write6_grown::<B, O, KEY, V6, FIXED_TTL>(
-        t, outer, pkt, len,
-    ))
-}
-
-/// [`encap_write6`] after its `prepend` (the mbuf has grown by the header's `hl - ETH` bytes).
-#[inline(always)]
-pub(super) fn encap_write6_grown<
-    B: PacketBuf,
-    O: OuterSource,
-    const KEY: bool,
-    const V6: bool,
-    const FIXED_TTL: bool,
->(
-    t: &Tunnel,
-    outer: &O,
-    pkt: &mut B,
-    len: usize,
-) -> usize {
     let hl = encap6_hl(KEY);
     debug_assert_eq!(hl, t.header_bytes());
+    pkt.prepend(hl - ethernet::HEADER_LEN)?;
     let (d, inner_ip) = grown_headers::<B, V6>(pkt, hl);
     // Four 16-byte moves, the last overlapping the third.
     d[..16].copy_from_slice(outer.part::<0>(hl));
@@ -996,5 +977,5 @@ pub(super) fn encap_write6_grown<
         // The template's protocol type is IPv4.
         gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
     }
-    outer_len
+    Some(outer_len)
 }
