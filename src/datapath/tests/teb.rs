@@ -753,3 +753,160 @@ fn the_fast_passes_bridge_frames_as_the_general_rules_do() {
     );
     assert!(fast.c.general_path < slow.c.general_path);
 }
+
+/// TEB tunnels of every shape of the template write (`fast::TEB_MASK`: IPv4 and IPv6 outside, a key or not),
+/// each a pseudowire with a VLAN of the trunk, with fixed and inherited TTL and TOS and a small MTU; and one
+/// with a checksum, which keeps the general write. For [`teb_config_with`].
+const SHAPES: &str = r#"
+[[tunnel]]
+name = "w4"
+mode = "teb"
+local = "192.0.2.1"
+remote = "198.51.100.20"
+ttl = "inherit"
+[[tunnel]]
+name = "w4k"
+mode = "teb"
+local = "192.0.2.1"
+remote = "198.51.100.21"
+key = 21
+ttl = 200
+tos = 0xb8
+mtu = 600
+[[tunnel]]
+name = "w6"
+mode = "teb"
+local = "2001:db8:ffff::1"
+remote = "2001:db8:eeee::20"
+ttl = "inherit"
+[[tunnel]]
+name = "w6k"
+mode = "teb"
+local = "2001:db8:ffff::1"
+remote = "2001:db8:eeee::21"
+okey = 22
+ikey = 23
+ttl = 5
+tos = 0x10
+[[tunnel]]
+name = "w4c"
+mode = "teb"
+local = "192.0.2.1"
+remote = "198.51.100.22"
+checksum = true
+[[bridge]]
+name = "p60"
+members = ["trunk.60", "w4"]
+learning = false
+[[bridge]]
+name = "p61"
+members = ["trunk.61", "w4k"]
+learning = false
+[[bridge]]
+name = "p62"
+members = ["trunk.62", "w6"]
+learning = false
+[[bridge]]
+name = "p63"
+members = ["trunk.63", "w6k"]
+learning = false
+[[bridge]]
+name = "p64"
+members = ["trunk.64", "w4c"]
+learning = false
+[[neighbor]]
+port = "outside"
+ip = "2001:db8:ffff::fe"
+mac = "02:00:00:00:00:fe"
+[[route]]
+prefix = "2001:db8:eeee::/48"
+via = "2001:db8:ffff::fe"
+port = "outside"
+"#;
+
+/// Frames into TEB tunnels with a shape of the template write (`fast::frame_write`) leave byte for byte and
+/// counter for counter as the general write (`emit_outer`) sends them: IPv4 and IPv6 outside, a key or not,
+/// TTL and TOS fixed or inherited from IPv4 and IPv6 packets of every TOS and TTL, frames that carry no IP,
+/// one with a wrong IP version, the shortest frame, frames over the MTU; a checksummed tunnel keeps the general
+/// write.
+#[test]
+fn frames_take_the_template_write_as_the_general_write_sends_them() {
+    use crate::tunnel::table::fast;
+    let mut fast_rig = teb_rig_with(teb_config_with(SHAPES));
+    let mut slow = teb_rig_with(teb_config_with(SHAPES));
+    slow.gw.set_fast_path(false);
+    let shape = |name: &str| {
+        let t = fast_rig.gw.tables().tunnels.iter().find(|t| t.name == name);
+        (t.expect(name).fast & fast::TEB_MASK) >> fast::TEB_SHIFT
+    };
+    assert_eq!(shape("w4"), fast::ENCAP4_PLAIN);
+    assert_eq!(shape("w4k"), fast::ENCAP4_KEY);
+    assert_eq!(shape("w6"), fast::ENCAP6_PLAIN);
+    assert_eq!(shape("w6k"), fast::ENCAP6_KEY);
+    assert_eq!(shape("w4c"), 0);
+    let mut inners = Vec::new();
+    for (tos, ttl) in [(0x48, 33), (0x00, 1), (0xff, 255), (0x03, 64), (0xb9, 0)] {
+        let mut f = eth(A, B, 0x0800);
+        f.extend(ipv4(
+            [10, 9, 0, 1],
+            [10, 9, 0, 2],
+            17,
+            ttl,
+            tos,
+            false,
+            &udp_payload(20),
+        ));
+        inners.push(f);
+        let mut f = eth(A, B, 0x86dd);
+        let (s, d) = (v6("2001:db8:1::1"), v6("2001:db8:1::2"));
+        f.extend(ipv6(s, d, 17, ttl, tos, &udp_payload(20)));
+        inners.push(f);
+    }
+    // Not IP (ARP's EtherType), IPv4's EtherType with IPv6 inside and the reverse, IP headers cut short.
+    let mut arp = eth([0xff; 6], B, 0x0806);
+    arp.extend([0x11; 28]);
+    inners.push(arp);
+    let mut wrong = inners[1].clone();
+    wrong[12..14].copy_from_slice(&[0x08, 0x00]);
+    inners.push(wrong);
+    let mut wrong = inners[0].clone();
+    wrong[12..14].copy_from_slice(&[0x86, 0xdd]);
+    inners.push(wrong);
+    inners.push(inners[0][..14 + 19].to_vec());
+    inners.push(inners[1][..14 + 39].to_vec());
+    inners.push(inners[0][..14].to_vec());
+    // Over and at w4k's MTU (600 bytes of Ethernet payload), and a large frame.
+    for n in [600 - 28, 600 - 28 + 1, 1400] {
+        inners.push(frame(A, B, n));
+    }
+    let frames: Vec<Vec<u8>> = inners
+        .iter()
+        .flat_map(|f| (60..=64).map(|vid| tagged(f, vid)))
+        .collect();
+    assert_bursts_equal(&mut fast_rig, &mut slow, &frames, TRUNK, &[1, 7, 32]);
+    // Every tunnel sent each of the 19 frames (in each of the three runs) but w4k, which dropped the two over
+    // its MTU.
+    for (name, sent) in [
+        ("w4", 19),
+        ("w4k", 17),
+        ("w6", 19),
+        ("w6k", 19),
+        ("w4c", 19),
+    ] {
+        let ti = fast_rig
+            .gw
+            .tables()
+            .tunnels
+            .iter()
+            .position(|t| t.name == name);
+        let tc = &fast_rig.c.tunnels[ti.unwrap()];
+        assert_eq!(tc.encap, 3 * sent, "{name}");
+    }
+    let w4k = fast_rig
+        .gw
+        .tables()
+        .tunnels
+        .iter()
+        .position(|t| t.name == "w4k");
+    assert_eq!(fast_rig.c.tunnels[w4k.unwrap()].drops, 3 * 2);
+}

@@ -20,7 +20,9 @@ use crate::bridge::{Member, MemberRef};
 use greway_wire::ethernet::{VlanTag, HEADER_LEN as ETH, VLAN_HEADER_LEN, VLAN_TAG_LEN};
 
 impl<B: PacketBuf> Worker<B> {
-    /// A frame received on l2 port `in_port`: into the bridge of its VLAN, or of the whole port.
+    /// A frame received on l2 port `in_port`: into the bridge of its VLAN, or of the whole port. (Inline into
+    /// the l2 pass and the general rules' dispatch: one call, `bridge`, per frame.)
+    #[inline(always)]
     pub(super) fn bridge_from_port(
         &mut self,
         tables: &Tables,
@@ -35,22 +37,15 @@ impl<B: PacketBuf> Worker<B> {
         if d.len() < ETH {
             return Verdict::Drop(DropReason::Truncated);
         }
+        let mut m = pb.whole;
         if !pb.vlans.is_empty() && ethertype_of(d) == ethertype::VLAN {
-            let Some(tci) = d.get(ETH..ETH + 2) else {
-                return Verdict::Drop(DropReason::Truncated);
-            };
-            let vid = VlanTag::from_tci(u16::from_be_bytes([tci[0], tci[1]])).vid;
-            if let Some(m) = pb.vlan(vid) {
-                if d.len() < VLAN_HEADER_LEN {
-                    return Verdict::Drop(DropReason::Truncated);
-                }
-                // Into the bridge untagged.
-                ethernet::move_addresses_over_vlan_tag(pkt.data_mut());
-                pkt.adj(VLAN_TAG_LEN);
-                return self.bridge(tables, pkt, m, c);
+            match vlan_member(pkt, pb) {
+                Ok(None) => {}
+                Ok(vm) => m = vm,
+                Err(r) => return Verdict::Drop(r),
             }
         }
-        match pb.whole {
+        match m {
             Some(m) => self.bridge(tables, pkt, m, c),
             None => Verdict::Drop(DropReason::L2NoBridge),
         }
@@ -77,31 +72,42 @@ impl<B: PacketBuf> Worker<B> {
         if src[0] & 1 != 0 || src == [0; 6] {
             return Verdict::Drop(DropReason::BridgeBadSource);
         }
-        if b.learning {
-            let now_s = self.bridge_clock();
-            let bc = &mut c.bridges[bi];
-            match b.macs.learn(src, m.member, now_s) {
-                Learn::Known | Learn::Raced => {}
-                Learn::Learned => bc.learned += 1,
-                Learn::Moved => bc.moved += 1,
-                Learn::Full => bc.table_full += 1,
-            }
-            if dst[0] & 1 == 0 {
-                if let Some(to) = b.macs.lookup(dst, now_s) {
-                    if to == m.member {
-                        return Verdict::Drop(DropReason::BridgeSameMember);
+        let members = &b.members;
+        let to = 'to: {
+            if b.learning {
+                let now_s = self.bridge_clock();
+                let bc = &mut c.bridges[bi];
+                match b.macs.learn(src, m.member, now_s) {
+                    Learn::Known | Learn::Raced => {}
+                    Learn::Learned => bc.learned += 1,
+                    Learn::Moved => bc.moved += 1,
+                    Learn::Full => bc.table_full += 1,
+                }
+                if dst[0] & 1 == 0 {
+                    if let Some(to) = b.macs.lookup(dst, now_s) {
+                        if to == m.member {
+                            return Verdict::Drop(DropReason::BridgeSameMember);
+                        }
+                        bc.forwarded += 1;
+                        break 'to members[usize::from(to)];
                     }
-                    bc.forwarded += 1;
-                    return self.member_out(tables, pkt, b.members[usize::from(to)], c);
                 }
             }
-        }
-        c.bridges[bi].flooded += 1;
-        self.flood(tables, pkt, m, c)
+            c.bridges[bi].flooded += 1;
+            if members.len() != 2 {
+                return self.flood(tables, pkt, m, c);
+            }
+            // Two members: the flood is the frame itself, to the other one.
+            members[usize::from(m.member == 0)]
+        };
+        // (The one place the frame leaves a bridge by, inline here.)
+        self.member_out(tables, pkt, to, c)
     }
 
     /// Send the frame to every member of its bridge but `from`: copies to all of them but the last, which gets
-    /// the frame itself (this packet's verdict).
+    /// the frame itself (this packet's verdict). (Out of line: the copies' loop would hold registers in
+    /// `bridge`, whose bridges of two members have no copies to make.)
+    #[inline(never)]
     fn flood(
         &mut self,
         tables: &Tables,
@@ -132,16 +138,29 @@ impl<B: PacketBuf> Worker<B> {
                 continue;
             };
             c.bridges[bi].flood_copies += 1;
-            match self.member_out(tables, &mut copy, to, c) {
+            match self.member_out_copy(tables, &mut copy, to, c) {
                 Verdict::Tx(p) => self.deferred.push((p, copy)),
                 Verdict::Drop(r) => c.drop_pkt(r),
                 Verdict::Hold(why) => self.hold_now(tables, copy, why, c),
             }
         }
-        self.member_out(tables, pkt, members[last], c)
+        self.member_out_copy(tables, pkt, members[last], c)
+    }
+
+    /// [`Worker::member_out`] out of line, for the flood's copies and last member.
+    #[inline(never)]
+    fn member_out_copy(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        to: Member,
+        c: &mut Counters,
+    ) -> Verdict {
+        self.member_out(tables, pkt, to, c)
     }
 
     /// A frame leaving the bridge by member `to`: out of its port (tagged for a VLAN member), or into its tunnel.
+    #[inline(always)]
     fn member_out(
         &mut self,
         tables: &Tables,
@@ -348,4 +367,27 @@ fn copy_frame<B: PacketBuf>(pkt: &B) -> Option<B> {
         at += seg.len();
     });
     Some(copy)
+}
+
+/// The VLAN member of l2 port bridging `pb` that the 802.1Q-tagged frame `pkt` (at least an Ethernet header)
+/// belongs to, its tag removed (into the bridge untagged); `None`, the frame untouched, when its VLAN is in no
+/// bridge.
+fn vlan_member<B: PacketBuf>(
+    pkt: &mut B,
+    pb: &crate::bridge::PortBridging,
+) -> Result<Option<MemberRef>, DropReason> {
+    let d = pkt.data();
+    let Some(tci) = d.get(ETH..ETH + 2) else {
+        return Err(DropReason::Truncated);
+    };
+    let vid = VlanTag::from_tci(u16::from_be_bytes([tci[0], tci[1]])).vid;
+    let Some(m) = pb.vlan(vid) else {
+        return Ok(None);
+    };
+    if d.len() < VLAN_HEADER_LEN {
+        return Err(DropReason::Truncated);
+    }
+    ethernet::move_addresses_over_vlan_tag(pkt.data_mut());
+    pkt.adj(VLAN_TAG_LEN);
+    Ok(Some(m))
 }

@@ -1,7 +1,8 @@
 //! Encapsulation (RFC 2784/2890, outer IPv4 or IPv6 per RFC 7676): MTU, neighbour and ownership checks, the
 //! outer header from the tunnel's template, GRE checksum and sequence number, fragmentation of non-DF packets.
+use super::fast::frame_write;
 use super::*;
-use crate::tunnel::table::inner_check;
+use crate::tunnel::table::{fast, inner_check};
 
 impl<B: PacketBuf> Worker<B> {
     /// Encapsulate the IP packet after the Ethernet header into tunnel `ti` (TTL already handled). Inlined into the routing step:
@@ -329,7 +330,63 @@ impl<B: PacketBuf> Worker<B> {
     /// and its sender cannot be told (it is not an IP hop of ours). The outer DF bit is set. `tos` and `ttl`
     /// inherit from an untagged IPv4 or IPv6 packet in the frame (as Linux gretap does); any other frame
     /// inherits TOS 0 and TTL 64.
+    ///
+    /// A tunnel with a [`fast::TEB_MASK`] shape (decided with the table: resolved, no keepalives, checksum or
+    /// sequence numbers) takes the template write [`frame_write`] when the fast paths are on; every other
+    /// the general one, [`Worker::emit_outer`]. `tests::teb` compares the two.
+    #[inline(always)]
     pub(super) fn encap_frame(
+        &mut self,
+        tables: &Tables,
+        pkt: &mut B,
+        ti: u32,
+        c: &mut Counters,
+    ) -> Verdict {
+        let t = &tables.tunnels[ti as usize];
+        let shape = (t.fast & fast::TEB_MASK) >> fast::TEB_SHIFT;
+        if shape == 0 || !self.fast_path {
+            return self.encap_frame_general(tables, pkt, ti, c);
+        }
+        let frame_len = pkt.pkt_len();
+        if frame_len > usize::from(t.mtu.get()) + ethernet::HEADER_LEN {
+            c.tunnels[ti as usize].drops += 1;
+            return Verdict::Drop(DropReason::FrameTooBig);
+        }
+        // (A tunnel that inherits neither reads nothing of the frame.)
+        let (tos_in, ttl_in) = if t.tos_keep == 0 && t.ttl_set != 0 {
+            (0, 64)
+        } else {
+            frame_inherit(pkt.data())
+        };
+        let ident = &mut self.ip_ident;
+        let written = match shape {
+            fast::ENCAP4_PLAIN => {
+                frame_write::<B, false, false>(t, pkt, frame_len, tos_in, ttl_in, ident)
+            }
+            fast::ENCAP4_KEY => {
+                frame_write::<B, false, true>(t, pkt, frame_len, tos_in, ttl_in, ident)
+            }
+            fast::ENCAP6_PLAIN => {
+                frame_write::<B, true, false>(t, pkt, frame_len, tos_in, ttl_in, ident)
+            }
+            _ => {
+                debug_assert_eq!(shape, fast::ENCAP6_KEY);
+                frame_write::<B, true, true>(t, pkt, frame_len, tos_in, ttl_in, ident)
+            }
+        };
+        if written.is_none() {
+            return Verdict::Drop(DropReason::NoHeadroom);
+        }
+        let tc = &mut c.tunnels[ti as usize];
+        tc.encap += 1;
+        tc.encap_bytes += frame_len as u64;
+        Verdict::Tx(usize::from(t.out_port))
+    }
+
+    /// [`Worker::encap_frame`] by the general rules: every setting tested, the header written by
+    /// [`Worker::emit_outer`].
+    #[inline(never)]
+    fn encap_frame_general(
         &mut self,
         tables: &Tables,
         pkt: &mut B,
@@ -349,19 +406,7 @@ impl<B: PacketBuf> Worker<B> {
         if let Some(v) = self.encap_not_ready(t, 0, ti, c) {
             return v;
         }
-        let d = pkt.data();
-        let (tos_in, ttl_in) = match ethertype_of(d) {
-            ethertype::IPV4 => frame_prefix::<ETH_IPV4>(d)
-                .map(|h| eth_ipv4(h).1)
-                .filter(|ip| ip.version() == 4)
-                .map(|ip| (ip.dscp_ecn(), ip.ttl())),
-            ethertype::IPV6 => frame_prefix::<ETH_IPV6>(d)
-                .map(|h| eth_ipv6(h).1)
-                .filter(|ip| ip.version() == 6)
-                .map(|ip| (ip.traffic_class(), ip.hop_limit())),
-            _ => None,
-        }
-        .unwrap_or((0, 64));
+        let (tos_in, ttl_in) = frame_inherit(pkt.data());
         let outer = Outer {
             tos_in,
             ttl_in,
@@ -391,4 +436,23 @@ impl<B: PacketBuf> Worker<B> {
             self.encap(tables, pkt, in_port, ti, true, false, c)
         }
     }
+}
+
+/// What a TEB tunnel's outer header inherits from Ethernet frame `d` (its first segment): the TOS or traffic
+/// class and TTL or hop limit of an untagged IPv4 or IPv6 packet in it (as Linux gretap); TOS 0 and TTL 64 for
+/// any other frame.
+#[inline(always)]
+fn frame_inherit(d: &[u8]) -> (u8, u8) {
+    match ethertype_of(d) {
+        ethertype::IPV4 => frame_prefix::<ETH_IPV4>(d)
+            .map(|h| eth_ipv4(h).1)
+            .filter(|ip| ip.version() == 4)
+            .map(|ip| (ip.dscp_ecn(), ip.ttl())),
+        ethertype::IPV6 => frame_prefix::<ETH_IPV6>(d)
+            .map(|h| eth_ipv6(h).1)
+            .filter(|ip| ip.version() == 6)
+            .map(|ip| (ip.traffic_class(), ip.hop_limit())),
+        _ => None,
+    }
+    .unwrap_or((0, 64))
 }

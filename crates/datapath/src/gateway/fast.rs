@@ -979,3 +979,78 @@ pub(super) fn encap_write6<
     }
     Some(outer_len)
 }
+
+/// The header write of an Ethernet frame of `frame_len` bytes into a TEB tunnel whose [`fast::TEB_MASK`] shape
+/// is `OUTER6` (an IPv6 outer header) and `KEY` (a key): what [`Worker::emit_outer`] writes for it, without
+/// its tests of settings the shape rules out (GRE checksum, sequence numbers, Destination Options). The mbuf
+/// grows by the whole header (the frame keeps its Ethernet header inside), the template is written, then the
+/// outer header's TOS or traffic class, length, TTL or hop limit (unless fixed: the template's), for IPv4 the
+/// identification (taken from `ip_ident`), DF and checksum, and the GRE protocol type TEB. `tos_in`, `ttl_in`:
+/// what the frame's IP packet gives an inheriting tunnel. Returns the outer IP packet's length, or `None`
+/// (nothing changed) when the mbuf has no headroom.
+#[inline(always)]
+pub(super) fn frame_write<B: PacketBuf, const OUTER6: bool, const KEY: bool>(
+    t: &Tunnel,
+    pkt: &mut B,
+    frame_len: usize,
+    tos_in: u8,
+    ttl_in: u8,
+    ip_ident: &mut u16,
+) -> Option<usize> {
+    let hl = if OUTER6 {
+        encap6_hl(KEY)
+    } else {
+        encap4_hl(false, KEY)
+    };
+    debug_assert_eq!(hl, t.header_bytes());
+    debug_assert!(t.is_teb() && !t.checksum && !t.sequence && t.outer_v6() == OUTER6);
+    pkt.prepend(hl)?;
+    let d = &mut pkt.data_mut()[..hl];
+    // The template in 16-byte moves, the last overlapping the one before.
+    d[..16].copy_from_slice(t.part::<0>(hl));
+    d[16..32].copy_from_slice(t.part::<1>(hl));
+    if OUTER6 {
+        d[32..48].copy_from_slice(t.part::<3>(hl));
+    }
+    d[hl - 16..].copy_from_slice(t.part::<2>(hl));
+    let tos = (tos_in & t.tos_keep) | t.tos_set;
+    let fixed_ttl = t.ttl_set != 0;
+    let outer_len = frame_len + hl - ethernet::HEADER_LEN;
+    let gre = if OUTER6 {
+        let (headers, gre) = d.split_at_mut(ETH_IPV6);
+        let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(headers));
+        // The template's flow label is zero, as `emit_outer` sends it.
+        ip.set_ver_tc_flow(tos, 0);
+        ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
+        if !fixed_ttl {
+            ip.set_hop_limit(ttl_in);
+        }
+        gre
+    } else {
+        let ident = *ip_ident;
+        *ip_ident = ident.wrapping_add(1);
+        let (headers, gre) = d.split_at_mut(ETH_IPV4);
+        let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(headers));
+        // A fixed TTL is the template's and in the base sum; an inherited one is written and added.
+        let (ttl, ttl_sum) = if fixed_ttl {
+            (None, 0)
+        } else {
+            (Some(ttl_in), ttl_in)
+        };
+        let base = t.ip4_base_sum;
+        outer_ipv4_fields_from(
+            &mut ip,
+            base,
+            tos,
+            outer_len,
+            ident,
+            Some(true),
+            ttl,
+            ttl_sum,
+        );
+        gre
+    };
+    // The template's protocol type is IPv4.
+    gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(gre::protocol::TEB);
+    Some(outer_len)
+}

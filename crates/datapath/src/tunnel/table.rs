@@ -94,6 +94,12 @@ pub mod fast {
     /// With an [`ENCAP_MASK`] shape: the outer TTL or hop limit is fixed (`ttl_set != 0`), not inherited. The
     /// encap pass's loop over packets into many tunnels takes it as part of the header's shape.
     pub const TTL_FIXED: u8 = 16;
+    /// A TEB tunnel's frames (from its bridge) take the template write: the [`ENCAP_MASK`] shape without a
+    /// GRE checksum (`ENCAP4_PLAIN`, `ENCAP4_KEY`, `ENCAP6_PLAIN` or `ENCAP6_KEY`), shifted by [`TEB_SHIFT`].
+    /// Bits of their own, so that no IP path ever takes a TEB tunnel's shape. 0: the general write (an
+    /// unresolved next hop, keepalives, a checksum, sequence numbers, `encap_limit`).
+    pub const TEB_MASK: u8 = 7 << TEB_SHIFT;
+    pub const TEB_SHIFT: u32 = 5;
 }
 
 /// What an ERSPAN tunnel (`mode = "erspan"`) does with what it receives: the mirrored frames of `session` leave
@@ -480,7 +486,19 @@ impl Tunnel {
             && self.inner_checks
                 & (inner_check::MSS_CLAMP | inner_check::ERSPAN | inner_check::TEB)
                 == 0;
+        let teb = if self.is_teb()
+            && self.resolved
+            && !self.keepalive_on
+            && !self.checksum
+            && self.inner_checks == inner_check::TEB
+            && self.erspan_tx.is_none()
+        {
+            self.encap_shape()
+        } else {
+            0
+        };
         self.fast = encap
+            | teb << fast::TEB_SHIFT
             | if decap { fast::DECAP } else { 0 }
             | if encap != 0 && self.ttl_set != 0 {
                 fast::TTL_FIXED
