@@ -17,10 +17,14 @@
 #
 # The OVS setup per scenario shape (GRE key 42, local 192.0.2.1, remote 198.51.100.7, as greway's bench configs):
 #   br-int  in0 (the inside vdev, ofport 1), gre0 (type=gre, key 42, ofport 2; packet_type=legacy_l3 for the IP
-#           scenarios, OVS's default Ethernet-in-GRE for *-teb-*)
+#           scenarios, OVS's default Ethernet-in-GRE for *-teb-*; *-over6-*: remote 2001:db8:ffff::7, as type=gre
+#           takes IPv6 too, where OVS's ip6gre carries Ethernet only; local 2001:db8:ffff::1 on br-phy's TAP; the
+#           peer on the link: an OVS route 2001:db8:ffff::7/128 on br-phy and a static tunnel neighbour
+#           2001:db8:ffff::7 at 02:00:00:00:00:fe)
 #   br-phy  up0 (the outside vdev, ofport 1); its TAP (LOCAL) has 192.0.2.1/24 and MAC 02:00:00:00:00:02, greway's
 #           outside address; OVS's own route (ovs/route/add) 198.51.100.7/32 via 192.0.2.254 and a static tunnel
-#           neighbour (tnl/neigh/set) 192.0.2.254 at 02:00:00:00:00:fe: no ARP. Flows LOCAL -> up0, up0 -> LOCAL
+#           neighbour (tnl/neigh/set) 192.0.2.254 at 02:00:00:00:00:fe: no ARP. Flows LOCAL -> up0 (over6: GRE only),
+#           up0 -> LOCAL
 #           (the packets for 192.0.2.1 terminate in gre0: tnl_pop).
 #   encap   in_port=in0, dl_dst=greway's inside MAC, ip(v6), destination in the tunnel's routes ->
 #           dec_ttl, output:gre0 (the router's work greway does: TTL, then the tunnel; teb: output:gre0 as is)
@@ -74,8 +78,10 @@ decap*) DIR=decap ;;
     exit 2
     ;;
 esac
+OVER6=false
 case $S in
 *-teb-*) SHAPE=teb ;;
+*-over6-*) SHAPE=ip4 OVER6=true ;;
 *6-*) SHAPE=ip6 ;;
 *) SHAPE=ip4 ;;
 esac
@@ -150,7 +156,8 @@ fi
 
 run ip netns add "$NS"
 run ip netns exec "$NS" ip link set lo up
-run ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+# (IPv6 stays on for an IPv6 transport: the tunnel's local address is on br-phy's TAP.)
+$OVER6 || run ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 if [[ $MODE == verify ]]; then
     run ip netns exec "$NS" ip link add vin type veth peer name vinj
     run ip netns exec "$NS" ip link set vin up
@@ -160,7 +167,12 @@ run ovs_start "$D" "$NS" other_config:dpdk-extra="$EAL_MEM --no-pci --file-prefi
     other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x2 other_config:per-port-memory="$PER_PORT_MEMORY" ||
     fail "ovs-vswitchd did not start with DPDK initialized"
 
-GRE_OPTS=(options:remote_ip=198.51.100.7 options:key=42)
+if $OVER6; then
+    GRE_TYPE=gre PEER=2001:db8:ffff::7
+else
+    GRE_TYPE=gre PEER=198.51.100.7
+fi
+GRE_OPTS=(options:remote_ip=$PEER options:key=42)
 [[ $SHAPE == teb ]] || GRE_OPTS+=(options:packet_type=legacy_l3)
 case $SHAPE in
 ip4) MATCH_ENCAP="ip,nw_dst=198.18.0.0/15" MATCH_DECAP="ip,nw_dst=10.0.0.0/24" ;;
@@ -178,13 +190,22 @@ fi
 run vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev fail-mode=secure \
     other-config:hwaddr=$GW_OUTSIDE_MAC
 run vsctl add-br br-int -- set bridge br-int datapath_type=netdev fail-mode=secure \
-    -- add-port br-int gre0 -- set interface gre0 type=gre ofport_request=2 "${GRE_OPTS[@]}"
+    -- add-port br-int gre0 -- set interface gre0 type=$GRE_TYPE ofport_request=2 "${GRE_OPTS[@]}"
 run wait_for 10 ip netns exec "$NS" ip link show br-phy
 run ip netns exec "$NS" ip addr add 192.0.2.1/24 dev br-phy
+$OVER6 && run ip netns exec "$NS" ip addr add 2001:db8:ffff::1/64 dev br-phy nodad
 run ip netns exec "$NS" ip link set br-phy up
-run appctl ovs/route/add 198.51.100.7/32 br-phy 192.0.2.254
-run appctl tnl/neigh/set br-phy 192.0.2.254 $UPSTREAM_MAC
-printf '%s\n' "priority=100,in_port=LOCAL,actions=output:1" "priority=100,in_port=1,actions=LOCAL" \
+if $OVER6; then
+    # The peer is on the link, as in greway's config (its neighbour entry).
+    run appctl ovs/route/add 2001:db8:ffff::7/128 br-phy
+    run appctl tnl/neigh/set br-phy 2001:db8:ffff::7 $UPSTREAM_MAC
+else
+    run appctl ovs/route/add 198.51.100.7/32 br-phy 192.0.2.254
+    run appctl tnl/neigh/set br-phy 192.0.2.254 $UPSTREAM_MAC
+fi
+# (Over IPv6 only GRE leaves: the TAP's own IPv6 packets, neighbour solicitations and MLD reports, stay.)
+if $OVER6; then OUT_MATCH="ipv6,nw_proto=47,"; else OUT_MATCH=""; fi
+printf '%s\n' "priority=100,in_port=LOCAL,${OUT_MATCH}actions=output:1" "priority=100,in_port=1,actions=LOCAL" \
     "priority=0,actions=drop" >"$D/br-phy.flows"
 printf '%s\n' "$FLOW_ENCAP" "$FLOW_DECAP" "priority=0,actions=drop" >"$D/br-int.flows"
 cat "$D/br-phy.flows" "$D/br-int.flows" >>"$LOG"

@@ -19,8 +19,8 @@
 #                                    greway, testpmd io and Open vSwitch with DPDK (Debian openvswitch-switch-dpdk,
 #                                    installed when missing; userspace datapath, one PMD thread on greway's worker
 #                                    core) on the same vdevs in the same run (scripts/bench-peers.sh, bench-ovs.sh,
-#                                    bench_peers.py); encap-64 decap-64 encap6-64 decap6-64 (and encap-teb-64
-#                                    decap-teb-64 when bench.py has them). First the capture twice through greway and
+#                                    bench_peers.py); encap-64 decap-64 encap6-64 decap6-64 encap-teb-64
+#                                    decap-teb-64 encap-over6-64 decap-over6-64 (those bench.py has). First the capture twice through greway and
 #                                    through OVS into a pcap, each output checked packet by packet; then PAIRS rounds
 #                                    of the three; OVS's rate is its egress port's tx over the PMD thread's CPU time.
 #                                    Each OVS run has its own database, run directory (/tmp/greway-bench-ovs.*) and

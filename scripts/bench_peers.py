@@ -38,7 +38,16 @@ class _Bench:
 bench = _Bench()
 
 # Scenarios OVS can be given (scripts/bench-ovs.sh), in the order they run by default; those bench.py has.
-OVS_SHAPES = ["encap-64", "decap-64", "encap6-64", "decap6-64", "encap-teb-64", "decap-teb-64"]
+OVS_SHAPES = [
+    "encap-64",
+    "decap-64",
+    "encap6-64",
+    "decap6-64",
+    "encap-teb-64",
+    "decap-teb-64",
+    "encap-over6-64",
+    "decap-over6-64",
+]
 
 
 def scenarios():
@@ -162,12 +171,13 @@ def check(scenario, out, name, output):
     decremented; decap: Ethernet from greway's inside MAC to the host / the inner packet, TTL decremented; TEB: the
     frame itself inside, or out as it was inside), and the last frames out are the capture's second pass, whole
     and in order."""
-    from scapy.all import GRE, IP, Ether, rdpcap, raw
+    from scapy.all import GRE, IP, IPv6, Ether, rdpcap, raw
     from scapy.utils import checksum
 
     cap = bench.SCENARIOS[scenario][0]
     inputs = [raw(p) for p in rdpcap(f"{out}/{cap}.pcap")]
     teb = "-teb-" in scenario
+    over6 = "-over6-" in scenario
     encap = scenario.startswith("encap")
     expected = []
     for f in inputs:
@@ -183,8 +193,19 @@ def check(scenario, out, name, output):
         e = Ether(f)
         why = None
         if encap:
-            if e.src != bench.GW_OUTSIDE_MAC or e.dst != bench.UPSTREAM_MAC or IP not in e or GRE not in e:
+            outer = IPv6 if over6 else IP
+            if e.src != bench.GW_OUTSIDE_MAC or e.dst != bench.UPSTREAM_MAC or outer not in e or GRE not in e:
                 why = f"not GRE from greway's outside MAC to the upstream router: {e.summary()}"
+            elif over6:
+                o, g = e[IPv6], e[GRE]
+                if (o.src, o.dst, o.nh, o.hlim, o.fl) != (bench.GW_OUTSIDE_IP6, bench.PEER_IP6, 47, 64, 0):
+                    why = f"outer IPv6 {o.src} -> {o.dst} next header {o.nh} hop limit {o.hlim} flow {o.fl}"
+                elif o.plen != len(f) - 54:
+                    why = f"outer payload length {o.plen} for a {len(f) - 54}-byte payload"
+                elif (g.key_present, g.key, g.proto, g.chksum_present, g.seqnum_present) != (1, 42, 0x0800, 0, 0):
+                    why = f"GRE key {g.key} proto {g.proto:#x} csum {g.chksum_present} seq {g.seqnum_present}"
+                else:
+                    got.append(raw(g.payload))
             else:
                 o, g = e[IP], e[GRE]
                 want_proto = 0x6558 if teb else (0x86DD if re.match(r"(en|de)cap6-", scenario) else 0x0800)
