@@ -544,6 +544,15 @@ remote = "198.51.100.11"
 [[bridge]]
 name = "hub"
 members = ["trunk.50", "l2-f", "l2-g"]
+[[tunnel]]
+name = "ip-h"
+local = "192.0.2.1"
+remote = "198.51.100.30"
+key = 30
+[[neighbor]]
+port = "inside"
+ip = "10.0.0.5"
+mac = "02:00:00:00:00:05"
 [[neighbor]]
 port = "outside"
 ip = "2001:db8:ffff::fe"
@@ -745,6 +754,44 @@ fn the_fast_passes_bridge_frames_as_the_general_rules_do() {
         hits = now;
     }
     assert_bursts_equal(&mut fast, &mut slow, &all, OUTSIDE, &[1, 5, 32]);
+    // TEB and IP packets mixed (IPv4 in GRE of the IP tunnel ip-h, to an inside neighbour), which the pass
+    // takes by different ways in turn.
+    let ip = ipv4(
+        [10, 30, 0, 1],
+        [10, 0, 0, 5],
+        17,
+        20,
+        0,
+        false,
+        &udp_payload(12),
+    );
+    let ip_gre = from_peer(
+        [198, 51, 100, 30],
+        &gre_hdr(false, Some(30), None, 0x0800, &ip),
+        &ip,
+    );
+    let mut mixed = Vec::new();
+    for (i, f) in bases.iter().enumerate() {
+        mixed.push(f.clone());
+        if i % 3 != 1 {
+            mixed.push(ip_gre.clone());
+        }
+    }
+    let before = fast.gw.fast_path_hits();
+    assert_bursts_equal(&mut fast, &mut slow, &mixed, OUTSIDE, &[4, 32]);
+    assert!(fast.gw.fast_path_hits() - before > 40);
+    let h = fast
+        .gw
+        .tables()
+        .tunnels
+        .iter()
+        .position(|t| t.name == "ip-h");
+    let sent = mixed.iter().filter(|f| **f == ip_gre).count() as u64;
+    assert_eq!(
+        fast.c.tunnels[h.unwrap()].decap,
+        2 * sent,
+        "ip-h decapsulated all"
+    );
     // The bursts went through the pass's TEB way, not around it.
     assert!(
         fast.gw.fast_path_hits() > 100,

@@ -232,7 +232,7 @@ impl<B: PacketBuf> Worker<B> {
     /// unchanged, for the general rules (which also say why a frame shorter than an Ethernet header, or of a
     /// tunnel in no bridge, is dropped). The pass's bytes: a frame sent is counted here; for one dropped the
     /// outer headers are (the pass counts what is left, as for every planned drop).
-    /// (Inline into its one caller, the pass's cold `decap_teb`.)
+    /// (Inline into its two callers: the pass's cold `decap_teb`, and the rest of a burst after a TEB packet.)
     #[inline(always)]
     pub(super) fn fast_teb<const NIC: bool>(
         &mut self,

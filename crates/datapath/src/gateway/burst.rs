@@ -577,6 +577,17 @@ impl<B: PacketBuf> Worker<B> {
                         leave_rest(plan, i);
                         return i > 0;
                     }
+                    if *code >= plan::DROP {
+                        self.count_planned_drop(p);
+                    }
+                    // A TEB packet: the rest of the burst tries the TEB way first.
+                    self.decap_rest_teb_first::<NIC>(
+                        tables,
+                        &mut pkts[i + 1..],
+                        &mut plan[i + 1..],
+                        c,
+                    );
+                    return true;
                 }
                 if *code >= plan::DROP {
                     self.count_planned_drop(p);
@@ -584,6 +595,40 @@ impl<B: PacketBuf> Worker<B> {
             }
         }
         true
+    }
+
+    /// The rest of an outside burst after a packet the TEB way took: each packet tries the TEB way
+    /// ([`Worker::fast_teb`]) first and the IP paths after it, so that a TEB burst does not pay for the IP paths'
+    /// match declining each of its packets (and the IP paths' loop keeps no state for it). The ways take disjoint
+    /// packets (GRE protocol 0x6558, or IPv4 and IPv6 inside) and the IP paths' caches change only on a packet
+    /// they take, so the order changes nothing but the work. The first packet no way takes ends the pass, as in
+    /// [`Worker::decap_pass`].
+    #[inline(never)]
+    fn decap_rest_teb_first<const NIC: bool>(
+        &mut self,
+        tables: &Tables,
+        pkts: &mut [B],
+        plan: &mut [u16],
+        c: &mut Counters,
+    ) {
+        for (i, (code, p)) in plan.iter_mut().zip(pkts.iter_mut()).enumerate() {
+            *code = self
+                .fast_teb::<NIC>(tables, p, c)
+                .map_or(plan::SLOW, plan::of);
+            if *code == plan::SLOW {
+                *code = Planned::code(self.fast_decap4::<NIC, true>(tables, p, c));
+                if *code == plan::SLOW {
+                    *code = self.decap_other(tables, p, c);
+                }
+                if *code == plan::SLOW {
+                    leave_rest(plan, i);
+                    return;
+                }
+            }
+            if *code >= plan::DROP {
+                self.count_planned_drop(p);
+            }
+        }
     }
 }
 
