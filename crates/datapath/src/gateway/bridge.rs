@@ -138,25 +138,13 @@ impl<B: PacketBuf> Worker<B> {
                 continue;
             };
             c.bridges[bi].flood_copies += 1;
-            match self.member_out_copy(tables, &mut copy, to, c) {
+            match self.member_out(tables, &mut copy, to, c) {
                 Verdict::Tx(p) => self.deferred.push((p, copy)),
                 Verdict::Drop(r) => c.drop_pkt(r),
                 Verdict::Hold(why) => self.hold_now(tables, copy, why, c),
             }
         }
-        self.member_out_copy(tables, pkt, members[last], c)
-    }
-
-    /// [`Worker::member_out`] out of line, for the flood's copies and last member.
-    #[inline(never)]
-    fn member_out_copy(
-        &mut self,
-        tables: &Tables,
-        pkt: &mut B,
-        to: Member,
-        c: &mut Counters,
-    ) -> Verdict {
-        self.member_out(tables, pkt, to, c)
+        self.member_out(tables, pkt, members[last], c)
     }
 
     /// A frame leaving the bridge by member `to`: out of its port (tagged for a VLAN member), or into its tunnel.
