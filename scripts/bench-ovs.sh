@@ -167,11 +167,7 @@ run ovs_start "$D" "$NS" other_config:dpdk-extra="$EAL_MEM --no-pci --file-prefi
     other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x2 other_config:per-port-memory="$PER_PORT_MEMORY" ||
     fail "ovs-vswitchd did not start with DPDK initialized"
 
-if $OVER6; then
-    GRE_TYPE=gre PEER=2001:db8:ffff::7
-else
-    GRE_TYPE=gre PEER=198.51.100.7
-fi
+if $OVER6; then PEER=2001:db8:ffff::7; else PEER=198.51.100.7; fi
 GRE_OPTS=(options:remote_ip=$PEER options:key=42)
 [[ $SHAPE == teb ]] || GRE_OPTS+=(options:packet_type=legacy_l3)
 case $SHAPE in
@@ -190,7 +186,7 @@ fi
 run vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev fail-mode=secure \
     other-config:hwaddr=$GW_OUTSIDE_MAC
 run vsctl add-br br-int -- set bridge br-int datapath_type=netdev fail-mode=secure \
-    -- add-port br-int gre0 -- set interface gre0 type=$GRE_TYPE ofport_request=2 "${GRE_OPTS[@]}"
+    -- add-port br-int gre0 -- set interface gre0 type=gre ofport_request=2 "${GRE_OPTS[@]}"
 run wait_for 10 ip netns exec "$NS" ip link show br-phy
 run ip netns exec "$NS" ip addr add 192.0.2.1/24 dev br-phy
 $OVER6 && run ip netns exec "$NS" ip addr add 2001:db8:ffff::1/64 dev br-phy nodad

@@ -192,10 +192,7 @@ impl<B: PacketBuf> Worker<B> {
         copy_header(d, &t.template, hl);
         if t.outer_v6() {
             let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(d));
-            // The template's flow label is zero.
-            ip.set_ver_tc_flow(tos, 0);
-            ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
-            ip.set_hop_limit(ttl);
+            outer_ipv6_fields(&mut ip, tos, outer_len, Some(ttl));
         } else {
             // (Only an IPv4 outer header takes an identification.)
             let ident = self.ip_ident;

@@ -967,12 +967,8 @@ pub(super) fn encap_write6<
     let outer_len = len + hl - ethernet::HEADER_LEN;
     let (headers, gre) = d.split_at_mut(ETH_IPV6);
     let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(headers));
-    // The template's flow label is zero, as `emit_outer` sends it.
-    ip.set_ver_tc_flow(tos, 0);
-    ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
-    if !FIXED_TTL {
-        ip.set_hop_limit(if f.ttl != 0 { f.ttl } else { hop_in });
-    }
+    let hop = (!FIXED_TTL).then_some(if f.ttl != 0 { f.ttl } else { hop_in });
+    outer_ipv6_fields(&mut ip, tos, outer_len, hop);
     if V6 && !O::FOR_V6 {
         // The template's protocol type is IPv4.
         gre::HeaderMut::new(checked_prefix_mut(gre)).set_protocol(ethertype::IPV6);
@@ -1019,12 +1015,7 @@ pub(super) fn frame_write<B: PacketBuf, const OUTER6: bool, const KEY: bool>(
     let gre = if OUTER6 {
         let (headers, gre) = d.split_at_mut(ETH_IPV6);
         let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(headers));
-        // The template's flow label is zero, as `emit_outer` sends it.
-        ip.set_ver_tc_flow(tos, 0);
-        ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
-        if !fixed_ttl {
-            ip.set_hop_limit(ttl_in);
-        }
+        outer_ipv6_fields(&mut ip, tos, outer_len, (!fixed_ttl).then_some(ttl_in));
         gre
     } else {
         let ident = *ip_ident;

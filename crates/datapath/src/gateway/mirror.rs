@@ -156,9 +156,7 @@ impl<B: PacketBuf> Worker<B> {
         };
         if t.outer_v6() {
             let (_, mut ip) = eth_ipv6_mut(checked_prefix_mut::<ETH_IPV6>(d));
-            ip.set_ver_tc_flow(t.tos_set, 0);
-            ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
-            ip.set_hop_limit(ttl);
+            outer_ipv6_fields(&mut ip, t.tos_set, outer_len, Some(ttl));
         } else {
             let (_, mut ip) = eth_ipv4_mut(checked_prefix_mut::<ETH_IPV4>(d));
             outer_ipv4_fields(&mut ip, t, t.tos_set, outer_len, ident, true, ttl);

@@ -893,6 +893,23 @@ fn outer_ipv4_fields(
     );
 }
 
+/// The per-packet fields of an outer IPv6 header written over a tunnel's template: the traffic class (the
+/// template's flow label is zero, and stays so), the payload length of an outer packet of `outer_len` bytes,
+/// and the hop limit (`None`: the template's stays, a fixed one).
+#[inline(always)]
+pub(super) fn outer_ipv6_fields(
+    ip: &mut ipv6::HeaderMut<'_>,
+    tos: u8,
+    outer_len: usize,
+    hop_limit: Option<u8>,
+) {
+    ip.set_ver_tc_flow(tos, 0);
+    ip.set_payload_len((outer_len - ipv6::HEADER_LEN) as u16);
+    if let Some(h) = hop_limit {
+        ip.set_hop_limit(h);
+    }
+}
+
 /// [`outer_ipv4_fields`] from the sum `base` of the template's words (the tunnel's `ip4_base_sum`): `ttl` is
 /// written (`None`: the template's stays), and `ttl_sum`'s word added to the sum (0 for a fixed TTL, whose word
 /// the base holds); DF as `df` says (`None`: the template and the base have it already).

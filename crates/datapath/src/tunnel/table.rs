@@ -486,12 +486,11 @@ impl Tunnel {
             && self.inner_checks
                 & (inner_check::MSS_CLAMP | inner_check::ERSPAN | inner_check::TEB)
                 == 0;
-        let teb = if self.is_teb()
+        // (A TEB tunnel with no other inner-packet rule: no `encap_limit`.)
+        let teb = if self.inner_checks == inner_check::TEB
             && self.resolved
             && !self.keepalive_on
             && !self.checksum
-            && self.inner_checks == inner_check::TEB
-            && self.erspan_tx.is_none()
         {
             self.encap_shape()
         } else {
